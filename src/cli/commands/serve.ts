@@ -1,0 +1,76 @@
+// `airflow-downgrade-guard serve`: the webhook and the coordinator (see src/serve/).
+import type { Command } from 'commander';
+import { loadServeConfig, ServeConfigError, splitList } from '../../serve/config.js';
+import { startGuard } from '../../serve/guard.js';
+import { createLogger } from '../../server/logger.js';
+
+interface ServeFlags {
+  config?: string;
+  host?: string;
+  port?: string;
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  certMode?: string;
+  kubeconfig?: string;
+  watchNamespaces?: string;
+  auditDatabaseUrl?: string;
+  metadataDatabaseUrl?: string;
+  identity?: string;
+  logLevel?: string;
+  maxConcurrentExecs?: string;
+  execTimeoutMs?: string;
+  drainTimeoutMs?: string;
+  leaseDurationSeconds?: string;
+  strict?: boolean;
+  trustedUsername?: string[];
+}
+
+export function register(program: Command): void {
+  program
+    .command('serve')
+    .description('run the HTTPS admission webhook and the drain coordinator (flags > ADG_* environment > --config file)')
+    .option('--config <file>', 'YAML or JSON file with any of the options below (camelCase) and `guard:` decision settings')
+    .option('--host <addr>', 'address to listen on (default 0.0.0.0)')
+    .option('--port <n>', 'HTTPS port (ADG_PORT, default 8443)')
+    .option('--cert-mode <mode>', 'files | self-managed (ADG_CERT_MODE, default files)')
+    .option('--tls-cert-file <file>', 'serving certificate, PEM (ADG_TLS_CERT_FILE)')
+    .option('--tls-key-file <file>', 'serving key, PEM (ADG_TLS_KEY_FILE)')
+    .option('--kubeconfig <file>', 'kubeconfig (KUBECONFIG); in-cluster configuration when unset')
+    .option('--watch-namespaces <a,b>', 'namespaces to guard (ADG_WATCH_NAMESPACES); all when empty')
+    .option('--audit-database-url <url>', 'Postgres URL of the audit store (ADG_AUDIT_DATABASE_URL)')
+    .option('--metadata-database-url <url>', "metadata DB for every release instead of the chart's <release>-metadata Secret (ADG_METADATA_DATABASE_URL)")
+    .option('--identity <name>', 'this replica in Leases (POD_NAME, default hostname)')
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (ADG_LOG_LEVEL)')
+    .option('--max-concurrent-execs <n>', 'downgrades running at once across releases (default 4)')
+    .option('--exec-timeout-ms <ms>', 'timeout of one downgrade command (default 900000)')
+    .option('--drain-timeout-ms <ms>', 'wait for old pods before deleting them (default 600000)')
+    .option('--lease-duration-seconds <s>', 'per-release Lease duration (default 15)')
+    .option('--strict', 'deny changes whose Airflow version cannot be determined')
+    .option('--trusted-username <user...>', 'users whose changes pass untouched (the guard adds its own ServiceAccount)')
+    .action(async (flags: ServeFlags) => {
+      let config;
+      try {
+        config = loadServeConfig({
+          ...flags,
+          ...(flags.watchNamespaces !== undefined ? { watchNamespaces: splitList(flags.watchNamespaces) } : {}),
+        });
+      } catch (error) {
+        if (error instanceof ServeConfigError) {
+          process.stderr.write(`airflow-downgrade-guard serve: ${error.message}\n`);
+          process.exitCode = 2;
+          return;
+        }
+        throw error;
+      }
+      const logger = createLogger({ level: config.logLevel });
+      const guard = await startGuard(config, logger);
+      await new Promise<void>((resolve) => {
+        const shutdown = (signal: string): void => {
+          logger.info({ signal }, 'shutting down');
+          guard.stop().finally(resolve);
+        };
+        process.once('SIGTERM', () => shutdown('SIGTERM'));
+        process.once('SIGINT', () => shutdown('SIGINT'));
+      });
+    });
+}

@@ -1,0 +1,1029 @@
+// The drain coordinator: for each release with a held rollout, one resumable operation
+//   confirm -> downgrade (exec in a pod of the newer version) -> verify -> drain -> release
+// driven by whichever replica holds the release's Lease. Every step is idempotent and its state is
+// written back to the operation's ConfigMap before the next one starts, so a restarted or other
+// replica resumes where the last one stopped.
+import { createHash } from 'node:crypto';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { ANNOTATIONS, type GuardConfig } from '../core/config.js';
+import { headIndex } from '../core/heads.js';
+import { releasePatch, type JsonPatchOperation } from '../core/hold.js';
+import { annotationsOf, isJsonObject, valueAt, type WorkloadKind } from '../core/objects.js';
+import { downgradeArgv, formatArgv, migrateArgv } from '../core/downgrade-command.js';
+import { pointer } from '../core/hold.js';
+import type { ReleaseState } from '../core/decide.js';
+import { readAlembicRevision } from '../db/alembic.js';
+import { isMigrationRunning } from '../db/migration-lock.js';
+import { Cluster, resourcePath, type JsonPatchOp } from '../k8s/cluster.js';
+import type { ExecOutcome, ExecRunner } from '../k8s/exec.js';
+import type { KubeRest } from '../k8s/rest.js';
+import { WatchCache } from '../k8s/watch-cache.js';
+import { Semaphore } from './semaphore.js';
+import {
+  DRAINED_ANNOTATION,
+  RUNNER_LABEL,
+  chooseExecPod,
+  podsBlockingRelease,
+  projectPod,
+  projectWorkload,
+  readDrainedRecord,
+  releaseStateFrom,
+  type PodRecord,
+  type WorkloadRecord,
+} from './release-view.js';
+import {
+  MANAGED_BY,
+  MANAGED_BY_LABEL,
+  OPERATION_DATA_KEY,
+  SCHEMA_MAY_HAVE_CHANGED,
+  isTerminal,
+  leaseName,
+  newOperation,
+  operationConfigMap,
+  operationConfigMapName,
+  parseOperation,
+  withStep,
+  type OperationState,
+  type Phase,
+  type StepName,
+  type StepRecord,
+} from './operation.js';
+
+export interface CoordinatorOptions {
+  config: GuardConfig;
+  /** This replica's name, written into Leases. */
+  identity: string;
+  /** Namespaces to watch; empty = all. */
+  namespaces: string[];
+  leaseDurationSeconds: number;
+  execTimeoutMs: number;
+  maxConcurrentExecs: number;
+  /** After this long waiting for old pods to go, they are deleted; after twice it, force-deleted. */
+  drainTimeoutMs: number;
+  /** How often every open operation is looked at even without a watch event. */
+  resyncMs: number;
+  /** How long to wait between attempts of a step that waits (pods starting, DB retries). */
+  pollMs: number;
+  /** Attempts of `confirm` while the metadata DB is unreachable before the release stays held. */
+  confirmAttempts: number;
+  /** The metadata DB of a release: Secret `<release>-metadata`, key `connection`, unless overridden. */
+  metadataSecretName: (release: string) => string;
+  metadataSecretKey: string;
+  /** Used instead of the Secret when set (all releases), e.g. for a DB reached through another address. */
+  databaseUrlOverride?: string;
+}
+
+export const DEFAULT_COORDINATOR_OPTIONS: Omit<CoordinatorOptions, 'config' | 'identity'> = {
+  namespaces: [],
+  leaseDurationSeconds: 15,
+  execTimeoutMs: 15 * 60_000,
+  maxConcurrentExecs: 4,
+  drainTimeoutMs: 10 * 60_000,
+  resyncMs: 2_000,
+  pollMs: 250,
+  confirmAttempts: 20,
+  metadataSecretName: (release) => `${release}-metadata`,
+  metadataSecretKey: 'connection',
+};
+
+export interface StepReport {
+  operation: OperationState;
+  step: StepName;
+  event: 'start' | 'end';
+  outcome?: StepRecord['outcome'];
+  durationMs?: number;
+  execPod?: string;
+  command?: string[];
+  exitCode?: number;
+  output?: string;
+  error?: string;
+  detail?: string;
+}
+
+export interface CoordinatorHooks {
+  onStep?: (report: StepReport) => void;
+  onPhase?: (operation: OperationState) => void;
+}
+
+export interface CoordinatorDeps {
+  kubeConfig: KubeConfig;
+  rest: KubeRest;
+  cluster: Cluster;
+  exec: ExecRunner;
+  logger: Logger;
+  hooks?: CoordinatorHooks;
+  readRevision?: (url: string) => Promise<string | null>;
+  migrationRunning?: (url: string) => Promise<boolean>;
+}
+
+interface OperationSummary {
+  namespace: string;
+  release: string;
+  id: string;
+  phase: Phase;
+  fromVersion: string;
+  toVersion: string;
+}
+
+type StepResult = { next: Phase; op: OperationState } | { wait: true; op: OperationState };
+
+const WORKLOAD_KINDS: WorkloadKind[] = ['Deployment', 'StatefulSet', 'Job', 'CronJob'];
+const KIND_PLURAL: Record<WorkloadKind, string> = {
+  Deployment: 'deployments',
+  StatefulSet: 'statefulsets',
+  Job: 'jobs',
+  CronJob: 'cronjobs',
+};
+
+export class Coordinator {
+  readonly workloads = new Map<WorkloadKind, WatchCache<WorkloadRecord>>();
+  pods!: WatchCache<PodRecord>;
+  operations!: WatchCache<OperationSummary>;
+  private readonly queue = new Map<string, { running: boolean; again: boolean }>();
+  private readonly execSlots: Semaphore;
+  private readonly lastRevision = new Map<string, string>();
+  private readonly drainStarted = new Map<string, number>();
+  private readonly runnerStarted = new Map<string, number>();
+  private resyncTimer?: NodeJS.Timeout;
+  private stopped = false;
+  private readonly inFlight = new Set<Promise<void>>();
+
+  constructor(
+    private readonly options: CoordinatorOptions,
+    private readonly deps: CoordinatorDeps,
+  ) {
+    this.execSlots = new Semaphore(options.maxConcurrentExecs);
+  }
+
+  // ---- lifecycle ---------------------------------------------------------------------------
+
+  start(): void {
+    const { config } = this.options;
+    for (const kind of WORKLOAD_KINDS) {
+      const cache = new WatchCache<WorkloadRecord>(this.deps.kubeConfig, this.deps.rest, {
+        name: kind,
+        paths: this.paths(kind),
+        project: (obj) => projectWorkload(kind, obj, config),
+        onChange: (_key, rec, prev) => {
+          const r = rec ?? prev;
+          if (r && (rec?.holdOperation || rec?.drained || prev?.holdOperation || prev?.drained)) this.schedule(r.namespace, r.release);
+        },
+        logger: this.deps.logger,
+      });
+      this.workloads.set(kind, cache);
+      cache.start();
+    }
+    this.pods = new WatchCache<PodRecord>(this.deps.kubeConfig, this.deps.rest, {
+      name: 'Pod',
+      paths: this.paths('Pod'),
+      project: (obj) => projectPod(obj, config),
+      onChange: (_key, rec, prev) => {
+        const r = rec ?? prev;
+        if (r && this.hasOpenOperation(r.namespace, r.release)) this.schedule(r.namespace, r.release);
+      },
+      logger: this.deps.logger,
+    });
+    this.pods.start();
+    this.operations = new WatchCache<OperationSummary>(this.deps.kubeConfig, this.deps.rest, {
+      name: 'Operation',
+      paths: this.paths('ConfigMap'),
+      labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY}`,
+      project: summariseOperation,
+      onChange: (_key, rec, prev) => {
+        const r = rec ?? prev;
+        if (r) this.schedule(r.namespace, r.release);
+      },
+      logger: this.deps.logger,
+    });
+    this.operations.start();
+    this.resyncTimer = setInterval(() => this.resync(), this.options.resyncMs);
+  }
+
+  /** True once every cache has listed once: the admission path then sees the whole cluster. */
+  get ready(): boolean {
+    return [...this.workloads.values()].every((c) => c.ready) && this.pods.ready && this.operations.ready;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.resyncTimer) clearInterval(this.resyncTimer);
+    for (const c of this.workloads.values()) c.stop();
+    this.pods?.stop();
+    this.operations?.stop();
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  /** What admission needs to know about a release, from the caches only (never waits). */
+  releaseState(namespace: string, release: string): ReleaseState {
+    const op = this.operations?.get(namespace, operationConfigMapName(release));
+    const operation = op && !isTerminal(op.phase) ? { id: op.id, fromVersion: op.fromVersion, toVersion: op.toVersion, phase: op.phase } : undefined;
+    return releaseStateFrom(
+      namespace,
+      release,
+      this.allWorkloads(),
+      this.pods?.values() ?? [],
+      operation,
+      this.lastRevision.get(`${namespace}/${release}`),
+    );
+  }
+
+  // ---- scheduling --------------------------------------------------------------------------
+
+  private paths(kind: WorkloadKind | 'Pod' | 'ConfigMap'): string[] {
+    const base = (ns?: string): string =>
+      kind === 'Pod' || kind === 'ConfigMap'
+        ? resourcePath(kind, ns)
+        : `${kind === 'Job' || kind === 'CronJob' ? '/apis/batch/v1' : '/apis/apps/v1'}${ns ? `/namespaces/${ns}` : ''}/${KIND_PLURAL[kind]}`;
+    return this.options.namespaces.length === 0 ? [base()] : this.options.namespaces.map((ns) => base(ns));
+  }
+
+  private *allWorkloads(): Iterable<WorkloadRecord> {
+    for (const cache of this.workloads.values()) yield* cache.values();
+  }
+
+  private hasOpenOperation(namespace: string, release: string): boolean {
+    const op = this.operations?.get(namespace, operationConfigMapName(release));
+    return op !== undefined && !isTerminal(op.phase);
+  }
+
+  private resync(): void {
+    const releases = new Set<string>();
+    for (const w of this.allWorkloads()) if (w.holdOperation || w.drained) releases.add(`${w.namespace}\u0000${w.release}`);
+    for (const op of this.operations.values()) if (!isTerminal(op.phase)) releases.add(`${op.namespace}\u0000${op.release}`);
+    for (const key of releases) {
+      const [ns, release] = key.split('\u0000') as [string, string];
+      this.schedule(ns, release);
+    }
+  }
+
+  /** Runs reconcile for a release, never two at once for the same release. */
+  schedule(namespace: string, release: string): void {
+    if (this.stopped) return;
+    const key = `${namespace}/${release}`;
+    const entry = this.queue.get(key);
+    if (entry) {
+      entry.again = true;
+      return;
+    }
+    const state = { running: true, again: false };
+    this.queue.set(key, state);
+    const run = async (): Promise<void> => {
+      try {
+        do {
+          state.again = false;
+          await this.reconcile(namespace, release).catch((error: unknown) => {
+            this.deps.logger.error({ namespace, release, err: (error as Error).message }, 'reconcile failed; will retry');
+          });
+        } while (state.again && !this.stopped);
+      } finally {
+        this.queue.delete(key);
+      }
+    };
+    const p = run();
+    this.inFlight.add(p);
+    void p.finally(() => this.inFlight.delete(p));
+  }
+
+  // ---- reconcile ---------------------------------------------------------------------------
+
+  private releaseWorkloads(namespace: string, release: string): WorkloadRecord[] {
+    return [...this.allWorkloads()].filter((w) => w.namespace === namespace && w.release === release);
+  }
+
+  async reconcile(namespace: string, release: string): Promise<void> {
+    const cmName = operationConfigMapName(release);
+    const cm = await this.deps.cluster.find<Record<string, unknown>>('ConfigMap', namespace, cmName);
+    let op = cm ? this.readOperation(cm) : undefined;
+    let cmVersion = cm ? String(valueAt(cm, ['metadata', 'resourceVersion']) ?? '') : undefined;
+    const held = this.releaseWorkloads(namespace, release).filter((w) => w.holdOperation);
+
+    const opening = held.find((w) => !op || (isTerminal(op.phase) && w.holdOperation !== op.id));
+    if (opening) {
+      const opened = await this.openOperation(opening, cmVersion);
+      if (!opened) return; // someone else opened it; their watch event brings us back
+      op = opened.op;
+      cmVersion = opened.resourceVersion;
+    }
+    if (!op || cmVersion === undefined) return;
+    if (op.phase === 'done') {
+      await this.restoreLateWorkloads(op);
+      return;
+    }
+    if (isTerminal(op.phase)) return;
+
+    const stillHeld = held.some((w) => w.holdOperation === op!.id);
+    const schemaTouched = SCHEMA_MAY_HAVE_CHANGED.includes(op.phase === 'held' ? (op.heldFrom ?? 'confirm') : op.phase);
+    if (!stillHeld && !schemaTouched && this.cachesReady()) {
+      // Every held object was changed back to the running version: nothing to downgrade.
+      await this.saveStep(op, cmVersion, 'cancel', 'ok', 0, 'no held workload remains: the change was reverted', 'cancelled');
+      return;
+    }
+    if (op.phase === 'held') return; // waits for `retry` or `abort`
+
+    if (!(await this.acquireLease(namespace, release))) return;
+    await this.drive(op, cmVersion);
+  }
+
+  private cachesReady(): boolean {
+    return this.ready;
+  }
+
+  private readOperation(cm: Record<string, unknown>): OperationState | undefined {
+    const text = valueAt(cm, ['data', OPERATION_DATA_KEY]);
+    if (typeof text !== 'string') return undefined;
+    try {
+      return parseOperation(text);
+    } catch (error) {
+      this.deps.logger.error({ err: (error as Error).message }, 'unreadable operation state; leaving it alone');
+      return undefined;
+    }
+  }
+
+  private async openOperation(
+    w: WorkloadRecord,
+    existingVersion: string | undefined,
+  ): Promise<{ op: OperationState; resourceVersion: string } | undefined> {
+    const obj = await this.deps.cluster.find(w.kind, w.namespace, w.name);
+    if (!obj) return undefined;
+    const a = annotationsOf(obj);
+    const id = a[ANNOTATIONS.operation];
+    const fromVersion = a[ANNOTATIONS.fromVersion];
+    const toVersion = a[ANNOTATIONS.toVersion];
+    const fromRevision = a[ANNOTATIONS.fromRevision];
+    const toRevision = a[ANNOTATIONS.toRevision];
+    if (!id || !fromVersion || !toVersion || !fromRevision || !toRevision) {
+      this.deps.logger.warn({ namespace: w.namespace, workload: `${w.kind}/${w.name}` }, 'held workload lacks operation annotations; not opening');
+      return undefined;
+    }
+    let op: OperationState;
+    try {
+      op = newOperation({
+        id,
+        namespace: w.namespace,
+        release: w.release,
+        fromVersion,
+        toVersion,
+        fromRevision,
+        toRevision,
+        openedBy: `${w.kind}/${w.name}`,
+        now: new Date(),
+      });
+    } catch (error) {
+      this.deps.logger.error({ err: (error as Error).message, workload: `${w.kind}/${w.name}` }, 'held workload has invalid operation annotations');
+      return undefined;
+    }
+    try {
+      const body = operationConfigMap(op, existingVersion);
+      const saved = existingVersion
+        ? await this.deps.cluster.replace('ConfigMap', op.namespace, operationConfigMapName(op.release), body)
+        : await this.deps.cluster.create('ConfigMap', op.namespace, body);
+      this.report({ operation: op, step: 'open', event: 'end', outcome: 'ok', durationMs: 0, detail: `opened by ${op.openedBy}: ${fromVersion} -> ${toVersion}` });
+      await this.emitEvent(op, 'Normal', 'DowngradeOpened', `Downgrade ${fromVersion} -> ${toVersion} (schema ${fromRevision} -> ${toRevision}) opened; rollout held until the schema matches`);
+      return { op, resourceVersion: String(valueAt(saved, ['metadata', 'resourceVersion']) ?? '') };
+    } catch (error) {
+      if ((error as { code?: number }).code === 409) return undefined;
+      throw error;
+    }
+  }
+
+  /** Runs steps until the operation waits, ends, is held, or this replica loses the Lease. */
+  private async drive(start: OperationState, startVersion: string): Promise<void> {
+    let op = start;
+    let version = startVersion;
+    for (let guard = 0; guard < 50 && !this.stopped; guard++) {
+      if (isTerminal(op.phase) || op.phase === 'held') return;
+      if (!(await this.acquireLease(op.namespace, op.release))) return;
+      const began = Date.now();
+      const step = phaseStep(op.phase);
+      let result: StepResult;
+      try {
+        result = await this.runPhase(op);
+      } catch (error) {
+        const message = (error as Error).message;
+        this.deps.logger.warn({ operation: op.id, phase: op.phase, err: message }, 'step failed; will retry');
+        this.report({ operation: op, step, event: 'end', outcome: 'waiting', durationMs: Date.now() - began, error: message });
+        this.later(op);
+        return;
+      }
+      if ('wait' in result) {
+        if (result.op !== op) version = await this.save(result.op, version);
+        this.later(result.op);
+        return;
+      }
+      const next = result.next;
+      const outcome: StepRecord['outcome'] = next === 'held' ? 'held' : 'ok';
+      const detail = next === 'held' ? result.op.heldReason : undefined;
+      const saved = await this.saveStep(result.op, version, step, outcome, Date.now() - began, detail, next);
+      if (!saved) return; // lost a race on the state: start over from the cluster
+      op = saved.op;
+      version = saved.resourceVersion;
+    }
+  }
+
+  private later(op: OperationState): void {
+    setTimeout(() => this.schedule(op.namespace, op.release), this.options.pollMs).unref();
+  }
+
+  private async runPhase(op: OperationState): Promise<StepResult> {
+    switch (op.phase) {
+      case 'confirm':
+        return this.confirm(op);
+      case 'downgrade':
+        return this.downgrade(op);
+      case 'verify':
+        return this.verify(op);
+      case 'drain':
+        return this.drain(op);
+      case 'release':
+        return this.release(op);
+      default:
+        return { wait: true, op };
+    }
+  }
+
+  // ---- steps -------------------------------------------------------------------------------
+
+  private async metadataUrl(op: OperationState): Promise<string> {
+    if (this.options.databaseUrlOverride) return this.options.databaseUrlOverride;
+    const name = this.options.metadataSecretName(op.release);
+    const secret = await this.deps.cluster.find('Secret', op.namespace, name);
+    if (!secret) throw new Error(`metadata Secret ${op.namespace}/${name} not found`);
+    const value = valueAt(secret, ['data', this.options.metadataSecretKey]);
+    if (typeof value !== 'string') throw new Error(`metadata Secret ${op.namespace}/${name} has no key '${this.options.metadataSecretKey}'`);
+    return Buffer.from(value, 'base64').toString('utf8');
+  }
+
+  private async readRevision(op: OperationState): Promise<string | null> {
+    const url = await this.metadataUrl(op);
+    const revision = this.deps.readRevision
+      ? await this.deps.readRevision(url)
+      : (await readAlembicRevision(url, { timeoutMs: 5000 })).revision;
+    if (revision) this.lastRevision.set(`${op.namespace}/${op.release}`, revision);
+    return revision;
+  }
+
+  private async migrationRunning(op: OperationState): Promise<boolean> {
+    const url = await this.metadataUrl(op);
+    return this.deps.migrationRunning ? this.deps.migrationRunning(url) : isMigrationRunning(url);
+  }
+
+  private hold(op: OperationState, reason: string): StepResult {
+    return { next: 'held', op: { ...op, heldReason: reason, heldFrom: op.phase } };
+  }
+
+  /** Step 1: where is the schema now? */
+  private async confirm(op: OperationState): Promise<StepResult> {
+    let revision: string | null;
+    try {
+      revision = await this.readRevision(op);
+    } catch (error) {
+      const attempts = op.attempts + 1;
+      const message = (error as Error).message;
+      if (attempts >= this.options.confirmAttempts) {
+        return this.hold({ ...op, attempts }, `cannot read the metadata database: ${message}`);
+      }
+      this.report({ operation: op, step: 'confirm', event: 'end', outcome: 'waiting', error: message, detail: `attempt ${attempts}` });
+      return { wait: true, op: { ...op, attempts } };
+    }
+    const detail = `database at ${revision ?? '(fresh)'}; running ${op.fromVersion} (${op.fromRevision}); target ${op.toVersion} (${op.toRevision})`;
+    this.report({ operation: op, step: 'confirm', event: 'end', outcome: 'ok', detail });
+    if (revision === op.toRevision) return { next: 'drain', op: { ...op, attempts: 0 } };
+    if (revision === op.fromRevision || isBetween(revision, op.toRevision, op.fromRevision)) {
+      return { next: 'downgrade', op: { ...op, attempts: 0 } };
+    }
+    return this.hold(op, `the metadata database is at revision ${revision ?? '(none)'}, which is neither ${op.fromVersion} (${op.fromRevision}) nor the target ${op.toVersion} (${op.toRevision}); nothing was changed`);
+  }
+
+  /** Steps 2 and 3: pick the pod, run the downgrade there, and deal with every way it can end. */
+  private async downgrade(op: OperationState): Promise<StepResult> {
+    if (await this.migrationRunning(op)) {
+      // A downgrade from an earlier attempt (lost connection, restarted guard) is still running.
+      this.report({ operation: op, step: 'downgrade', event: 'end', outcome: 'waiting', detail: 'a migration holds the database lock; waiting for it' });
+      return { wait: true, op };
+    }
+    const revision = await this.readRevision(op);
+    if (revision === op.toRevision) return { next: 'verify', op };
+
+    const pod = await this.execPod(op);
+    if (!pod) return { wait: true, op };
+    const withPod: OperationState = { ...op, execPod: pod };
+    const argv = downgradeArgv(op.toRevision);
+    const outcome = await this.runInPod(withPod, 'downgrade', argv);
+    if (outcome.exitCode === 0) return { next: 'verify', op: withPod };
+
+    // Failed, hung or lost: find out where the schema is before deciding anything.
+    if (await this.migrationRunning(withPod)) return { wait: true, op: withPod };
+    const after = await this.readRevision(withPod);
+    if (after === op.toRevision) return { next: 'verify', op: withPod };
+    const why = outcome.error ?? `exit code ${outcome.exitCode}`;
+    if (after === op.fromRevision) {
+      await this.deleteRunner(withPod);
+      return this.hold(withPod, `downgrade failed in pod ${pod.name} (${why}); the schema is unchanged at ${op.fromVersion}, the release keeps running it`);
+    }
+    return this.rollForward(withPod, after, why);
+  }
+
+  /** A downgrade that stopped halfway is migrated forward again with the newer image. */
+  private async rollForward(op: OperationState, at: string | null, why: string): Promise<StepResult> {
+    const argv = migrateArgv(op.fromRevision);
+    const outcome = await this.runInPod(op, 'roll-forward', argv);
+    const after = await this.readRevision(op);
+    await this.deleteRunner(op);
+    if (after === op.fromRevision) {
+      return this.hold(op, `downgrade stopped at revision ${at ?? '(none)'} (${why}); migrated forward again to ${op.fromRevision} so the running ${op.fromVersion} matches; the release stays held`);
+    }
+    return this.hold(op, `downgrade stopped at revision ${at ?? '(none)'} (${why}) and rolling forward failed (${outcome.error ?? `exit ${outcome.exitCode}`}, now at ${after ?? '(none)'}); OPERATOR ACTION NEEDED: the release stays held`);
+  }
+
+  private async runInPod(op: OperationState, step: 'downgrade' | 'roll-forward', argv: string[]): Promise<ExecOutcome> {
+    const pod = op.execPod!;
+    const command = formatArgv(argv);
+    this.report({ operation: op, step, event: 'start', execPod: pod.name, command: argv });
+    await this.emitEvent(op, 'Normal', step === 'downgrade' ? 'DowngradeRunning' : 'RollForwardRunning', `Running "${command}" in pod ${pod.name}`);
+    const release = await this.execSlots.acquire();
+    let outcome: ExecOutcome;
+    try {
+      outcome = await this.deps.exec({
+        namespace: op.namespace,
+        pod: pod.name,
+        container: pod.container,
+        argv,
+        timeoutMs: this.options.execTimeoutMs,
+        onOutput: (stream, text) => {
+          for (const line of text.split('\n')) {
+            if (line.trim()) this.deps.logger.info({ operation: op.id, pod: pod.name, stream, line: line.slice(0, 1000) }, 'exec output');
+          }
+        },
+      });
+    } finally {
+      release();
+    }
+    const ok = outcome.exitCode === 0;
+    const output = (outcome.stdout + outcome.stderr).slice(-4096);
+    this.report({
+      operation: op,
+      step,
+      event: 'end',
+      outcome: ok ? 'ok' : 'failed',
+      durationMs: outcome.durationMs,
+      execPod: pod.name,
+      command: argv,
+      ...(outcome.exitCode !== undefined ? { exitCode: outcome.exitCode } : {}),
+      output,
+      ...(outcome.error ? { error: outcome.error } : {}),
+    });
+    await this.emitEvent(
+      op,
+      ok ? 'Normal' : 'Warning',
+      ok ? (step === 'downgrade' ? 'DowngradeSucceeded' : 'RollForwardSucceeded') : step === 'downgrade' ? 'DowngradeFailed' : 'RollForwardFailed',
+      ok ? `"${command}" finished in ${outcome.durationMs} ms` : `"${command}" failed: ${outcome.error ?? `exit code ${outcome.exitCode}`}`,
+    );
+    return outcome;
+  }
+
+  /** A Running, Ready pod of the newer version; else a short-lived runner pod from its template. */
+  private async execPod(op: OperationState): Promise<OperationState['execPod'] | undefined> {
+    const chosen = chooseExecPod(this.pods.values(), op.release, op.namespace, op.fromRevision);
+    if (chosen) {
+      const runner = chosen.runnerFor === op.release;
+      if (!op.execPod || op.execPod.name !== chosen.name) {
+        this.report({ operation: op, step: 'choose-exec-pod', event: 'end', outcome: 'ok', execPod: chosen.name, detail: `${chosen.component} pod ${chosen.name}${runner ? ' (runner)' : ''}` });
+      }
+      return { name: chosen.name, container: chosen.container!, component: chosen.component, runner };
+    }
+    await this.ensureRunner(op);
+    return undefined;
+  }
+
+  private runnerName(op: OperationState): string {
+    const hash = createHash('sha256').update(`${op.namespace}/${op.release}/${op.id}`).digest('hex').slice(0, 10);
+    return `airflow-downgrade-guard-runner-${hash}`;
+  }
+
+  private async ensureRunner(op: OperationState): Promise<void> {
+    const name = this.runnerName(op);
+    if (this.pods.get(op.namespace, name) || (await this.deps.cluster.find('Pod', op.namespace, name))) return;
+    const template = await this.newerTemplate(op);
+    if (!template) {
+      throw new Error(`no running pod of ${op.fromVersion} and no pod template of it to start a runner from`);
+    }
+    const spec = runnerPodSpec(template.template, template.container);
+    const pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: {
+        name,
+        namespace: op.namespace,
+        labels: { [RUNNER_LABEL]: op.release.slice(0, 63), [MANAGED_BY_LABEL]: MANAGED_BY },
+        annotations: { [ANNOTATIONS.airflowVersion]: op.fromVersion, [ANNOTATIONS.operation]: op.id },
+      },
+      spec,
+    };
+    await this.deps.cluster.create('Pod', op.namespace, pod);
+    this.runnerStarted.set(op.id, Date.now());
+    this.report({ operation: op, step: 'choose-exec-pod', event: 'end', outcome: 'waiting', execPod: name, detail: `no pod of ${op.fromVersion} runs; started runner pod ${name} from ${template.source}` });
+    await this.emitEvent(op, 'Normal', 'RunnerPodStarted', `No pod of ${op.fromVersion} is running; started short-lived runner pod ${name} from ${template.source} to run the downgrade`);
+  }
+
+  private async deleteRunner(op: OperationState): Promise<void> {
+    const name = this.runnerName(op);
+    if (this.pods.get(op.namespace, name) || (await this.deps.cluster.find('Pod', op.namespace, name))) {
+      await this.deps.cluster.delete('Pod', op.namespace, name, 0);
+    }
+  }
+
+  /** The pod template of the newer version: a workload still on it, else one of its ReplicaSets. */
+  private async newerTemplate(op: OperationState): Promise<{ template: Record<string, unknown>; container: string; source: string } | undefined> {
+    const candidates = this.releaseWorkloads(op.namespace, op.release).filter(
+      (w) => w.head === op.fromRevision && (w.kind === 'Deployment' || w.kind === 'StatefulSet'),
+    );
+    for (const w of candidates) {
+      const obj = await this.deps.cluster.find(w.kind, w.namespace, w.name);
+      const template = valueAt(obj, ['spec', 'template']);
+      const rec = obj ? projectWorkload(w.kind, obj, this.options.config) : undefined;
+      if (isJsonObject(template) && rec) {
+        const container = mainContainerName(template, w.component);
+        if (container) return { template, container, source: `${w.kind.toLowerCase()}/${w.name}` };
+      }
+    }
+    const replicaSets = await this.deps.cluster.list('ReplicaSet', op.namespace);
+    for (const rs of replicaSets.items) {
+      const rec = projectWorkload('Deployment', rs, this.options.config);
+      const template = valueAt(rs, ['spec', 'template']);
+      if (rec && rec.release === op.release && rec.head === op.fromRevision && rec.role === 'metadata-db' && isJsonObject(template)) {
+        const container = mainContainerName(template, rec.component);
+        if (container) return { template, container, source: `replicaset/${String(valueAt(rs, ['metadata', 'name']))}` };
+      }
+    }
+    return undefined;
+  }
+
+  /** Step 4: the schema is where it should be. */
+  private async verify(op: OperationState): Promise<StepResult> {
+    const revision = await this.readRevision(op);
+    if (revision === op.toRevision) {
+      this.report({ operation: op, step: 'verify', event: 'end', outcome: 'ok', detail: `alembic_version = ${revision}` });
+      await this.emitEvent(op, 'Normal', 'SchemaVerified', `Metadata database at ${op.toVersion} schema (${revision}); draining ${op.fromVersion} pods`);
+      return { next: 'drain', op };
+    }
+    if (revision === op.fromRevision) return this.hold(op, `downgrade reported success but the schema is still at ${op.fromRevision}`);
+    if (!op.execPod) return this.hold(op, `schema at unexpected revision ${revision ?? '(none)'} after the downgrade`);
+    return this.rollForward(op, revision, `verification found ${revision ?? '(none)'} instead of ${op.toRevision}`);
+  }
+
+  /** Step 5: scale every DB-touching workload of the release to 0, suspend CronJobs, wait for old pods. */
+  private async drain(op: OperationState): Promise<StepResult> {
+    await this.deleteRunner(op);
+    for (const w of this.releaseWorkloads(op.namespace, op.release)) {
+      if (w.role !== 'metadata-db') continue;
+      if (w.kind === 'Deployment' || w.kind === 'StatefulSet') {
+        if (w.replicas > 0 || w.drained?.operation !== op.id) await this.scaleToZero(op, w);
+      } else if (w.kind === 'CronJob' && w.drained?.operation !== op.id) {
+        await this.suspendCronJob(op, w);
+      }
+    }
+    const blocking = podsBlockingRelease(this.pods.values(), op.release, op.namespace, op.toRevision);
+    if (blocking.length > 0) {
+      await this.pressStragglers(op, blocking);
+      return { wait: true, op };
+    }
+    this.drainStarted.delete(op.id);
+    this.report({ operation: op, step: 'drain', event: 'end', outcome: 'ok', detail: `no pod of ${op.fromVersion} left` });
+    await this.emitEvent(op, 'Normal', 'Drained', `No pod of ${op.fromVersion} is left; releasing the held rollout`);
+    return { next: 'release', op };
+  }
+
+  private async scaleToZero(op: OperationState, w: WorkloadRecord): Promise<void> {
+    const obj = await this.deps.cluster.find(w.kind, w.namespace, w.name);
+    if (!obj) return;
+    const replicas = valueAt(obj, ['spec', 'replicas']);
+    const current = typeof replicas === 'number' ? replicas : 1;
+    const earlier = readDrainedRecord(obj);
+    const record = earlier?.operation === op.id ? earlier : { operation: op.id, replicas: current };
+    const ops: JsonPatchOp[] = [
+      { op: 'test', path: '/metadata/resourceVersion', value: valueAt(obj, ['metadata', 'resourceVersion']) },
+      ...annotationOps(obj, DRAINED_ANNOTATION, JSON.stringify(record)),
+      { op: replicas === undefined ? 'add' : 'replace', path: '/spec/replicas', value: 0 },
+    ];
+    await this.deps.cluster.patch(w.kind, w.namespace, w.name, ops);
+    this.report({ operation: op, step: 'drain', event: 'start', detail: `${w.kind.toLowerCase()}/${w.name}: replicas ${current} -> 0` });
+    await this.emitEventOn(op, w.kind, w.name, 'Normal', 'Draining', `Scaled to 0 (was ${record.replicas}) so no ${op.fromVersion} pod runs against the ${op.toVersion} schema; restored on release`);
+  }
+
+  private async suspendCronJob(op: OperationState, w: WorkloadRecord): Promise<void> {
+    const obj = await this.deps.cluster.find(w.kind, w.namespace, w.name);
+    if (!obj) return;
+    const suspend = valueAt(obj, ['spec', 'suspend']) === true;
+    const ops: JsonPatchOp[] = [
+      { op: 'test', path: '/metadata/resourceVersion', value: valueAt(obj, ['metadata', 'resourceVersion']) },
+      ...annotationOps(obj, DRAINED_ANNOTATION, JSON.stringify({ operation: op.id, suspend })),
+      { op: 'add', path: '/spec/suspend', value: true },
+    ];
+    await this.deps.cluster.patch(w.kind, w.namespace, w.name, ops);
+    await this.emitEventOn(op, w.kind, w.name, 'Normal', 'Suspended', `Suspended during the downgrade to ${op.toVersion}; restored on release`);
+  }
+
+  /** Pods that outlive the drain timeout are deleted; past twice the timeout, force-deleted. */
+  private async pressStragglers(op: OperationState, blocking: PodRecord[]): Promise<void> {
+    const started = this.drainStarted.get(op.id) ?? Date.now();
+    this.drainStarted.set(op.id, started);
+    const waited = Date.now() - started;
+    if (waited < this.options.drainTimeoutMs) return;
+    const force = waited >= 2 * this.options.drainTimeoutMs;
+    for (const pod of blocking) {
+      if (pod.terminating && !force) continue;
+      await this.deps.cluster.delete('Pod', pod.namespace, pod.name, force ? 0 : undefined);
+      this.report({ operation: op, step: 'drain', event: 'end', outcome: 'waiting', detail: `${force ? 'force-' : ''}deleted pod ${pod.name} still running ${pod.version ?? 'an unknown version'} after ${Math.round(waited / 1000)} s` });
+      await this.emitEvent(op, 'Warning', 'DrainTimeout', `Pod ${pod.name} was still running after ${Math.round(waited / 1000)} s; ${force ? 'force-' : ''}deleted it`);
+    }
+  }
+
+  /** Step 6: give the held spec back its replicas and let it roll out. */
+  private async release(op: OperationState): Promise<StepResult> {
+    const waiting: string[] = [];
+    for (const w of this.releaseWorkloads(op.namespace, op.release)) {
+      if (w.holdOperation !== op.id && w.drained?.operation !== op.id) continue;
+      const restored = await this.restoreWorkload(op, w);
+      if (!restored) waiting.push(`${w.kind.toLowerCase()}/${w.name}`);
+    }
+    const detail = waiting.length
+      ? `released; still on ${op.fromVersion} and kept at 0 until their own update arrives: ${waiting.join(', ')}`
+      : 'released every held workload';
+    this.report({ operation: op, step: 'release', event: 'end', outcome: 'ok', detail });
+    await this.emitEvent(op, 'Normal', 'Released', `Schema at ${op.toVersion}; rollout released. ${waiting.length ? `Waiting for updates of ${waiting.join(', ')}` : ''}`.trim());
+    return { next: 'done', op };
+  }
+
+  /** Restores one workload if its spec is on the target version; false when it must keep waiting. */
+  private async restoreWorkload(op: OperationState, w: WorkloadRecord): Promise<boolean> {
+    const obj = await this.deps.cluster.find(w.kind, w.namespace, w.name);
+    if (!obj) return true;
+    const current = projectWorkload(w.kind, obj, this.options.config);
+    const onTarget = current?.head === op.toRevision;
+    const drained = readDrainedRecord(obj);
+    const held = annotationsOf(obj)[ANNOTATIONS.operation] === op.id;
+    if (!onTarget && !(held && !drained)) return false;
+    const ops: JsonPatchOp[] = [{ op: 'test', path: '/metadata/resourceVersion', value: valueAt(obj, ['metadata', 'resourceVersion']) }];
+    if (held) ops.push(...(releasePatch(obj) as JsonPatchOperation[]));
+    if (drained?.operation === op.id) {
+      ops.push({ op: 'remove', path: pointer(['metadata', 'annotations', DRAINED_ANNOTATION]) });
+      if (drained.replicas !== undefined) ops.push({ op: 'replace', path: '/spec/replicas', value: drained.replicas });
+      if (drained.suspend !== undefined) ops.push({ op: 'add', path: '/spec/suspend', value: drained.suspend });
+    }
+    if (ops.length === 1) return true;
+    await this.deps.cluster.patch(w.kind, w.namespace, w.name, dedupePaths(ops));
+    await this.emitEventOn(op, w.kind, w.name, 'Normal', 'Released', `Released onto the ${op.toVersion} schema${drained?.replicas !== undefined ? ` with ${drained.replicas} replicas` : ''}`);
+    return true;
+  }
+
+  /** After the operation: a workload drained on the old version comes back once its update arrives. */
+  private async restoreLateWorkloads(op: OperationState): Promise<void> {
+    for (const w of this.releaseWorkloads(op.namespace, op.release)) {
+      if (w.drained?.operation === op.id && w.head === op.toRevision) await this.restoreWorkload(op, w);
+      else if (w.holdOperation === op.id && w.head === op.toRevision) await this.restoreWorkload(op, w);
+    }
+  }
+
+  // ---- operator actions --------------------------------------------------------------------
+
+  /** Puts a held operation back to where it stopped (or to confirm) and drives it again. */
+  async retry(namespace: string, release: string, user: string): Promise<OperationState> {
+    return this.operatorAction(namespace, release, user, 'retry', (op) => {
+      if (op.phase !== 'held') throw new Error(`operation ${op.id} is ${op.phase}, not held: nothing to retry`);
+      const from = op.heldFrom ?? 'confirm';
+      const phase: Phase = from === 'drain' || from === 'release' ? from : 'confirm';
+      return { ...op, phase, heldReason: undefined, heldFrom: undefined, attempts: 0 } as OperationState;
+    });
+  }
+
+  /** Stops driving an operation; held workloads stay held (revert them or break-glass). */
+  async abort(namespace: string, release: string, user: string): Promise<OperationState> {
+    return this.operatorAction(namespace, release, user, 'abort', (op) => {
+      if (isTerminal(op.phase)) throw new Error(`operation ${op.id} already ended (${op.phase})`);
+      if (SCHEMA_MAY_HAVE_CHANGED.includes(op.phase)) {
+        throw new Error(`operation ${op.id} is in ${op.phase}: the schema is already at ${op.toVersion}; aborting now would leave no running code matching it — retry instead`);
+      }
+      return { ...op, phase: 'aborted' };
+    });
+  }
+
+  private async operatorAction(
+    namespace: string,
+    release: string,
+    user: string,
+    step: 'retry' | 'abort',
+    change: (op: OperationState) => OperationState,
+  ): Promise<OperationState> {
+    const cm = await this.deps.cluster.find('ConfigMap', namespace, operationConfigMapName(release));
+    const op = cm ? this.readOperation(cm) : undefined;
+    if (!cm || !op) throw new Error(`no operation for release ${namespace}/${release}`);
+    const next = change(op);
+    const saved = await this.saveStep(next, String(valueAt(cm, ['metadata', 'resourceVersion'])), step, 'ok', 0, `by ${user}`, next.phase);
+    if (!saved) throw new Error('the operation changed meanwhile; look again and retry');
+    this.schedule(namespace, release);
+    return saved.op;
+  }
+
+  // ---- persistence, leases, events, reports ------------------------------------------------
+
+  private async save(op: OperationState, resourceVersion: string): Promise<string> {
+    const updated = { ...op, updatedAt: new Date().toISOString() };
+    const saved = await this.deps.cluster.replace('ConfigMap', op.namespace, operationConfigMapName(op.release), operationConfigMap(updated, resourceVersion));
+    return String(valueAt(saved, ['metadata', 'resourceVersion']) ?? '');
+  }
+
+  private async saveStep(
+    op: OperationState,
+    resourceVersion: string,
+    step: StepName,
+    outcome: StepRecord['outcome'],
+    durationMs: number,
+    detail: string | undefined,
+    next: Phase,
+  ): Promise<{ op: OperationState; resourceVersion: string } | undefined> {
+    const now = new Date().toISOString();
+    const record: StepRecord = { step, outcome, at: now, durationMs, ...(detail ? { detail: detail.slice(0, 2000) } : {}) };
+    const updated = withStep({ ...op, phase: next, updatedAt: now }, record);
+    try {
+      const rv = await this.save(updated, resourceVersion);
+      this.deps.hooks?.onPhase?.(updated);
+      if (next === 'held') {
+        this.report({ operation: updated, step: 'hold', event: 'end', outcome: 'held', detail: updated.heldReason ?? '' });
+        await this.emitEvent(updated, 'Warning', 'DowngradeHeld', `Release held on ${op.fromVersion}: ${updated.heldReason ?? ''}`);
+      }
+      if (next === 'cancelled') await this.emitEvent(updated, 'Normal', 'DowngradeCancelled', detail ?? 'cancelled');
+      if (step === 'abort') await this.emitEvent(updated, 'Warning', 'DowngradeAborted', `Aborted ${detail ?? ''}; held workloads stay held until they are changed back to ${op.fromVersion}`);
+      return { op: updated, resourceVersion: rv };
+    } catch (error) {
+      if ((error as { code?: number }).code === 409) return undefined;
+      throw error;
+    }
+  }
+
+  private async acquireLease(namespace: string, release: string): Promise<boolean> {
+    const name = leaseName(release);
+    const now = new Date();
+    const nowText = now.toISOString().replace('Z', '000Z'); // MicroTime
+    const lease = await this.deps.cluster.find('Lease', namespace, name);
+    const spec = {
+      holderIdentity: this.options.identity,
+      leaseDurationSeconds: this.options.leaseDurationSeconds,
+      renewTime: nowText,
+    };
+    try {
+      if (!lease) {
+        await this.deps.cluster.create('Lease', namespace, {
+          apiVersion: 'coordination.k8s.io/v1',
+          kind: 'Lease',
+          metadata: { name, namespace, labels: { [MANAGED_BY_LABEL]: MANAGED_BY } },
+          spec: { ...spec, acquireTime: nowText, leaseTransitions: 0 },
+        });
+        return true;
+      }
+      const holder = valueAt(lease, ['spec', 'holderIdentity']);
+      const renew = Date.parse(String(valueAt(lease, ['spec', 'renewTime']) ?? ''));
+      const duration = Number(valueAt(lease, ['spec', 'leaseDurationSeconds']) ?? this.options.leaseDurationSeconds);
+      const expired = !Number.isFinite(renew) || renew + duration * 1000 < now.getTime();
+      if (holder !== this.options.identity && holder && !expired) return false;
+      if (holder === this.options.identity && Number.isFinite(renew) && now.getTime() - renew < (duration * 1000) / 3) return true;
+      const transitions = Number(valueAt(lease, ['spec', 'leaseTransitions']) ?? 0);
+      await this.deps.cluster.replace('Lease', namespace, name, {
+        ...(lease as Record<string, unknown>),
+        spec: {
+          ...spec,
+          acquireTime: holder === this.options.identity ? valueAt(lease, ['spec', 'acquireTime']) : nowText,
+          leaseTransitions: holder === this.options.identity ? transitions : transitions + 1,
+        },
+      });
+      return true;
+    } catch (error) {
+      if ((error as { code?: number }).code === 409) return false;
+      throw error;
+    }
+  }
+
+  private report(report: StepReport): void {
+    const { operation, ...rest } = report;
+    this.deps.logger.info(
+      { operationId: operation.id, namespace: operation.namespace, release: operation.release, ...rest },
+      `operation ${rest.step} ${rest.event}${rest.outcome ? ` ${rest.outcome}` : ''}`,
+    );
+    try {
+      this.deps.hooks?.onStep?.(report);
+    } catch (error) {
+      this.deps.logger.error({ err: (error as Error).message }, 'step hook failed');
+    }
+  }
+
+  /** An Event on every workload of the release that the operation holds or drained. */
+  private async emitEvent(op: OperationState, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+    const targets = this.releaseWorkloads(op.namespace, op.release).filter((w) => w.holdOperation === op.id || w.drained?.operation === op.id);
+    const [kind, name] = op.openedBy.split('/') as [WorkloadKind, string];
+    if (!targets.some((t) => t.kind === kind && t.name === name)) targets.push({ kind, name } as WorkloadRecord);
+    await Promise.all(targets.map((t) => this.emitEventOn(op, t.kind, t.name, type, reason, message)));
+  }
+
+  private async emitEventOn(op: OperationState, kind: WorkloadKind, name: string, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+    const now = new Date().toISOString();
+    const apiVersion = kind === 'Job' || kind === 'CronJob' ? 'batch/v1' : 'apps/v1';
+    const event = {
+      apiVersion: 'v1',
+      kind: 'Event',
+      metadata: { generateName: `${name.slice(0, 200)}.`, namespace: op.namespace },
+      involvedObject: { apiVersion, kind, name, namespace: op.namespace },
+      reason,
+      message: message.slice(0, 1024),
+      type,
+      source: { component: 'airflow-downgrade-guard' },
+      reportingComponent: 'airflow-downgrade-guard',
+      reportingInstance: this.options.identity,
+      firstTimestamp: now,
+      lastTimestamp: now,
+      count: 1,
+    };
+    try {
+      await this.deps.cluster.create('Event', op.namespace, event);
+    } catch (error) {
+      // Events are best effort: an operation never fails because one could not be written.
+      this.deps.logger.warn({ err: (error as Error).message, reason }, 'could not record event');
+    }
+  }
+}
+
+function phaseStep(phase: Phase): StepName {
+  switch (phase) {
+    case 'confirm':
+    case 'downgrade':
+    case 'verify':
+    case 'drain':
+    case 'release':
+      return phase;
+    default:
+      return 'hold';
+  }
+}
+
+/** A revision strictly between two heads of the chain (a downgrade that stopped halfway). */
+function isBetween(revision: string | null, lower: string, upper: string): boolean {
+  if (!revision) return false;
+  const i = headIndex(revision);
+  return i !== -1 && i > headIndex(lower) && i < headIndex(upper);
+}
+
+function summariseOperation(obj: unknown): OperationSummary | undefined {
+  const text = valueAt(obj, ['data', OPERATION_DATA_KEY]);
+  if (typeof text !== 'string') return undefined;
+  try {
+    const op = parseOperation(text);
+    return { namespace: op.namespace, release: op.release, id: op.id, phase: op.phase, fromVersion: op.fromVersion, toVersion: op.toVersion };
+  } catch {
+    return undefined;
+  }
+}
+
+function annotationOps(obj: unknown, key: string, value: string): JsonPatchOp[] {
+  const annotations = valueAt(obj, ['metadata', 'annotations']);
+  if (!isJsonObject(annotations)) return [{ op: 'add', path: '/metadata/annotations', value: { [key]: value } }];
+  return [{ op: 'add', path: pointer(['metadata', 'annotations', key]), value }];
+}
+
+/** Later operations on the same path win (release patch + replicas restore may both touch spec). */
+function dedupePaths(ops: JsonPatchOp[]): JsonPatchOp[] {
+  const seen = new Set<string>();
+  const out: JsonPatchOp[] = [];
+  for (let i = ops.length - 1; i >= 0; i--) {
+    const op = ops[i] as JsonPatchOp;
+    const key = `${op.op === 'test' ? 'test:' : ''}${op.path}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.unshift(op);
+  }
+  return out;
+}
+
+function mainContainerName(template: Record<string, unknown>, component: string): string | undefined {
+  const containers = valueAt(template, ['spec', 'containers']);
+  if (!Array.isArray(containers)) return undefined;
+  const names = containers.flatMap((c) => (isJsonObject(c) && typeof c.name === 'string' ? [c.name] : []));
+  return names.find((n) => n === component) ?? names[0];
+}
+
+/** The newer version's pod spec, reduced to its main container idling so we can exec into it. */
+function runnerPodSpec(template: Record<string, unknown>, container: string): Record<string, unknown> {
+  const spec = structuredClone(valueAt(template, ['spec']) as Record<string, unknown>);
+  const containers = (spec.containers as Array<Record<string, unknown>>).filter((c) => c.name === container);
+  for (const c of containers) {
+    c.command = ['sleep', 'infinity'];
+    delete c.args;
+    delete c.readinessProbe;
+    delete c.livenessProbe;
+    delete c.startupProbe;
+    delete c.ports;
+  }
+  spec.containers = containers;
+  delete spec.initContainers;
+  spec.restartPolicy = 'Never';
+  delete spec.nodeName;
+  return spec;
+}

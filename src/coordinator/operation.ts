@@ -1,0 +1,146 @@
+// One downgrade operation per release, kept in the cluster (a ConfigMap in the release's namespace)
+// so that any replica can resume it after a crash. Pure: naming, parsing, transitions.
+import { z } from 'zod';
+import { isValidRevision } from '../core/heads.js';
+import { parseAirflowVersion } from '../core/versions.js';
+
+export const PHASES = ['confirm', 'downgrade', 'verify', 'drain', 'release', 'done', 'held', 'aborted', 'cancelled'] as const;
+export type Phase = (typeof PHASES)[number];
+
+/** Phases in which the schema may already differ from what the release's running pods expect. */
+export const SCHEMA_MAY_HAVE_CHANGED: readonly Phase[] = ['verify', 'drain', 'release', 'done'];
+export const TERMINAL_PHASES: readonly Phase[] = ['done', 'aborted', 'cancelled'];
+
+export const STEP_NAMES = [
+  'open',
+  'confirm',
+  'choose-exec-pod',
+  'downgrade',
+  'roll-forward',
+  'verify',
+  'drain',
+  'release',
+  'hold',
+  'retry',
+  'abort',
+  'cancel',
+] as const;
+export type StepName = (typeof STEP_NAMES)[number];
+
+const version = z.string().refine((v) => parseAirflowVersion(v) !== undefined, 'not an Airflow version');
+const revision = z.string().refine(isValidRevision, 'not an alembic revision');
+
+const stepSchema = z.object({
+  step: z.enum(STEP_NAMES),
+  outcome: z.enum(['ok', 'failed', 'skipped', 'held', 'waiting']),
+  at: z.string(),
+  durationMs: z.number().nonnegative(),
+  detail: z.string().max(2000).optional(),
+});
+export type StepRecord = z.infer<typeof stepSchema>;
+
+export const operationSchema = z.object({
+  id: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/),
+  namespace: z.string().min(1).max(63),
+  release: z.string().min(1).max(253),
+  fromVersion: version,
+  toVersion: version,
+  fromRevision: revision,
+  toRevision: revision,
+  phase: z.enum(PHASES),
+  openedAt: z.string(),
+  updatedAt: z.string(),
+  openedBy: z.string().max(300),
+  execPod: z
+    .object({ name: z.string(), container: z.string(), component: z.string(), runner: z.boolean() })
+    .optional(),
+  heldReason: z.string().max(2000).optional(),
+  heldFrom: z.enum(PHASES).optional(),
+  attempts: z.number().int().nonnegative(),
+  steps: z.array(stepSchema).max(200),
+});
+export type OperationState = z.infer<typeof operationSchema>;
+
+export const OPERATION_CONFIGMAP_PREFIX = 'airflow-downgrade-guard-op-';
+export const OPERATION_DATA_KEY = 'operation.json';
+export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+export const MANAGED_BY = 'airflow-downgrade-guard';
+export const RELEASE_LABEL = 'airflow-downgrade-guard/release';
+
+export function operationConfigMapName(release: string): string {
+  return `${OPERATION_CONFIGMAP_PREFIX}${release}`.slice(0, 253);
+}
+
+export function leaseName(release: string): string {
+  return `airflow-downgrade-guard-${release}`.slice(0, 253);
+}
+
+export class OperationStateError extends Error {
+  override name = 'OperationStateError';
+}
+
+export function parseOperation(text: string): OperationState {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw new OperationStateError('operation state is not JSON');
+  }
+  const result = operationSchema.safeParse(raw);
+  if (!result.success) {
+    throw new OperationStateError(`operation state is invalid: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  }
+  return result.data;
+}
+
+export function operationConfigMap(op: OperationState, resourceVersion?: string): Record<string, unknown> {
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: {
+      name: operationConfigMapName(op.release),
+      namespace: op.namespace,
+      labels: { [MANAGED_BY_LABEL]: MANAGED_BY, [RELEASE_LABEL]: op.release.slice(0, 63) },
+      annotations: { 'airflow-downgrade-guard/phase': op.phase, 'airflow-downgrade-guard/operation': op.id },
+      ...(resourceVersion ? { resourceVersion } : {}),
+    },
+    data: { [OPERATION_DATA_KEY]: JSON.stringify(op) },
+  };
+}
+
+export function isTerminal(phase: Phase): boolean {
+  return TERMINAL_PHASES.includes(phase);
+}
+
+const MAX_STEPS = 200;
+
+/** The operation with one more step recorded (oldest dropped past the bound; the audit keeps all). */
+export function withStep(op: OperationState, step: StepRecord): OperationState {
+  const steps = [...op.steps, step];
+  return { ...op, steps: steps.slice(-MAX_STEPS) };
+}
+
+export interface NewOperation {
+  id: string;
+  namespace: string;
+  release: string;
+  fromVersion: string;
+  toVersion: string;
+  fromRevision: string;
+  toRevision: string;
+  openedBy: string;
+  now: Date;
+}
+
+export function newOperation(input: NewOperation): OperationState {
+  const at = input.now.toISOString();
+  return operationSchema.parse({
+    ...input,
+    now: undefined,
+    phase: 'confirm',
+    openedAt: at,
+    updatedAt: at,
+    attempts: 0,
+    steps: [{ step: 'open', outcome: 'ok', at, durationMs: 0, detail: `opened by ${input.openedBy}` }],
+  });
+}

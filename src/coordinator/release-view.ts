@@ -1,0 +1,216 @@
+// Slim records of the release's workloads and pods, projected from watched objects, and the pure
+// questions the admission path and the coordinator ask of them.
+import { ANNOTATIONS, type GuardConfig } from '../core/config.js';
+import { headForVersion } from '../core/heads.js';
+import { readHoldRecord } from '../core/hold.js';
+import { annotationsOf, isJsonObject, valueAt, type WorkloadKind } from '../core/objects.js';
+import { componentRole, identifyRelease, mainContainer, workloadVersion, type ComponentRole } from '../core/release.js';
+import { compareVersions, parseAirflowVersion } from '../core/versions.js';
+import type { ReleaseState } from '../core/decide.js';
+
+/** Annotation the coordinator writes when it drains a workload: what to restore on release. */
+export const DRAINED_ANNOTATION = 'airflow-downgrade-guard/drained';
+
+export interface DrainedRecord {
+  operation: string;
+  /** Deployments/StatefulSets: replicas before the drain (or the latest desired count since). */
+  replicas?: number;
+  /** CronJobs: spec.suspend before the drain. */
+  suspend?: boolean;
+}
+
+export interface WorkloadRecord {
+  kind: WorkloadKind;
+  namespace: string;
+  name: string;
+  release: string;
+  component: string;
+  role: ComponentRole;
+  version?: string;
+  head?: string;
+  replicas: number;
+  holdOperation?: string;
+  drained?: DrainedRecord;
+  /** Deployment paused / StatefulSet partition / Job or CronJob suspended (by anyone). */
+  resourceVersion: string;
+}
+
+export interface PodRecord {
+  namespace: string;
+  name: string;
+  release: string;
+  component: string;
+  role: ComponentRole;
+  version?: string;
+  head?: string;
+  phase: string;
+  ready: boolean;
+  terminating: boolean;
+  container?: string;
+  /** A runner pod the coordinator started for this release. */
+  runnerFor?: string;
+}
+
+export const RUNNER_LABEL = 'airflow-downgrade-guard/runner-for';
+
+export function readDrainedRecord(object: unknown): DrainedRecord | undefined {
+  const text = annotationsOf(object)[DRAINED_ANNOTATION];
+  if (!text) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (!isJsonObject(parsed) || typeof parsed.operation !== 'string') return undefined;
+    const record: DrainedRecord = { operation: parsed.operation };
+    if (typeof parsed.replicas === 'number' && Number.isInteger(parsed.replicas) && parsed.replicas >= 0) record.replicas = parsed.replicas;
+    if (typeof parsed.suspend === 'boolean') record.suspend = parsed.suspend;
+    return record;
+  } catch {
+    return undefined;
+  }
+}
+
+function versionFields(kind: WorkloadKind, object: unknown, component: string): { version?: string; head?: string } {
+  const v = workloadVersion(kind, object, component);
+  if (!v.known) return {};
+  const head = headForVersion(v.version);
+  return { version: v.version.text, ...(head ? { head } : {}) };
+}
+
+export function projectWorkload(kind: WorkloadKind, object: unknown, config: GuardConfig): WorkloadRecord | undefined {
+  if (!isJsonObject(object)) return undefined;
+  const identity = identifyRelease(kind, object, config);
+  if (!identity) return undefined;
+  const name = valueAt(object, ['metadata', 'name']);
+  const namespace = valueAt(object, ['metadata', 'namespace']);
+  if (typeof name !== 'string' || typeof namespace !== 'string') return undefined;
+  const replicasValue = valueAt(object, ['spec', 'replicas']);
+  const annotations = annotationsOf(object);
+  const record: WorkloadRecord = {
+    kind,
+    namespace,
+    name,
+    release: identity.release,
+    component: identity.component,
+    role: componentRole(identity.component),
+    replicas: kind === 'Deployment' || kind === 'StatefulSet' ? (typeof replicasValue === 'number' ? replicasValue : 1) : 0,
+    resourceVersion: String(valueAt(object, ['metadata', 'resourceVersion']) ?? ''),
+    ...versionFields(kind, object, identity.component),
+  };
+  const holdOperation = annotations[ANNOTATIONS.operation];
+  if (holdOperation && readHoldRecord(object)) record.holdOperation = holdOperation;
+  const drained = readDrainedRecord(object);
+  if (drained) record.drained = drained;
+  return record;
+}
+
+export function projectPod(object: unknown, config: GuardConfig): PodRecord | undefined {
+  if (!isJsonObject(object)) return undefined;
+  const name = valueAt(object, ['metadata', 'name']);
+  const namespace = valueAt(object, ['metadata', 'namespace']);
+  if (typeof name !== 'string' || typeof namespace !== 'string') return undefined;
+  const labels = valueAt(object, ['metadata', 'labels']);
+  const runnerFor = isJsonObject(labels) && typeof labels[RUNNER_LABEL] === 'string' ? (labels[RUNNER_LABEL] as string) : undefined;
+  // A pod is read like a workload whose pod template is the pod itself.
+  const asWorkload = { metadata: object.metadata, spec: { template: object } };
+  const identity = identifyRelease('Deployment', asWorkload, config);
+  if (!identity && !runnerFor) return undefined;
+  const component = identity?.component ?? 'runner';
+  const container = mainContainer('Deployment', asWorkload, component);
+  const conditions = valueAt(object, ['status', 'conditions']);
+  const ready =
+    Array.isArray(conditions) &&
+    conditions.some((c) => isJsonObject(c) && c.type === 'Ready' && c.status === 'True');
+  return {
+    namespace,
+    name,
+    release: identity?.release ?? (runnerFor as string),
+    component,
+    role: identity ? componentRole(component) : 'metadata-db',
+    phase: String(valueAt(object, ['status', 'phase']) ?? 'Pending'),
+    ready,
+    terminating: valueAt(object, ['metadata', 'deletionTimestamp']) !== undefined,
+    ...(container ? { container: container.name } : {}),
+    ...(runnerFor ? { runnerFor } : {}),
+    ...versionFields('Deployment', asWorkload, component),
+  };
+}
+
+function newest(versions: string[]): string | undefined {
+  let best: string | undefined;
+  for (const text of versions) {
+    const v = parseAirflowVersion(text);
+    const b = best ? parseAirflowVersion(best) : undefined;
+    if (v && (!b || compareVersions(v, b) > 0)) best = text;
+  }
+  return best;
+}
+
+/** Preference for the pod the downgrade runs in (DESIGN: api-server / webserver first, then scheduler). */
+const EXEC_PREFERENCE = ['api-server', 'webserver', 'web', 'scheduler'];
+
+function execRank(component: string): number {
+  const i = EXEC_PREFERENCE.indexOf(component);
+  return i === -1 ? EXEC_PREFERENCE.length : i;
+}
+
+/** A Running and Ready pod of the release on the given (newer) head, best component first. */
+export function chooseExecPod(pods: Iterable<PodRecord>, release: string, namespace: string, head: string): PodRecord | undefined {
+  const candidates = [...pods].filter(
+    (p) =>
+      p.namespace === namespace &&
+      p.release === release &&
+      p.head === head &&
+      p.phase === 'Running' &&
+      p.ready &&
+      !p.terminating &&
+      p.container !== undefined &&
+      (p.role === 'metadata-db' || p.runnerFor === release),
+  );
+  candidates.sort((a, b) => execRank(a.component) - execRank(b.component) || a.name.localeCompare(b.name));
+  return candidates[0];
+}
+
+/**
+ * Pods that must be gone before the held spec rolls out: every pod of the release that runs Airflow
+ * against the metadata DB and is not on the target head (pods of unknown version count: safe side).
+ */
+export function podsBlockingRelease(pods: Iterable<PodRecord>, release: string, namespace: string, targetHead: string): PodRecord[] {
+  return [...pods].filter(
+    (p) =>
+      p.namespace === namespace &&
+      p.release === release &&
+      (p.role === 'metadata-db' || p.runnerFor === release) &&
+      p.head !== targetHead &&
+      p.phase !== 'Succeeded' &&
+      p.phase !== 'Failed',
+  );
+}
+
+/** What the admission path knows about a release, from the caches only. */
+export function releaseStateFrom(
+  namespace: string,
+  release: string,
+  workloads: Iterable<WorkloadRecord>,
+  pods: Iterable<PodRecord>,
+  operation: ReleaseState['operation'] | undefined,
+  dbRevision: string | undefined,
+): ReleaseState {
+  const mine = [...workloads].filter((w) => w.namespace === namespace && w.release === release);
+  const running = [...pods].filter(
+    (p) => p.namespace === namespace && p.release === release && p.role === 'metadata-db' && p.phase === 'Running' && !p.terminating && p.version,
+  );
+  const runningVersion =
+    newest(running.map((p) => p.version as string)) ??
+    newest(mine.filter((w) => w.role === 'metadata-db' && w.replicas > 0 && w.version && !w.holdOperation).map((w) => w.version as string));
+  const state: ReleaseState = {
+    workloads: mine
+      .filter((w) => w.role === 'metadata-db' && (w.kind === 'Deployment' || w.kind === 'StatefulSet'))
+      .map((w) => ({ kind: w.kind, name: w.name, component: w.component, replicas: w.drained?.replicas ?? w.replicas, ...(w.version ? { version: w.version } : {}) })),
+  };
+  if (runningVersion) state.runningVersion = runningVersion;
+  if (dbRevision) state.dbRevision = dbRevision;
+  if (operation) state.operation = operation;
+  const head = runningVersion ? headForVersion(parseAirflowVersion(runningVersion)!) : undefined;
+  const exec = head ? chooseExecPod(pods, release, namespace, head) : undefined;
+  if (exec) state.execPod = { name: exec.name, component: exec.component };
+  return state;
+}

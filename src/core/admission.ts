@@ -1,0 +1,132 @@
+// Parse and validate admission.k8s.io/v1 AdmissionReview requests. Malformed input becomes an
+// AdmissionReviewError with a one-line message; valid input a normalised AdmissionRequest.
+import { z } from 'zod';
+import { isJsonObject, type WorkloadKind } from './objects.js';
+
+export class AdmissionReviewError extends Error {
+  override name = 'AdmissionReviewError';
+}
+
+const groupVersionKind = z.object({ group: z.string().max(253), version: z.string().min(1).max(63), kind: z.string().min(1).max(253) });
+const groupVersionResource = z.object({
+  group: z.string().max(253),
+  version: z.string().min(1).max(63),
+  resource: z.string().min(1).max(253),
+});
+
+const requestSchema = z.object({
+  uid: z.string().min(1).max(128).regex(/^[\x21-\x7e]+$/, 'must be printable without spaces'),
+  kind: groupVersionKind,
+  resource: groupVersionResource,
+  subResource: z.string().max(253).optional(),
+  requestKind: groupVersionKind.optional(),
+  requestResource: groupVersionResource.optional(),
+  requestSubResource: z.string().max(253).optional(),
+  name: z.string().max(253).optional(),
+  namespace: z.string().max(253).optional(),
+  operation: z.enum(['CREATE', 'UPDATE', 'DELETE', 'CONNECT']),
+  userInfo: z.object({
+    username: z.string().max(1024).optional(),
+    uid: z.string().max(1024).optional(),
+    groups: z.array(z.string().max(1024)).optional(),
+    extra: z.record(z.string(), z.array(z.string())).optional(),
+  }),
+  object: z.unknown().optional(),
+  oldObject: z.unknown().optional(),
+  dryRun: z.boolean().optional(),
+  options: z.unknown().optional(),
+});
+
+const reviewSchema = z.object({
+  apiVersion: z.literal('admission.k8s.io/v1', { error: "apiVersion must be 'admission.k8s.io/v1'" }),
+  kind: z.literal('AdmissionReview', { error: "kind must be 'AdmissionReview'" }),
+  request: requestSchema,
+});
+
+export type Operation = 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT';
+
+export interface AdmissionRequest {
+  uid: string;
+  kind: { group: string; version: string; kind: string };
+  resource: { group: string; version: string; resource: string };
+  subResource?: string;
+  operation: Operation;
+  /** '' when the request names none (cluster-scoped, or generateName on CREATE). */
+  namespace: string;
+  name: string;
+  userInfo: { username: string; uid?: string; groups: string[] };
+  object: unknown;
+  oldObject: unknown;
+  dryRun: boolean;
+  options?: unknown;
+}
+
+function oneLine(error: z.ZodError): string {
+  const issue = error.issues[0];
+  if (!issue) return 'invalid AdmissionReview';
+  const where = issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+  const more = error.issues.length > 1 ? ` (and ${error.issues.length - 1} more problem(s))` : '';
+  return `invalid AdmissionReview: ${where}${issue.message}${more}`;
+}
+
+/** Validates a parsed JSON value as an AdmissionReview v1 request; throws AdmissionReviewError. */
+export function parseAdmissionReview(input: unknown): AdmissionRequest {
+  if (!isJsonObject(input)) throw new AdmissionReviewError('invalid AdmissionReview: expected a JSON object');
+  const parsed = reviewSchema.safeParse(input);
+  if (!parsed.success) throw new AdmissionReviewError(oneLine(parsed.error));
+  const r = parsed.data.request;
+  const request: AdmissionRequest = {
+    uid: r.uid,
+    kind: r.kind,
+    resource: r.resource,
+    operation: r.operation,
+    namespace: r.namespace ?? '',
+    name: r.name ?? '',
+    userInfo: { username: r.userInfo.username ?? '', groups: r.userInfo.groups ?? [] },
+    object: r.object ?? null,
+    oldObject: r.oldObject ?? null,
+    dryRun: r.dryRun ?? false,
+  };
+  if (r.subResource) request.subResource = r.subResource;
+  if (r.userInfo.uid !== undefined) request.userInfo.uid = r.userInfo.uid;
+  if (r.options !== undefined) request.options = r.options;
+  requireObjectsOfGuardedRequest(request);
+  return request;
+}
+
+/** Parses AdmissionReview JSON text; throws AdmissionReviewError for text that is not JSON. */
+export function parseAdmissionReviewJson(text: string): AdmissionRequest {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new AdmissionReviewError(`invalid JSON: ${(error as Error).message.split('\n')[0]}`);
+  }
+  return parseAdmissionReview(value);
+}
+
+const GUARDED: ReadonlyArray<{ group: string; version: string; kind: WorkloadKind }> = [
+  { group: 'apps', version: 'v1', kind: 'Deployment' },
+  { group: 'apps', version: 'v1', kind: 'StatefulSet' },
+  { group: 'batch', version: 'v1', kind: 'Job' },
+  { group: 'batch', version: 'v1', kind: 'CronJob' },
+];
+
+/** The workload kind when the guard looks at this request (CREATE/UPDATE of the object itself), else undefined. */
+export function guardedWorkloadKind(request: Pick<AdmissionRequest, 'kind' | 'operation' | 'subResource'>): WorkloadKind | undefined {
+  if (request.operation !== 'CREATE' && request.operation !== 'UPDATE') return undefined;
+  if (request.subResource) return undefined; // scale and status updates change no template
+  const { group, version, kind } = request.kind;
+  return GUARDED.find((g) => g.group === group && g.version === version && g.kind === kind)?.kind;
+}
+
+function requireObjectsOfGuardedRequest(request: AdmissionRequest): void {
+  if (guardedWorkloadKind(request) === undefined) return;
+  const kind = request.kind.kind;
+  if (!isJsonObject(request.object) || !isJsonObject(request.object.metadata)) {
+    throw new AdmissionReviewError(`invalid AdmissionReview: request.object must be a ${kind} with metadata on ${request.operation}`);
+  }
+  if (request.operation === 'UPDATE' && (!isJsonObject(request.oldObject) || !isJsonObject(request.oldObject.metadata))) {
+    throw new AdmissionReviewError(`invalid AdmissionReview: request.oldObject must be a ${kind} with metadata on UPDATE`);
+  }
+}

@@ -1,0 +1,77 @@
+// The guard's decision configuration: which labels mark an Airflow release, strict mode, and
+// whose changes pass untouched. Validated with zod so a bad config file fails with one clear line.
+import { z } from 'zod';
+
+/** Every annotation the guard reads or writes starts with this prefix (fixed, not configurable). */
+export const ANNOTATION_PREFIX = 'airflow-downgrade-guard/';
+
+export const ANNOTATIONS = {
+  /** Set by users: the Airflow version of a workload whose image tag does not say it. */
+  airflowVersion: `${ANNOTATION_PREFIX}airflow-version`,
+  /** Set by users: let this change through untouched; the value is the reason, kept for audit. */
+  breakGlass: `${ANNOTATION_PREFIX}break-glass`,
+  /** Set by the guard: JSON record of what the hold changed and the previous values. */
+  hold: `${ANNOTATION_PREFIX}hold`,
+  operation: `${ANNOTATION_PREFIX}operation`,
+  fromVersion: `${ANNOTATION_PREFIX}from-version`,
+  toVersion: `${ANNOTATION_PREFIX}to-version`,
+  fromRevision: `${ANNOTATION_PREFIX}from-revision`,
+  toRevision: `${ANNOTATION_PREFIX}to-revision`,
+} as const;
+
+/** Annotations the guard writes with a hold and removes when it releases one. */
+export const HOLD_ANNOTATIONS: readonly string[] = [
+  ANNOTATIONS.hold,
+  ANNOTATIONS.operation,
+  ANNOTATIONS.fromVersion,
+  ANNOTATIONS.toVersion,
+  ANNOTATIONS.fromRevision,
+  ANNOTATIONS.toRevision,
+];
+
+// Kubernetes label keys: optional DNS prefix, then a name of at most 63 characters.
+const LABEL_KEY = /^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const labelKey = z.string().regex(LABEL_KEY, 'must be a Kubernetes label key');
+
+const markerSchema = z.strictObject({
+  key: labelKey,
+  /** When omitted, the key being present is enough. */
+  value: z.string().max(63).optional(),
+});
+
+export const guardConfigSchema = z.strictObject({
+  labels: z
+    .strictObject({
+      /** Extra label keys that name the release, for hand-written manifests. */
+      release: z.array(labelKey).default([]),
+      /** Extra label keys that name the component. */
+      component: z.array(labelKey).default([]),
+      /** Extra labels that mark a workload as Airflow (needed together with release and component keys). */
+      marker: z.array(markerSchema).default([]),
+    })
+    .default({ release: [], component: [], marker: [] }),
+  /** Deny changes whose Airflow version cannot be determined instead of allowing them with a warning. */
+  strict: z.boolean().default(false),
+  /** Users whose changes pass untouched: the guard's own ServiceAccount, so its patches are not held again. */
+  trustedUsernames: z.array(z.string().min(1).max(253)).default([]),
+});
+
+export type GuardConfig = z.infer<typeof guardConfigSchema>;
+export type GuardConfigInput = z.input<typeof guardConfigSchema>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export const DEFAULT_CONFIG: GuardConfig = Object.freeze(guardConfigSchema.parse({})) as GuardConfig;
+
+/** Validates a config object (e.g. parsed from YAML/JSON); throws ConfigError with one line per problem. */
+export function parseGuardConfig(input: unknown): GuardConfig {
+  const result = guardConfigSchema.safeParse(input ?? {});
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    const where = issue.path.length > 0 ? issue.path.join('.') : '(top level)';
+    return `${where}: ${issue.message}`;
+  });
+  throw new ConfigError(`invalid guard configuration: ${problems.join('; ')}`);
+}

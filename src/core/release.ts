@@ -1,0 +1,165 @@
+// Which Airflow release and component a workload belongs to, whether that component runs Airflow
+// code against the metadata database, and the Airflow version its main container runs.
+import { guardedWorkloadKind, type AdmissionRequest } from './admission.js';
+import { ANNOTATIONS, type GuardConfig } from './config.js';
+import { isAirflowRepository, printable, versionFromImage } from './images.js';
+import {
+  annotationsOf,
+  containersOf,
+  labelsOf,
+  podTemplateOf,
+  type ContainerInfo,
+  type WorkloadKind,
+} from './objects.js';
+import { parseAirflowVersion, type AirflowVersion } from './versions.js';
+
+export type LabelScheme = 'official-chart' | 'community-chart' | 'recommended-labels' | 'configured-labels';
+
+export interface ReleaseIdentity {
+  release: string;
+  /** '' when the labels name no component. */
+  component: string;
+  scheme: LabelScheme;
+}
+
+const RECOMMENDED = {
+  name: 'app.kubernetes.io/name',
+  instance: 'app.kubernetes.io/instance',
+  component: 'app.kubernetes.io/component',
+};
+
+function identifyFromLabels(labels: Record<string, string>, config: GuardConfig): ReleaseIdentity | undefined {
+  const release = labels.release;
+  if (labels.tier === 'airflow' && release) {
+    return { release, component: labels.component ?? '', scheme: 'official-chart' };
+  }
+  if (labels.app === 'airflow' && release) {
+    return { release, component: labels.component ?? '', scheme: 'community-chart' };
+  }
+  const instance = labels[RECOMMENDED.instance];
+  if (labels[RECOMMENDED.name] === 'airflow' && instance) {
+    return { release: instance, component: labels[RECOMMENDED.component] ?? '', scheme: 'recommended-labels' };
+  }
+  return identifyFromConfiguredLabels(labels, config);
+}
+
+function identifyFromConfiguredLabels(labels: Record<string, string>, config: GuardConfig): ReleaseIdentity | undefined {
+  const { marker, release: releaseKeys, component: componentKeys } = config.labels;
+  if (marker.length === 0 || releaseKeys.length === 0) return undefined;
+  const marked = marker.some((m) => labels[m.key] !== undefined && (m.value === undefined || labels[m.key] === m.value));
+  if (!marked) return undefined;
+  const release = releaseKeys.map((k) => labels[k]).find((v) => v);
+  if (!release) return undefined;
+  const component = componentKeys.map((k) => labels[k]).find((v) => v) ?? '';
+  return { release, component, scheme: 'configured-labels' };
+}
+
+/** Release and component from the workload's labels, else its pod template's; undefined when not Airflow. */
+export function identifyRelease(kind: WorkloadKind, object: unknown, config: GuardConfig): ReleaseIdentity | undefined {
+  return (
+    identifyFromLabels(labelsOf(object), config) ?? identifyFromLabels(labelsOf(podTemplateOf(kind, object)), config)
+  );
+}
+
+/** The release a guarded request's object belongs to, or undefined (not guarded, or not Airflow). */
+export function releaseOf(request: AdmissionRequest, config: GuardConfig): string | undefined {
+  const kind = guardedWorkloadKind(request);
+  return kind ? identifyRelease(kind, request.object, config)?.release : undefined;
+}
+
+export type ComponentRole = 'metadata-db' | 'no-metadata-db' | 'unrecognised';
+
+// Components that run Airflow code against the metadata database (official, community and Bitnami names).
+const METADATA_DB_COMPONENTS = new Set([
+  'scheduler',
+  'webserver',
+  'web',
+  'api-server',
+  'execution-api-server',
+  'triggerer',
+  'dag-processor',
+  'worker',
+  'run-airflow-migrations',
+  'create-user-job',
+  'create-user',
+  'database-cleanup',
+  'db-migrations',
+  'sync-users',
+  'sync-connections',
+  'sync-variables',
+  'sync-pools',
+]);
+
+// Never Airflow code against the metadata DB. pgbouncer carries the downgrade's own connection;
+// flower only reads the Celery broker and result backend; the pod cleanup CronJob only talks to
+// the Kubernetes API.
+const NO_METADATA_DB_COMPONENTS = new Set([
+  'pgbouncer',
+  'pgbouncer-exporter',
+  'statsd',
+  'redis',
+  'flower',
+  'airflow-cleanup-pods',
+  'cleanup-pods',
+  'cleanup',
+  'postgresql',
+]);
+
+export function componentRole(component: string): ComponentRole {
+  if (METADATA_DB_COMPONENTS.has(component) || /^worker-[a-z0-9-]+$/.test(component)) return 'metadata-db';
+  if (NO_METADATA_DB_COMPONENTS.has(component)) return 'no-metadata-db';
+  return 'unrecognised';
+}
+
+export type WorkloadVersion =
+  | { known: true; version: AirflowVersion; source: 'annotation' | 'image'; container?: string; image?: string }
+  | { known: false; reason: string; container?: string; image?: string };
+
+function mainContainerNames(component: string): string[] {
+  const names = [component, `airflow-${component}`];
+  if (component.startsWith('worker-')) names.push('worker', 'airflow-worker');
+  if (component === 'web') names.push('webserver', 'airflow-webserver');
+  return names;
+}
+
+/**
+ * The container whose image is the component's Airflow: the one named after the component, else
+ * the first with an Airflow image and version, else the only container. Init containers never
+ * count (with `useDefaultImageForMigration` they run the chart's default image).
+ */
+export function mainContainer(kind: WorkloadKind, object: unknown, component: string): ContainerInfo | undefined {
+  const containers = containersOf(podTemplateOf(kind, object));
+  const names = component ? mainContainerNames(component) : [];
+  const named = names.map((n) => containers.find((c) => c.name === n)).find((c) => c !== undefined);
+  if (named) return named;
+  const airflowImage = containers.find((c) => {
+    const v = versionFromImage(c.image);
+    return v.known && isAirflowRepository(v.image);
+  });
+  if (airflowImage) return airflowImage;
+  return containers.length === 1 ? containers[0] : undefined;
+}
+
+function versionAnnotation(kind: WorkloadKind, object: unknown): string | undefined {
+  return annotationsOf(object)[ANNOTATIONS.airflowVersion] ?? annotationsOf(podTemplateOf(kind, object))[ANNOTATIONS.airflowVersion];
+}
+
+/** The Airflow version a workload runs: the explicit annotation wins over the main container's tag. */
+export function workloadVersion(kind: WorkloadKind, object: unknown, component: string): WorkloadVersion {
+  const container = mainContainer(kind, object, component);
+  const where = container ? { container: container.name, image: container.image } : {};
+  const annotated = versionAnnotation(kind, object);
+  if (annotated !== undefined) {
+    const version = parseAirflowVersion(annotated.trim());
+    if (version) return { known: true, version, source: 'annotation', ...where };
+    return {
+      known: false,
+      reason: `annotation ${ANNOTATIONS.airflowVersion} '${printable(annotated, 40)}' is not an Airflow version`,
+      ...where,
+    };
+  }
+  if (!container) return { known: false, reason: 'no Airflow container found in the pod template' };
+  const fromImage = versionFromImage(container.image);
+  if (!fromImage.known) return { known: false, reason: `container '${printable(container.name, 63)}': ${fromImage.reason}`, ...where };
+  return { known: true, version: fromImage.version, source: 'image', ...where };
+}

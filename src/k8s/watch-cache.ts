@@ -1,0 +1,181 @@
+// List + watch one resource into a map of slim records (only what the guard needs, so watching
+// hundreds of releases stays cheap). Resumes from the last resourceVersion; a 410 Gone or any
+// error relists after a backoff. The admission path only ever reads the map.
+import { Watch, type KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { KubeRest } from './rest.js';
+
+interface WatchedObject {
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string };
+}
+
+export interface WatchCacheOptions<T> {
+  name: string;
+  /** List path, e.g. /apis/apps/v1/deployments or /apis/apps/v1/namespaces/x/deployments. */
+  paths: string[];
+  labelSelector?: string;
+  /** The slim record kept for an object, or undefined to ignore it. */
+  project: (obj: unknown) => T | undefined;
+  onChange?: (key: string, record: T | undefined, previous: T | undefined) => void;
+  logger?: Logger;
+  /** Relist backoff bounds. */
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+export class WatchCache<T> {
+  private readonly records = new Map<string, T>();
+  private readonly synced = new Set<string>();
+  private stopped = false;
+  private readonly aborts = new Set<AbortController>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  relists = 0;
+
+  constructor(
+    private readonly kubeConfig: KubeConfig,
+    private readonly rest: KubeRest,
+    private readonly options: WatchCacheOptions<T>,
+  ) {}
+
+  start(): void {
+    for (const path of this.options.paths) void this.run(path, 0);
+  }
+
+  /** True once every path has completed its first list. */
+  get ready(): boolean {
+    return this.synced.size === this.options.paths.length;
+  }
+
+  get size(): number {
+    return this.records.size;
+  }
+
+  get(namespace: string, name: string): T | undefined {
+    return this.records.get(`${namespace}/${name}`);
+  }
+
+  values(): IterableIterator<T> {
+    return this.records.values();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const a of this.aborts) a.abort();
+    for (const t of this.timers) clearTimeout(t);
+  }
+
+  private async run(path: string, failures: number): Promise<void> {
+    if (this.stopped) return;
+    try {
+      const resourceVersion = await this.relist(path);
+      this.synced.add(path);
+      await this.watchFrom(path, resourceVersion);
+      this.retryLater(path, 0);
+    } catch (error) {
+      this.options.logger?.warn({ cache: this.options.name, path, err: (error as Error).message }, 'watch failed; relisting');
+      this.retryLater(path, failures + 1);
+    }
+  }
+
+  private retryLater(path: string, failures: number): void {
+    if (this.stopped) return;
+    const min = this.options.minBackoffMs ?? 200;
+    const max = this.options.maxBackoffMs ?? 5_000;
+    const delay = failures === 0 ? 0 : Math.min(max, min * 2 ** (failures - 1));
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      void this.run(path, failures);
+    }, delay);
+    this.timers.add(timer);
+  }
+
+  private async relist(path: string): Promise<string> {
+    this.relists++;
+    const list = await this.rest.request<{ metadata?: { resourceVersion?: string }; items?: unknown[] }>('GET', path, {
+      query: { labelSelector: this.options.labelSelector },
+      timeoutMs: 30_000,
+    });
+    const seen = new Set<string>();
+    for (const item of list.items ?? []) {
+      const key = keyOf(item as WatchedObject);
+      if (!key) continue;
+      seen.add(key);
+      this.put(key, item);
+    }
+    // Objects deleted while we were not watching.
+    const prefix = namespacePrefix(path);
+    for (const key of [...this.records.keys()]) {
+      if (!seen.has(key) && (prefix === undefined || key.startsWith(prefix))) this.drop(key);
+    }
+    return list.metadata?.resourceVersion ?? '';
+  }
+
+  /** Watches until the stream ends; resolves normally on a clean end, rejects on errors and 410. */
+  private watchFrom(path: string, resourceVersion: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let lastRv = resourceVersion;
+      const watch = new Watch(this.kubeConfig);
+      watch
+        .watch(
+          path,
+          {
+            resourceVersion: lastRv,
+            allowWatchBookmarks: true,
+            labelSelector: this.options.labelSelector,
+            timeoutSeconds: 300,
+          },
+          (type: string, obj: unknown) => {
+            const meta = (obj as WatchedObject).metadata;
+            if (type === 'ERROR') {
+              reject(new Error(`watch error: ${JSON.stringify(obj).slice(0, 200)}`));
+              return;
+            }
+            if (meta?.resourceVersion) lastRv = meta.resourceVersion;
+            if (type === 'BOOKMARK') return;
+            const key = keyOf(obj as WatchedObject);
+            if (!key) return;
+            if (type === 'DELETED') this.drop(key);
+            else this.put(key, obj);
+          },
+          (err: unknown) => {
+            if (err) reject(err instanceof Error ? err : new Error(String(err)));
+            else resolve();
+          },
+        )
+        .then((controller) => {
+          this.aborts.add(controller);
+          if (this.stopped) controller.abort();
+        })
+        .catch(reject);
+    });
+  }
+
+  private put(key: string, obj: unknown): void {
+    const record = this.options.project(obj);
+    const previous = this.records.get(key);
+    if (record === undefined) {
+      if (previous !== undefined) this.drop(key);
+      return;
+    }
+    this.records.set(key, record);
+    this.options.onChange?.(key, record, previous);
+  }
+
+  private drop(key: string): void {
+    const previous = this.records.get(key);
+    if (previous === undefined) return;
+    this.records.delete(key);
+    this.options.onChange?.(key, undefined, previous);
+  }
+}
+
+function keyOf(obj: WatchedObject): string | undefined {
+  const name = obj.metadata?.name;
+  if (!name) return undefined;
+  return `${obj.metadata?.namespace ?? ''}/${name}`;
+}
+
+function namespacePrefix(path: string): string | undefined {
+  const m = /\/namespaces\/([^/]+)\//.exec(path);
+  return m ? `${decodeURIComponent(m[1] as string)}/` : undefined;
+}

@@ -1,0 +1,122 @@
+// `serve` configuration: flags win over environment variables (the names the install manifests
+// set, src/install/serve-contract.ts), which win over a config file (YAML or JSON). Validated at
+// start: every problem is reported in one clear message and the process exits 2.
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { guardConfigSchema, type GuardConfig } from '../core/config.js';
+import { SERVE_ENV } from '../install/serve-contract.js';
+
+const positiveMs = z.coerce.number().int().positive();
+
+export const serveConfigSchema = z.strictObject({
+  host: z.string().default('0.0.0.0'),
+  port: z.coerce.number().int().min(0).max(65535).default(8443),
+  certMode: z.enum(['files', 'self-managed']).default('files'),
+  tlsCertFile: z.string().optional(),
+  tlsKeyFile: z.string().optional(),
+  tlsSecretName: z.string().default('airflow-downgrade-guard-tls'),
+  serviceName: z.string().default('airflow-downgrade-guard'),
+  webhookConfigurationName: z.string().default('airflow-downgrade-guard'),
+  kubeconfig: z.string().optional(),
+  podNamespace: z.string().default('airflow-downgrade-guard'),
+  identity: z.string().min(1),
+  watchNamespaces: z.array(z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a namespace name')).default([]),
+  auditDatabaseUrl: z.string().optional(),
+  metadataDatabaseUrl: z.string().optional(),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  maxConcurrentExecs: z.coerce.number().int().min(1).max(64).default(4),
+  execTimeoutMs: positiveMs.default(15 * 60_000),
+  drainTimeoutMs: positiveMs.default(10 * 60_000),
+  leaseDurationSeconds: z.coerce.number().int().min(2).max(300).default(15),
+  resyncMs: positiveMs.default(2_000),
+  pollMs: positiveMs.default(250),
+  guard: guardConfigSchema.default(guardConfigSchema.parse({})),
+});
+
+export type ServeConfig = z.infer<typeof serveConfigSchema> & { guard: GuardConfig };
+
+export class ServeConfigError extends Error {
+  override name = 'ServeConfigError';
+}
+
+type Flags = Record<string, unknown>;
+
+function fromEnvironment(env: NodeJS.ProcessEnv): Flags {
+  const out: Flags = {};
+  const set = (key: string, value: string | undefined): void => {
+    if (value !== undefined && value !== '') out[key] = value;
+  };
+  set('certMode', env[SERVE_ENV.certMode]);
+  set('tlsCertFile', env[SERVE_ENV.tlsCertFile]);
+  set('tlsKeyFile', env[SERVE_ENV.tlsKeyFile]);
+  set('tlsSecretName', env[SERVE_ENV.tlsSecretName]);
+  set('serviceName', env[SERVE_ENV.serviceName]);
+  set('webhookConfigurationName', env[SERVE_ENV.webhookConfigurationName]);
+  set('auditDatabaseUrl', env[SERVE_ENV.auditDatabaseUrl]);
+  set('port', env[SERVE_ENV.port]);
+  set('logLevel', env[SERVE_ENV.logLevel]);
+  set('podNamespace', env[SERVE_ENV.podNamespace]);
+  set('identity', env[SERVE_ENV.podName]);
+  set('metadataDatabaseUrl', env.ADG_METADATA_DATABASE_URL);
+  set('kubeconfig', env.KUBECONFIG);
+  const namespaces = env[SERVE_ENV.watchNamespaces];
+  if (namespaces) out.watchNamespaces = splitList(namespaces);
+  return out;
+}
+
+export function splitList(text: string): string[] {
+  return text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+function fromFile(path: string): Flags {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ServeConfigError(`cannot read config file ${path}: ${(error as Error).message}`);
+  }
+  try {
+    const parsed: unknown = parseYaml(text);
+    if (parsed === null || parsed === undefined) return {};
+    if (typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('top level must be a mapping');
+    return parsed as Flags;
+  } catch (error) {
+    throw new ServeConfigError(`config file ${path} is not valid YAML/JSON: ${(error as Error).message}`);
+  }
+}
+
+/** Merges file < environment < flags and validates the result. */
+export function loadServeConfig(flags: Flags, env: NodeJS.ProcessEnv = process.env): ServeConfig {
+  const file = typeof flags.config === 'string' ? fromFile(flags.config) : {};
+  const { config: _config, ...cliFlags } = flags;
+  const definedFlags = Object.fromEntries(Object.entries(cliFlags).filter(([, v]) => v !== undefined));
+  const merged: Flags = { identity: os.hostname(), ...file, ...fromEnvironment(env), ...definedFlags };
+  if (definedFlags.strict !== undefined || definedFlags.trustedUsername !== undefined) {
+    const guard = { ...((merged.guard as Flags | undefined) ?? {}) };
+    if (definedFlags.strict !== undefined) guard.strict = definedFlags.strict;
+    if (definedFlags.trustedUsername !== undefined) guard.trustedUsernames = definedFlags.trustedUsername;
+    merged.guard = guard;
+    delete merged.strict;
+    delete merged.trustedUsername;
+  }
+  const result = serveConfigSchema.safeParse(merged);
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(top level)'}: ${i.message}`);
+    throw new ServeConfigError(`invalid serve configuration: ${problems.join('; ')}`);
+  }
+  const config = result.data as ServeConfig;
+  if (config.certMode === 'files' && (!config.tlsCertFile || !config.tlsKeyFile)) {
+    throw new ServeConfigError(
+      `invalid serve configuration: certMode 'files' needs tlsCertFile and tlsKeyFile (--tls-cert-file/--tls-key-file or ${SERVE_ENV.tlsCertFile}/${SERVE_ENV.tlsKeyFile})`,
+    );
+  }
+  // The guard's own patches (drain, release) must pass its webhook untouched.
+  const self = `system:serviceaccount:${config.podNamespace}:${config.serviceName}`;
+  if (!config.guard.trustedUsernames.includes(self)) config.guard = { ...config.guard, trustedUsernames: [...config.guard.trustedUsernames, self] };
+  return config;
+}

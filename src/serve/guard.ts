@@ -1,0 +1,198 @@
+// `serve`: the HTTPS admission endpoint and the coordinator in one process, wired to Kubernetes,
+// the audit log, metrics and certificates.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createAuditLog, type AuditLog } from '../audit/log.js';
+import { outputExcerpt } from '../audit/records.js';
+import { startCertificateManager, type CertificateCluster, type CertificateManager } from '../certs/self-managed.js';
+import { Coordinator, DEFAULT_COORDINATOR_OPTIONS, type StepReport } from '../coordinator/coordinator.js';
+import { Cluster } from '../k8s/cluster.js';
+import { createExecRunner } from '../k8s/exec.js';
+import { KubeRest, loadKubeConfig } from '../k8s/rest.js';
+import { createMetrics, metricsHandler, type GuardMetrics } from '../metrics/index.js';
+import { createAdmissionApp, type DecisionRecord } from '../server/app.js';
+import { startHttpsServer, type RunningHttpsServer } from '../server/https.js';
+import { createLogger, type Logger } from '../server/logger.js';
+import type { ServeConfig } from './config.js';
+
+export interface RunningGuard {
+  port: number;
+  coordinator: Coordinator;
+  metrics: GuardMetrics;
+  audit?: AuditLog;
+  logger: Logger;
+  stop(): Promise<void>;
+}
+
+function patchSummary(record: DecisionRecord): string {
+  if (record.patch.operations === 0) return '';
+  return record.patch.paths.slice(0, 8).join('; ') + (record.patch.paths.length > 8 ? `; +${record.patch.paths.length - 8} more` : '');
+}
+
+function auditAdmission(audit: AuditLog | undefined, record: DecisionRecord): void {
+  if (!audit) return;
+  audit.append({
+    kind: 'admission',
+    requestUid: record.uid,
+    user: record.user,
+    groups: record.groups,
+    operation: record.operation === 'UPDATE' ? 'UPDATE' : 'CREATE',
+    namespace: record.namespace,
+    release: record.release ?? '',
+    airflowComponent: record.component ?? '',
+    objectKind: record.kind,
+    objectName: record.name,
+    ...(record.from?.version ? { fromVersion: record.from.version } : {}),
+    ...(record.to?.version ? { toVersion: record.to.version } : {}),
+    ...(record.from?.revision ? { fromRevision: record.from.revision } : {}),
+    ...(record.to?.revision ? { toRevision: record.to.revision } : {}),
+    decision: record.allowed ? record.decision : 'denied',
+    ...(record.operationId ? { operationId: record.operationId } : {}),
+    patchSummary: patchSummary(record),
+    dryRun: record.dryRun,
+    ...(record.details.breakGlass ? { breakGlassReason: record.details.breakGlass.reason } : {}),
+    latencyMs: record.latencyMs,
+    warnings: record.warnings,
+    request: (record.admissionReview as { request?: unknown } | undefined)?.request ?? record.admissionReview,
+  });
+}
+
+function auditStep(audit: AuditLog | undefined, identity: string, report: StepReport): void {
+  if (!audit) return;
+  const op = report.operation;
+  audit.append({
+    kind: 'operation-step',
+    operationId: op.id,
+    namespace: op.namespace,
+    release: op.release,
+    step: report.step,
+    event: report.event,
+    ...(report.outcome && report.outcome !== 'waiting' ? { outcome: report.outcome } : {}),
+    ...(report.durationMs !== undefined ? { durationMs: report.durationMs } : {}),
+    ...(report.execPod ? { execPod: report.execPod } : {}),
+    ...(report.command ? { command: report.command } : {}),
+    ...(report.exitCode !== undefined ? { exitCode: report.exitCode } : {}),
+    ...(report.output ? { outputExcerpt: outputExcerpt(report.output) } : {}),
+    ...(report.error || report.detail ? { error: [report.error, report.outcome === 'waiting' ? 'waiting' : undefined, report.detail].filter(Boolean).join('; ') } : {}),
+    actor: identity,
+  });
+}
+
+function certificateCluster(cluster: Cluster): CertificateCluster {
+  return {
+    getSecret: async (ns, name) => (await cluster.find('Secret', ns, name)) ?? null,
+    createSecret: (ns, secret) => cluster.create('Secret', ns, secret as unknown as Record<string, unknown>),
+    replaceSecret: (ns, name, secret) => cluster.replace('Secret', ns, name, secret as unknown as Record<string, unknown>),
+    getWebhookConfiguration: async (name) => (await cluster.find('MutatingWebhookConfiguration', undefined, name)) ?? null,
+    patchWebhookConfiguration: async (name, patch) => {
+      await cluster.patch('MutatingWebhookConfiguration', undefined, name, patch as never);
+    },
+  } as CertificateCluster;
+}
+
+export async function startGuard(config: ServeConfig, logger: Logger = createLogger({ level: config.logLevel })): Promise<RunningGuard> {
+  const kubeConfig = loadKubeConfig(config.kubeconfig);
+  const rest = new KubeRest(kubeConfig);
+  const cluster = new Cluster(rest, {
+    onRetry: (error, attempt) => logger.warn({ err: (error as Error).message, attempt }, 'Kubernetes API call failed; retrying'),
+  });
+  const metrics = createMetrics();
+  const audit = config.auditDatabaseUrl ? createAuditLog({ databaseUrl: config.auditDatabaseUrl, logger }) : undefined;
+  if (audit) metrics.observeAuditLog(audit);
+  else logger.warn('no audit database configured (ADG_AUDIT_DATABASE_URL): audit records go to the log only');
+
+  const coordinator = new Coordinator(
+    {
+      ...DEFAULT_COORDINATOR_OPTIONS,
+      config: config.guard,
+      identity: config.identity,
+      namespaces: config.watchNamespaces,
+      leaseDurationSeconds: config.leaseDurationSeconds,
+      execTimeoutMs: config.execTimeoutMs,
+      maxConcurrentExecs: config.maxConcurrentExecs,
+      drainTimeoutMs: config.drainTimeoutMs,
+      resyncMs: config.resyncMs,
+      pollMs: config.pollMs,
+      ...(config.metadataDatabaseUrl ? { databaseUrlOverride: config.metadataDatabaseUrl } : {}),
+    },
+    {
+      kubeConfig,
+      rest,
+      cluster,
+      exec: createExecRunner(kubeConfig),
+      logger: logger.child({ component: 'coordinator' }),
+      hooks: {
+        onStep: (report) => {
+          auditStep(audit, config.identity, report);
+          if (report.event === 'end' && report.durationMs !== undefined && report.outcome !== 'waiting') {
+            metrics.operationStepDuration.observe({ step: report.step, outcome: report.outcome ?? 'ok' }, report.durationMs / 1000);
+            if (report.step === 'downgrade' || report.step === 'roll-forward') {
+              metrics.execDuration.observe({ outcome: report.outcome ?? 'ok' }, report.durationMs / 1000);
+            }
+          }
+        },
+        onPhase: (op) => {
+          if (op.phase === 'done' || op.phase === 'held' || op.phase === 'aborted' || op.phase === 'cancelled') {
+            metrics.operations.inc({ outcome: op.phase === 'done' ? 'completed' : op.phase });
+          }
+        },
+      },
+    },
+  );
+  coordinator.start();
+
+  const app = createAdmissionApp({
+    config: config.guard,
+    releaseState: (namespace, release) => coordinator.releaseState(namespace, release),
+    logger,
+    ready: () => (coordinator.ready ? { ready: true } : { ready: false, reason: 'caches are still listing the cluster' }),
+    onDecision: (record) => {
+      metrics.recordAdmission(record.allowed ? record.decision : 'denied', record.kind, record.dryRun, record.latencyMs / 1000);
+      auditAdmission(audit, record);
+    },
+  });
+  app.get('/metrics', metricsHandler(metrics.registry));
+
+  let server: RunningHttpsServer;
+  let certificates: CertificateManager | undefined;
+  if (config.certMode === 'files') {
+    server = await startHttpsServer(app, { certFile: config.tlsCertFile!, keyFile: config.tlsKeyFile!, port: config.port, host: config.host });
+  } else {
+    // Self-managed: the pair lives in a Secret; the server reads it from a private temp dir.
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'adg-tls-'));
+    const certFile = path.join(dir, 'tls.crt');
+    const keyFile = path.join(dir, 'tls.key');
+    let reload: (() => Promise<void>) | undefined;
+    certificates = await startCertificateManager(certificateCluster(cluster), {
+      namespace: config.podNamespace,
+      secretName: config.tlsSecretName,
+      service: config.serviceName,
+      webhookConfigurationName: config.webhookConfigurationName,
+      onChange: (certs) => {
+        writeFileSync(certFile, certs.cert, { mode: 0o600 });
+        writeFileSync(keyFile, certs.key, { mode: 0o600 });
+        if (reload) void reload().then(() => logger.info('serving certificate rotated'));
+      },
+      onError: (err) => logger.error({ err: (err as Error).message }, 'certificate refresh failed; keeping the current one'),
+    });
+    server = await startHttpsServer(app, { certFile, keyFile, port: config.port, host: config.host });
+    reload = () => server.reloadCertificate();
+  }
+  logger.info({ port: server.port, identity: config.identity, namespaces: config.watchNamespaces }, 'airflow-downgrade-guard serving');
+
+  return {
+    port: server.port,
+    coordinator,
+    metrics,
+    ...(audit ? { audit } : {}),
+    logger,
+    async stop() {
+      certificates?.stop();
+      await server.close();
+      await coordinator.stop();
+      if (audit) await audit.close();
+      rest.close();
+    },
+  };
+}

@@ -1,0 +1,349 @@
+// The simulated container runtime for Airflow pods: what each container of a pod does once the
+// kubelet starts it, and what `exec` runs in it. Airflow containers act like their image's
+// version against the real metadata database; running servers keep reading `alembic_version`
+// and report what the guard must prevent (violations) or what it should keep short (exposure).
+import { redactConnectionString } from '../../db/connection.js';
+import { readAlembicRevision } from '../../db/alembic.js';
+import type { ContainerProcess, ContainerRuntime, ContainerStart, ExecIO, ExecRequest, ExecResult, KubeObject } from '../types.js';
+import { processArgv, UsageError } from './args.js';
+import { runAirflowCommand, type CliContext, type CliIO } from './cli.js';
+import { createFaultInjector, type FaultInjector, type FaultTarget } from './faults.js';
+import { airflowImage, chainIndex, type AirflowImage } from './image.js';
+import { AbortedError, PoolCache, sleep } from './metadata.js';
+import { createViolationRecorder, type ContainerRef, type SchemaState, type ViolationRecorder } from './violations.js';
+
+export type ResolveSecret = (namespace: string, name: string, key: string) => string | undefined | Promise<string | undefined>;
+
+export interface AirflowRuntimeOptions {
+  /** Reads a Secret's decoded value (wired to the simulated API server's store). */
+  resolveSecret: ResolveSecret;
+  /** Duration of one migration step (default 200 ms). */
+  stepDurationMs?: number;
+  /** How often running Airflow servers read `alembic_version` (default 200 ms). */
+  checkIntervalMs?: number;
+  /** Servers and plain containers become ready this long after start (default 300 ms). */
+  readyDelayMs?: number;
+  /** Length of one CLI "second" (check-migrations timeout and polling; default 1000 ms). */
+  secondMs?: number;
+  /** How long `airflow tasks run` (KubernetesExecutor task pods) runs (default 2000 ms). */
+  taskDurationMs?: number;
+  faults?: FaultInjector;
+  violations?: ViolationRecorder;
+  /** Container output and runtime notes, for debugging and the demo. */
+  log?: (line: string, source: { namespace: string; pod: string; container: string }) => void;
+}
+
+export interface RunningContainer extends ContainerRef {
+  kind: ContainerKind;
+  startedAt: string;
+}
+
+export interface AirflowRuntime extends ContainerRuntime {
+  readonly violations: ViolationRecorder;
+  readonly faults: FaultInjector;
+  /** Every running Airflow server reads the schema now (tests call it before asserting). */
+  sweep(): Promise<void>;
+  running(): RunningContainer[];
+  /** Stops every container's loops and closes the database pools. */
+  close(): Promise<void>;
+}
+
+/** What a container does, from its argv (or, without one, from its name as the chart names them). */
+export type ContainerKind = 'server' | 'task' | 'oneshot' | 'plain';
+
+const SERVER_COMMANDS = new Set(['scheduler', 'webserver', 'api-server', 'triggerer', 'dag-processor', 'kerberos']);
+const SERVER_CONTAINER_NAMES = new Set(['scheduler', 'webserver', 'api-server', 'triggerer', 'dag-processor', 'worker', 'execution-api-server']);
+const DB_URL_VARIABLES = ['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN', 'AIRFLOW__CORE__SQL_ALCHEMY_CONN'];
+const DEFAULT_CHECK_MIGRATIONS = ['airflow', 'db', 'check-migrations', '--migration-wait-timeout=60'];
+
+interface EnvVar {
+  name?: string;
+  value?: string;
+  valueFrom?: { secretKeyRef?: { name?: string; key?: string } };
+}
+interface EnvFrom {
+  secretRef?: { name?: string };
+}
+type ContainerSpec = ContainerStart['container'];
+
+function kindOf(argv: string[], containerName: string, role: ContainerStart['role']): { kind: ContainerKind; argv: string[] } {
+  const name = argv[0]?.split('/').pop();
+  if (argv.length === 0) {
+    if (role === 'init' && containerName === 'wait-for-airflow-migrations') return { kind: 'oneshot', argv: DEFAULT_CHECK_MIGRATIONS };
+    if (containerName === 'run-airflow-migrations') return { kind: 'oneshot', argv: ['airflow', 'db', 'migrate'] };
+    if (role === 'main' && SERVER_CONTAINER_NAMES.has(containerName)) return { kind: 'server', argv };
+    return { kind: 'plain', argv };
+  }
+  if (name !== 'airflow') return { kind: 'plain', argv };
+  const [, command, sub] = argv;
+  if (command !== undefined && SERVER_COMMANDS.has(command)) return { kind: 'server', argv };
+  if (command === 'celery' && sub === 'worker') return { kind: 'server', argv };
+  if (command === 'celery') return { kind: 'plain', argv }; // flower talks to the broker, not the metadata DB
+  if (command === 'tasks' && sub === 'run') return { kind: 'task', argv };
+  return { kind: 'oneshot', argv };
+}
+
+function podName(pod: KubeObject): string {
+  return pod.metadata.name;
+}
+
+function containersOf(pod: KubeObject): ContainerSpec[] {
+  const spec = (pod as { spec?: { containers?: ContainerSpec[]; initContainers?: ContainerSpec[] } }).spec;
+  return [...(spec?.containers ?? []), ...(spec?.initContainers ?? [])];
+}
+
+function releaseOf(pod: KubeObject): string | undefined {
+  const labels = pod.metadata.labels ?? {};
+  return labels.release ?? labels['app.kubernetes.io/instance'];
+}
+
+export function createAirflowRuntime(options: AirflowRuntimeOptions): AirflowRuntime {
+  const stepDurationMs = options.stepDurationMs ?? 200;
+  const checkIntervalMs = options.checkIntervalMs ?? 200;
+  const readyDelayMs = options.readyDelayMs ?? 300;
+  const secondMs = options.secondMs ?? 1000;
+  const taskDurationMs = options.taskDurationMs ?? 2000;
+  const faults = options.faults ?? createFaultInjector();
+  const violations = options.violations ?? createViolationRecorder();
+  const pools = new PoolCache();
+  const servers = new Map<string, { ref: ContainerRef; kind: ContainerKind; startedAt: string; check: () => Promise<void> }>();
+  const processes = new Set<{ stop(): Promise<void> }>();
+  let instanceCounter = 0;
+
+  const note = (source: { namespace: string; pod: string; container: string }, line: string): void => {
+    options.log?.(line, source);
+  };
+
+  /** The container's metadata connection, resolved from its env like the kubelet would. */
+  async function databaseUrl(namespace: string, pod: KubeObject, container: ContainerSpec): Promise<string> {
+    const env = (container.env as EnvVar[] | undefined) ?? [];
+    for (const variable of DB_URL_VARIABLES) {
+      const entry = env.find((e) => e.name === variable);
+      if (entry?.value !== undefined) return entry.value;
+      const ref = entry?.valueFrom?.secretKeyRef;
+      if (ref?.name && ref.key) {
+        const value = await options.resolveSecret(namespace, ref.name, ref.key);
+        if (value === undefined) throw new Error(`secret ${namespace}/${ref.name} has no key '${ref.key}' (${variable})`);
+        return value;
+      }
+    }
+    for (const from of (container.envFrom as EnvFrom[] | undefined) ?? []) {
+      if (!from.secretRef?.name) continue;
+      for (const variable of DB_URL_VARIABLES) {
+        const value = await options.resolveSecret(namespace, from.secretRef.name, variable);
+        if (value !== undefined) return value;
+      }
+    }
+    // Convenience for chart-shaped manifests without env: the chart's metadata Secret.
+    const release = releaseOf(pod);
+    if (release) {
+      const value = await options.resolveSecret(namespace, `${release}-metadata`, 'connection');
+      if (value !== undefined) return value;
+    }
+    throw new Error(`no metadata database configured for container ${container.name} (set ${DB_URL_VARIABLES[0]})`);
+  }
+
+  function cliContext(namespace: string, pod: KubeObject, container: ContainerSpec, image: AirflowImage, argv: readonly string[]): CliContext {
+    return {
+      image,
+      databaseUrl: () => databaseUrl(namespace, pod, container),
+      target: { namespace, pod: podName(pod), container: container.name, argv },
+      faults,
+      stepDurationMs,
+      secondMs,
+    };
+  }
+
+  function classify(image: AirflowImage, revision: string | null): SchemaState {
+    if (revision === null) return { kind: 'fresh' };
+    if (revision === image.head) return { kind: 'match' };
+    return chainIndex(image, revision) >= 0 ? { kind: 'stale', dbRevision: revision } : { kind: 'unknown', dbRevision: revision };
+  }
+
+  /** One schema read of a running Airflow container; unreadable databases are noted, not judged. */
+  async function observeSchema(
+    instance: string,
+    ref: ContainerRef,
+    target: FaultTarget,
+    image: AirflowImage,
+    url: () => Promise<string>,
+    alive: () => boolean,
+  ): Promise<void> {
+    if (faults.peek(target, ['db-error'])) return;
+    try {
+      const { revision } = await readAlembicRevision(pools.get(await url()), { timeoutMs: 2000 });
+      // A read that finishes after the container stopped must not reopen its exposure.
+      if (alive()) violations.observe(instance, ref, classify(image, revision));
+    } catch (error) {
+      note(target, `schema read failed: ${redactConnectionString((error as Error).message)}`);
+    }
+  }
+
+  function start(req: ContainerStart): ContainerProcess {
+    const { namespace, pod, container, role } = req;
+    const source = { namespace, pod: podName(pod), container: container.name };
+    const image = airflowImage(container.image);
+    let argv: string[];
+    try {
+      argv = processArgv(container.command, container.args);
+    } catch (error) {
+      return failedProcess(source, (error as UsageError).message);
+    }
+    const { kind, argv: effectiveArgv } = image ? kindOf(argv, container.name, role) : { kind: 'plain' as const, argv };
+    const target: FaultTarget = { ...source, argv: effectiveArgv };
+    const slowStart = faults.take(target, ['slow-start'])?.delayMs ?? 0;
+    const stopper = new AbortController();
+    let finished: { exitCode: number; reason?: string } | undefined;
+    let resolveExit!: (value: { exitCode: number; reason?: string }) => void;
+    const exited = new Promise<{ exitCode: number; reason?: string }>((resolve) => (resolveExit = resolve));
+    const finish = (exitCode: number, reason: string): void => {
+      if (finished) return;
+      finished = { exitCode, reason };
+      resolveExit(finished);
+    };
+    const startedAt = Date.now();
+    const instance = `${namespace}/${source.pod}/${container.name}#${(instanceCounter += 1)}`;
+    let readyAt = startedAt + readyDelayMs + slowStart;
+
+    if (image && kind === 'oneshot') {
+      readyAt = startedAt + slowStart;
+      const io = containerIO(source, stopper.signal);
+      void (async () => {
+        try {
+          if (slowStart) await sleep(slowStart, stopper.signal);
+          const result = await runAirflowCommand(cliContext(namespace, pod, container, image, effectiveArgv), effectiveArgv, io);
+          finish(result.exitCode, result.exitCode === 0 ? 'Completed' : 'Error');
+        } catch (error) {
+          // A dropped halfway migration in a container is a killed process.
+          note(source, `killed: ${(error as Error).message}`);
+          finish(137, 'Error');
+        }
+      })();
+    }
+
+    if (image && (kind === 'server' || kind === 'task')) {
+      const ref: ContainerRef = { ...source, imageVersion: image.version.text, imageHead: image.head };
+      const alive = () => !stopper.signal.aborted && !finished;
+      const check = () => observeSchema(instance, ref, target, image, () => databaseUrl(namespace, pod, container), alive);
+      servers.set(instance, { ref, kind, startedAt: new Date(startedAt).toISOString(), check });
+      let inFlight = false;
+      const tick = async () => {
+        if (inFlight) return;
+        inFlight = true;
+        await check().finally(() => (inFlight = false));
+      };
+      void tick();
+      const timer = setInterval(() => void tick(), checkIntervalMs);
+      const cleanup = () => {
+        clearInterval(timer);
+        servers.delete(instance);
+        violations.ended(instance);
+      };
+      stopper.signal.addEventListener('abort', cleanup, { once: true });
+      if (kind === 'task') {
+        void sleep(taskDurationMs + slowStart, stopper.signal).then(
+          () => {
+            cleanup();
+            finish(0, 'Completed');
+          },
+          () => undefined,
+        );
+      }
+    }
+
+    const handle: ContainerProcess = {
+      exited,
+      ready: () => !finished && !stopper.signal.aborted && Date.now() >= readyAt,
+      stop: async () => {
+        processes.delete(handle);
+        if (finished) return;
+        stopper.abort();
+        finish(kind === 'oneshot' ? 143 : 0, kind === 'oneshot' ? 'Error' : 'Completed');
+      },
+    };
+    processes.add(handle);
+    void exited.then(() => processes.delete(handle));
+    return handle;
+  }
+
+  function containerIO(source: { namespace: string; pod: string; container: string }, signal: AbortSignal): CliIO {
+    const write = (chunk: string) => {
+      for (const line of chunk.split('\n')) if (line) note(source, line);
+    };
+    return { stdout: write, stderr: write, stdin: emptyStdin(), signal };
+  }
+
+  function failedProcess(source: { namespace: string; pod: string; container: string }, message: string): ContainerProcess {
+    note(source, message);
+    return { exited: Promise.resolve({ exitCode: 2, reason: 'Error' }), ready: () => false, stop: async () => {} };
+  }
+
+  async function exec(req: ExecRequest, io: ExecIO): Promise<ExecResult> {
+    const container = containersOf(req.pod).find((c) => c.name === req.container);
+    if (!container) return { exitCode: 1, message: `container ${req.container} not found in pod ${podName(req.pod)}` };
+    const target: FaultTarget = { namespace: req.namespace, pod: podName(req.pod), container: req.container, argv: req.command };
+    const cliIO: CliIO = {
+      stdout: (chunk) => io.stdout(chunk),
+      stderr: (chunk) => io.stderr(chunk),
+      stdin: io.stdin,
+      signal: io.signal,
+    };
+    const fault = faults.take(target, ['exec-fail', 'exec-hang']);
+    if (fault?.kind === 'exec-fail') {
+      const message = fault.message ?? 'injected failure';
+      io.stderr(`${message}\n`);
+      return { exitCode: fault.exitCode ?? 1, message };
+    }
+    if (fault?.kind === 'exec-hang') {
+      await new Promise<void>((resolve) => {
+        if (io.signal.aborted) resolve();
+        io.signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+      return { exitCode: 137, message: 'killed: the client went away' };
+    }
+    const image = airflowImage(container.image);
+    if (!image) return plainExec(req.command, cliIO);
+    try {
+      return await runAirflowCommand(cliContext(req.namespace, req.pod, container, image, req.command), req.command, cliIO);
+    } catch (error) {
+      if (error instanceof AbortedError) return { exitCode: 137, message: 'killed: the client went away' };
+      throw error;
+    }
+  }
+
+  return {
+    start,
+    exec,
+    violations,
+    faults,
+    sweep: async () => {
+      await Promise.all([...servers.values()].map((server) => server.check()));
+    },
+    running: () => [...servers.values()].map(({ ref, kind, startedAt }) => ({ ...ref, kind, startedAt })),
+    close: async () => {
+      await Promise.all([...processes].map((p) => p.stop()));
+      await pools.closeAll();
+    },
+  };
+}
+
+async function* emptyStdin(): AsyncIterable<Buffer> {}
+
+/** Exec in a container that is not Airflow (pgbouncer, statsd, busybox…): a few shell basics. */
+function plainExec(argv: readonly string[], io: CliIO): ExecResult {
+  const [program, ...args] = argv;
+  switch (program?.split('/').pop()) {
+    case 'true':
+      return { exitCode: 0 };
+    case 'false':
+      return { exitCode: 1 };
+    case 'echo':
+      io.stdout(`${args.join(' ')}\n`);
+      return { exitCode: 0 };
+    default: {
+      const message = `exec: "${program ?? ''}": executable file not found in $PATH`;
+      io.stderr(`${message}\n`);
+      return { exitCode: 127, message };
+    }
+  }
+}

@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest';
+import { airflowImage, airflowImageVersion, resolveToVersion, type AirflowImage } from '../../src/sim/airflow/image.js';
+
+function image(ref: string): AirflowImage {
+  const known = airflowImage(ref);
+  if (!known) throw new Error(`expected ${ref} to be an Airflow image`);
+  return known;
+}
+
+describe('simulated image versions', () => {
+  it('reads the version from Airflow tags', () => {
+    expect(airflowImageVersion('apache/airflow:3.1.0')?.text).toBe('3.1.0');
+    expect(airflowImageVersion('apache/airflow:3.0.2-python3.12')?.text).toBe('3.0.2');
+    expect(airflowImageVersion('apache/airflow:slim-3.0.2')?.text).toBe('3.0.2');
+    expect(airflowImageVersion('registry.local:5000/airflow:2.10.5')?.text).toBe('2.10.5');
+    expect(airflowImageVersion('bitnami/airflow:2.10.5-debian-12-r3')?.text).toBe('2.10.5');
+  });
+
+  it('treats pgbouncer, moving tags and other images as not Airflow', () => {
+    for (const ref of ['apache/airflow:airflow-pgbouncer-2025.03.05-1.23.1', 'apache/airflow:latest', 'busybox:1.36', 'redis:7.2', 'quay.io/prometheus/statsd-exporter:v0.28.0', undefined]) {
+      expect(airflowImage(ref)).toBeUndefined();
+    }
+  });
+
+  it('knows its own head and the chain up to it (Airflow 3 from 2.7.0 on)', () => {
+    const v310 = image('apache/airflow:3.1.0');
+    expect(v310.head).toBe('cc92b33c6709');
+    expect(v310.chain[0]).toBe('405de8318b3a');
+    expect(v310.chain.slice(-3)).toEqual(['29ce7909c52b', 'fe199e1abd77', 'cc92b33c6709']);
+    expect(image('apache/airflow:3.0.2').head).toBe('29ce7909c52b');
+    expect(image('apache/airflow:3.1.7').head).toBe('cc92b33c6709');
+    const v2 = image('apache/airflow:2.10.5');
+    expect(v2.head).toBe('5f2621c13b39');
+    expect(v2.chain[0]).toBe('e959f08ac86c');
+    expect(v2.chain).not.toContain('29ce7909c52b');
+  });
+
+  it('prints the heads map up to its own version (3.2+ adds the squashed 2.6.2 key)', () => {
+    const map = image('apache/airflow:3.0.3').headsMap;
+    expect(Object.keys(map)[0]).toBe('2.7.0');
+    expect(Object.keys(map).at(-1)).toBe('3.0.3');
+    expect(map['3.1.0']).toBeUndefined();
+    expect(image('apache/airflow:3.2.0').headsMap['2.6.2']).toBe('4bc4d934e2bc');
+    expect(image('apache/airflow:3.1.8').headsMap['2.6.2']).toBeUndefined();
+    expect(image('apache/airflow:2.9.3').headsMap['2.0.0']).toBe('e959f08ac86c');
+  });
+
+  it('a release candidate knows the schema of its release', () => {
+    expect(image('apache/airflow:3.1.0rc1').head).toBe('cc92b33c6709');
+  });
+});
+
+describe('--to-version resolution by the running image', () => {
+  it('Airflow 3.1+: head of the greatest listed version <= V', () => {
+    const v310 = image('apache/airflow:3.1.0');
+    expect(resolveToVersion(v310, '3.0.2')).toBe('29ce7909c52b');
+    expect(resolveToVersion(v310, '3.0.6')).toBe('fe199e1abd77');
+    expect(resolveToVersion(v310, '2.11.0')).toBe('5f2621c13b39');
+    expect(resolveToVersion(v310, '2.7.3')).toBe('405de8318b3a');
+    expect(resolveToVersion(v310, '3.9.0')).toBe('cc92b33c6709');
+  });
+
+  it('Airflow 3.1+: non-numeric or unlisted versions are not supported', () => {
+    const v310 = image('apache/airflow:3.1.0');
+    expect(resolveToVersion(v310, '3.1.0rc1')).toBeUndefined();
+    expect(resolveToVersion(v310, '3.0.2.post1')).toBeUndefined();
+    expect(resolveToVersion(v310, 'latest')).toBeUndefined();
+    expect(resolveToVersion(v310, '2.6.3')).toBeUndefined();
+  });
+
+  it('older images step back through patch numbers within the same minor only', () => {
+    const v2105 = image('apache/airflow:2.10.5');
+    expect(resolveToVersion(v2105, '2.9.3')).toBe('686269002441');
+    expect(resolveToVersion(v2105, '2.8.4')).toBe('88344c1d9134');
+    expect(resolveToVersion(v2105, '2.10.0')).toBe('22ed7efa9da2');
+    expect(resolveToVersion(v2105, '2.11.0')).toBeUndefined();
+    expect(resolveToVersion(v2105, '2.9.12')).toBeUndefined(); // ten patch steps is the limit
+    expect(resolveToVersion(v2105, '2.9.11')).toBe('686269002441');
+    expect(resolveToVersion(v2105, '2.9.3rc1')).toBeUndefined();
+    const v302 = image('apache/airflow:3.0.3');
+    expect(resolveToVersion(v302, '3.0.2')).toBe('29ce7909c52b');
+    expect(resolveToVersion(v302, '2.11.0')).toBeUndefined();
+  });
+});
