@@ -125,10 +125,12 @@ function operationEntries(records: readonly AuditRecord[]): TimelineEntry[] {
   const entries: TimelineEntry[] = [];
   // Per step name, the starts still waiting for their end, each with its timeline entry.
   const openStarts = new Map<string, Array<{ start: OperationStepRecord; entry: TimelineEntry }>>();
-  let admissions = 0;
+  let opened = false;
   for (const record of records) {
     if (record.kind === 'admission') {
-      entries.push({ at: record.at, text: admissionLine(record, admissions++ === 0 ? 'opened' : 'joined') });
+      const opens: boolean = !opened && record.decision === 'downgrade';
+      opened ||= opens;
+      entries.push({ at: record.at, text: admissionLine(record, opens ? 'opened' : 'joined') });
     } else if (record.kind === 'operator-action') {
       const reason = record.reason ? `: ${record.reason}` : '';
       const error = record.error ? ` (${record.error})` : '';

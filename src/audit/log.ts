@@ -9,7 +9,7 @@ import { parseDatabaseUrl } from '../db/connection.js';
 import { DEFAULT_AUDIT_SCHEMA, migrate, quoteSchema } from './migrations.js';
 import type { AuditRecord, AuditRecordInput } from './records.js';
 import { redactRecord, redactText } from './redact.js';
-import { insertRecords, isDataError, MAX_BATCH } from './store.js';
+import { insertRecords, isDataError, MAX_BATCH, PreparedJson, toJsonb } from './store.js';
 
 export interface AuditStats {
   /** Records queued or being written. */
@@ -28,8 +28,10 @@ export interface AuditLogOptions {
   databaseUrl?: string;
   schema?: string;
   logger: Logger;
-  /** Bound of the in-memory queue; beyond it the oldest records are dropped. Default 10 000. */
+  /** Bound of the in-memory queue (besides the batch being written); beyond it the oldest records are dropped. Default 10 000. */
   maxBuffered?: number;
+  /** Bound of the serialised AdmissionReview requests held while the store is away. Default 64 MiB. */
+  maxBufferedBytes?: number;
   /** Records per INSERT. Default 500. */
   batchSize?: number;
   retryMinMs?: number;
@@ -40,10 +42,16 @@ export interface AuditLogOptions {
   migrate?: boolean;
 }
 
-/** Bounded FIFO: array plus head index, compacted now and then, so shifts stay O(1). */
+/**
+ * FIFO of records waiting for the store: array plus head index (compacted now and then, so
+ * shifts stay O(1)). It tracks the bytes of the serialised requests it holds and how many of
+ * its newest records are not prepared (redacted and serialised) yet.
+ */
 class RecordQueue {
   private items: Array<AuditRecord | undefined> = [];
   private head = 0;
+  bytes = 0;
+  unprepared = 0;
 
   get length(): number {
     return this.items.length - this.head;
@@ -51,26 +59,36 @@ class RecordQueue {
 
   push(record: AuditRecord): void {
     this.items.push(record);
+    this.unprepared++;
   }
 
-  dropOldest(count: number): number {
+  /** Removes up to `count` of the oldest records and returns them. */
+  shift(count: number): AuditRecord[] {
     const n = Math.min(count, this.length);
+    const removed = this.items.slice(this.head, this.head + n) as AuditRecord[];
     for (let i = 0; i < n; i++) this.items[this.head + i] = undefined;
     this.head += n;
+    for (const record of removed) this.bytes -= preparedBytes(record);
+    this.unprepared = Math.min(this.unprepared, this.length);
     this.compact();
-    return n;
+    return removed;
   }
 
-  take(count: number): AuditRecord[] {
-    const batch = this.items.slice(this.head, this.head + count) as AuditRecord[];
-    this.dropOldest(batch.length);
-    return batch;
-  }
-
-  /** Puts an unwritten batch back in front, keeping the order. */
+  /** Puts an unwritten (prepared) batch back in front, keeping the order. */
   putBack(batch: AuditRecord[]): void {
     this.items = (batch as Array<AuditRecord | undefined>).concat(this.items.slice(this.head));
     this.head = 0;
+    for (const record of batch) this.bytes += preparedBytes(record);
+  }
+
+  /** Prepares the records appended since the last call. */
+  prepareNewest(): void {
+    for (let i = this.items.length - this.unprepared; i < this.items.length; i++) {
+      const prepared = prepareRecord(this.items[i] as AuditRecord);
+      this.items[i] = prepared;
+      this.bytes += preparedBytes(prepared);
+    }
+    this.unprepared = 0;
   }
 
   private compact(): void {
@@ -79,6 +97,33 @@ class RecordQueue {
       this.head = 0;
     }
   }
+}
+
+/**
+ * Redacted, with the raw request serialised: what waits in memory is small and final. Never
+ * throws: a request JSON cannot hold is replaced by a note saying so; a record that cannot even
+ * be redacted is returned as is, and the writer drops it as unwritable.
+ */
+function prepareRecord(record: AuditRecord): AuditRecord {
+  if (record.kind === 'admission' && record.request instanceof PreparedJson) return record;
+  let redacted: AuditRecord;
+  try {
+    redacted = redactRecord(record);
+  } catch {
+    return record;
+  }
+  if (redacted.kind !== 'admission' || redacted.request === undefined) return redacted;
+  let text: string;
+  try {
+    text = toJsonb(redacted.request);
+  } catch (error) {
+    text = JSON.stringify({ unserializable: errorMessage(error) });
+  }
+  return { ...redacted, request: new PreparedJson(text) };
+}
+
+function preparedBytes(record: AuditRecord): number {
+  return record.kind === 'admission' && record.request instanceof PreparedJson ? record.request.text.length : 0;
 }
 
 function errorMessage(error: unknown): string {
@@ -106,6 +151,8 @@ export class AuditLog {
   private readonly retryMaxMs: number;
   private readonly dropWarningIntervalMs: number;
   private migrated: boolean;
+  private readonly maxBufferedBytes: number;
+  private prepareScheduled = false;
   private inFlight = 0;
   private writing = false;
   private scheduled: NodeJS.Immediate | NodeJS.Timeout | undefined;
@@ -125,6 +172,7 @@ export class AuditLog {
     this.schema = options.schema ?? DEFAULT_AUDIT_SCHEMA;
     quoteSchema(this.schema); // fail at construction on a bad name, not in the writer
     this.maxBuffered = positiveInteger('maxBuffered', options.maxBuffered ?? 10_000);
+    this.maxBufferedBytes = positiveInteger('maxBufferedBytes', options.maxBufferedBytes ?? 64 * 1024 * 1024);
     this.batchSize = Math.min(positiveInteger('batchSize', options.batchSize ?? 500), MAX_BATCH);
     this.retryMinMs = options.retryMinMs ?? 100;
     this.retryMaxMs = options.retryMaxMs ?? 5_000;
@@ -168,7 +216,8 @@ export class AuditLog {
         return;
       }
       this.queue.push(record);
-      if (this.queue.length > this.maxBuffered) this.countDropped(this.queue.dropOldest(this.queue.length - this.maxBuffered), true);
+      if (this.queue.length > this.maxBuffered) this.countDropped(this.queue.shift(this.queue.length - this.maxBuffered).length, true);
+      this.schedulePrepare();
       if (!this.writing && this.scheduled === undefined) this.schedule(0);
     } catch (error) {
       // A record we cannot even log (bad timestamp, a getter that throws): count it, never fail the caller.
@@ -298,7 +347,7 @@ export class AuditLog {
   }
 
   private async writeOneBatch(): Promise<boolean> {
-    const batch = this.queue.take(this.batchSize).map((record) => redactRecord(record));
+    const batch = this.queue.shift(this.batchSize).map(prepareRecord);
     this.inFlight = batch.length;
     try {
       await this.ensureMigrated();
@@ -344,8 +393,32 @@ export class AuditLog {
 
   private putBack(batch: AuditRecord[]): void {
     this.queue.putBack(batch);
+    this.enforceBounds();
+  }
+
+  // Drops the oldest records while the queue holds more records or request bytes than allowed.
+  private enforceBounds(): void {
+    let dropped = 0;
     const excess = this.queue.length - this.maxBuffered;
-    if (excess > 0) this.countDropped(this.queue.dropOldest(excess), true);
+    if (excess > 0) dropped += this.queue.shift(excess).length;
+    while (this.queue.bytes > this.maxBufferedBytes && this.queue.length > 0) dropped += this.queue.shift(1).length;
+    this.countDropped(dropped, true);
+  }
+
+  // Prepares new records off the caller's path, so a long outage holds compact, redacted text
+  // rather than the parsed AdmissionReviews, and the byte bound can be enforced.
+  private schedulePrepare(): void {
+    if (this.prepareScheduled) return;
+    this.prepareScheduled = true;
+    setImmediate(() => {
+      this.prepareScheduled = false;
+      try {
+        this.queue.prepareNewest();
+      } catch (error) {
+        this.lastError = errorMessage(error);
+      }
+      this.enforceBounds();
+    }).unref();
   }
 
   private markUp(): void {

@@ -135,11 +135,3 @@ export function recordDecision(record: AuditRecord): string | undefined {
       return record.action;
   }
 }
-
-export function recordOperationId(record: AuditRecord): string | undefined {
-  return record.operationId;
-}
-
-export function recordOutcome(record: AuditRecord): string | undefined {
-  return record.kind === 'admission' ? undefined : record.outcome;
-}

@@ -20,8 +20,11 @@ export function redactText(text: string): string {
   return text.replace(URL_PASSWORD, `$1${REDACTED}@`).replace(KEYWORD_PASSWORD, `$1$2${REDACTED}`);
 }
 
+// Parsed JSON objects only: class instances (a Date, already serialised text) pass unchanged.
 function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
+  if (typeof value !== 'object' || value === null) return false;
+  const prototype = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
 }
 
 function redactSecretData(data: unknown): unknown {
@@ -42,10 +45,24 @@ function isEnvEntry(value: Record<string, unknown>): boolean {
 }
 
 /** A deep copy of a JSON value with secrets replaced by '***'. */
-export function redactJson(value: unknown, depth = 0): unknown {
-  if (depth > 64) return REDACTED; // hostile nesting: refuse rather than recurse forever
+export function redactJson(value: unknown): unknown {
+  return redactValue(value, 0, new Set());
+}
+
+function redactValue(value: unknown, depth: number, ancestors: Set<object>): unknown {
   if (typeof value === 'string') return redactText(value);
-  if (Array.isArray(value)) return value.map((item) => redactJson(item, depth + 1));
+  if (typeof value !== 'object' || value === null) return value;
+  if (depth > 64) return REDACTED; // hostile nesting: refuse rather than recurse forever
+  if (ancestors.has(value)) return '[Circular]';
+  ancestors.add(value);
+  try {
+    return Array.isArray(value) ? value.map((item) => redactValue(item, depth + 1, ancestors)) : redactObject(value, depth, ancestors);
+  } finally {
+    ancestors.delete(value);
+  }
+}
+
+function redactObject(value: object, depth: number, ancestors: Set<object>): unknown {
   if (!isPlainObject(value)) return value;
   const isSecret = value.kind === 'Secret';
   const envSecret = isEnvEntry(value) && SENSITIVE_ENV_NAME.test(value.name as string);
@@ -55,7 +72,7 @@ export function redactJson(value: unknown, depth = 0): unknown {
     else if (envSecret && key === 'value') out[key] = REDACTED;
     else if (key === LAST_APPLIED && typeof child === 'string') out[key] = redactLastApplied(child);
     else if (SENSITIVE_KEY.test(key) && typeof child === 'string') out[key] = REDACTED;
-    else out[key] = redactJson(child, depth + 1);
+    else out[key] = redactValue(child, depth + 1, ancestors);
   }
   return out;
 }

@@ -44,8 +44,17 @@ function rowValues(record: AuditRecord): unknown[] {
 // (An escaped backslash before `u0000` is text, not a NUL, hence the even-backslash lookbehind.)
 const JSON_NUL = /(?<!\\)((?:\\\\)*)\\u0000/g;
 
+/** A value already serialised by toJsonb (kept as text while it waits in memory). */
+export class PreparedJson {
+  constructor(readonly text: string) {}
+  toJSON(): unknown {
+    return JSON.parse(this.text);
+  }
+}
+
 /** JSON text Postgres accepts as jsonb. */
 export function toJsonb(value: unknown): string {
+  if (value instanceof PreparedJson) return value.text;
   const text = JSON.stringify(value);
   return text.includes('\\u0000') ? text.replace(JSON_NUL, '$1\\ufffd') : text;
 }

@@ -6,14 +6,14 @@ import os from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { guardConfigSchema, type GuardConfig } from '../core/config.js';
-import { SERVE_ENV } from '../install/serve-contract.js';
+import { SERVE_ENV, TLS_MOUNT_PATH } from '../install/serve-contract.js';
 
 const positiveMs = z.coerce.number().int().positive();
 
 export const serveConfigSchema = z.strictObject({
   host: z.string().default('0.0.0.0'),
   port: z.coerce.number().int().min(0).max(65535).default(8443),
-  certMode: z.enum(['files', 'self-managed']).default('files'),
+  certMode: z.enum(['files', 'self-managed', 'cert-manager']).default('files'),
   tlsCertFile: z.string().optional(),
   tlsKeyFile: z.string().optional(),
   tlsSecretName: z.string().default('airflow-downgrade-guard-tls'),
@@ -110,6 +110,12 @@ export function loadServeConfig(flags: Flags, env: NodeJS.ProcessEnv = process.e
     throw new ServeConfigError(`invalid serve configuration: ${problems.join('; ')}`);
   }
   const config = result.data as ServeConfig;
+  if (config.certMode === 'cert-manager') {
+    // cert-manager writes the pair into the mounted Secret: read it like files.
+    config.certMode = 'files';
+    config.tlsCertFile ??= `${TLS_MOUNT_PATH}/tls.crt`;
+    config.tlsKeyFile ??= `${TLS_MOUNT_PATH}/tls.key`;
+  }
   if (config.certMode === 'files' && (!config.tlsCertFile || !config.tlsKeyFile)) {
     throw new ServeConfigError(
       `invalid serve configuration: certMode 'files' needs tlsCertFile and tlsKeyFile (--tls-cert-file/--tls-key-file or ${SERVE_ENV.tlsCertFile}/${SERVE_ENV.tlsKeyFile})`,

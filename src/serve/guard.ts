@@ -99,7 +99,13 @@ export async function startGuard(config: ServeConfig, logger: Logger = createLog
   });
   const metrics = createMetrics();
   const audit = config.auditDatabaseUrl ? createAuditLog({ databaseUrl: config.auditDatabaseUrl, logger }) : undefined;
-  if (audit) metrics.observeAuditLog(audit);
+  if (audit) {
+    metrics.observeAuditLog(audit);
+    // Applies the audit schema migrations now; when the store is down it keeps retrying in the background.
+    void audit.start().then((up) => {
+      if (!up) logger.warn('audit store unreachable at start: records are buffered until it returns');
+    });
+  }
   else logger.warn('no audit database configured (ADG_AUDIT_DATABASE_URL): audit records go to the log only');
 
   const coordinator = new Coordinator(

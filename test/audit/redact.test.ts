@@ -77,3 +77,12 @@ describe('output excerpts and jsonb text', () => {
     expect(JSON.parse(toJsonb({ s: 'a\\u0000b' }))).toEqual({ s: 'a\\u0000b' });
   });
 });
+
+describe('redaction of odd values', () => {
+  it('marks cycles instead of following them', () => {
+    const node: Record<string, unknown> = { name: 'a' };
+    node.self = node;
+    node.list = [node, { password: 'x' }];
+    expect(redactJson(node)).toEqual({ name: 'a', self: '[Circular]', list: ['[Circular]', { password: '***' }] });
+  });
+});

@@ -164,6 +164,28 @@ describe('Deployment controller', () => {
     await waitFor('new pods only', () => pods(store, NS).length === 1 && pods(store, NS).every((p) => imageOf(p) === 'apache/airflow:3.0.2'));
   });
 
+  it('a held rollout drained to zero and released with replicas restored never starts an old pod', async () => {
+    createDeployment('web', 3, 'apache/airflow:3.1.0');
+    await rolledOut('web');
+    patchDeployment('web', (spec) => {
+      spec.paused = true;
+      ((spec.template as { spec: { containers: Array<{ image: string }> } }).spec.containers[0] as { image: string }).image = 'apache/airflow:3.0.2';
+    });
+    patchDeployment('web', (spec) => (spec.replicas = 0));
+    await waitFor('drained', () => pods(store, NS).length === 0);
+    const started: string[] = [];
+    const stopWatch = store.watch(RESOURCES.pods, NS, undefined, (e) => {
+      if (e.type === 'ADDED') started.push(imageOf(e.object));
+    });
+    patchDeployment('web', (spec) => {
+      spec.paused = false;
+      spec.replicas = 3;
+    });
+    await rolledOut('web');
+    stopWatch();
+    expect(started).toEqual(['apache/airflow:3.0.2', 'apache/airflow:3.0.2', 'apache/airflow:3.0.2']);
+  });
+
   it('scales to zero and back', async () => {
     createDeployment('web', 2, 'apache/airflow:3.1.0');
     await rolledOut('web');

@@ -58,7 +58,7 @@ export class FakeProcess implements ContainerProcess {
     if (ms === 'never') return new Promise(() => {});
     return new Promise((resolve) =>
       setTimeout(() => {
-        this.exit(0);
+        this.exit(143); // terminated by SIGTERM
         resolve();
       }, ms),
     );

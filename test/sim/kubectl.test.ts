@@ -5,7 +5,7 @@ import { startApiServer, type ApiServer } from '../../src/sim/apiserver/index.js
 import { RESOURCES } from '../../src/sim/resources.js';
 import { Store } from '../../src/sim/store.js';
 import type { ExecHandler } from '../../src/sim/types.js';
-import { CHART_MANIFESTS, kubectlFor, startTestWebhook, type Kubectl, type TestWebhook } from './support.js';
+import { CHART_MANIFESTS, kubectlFor, removeKubectlDirs, startTestWebhook, type Kubectl, type TestWebhook } from './support.js';
 
 const echoExec: ExecHandler = async (req, io) => {
   if (req.command[0] === 'cat') {
@@ -38,6 +38,7 @@ describe('kubectl against the simulated API server', () => {
   });
 
   afterAll(async () => {
+    removeKubectlDirs();
     await api?.close();
     await webhook?.close();
   });

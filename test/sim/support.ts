@@ -1,6 +1,6 @@
 // Helpers for the simulated-cluster suites: the real kubectl binary, a TLS admission webhook.
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -32,10 +32,18 @@ export interface KubectlResult {
 
 export type Kubectl = (args: string[], options?: { input?: string; timeoutMs?: number }) => Promise<KubectlResult>;
 
+const kubectlDirs: string[] = [];
+
+/** Removes the kubeconfig and cache directories of every kubectlFor() so far (call in afterAll). */
+export function removeKubectlDirs(): void {
+  for (const dir of kubectlDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
+
 /** A kubectl bound to a kubeconfig, with its own discovery cache directory. */
 export function kubectlFor(kubeconfig: string): Kubectl {
   const binary = findKubectl();
   const dir = mkdtempSync(join(tmpdir(), 'sim-kubectl-'));
+  kubectlDirs.push(dir);
   const path = join(dir, 'kubeconfig');
   writeFileSync(path, kubeconfig, { mode: 0o600 });
   return (args, options = {}) =>

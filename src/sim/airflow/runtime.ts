@@ -5,7 +5,7 @@
 import { redactConnectionString } from '../../db/connection.js';
 import { readAlembicRevision } from '../../db/alembic.js';
 import type { ContainerProcess, ContainerRuntime, ContainerStart, ExecIO, ExecRequest, ExecResult, KubeObject } from '../types.js';
-import { processArgv, UsageError } from './args.js';
+import { processArgv } from './args.js';
 import { runAirflowCommand, type CliContext, type CliIO } from './cli.js';
 import { createFaultInjector, type FaultInjector, type FaultTarget } from './faults.js';
 import { airflowImage, chainIndex, type AirflowImage } from './image.js';
@@ -187,7 +187,7 @@ export function createAirflowRuntime(options: AirflowRuntimeOptions): AirflowRun
     try {
       argv = processArgv(container.command, container.args);
     } catch (error) {
-      return failedProcess(source, (error as UsageError).message);
+      return failedProcess(source, (error as Error).message);
     }
     const { kind, argv: effectiveArgv } = image ? kindOf(argv, container.name, role) : { kind: 'plain' as const, argv };
     const target: FaultTarget = { ...source, argv: effectiveArgv };

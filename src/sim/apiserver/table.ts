@@ -48,14 +48,17 @@ function templateSpec(o: KubeObject): Obj | undefined {
 
 function selectorString(selector: unknown): string {
   const s = (selector ?? {}) as { matchLabels?: Record<string, string>; matchExpressions?: Array<{ key: string; operator: string; values?: string[] }> };
-  const parts = Object.entries(s.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`);
+  // Requirements sorted by key, as labels.Selector.String() prints them.
+  const parts: Array<[string, string]> = Object.entries(s.matchLabels ?? {}).map(([k, v]) => [k, `${k}=${v}`]);
   for (const e of s.matchExpressions ?? []) {
-    if (e.operator === 'In') parts.push(`${e.key} in (${(e.values ?? []).join(',')})`);
-    else if (e.operator === 'NotIn') parts.push(`${e.key} notin (${(e.values ?? []).join(',')})`);
-    else if (e.operator === 'Exists') parts.push(e.key);
-    else if (e.operator === 'DoesNotExist') parts.push(`!${e.key}`);
+    const values = [...(e.values ?? [])].sort().join(',');
+    if (e.operator === 'In') parts.push([e.key, `${e.key} in (${values})`]);
+    else if (e.operator === 'NotIn') parts.push([e.key, `${e.key} notin (${values})`]);
+    else if (e.operator === 'Exists') parts.push([e.key, e.key]);
+    else if (e.operator === 'DoesNotExist') parts.push([e.key, `!${e.key}`]);
   }
-  return parts.length ? parts.join(',') : '<none>';
+  parts.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  return parts.length ? parts.map((p) => p[1]).join(',') : '<none>';
 }
 
 export { selectorString };

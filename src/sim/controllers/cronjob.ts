@@ -10,7 +10,6 @@ import {
   asRecord,
   asString,
   errorMessage,
-  omitZero,
   ownedBy,
   ownerReference,
   rfc3339,
@@ -179,7 +178,7 @@ export class CronJobController {
       const latest = Math.max(...succeededAt, Date.parse(asString(status.lastSuccessfulTime) ?? '') || 0);
       status.lastSuccessfulTime = rfc3339(latest);
     }
-    writeStatus(this.ctx.store, RESOURCES.cronjobs, cj, omitZero(status, []));
+    writeStatus(this.ctx.store, RESOURCES.cronjobs, cj, status);
   }
 
   private cleanupHistory(cj: KubeObject): void {

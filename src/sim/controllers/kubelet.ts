@@ -210,6 +210,7 @@ class PodWorker {
   private done = false;
   private readonly controller = new AbortController();
   private readinessTimer: NodeJS.Timeout | undefined;
+  private cancelGrace: () => void = () => {};
 
   constructor(
     private readonly kubelet: Kubelet,
@@ -483,15 +484,19 @@ class PodWorker {
     const running = [...this.init, ...this.main].filter((s) => s.state === 'running' && s.process);
     for (const slot of running) this.event('Normal', 'Killing', `Stopping container ${slot.name}`);
     const stops = running.map((s) => Promise.resolve().then(() => (s.process as ContainerProcess).stop()).catch(() => undefined));
-    let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([
       Promise.all(stops).then(() => false),
       new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(true), Math.max(0, grace) * this.opts.graceUnitMs);
+        const timer = setTimeout(() => resolve(true), Math.max(0, grace) * this.opts.graceUnitMs);
+        this.cancelGrace = () => {
+          clearTimeout(timer);
+          resolve(true);
+        };
       }),
     ]);
-    clearTimeout(timer);
+    this.cancelGrace();
     await new Promise((resolve) => setImmediate(resolve)); // let exits that follow stop() land
+    if (this.done) return; // removed meanwhile, or the kubelet stopped
     for (const slot of running) {
       this.finish(slot, slot.exit ?? { exitCode: timedOut ? 137 : 143 });
     }
@@ -541,6 +546,7 @@ class PodWorker {
     this.done = true;
     this.controller.abort();
     this.stopProbing();
+    this.cancelGrace();
     if (wasDone && !this.main.concat(this.init).some((s) => s.state === 'running')) return;
     const running = [...this.init, ...this.main].filter((s) => s.state === 'running' && s.process);
     for (const slot of running) slot.state = 'terminated';

@@ -33,6 +33,7 @@ export class WorkQueue {
       this.delayed.delete(key);
       this.add(key);
     }, Math.max(0, ms));
+    timer.unref();
     this.delayed.set(key, { at, timer });
   }
 

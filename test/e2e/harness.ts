@@ -1,0 +1,391 @@
+// End-to-end harness: the simulated cluster + a real Postgres + the real guard (`serve` as a
+// subprocess, over TLS, with its own ServiceAccount identity and, optionally, the deploy/ RBAC).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { generateCertificates } from '../../src/certs/generate.js';
+import { Cluster } from '../../src/k8s/cluster.js';
+import { KubeRest } from '../../src/k8s/rest.js';
+import { KubeConfig } from '@kubernetes/client-node';
+import { startSimCluster, type SimCluster } from '../../src/sim/cluster.js';
+import { createRbacAuthorizer, rbacObjectsFrom } from '../../src/sim/rbac/authorizer.js';
+import { RESOURCES } from '../../src/sim/resources.js';
+import { renderInstallManifests } from '../../src/install/manifests.js';
+import { parseOperation, operationConfigMapName, type OperationState } from '../../src/coordinator/operation.js';
+import { readAlembicRevision } from '../../src/db/alembic.js';
+import { chartWorkload, type WorkloadOptions } from '../fixtures/admission/builders.js';
+import { createTestDatabase, freePort, type TestDatabase } from '../support/postgres.js';
+import type { KubeObject } from '../../src/sim/types.js';
+
+export const GUARD_NAMESPACE = 'airflow-downgrade-guard';
+export const GUARD_USER = `system:serviceaccount:${GUARD_NAMESPACE}:airflow-downgrade-guard`;
+export const ROOT = path.resolve(import.meta.dirname, '../..');
+
+export interface ReleaseSpec {
+  release: string;
+  namespace: string;
+  version: string;
+  /** Components as Deployments unless listed in statefulSets. */
+  components?: string[];
+  statefulSets?: string[];
+  replicas?: Record<string, number>;
+  cronJobs?: boolean;
+}
+
+export const DEFAULT_COMPONENTS = ['api-server', 'scheduler', 'dag-processor', 'triggerer', 'worker', 'statsd'];
+
+export interface Guard {
+  process: ChildProcess;
+  port: number;
+  logs: string[];
+  identity: string;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export interface E2E {
+  sim: SimCluster;
+  db: TestDatabase;
+  admin: Cluster;
+  guards: Guard[];
+  rbac?: ReturnType<typeof createRbacAuthorizer>;
+  caPem: string;
+  startGuard(identity?: string, extraArgs?: string[]): Promise<Guard>;
+  installRelease(spec: ReleaseSpec): Promise<void>;
+  workload(kind: string, namespace: string, name: string): KubeObject | undefined;
+  operation(namespace: string, release: string): OperationState | undefined;
+  revision(): Promise<string | null>;
+  stop(): Promise<void>;
+}
+
+export async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined && value !== false) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+function restFor(kubeconfig: string): Cluster {
+  const kc = new KubeConfig();
+  kc.loadFromString(kubeconfig);
+  return new Cluster(new KubeRest(kc), { attempts: 3, baseDelayMs: 50 });
+}
+
+function kindType(kind: string) {
+  switch (kind) {
+    case 'Deployment':
+      return RESOURCES.deployments;
+    case 'StatefulSet':
+      return RESOURCES.statefulsets;
+    case 'Job':
+      return RESOURCES.jobs;
+    case 'CronJob':
+      return RESOURCES.cronjobs;
+    case 'Pod':
+      return RESOURCES.pods;
+    default:
+      throw new Error(`unknown kind ${kind}`);
+  }
+}
+
+export interface E2EOptions {
+  /** Enforce the deploy/ RBAC for the guard's ServiceAccount. */
+  rbac?: boolean;
+  stepDurationMs?: number;
+  podStartDelayMs?: number;
+  watchNamespaces?: string[];
+}
+
+export async function startE2E(options: E2EOptions = {}): Promise<E2E> {
+  const db = await createTestDatabase('e2e');
+  const holder: { rbac?: ReturnType<typeof createRbacAuthorizer> } = {};
+  let simRef: SimCluster | undefined;
+  if (options.rbac) {
+    holder.rbac = createRbacAuthorizer(() => rbacObjectsFrom(simRef ? allRbacObjects(simRef) : []));
+  }
+  const sim = await startSimCluster({
+    databaseUrl: db.url,
+    podStartDelayMs: options.podStartDelayMs ?? 40,
+    controllers: { readyDelayMs: 40, probeIntervalMs: 25, graceUnitMs: 10 },
+    runtime: { stepDurationMs: options.stepDurationMs ?? 40, checkIntervalMs: 25, readyDelayMs: 30, secondMs: 100, taskDurationMs: 200 },
+    api: holder.rbac ? { authorize: (req) => holder.rbac!.authorize(req) } : {},
+  });
+  simRef = sim;
+  const admin = restFor(sim.api.kubeconfig());
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'adg-e2e-'));
+  const certs = generateCertificates({ service: 'airflow-downgrade-guard', namespace: GUARD_NAMESPACE, dnsNames: ['127.0.0.1', 'localhost'] });
+  writeFileSync(path.join(dir, 'tls.crt'), certs.cert);
+  writeFileSync(path.join(dir, 'tls.key'), certs.key, { mode: 0o600 });
+  const token = sim.api.tokens.issueServiceAccountToken(GUARD_NAMESPACE, 'airflow-downgrade-guard');
+  const guardKubeconfig = path.join(dir, 'guard-kubeconfig');
+  writeFileSync(guardKubeconfig, sim.api.kubeconfig(token), { mode: 0o600 });
+
+  await admin.create('Namespace', undefined, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: GUARD_NAMESPACE } }).catch(() => undefined);
+  const install = renderInstallManifests({
+    namespace: GUARD_NAMESPACE,
+    watchNamespaces: options.watchNamespaces ?? [],
+    certMode: 'files',
+  } as never) as KubeObject[];
+  for (const obj of install) {
+    if (['ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'ServiceAccount'].includes(obj.kind)) {
+      await createObject(admin, obj);
+    }
+  }
+  const guards: Guard[] = [];
+  let webhookPort: number | undefined;
+
+  const e2e: E2E = {
+    sim,
+    db,
+    admin,
+    guards,
+    caPem: certs.caCert,
+    ...(holder.rbac ? { rbac: holder.rbac } : {}),
+    async startGuard(identity = `guard-${guards.length + 1}`, extraArgs = []) {
+      const port = await freePort();
+      const logs: string[] = [];
+      const child = spawn(
+        process.execPath,
+        [
+          path.join(ROOT, 'dist/src/cli/main.js'),
+          'serve',
+          '--host', '127.0.0.1',
+          '--port', String(port),
+          '--tls-cert-file', path.join(dir, 'tls.crt'),
+          '--tls-key-file', path.join(dir, 'tls.key'),
+          '--kubeconfig', guardKubeconfig,
+          '--identity', identity,
+          '--lease-duration-seconds', '3',
+          '--drain-timeout-ms', '20000',
+          '--exec-timeout-ms', '20000',
+          ...(options.watchNamespaces?.length ? ['--watch-namespaces', options.watchNamespaces.join(',')] : []),
+          ...extraArgs,
+        ],
+        { env: { ...process.env, POD_NAMESPACE: GUARD_NAMESPACE, ADG_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      const collect = (chunk: Buffer): void => {
+        for (const line of chunk.toString('utf8').split('\n')) if (line) logs.push(line);
+        if (process.env.ADG_DEBUG) process.stderr.write(chunk);
+      };
+      child.stdout!.on('data', collect);
+      child.stderr!.on('data', collect);
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      const guard: Guard = {
+        process: child,
+        port,
+        logs,
+        identity,
+        async stop(signal = 'SIGTERM') {
+          if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+          await exited;
+        },
+      };
+      guards.push(guard);
+      await waitFor(`guard ${identity} ready`, () => logs.some((l) => l.includes('airflow-downgrade-guard serving')) || (child.exitCode !== null ? Promise.reject(new Error(`guard exited: ${logs.slice(-5).join('\n')}`)) : false), 20_000);
+      if (webhookPort === undefined) {
+        webhookPort = port;
+        await registerWebhook(admin, install, port, certs.caCert);
+      }
+      return guard;
+    },
+    async installRelease(spec) {
+      await createObject(admin, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: spec.namespace, labels: { 'kubernetes.io/metadata.name': spec.namespace } } });
+      await createObject(admin, {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: `${spec.release}-metadata`, namespace: spec.namespace },
+        type: 'Opaque',
+        data: { connection: Buffer.from(db.url).toString('base64') },
+      });
+      const migrate = chartWorkload({ kind: 'Job', component: 'run-airflow-migrations', release: spec.release, namespace: spec.namespace, version: spec.version }) as KubeObject;
+      await createObject(admin, migrate);
+      await waitFor('migration job complete', () => jobComplete(sim, spec.namespace, `${spec.release}-run-airflow-migrations`), 30_000);
+      await admin.delete('Job', spec.namespace, `${spec.release}-run-airflow-migrations`, 0);
+      for (const component of spec.components ?? DEFAULT_COMPONENTS) {
+        const kind = spec.statefulSets?.includes(component) ? 'StatefulSet' : 'Deployment';
+        const options: WorkloadOptions = {
+          kind,
+          component,
+          release: spec.release,
+          namespace: spec.namespace,
+          version: spec.version,
+          replicas: spec.replicas?.[component] ?? 1,
+        };
+        if (component === 'statsd') options.image = 'quay.io/prometheus/statsd-exporter:v0.28.0';
+        await createObject(admin, chartShaped(chartWorkload(options) as KubeObject, component));
+      }
+      if (spec.cronJobs !== false) {
+        await createObject(admin, chartWorkload({ kind: 'CronJob', component: 'database-cleanup', release: spec.release, namespace: spec.namespace, version: spec.version }) as KubeObject);
+      }
+      await waitFor('release pods ready', () => releaseReady(sim, spec), 30_000);
+    },
+    workload(kind, namespace, name) {
+      return sim.store.get(kindType(kind), namespace, name);
+    },
+    operation(namespace, release) {
+      const cm = sim.store.get(RESOURCES.configmaps, namespace, operationConfigMapName(release)) as (KubeObject & { data?: Record<string, string> }) | undefined;
+      const text = cm?.data?.['operation.json'];
+      return text ? parseOperation(text) : undefined;
+    },
+    async revision() {
+      return (await readAlembicRevision(db.url)).revision;
+    },
+    async stop() {
+      await Promise.all(guards.map((g) => g.stop('SIGKILL')));
+      await sim.stop();
+      await db.drop();
+    },
+  };
+  return e2e;
+}
+
+/** What the official chart renders beyond the generic builder: statsd has no Airflow init container; Celery workers run `airflow celery worker`. */
+function chartShaped(obj: KubeObject, component: string): KubeObject {
+  const spec = (obj.spec as { template: { spec: { containers: Array<Record<string, unknown>>; initContainers?: unknown[] } } }).template.spec;
+  if (component === 'statsd') {
+    delete spec.initContainers;
+    for (const c of spec.containers) {
+      delete c.env;
+      c.args = ['--statsd.listen-udp=:9125'];
+    }
+  }
+  if (component === 'worker') for (const c of spec.containers) c.args = ['bash', '-c', 'exec airflow celery worker'];
+  return obj;
+}
+
+function allRbacObjects(sim: SimCluster): KubeObject[] {
+  return [
+    ...sim.store.list(RESOURCES.roles).items,
+    ...sim.store.list(RESOURCES.rolebindings).items,
+    ...sim.store.list(RESOURCES.clusterroles).items,
+    ...sim.store.list(RESOURCES.clusterrolebindings).items,
+  ];
+}
+
+async function createObject(admin: Cluster, obj: KubeObject): Promise<void> {
+  const kind = obj.kind as Parameters<Cluster['create']>[0];
+  const rest = admin.rest;
+  const group = obj.apiVersion.includes('/') ? `/apis/${obj.apiVersion}` : `/api/${obj.apiVersion}`;
+  const plural = PLURALS[obj.kind];
+  if (!plural) throw new Error(`no plural for ${obj.kind} (${String(kind)})`);
+  const ns = obj.metadata.namespace;
+  const url = `${group}${ns ? `/namespaces/${ns}` : ''}/${plural}`;
+  try {
+    await rest.request('POST', url, { body: obj });
+  } catch (error) {
+    if ((error as { code?: number }).code !== 409) throw error;
+  }
+}
+
+const PLURALS: Record<string, string> = {
+  Namespace: 'namespaces',
+  Secret: 'secrets',
+  ServiceAccount: 'serviceaccounts',
+  Deployment: 'deployments',
+  StatefulSet: 'statefulsets',
+  Job: 'jobs',
+  CronJob: 'cronjobs',
+  ClusterRole: 'clusterroles',
+  ClusterRoleBinding: 'clusterrolebindings',
+  Role: 'roles',
+  RoleBinding: 'rolebindings',
+  MutatingWebhookConfiguration: 'mutatingwebhookconfigurations',
+};
+
+async function registerWebhook(admin: Cluster, install: KubeObject[], port: number, caPem: string): Promise<void> {
+  const config = structuredClone(install.find((o) => o.kind === 'MutatingWebhookConfiguration')) as KubeObject & {
+    webhooks: Array<Record<string, unknown>>;
+  };
+  for (const hook of config.webhooks) {
+    hook.clientConfig = { url: `https://127.0.0.1:${port}/mutate`, caBundle: Buffer.from(caPem).toString('base64') };
+  }
+  delete (config.metadata as Record<string, unknown>).annotations;
+  await createObject(admin, config);
+}
+
+function jobComplete(sim: SimCluster, namespace: string, name: string): boolean {
+  const job = sim.store.get(RESOURCES.jobs, namespace, name) as { status?: { conditions?: Array<{ type: string; status: string }> } } | undefined;
+  return job?.status?.conditions?.some((c) => c.type === 'Complete' && c.status === 'True') ?? false;
+}
+
+export function podsOf(sim: SimCluster, namespace: string, release: string): KubeObject[] {
+  return sim.store.list(RESOURCES.pods, namespace).items.filter((p) => p.metadata.labels?.release === release);
+}
+
+export function podImage(pod: KubeObject): string {
+  const spec = pod.spec as { containers: Array<{ image: string }> };
+  return spec.containers[0]?.image ?? '';
+}
+
+function isReady(pod: KubeObject): boolean {
+  const status = pod.status as { phase?: string; conditions?: Array<{ type: string; status: string }> } | undefined;
+  return status?.phase === 'Running' && (status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+}
+
+/** Every workload of the release runs its replicas, all Ready, all on the spec's version. */
+export function releaseReady(sim: SimCluster, spec: ReleaseSpec): boolean {
+  const pods = podsOf(sim, spec.namespace, spec.release).filter((p) => !p.metadata.deletionTimestamp);
+  for (const component of spec.components ?? DEFAULT_COMPONENTS) {
+    const want = spec.replicas?.[component] ?? 1;
+    const mine = pods.filter((p) => p.metadata.labels?.component === component);
+    const image = component === 'statsd' ? 'statsd-exporter' : `apache/airflow:${spec.version}`;
+    if (mine.length !== want || !mine.every((p) => isReady(p) && podImage(p).includes(image))) return false;
+  }
+  return true;
+}
+
+/** A Helm upgrade to `version`: every workload's image changes; the migration Job as a hook. */
+export async function helmUpgrade(e2e: E2E, spec: ReleaseSpec, version: string, hook: 'pre-upgrade' | 'post-upgrade'): Promise<void> {
+  const job = (): KubeObject => chartWorkload({ kind: 'Job', component: 'run-airflow-migrations', release: spec.release, namespace: spec.namespace, version }) as KubeObject;
+  if (hook === 'pre-upgrade') {
+    await createObject(e2e.admin, job());
+    // Helm waits for the hook Job to complete before it applies the rest of the release.
+    await waitFor('pre-upgrade hook job complete', () => jobComplete(e2e.sim, spec.namespace, `${spec.release}-run-airflow-migrations`), 60_000, 100);
+  }
+  for (const component of spec.components ?? DEFAULT_COMPONENTS) {
+    if (component === 'statsd') continue;
+    const kind = spec.statefulSets?.includes(component) ? 'StatefulSet' : 'Deployment';
+    await setImage(e2e, kind, spec.namespace, `${spec.release}-${component}`, version);
+  }
+  await updateCronJobs(e2e, spec, version);
+  if (hook === 'post-upgrade') {
+    await createObject(e2e.admin, job());
+    await waitFor('post-upgrade hook job complete', () => jobComplete(e2e.sim, spec.namespace, `${spec.release}-run-airflow-migrations`), 60_000, 100);
+  }
+}
+
+async function updateCronJobs(e2e: E2E, spec: ReleaseSpec, version: string): Promise<void> {
+  if (spec.cronJobs === false) return;
+  const name = `${spec.release}-database-cleanup`;
+  const current = e2e.workload('CronJob', spec.namespace, name) as (KubeObject & { spec: { jobTemplate: { spec: { template: { spec: { containers: Array<{ image: string }> } } } } } }) | undefined;
+  if (!current) return;
+  await e2e.admin.patch('CronJob', spec.namespace, name, [
+    { op: 'replace', path: '/spec/jobTemplate/spec/template/spec/containers/0/image', value: `apache/airflow:${version}` },
+  ]);
+}
+
+/** `kubectl set image` on one workload: a strategic merge patch of the main container's image. */
+export async function setImage(e2e: E2E, kind: string, namespace: string, name: string, version: string): Promise<void> {
+  const obj = e2e.workload(kind, namespace, name) as (KubeObject & { spec: { template: { spec: { containers: Array<{ name: string; image: string }>; initContainers?: Array<{ name: string; image: string }> } } } }) | undefined;
+  if (!obj) throw new Error(`${kind} ${namespace}/${name} not found`);
+  const containers = obj.spec.template.spec.containers.map((c) => ({ name: c.name, image: `apache/airflow:${version}` }));
+  const initContainers = (obj.spec.template.spec.initContainers ?? []).map((c) => ({ name: c.name, image: `apache/airflow:${version}` }));
+  const plural = PLURALS[kind];
+  const group = kind === 'Job' || kind === 'CronJob' ? '/apis/batch/v1' : '/apis/apps/v1';
+  await e2e.admin.rest.request('PATCH', `${group}/namespaces/${namespace}/${plural}/${name}`, {
+    body: { spec: { template: { spec: { containers, ...(initContainers.length ? { initContainers } : {}) } } } },
+    contentType: 'application/strategic-merge-patch+json',
+  });
+}
+
+export function stepSequence(op: OperationState): string[] {
+  return op.steps.filter((s) => s.outcome !== 'waiting').map((s) => s.step);
+}
