@@ -785,46 +785,6 @@ export class Coordinator {
     }
   }
 
-  // ---- operator actions --------------------------------------------------------------------
-
-  /** Puts a held operation back to where it stopped (or to confirm) and drives it again. */
-  async retry(namespace: string, release: string, user: string): Promise<OperationState> {
-    return this.operatorAction(namespace, release, user, 'retry', (op) => {
-      if (op.phase !== 'held') throw new Error(`operation ${op.id} is ${op.phase}, not held: nothing to retry`);
-      const from = op.heldFrom ?? 'confirm';
-      const phase: Phase = from === 'drain' || from === 'release' ? from : 'confirm';
-      return { ...op, phase, heldReason: undefined, heldFrom: undefined, attempts: 0 } as OperationState;
-    });
-  }
-
-  /** Stops driving an operation; held workloads stay held (revert them or break-glass). */
-  async abort(namespace: string, release: string, user: string): Promise<OperationState> {
-    return this.operatorAction(namespace, release, user, 'abort', (op) => {
-      if (isTerminal(op.phase)) throw new Error(`operation ${op.id} already ended (${op.phase})`);
-      if (SCHEMA_MAY_HAVE_CHANGED.includes(op.phase)) {
-        throw new Error(`operation ${op.id} is in ${op.phase}: the schema is already at ${op.toVersion}; aborting now would leave no running code matching it — retry instead`);
-      }
-      return { ...op, phase: 'aborted' };
-    });
-  }
-
-  private async operatorAction(
-    namespace: string,
-    release: string,
-    user: string,
-    step: 'retry' | 'abort',
-    change: (op: OperationState) => OperationState,
-  ): Promise<OperationState> {
-    const cm = await this.deps.cluster.find('ConfigMap', namespace, operationConfigMapName(release));
-    const op = cm ? this.readOperation(cm) : undefined;
-    if (!cm || !op) throw new Error(`no operation for release ${namespace}/${release}`);
-    const next = change(op);
-    const saved = await this.saveStep(next, String(valueAt(cm, ['metadata', 'resourceVersion'])), step, 'ok', 0, `by ${user}`, next.phase);
-    if (!saved) throw new Error('the operation changed meanwhile; look again and retry');
-    this.schedule(namespace, release);
-    return saved.op;
-  }
-
   // ---- persistence, leases, events, reports ------------------------------------------------
 
   private async save(op: OperationState, resourceVersion: string): Promise<string> {

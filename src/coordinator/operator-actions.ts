@@ -1,0 +1,102 @@
+// What an operator can do to an operation from the CLI (`status`, `retry`, `abort`): read and
+// change its state in the cluster. The driving replica notices through its watch; nothing here
+// runs a step itself.
+import { valueAt } from '../core/objects.js';
+import type { Cluster } from '../k8s/cluster.js';
+import {
+  MANAGED_BY,
+  MANAGED_BY_LABEL,
+  OPERATION_DATA_KEY,
+  SCHEMA_MAY_HAVE_CHANGED,
+  isTerminal,
+  operationConfigMap,
+  operationConfigMapName,
+  parseOperation,
+  withStep,
+  type OperationState,
+  type Phase,
+} from './operation.js';
+
+export class OperatorActionError extends Error {
+  override name = 'OperatorActionError';
+}
+
+/** Every operation the cluster (or one namespace) holds, newest first. */
+export async function listOperations(cluster: Cluster, namespace?: string): Promise<OperationState[]> {
+  const list = await cluster.list('ConfigMap', namespace, `${MANAGED_BY_LABEL}=${MANAGED_BY}`);
+  const ops: OperationState[] = [];
+  for (const cm of list.items) {
+    const text = valueAt(cm, ['data', OPERATION_DATA_KEY]);
+    if (typeof text !== 'string') continue;
+    try {
+      ops.push(parseOperation(text));
+    } catch {
+      // unreadable state is reported by the coordinator; status lists what it can read
+    }
+  }
+  return ops.sort((a, b) => b.openedAt.localeCompare(a.openedAt));
+}
+
+/** Finds an operation by id, or by `<namespace>/<release>`. */
+export async function findOperation(cluster: Cluster, ref: string, namespace?: string): Promise<OperationState> {
+  const ops = await listOperations(cluster, namespace);
+  const match = ops.find((op) => op.id === ref || `${op.namespace}/${op.release}` === ref);
+  if (!match) throw new OperatorActionError(`no operation ${ref}${namespace ? ` in namespace ${namespace}` : ''}`);
+  return match;
+}
+
+/** The phase a held operation resumes in: where it stopped when that is safe, else confirm. */
+export function retryPhase(op: OperationState): Phase {
+  if (op.phase !== 'held') throw new OperatorActionError(`operation ${op.id} is ${op.phase}, not held: nothing to retry`);
+  const from = op.heldFrom ?? 'confirm';
+  return from === 'drain' || from === 'release' ? from : 'confirm';
+}
+
+/** Abort is refused once the schema may have changed: only finishing matches the code again. */
+export function checkAbortable(op: OperationState): void {
+  if (isTerminal(op.phase)) throw new OperatorActionError(`operation ${op.id} already ended (${op.phase})`);
+  const phase = op.phase === 'held' ? (op.heldFrom ?? 'confirm') : op.phase;
+  if (SCHEMA_MAY_HAVE_CHANGED.includes(phase)) {
+    throw new OperatorActionError(
+      `operation ${op.id} reached ${phase}: the schema may already be at ${op.toVersion}; aborting would leave no running code matching it — fix the cause and retry instead`,
+    );
+  }
+}
+
+async function change(
+  cluster: Cluster,
+  op: OperationState,
+  step: 'retry' | 'abort',
+  user: string,
+  next: (op: OperationState) => OperationState,
+): Promise<OperationState> {
+  const name = operationConfigMapName(op.release);
+  const cm = await cluster.get('ConfigMap', op.namespace, name);
+  const current = parseOperation(String(valueAt(cm, ['data', OPERATION_DATA_KEY])));
+  if (current.id !== op.id) throw new OperatorActionError(`operation ${op.id} was replaced by ${current.id}; look again`);
+  const now = new Date().toISOString();
+  const updated = withStep({ ...next(current), updatedAt: now }, { step, outcome: 'ok', at: now, durationMs: 0, detail: `by ${user}` });
+  try {
+    await cluster.replace('ConfigMap', op.namespace, name, operationConfigMap(updated, String(valueAt(cm, ['metadata', 'resourceVersion']))));
+  } catch (error) {
+    if ((error as { code?: number }).code === 409) throw new OperatorActionError('the operation changed meanwhile; look again and retry');
+    throw error;
+  }
+  return updated;
+}
+
+export async function retryOperation(cluster: Cluster, op: OperationState, user: string): Promise<OperationState> {
+  const phase = retryPhase(op);
+  return change(cluster, op, 'retry', user, (current) => {
+    const { heldReason: _r, heldFrom: _f, ...rest } = current;
+    return { ...rest, phase: retryPhase(current) === phase ? phase : retryPhase(current), attempts: 0 };
+  });
+}
+
+export async function abortOperation(cluster: Cluster, op: OperationState, user: string): Promise<OperationState> {
+  checkAbortable(op);
+  return change(cluster, op, 'abort', user, (current) => {
+    checkAbortable(current);
+    return { ...current, phase: 'aborted' };
+  });
+}
