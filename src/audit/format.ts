@@ -113,6 +113,7 @@ function stepLine(start: OperationStepRecord | undefined, end: OperationStepReco
   const command = commandText(end?.command ?? start?.command);
   if (end?.exitCode !== undefined) parts.push(`exit ${end.exitCode}`);
   if (end?.error) parts.push(`error: ${end.error}`);
+  if (end?.detail) parts.push(`— ${end.detail}`);
   return `${parts.join('  ')}${command}  (${step.actor})`;
 }
 

@@ -83,6 +83,8 @@ export interface OperationStepRecord {
   /** Bounded tail of the command's output (see OUTPUT_EXCERPT_BYTES). */
   outputExcerpt?: string;
   error?: string;
+  /** What the step found or did, in words (e.g. "database at cc92b33c6709"). */
+  detail?: string;
   /** Guard replica (pod name) or CLI user that ran the step. */
   actor: string;
 }

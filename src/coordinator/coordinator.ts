@@ -707,7 +707,7 @@ export class Coordinator {
       { op: replicas === undefined ? 'add' : 'replace', path: '/spec/replicas', value: 0 },
     ];
     await this.deps.cluster.patch(w.kind, w.namespace, w.name, ops);
-    this.report({ operation: op, step: 'drain', event: 'start', detail: `${w.kind.toLowerCase()}/${w.name}: replicas ${current} -> 0` });
+    this.deps.logger.info({ operationId: op.id, workload: `${w.kind.toLowerCase()}/${w.name}`, replicas: current }, 'drained to 0 replicas');
     await this.emitEventOn(op, w.kind, w.name, 'Normal', 'Draining', `Scaled to 0 (was ${record.replicas}) so no ${op.fromVersion} pod runs against the ${op.toVersion} schema; restored on release`);
   }
 

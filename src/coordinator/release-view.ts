@@ -2,7 +2,7 @@
 // questions the admission path and the coordinator ask of them.
 import { ANNOTATIONS, type GuardConfig } from '../core/config.js';
 import { headForVersion } from '../core/heads.js';
-import { readHoldRecord } from '../core/hold.js';
+import { pointer, readHoldRecord } from '../core/hold.js';
 import { annotationsOf, isJsonObject, valueAt, type WorkloadKind } from '../core/objects.js';
 import { componentRole, identifyRelease, mainContainer, workloadVersion, type ComponentRole } from '../core/release.js';
 import { compareVersions, parseAirflowVersion } from '../core/versions.js';
@@ -66,6 +66,17 @@ export function readDrainedRecord(object: unknown): DrainedRecord | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * A spec field as it would be without the guard's hold: what a drain records and a release restores
+ * (a held CronJob is suspended and a held new StatefulSet at 0 replicas only because of the hold).
+ */
+export function unheldValue(object: unknown, segments: readonly ['spec', 'replicas' | 'suspend']): unknown {
+  const path = pointer(segments);
+  const change = readHoldRecord(object)?.changes.find((c) => c.path === path);
+  if (change) return change.existed ? change.previous : undefined;
+  return valueAt(object, segments);
 }
 
 function versionFields(kind: WorkloadKind, object: unknown, component: string): { version?: string; head?: string } {

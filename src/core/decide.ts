@@ -64,6 +64,8 @@ export interface DowngradePlan {
   argv: string[];
   execPod?: { name: string; component: string };
   drain: Array<{ kind: string; name: string; component: string; replicas: number }>;
+  /** The outage the plan causes: the drained workloads stop after the downgrade until the target's pods are Ready. */
+  outage: { workloads: number; pods: number };
 }
 
 export interface Decision {
@@ -395,7 +397,7 @@ function holdSummary(record: HoldRecord): string {
 }
 
 function downgradePlan(ctx: Context, toHead: string): DowngradePlan {
-  const plan: DowngradePlan = { argv: downgradeArgv(toHead), drain: [] };
+  const plan: DowngradePlan = { argv: downgradeArgv(toHead), drain: [], outage: { workloads: 0, pods: 0 } };
   const pod = ctx.state.execPod;
   if (pod && isValidObjectName(pod.name) && LABEL_VALUE.test(pod.component)) plan.execPod = { name: pod.name, component: pod.component };
   for (const w of ctx.state.workloads ?? []) {
@@ -404,6 +406,7 @@ function downgradePlan(ctx: Context, toHead: string): DowngradePlan {
     const replicas = Number.isSafeInteger(w.replicas) && w.replicas >= 0 ? w.replicas : 0;
     plan.drain.push({ kind: w.kind, name: w.name, component: w.component, replicas });
   }
+  plan.outage = { workloads: plan.drain.length, pods: plan.drain.reduce((sum, w) => sum + w.replicas, 0) };
   return plan;
 }
 
@@ -419,7 +422,17 @@ function planWarnings(ctx: Context, plan: DowngradePlan, from: VersionPoint, tar
   } else {
     lines.push(`Then drain every workload of release ${safeLabel(ctx.identity.release)} that uses the database and release the hold so ${target.text} starts on the matching schema.`);
   }
+  lines.push(outageLine(plan, from, target));
   return lines;
+}
+
+/** The outage is the drain plus the start of the new pods; the downgrade itself runs while the current version serves. */
+function outageLine(plan: DowngradePlan, from: VersionPoint, target: AirflowVersion): string {
+  const { workloads, pods } = plan.outage;
+  const stopped = workloads > 0
+    ? `${workloads} workload${workloads === 1 ? '' : 's'} (${pods} pod${pods === 1 ? '' : 's'})`
+    : 'every database-using pod of the release';
+  return `Estimated outage: ${stopped} ${workloads > 1 ? 'stop' : 'stops'} at the drain, after the downgrade and its check, until the ${target.text} pods start and are Ready; ${fromText(from)} keeps serving while the downgrade runs.`;
 }
 
 /** 'prefix a, b, c and 3 more suffix', kept under the warning length Kubernetes passes through whole. */

@@ -74,7 +74,8 @@ function auditStep(audit: AuditLog | undefined, identity: string, report: StepRe
     ...(report.command ? { command: report.command } : {}),
     ...(report.exitCode !== undefined ? { exitCode: report.exitCode } : {}),
     ...(report.output ? { outputExcerpt: outputExcerpt(report.output) } : {}),
-    ...(report.error || report.detail ? { error: [report.error, report.outcome === 'waiting' ? 'waiting' : undefined, report.detail].filter(Boolean).join('; ') } : {}),
+    ...(report.error ? { error: report.error } : {}),
+    ...(report.detail || report.outcome === 'waiting' ? { detail: [report.outcome === 'waiting' ? 'waiting' : undefined, report.detail].filter(Boolean).join(': ') } : {}),
     actor: identity,
   });
 }

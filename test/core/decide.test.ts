@@ -160,6 +160,14 @@ describe('downgrade holds the rollout', () => {
     expect(text).toMatch(/deployment\/airflow-scheduler \(2\), statefulset\/airflow-worker \(3\)/);
     expect(text).not.toMatch(/pgbouncer|rm -rf/);
     expect(d.plan?.drain.map((w) => w.name)).toEqual(['airflow-scheduler', 'airflow-worker']);
+    expect(d.plan?.outage).toEqual({ workloads: 2, pods: 5 });
+    expect(text).toMatch(/Estimated outage: 2 workloads \(5 pods\) stop at the drain, after the downgrade and its check, until the 3\.0\.2 pods start and are Ready; 3\.1\.0 keeps serving while the downgrade runs\./);
+  });
+
+  it('states the outage shape even when the release workloads are not known', () => {
+    const d = run(versionChange(scheduler, '3.1.0', '3.0.2'));
+    expect(d.plan?.outage).toEqual({ workloads: 0, pods: 0 });
+    expect(d.warnings).toContainEqual(expect.stringMatching(/^Estimated outage: every database-using pod of the release stops at the drain/));
   });
 
   it('does not put an invalid exec pod name or release state into messages', () => {

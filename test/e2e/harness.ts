@@ -1,6 +1,7 @@
 // End-to-end harness: the simulated cluster + a real Postgres + the real guard (`serve` as a
 // subprocess, over TLS, with its own ServiceAccount identity and, optionally, the deploy/ RBAC).
 import { spawn, type ChildProcess } from 'node:child_process';
+import { expect } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,6 +18,8 @@ import { readAlembicRevision } from '../../src/db/alembic.js';
 import { chartWorkload, type WorkloadOptions } from '../fixtures/admission/builders.js';
 import { createTestDatabase, freePort, type TestDatabase } from '../support/postgres.js';
 import type { KubeObject } from '../../src/sim/types.js';
+import { headForVersion } from '../../src/core/heads.js';
+import { parseAirflowVersion } from '../../src/core/versions.js';
 
 export const GUARD_NAMESPACE = 'airflow-downgrade-guard';
 export const GUARD_USER = `system:serviceaccount:${GUARD_NAMESPACE}:airflow-downgrade-guard`;
@@ -388,4 +391,69 @@ export async function setImage(e2e: E2E, kind: string, namespace: string, name: 
 
 export function stepSequence(op: OperationState): string[] {
   return op.steps.filter((s) => s.outcome !== 'waiting').map((s) => s.step);
+}
+
+// ---- shared scenario assertions ----------------------------------------------------------------
+
+export function headOf(version: string): string {
+  const parsed = parseAirflowVersion(version);
+  const head = parsed ? headForVersion(parsed) : undefined;
+  if (!head) throw new Error(`no schema head for ${version}`);
+  return head;
+}
+
+export const FULL_SEQUENCE = ['open', 'confirm', 'downgrade', 'verify', 'drain', 'release'];
+
+interface WorkloadShape {
+  spec: { paused?: boolean; replicas?: number; suspend?: boolean; updateStrategy?: { rollingUpdate?: { partition?: number } } };
+  metadata: { annotations?: Record<string, string> };
+}
+
+export function guardAnnotations(obj: unknown): string[] {
+  const annotations = (obj as WorkloadShape | undefined)?.metadata.annotations ?? {};
+  return Object.keys(annotations).filter((k) => k.startsWith('airflow-downgrade-guard/'));
+}
+
+/** The release's workloads as the spec lists them, with their kind. */
+export function releaseWorkloads(s: ReleaseSpec): Array<{ kind: string; name: string; component: string; replicas: number }> {
+  return (s.components ?? DEFAULT_COMPONENTS).map((component) => ({
+    kind: s.statefulSets?.includes(component) ? 'StatefulSet' : 'Deployment',
+    name: `${s.release}-${component}`,
+    component,
+    replicas: s.replicas?.[component] ?? 1,
+  }));
+}
+
+/**
+ * The contract of every downgrade scenario: the operation ends `done`, every workload runs the
+ * target version with its original replicas and no hold left, the schema is at the target head,
+ * and no pod ever ran against a schema its image does not know. Returns the finished operation.
+ */
+export async function expectDowngraded(e: E2E, s: ReleaseSpec, target: string): Promise<OperationState> {
+  const done = await waitFor('operation done', () => e.operation(s.namespace, s.release)?.phase === 'done' && e.operation(s.namespace, s.release), 60_000, 100);
+  await waitFor(`release running ${target}`, () => releaseReady(e.sim, { ...s, version: target }), 60_000, 100);
+  expect(await e.revision()).toBe(headOf(target));
+  for (const w of releaseWorkloads(s)) {
+    const obj = e.workload(w.kind, s.namespace, w.name) as WorkloadShape;
+    expect(obj.spec.replicas, `${w.name} replicas`).toBe(w.replicas);
+    if (w.kind === 'Deployment') expect(obj.spec.paused ?? false, `${w.name} paused`).toBe(false);
+    if (w.kind === 'StatefulSet') expect(obj.spec.updateStrategy?.rollingUpdate?.partition ?? 0, `${w.name} partition`).toBe(0);
+    expect(guardAnnotations(obj), `${w.name} guard annotations`).toEqual([]);
+  }
+  if (s.cronJobs !== false) {
+    const cron = e.workload('CronJob', s.namespace, `${s.release}-database-cleanup`) as WorkloadShape;
+    expect(cron.spec.suspend ?? false).toBe(false);
+    expect(guardAnnotations(cron)).toEqual([]);
+  }
+  await expectNoViolations(e);
+  return done;
+}
+
+export async function expectNoViolations(e: E2E): Promise<void> {
+  await e.sim.runtime.sweep();
+  expect(e.sim.runtime.violations.list()).toEqual([]);
+}
+
+export function eventsOf(e: E2E, namespace: string): Array<{ reason: string; message: string; type: string; involvedObject: { kind: string; name: string } }> {
+  return e.sim.store.list(RESOURCES.events, namespace).items as never;
 }

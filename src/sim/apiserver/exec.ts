@@ -108,6 +108,12 @@ export async function serveExec(ws: WebSocket, request: ExecRequest, streams: Ex
     });
     status = exitStatus(result.exitCode, request.command, result.message);
   } catch (err) {
+    if ((err as Error).name === 'ExecConnectionDropped') {
+      // The connection was lost mid-command (node or network trouble): no status reaches the client.
+      ws.terminate();
+      await closed;
+      return;
+    }
     status = internalStatus(`error executing command in container: ${(err as Error).message}`);
   }
   send(ERROR, JSON.stringify(status));

