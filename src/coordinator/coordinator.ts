@@ -29,6 +29,7 @@ import {
   projectWorkload,
   readDrainedRecord,
   releaseStateFrom,
+  unheldValue,
   type PodRecord,
   type WorkloadRecord,
 } from './release-view.js';
@@ -145,6 +146,8 @@ export class Coordinator {
   private readonly lastRevision = new Map<string, string>();
   private readonly drainStarted = new Map<string, number>();
   private readonly runnerStarted = new Map<string, number>();
+  /** Per operation: no new attempt of a step failing on something outside us before this time. */
+  private readonly retryAt = new Map<string, number>();
   private resyncTimer?: NodeJS.Timeout;
   private stopped = false;
   private readonly inFlight = new Set<Promise<void>>();
@@ -468,12 +471,22 @@ export class Coordinator {
     return this.deps.migrationRunning ? this.deps.migrationRunning(url) : isMigrationRunning(url);
   }
 
+  private backingOff(op: OperationState): boolean {
+    return Date.now() < (this.retryAt.get(op.id) ?? 0);
+  }
+
+  /** Exponential backoff from pollMs, capped at 5 s: our own ConfigMap write must not trigger the next attempt at once. */
+  private backOff(op: OperationState, attempts: number): void {
+    this.retryAt.set(op.id, Date.now() + Math.min(this.options.pollMs * 2 ** Math.min(attempts, 10), 5000));
+  }
+
   private hold(op: OperationState, reason: string): StepResult {
     return { next: 'held', op: { ...op, heldReason: reason, heldFrom: op.phase } };
   }
 
   /** Step 1: where is the schema now? */
   private async confirm(op: OperationState): Promise<StepResult> {
+    if (this.backingOff(op)) return { wait: true, op };
     let revision: string | null;
     try {
       revision = await this.readRevision(op);
@@ -484,6 +497,7 @@ export class Coordinator {
         return this.hold({ ...op, attempts }, `cannot read the metadata database: ${message}`);
       }
       this.report({ operation: op, step: 'confirm', event: 'end', outcome: 'waiting', error: message, detail: `attempt ${attempts}` });
+      this.backOff(op, attempts);
       return { wait: true, op: { ...op, attempts } };
     }
     const detail = `database at ${revision ?? '(fresh)'}; running ${op.fromVersion} (${op.fromRevision}); target ${op.toVersion} (${op.toRevision})`;
@@ -497,6 +511,7 @@ export class Coordinator {
 
   /** Steps 2 and 3: pick the pod, run the downgrade there, and deal with every way it can end. */
   private async downgrade(op: OperationState): Promise<StepResult> {
+    if (this.backingOff(op)) return { wait: true, op };
     if (await this.migrationRunning(op)) {
       // A downgrade from an earlier attempt (lost connection, restarted guard) is still running.
       this.report({ operation: op, step: 'downgrade', event: 'end', outcome: 'waiting', detail: 'a migration holds the database lock; waiting for it' });
@@ -511,6 +526,11 @@ export class Coordinator {
     const argv = downgradeArgv(op.toRevision);
     const outcome = await this.runInPod(withPod, 'downgrade', argv);
     if (outcome.exitCode === 0) return { next: 'verify', op: withPod };
+    if (outcome.notStarted && op.attempts + 1 < this.options.confirmAttempts) {
+      // The API server refused the exec (429/5xx, timeout): the command never ran, so try again.
+      this.backOff(op, op.attempts + 1);
+      return { wait: true, op: { ...withPod, attempts: op.attempts + 1 } };
+    }
 
     // Failed, hung or lost: find out where the schema is before deciding anything.
     if (await this.migrationRunning(withPod)) return { wait: true, op: withPod };
@@ -698,7 +718,8 @@ export class Coordinator {
     const obj = await this.deps.cluster.find(w.kind, w.namespace, w.name);
     if (!obj) return;
     const replicas = valueAt(obj, ['spec', 'replicas']);
-    const current = typeof replicas === 'number' ? replicas : 1;
+    const unheld = unheldValue(obj, ['spec', 'replicas']);
+    const current = typeof unheld === 'number' ? unheld : 1;
     const earlier = readDrainedRecord(obj);
     const record = earlier?.operation === op.id ? earlier : { operation: op.id, replicas: current };
     const ops: JsonPatchOp[] = [
@@ -714,7 +735,7 @@ export class Coordinator {
   private async suspendCronJob(op: OperationState, w: WorkloadRecord): Promise<void> {
     const obj = await this.deps.cluster.find(w.kind, w.namespace, w.name);
     if (!obj) return;
-    const suspend = valueAt(obj, ['spec', 'suspend']) === true;
+    const suspend = unheldValue(obj, ['spec', 'suspend']) === true;
     const ops: JsonPatchOp[] = [
       { op: 'test', path: '/metadata/resourceVersion', value: valueAt(obj, ['metadata', 'resourceVersion']) },
       ...annotationOps(obj, DRAINED_ANNOTATION, JSON.stringify({ operation: op.id, suspend })),

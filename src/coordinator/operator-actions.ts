@@ -100,3 +100,70 @@ export async function abortOperation(cluster: Cluster, op: OperationState, user:
     return { ...current, phase: 'aborted' };
   });
 }
+
+// ---- what `status` shows ----------------------------------------------------------------------
+
+/** In progress (open or held) first, then ended ones; newest first within each. */
+export function sortForStatus(ops: readonly OperationState[]): OperationState[] {
+  const rank = (op: OperationState): number => (isTerminal(op.phase) ? 1 : 0);
+  return [...ops].sort((a, b) => rank(a) - rank(b) || b.openedAt.localeCompare(a.openedAt));
+}
+
+/** The step the operation is at: its last recorded step and outcome (a held one: where it stopped). */
+export function currentStep(op: OperationState): string {
+  const last = op.steps.at(-1);
+  if (op.phase === 'held') return `held at ${op.heldFrom ?? 'confirm'}${last ? ` (last: ${last.step} ${last.outcome})` : ''}`;
+  if (!last) return op.phase;
+  return `${last.step} ${last.outcome}${last.detail ? `: ${last.detail}` : ''}`;
+}
+
+/** kubectl-style age: 42s, 7m, 3h, 12d. */
+export function formatAge(fromIso: string, now: Date): string {
+  const ms = now.getTime() - Date.parse(fromIso);
+  if (!Number.isFinite(ms)) return '?';
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.floor(s / 60)}m`;
+  if (s < 172_800) return `${Math.floor(s / 3600)}h`;
+  return `${Math.floor(s / 86_400)}d`;
+}
+
+export interface OperationStatus {
+  namespace: string;
+  release: string;
+  id: string;
+  phase: Phase;
+  inProgress: boolean;
+  fromVersion: string;
+  toVersion: string;
+  fromRevision: string;
+  toRevision: string;
+  step: string;
+  heldReason?: string;
+  execPod?: string;
+  openedAt: string;
+  updatedAt: string;
+  openedBy: string;
+  age: string;
+}
+
+export function operationStatus(op: OperationState, now: Date = new Date()): OperationStatus {
+  return {
+    namespace: op.namespace,
+    release: op.release,
+    id: op.id,
+    phase: op.phase,
+    inProgress: !isTerminal(op.phase),
+    fromVersion: op.fromVersion,
+    toVersion: op.toVersion,
+    fromRevision: op.fromRevision,
+    toRevision: op.toRevision,
+    step: currentStep(op),
+    ...(op.heldReason ? { heldReason: op.heldReason } : {}),
+    ...(op.execPod ? { execPod: op.execPod.name } : {}),
+    openedAt: op.openedAt,
+    updatedAt: op.updatedAt,
+    openedBy: op.openedBy,
+    age: formatAge(op.openedAt, now),
+  };
+}

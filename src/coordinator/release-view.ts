@@ -6,18 +6,12 @@ import { pointer, readHoldRecord } from '../core/hold.js';
 import { annotationsOf, isJsonObject, valueAt, type WorkloadKind } from '../core/objects.js';
 import { componentRole, identifyRelease, mainContainer, workloadVersion, type ComponentRole } from '../core/release.js';
 import { compareVersions, parseAirflowVersion } from '../core/versions.js';
-import type { ReleaseState } from '../core/decide.js';
+import { readDrainedRecord, type DrainedRecord, type ReleaseState } from '../core/decide.js';
 
 /** Annotation the coordinator writes when it drains a workload: what to restore on release. */
-export const DRAINED_ANNOTATION = 'airflow-downgrade-guard/drained';
+export const DRAINED_ANNOTATION = ANNOTATIONS.drained;
 
-export interface DrainedRecord {
-  operation: string;
-  /** Deployments/StatefulSets: replicas before the drain (or the latest desired count since). */
-  replicas?: number;
-  /** CronJobs: spec.suspend before the drain. */
-  suspend?: boolean;
-}
+export { readDrainedRecord, type DrainedRecord };
 
 export interface WorkloadRecord {
   kind: WorkloadKind;
@@ -52,21 +46,6 @@ export interface PodRecord {
 }
 
 export const RUNNER_LABEL = 'airflow-downgrade-guard/runner-for';
-
-export function readDrainedRecord(object: unknown): DrainedRecord | undefined {
-  const text = annotationsOf(object)[DRAINED_ANNOTATION];
-  if (!text) return undefined;
-  try {
-    const parsed: unknown = JSON.parse(text);
-    if (!isJsonObject(parsed) || typeof parsed.operation !== 'string') return undefined;
-    const record: DrainedRecord = { operation: parsed.operation };
-    if (typeof parsed.replicas === 'number' && Number.isInteger(parsed.replicas) && parsed.replicas >= 0) record.replicas = parsed.replicas;
-    if (typeof parsed.suspend === 'boolean') record.suspend = parsed.suspend;
-    return record;
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * A spec field as it would be without the guard's hold: what a drain records and a release restores
@@ -206,12 +185,18 @@ export function releaseStateFrom(
   dbRevision: string | undefined,
 ): ReleaseState {
   const mine = [...workloads].filter((w) => w.namespace === namespace && w.release === release);
-  const running = [...pods].filter(
+  // Read once: the caller may pass a one-shot iterator (a cache's values()), and it is read twice below.
+  const allPods = [...pods];
+  const running = allPods.filter(
     (p) => p.namespace === namespace && p.release === release && p.role === 'metadata-db' && p.phase === 'Running' && !p.terminating && p.version,
   );
+  const declared = mine.filter((w) => w.role === 'metadata-db' && (w.kind === 'Deployment' || w.kind === 'StatefulSet') && w.version && !w.holdOperation);
+  // Scaled to 0 (maintenance, or drained), a workload still says which version the schema was
+  // migrated for: without it a Job-first downgrade of an idle release would pass as a new install.
   const runningVersion =
     newest(running.map((p) => p.version as string)) ??
-    newest(mine.filter((w) => w.role === 'metadata-db' && w.replicas > 0 && w.version && !w.holdOperation).map((w) => w.version as string));
+    newest(declared.filter((w) => w.replicas > 0).map((w) => w.version as string)) ??
+    newest(declared.map((w) => w.version as string));
   const state: ReleaseState = {
     workloads: mine
       .filter((w) => w.role === 'metadata-db' && (w.kind === 'Deployment' || w.kind === 'StatefulSet'))
@@ -221,7 +206,7 @@ export function releaseStateFrom(
   if (dbRevision) state.dbRevision = dbRevision;
   if (operation) state.operation = operation;
   const head = runningVersion ? headForVersion(parseAirflowVersion(runningVersion)!) : undefined;
-  const exec = head ? chooseExecPod(pods, release, namespace, head) : undefined;
+  const exec = head ? chooseExecPod(allPods, release, namespace, head) : undefined;
   if (exec) state.execPod = { name: exec.name, component: exec.component };
   return state;
 }

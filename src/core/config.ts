@@ -17,6 +17,8 @@ export const ANNOTATIONS = {
   toVersion: `${ANNOTATION_PREFIX}to-version`,
   fromRevision: `${ANNOTATION_PREFIX}from-revision`,
   toRevision: `${ANNOTATION_PREFIX}to-revision`,
+  /** Set by the coordinator's drain: JSON {operation, replicas | suspend} to restore on release. */
+  drained: `${ANNOTATION_PREFIX}drained`,
 } as const;
 
 /** Annotations the guard writes with a hold and removes when it releases one. */

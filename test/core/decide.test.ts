@@ -352,3 +352,55 @@ describe('an open operation', () => {
     expect(d.kind).toBe('downgrade');
   });
 });
+
+describe('a workload the coordinator drained stays at 0 replicas', () => {
+  const operation = { id: 'dg-00112233aabbccdd', fromVersion: '3.1.0', toVersion: '3.0.2', phase: 'drain' };
+  const drainedKey = 'airflow-downgrade-guard/drained';
+
+  function drained(kind: Kind, version: string, recorded: number): any {
+    const obj = chartWorkload({ kind, component: 'scheduler', version, stored: true, replicas: 0 }) as any;
+    obj.metadata.annotations[drainedKey] = JSON.stringify({ operation: operation.id, replicas: recorded });
+    return obj;
+  }
+
+  // Helm and Argo send spec.replicas with every apply; kubectl set image keeps the live 0.
+  it.each([
+    ['Deployment', '3.0.2', 3, 'join-operation', { operation }, 3],
+    ['Deployment', '3.0.2', 0, 'join-operation', { operation }, 2],
+    ['StatefulSet', '3.0.2', 4, 'join-operation', { operation }, 4],
+    ['Deployment', '3.0.2', 3, 'downgrade', { runningVersion: '3.0.2' }, 3],
+    ['Deployment', '3.1.0', 5, 'no-version-change', { operation }, 5],
+    ['Deployment', '3.1.1', 5, 'same-head', {}, 5],
+  ] as const)('%s update to %s asking %i replicas (%s) is patched to 0, recording the count', (kind, version, asked, decision, state, recorded) => {
+    const oldObject = drained(kind, '3.1.0', 2);
+    const object = chartWorkload({ kind, component: 'scheduler', version, stored: true, replicas: asked }) as any;
+    object.metadata.annotations[drainedKey] = oldObject.metadata.annotations[drainedKey];
+    const d = run(admissionReview({ operation: 'UPDATE', oldObject, object }), state as ReleaseState);
+    expect(d).toMatchObject({ kind: decision, allowed: true });
+    const after = apply(object, d.patch) as any;
+    expect(after.spec.replicas).toBe(0);
+    expect(JSON.parse(after.metadata.annotations[drainedKey])).toEqual({ operation: operation.id, replicas: recorded });
+    if (asked > 0) expect(d.warnings.join('\n')).toMatch(/kept at 0 replicas, \d+ restored/);
+  });
+
+  it('an update that dropped every annotation gets the drained record back', () => {
+    const oldObject = drained('Deployment', '3.1.0', 2);
+    const object = chartWorkload({ kind: 'Deployment', component: 'scheduler', version: '3.1.0', stored: true, replicas: 1 }) as any;
+    delete object.metadata.annotations;
+    const d = run(admissionReview({ operation: 'UPDATE', oldObject, object }), { operation });
+    const after = apply(object, d.patch) as any;
+    expect(after.spec.replicas).toBe(0);
+    expect(JSON.parse(after.metadata.annotations[drainedKey])).toEqual({ operation: operation.id, replicas: 1 });
+  });
+
+  it('an update that keeps 0 and the record is left as it is; undrained workloads and forward changes are not touched', () => {
+    const oldObject = drained('Deployment', '3.1.0', 2);
+    const unchanged = structuredClone(oldObject);
+    unchanged.spec.template.metadata.annotations = { 'kubectl.kubernetes.io/restartedAt': '2025-06-02T10:00:00Z' };
+    expect(run(admissionReview({ operation: 'UPDATE', oldObject, object: unchanged }), { operation }).patch).toEqual([]);
+    const plain = run(versionChange({ kind: 'Deployment', component: 'triggerer', replicas: 2 }, '3.1.0', '3.1.1'));
+    expect(plain.patch).toEqual([]);
+    const forward = chartWorkload({ kind: 'Deployment', component: 'scheduler', version: '3.2.0', stored: true, replicas: 1 });
+    expect(run(admissionReview({ operation: 'UPDATE', oldObject, object: forward })).kind).toBe('forward');
+  });
+});

@@ -91,7 +91,8 @@ describe('kubectl apply --dry-run=server of a downgrade', () => {
     // the exact command and the pod it would run in (api-server first)
     expect(text).toMatch(new RegExp(`Plan: run "airflow db downgrade --to-revision ${TO_HEAD} --yes" \\(Airflow 3\\.0\\.2\\) in pod airflow-api-server-[a-z0-9-]+ \\(api-server, 3\\.1\\.0\\), then check alembic_version\\.`));
     // the workloads that would be drained (statsd does not use the database)
-    expect(text).toContain('Then drain (scale to 0, suspend CronJobs): deployment/airflow-api-server (1), deployment/airflow-dag-processor (1), deployment/airflow-scheduler (2), deployment/airflow-triggerer (1), deployment/airflow-worker (1), then release the hold so 3.0.2 starts on the matching schema.');
+    expect(text).toContain('Then drain (scale to 0, suspend CronJobs): deployment/airflow-api-server (1), deployment/airflow-dag-processor (1), deployment/airflow-scheduler (2), deployment/airflow-triggerer (1), deployment/airflow-worker (1).');
+    expect(text).toContain('Then release the hold so 3.0.2 starts on the matching schema.');
     expect(text).not.toMatch(/statsd/);
     // the estimated outage shape
     expect(text).toContain('Estimated outage: 5 workloads (6 pods) stop at the drain, after the downgrade and its check, until the 3.0.2 pods start and are Ready; 3.1.0 keeps serving while the downgrade runs.');
@@ -129,7 +130,7 @@ describe('kubectl apply --dry-run=server of a downgrade', () => {
         fromRevision: FROM_HEAD,
         toRevision: TO_HEAD,
         operationId: opId,
-        user: 'kubernetes-admin',
+        user: 'admin',
       });
       expect(records[0]?.warnings).toEqual(warnings);
       expect((records[0]?.request as { dryRun?: boolean }).dryRun).toBe(true);

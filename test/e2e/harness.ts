@@ -19,6 +19,7 @@ import { chartWorkload, type WorkloadOptions } from '../fixtures/admission/build
 import { createTestDatabase, freePort, type TestDatabase } from '../support/postgres.js';
 import type { KubeObject } from '../../src/sim/types.js';
 import { headForVersion } from '../../src/core/heads.js';
+import { ANNOTATIONS } from '../../src/core/config.js';
 import { parseAirflowVersion } from '../../src/core/versions.js';
 
 export const GUARD_NAMESPACE = 'airflow-downgrade-guard';
@@ -55,7 +56,9 @@ export interface E2E {
   caPem: string;
   startGuard(identity?: string, extraArgs?: string[]): Promise<Guard>;
   installRelease(spec: ReleaseSpec): Promise<void>;
-  workload(kind: string, namespace: string, name: string): KubeObject | undefined;
+  /** The stored object; typed loosely because tests read kind-specific fields (spec.paused, spec.replicas, ...). */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  workload(kind: string, namespace: string, name: string): any;
   operation(namespace: string, release: string): OperationState | undefined;
   revision(): Promise<string | null>;
   stop(): Promise<void>;
@@ -346,23 +349,67 @@ export function releaseReady(sim: SimCluster, spec: ReleaseSpec): boolean {
 }
 
 /** A Helm upgrade to `version`: every workload's image changes; the migration Job as a hook. */
-export async function helmUpgrade(e2e: E2E, spec: ReleaseSpec, version: string, hook: 'pre-upgrade' | 'post-upgrade'): Promise<void> {
-  const job = (): KubeObject => chartWorkload({ kind: 'Job', component: 'run-airflow-migrations', release: spec.release, namespace: spec.namespace, version }) as KubeObject;
-  if (hook === 'pre-upgrade') {
-    await createObject(e2e.admin, job());
-    // Helm waits for the hook Job to complete before it applies the rest of the release.
-    await waitFor('pre-upgrade hook job complete', () => jobComplete(e2e.sim, spec.namespace, `${spec.release}-run-airflow-migrations`), 60_000, 100);
-  }
+export async function helmUpgrade(e2e: E2E, spec: ReleaseSpec, version: string, hook: 'pre-upgrade' | 'post-upgrade'): Promise<UpgradeResult> {
+  return upgradeRelease(e2e, spec, version, { hook });
+}
+
+export interface UpgradeOptions {
+  /** Where the migration Job runs: before the workloads (Helm pre-upgrade), after them, or not at all. */
+  hook: 'pre-upgrade' | 'post-upgrade' | 'none';
+  /** Pause between workloads (an Argo CD sync applying resources one by one). */
+  pauseMs?: number;
+}
+
+export interface AppliedWorkload {
+  kind: string;
+  name: string;
+  /** The live object carried the coordinator's drained annotation when the update was sent. */
+  wasDrained: boolean;
+  /** spec.replicas as admitted (after the guard's mutation). */
+  admittedReplicas: unknown;
+}
+
+export interface UpgradeResult {
+  /** Creation to completion of the hook Job (what Helm waits for). */
+  hookJobMs?: number;
+  applied: AppliedWorkload[];
+}
+
+/** Every workload of the release moves to `version` the way a deploy tool applies a chart. */
+export async function upgradeRelease(e2e: E2E, spec: ReleaseSpec, version: string, options: UpgradeOptions): Promise<UpgradeResult> {
+  const result: UpgradeResult = { applied: [] };
+  const runJob = async (): Promise<void> => {
+    const job = chartWorkload({ kind: 'Job', component: 'run-airflow-migrations', release: spec.release, namespace: spec.namespace, version }) as KubeObject;
+    const started = Date.now();
+    await replaceHookJob(e2e, spec, job);
+    // Helm waits for the hook Job to complete (pre-upgrade: before it applies the rest of the release).
+    await waitFor(`${options.hook} hook job complete`, () => jobComplete(e2e.sim, spec.namespace, `${spec.release}-run-airflow-migrations`), 60_000, 20);
+    result.hookJobMs = Date.now() - started;
+  };
+  if (options.hook === 'pre-upgrade') await runJob();
   for (const component of spec.components ?? DEFAULT_COMPONENTS) {
     if (component === 'statsd') continue;
     const kind = spec.statefulSets?.includes(component) ? 'StatefulSet' : 'Deployment';
-    await setImage(e2e, kind, spec.namespace, `${spec.release}-${component}`, version);
+    const name = `${spec.release}-${component}`;
+    const wasDrained = guardAnnotations(e2e.workload(kind, spec.namespace, name)).includes(ANNOTATIONS.drained);
+    // Helm's three-way merge and Argo's apply set every field of the chart, spec.replicas included.
+    const admitted = await setImage(e2e, kind, spec.namespace, name, version, { replicas: spec.replicas?.[component] ?? 1 });
+    result.applied.push({ kind, name, wasDrained, admittedReplicas: (admitted.spec as { replicas?: unknown } | undefined)?.replicas });
+    if (options.pauseMs) await new Promise((r) => setTimeout(r, options.pauseMs));
   }
   await updateCronJobs(e2e, spec, version);
-  if (hook === 'post-upgrade') {
-    await createObject(e2e.admin, job());
-    await waitFor('post-upgrade hook job complete', () => jobComplete(e2e.sim, spec.namespace, `${spec.release}-run-airflow-migrations`), 60_000, 100);
+  if (options.hook === 'post-upgrade') await runJob();
+  return result;
+}
+
+/** Helm's `before-hook-creation` delete policy: the previous hook Job goes before the new one is created. */
+async function replaceHookJob(e2e: E2E, spec: ReleaseSpec, job: KubeObject): Promise<void> {
+  const name = job.metadata.name;
+  if (e2e.workload('Job', spec.namespace, name)) {
+    await e2e.admin.delete('Job', spec.namespace, name, 0).catch(() => undefined);
+    await waitFor(`old hook job ${name} gone`, () => !e2e.workload('Job', spec.namespace, name), 10_000, 20);
   }
+  await createObject(e2e.admin, job);
 }
 
 async function updateCronJobs(e2e: E2E, spec: ReleaseSpec, version: string): Promise<void> {
@@ -375,16 +422,20 @@ async function updateCronJobs(e2e: E2E, spec: ReleaseSpec, version: string): Pro
   ]);
 }
 
-/** `kubectl set image` on one workload: a strategic merge patch of the main container's image. */
-export async function setImage(e2e: E2E, kind: string, namespace: string, name: string, version: string): Promise<void> {
+/**
+ * `kubectl set image` on one workload: a strategic merge patch of the main container's image. With
+ * `replicas` it is what `helm upgrade`/`kubectl apply`/an Argo sync send: the chart's replica count too.
+ */
+export async function setImage(e2e: E2E, kind: string, namespace: string, name: string, version: string, options: { replicas?: number } = {}): Promise<KubeObject> {
   const obj = e2e.workload(kind, namespace, name) as (KubeObject & { spec: { template: { spec: { containers: Array<{ name: string; image: string }>; initContainers?: Array<{ name: string; image: string }> } } } }) | undefined;
   if (!obj) throw new Error(`${kind} ${namespace}/${name} not found`);
   const containers = obj.spec.template.spec.containers.map((c) => ({ name: c.name, image: `apache/airflow:${version}` }));
   const initContainers = (obj.spec.template.spec.initContainers ?? []).map((c) => ({ name: c.name, image: `apache/airflow:${version}` }));
   const plural = PLURALS[kind];
   const group = kind === 'Job' || kind === 'CronJob' ? '/apis/batch/v1' : '/apis/apps/v1';
-  await e2e.admin.rest.request('PATCH', `${group}/namespaces/${namespace}/${plural}/${name}`, {
-    body: { spec: { template: { spec: { containers, ...(initContainers.length ? { initContainers } : {}) } } } },
+  // The response is the object as admitted (after the guard's mutation).
+  return e2e.admin.rest.request<KubeObject>('PATCH', `${group}/namespaces/${namespace}/${plural}/${name}`, {
+    body: { spec: { ...(options.replicas !== undefined ? { replicas: options.replicas } : {}), template: { spec: { containers, ...(initContainers.length ? { initContainers } : {}) } } } },
     contentType: 'application/strategic-merge-patch+json',
   });
 }

@@ -80,7 +80,19 @@ export async function killAndRestart(e2e: E2E, guard: Guard, extraArgs: string[]
   await guard.stop('SIGKILL');
   const killedAt = Date.now();
   const next = await e2e.startGuard(`${guard.identity}-r`, extraArgs);
+  await pointWebhookAt(e2e, next.port);
   return { guard: next, killedAt };
+}
+
+/** The Service would route to the new replica; the harness registered the first guard's port. */
+export async function pointWebhookAt(e2e: E2E, port: number): Promise<void> {
+  const configs = await e2e.admin.list('MutatingWebhookConfiguration', undefined);
+  for (const config of configs.items as Array<{ metadata: { name: string }; webhooks?: Array<{ clientConfig?: { url?: string } }> }>) {
+    const ops = (config.webhooks ?? []).flatMap((hook, i) =>
+      hook.clientConfig?.url?.includes('127.0.0.1') ? [{ op: 'replace' as const, path: `/webhooks/${i}/clientConfig/url`, value: `https://127.0.0.1:${port}/mutate` }] : [],
+    );
+    if (ops.length) await e2e.admin.patch('MutatingWebhookConfiguration', undefined, config.metadata.name, ops);
+  }
 }
 
 // ---- exec argv recorder ----------------------------------------------------------------------

@@ -1,0 +1,179 @@
+// `plan`: what the guard would do with rendered manifests (`helm template … | airflow-downgrade-guard
+// plan -f -`), against the live cluster or a stated release state, through the webhook's own
+// decide(). Exit 0 no downgrade, 3 a downgrade would be coordinated, 4 the guard would deny a
+// change, 1 error (one line on stderr), 2 usage.
+import type { Command } from 'commander';
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
+import { ConfigError, parseGuardConfig, type GuardConfig } from '../../core/config.js';
+import { isValidRevision } from '../../core/heads.js';
+import { parseAirflowVersion } from '../../core/versions.js';
+import { evaluateManifests, planExitCode, PLAN_EXIT, type PlanSource } from '../../plan/evaluate.js';
+import { formatPlanJson, formatPlanText, PLAN_OUTPUTS, type PlanOutput } from '../../plan/format.js';
+import { ClusterAccessError, connect, describeClusterError, firstLine, type KubeConnection } from '../../plan/kube.js';
+import { ManifestError, parseManifests } from '../../plan/manifests.js';
+import { clusterSource, statedSource, type StatedState } from '../../plan/sources.js';
+import { UsageArgumentError } from './manifests.js';
+
+export interface PlanCliOptions {
+  file: string;
+  kubeconfig?: string;
+  namespace?: string;
+  releaseVersion?: string;
+  dbRevision?: string;
+  config?: string;
+  strict?: boolean;
+  user?: string;
+  output: PlanOutput;
+}
+
+export interface PlanIo {
+  stdout(text: string): void;
+  stderr(text: string): void;
+  /** Standard input, for `-f -`. */
+  stdin(): Promise<string>;
+}
+
+class PlanFailure extends Error {}
+
+async function readManifests(file: string, io: PlanIo): Promise<string> {
+  try {
+    return file === '-' ? await io.stdin() : await readFile(file, 'utf8');
+  } catch (error) {
+    throw new PlanFailure(`cannot read ${file === '-' ? 'stdin' : file}: ${(error as NodeJS.ErrnoException).code ?? firstLine(error)}`);
+  }
+}
+
+async function loadConfig(options: PlanCliOptions): Promise<GuardConfig> {
+  let raw: unknown = {};
+  if (options.config !== undefined) {
+    let text: string;
+    try {
+      text = await readFile(options.config, 'utf8');
+    } catch (error) {
+      throw new PlanFailure(`cannot read config ${options.config}: ${(error as NodeJS.ErrnoException).code ?? firstLine(error)}`);
+    }
+    try {
+      raw = parseYaml(text) ?? {};
+    } catch (error) {
+      throw new PlanFailure(`config ${options.config} is not valid YAML/JSON: ${firstLine(error)}`);
+    }
+  }
+  let config: GuardConfig;
+  try {
+    config = parseGuardConfig(raw);
+  } catch (error) {
+    throw new PlanFailure(`config ${options.config}: ${firstLine(error)}`);
+  }
+  return options.strict ? { ...config, strict: true } : config;
+}
+
+function statedState(options: PlanCliOptions): StatedState {
+  const state: StatedState = {};
+  if (options.releaseVersion !== undefined) state.runningVersion = options.releaseVersion;
+  if (options.dbRevision !== undefined) state.dbRevision = options.dbRevision;
+  return state;
+}
+
+/** Runs the plan and prints it; returns the exit code. */
+export async function runPlan(options: PlanCliOptions, io: PlanIo): Promise<number> {
+  let connection: KubeConnection | undefined;
+  try {
+    const config = await loadConfig(options);
+    const manifests = parseManifests(await readManifests(options.file, io), options.file === '-' ? 'stdin' : options.file);
+    const stated = statedState(options);
+    const offline = options.kubeconfig === undefined && Object.keys(stated).length > 0;
+    let source: PlanSource;
+    if (offline) {
+      source = statedSource(stated);
+    } else {
+      connection = connect(options.kubeconfig);
+      const overrides = Object.keys(stated).length > 0 ? `; stated ${Object.entries(stated).map(([k, v]) => `${k}=${v}`).join(', ')}` : '';
+      source = clusterSource(connection.cluster, config, `cluster ${connection.server} (context ${connection.context}: stored objects and running pods${overrides})`, stated);
+    }
+    const namespace = options.namespace ?? connection?.namespace ?? 'default';
+    let report;
+    try {
+      report = await evaluateManifests(manifests, source, { config, namespace, user: options.user ?? connection?.user ?? 'airflow-downgrade-guard-plan' });
+    } catch (error) {
+      if (connection && !(error instanceof ManifestError)) throw new PlanFailure(describeClusterError(error, connection.server));
+      throw error;
+    }
+    io.stdout(options.output === 'json' ? formatPlanJson(report) : formatPlanText(report));
+    return planExitCode(report);
+  } catch (error) {
+    if (error instanceof PlanFailure || error instanceof ManifestError || error instanceof ClusterAccessError || error instanceof ConfigError) {
+      io.stderr(`error: ${error.message}\n`);
+      return PLAN_EXIT.error;
+    }
+    throw error;
+  } finally {
+    connection?.close();
+  }
+}
+
+function parseOutput(value: string): PlanOutput {
+  if (!(PLAN_OUTPUTS as readonly string[]).includes(value)) throw new UsageArgumentError(`must be one of ${PLAN_OUTPUTS.join(', ')}`);
+  return value as PlanOutput;
+}
+
+function parseVersion(value: string): string {
+  if (!parseAirflowVersion(value)) throw new UsageArgumentError(`${JSON.stringify(value.slice(0, 40))} is not an Airflow version (like 3.1.0)`);
+  return value;
+}
+
+function parseRevision(value: string): string {
+  if (!isValidRevision(value)) throw new UsageArgumentError(`${JSON.stringify(String(value).slice(0, 40))} is not an alembic revision (like cc92b33c6709)`);
+  return value;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+const HELP_AFTER = `
+The manifests are what would be applied (e.g. \`helm template\` output, multi-document YAML or
+JSON); kinds other than Deployment, StatefulSet, Job and CronJob are listed as not checked.
+Each workload is decided like the API server would send it to the webhook: UPDATE with the
+stored object when it exists, else CREATE, as a dry run.
+
+Release state:
+  (default)               the live cluster (--kubeconfig, else KUBECONFIG / ~/.kube/config):
+                          stored objects, running pods' versions, open operations
+  --release-version/--db-revision without --kubeconfig
+                          offline: every manifest is a CREATE against the stated state
+  both                    the cluster, with the stated values winning over the pods'
+
+Examples:
+  helm template airflow apache-airflow/airflow -n airflow --set defaultAirflowTag=3.0.2 \\
+    | airflow-downgrade-guard plan -f -
+  airflow-downgrade-guard plan -f rendered.yaml --release-version 3.1.0 --output json
+
+Exit codes: 0 no downgrade, 3 a downgrade would be coordinated, 4 the guard would deny a
+change, 1 error (unreadable file, bad YAML, cluster unreachable), 2 bad flags.`;
+
+export function register(program: Command): void {
+  program
+    .command('plan')
+    .description('show what the guard would do with rendered manifests, against the live cluster or a stated release state')
+    .requiredOption('-f, --file <path>', "manifests (multi-document YAML or JSON), or '-' for stdin")
+    .option('--kubeconfig <path>', 'kubeconfig of the cluster to compare against (default: KUBECONFIG or ~/.kube/config)')
+    .option('-n, --namespace <ns>', "namespace of objects that name none (default: the context's, else default)")
+    .option('--release-version <version>', 'the Airflow version the release runs now (offline without --kubeconfig)', parseVersion)
+    .option('--db-revision <revision>', "the metadata database's alembic revision (offline without --kubeconfig)", parseRevision)
+    .option('--config <file>', 'guard configuration (YAML or JSON), as the webhook runs with')
+    .option('--strict', 'decide as a guard in strict mode (unknown versions are denied)')
+    .option('--user <name>', 'the user the requests are attributed to (trusted users pass untouched)')
+    .option('--output <format>', PLAN_OUTPUTS.join(' | '), parseOutput, 'text' as PlanOutput)
+    .addHelpText('after', HELP_AFTER)
+    .action(async (options: PlanCliOptions) => {
+      const code = await runPlan(options, {
+        stdout: (text) => process.stdout.write(text),
+        stderr: (text) => process.stderr.write(text),
+        stdin: readStdin,
+      });
+      if (code !== 0) process.exitCode = code;
+    });
+}
