@@ -107,7 +107,7 @@ export async function startEmbeddedPostgres(): Promise<EmbeddedServer> {
  * ("done is not a function"). Remove both; callers stop their servers themselves, and the signal
  * handlers (which stop the servers on Ctrl-C) stay.
  */
-async function keepFailingExitCodes(): Promise<void> {
+export async function keepFailingExitCodes(): Promise<void> {
   const hook = (await import('async-exit-hook' as string)) as { default?: { unhookEvent?: (event: string) => void } };
   hook.default?.unhookEvent?.('beforeExit');
   hook.default?.unhookEvent?.('exit');

@@ -30,16 +30,19 @@ const COLUMNS: Array<{ title: string; value: (s: OperationStatus) => string }> =
   { title: 'HELD REASON', value: (s) => s.heldReason ?? '' },
 ];
 
+// The held reason is last: it may run long without breaking the columns before it.
 const MAX_CELL = 80;
+const MAX_LAST_CELL = 300;
 
-function cell(text: string): string {
+function cell(text: string, last: boolean): string {
+  const max = last ? MAX_LAST_CELL : MAX_CELL;
   const line = text.replace(/\s+/g, ' ');
-  return line.length > MAX_CELL ? `${line.slice(0, MAX_CELL - 1)}…` : line;
+  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
 }
 
 export function formatStatusTable(rows: OperationStatus[]): string {
   if (rows.length === 0) return 'No downgrade operations.\n';
-  const cells = rows.map((r) => COLUMNS.map((c) => cell(c.value(r))));
+  const cells = rows.map((r) => COLUMNS.map((c, i) => cell(c.value(r), i === COLUMNS.length - 1)));
   const widths = COLUMNS.map((c, i) => Math.max(c.title.length, ...cells.map((row) => (row[i] ?? '').length)));
   const line = (values: string[]): string => values.map((v, i) => (i === values.length - 1 ? v : v.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
   return `${[line(COLUMNS.map((c) => c.title)), ...cells.map(line)].join('\n')}\n`;
