@@ -16,7 +16,7 @@ import { createInStore, ensureNamespace, makeTls, registerWebhook, startBenchClu
 import { admissionCases, releaseWorkloads, RELEASE_COMPONENTS } from './fixtures.js';
 import type { LoadResult } from './loadgen.js';
 import { seedAlembicRevision, type BenchPostgres } from './postgres.js';
-import { runLoadgen, startServe, waitUntil, type ServeProcess, type Tls } from './processes.js';
+import { cpuMs, runLoadgen, startServe, waitUntil, type ServeProcess, type Tls } from './processes.js';
 import { median } from './stats.js';
 
 const FROM = '3.1.0';
@@ -50,6 +50,8 @@ export interface OperationTiming {
   overheadMs: number;
   /** Admission (first update) to the operation's `done`. */
   toDoneMs: number;
+  /** Where the overhead sits, between the moments the guard's Events mark. */
+  gaps: { open: number; toExec: number; verify: number; drain: number; release: number; start: number };
 }
 
 export interface ConcurrencyResult {
@@ -59,6 +61,9 @@ export interface ConcurrencyResult {
   maxOverheadMs: number;
   medianTotalMs: number;
   wallMs: number;
+  /** CPU used per wall second during the run (1.0 = one core busy): the bench process (simulated cluster) and serve. */
+  simCpu: number;
+  serveCpu: number;
 }
 
 export interface CoordinatorReport {
@@ -163,9 +168,21 @@ async function installReleases(cluster: BenchCluster, pg: BenchPostgres, namespa
     await seedAlembicRevision(url, head(FROM));
     ensureNamespace(cluster.sim, namespace);
     createInStore(cluster.sim, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'airflow-metadata', namespace }, type: 'Opaque', data: { connection: Buffer.from(url).toString('base64') } });
-    for (const obj of releaseWorkloads('airflow', namespace, FROM)) createInStore(cluster.sim, obj);
+    for (const obj of releaseWorkloads('airflow', namespace, FROM)) createInStore(cluster.sim, withInitEnv(obj));
   }
-  await waitUntil(`${namespaces.length} releases running ${FROM}`, () => namespaces.every((ns) => releaseRunning(cluster, ns, FROM)), 120_000, 100);
+  await waitUntil(`${namespaces.length} releases running ${FROM}`, () => namespaces.every((ns) => releaseRunning(cluster, ns, FROM)), 120_000, 100).catch((error: unknown) => {
+    const stuck = namespaces.find((ns) => !releaseRunning(cluster, ns, FROM))!;
+    const pods = cluster.sim.store.list(RESOURCES.pods, stuck).items.map((p) => `${p.metadata.name} ${JSON.stringify(p.status).slice(0, 200)}`);
+    throw new Error(`${(error as Error).message}; pods of ${stuck}:\n${pods.join('\n')}`);
+  });
+}
+
+/** The chart gives the migration-wait init container the metadata connection too (each release has its own database here). */
+function withInitEnv(obj: Record<string, unknown>): Record<string, unknown> {
+  const spec = (obj.spec as { template?: { spec: { containers: Array<{ env?: unknown[] }>; initContainers?: Array<{ env?: unknown[] }> } } }).template?.spec;
+  const env = spec?.containers[0]?.env;
+  if (env) for (const c of spec.initContainers ?? []) c.env = structuredClone(env);
+  return obj;
 }
 
 function releaseRunning(cluster: BenchCluster, namespace: string, version: string): boolean {
@@ -217,7 +234,16 @@ function timingOf(timeline: Timeline, namespace: string, t0: number): OperationT
   const podStartMs = Math.max(0, ...newPods.map((p) => p.ready! - p.created));
   const totalMs = end - t0;
   const inherentMs = execMs + terminationMs + podStartMs;
-  return { namespace, totalMs, execMs, execWaitMs, terminationMs, podStartMs, inherentMs, overheadMs: totalMs - inherentMs - execWaitMs, toDoneMs: done - t0 };
+  const at = (reason: string): number => timeline.events.get(namespace)?.get(reason) ?? Number.NaN;
+  const gaps = {
+    open: at('DowngradeOpened') - t0,
+    toExec: running - at('DowngradeOpened'),
+    verify: at('SchemaVerified') - exec.end,
+    drain: at('Drained') - at('SchemaVerified') - terminationMs,
+    release: done - at('Drained'),
+    start: end - done - podStartMs,
+  };
+  return { namespace, totalMs, execMs, execWaitMs, terminationMs, podStartMs, inherentMs, overheadMs: totalMs - inherentMs - execWaitMs, toDoneMs: done - t0, gaps };
 }
 
 async function removeReleases(cluster: BenchCluster, namespaces: string[]): Promise<void> {
@@ -245,7 +271,7 @@ export async function runCoordinatorBench(dir: string, pg: BenchPostgres, settin
     databaseUrl: defaultDb,
     podStartDelayMs: SIM_TIMINGS.podStartDelayMs,
     controllers: { readyDelayMs: SIM_TIMINGS.kubeletReadyDelayMs, probeIntervalMs: SIM_TIMINGS.probeIntervalMs, graceUnitMs: SIM_TIMINGS.graceUnitMs },
-    runtime: { stepDurationMs: SIM_TIMINGS.migrationStepMs, checkIntervalMs: SIM_TIMINGS.schemaCheckIntervalMs, readyDelayMs: SIM_TIMINGS.containerReadyDelayMs, secondMs: SIM_TIMINGS.cliSecondMs },
+    runtime: { stepDurationMs: SIM_TIMINGS.migrationStepMs, checkIntervalMs: SIM_TIMINGS.schemaCheckIntervalMs, readyDelayMs: SIM_TIMINGS.containerReadyDelayMs, secondMs: SIM_TIMINGS.cliSecondMs, ...(process.env.ADG_DEBUG ? { log: (line: string, src: { namespace: string; pod: string; container: string }) => process.stderr.write(`[sim ${src.namespace}/${src.pod}/${src.container}] ${line}\n`) } : {}) },
   });
   const timeline = new Timeline(cluster);
   const admin = new KubeConfig();
@@ -277,6 +303,8 @@ export async function runCoordinatorBench(dir: string, pg: BenchPostgres, settin
       if (withProbe) report.probeIdle = await probe(settings.probe.durationMs, 'probe-idle');
       const t0 = new Map<string, number>();
       const started = Date.now();
+      const simCpuBefore = process.cpuUsage();
+      const serveCpuBefore = cpuMs(serve.child.pid!);
       const busyProbe = withProbe ? probe(settings.probe.durationMs, 'probe-busy') : undefined;
       await Promise.all(namespaces.map(async (ns) => {
         t0.set(ns, Date.now());
@@ -284,10 +312,13 @@ export async function runCoordinatorBench(dir: string, pg: BenchPostgres, settin
       }));
       await waitUntil(`${n} downgrades done`, () => namespaces.every((ns) => timeline.done.has(ns) && releaseRunning(cluster, ns, TO)), 180_000, 50);
       const wallMs = Date.now() - started;
+      const simCpuUsed = process.cpuUsage(simCpuBefore);
+      const simCpu = (simCpuUsed.user + simCpuUsed.system) / 1000 / wallMs;
+      const serveCpu = (cpuMs(serve.child.pid!) - serveCpuBefore) / wallMs;
       if (busyProbe) report.probeBusy = await busyProbe;
       const operations = namespaces.map((ns) => timingOf(timeline, ns, t0.get(ns)!));
       const overheads = operations.map((o) => o.overheadMs);
-      report.results.push({ releases: n, operations, medianOverheadMs: median(overheads), maxOverheadMs: Math.max(...overheads), medianTotalMs: median(operations.map((o) => o.totalMs)), wallMs });
+      report.results.push({ releases: n, operations, medianOverheadMs: median(overheads), maxOverheadMs: Math.max(...overheads), medianTotalMs: median(operations.map((o) => o.totalMs)), wallMs, simCpu, serveCpu });
       log(`  ${n} concurrent downgrade(s): wall ${wallMs} ms, median overhead ${median(overheads).toFixed(0)} ms`);
       await removeReleases(cluster, namespaces);
     }

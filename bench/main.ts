@@ -80,10 +80,16 @@ function coordinatorTable(r: CoordinatorReport): string {
       fmt(res.medianOverheadMs, 0),
       fmt(res.maxOverheadMs, 0),
       fmt(res.wallMs, 0),
+      `${fmt(res.simCpu, 2)} / ${fmt(res.serveCpu, 2)}`,
     ];
   });
-  const t = table(['concurrent ops', 'total ms', 'exec ms', 'pod termination ms', 'pod start ms', 'exec-slot wait ms', 'overhead ms (median)', 'overhead ms (max)', 'wall ms'], rows);
-  let text = `${t.text}\n(medians per operation; --max-concurrent-execs ${r.maxConcurrentExecs}; overhead = total - exec - termination - start - exec-slot wait)`;
+  const t = table(['concurrent ops', 'total ms', 'exec ms', 'pod termination ms', 'pod start ms', 'exec-slot wait ms', 'overhead ms (median)', 'overhead ms (max)', 'wall ms', 'cores busy sim / serve'], rows);
+  const gapRows = r.results.map((res) => {
+    const keys = ['open', 'toExec', 'verify', 'drain', 'release', 'start'] as const;
+    return [String(res.releases), ...keys.map((k) => fmt([...res.operations.map((o) => o.gaps[k])].sort((a, b) => a - b)[Math.floor((res.operations.length - 1) / 2)], 0))];
+  });
+  const g = table(['concurrent ops', 'admission->opened', 'opened->exec', 'exec->verified', 'drain (less termination)', 'drained->done', 'done->ready (less pod start)'], gapRows);
+  let text = `${t.text}\n(medians per operation; --max-concurrent-execs ${r.maxConcurrentExecs}; overhead = total - exec - termination - start - exec-slot wait)\n\nwhere the overhead sits (median ms):\n${g.text}`;
   if (r.probeIdle && r.probeBusy) {
     const p = table(
       ['admission probe', 'req/s', 'p50 ms', 'p99 ms', 'max ms'],

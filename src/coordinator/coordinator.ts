@@ -41,6 +41,7 @@ import {
   isTerminal,
   leaseName,
   newOperation,
+  openingProblem,
   operationConfigMap,
   operationConfigMapName,
   parseOperation,
@@ -127,7 +128,11 @@ interface OperationSummary {
   toVersion: string;
 }
 
-type StepResult = { next: Phase; op: OperationState } | { wait: true; op: OperationState };
+/**
+ * A step's outcome: the next phase (with records of sub-steps that ran before it, e.g. a roll-forward,
+ * and the name the step is recorded under when that is not the phase's), or wait and try again.
+ */
+type StepResult = { next: Phase; op: OperationState; before?: StepRecord[]; as?: StepName } | { wait: true; op: OperationState };
 
 const WORKLOAD_KINDS: WorkloadKind[] = ['Deployment', 'StatefulSet', 'Job', 'CronJob'];
 const KIND_PLURAL: Record<WorkloadKind, string> = {
@@ -359,6 +364,11 @@ export class Coordinator {
       this.deps.logger.warn({ namespace: w.namespace, workload: `${w.kind}/${w.name}` }, 'held workload lacks operation annotations; not opening');
       return undefined;
     }
+    const problem = openingProblem({ fromVersion, toVersion, fromRevision, toRevision });
+    if (problem) {
+      this.deps.logger.error({ namespace: w.namespace, workload: `${w.kind}/${w.name}`, problem }, 'held workload has operation annotations the guard did not write; not opening');
+      return undefined;
+    }
     let op: OperationState;
     try {
       op = newOperation({
@@ -417,7 +427,7 @@ export class Coordinator {
       const next = result.next;
       const outcome: StepRecord['outcome'] = next === 'held' ? 'held' : 'ok';
       const detail = next === 'held' ? result.op.heldReason : undefined;
-      const saved = await this.saveStep(result.op, version, step, outcome, Date.now() - began, detail, next);
+      const saved = await this.saveStep(result.op, version, result.as ?? step, outcome, Date.now() - began, detail, next, result.before);
       if (!saved) return; // lost a race on the state: start over from the cluster
       op = saved.op;
       version = saved.resourceVersion;
@@ -541,19 +551,28 @@ export class Coordinator {
       await this.deleteRunner(withPod);
       return this.hold(withPod, `downgrade failed in pod ${pod.name} (${why}); the schema is unchanged at ${op.fromVersion}, the release keeps running it`);
     }
-    return this.rollForward(withPod, after, why);
+    return this.rollForward(withPod, after, why, { step: 'downgrade', outcome: 'failed', at: new Date().toISOString(), durationMs: outcome.durationMs, detail: `stopped at ${after ?? '(none)'}: ${why}`.slice(0, 2000) });
   }
 
   /** A downgrade that stopped halfway is migrated forward again with the newer image. */
-  private async rollForward(op: OperationState, at: string | null, why: string): Promise<StepResult> {
+  // Recorded as: <failed step> failed, roll-forward ok|failed, hold held.
+  private async rollForward(op: OperationState, at: string | null, why: string, failed: StepRecord): Promise<StepResult> {
     const argv = migrateArgv(op.fromRevision);
     const outcome = await this.runInPod(op, 'roll-forward', argv);
     const after = await this.readRevision(op);
     await this.deleteRunner(op);
-    if (after === op.fromRevision) {
-      return this.hold(op, `downgrade stopped at revision ${at ?? '(none)'} (${why}); migrated forward again to ${op.fromRevision} so the running ${op.fromVersion} matches; the release stays held`);
-    }
-    return this.hold(op, `downgrade stopped at revision ${at ?? '(none)'} (${why}) and rolling forward failed (${outcome.error ?? `exit ${outcome.exitCode}`}, now at ${after ?? '(none)'}); OPERATOR ACTION NEEDED: the release stays held`);
+    const rolled = after === op.fromRevision;
+    const record: StepRecord = {
+      step: 'roll-forward',
+      outcome: rolled ? 'ok' : 'failed',
+      at: new Date().toISOString(),
+      durationMs: outcome.durationMs,
+      detail: `"${formatArgv(argv)}" in pod ${op.execPod?.name ?? '(none)'}: ${outcome.error ?? `exit ${outcome.exitCode}`}; schema now at ${after ?? '(none)'}`.slice(0, 2000),
+    };
+    const held = rolled
+      ? this.hold(op, `downgrade stopped at revision ${at ?? '(none)'} (${why}); migrated forward again to ${op.fromRevision} so the running ${op.fromVersion} matches; the release stays held`)
+      : this.hold(op, `downgrade stopped at revision ${at ?? '(none)'} (${why}) and rolling forward failed (${outcome.error ?? `exit ${outcome.exitCode}`}, now at ${after ?? '(none)'}); OPERATOR ACTION NEEDED: the release stays held`);
+    return { ...held, before: [failed, record], as: 'hold' };
   }
 
   private async runInPod(op: OperationState, step: 'downgrade' | 'roll-forward', argv: string[]): Promise<ExecOutcome> {
@@ -689,20 +708,24 @@ export class Coordinator {
     }
     if (revision === op.fromRevision) return this.hold(op, `downgrade reported success but the schema is still at ${op.fromRevision}`);
     if (!op.execPod) return this.hold(op, `schema at unexpected revision ${revision ?? '(none)'} after the downgrade`);
-    return this.rollForward(op, revision, `verification found ${revision ?? '(none)'} instead of ${op.toRevision}`);
+    const found = `verification found ${revision ?? '(none)'} instead of ${op.toRevision}`;
+    return this.rollForward(op, revision, found, { step: 'verify', outcome: 'failed', at: new Date().toISOString(), durationMs: 0, detail: found });
   }
 
   /** Step 5: scale every DB-touching workload of the release to 0, suspend CronJobs, wait for old pods. */
   private async drain(op: OperationState): Promise<StepResult> {
     await this.deleteRunner(op);
-    for (const w of this.releaseWorkloads(op.namespace, op.release)) {
-      if (w.role !== 'metadata-db') continue;
-      if (w.kind === 'Deployment' || w.kind === 'StatefulSet') {
-        if (w.replicas > 0 || w.drained?.operation !== op.id) await this.scaleToZero(op, w);
-      } else if (w.kind === 'CronJob' && w.drained?.operation !== op.id) {
-        await this.suspendCronJob(op, w);
-      }
-    }
+    // All at once: every sequential round trip here keeps old pods running on the new schema longer.
+    await Promise.all(
+      this.releaseWorkloads(op.namespace, op.release).map(async (w) => {
+        if (w.role !== 'metadata-db') return;
+        if (w.kind === 'Deployment' || w.kind === 'StatefulSet') {
+          if (w.replicas > 0 || w.drained?.operation !== op.id) await this.scaleToZero(op, w);
+        } else if (w.kind === 'CronJob' && w.drained?.operation !== op.id) {
+          await this.suspendCronJob(op, w);
+        }
+      }),
+    );
     const blocking = podsBlockingRelease(this.pods.values(), op.release, op.namespace, op.toRevision);
     if (blocking.length > 0) {
       await this.pressStragglers(op, blocking);
@@ -763,11 +786,15 @@ export class Coordinator {
   /** Step 6: give the held spec back its replicas and let it roll out. */
   private async release(op: OperationState): Promise<StepResult> {
     const waiting: string[] = [];
-    for (const w of this.releaseWorkloads(op.namespace, op.release)) {
-      if (w.holdOperation !== op.id && w.drained?.operation !== op.id) continue;
-      const restored = await this.restoreWorkload(op, w);
-      if (!restored) waiting.push(`${w.kind.toLowerCase()}/${w.name}`);
-    }
+    // All at once: the outage lasts until the last workload is released.
+    await Promise.all(
+      this.releaseWorkloads(op.namespace, op.release).map(async (w) => {
+        if (w.holdOperation !== op.id && w.drained?.operation !== op.id) return;
+        const restored = await this.restoreWorkload(op, w);
+        if (!restored) waiting.push(`${w.kind.toLowerCase()}/${w.name}`);
+      }),
+    );
+    waiting.sort();
     const detail = waiting.length
       ? `released; still on ${op.fromVersion} and kept at 0 until their own update arrives: ${waiting.join(', ')}`
       : 'released every held workload';
@@ -822,10 +849,11 @@ export class Coordinator {
     durationMs: number,
     detail: string | undefined,
     next: Phase,
+    before: StepRecord[] = [],
   ): Promise<{ op: OperationState; resourceVersion: string } | undefined> {
     const now = new Date().toISOString();
     const record: StepRecord = { step, outcome, at: now, durationMs, ...(detail ? { detail: detail.slice(0, 2000) } : {}) };
-    const updated = withStep({ ...op, phase: next, updatedAt: now }, record);
+    const updated = [...before, record].reduce((acc, r) => withStep(acc, r), { ...op, phase: next, updatedAt: now });
     try {
       const rv = await this.save(updated, resourceVersion);
       this.deps.hooks?.onPhase?.(updated);

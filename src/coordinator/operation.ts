@@ -1,7 +1,7 @@
 // One downgrade operation per release, kept in the cluster (a ConfigMap in the release's namespace)
 // so that any replica can resume it after a crash. Pure: naming, parsing, transitions.
 import { z } from 'zod';
-import { isValidRevision } from '../core/heads.js';
+import { headForVersion, headIndex, isValidRevision } from '../core/heads.js';
 import { parseAirflowVersion } from '../core/versions.js';
 
 export const PHASES = ['confirm', 'downgrade', 'verify', 'drain', 'release', 'done', 'held', 'aborted', 'cancelled'] as const;
@@ -130,6 +130,21 @@ export interface NewOperation {
   toRevision: string;
   openedBy: string;
   now: Date;
+}
+
+/**
+ * Hold annotations are written by the webhook, but anyone who may edit the workload can write
+ * them too: only open an operation whose revisions are the known heads of its versions and whose
+ * target is strictly older, so annotations cannot steer `db downgrade` to an arbitrary revision.
+ */
+export function openingProblem(input: Pick<NewOperation, 'fromVersion' | 'toVersion' | 'fromRevision' | 'toRevision'>): string | undefined {
+  const to = parseAirflowVersion(input.toVersion);
+  const toHead = to ? headForVersion(to) : undefined;
+  if (toHead !== input.toRevision) return `to-revision ${input.toRevision} is not the schema head of ${input.toVersion}`;
+  const from = headIndex(input.fromRevision);
+  if (from === -1) return `from-revision ${input.fromRevision} is not a known schema head`;
+  if (headIndex(input.toRevision) >= from) return `to-revision ${input.toRevision} is not older than from-revision ${input.fromRevision}`;
+  return undefined;
 }
 
 export function newOperation(input: NewOperation): OperationState {

@@ -74,7 +74,9 @@ export interface PlanReport {
   skipped: Array<{ document: number; object: string; reason: string }>;
 }
 
-export const PLAN_EXIT = { noDowngrade: 0, error: 1, usage: 2, downgrade: 3, denied: 4 } as const;
+// The contract (issue 5) has three outcomes; a change the guard would deny fails the apply, so it is
+// an error for the pipeline (1), reported as 'denied' in the plan.
+export const PLAN_EXIT = { noDowngrade: 0, error: 1, usage: 2, downgrade: 3, denied: 1 } as const;
 
 export function planExitCode(report: PlanReport): number {
   if (report.releases.some((r) => r.outcome === 'denied')) return PLAN_EXIT.denied;

@@ -18,7 +18,7 @@ function heads(from: VersionPoint | undefined, to: VersionPoint | undefined): st
 const SOURCE_TEXT: Record<VersionPoint['source'], string> = {
   object: 'the manifest',
   oldObject: 'the stored object',
-  runningVersion: 'the running pods',
+  runningVersion: 'the running version',
   dbRevision: 'the database revision',
   operation: 'the open operation',
 };
@@ -45,13 +45,15 @@ function objectLine(o: ObjectResult): string {
 function releaseText(r: ReleasePlan): string[] {
   const lines = [headline(r)];
   const label = (name: string, value: string): string => `  ${`${name}:`.padEnd(12)}${value}`;
+  // One item per line, aligned under the first.
+  const list = (name: string, items: string[]): string[] => items.map((item, i) => (i === 0 ? label(name, item) : `${' '.repeat(14)}${item}`));
   if (r.outcome === 'downgrade' && r.plan) {
     lines.push(label('current', `${point(r.from)} from ${SOURCE_TEXT[r.from?.source ?? 'runningVersion']}`));
-    lines.push(label('hold', r.held.join(', ') || '(none)'));
+    lines.push(...list('hold', r.held.length > 0 ? r.held : ['(none)']));
     lines.push(label('command', formatArgv(r.plan.argv)));
     lines.push(label('run in', r.plan.execPod ? `pod ${r.plan.execPod.name} (${r.plan.execPod.component}, ${point(r.from)})` : `a running ${point(r.from)} pod (api-server or webserver first, then scheduler) — none known`));
     const drain = r.plan.drain.map((w) => `${w.kind.toLowerCase()}/${w.name} (${w.replicas})`);
-    lines.push(label('drain', drain.length > 0 ? `${drain.join(', ')}; CronJobs suspended` : 'every workload of the release that uses the database; CronJobs suspended'));
+    lines.push(...list('drain', [...(drain.length > 0 ? drain : ['every workload of the release that uses the database']), "and the release's CronJobs (suspended)"]));
     const { workloads, pods } = r.plan.outage;
     lines.push(label('outage', `${workloads > 0 ? `${workloads} workload(s), ${pods} pod(s)` : 'the release'} down from the drain until the ${point(r.to)} pods are Ready; ${point(r.from)} serves during the downgrade`));
   }

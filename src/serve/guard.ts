@@ -48,7 +48,8 @@ function auditAdmission(audit: AuditLog | undefined, record: DecisionRecord): vo
     ...(record.from?.revision ? { fromRevision: record.from.revision } : {}),
     ...(record.to?.revision ? { toRevision: record.to.revision } : {}),
     decision: record.allowed ? record.decision : 'denied',
-    ...(record.operationId ? { operationId: record.operationId } : {}),
+    // A dry run opens no operation: the id it would have had stays out of the operation's timeline.
+    ...(record.operationId && !record.dryRun ? { operationId: record.operationId } : {}),
     patchSummary: patchSummary(record),
     dryRun: record.dryRun,
     ...(record.details.breakGlass ? { breakGlassReason: record.details.breakGlass.reason } : {}),

@@ -10,6 +10,9 @@ import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AdmissionRecord } from '../../src/audit/records.js';
 import { queryAudit } from '../../src/audit/store.js';
+import { runAudit } from '../../src/cli/commands/audit.js';
+import { runReview } from '../../src/cli/commands/review.js';
+import { decodePatch } from '../../src/core/response.js';
 import { operationIdFor } from '../../src/core/decide.js';
 import { renderInstallManifests } from '../../src/install/manifests.js';
 import { RESOURCES } from '../../src/sim/resources.js';
@@ -129,15 +132,34 @@ describe('kubectl apply --dry-run=server of a downgrade', () => {
         toVersion: '3.0.2',
         fromRevision: FROM_HEAD,
         toRevision: TO_HEAD,
-        operationId: opId,
         user: 'admin',
       });
+      // The id the operation would have had is in the warnings, not on the record: no operation opened.
+      expect(records[0]?.operationId).toBeUndefined();
+      expect(warnings.join('\n')).toContain(opId);
       expect(records[0]?.warnings).toEqual(warnings);
       expect((records[0]?.request as { dryRun?: boolean }).dryRun).toBe(true);
       expect(await queryAudit(pool, { kind: 'operation-step' })).toEqual([]);
     } finally {
       await pool.end();
     }
+  });
+
+  it('review replays the admission record that `audit --output json` prints', async () => {
+    let lines = '';
+    const code = await runAudit({ databaseUrl: auditDb.url, kind: 'admission', release: 'airflow', limit: 10, output: 'json' }, { stdout: (t) => (lines += t), stderr: () => undefined, env: {} });
+    expect(code).toBe(0);
+    const record = JSON.parse(lines.trim().split('\n')[0] as string) as AdmissionRecord;
+    expect(record).toMatchObject({ kind: 'admission', dryRun: true, decision: 'downgrade' });
+    const file = path.join(dir, 'record.json');
+    writeFileSync(file, JSON.stringify(record));
+    const { stdout } = await runReview({ file });
+    const review = JSON.parse(stdout) as { response: { uid: string; allowed: boolean; patch?: string; warnings: string[] } };
+    expect(review.response.uid).toBe(record.requestUid);
+    expect(review.response.allowed).toBe(true);
+    expect(decodePatch(review.response as never)).toContainEqual({ op: 'add', path: '/spec/paused', value: true });
+    // Without the cluster's state the plan lines differ; the decision and its headline do not.
+    expect(review.response.warnings[0]).toBe(record.warnings[0]);
   });
 
   it('a dry run of a same-head change prints no warning', async () => {

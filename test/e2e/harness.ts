@@ -54,7 +54,7 @@ export interface E2E {
   guards: Guard[];
   rbac?: ReturnType<typeof createRbacAuthorizer>;
   caPem: string;
-  startGuard(identity?: string, extraArgs?: string[]): Promise<Guard>;
+  startGuard(identity?: string, extraArgs?: string[], options?: { port?: number }): Promise<Guard>;
   installRelease(spec: ReleaseSpec): Promise<void>;
   /** The stored object; typed loosely because tests read kind-specific fields (spec.paused, spec.replicas, ...). */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -155,8 +155,8 @@ export async function startE2E(options: E2EOptions = {}): Promise<E2E> {
     guards,
     caPem: certs.caCert,
     ...(holder.rbac ? { rbac: holder.rbac } : {}),
-    async startGuard(identity = `guard-${guards.length + 1}`, extraArgs = []) {
-      const port = await freePort();
+    async startGuard(identity = `guard-${guards.length + 1}`, extraArgs = [], startOptions = {}) {
+      const port = startOptions.port ?? (await freePort());
       const logs: string[] = [];
       const child = spawn(
         process.execPath,
@@ -358,6 +358,8 @@ export interface UpgradeOptions {
   hook: 'pre-upgrade' | 'post-upgrade' | 'none';
   /** Pause between workloads (an Argo CD sync applying resources one by one). */
   pauseMs?: number;
+  /** Retry an update the API server refused because the webhook was unreachable (Argo retries a sync). */
+  retryUnreachableWebhook?: boolean;
 }
 
 export interface AppliedWorkload {
@@ -367,6 +369,8 @@ export interface AppliedWorkload {
   wasDrained: boolean;
   /** spec.replicas as admitted (after the guard's mutation). */
   admittedReplicas: unknown;
+  /** When the API server answered the update (ms since epoch). */
+  admittedAt: number;
 }
 
 export interface UpgradeResult {
@@ -393,8 +397,11 @@ export async function upgradeRelease(e2e: E2E, spec: ReleaseSpec, version: strin
     const name = `${spec.release}-${component}`;
     const wasDrained = guardAnnotations(e2e.workload(kind, spec.namespace, name)).includes(ANNOTATIONS.drained);
     // Helm's three-way merge and Argo's apply set every field of the chart, spec.replicas included.
-    const admitted = await setImage(e2e, kind, spec.namespace, name, version, { replicas: spec.replicas?.[component] ?? 1 });
-    result.applied.push({ kind, name, wasDrained, admittedReplicas: (admitted.spec as { replicas?: unknown } | undefined)?.replicas });
+    const apply = (): Promise<KubeObject> => setImage(e2e, kind, spec.namespace, name, version, { replicas: spec.replicas?.[component] ?? 1 });
+    const admitted = options.retryUnreachableWebhook
+      ? await waitFor(`${name} admitted`, () => apply().catch((error: Error) => (/failed calling webhook/.test(error.message) ? false : Promise.reject(error))), 30_000, 100)
+      : await apply();
+    result.applied.push({ kind, name, wasDrained, admittedReplicas: (admitted.spec as { replicas?: unknown } | undefined)?.replicas, admittedAt: Date.now() });
     if (options.pauseMs) await new Promise((r) => setTimeout(r, options.pauseMs));
   }
   await updateCronJobs(e2e, spec, version);
@@ -507,4 +514,66 @@ export async function expectNoViolations(e: E2E): Promise<void> {
 
 export function eventsOf(e: E2E, namespace: string): Array<{ reason: string; message: string; type: string; involvedObject: { kind: string; name: string } }> {
   return e.sim.store.list(RESOURCES.events, namespace).items as never;
+}
+
+/** Resolves (synchronously with the store write) the first time the release's operation satisfies `when`. */
+export function whenOperation(e: E2E, namespace: string, release: string, when: (op: OperationState) => boolean, then?: (op: OperationState) => void): Promise<OperationState> {
+  return new Promise((resolve) => {
+    let stop: (() => void) | undefined;
+    const check = (): boolean => {
+      const op = e.operation(namespace, release);
+      if (!op || !when(op)) return false;
+      then?.(op);
+      stop?.();
+      resolve(op);
+      return true;
+    };
+    stop = e.sim.store.watch(RESOURCES.configmaps, namespace, undefined, (event) => {
+      if (event.object.metadata.name === operationConfigMapName(release)) check();
+    });
+    check();
+  });
+}
+
+/** SIGKILLs a guard (if still running) and starts it again with the same identity and port. */
+export async function restartGuard(e: E2E, guard: Guard): Promise<Guard> {
+  await guard.stop('SIGKILL');
+  return e.startGuard(guard.identity, [], { port: guard.port });
+}
+
+export function killNow(guard: Guard): void {
+  if (guard.process.exitCode === null && guard.process.signalCode === null) guard.process.kill('SIGKILL');
+}
+
+export interface PodEvent {
+  at: number;
+  type: 'ADDED' | 'MODIFIED' | 'DELETED';
+  name: string;
+  image: string;
+  ready: boolean;
+}
+
+/** Every change of the namespace's pods, with the test process's clock (for timelines). */
+export function recordPods(e: E2E, namespace: string): { events: PodEvent[]; stop: () => void } {
+  const events: PodEvent[] = [];
+  const stop = e.sim.store.watch(RESOURCES.pods, namespace, undefined, (event) => {
+    const pod = event.object as KubeObject;
+    events.push({ at: Date.now(), type: event.type as PodEvent['type'], name: pod.metadata.name, image: podImage(pod), ready: isReady(pod) });
+  });
+  return { events, stop };
+}
+
+/** The exec durations the guard logged for an operation's commands (downgrade, roll-forward). */
+export function execDurations(guard: Guard, step: 'downgrade' | 'roll-forward' = 'downgrade'): number[] {
+  const out: number[] = [];
+  for (const line of guard.logs) {
+    if (!line.includes(`"step":"${step}"`) || !line.includes('"event":"end"') || !line.includes('"exitCode"')) continue;
+    try {
+      const parsed = JSON.parse(line) as { durationMs?: number };
+      if (typeof parsed.durationMs === 'number') out.push(parsed.durationMs);
+    } catch {
+      // not a JSON log line
+    }
+  }
+  return out;
 }

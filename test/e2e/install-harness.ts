@@ -21,7 +21,7 @@ import { startSimCluster } from '../../src/sim/cluster.js';
 import { createRbacAuthorizer, rbacObjectsFrom, serviceAccountIdentity, type RbacAuthorizer } from '../../src/sim/rbac/authorizer.js';
 import { RESOURCES } from '../../src/sim/resources.js';
 import type { KubeObject } from '../../src/sim/types.js';
-import { createTestDatabase, freePort } from '../support/postgres.js';
+import { createTestDatabase, freePort, type TestDatabase } from '../support/postgres.js';
 import { DEFAULT_COMPONENTS, ROOT, releaseReady, waitFor, type E2E, type Guard, type ReleaseSpec } from './harness.js';
 
 export const DEPLOY_DIR = path.join(ROOT, 'deploy');
@@ -29,6 +29,12 @@ export const DEPLOY_DIR = path.join(ROOT, 'deploy');
 /** `kubectl kustomize deploy/<dir>`, parsed. */
 export function kustomize(dir: string): Manifest[] {
   const out = execFileSync('kubectl', ['kustomize', path.join(DEPLOY_DIR, dir)], { encoding: 'utf8', timeout: 30_000 });
+  return parseAllDocuments(out).map((d) => d.toJS() as Manifest);
+}
+
+/** `airflow-downgrade-guard manifests <args>` (the built CLI), parsed. */
+export function manifestsCommand(args: string[]): Manifest[] {
+  const out = execFileSync(process.execPath, [path.join(ROOT, 'bin/airflow-downgrade-guard.js'), 'manifests', ...args], { encoding: 'utf8', timeout: 30_000 });
   return parseAllDocuments(out).map((d) => d.toJS() as Manifest);
 }
 
@@ -49,6 +55,8 @@ export interface InstalledE2E extends E2E {
   /** Admission calls the API server sent to each guard (by identity), through the Service. */
   webhookCalls: Map<string, number>;
   leaseHolder(namespace: string, release: string): string | undefined;
+  /** Installs a release on its own metadata database (dropped at stop); returns that database's URL. */
+  installReleaseOnOwnDatabase(spec: ReleaseSpec): Promise<string>;
   /** Grants of the installed RBAC that no request of the guard used, one line each. */
   unusedGrants(): string[];
 }
@@ -125,6 +133,7 @@ function baseEnv(): Record<string, string> {
 
 export async function startInstalledE2E(manifests: Manifest[], options: InstalledE2EOptions = {}): Promise<InstalledE2E> {
   const db = await createTestDatabase('e2e-install');
+  const extraDatabases: TestDatabase[] = [];
   const { namespace: guardNamespace, container } = guardContainer(manifests);
   const guardIdentity = serviceAccountIdentity(guardNamespace, GUARD_NAME);
   const guards: Guard[] = [];
@@ -225,7 +234,13 @@ export async function startInstalledE2E(manifests: Manifest[], options: Installe
       return guard;
     },
     async installRelease(spec) {
-      await installRelease(e2e, spec);
+      await installRelease(e2e, spec, db.url);
+    },
+    async installReleaseOnOwnDatabase(spec) {
+      const own = await createTestDatabase(`e2e-install-${spec.release}`);
+      extraDatabases.push(own);
+      await installRelease(e2e, spec, own.url);
+      return own.url;
     },
     workload(kind, namespace, name) {
       const type = Object.values(RESOURCES).find((t) => t.kind === kind && t.namespaced);
@@ -250,7 +265,7 @@ export async function startInstalledE2E(manifests: Manifest[], options: Installe
     async stop() {
       await Promise.all(guards.map((g) => g.stop('SIGKILL')));
       await sim.stop();
-      await db.drop();
+      await Promise.all([db, ...extraDatabases].map((d) => d.drop()));
     },
   };
   return e2e;
@@ -262,14 +277,14 @@ function jobComplete(e2e: E2E, namespace: string, name: string): boolean {
 }
 
 /** A fresh Helm install of the official chart at spec.version, through the installed webhook. */
-async function installRelease(e2e: E2E, spec: ReleaseSpec): Promise<void> {
+async function installRelease(e2e: E2E, spec: ReleaseSpec, databaseUrl: string): Promise<void> {
   await createNamespace(e2e.admin, spec.namespace);
   await createObject(e2e.admin, {
     apiVersion: 'v1',
     kind: 'Secret',
     metadata: { name: `${spec.release}-metadata`, namespace: spec.namespace },
     type: 'Opaque',
-    data: { connection: Buffer.from(e2e.db.url).toString('base64') },
+    data: { connection: Buffer.from(databaseUrl).toString('base64') },
   } as KubeObject);
   const migrate = chartWorkload({ kind: 'Job', component: 'run-airflow-migrations', release: spec.release, namespace: spec.namespace, version: spec.version }) as KubeObject;
   await createObject(e2e.admin, migrate);

@@ -1,4 +1,4 @@
-// The fast rows of the fault table (part of `npm test`): one SIGKILL, one API fault, one exec
+// The fast rows of the fault table (part of `npm test`): one SIGKILL, the refused exec (retried, not held), one exec
 // fault and the change of mind while held. The full table is faults.slow.test.ts.
 import { afterAll, describe, expect, it } from 'vitest';
 import { API_FAULTS, EXEC_FAULTS, KILLS, WORKLOAD_FAULTS, runScenario, type Scenario } from './scenarios.js';
@@ -8,7 +8,7 @@ const rows: FaultRow[] = [];
 
 const FAST: Scenario[] = [
   KILLS.find((s) => s.fault.includes('after confirm'))!,
-  API_FAULTS.find((s) => s.fault.includes('409'))!,
+  API_FAULTS.find((s) => s.fault.includes('503 on exec'))!,
   EXEC_FAULTS.find((s) => s.fault.includes('halfway, then exit'))!,
   WORKLOAD_FAULTS.find((s) => s.fault.includes('while held'))!,
 ];

@@ -1,6 +1,8 @@
 // The fault scenarios: each starts a fresh simulated cluster + Postgres + the real guard,
 // installs a 3.1.0 release, downgrades it to 3.0.2 with one fault injected, and yields a table row.
+import pg from 'pg';
 import { expect } from 'vitest';
+import { startPrivatePostgres as startPrivate, type EmbeddedServer } from '../support/postgres.js';
 import { RESOURCES } from '../../src/sim/resources.js';
 import type { KubeObject } from '../../src/sim/types.js';
 import { startE2E, waitFor, type E2E, type Guard, type ReleaseSpec } from '../e2e/harness.js';
@@ -331,4 +333,80 @@ export const WORKLOAD_FAULTS: Scenario[] = [
 
 export { podsOfRelease };
 
-export const AUDIT_FAULTS: Scenario[] = [];
+/**
+ * The audit store is down from before the downgrade until well after it ended; the metadata DB is
+ * also unreachable for a while (connection strings in error paths). Afterwards: 0 records lost,
+ * a dry-run break-glass change is audited, and the metadata password appears in no log line,
+ * Event, or audit row.
+ */
+export const AUDIT_FAULTS: Scenario[] = [
+  {
+    fault: 'audit store down for the whole operation (+2 s), metadata DB down 1.5 s; secrets and break-glass checked',
+    expected: 'completed',
+    async setup() {
+      const store = await startPrivatePostgres();
+      await store.stop();
+      return { args: ['--audit-database-url', store.url], auditUrl: store.url, cleanup: () => store.destroy(), store } as never;
+    },
+    async run(ctx) {
+      ctx.faultAt = Date.now();
+      await setMetadataUrl(ctx.e2e, ctx.spec, DEAD_URL(ctx.e2e.db.url));
+      await downgradeRelease(ctx.e2e, ctx.spec);
+      await untilPhase(ctx, ['confirm']);
+      await new Promise((r) => setTimeout(r, 1500));
+      await setMetadataUrl(ctx.e2e, ctx.spec, ctx.e2e.db.url);
+      await waitTerminal(ctx.e2e, ctx.spec);
+      await breakGlassDryRun(ctx);
+      await new Promise((r) => setTimeout(r, 2000));
+      await AUDIT_STORES.get(ctx.auditUrl!)!.start();
+    },
+    async after(ctx) {
+      const url = ctx.auditUrl!;
+      await waitFor('break-glass audited', async () => (await auditRows(url, "decision = 'break-glass'")).length > 0, 30_000, 200);
+      const breakGlass = await auditRows(url, "decision = 'break-glass'");
+      expect(JSON.stringify(breakGlass)).toContain('fault-suite: emergency rollback drill');
+      const password = decodeURIComponent(new URL(ctx.e2e.db.url).password);
+      expect(password.length).toBeGreaterThanOrEqual(6);
+      const logs = ctx.e2e.guards.flatMap((g) => g.logs).join('\n');
+      const events = JSON.stringify(ctx.e2e.sim.store.list(RESOURCES.events, ctx.spec.namespace).items);
+      const audit = JSON.stringify(await auditRows(url, 'true'));
+      const warnings = ctx.e2e.guards.flatMap((g) => g.logs).filter((l) => l.includes('warning')).join('\n');
+      for (const [where, text] of Object.entries({ logs, events, audit, warnings })) {
+        expect(text.includes(password), `metadata password in ${where}`).toBe(false);
+        expect(text.includes(ctx.e2e.db.url), `connection string in ${where}`).toBe(false);
+      }
+      expect(logs).toContain('***'); // the redacted URL did show up in the DB-down messages
+      ctx.note = `password absent from ${logs.length} B of logs, ${events.length} B of Events, ${audit.length} B of audit; break-glass audited`;
+    },
+  },
+];
+
+const AUDIT_STORES = new Map<string, EmbeddedServer>();
+
+async function startPrivatePostgres(): Promise<EmbeddedServer> {
+  const server = await startPrivate();
+  AUDIT_STORES.set(server.url, server);
+  return server;
+}
+
+/** `kubectl apply --dry-run=server` of a break-glass downgrade: decided and audited, nothing changes. */
+async function breakGlassDryRun(ctx: Ctx): Promise<void> {
+  const name = `${ctx.spec.release}-scheduler`;
+  await ctx.e2e.admin.rest.request('PATCH', `/apis/apps/v1/namespaces/${ctx.spec.namespace}/deployments/${name}?dryRun=All`, {
+    body: {
+      metadata: { annotations: { 'airflow-downgrade-guard/break-glass': 'fault-suite: emergency rollback drill' } },
+      spec: { template: { spec: { containers: [{ name: 'scheduler', image: 'apache/airflow:2.10.5' }] } } },
+    },
+    contentType: 'application/strategic-merge-patch+json',
+  });
+}
+
+async function auditRows(url: string, where: string): Promise<unknown[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query(`SELECT record, request, decision FROM airflow_downgrade_guard.audit_records WHERE ${where}`)).rows;
+  } finally {
+    await client.end();
+  }
+}

@@ -154,7 +154,7 @@ export async function auditStored(url: string): Promise<Record<string, number>> 
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    const res = await client.query<{ kind: string; n: string }>('SELECT kind, count(*) AS n FROM airflow_downgrade_guard_audit.audit_records GROUP BY kind').catch(async () => {
+    const res = await client.query<{ kind: string; n: string }>('SELECT kind, count(*) AS n FROM airflow_downgrade_guard.audit_records GROUP BY kind').catch(async () => {
       const schemas = await client.query<{ nspname: string }>("SELECT table_schema AS nspname FROM information_schema.tables WHERE table_name = 'audit_records'");
       const schema = schemas.rows[0]?.nspname;
       if (!schema) return { rows: [] as Array<{ kind: string; n: string }> };

