@@ -180,7 +180,10 @@ describe('hostile HTTP clients', () => {
     counts['idle TLS connections held'] = idle.length;
     // Fill up to the limit with plain sockets, then one more is refused.
     const filler = Array.from({ length: LIMITS.maxConnections - 300 + 20 }, () => net.connect({ host: '127.0.0.1', port: server.port }));
-    await new Promise((r) => setTimeout(r, 300));
+    const open = (): Promise<number> => new Promise((resolve) => server.server.getConnections((_e, n) => resolve(n)));
+    const deadline = Date.now() + 10_000;
+    while ((await open()) < LIMITS.maxConnections && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(await open()).toBe(LIMITS.maxConnections);
     const refused = await health(1000).then(() => false, () => true);
     expect(refused).toBe(true);
     for (const s of [...idle, ...filler]) s.destroy();
