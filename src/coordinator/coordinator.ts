@@ -28,6 +28,8 @@ import {
   projectPod,
   projectWorkload,
   readDrainedRecord,
+  releaseKey,
+  releaseKeyOf,
   releaseStateFrom,
   unheldValue,
   type PodRecord,
@@ -173,6 +175,7 @@ export class Coordinator {
         name: kind,
         paths: this.paths(kind),
         project: (obj) => projectWorkload(kind, obj, config),
+        groupBy: releaseKeyOf,
         onChange: (_key, rec, prev) => {
           const r = rec ?? prev;
           if (r && (rec?.holdOperation || rec?.drained || prev?.holdOperation || prev?.drained)) this.schedule(r.namespace, r.release);
@@ -186,6 +189,7 @@ export class Coordinator {
       name: 'Pod',
       paths: this.paths('Pod'),
       project: (obj) => projectPod(obj, config),
+      groupBy: releaseKeyOf,
       onChange: (_key, rec, prev) => {
         const r = rec ?? prev;
         if (r && this.hasOpenOperation(r.namespace, r.release)) this.schedule(r.namespace, r.release);
@@ -229,8 +233,8 @@ export class Coordinator {
     return releaseStateFrom(
       namespace,
       release,
-      this.allWorkloads(),
-      this.pods?.values() ?? [],
+      this.releaseWorkloads(namespace, release),
+      this.pods?.group(releaseKey(namespace, release)) ?? [],
       operation,
       this.lastRevision.get(`${namespace}/${release}`),
     );
@@ -296,7 +300,8 @@ export class Coordinator {
   // ---- reconcile ---------------------------------------------------------------------------
 
   private releaseWorkloads(namespace: string, release: string): WorkloadRecord[] {
-    return [...this.allWorkloads()].filter((w) => w.namespace === namespace && w.release === release);
+    const key = releaseKey(namespace, release);
+    return [...this.workloads.values()].flatMap((cache) => [...cache.group(key)]);
   }
 
   async reconcile(namespace: string, release: string): Promise<void> {
@@ -623,7 +628,7 @@ export class Coordinator {
 
   /** A Running, Ready pod of the newer version; else a short-lived runner pod from its template. */
   private async execPod(op: OperationState): Promise<OperationState['execPod'] | undefined> {
-    const chosen = chooseExecPod(this.pods.values(), op.release, op.namespace, op.fromRevision);
+    const chosen = chooseExecPod(this.pods.group(releaseKey(op.namespace, op.release)), op.release, op.namespace, op.fromRevision);
     if (chosen) {
       const runner = chosen.runnerFor === op.release;
       if (!op.execPod || op.execPod.name !== chosen.name) {
@@ -726,7 +731,7 @@ export class Coordinator {
         }
       }),
     );
-    const blocking = podsBlockingRelease(this.pods.values(), op.release, op.namespace, op.toRevision);
+    const blocking = podsBlockingRelease(this.pods.group(releaseKey(op.namespace, op.release)), op.release, op.namespace, op.toRevision);
     if (blocking.length > 0) {
       await this.pressStragglers(op, blocking);
       return { wait: true, op };

@@ -124,16 +124,6 @@ export function projectPod(object: unknown, config: GuardConfig): PodRecord | un
   };
 }
 
-function newest(versions: string[]): string | undefined {
-  let best: string | undefined;
-  for (const text of versions) {
-    const v = parseAirflowVersion(text);
-    const b = best ? parseAirflowVersion(best) : undefined;
-    if (v && (!b || compareVersions(v, b) > 0)) best = text;
-  }
-  return best;
-}
-
 /** Preference for the pod the downgrade runs in (DESIGN: api-server / webserver first, then scheduler). */
 const EXEC_PREFERENCE = ['api-server', 'webserver', 'web', 'scheduler'];
 
@@ -175,7 +165,28 @@ export function podsBlockingRelease(pods: Iterable<PodRecord>, release: string, 
   );
 }
 
-/** What the admission path knows about a release, from the caches only. */
+/** The key the caches index records by (WatchCache groupBy), so a lookup reads one release only. */
+export function releaseKey(namespace: string, release: string): string {
+  return `${namespace}/${release}`;
+}
+
+export function releaseKeyOf(record: { namespace: string; release: string }): string {
+  return releaseKey(record.namespace, record.release);
+}
+
+/** The newer of two Airflow versions; text that does not parse never wins. */
+function newer(best: string | undefined, text: string): string | undefined {
+  const v = parseAirflowVersion(text);
+  if (!v) return best;
+  const b = best === undefined ? undefined : parseAirflowVersion(best);
+  return !b || compareVersions(v, b) > 0 ? text : best;
+}
+
+/**
+ * What the admission path knows about a release, from the caches only. Called on every Airflow
+ * admission request: give it the release's own records (the caches' release index) and it is
+ * O(release); other releases' records are skipped but cost a scan.
+ */
 export function releaseStateFrom(
   namespace: string,
   release: string,
@@ -184,29 +195,33 @@ export function releaseStateFrom(
   operation: ReleaseState['operation'] | undefined,
   dbRevision: string | undefined,
 ): ReleaseState {
-  const mine = [...workloads].filter((w) => w.namespace === namespace && w.release === release);
-  // Read once: the caller may pass a one-shot iterator (a cache's values()), and it is read twice below.
-  const allPods = [...pods];
-  const running = allPods.filter(
-    (p) => p.namespace === namespace && p.release === release && p.role === 'metadata-db' && p.phase === 'Running' && !p.terminating && p.version,
-  );
-  const declared = mine.filter((w) => w.role === 'metadata-db' && (w.kind === 'Deployment' || w.kind === 'StatefulSet') && w.version && !w.holdOperation);
+  const mine: NonNullable<ReleaseState['workloads']> = [];
+  const state: ReleaseState = { workloads: mine };
+  let declared: string | undefined;
+  let declaredScaledUp: string | undefined;
+  for (const w of workloads) {
+    if (w.namespace !== namespace || w.release !== release) continue;
+    if (w.role !== 'metadata-db' || (w.kind !== 'Deployment' && w.kind !== 'StatefulSet')) continue;
+    mine.push({ kind: w.kind, name: w.name, component: w.component, replicas: w.drained?.replicas ?? w.replicas, ...(w.version ? { version: w.version } : {}) });
+    if (!w.version || w.holdOperation) continue;
+    declared = newer(declared, w.version);
+    if (w.replicas > 0) declaredScaledUp = newer(declaredScaledUp, w.version);
+  }
+  const releasePods: PodRecord[] = [];
+  let running: string | undefined;
+  for (const p of pods) {
+    if (p.namespace !== namespace || p.release !== release) continue;
+    releasePods.push(p);
+    if (p.role === 'metadata-db' && p.phase === 'Running' && !p.terminating && p.version) running = newer(running, p.version);
+  }
   // Scaled to 0 (maintenance, or drained), a workload still says which version the schema was
   // migrated for: without it a Job-first downgrade of an idle release would pass as a new install.
-  const runningVersion =
-    newest(running.map((p) => p.version as string)) ??
-    newest(declared.filter((w) => w.replicas > 0).map((w) => w.version as string)) ??
-    newest(declared.map((w) => w.version as string));
-  const state: ReleaseState = {
-    workloads: mine
-      .filter((w) => w.role === 'metadata-db' && (w.kind === 'Deployment' || w.kind === 'StatefulSet'))
-      .map((w) => ({ kind: w.kind, name: w.name, component: w.component, replicas: w.drained?.replicas ?? w.replicas, ...(w.version ? { version: w.version } : {}) })),
-  };
+  const runningVersion = running ?? declaredScaledUp ?? declared;
   if (runningVersion) state.runningVersion = runningVersion;
   if (dbRevision) state.dbRevision = dbRevision;
   if (operation) state.operation = operation;
   const head = runningVersion ? headForVersion(parseAirflowVersion(runningVersion)!) : undefined;
-  const exec = head ? chooseExecPod(allPods, release, namespace, head) : undefined;
+  const exec = head ? chooseExecPod(releasePods, release, namespace, head) : undefined;
   if (exec) state.execPod = { name: exec.name, component: exec.component };
   return state;
 }

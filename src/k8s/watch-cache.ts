@@ -17,6 +17,11 @@ export interface WatchCacheOptions<T> {
   /** The slim record kept for an object, or undefined to ignore it. */
   project: (obj: unknown) => T | undefined;
   onChange?: (key: string, record: T | undefined, previous: T | undefined) => void;
+  /**
+   * A secondary index (e.g. by namespace/release) read with group(): lets a lookup touch only the
+   * records of one group instead of scanning the whole cache.
+   */
+  groupBy?: (record: T) => string;
   logger?: Logger;
   /** Relist backoff bounds. */
   minBackoffMs?: number;
@@ -25,6 +30,7 @@ export interface WatchCacheOptions<T> {
 
 export class WatchCache<T> {
   private readonly records = new Map<string, T>();
+  private readonly groups = new Map<string, Map<string, T>>();
   private readonly synced = new Set<string>();
   private stopped = false;
   private readonly aborts = new Set<AbortController>();
@@ -56,6 +62,11 @@ export class WatchCache<T> {
 
   values(): IterableIterator<T> {
     return this.records.values();
+  }
+
+  /** The records whose groupBy key is `group` (none without a groupBy option). */
+  group(group: string): Iterable<T> {
+    return this.groups.get(group)?.values() ?? NO_RECORDS;
   }
 
   stop(): void {
@@ -158,6 +169,7 @@ export class WatchCache<T> {
       return;
     }
     this.records.set(key, record);
+    this.index(key, record, previous);
     this.options.onChange?.(key, record, previous);
   }
 
@@ -165,9 +177,34 @@ export class WatchCache<T> {
     const previous = this.records.get(key);
     if (previous === undefined) return;
     this.records.delete(key);
+    this.unindex(key, previous);
     this.options.onChange?.(key, undefined, previous);
   }
+
+  private index(key: string, record: T, previous: T | undefined): void {
+    const groupBy = this.options.groupBy;
+    if (!groupBy) return;
+    const group = groupBy(record);
+    // A record may move between groups (e.g. its release label was edited).
+    if (previous !== undefined && groupBy(previous) !== group) this.unindex(key, previous);
+    let members = this.groups.get(group);
+    if (!members) this.groups.set(group, (members = new Map()));
+    members.set(key, record);
+  }
+
+  private unindex(key: string, record: T): void {
+    const groupBy = this.options.groupBy;
+    if (!groupBy) return;
+    const group = groupBy(record);
+    const members = this.groups.get(group);
+    if (!members) return;
+    members.delete(key);
+    // Empty groups go, so a cluster churning through namespaces does not grow the index.
+    if (members.size === 0) this.groups.delete(group);
+  }
 }
+
+const NO_RECORDS: Iterable<never> = Object.freeze([]);
 
 function keyOf(obj: WatchedObject): string | undefined {
   const name = obj.metadata?.name;

@@ -68,12 +68,13 @@ describe('the downgrade exec fails', () => {
     expect(done.steps.find((st) => st.step === 'downgrade')?.outcome).toBe('held');
   });
 
-  it('stops halfway: migrated forward again to the 3.1.0 head in the same pod, held and still serving 3.1.0', async () => {
+  it.each(['exit', 'drop'] as const)('stops halfway (%s): migrated forward again to the 3.1.0 head in the same pod, held and still serving 3.1.0', async (then) => {
     e2e = await startE2E();
     const s = spec('half');
     await e2e.installRelease(s);
     await e2e.startGuard();
-    e2e.sim.runtime.faults.add({ command: 'db downgrade', fault: { kind: 'exec-halfway', steps: 1, then: 'exit' }, times: 1 });
+    // 'exit': the command fails with a status; 'drop': the exec connection goes away without one.
+    e2e.sim.runtime.faults.add({ command: 'db downgrade', fault: { kind: 'exec-halfway', steps: 1, then }, times: 1 });
     await upgradeRelease(e2e, s, '3.0.2', { hook: 'none' });
 
     const held = await waitFor('operation held', () => e2e!.operation(s.namespace, s.release)?.phase === 'held' && e2e!.operation(s.namespace, s.release), 30_000);
@@ -85,6 +86,10 @@ describe('the downgrade exec fails', () => {
     const reasons = eventsOf(e2e, s.namespace).map((e) => e.reason);
     expect(reasons).toContain('RollForwardSucceeded');
     expect(held.execPod).toMatchObject({ component: 'api-server', runner: false });
+
+    await retryOperation(e2e.admin, held, 'operator@example.com');
+    const done = await expectDowngraded(e2e, s, '3.0.2');
+    expect(stepSequence(done)).toEqual(['open', 'confirm', 'downgrade', 'roll-forward', 'hold', 'retry', ...FULL_SEQUENCE.slice(1)]);
   });
 });
 
