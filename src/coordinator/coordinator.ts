@@ -30,7 +30,7 @@ import {
   readDrainedRecord,
   releaseKey,
   releaseKeyOf,
-  releaseStateFrom,
+  ReleaseStateCache,
   unheldValue,
   type PodRecord,
   type WorkloadRecord,
@@ -158,6 +158,8 @@ export class Coordinator {
   private resyncTimer?: NodeJS.Timeout;
   private stopped = false;
   private readonly inFlight = new Set<Promise<void>>();
+  /** Admission's view of each release, recomputed only when the release's cached records change. */
+  private readonly releaseStates = new ReleaseStateCache(() => ({ workloads: this.workloads.values(), pods: this.pods }));
 
   constructor(
     private readonly options: CoordinatorOptions,
@@ -230,14 +232,7 @@ export class Coordinator {
   releaseState(namespace: string, release: string): ReleaseState {
     const op = this.operations?.get(namespace, operationConfigMapName(release));
     const operation = op && !isTerminal(op.phase) ? { id: op.id, fromVersion: op.fromVersion, toVersion: op.toVersion, phase: op.phase } : undefined;
-    return releaseStateFrom(
-      namespace,
-      release,
-      this.releaseWorkloads(namespace, release),
-      this.pods?.group(releaseKey(namespace, release)) ?? [],
-      operation,
-      this.lastRevision.get(`${namespace}/${release}`),
-    );
+    return this.releaseStates.get(namespace, release, operation, this.lastRevision.get(`${namespace}/${release}`));
   }
 
   // ---- scheduling --------------------------------------------------------------------------

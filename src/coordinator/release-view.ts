@@ -225,3 +225,63 @@ export function releaseStateFrom(
   if (exec) state.execPod = { name: exec.name, component: exec.component };
   return state;
 }
+
+/** What ReleaseStateCache reads of a watch cache indexed by releaseKey (WatchCache with groupBy). */
+export interface ReleaseRecords<T> {
+  group(key: string): Iterable<T>;
+  groupRevision(key: string): number;
+}
+
+export interface ReleaseRecordSources {
+  workloads: Iterable<ReleaseRecords<WorkloadRecord>>;
+  pods: ReleaseRecords<PodRecord> | undefined;
+}
+
+/** Bound on remembered releases: lookups of releases that come and go cannot grow it forever. */
+const MAX_REMEMBERED_RELEASES = 10_000;
+
+/**
+ * releaseStateFrom over the caches' release index, remembered per release until one of the
+ * release's own records changes: the admission path asks for the same release on every request of
+ * a rollout, and the answer only changes with a watch event of that release.
+ */
+export class ReleaseStateCache {
+  private readonly remembered = new Map<string, { revisions: number[]; state: ReleaseState }>();
+
+  constructor(private readonly sources: () => ReleaseRecordSources) {}
+
+  get(namespace: string, release: string, operation: ReleaseState['operation'] | undefined, dbRevision: string | undefined): ReleaseState {
+    const key = releaseKey(namespace, release);
+    const { workloads, pods } = this.sources();
+    const caches = [...workloads];
+    const revisions = caches.map((c) => c.groupRevision(key));
+    revisions.push(pods?.groupRevision(key) ?? 0);
+    let entry = this.remembered.get(key);
+    if (!entry || !sameRevisions(entry.revisions, revisions)) {
+      const records = caches.flatMap((c) => [...c.group(key)]);
+      entry = { revisions, state: releaseStateFrom(namespace, release, records, pods?.group(key) ?? [], undefined, undefined) };
+      this.remember(key, entry);
+    }
+    // A copy per request: the operation and DB revision come from elsewhere and change on their own.
+    const state: ReleaseState = { ...entry.state };
+    if (dbRevision) state.dbRevision = dbRevision;
+    if (operation) state.operation = operation;
+    return state;
+  }
+
+  private remember(key: string, entry: { revisions: number[]; state: ReleaseState }): void {
+    // A release without any record (a name nobody deployed) is not worth remembering.
+    if (entry.revisions.every((r) => r === 0)) {
+      this.remembered.delete(key);
+      return;
+    }
+    if (this.remembered.size >= MAX_REMEMBERED_RELEASES) this.remembered.clear();
+    this.remembered.set(key, entry);
+  }
+}
+
+function sameRevisions(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

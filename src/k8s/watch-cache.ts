@@ -30,7 +30,7 @@ export interface WatchCacheOptions<T> {
 
 export class WatchCache<T> {
   private readonly records = new Map<string, T>();
-  private readonly groups = new Map<string, Map<string, T>>();
+  private readonly groups = new Map<string, Group<T>>();
   private readonly synced = new Set<string>();
   private stopped = false;
   private readonly aborts = new Set<AbortController>();
@@ -66,7 +66,15 @@ export class WatchCache<T> {
 
   /** The records whose groupBy key is `group` (none without a groupBy option). */
   group(group: string): Iterable<T> {
-    return this.groups.get(group)?.values() ?? NO_RECORDS;
+    return this.groups.get(group)?.members.values() ?? NO_RECORDS;
+  }
+
+  /**
+   * Changes whenever a record of the group is added, replaced or dropped (0 when it has none):
+   * lets a reader keep something computed from group() until the group changes.
+   */
+  groupRevision(group: string): number {
+    return this.groups.get(group)?.revision ?? 0;
   }
 
   stop(): void {
@@ -187,24 +195,37 @@ export class WatchCache<T> {
     const group = groupBy(record);
     // A record may move between groups (e.g. its release label was edited).
     if (previous !== undefined && groupBy(previous) !== group) this.unindex(key, previous);
-    let members = this.groups.get(group);
-    if (!members) this.groups.set(group, (members = new Map()));
-    members.set(key, record);
+    let entry = this.groups.get(group);
+    if (!entry) this.groups.set(group, (entry = { members: new Map(), revision: 0 }));
+    entry.members.set(key, record);
+    entry.revision = nextRevision();
   }
 
   private unindex(key: string, record: T): void {
     const groupBy = this.options.groupBy;
     if (!groupBy) return;
     const group = groupBy(record);
-    const members = this.groups.get(group);
-    if (!members) return;
-    members.delete(key);
+    const entry = this.groups.get(group);
+    if (!entry) return;
+    entry.members.delete(key);
+    entry.revision = nextRevision();
     // Empty groups go, so a cluster churning through namespaces does not grow the index.
-    if (members.size === 0) this.groups.delete(group);
+    if (entry.members.size === 0) this.groups.delete(group);
   }
 }
 
+interface Group<T> {
+  members: Map<string, T>;
+  revision: number;
+}
+
 const NO_RECORDS: Iterable<never> = Object.freeze([]);
+
+// One counter for every cache: a group that is emptied and refilled never repeats a revision.
+let revisions = 0;
+function nextRevision(): number {
+  return ++revisions;
+}
 
 function keyOf(obj: WatchedObject): string | undefined {
   const name = obj.metadata?.name;
