@@ -10,8 +10,15 @@ import { cpuMs, rssBytes, runLoadgen, startFloor, startServe } from './processes
 
 export interface AdmissionSettings {
   concurrency: number;
+  /** Measured time per server and case, split over the rounds. */
   durationMs: number;
+  /** Warm-up of each load generator run (each round starts fresh connections). */
   warmupMs: number;
+  /**
+   * Floor and guard alternate this many times per case (floor first, then guard first, ...): on a
+   * shared machine the load from elsewhere drifts, and back-to-back single runs compared noise.
+   */
+  rounds: number;
   /** Releases the guard watches while it answers (their state is what it looks up). */
   releases: number;
   nodeFlags?: string[];
@@ -22,13 +29,17 @@ export interface AdmissionSettings {
 export interface AdmissionRow {
   name: string;
   bodyBytes: number;
+  /** The rounds merged: total requests over total time, median p50/p99 of the rounds, overall max. */
   floor: LoadResult;
   guard: LoadResult;
   /** CPU time of the serve process per request (µs). */
   guardCpuUsPerRequest: number;
   /** CPU time of the floor process per request (µs). */
   floorCpuUsPerRequest: number;
+  /** Median of the rounds' guard/floor throughput ratios. */
   ratio: number;
+  /** Every round's ratio, in order. */
+  roundRatios: number[];
   allowed: boolean;
   patched: boolean;
 }
@@ -45,6 +56,44 @@ function checkSample(c: AdmissionCase, sample: string): { allowed: boolean; patc
   const allowed = review.response?.allowed === true;
   if (!allowed) throw new Error(`${c.name}: the guard did not allow the request: ${sample.slice(0, 300)}`);
   return { allowed, patched: review.response?.patch !== undefined };
+}
+
+interface Measured {
+  result: LoadResult;
+  /** CPU time the server used during the run, warm-up included. */
+  cpuMs: number;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function merge(results: LoadResult[]): LoadResult {
+  const requests = results.reduce((n, r) => n + r.requests, 0);
+  const elapsedMs = results.reduce((n, r) => n + r.elapsedMs, 0);
+  return {
+    requests,
+    errors: results.reduce((n, r) => n + r.errors, 0),
+    elapsedMs,
+    requestsPerSec: (requests / elapsedMs) * 1000,
+    latencyMs: {
+      count: requests,
+      p50: median(results.map((r) => r.latencyMs.p50)),
+      p99: median(results.map((r) => r.latencyMs.p99)),
+      max: Math.max(...results.map((r) => r.latencyMs.max)),
+      mean: results.reduce((n, r) => n + r.latencyMs.mean * r.requests, 0) / requests,
+    },
+    sample: results[0]?.sample ?? '',
+  };
+}
+
+/** Warm-up requests are not timed but use CPU too: each run's requests are counted by its measured rate. */
+function cpuUsPerRequest(runs: Measured[], config: Pick<LoadConfig, 'durationMs' | 'warmupMs'>): number {
+  const cpu = runs.reduce((n, r) => n + r.cpuMs, 0);
+  const requests = runs.reduce((n, r) => n + r.result.requestsPerSec * ((config.durationMs + config.warmupMs) / 1000), 0);
+  return (cpu * 1000) / requests;
 }
 
 export async function runAdmissionBench(dir: string, settings: AdmissionSettings, log: (line: string) => void): Promise<AdmissionReport> {
@@ -71,33 +120,36 @@ export async function runAdmissionBench(dir: string, settings: AdmissionSettings
         caFile: tls.caFile,
         bodyFile,
         concurrency: settings.concurrency,
-        durationMs: settings.durationMs,
+        durationMs: settings.durationMs / settings.rounds,
         warmupMs: settings.warmupMs,
-        maxRequests: 500_000,
+        maxRequests: Math.ceil(500_000 / settings.rounds),
       };
-      const floorCpuBefore = cpuMs(floor.child.pid!);
-      const floorResult = await runLoadgen({ ...base, url: `${floor.url}/mutate` }, dir, `floor-${c.name}`);
-      const floorCpuAfter = cpuMs(floor.child.pid!);
-      const cpuBefore = cpuMs(serve.child.pid!);
-      const guardResult = await runLoadgen({ ...base, url: `${serve.url}/mutate` }, dir, `guard-${c.name}`);
-      const cpuAfter = cpuMs(serve.child.pid!);
-      for (const [who, r] of [['floor', floorResult], ['guard', guardResult]] as const) {
-        if (r.errors > 0) throw new Error(`${c.name} (${who}): ${r.errors} failed requests, first: ${r.firstError}`);
+      const runs = { floor: [] as Measured[], guard: [] as Measured[] };
+      const measure = async (who: 'floor' | 'guard', round: number): Promise<void> => {
+        const pid = (who === 'floor' ? floor : serve).child.pid!;
+        const cpuBefore = cpuMs(pid);
+        const result = await runLoadgen({ ...base, url: `${(who === 'floor' ? floor : serve).url}/mutate` }, dir, `${who}-${c.name}-${round}`);
+        runs[who].push({ result, cpuMs: cpuMs(pid) - cpuBefore });
+        if (result.errors > 0) throw new Error(`${c.name} (${who}): ${result.errors} failed requests, first: ${result.firstError}`);
+      };
+      for (let round = 0; round < settings.rounds; round++) {
+        for (const who of round % 2 === 0 ? (['floor', 'guard'] as const) : (['guard', 'floor'] as const)) await measure(who, round);
       }
-      const sample = checkSample(c, guardResult.sample);
-      // Warm-up requests are not timed but use CPU too; count them by the measured rate.
-      const inRun = (r: LoadResult): number => r.requestsPerSec * ((settings.durationMs + settings.warmupMs) / 1000);
+      const sample = checkSample(c, runs.guard[0]!.result.sample);
+      const roundRatios = runs.guard.map((g, i) => g.result.requestsPerSec / runs.floor[i]!.result.requestsPerSec);
       rows.push({
         name: c.name,
         bodyBytes: Buffer.byteLength(body),
-        floor: floorResult,
-        guard: guardResult,
-        guardCpuUsPerRequest: ((cpuAfter - cpuBefore) * 1000) / inRun(guardResult),
-        floorCpuUsPerRequest: ((floorCpuAfter - floorCpuBefore) * 1000) / inRun(floorResult),
-        ratio: guardResult.requestsPerSec / floorResult.requestsPerSec,
+        floor: merge(runs.floor.map((r) => r.result)),
+        guard: merge(runs.guard.map((r) => r.result)),
+        guardCpuUsPerRequest: cpuUsPerRequest(runs.guard, base),
+        floorCpuUsPerRequest: cpuUsPerRequest(runs.floor, base),
+        ratio: median(roundRatios),
+        roundRatios,
         ...sample,
       });
-      log(`  ${c.name}: guard ${guardResult.requestsPerSec.toFixed(0)} req/s, floor ${floorResult.requestsPerSec.toFixed(0)} req/s`);
+      const row = rows[rows.length - 1]!;
+      log(`  ${c.name}: guard ${row.guard.requestsPerSec.toFixed(0)} req/s, floor ${row.floor.requestsPerSec.toFixed(0)} req/s, ratio per round ${roundRatios.map((r) => r.toFixed(2)).join(' ')}`);
     }
     return { settings, rows, serveRssAfterBytes: rssBytes(serve.child.pid!), serveRssIdleBytes };
   } finally {

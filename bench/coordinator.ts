@@ -40,7 +40,10 @@ export interface OperationTiming {
   totalMs: number;
   /** Exec of `airflow db downgrade` as the simulated container ran it. */
   execMs: number;
-  /** Waiting for an exec slot (--max-concurrent-execs) and opening the exec stream. */
+  /**
+   * From the operation's `downgrade` phase to the exec starting in the pod: the migration-lock and
+   * revision probes (pooled, a few ms), waiting for an exec slot (--max-concurrent-execs), opening the stream.
+   */
   execWaitMs: number;
   /** Longest old pod from deletion to gone. */
   terminationMs: number;
@@ -64,6 +67,9 @@ export interface ConcurrencyResult {
   /** CPU used per wall second during the run (1.0 = one core busy): the bench process (simulated cluster) and serve. */
   simCpu: number;
   serveCpu: number;
+  /** API requests the guard made in the releases' namespaces, per operation, by verb and resource. */
+  guardRequestsPerOp: number;
+  guardRequests: Record<string, number>;
 }
 
 export interface CoordinatorReport {
@@ -88,6 +94,8 @@ class Timeline {
   readonly pods = new Map<string, PodTimes>();
   readonly events = new Map<string, Map<string, number>>();
   readonly done = new Map<string, number>();
+  /** Per namespace: when the operation's ConfigMap first showed each phase (written before the phase runs). */
+  readonly phases = new Map<string, Map<string, number>>();
   readonly execs = new Map<string, { start: number; end?: number }>();
   private readonly stops: Array<() => void> = [];
 
@@ -143,7 +151,12 @@ class Timeline {
     const text = (e.object as { data?: Record<string, string> }).data?.[OPERATION_DATA_KEY];
     if (!text) return;
     try {
-      if (parseOperation(text).phase === 'done') this.done.set(e.object.metadata.namespace ?? '', Date.now());
+      const ns = e.object.metadata.namespace ?? '';
+      const phase = parseOperation(text).phase;
+      const seen = this.phases.get(ns) ?? new Map<string, number>();
+      this.phases.set(ns, seen);
+      if (!seen.has(phase)) seen.set(phase, Date.now());
+      if (phase === 'done') this.done.set(ns, Date.now());
     } catch {
       // not an operation we can read; ignore
     }
@@ -223,8 +236,11 @@ function timingOf(timeline: Timeline, namespace: string, t0: number): OperationT
   const oldPods = pods.filter((p) => p.version === FROM && p.deleting !== undefined);
   const newPods = pods.filter((p) => p.version === TO && p.created >= t0);
   const exec = timeline.execs.get(namespace);
-  const running = timeline.events.get(namespace)?.get('DowngradeRunning');
-  if (!exec?.end || running === undefined) throw new Error(`${namespace}: no downgrade exec was seen`);
+  // Phase changes as the ConfigMap shows them: the guard's Events are queued off the critical path, so
+  // their arrival says when the writer got to them, not when the step happened.
+  const phase = (name: string): number => timeline.phases.get(namespace)?.get(name) ?? Number.NaN;
+  const running = phase('downgrade');
+  if (!exec?.end || Number.isNaN(running)) throw new Error(`${namespace}: no downgrade exec was seen`);
   const end = Math.max(...newPods.map((p) => p.ready ?? Number.NaN));
   const done = timeline.done.get(namespace);
   if (!Number.isFinite(end) || done === undefined) throw new Error(`${namespace}: the release did not finish`);
@@ -234,16 +250,26 @@ function timingOf(timeline: Timeline, namespace: string, t0: number): OperationT
   const podStartMs = Math.max(0, ...newPods.map((p) => p.ready! - p.created));
   const totalMs = end - t0;
   const inherentMs = execMs + terminationMs + podStartMs;
-  const at = (reason: string): number => timeline.events.get(namespace)?.get(reason) ?? Number.NaN;
   const gaps = {
-    open: at('DowngradeOpened') - t0,
-    toExec: running - at('DowngradeOpened'),
-    verify: at('SchemaVerified') - exec.end,
-    drain: at('Drained') - at('SchemaVerified') - terminationMs,
-    release: done - at('Drained'),
+    open: phase('confirm') - t0,
+    toExec: running - phase('confirm'),
+    verify: phase('drain') - exec.end,
+    drain: phase('release') - phase('drain') - terminationMs,
+    release: done - phase('release'),
     start: end - done - podStartMs,
   };
   return { namespace, totalMs, execMs, execWaitMs, terminationMs, podStartMs, inherentMs, overheadMs: totalMs - inherentMs - execWaitMs, toDoneMs: done - t0, gaps };
+}
+
+/** The guard's own API requests (its ServiceAccount) in these namespaces since `since`, by "verb resource". */
+function guardRequests(cluster: BenchCluster, namespaces: Set<string>, since: number): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const r of cluster.sim.api.requests) {
+    if (!r.user.startsWith('system:serviceaccount:') || !r.namespace || !namespaces.has(r.namespace) || Date.parse(r.time) < since) continue;
+    const key = `${r.verb} ${r.resource}`;
+    counts[key] = (counts[key] ?? 0) + 1;
+  }
+  return counts;
 }
 
 async function removeReleases(cluster: BenchCluster, namespaces: string[]): Promise<void> {
@@ -317,9 +343,11 @@ export async function runCoordinatorBench(dir: string, pg: BenchPostgres, settin
       const serveCpu = (cpuMs(serve.child.pid!) - serveCpuBefore) / wallMs;
       if (busyProbe) report.probeBusy = await busyProbe;
       const operations = namespaces.map((ns) => timingOf(timeline, ns, t0.get(ns)!));
+      const requests = guardRequests(cluster, new Set(namespaces), started);
       const overheads = operations.map((o) => o.overheadMs);
-      report.results.push({ releases: n, operations, medianOverheadMs: median(overheads), maxOverheadMs: Math.max(...overheads), medianTotalMs: median(operations.map((o) => o.totalMs)), wallMs, simCpu, serveCpu });
-      log(`  ${n} concurrent downgrade(s): wall ${wallMs} ms, median overhead ${median(overheads).toFixed(0)} ms`);
+      const guardRequestsPerOp = Object.values(requests).reduce((a, b) => a + b, 0) / n;
+      report.results.push({ releases: n, operations, medianOverheadMs: median(overheads), maxOverheadMs: Math.max(...overheads), medianTotalMs: median(operations.map((o) => o.totalMs)), wallMs, simCpu, serveCpu, guardRequestsPerOp, guardRequests: requests });
+      log(`  ${n} concurrent downgrade(s): wall ${wallMs} ms, median overhead ${median(overheads).toFixed(0)} ms, guard API requests per operation ${guardRequestsPerOp.toFixed(1)} (${Object.entries(requests).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${(v / n).toFixed(1)}`).join(', ')})`);
       await removeReleases(cluster, namespaces);
     }
     return report;

@@ -6,7 +6,7 @@ import { parseAdmissionReview, type AdmissionRequest } from '../src/core/admissi
 import { parseGuardConfig, type GuardConfig } from '../src/core/config.js';
 import { decide, type ReleaseState } from '../src/core/decide.js';
 import { reviewAdmission } from '../src/core/review.js';
-import { projectPod, projectWorkload, releaseStateFrom, type PodRecord, type WorkloadRecord } from '../src/coordinator/release-view.js';
+import { projectPod, projectWorkload, releaseKeyOf, releaseStateFrom, ReleaseStateCache, type PodRecord, type ReleaseRecords, type WorkloadRecord } from '../src/coordinator/release-view.js';
 import type { WorkloadKind } from '../src/core/objects.js';
 import { admissionCases, admissionReview, BENCH_NAMESPACE, chartComponent, chartWorkload, nginxDeployment, releaseWorkloads, versionChange } from './fixtures.js';
 import { GUARD_USER } from './processes.js';
@@ -24,8 +24,12 @@ export interface CoreRow {
 
 export interface CoreReport {
   rows: CoreRow[];
-  /** releaseStateFrom() over the cached records of `releases` releases, as admission calls it. */
+  /** releaseStateFrom() scanning every cached record of `releases` releases (the path before the release index). */
   stateLookupUs: LatencySummary;
+  /** releaseStateFrom() over one release's records from the release index (a cache miss). */
+  indexedLookupUs: LatencySummary;
+  /** ReleaseStateCache.get() with the release's records unchanged: what admission pays per request. */
+  cachedLookupUs: LatencySummary;
   releases: number;
   decisions: Record<string, number>;
 }
@@ -131,5 +135,21 @@ export function runCoreBench(releases: number, budgetMs: number): CoreReport {
   }
   const names: Array<[string, string]> = [[BENCH_NAMESPACE, 'current'], [BENCH_NAMESPACE, 'older'], ...Array.from({ length: Math.max(0, releases - 2) }, (_, i): [string, string] => [`tenant-${(i + 2) % 10}`, `airflow-${i + 2}`])];
   const stateLookupUs = summarise(timeEach(names, ([ns, rel]) => lookup(ns, rel), 5, budgetMs / 3));
-  return { rows, stateLookupUs, releases, decisions };
+  const byRelease = { workloads: indexed(workloads), pods: indexed(pods) };
+  const indexedLookupUs = summarise(
+    timeEach(names, ([ns, rel]) => releaseStateFrom(ns, rel, byRelease.workloads.group(`${ns}/${rel}`), byRelease.pods.group(`${ns}/${rel}`), undefined, undefined), 5, budgetMs / 3),
+  );
+  const cache = new ReleaseStateCache(() => ({ workloads: [byRelease.workloads], pods: byRelease.pods }));
+  const cachedLookupUs = summarise(timeEach(names, ([ns, rel]) => cache.get(ns, rel, undefined, undefined), 5, budgetMs / 3));
+  return { rows, stateLookupUs, indexedLookupUs, cachedLookupUs, releases, decisions };
+}
+
+/** The release index as WatchCache keeps it (groupBy: releaseKeyOf), for records that do not change. */
+function indexed<T extends { namespace: string; release: string }>(records: T[]): ReleaseRecords<T> {
+  const groups = new Map<string, T[]>();
+  for (const r of records) {
+    const key = releaseKeyOf(r);
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  return { group: (key) => groups.get(key) ?? [], groupRevision: (key) => (groups.has(key) ? 1 : 0) };
 }

@@ -22,6 +22,7 @@ interface Options {
   profile?: string;
   json?: string;
   cases?: string;
+  nodeFlags?: string;
 }
 
 interface Target {
@@ -40,13 +41,13 @@ function admissionTable(r: AdmissionReport): string {
     `${(row.bodyBytes / 1024).toFixed(row.bodyBytes > 100_000 ? 0 : 1)} KB`,
     fmt(row.floor.requestsPerSec, 0),
     fmt(row.guard.requestsPerSec, 0),
-    fmt(row.ratio, 2),
+    `${fmt(row.ratio, 2)} (${fmt(Math.min(...row.roundRatios), 2)}–${fmt(Math.max(...row.roundRatios), 2)})`,
     `${fmt(row.floor.latencyMs.p50, 2)} / ${fmt(row.floor.latencyMs.p99, 2)} / ${fmt(row.floor.latencyMs.max, 1)}`,
     `${fmt(row.guard.latencyMs.p50, 2)} / ${fmt(row.guard.latencyMs.p99, 2)} / ${fmt(row.guard.latencyMs.max, 1)}`,
     `${fmt(row.floorCpuUsPerRequest, 0)} / ${fmt(row.guardCpuUsPerRequest, 0)}`,
   ]);
-  const t = table(['case', 'body', 'floor req/s', 'guard req/s', 'ratio', 'floor p50/p99/max ms', 'guard p50/p99/max ms', 'CPU µs/req floor / guard'], rows);
-  return `${t.text}\nserve RSS: ${mb(r.serveRssIdleBytes)} idle, ${mb(r.serveRssAfterBytes)} after the run (${r.settings.releases} releases watched; concurrency ${r.settings.concurrency}, ${r.settings.durationMs / 1000} s per case after ${r.settings.warmupMs / 1000} s warm-up)`;
+  const t = table(['case', 'body', 'floor req/s', 'guard req/s', 'ratio (rounds)', 'floor p50/p99/max ms', 'guard p50/p99/max ms', 'CPU µs/req floor / guard'], rows);
+  return `${t.text}\nserve RSS: ${mb(r.serveRssIdleBytes)} idle, ${mb(r.serveRssAfterBytes)} after the run (${r.settings.releases} releases watched; concurrency ${r.settings.concurrency}; per case ${r.settings.rounds} rounds of floor and guard alternating, ${r.settings.durationMs / r.settings.rounds / 1000} s measured each after ${r.settings.warmupMs / 1000} s warm-up; ratio = median of the rounds' ratios, range in brackets)`;
 }
 
 function coreTable(r: CoreReport, admission?: AdmissionReport): string {
@@ -64,7 +65,7 @@ function coreTable(r: CoreReport, admission?: AdmissionReport): string {
   });
   const t = table(['reviews', 'JSON.parse µs p50/p99', 'decide() µs p50/p99', 'reviewAdmission() µs p50/p99', 'core share of serve CPU/req'], rows);
   const decisions = Object.entries(r.decisions).map(([k, v]) => `${k} ${v}`).join(', ');
-  return `${t.text}\ncorpus decisions: ${decisions}\nrelease state lookup (releaseStateFrom over ${r.releases} cached releases): p50 ${fmt(r.stateLookupUs.p50, 1)} µs, p99 ${fmt(r.stateLookupUs.p99, 1)} µs`;
+  return `${t.text}\ncorpus decisions: ${decisions}\nrelease state lookup, ${r.releases} cached releases: ReleaseStateCache (what admission does) p50 ${fmt(r.cachedLookupUs.p50, 2)} µs, p99 ${fmt(r.cachedLookupUs.p99, 2)} µs; on a change, releaseStateFrom over the release's records p50 ${fmt(r.indexedLookupUs.p50, 1)} µs, p99 ${fmt(r.indexedLookupUs.p99, 1)} µs; scanning every cached record (before the index) p50 ${fmt(r.stateLookupUs.p50, 1)} µs, p99 ${fmt(r.stateLookupUs.p99, 1)} µs`;
 }
 
 function coordinatorTable(r: CoordinatorReport): string {
@@ -156,13 +157,16 @@ async function main(): Promise<void> {
     .option('--quick', 'shorter runs (a smoke test of the benchmark itself)')
     .option('--profile <dir>', 'write CPU profiles of the serve processes to this directory (node --cpu-prof)')
     .option('--json <file>', 'also write all figures as JSON')
+    .option('--node-flags <flags>', 'extra node flags for the serve processes (space-separated, e.g. "--trace-gc")')
     .option('--cases <names>', 'admission cases to run (comma-separated names, e.g. "no-change,pass-through")')
     .parse();
   const opts = program.opts<Options>();
   const only = new Set<Section>((opts.only ? opts.only.split(',').map((s) => s.trim()) : SECTIONS) as Section[]);
   for (const s of only) if (!SECTIONS.includes(s)) throw new Error(`unknown section '${s}' (expected ${SECTIONS.join(', ')})`);
   const quick = Boolean(opts.quick);
-  const nodeFlags = opts.profile ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(opts.profile)] : undefined;
+  const extraFlags = opts.nodeFlags ? opts.nodeFlags.split(/\s+/).filter(Boolean) : [];
+  const profileFlags = opts.profile ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(opts.profile)] : [];
+  const nodeFlags = extraFlags.length + profileFlags.length > 0 ? [...profileFlags, ...extraFlags] : undefined;
   if (opts.profile) mkdirSync(opts.profile, { recursive: true });
   const dir = tempDir('adg-bench-');
   const started = Date.now();
@@ -176,7 +180,7 @@ async function main(): Promise<void> {
 
   if (only.has('admission')) {
     log('1. admission: serve vs floor');
-    admission = await runAdmissionBench(dir, { concurrency: 8, durationMs: quick ? 1000 : 3000, warmupMs: quick ? 500 : 1000, releases: 50, ...(nodeFlags ? { nodeFlags } : {}), ...(opts.cases ? { cases: opts.cases.split(',').map((c) => c.trim()) } : {}) }, log);
+    admission = await runAdmissionBench(dir, { concurrency: 8, durationMs: quick ? 1000 : 4500, warmupMs: quick ? 300 : 500, rounds: quick ? 1 : 3, releases: 50, ...(nodeFlags ? { nodeFlags } : {}), ...(opts.cases ? { cases: opts.cases.split(',').map((c) => c.trim()) } : {}) }, log);
     out.push(`## 1. Admission throughput and latency (serve vs floor, HTTPS keep-alive)\n\n${admissionTable(admission)}`);
   }
   if (only.has('core')) {

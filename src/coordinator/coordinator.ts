@@ -15,11 +15,14 @@ import { pointer } from '../core/hold.js';
 import type { ReleaseState } from '../core/decide.js';
 import { readAlembicRevision } from '../db/alembic.js';
 import { isMigrationRunning } from '../db/migration-lock.js';
+import { DatabasePools } from '../db/pool.js';
 import { Cluster, resourcePath, type JsonPatchOp } from '../k8s/cluster.js';
 import type { ExecOutcome, ExecRunner } from '../k8s/exec.js';
 import type { KubeRest } from '../k8s/rest.js';
 import { WatchCache } from '../k8s/watch-cache.js';
 import { Semaphore } from './semaphore.js';
+import { EventRecorder } from './event-recorder.js';
+import { LeaseKeeper } from './lease.js';
 import {
   DRAINED_ANNOTATION,
   RUNNER_LABEL,
@@ -41,7 +44,6 @@ import {
   OPERATION_DATA_KEY,
   SCHEMA_MAY_HAVE_CHANGED,
   isTerminal,
-  leaseName,
   newOperation,
   openingProblem,
   operationConfigMap,
@@ -128,13 +130,20 @@ interface OperationSummary {
   phase: Phase;
   fromVersion: string;
   toVersion: string;
+  resourceVersion: string;
 }
 
 /**
  * A step's outcome: the next phase (with records of sub-steps that ran before it, e.g. a roll-forward,
  * and the name the step is recorded under when that is not the phase's), or wait and try again.
  */
-type StepResult = { next: Phase; op: OperationState; before?: StepRecord[]; as?: StepName } | { wait: true; op: OperationState };
+// A wait `on: 'watch'` is ended by a watch event (pods gone, a pod Ready); the resync is its fallback.
+type StepResult = { next: Phase; op: OperationState; before?: StepRecord[]; as?: StepName } | { wait: true; op: OperationState; on?: 'watch' };
+
+/** How long a metadata URL read from its Secret is reused. */
+const METADATA_URL_TTL_MS = 30_000;
+/** How long stop() waits for queued Events. */
+const EVENT_FLUSH_MS = 2_000;
 
 const WORKLOAD_KINDS: WorkloadKind[] = ['Deployment', 'StatefulSet', 'Job', 'CronJob'];
 const KIND_PLURAL: Record<WorkloadKind, string> = {
@@ -158,6 +167,14 @@ export class Coordinator {
   private resyncTimer?: NodeJS.Timeout;
   private stopped = false;
   private readonly inFlight = new Set<Promise<void>>();
+  private readonly events: EventRecorder;
+  private readonly leases: LeaseKeeper;
+  private readonly dbPools = new DatabasePools();
+  /** Per release: the operation state last written or read here, used while the watch cache has seen nothing newer. */
+  private readonly known = new Map<string, { op: OperationState; resourceVersion: string }>();
+  /** Releases whose state must be read from the API on the next reconcile (a create lost a race). */
+  private readonly readNext = new Set<string>();
+  private readonly metadataUrls = new Map<string, { url: string; at: number }>();
   /** Admission's view of each release, recomputed only when the release's cached records change. */
   private readonly releaseStates = new ReleaseStateCache(() => ({ workloads: this.workloads.values(), pods: this.pods }));
 
@@ -166,6 +183,8 @@ export class Coordinator {
     private readonly deps: CoordinatorDeps,
   ) {
     this.execSlots = new Semaphore(options.maxConcurrentExecs);
+    this.events = new EventRecorder({ write: (namespace, event) => deps.cluster.create('Event', namespace, event), logger: deps.logger });
+    this.leases = new LeaseKeeper({ identity: options.identity, durationSeconds: options.leaseDurationSeconds, cluster: deps.cluster, logger: deps.logger });
   }
 
   // ---- lifecycle ---------------------------------------------------------------------------
@@ -206,6 +225,7 @@ export class Coordinator {
       project: summariseOperation,
       onChange: (_key, rec, prev) => {
         const r = rec ?? prev;
+        if (!rec && prev) this.known.delete(`${prev.namespace}/${prev.release}`);
         if (r) this.schedule(r.namespace, r.release);
       },
       logger: this.deps.logger,
@@ -226,6 +246,8 @@ export class Coordinator {
     this.pods?.stop();
     this.operations?.stop();
     await Promise.allSettled([...this.inFlight]);
+    await Promise.race([this.events.flush(), new Promise((r) => setTimeout(r, EVENT_FLUSH_MS).unref())]);
+    await this.dbPools.close();
   }
 
   /** What admission needs to know about a release, from the caches only (never waits). */
@@ -300,10 +322,9 @@ export class Coordinator {
   }
 
   async reconcile(namespace: string, release: string): Promise<void> {
-    const cmName = operationConfigMapName(release);
-    const cm = await this.deps.cluster.find<Record<string, unknown>>('ConfigMap', namespace, cmName);
-    let op = cm ? this.readOperation(cm) : undefined;
-    let cmVersion = cm ? String(valueAt(cm, ['metadata', 'resourceVersion']) ?? '') : undefined;
+    const current = await this.currentOperation(namespace, release);
+    let op = current.op;
+    let cmVersion = current.resourceVersion;
     const held = this.releaseWorkloads(namespace, release).filter((w) => w.holdOperation);
 
     const opening = held.find((w) => !op || (isTerminal(op.phase) && w.holdOperation !== op.id));
@@ -335,6 +356,32 @@ export class Coordinator {
 
   private cachesReady(): boolean {
     return this.ready;
+  }
+
+  /**
+   * The release's operation state without a GET when possible: what this replica last wrote or read,
+   * unless the watch cache has seen a newer version; nothing when the synced cache has none. A stale
+   * answer costs a 409 on the next write (every write is conditional on the resourceVersion).
+   */
+  private async currentOperation(namespace: string, release: string): Promise<{ op?: OperationState; resourceVersion?: string }> {
+    const key = `${namespace}/${release}`;
+    const cached = this.operations?.get(namespace, operationConfigMapName(release));
+    const known = this.known.get(key);
+    if (!this.readNext.has(key)) {
+      if (known && (!cached || !isNewerVersion(cached.resourceVersion, known.resourceVersion))) return known;
+      if (!known && !cached && this.cachesReady()) return {};
+    }
+    this.readNext.delete(key);
+    const cm = await this.deps.cluster.find<Record<string, unknown>>('ConfigMap', namespace, operationConfigMapName(release));
+    if (!cm) {
+      this.known.delete(key);
+      return {};
+    }
+    const op = this.readOperation(cm);
+    const resourceVersion = String(valueAt(cm, ['metadata', 'resourceVersion']) ?? '');
+    if (op) this.known.set(key, { op, resourceVersion });
+    else this.known.delete(key);
+    return op ? { op, resourceVersion } : { resourceVersion };
   }
 
   private readOperation(cm: Record<string, unknown>): OperationState | undefined {
@@ -393,9 +440,16 @@ export class Coordinator {
         : await this.deps.cluster.create('ConfigMap', op.namespace, body);
       this.report({ operation: op, step: 'open', event: 'end', outcome: 'ok', durationMs: 0, detail: `opened by ${op.openedBy}: ${fromVersion} -> ${toVersion}` });
       await this.emitEvent(op, 'Normal', 'DowngradeOpened', `Downgrade ${fromVersion} -> ${toVersion} (schema ${fromRevision} -> ${toRevision}) opened; rollout held until the schema matches`);
-      return { op, resourceVersion: String(valueAt(saved, ['metadata', 'resourceVersion']) ?? '') };
+      const resourceVersion = String(valueAt(saved, ['metadata', 'resourceVersion']) ?? '');
+      this.known.set(`${op.namespace}/${op.release}`, { op, resourceVersion });
+      return { op, resourceVersion };
     } catch (error) {
-      if ((error as { code?: number }).code === 409) return undefined;
+      if ((error as { code?: number }).code === 409) {
+        // Someone else opened or changed it: read it from the API next time, not from memory.
+        this.known.delete(`${op.namespace}/${op.release}`);
+        this.readNext.add(`${op.namespace}/${op.release}`);
+        return undefined;
+      }
       throw error;
     }
   }
@@ -410,8 +464,10 @@ export class Coordinator {
       const began = Date.now();
       const step = phaseStep(op.phase);
       let result: StepResult;
+      let lost: boolean;
       try {
-        result = await this.runPhase(op);
+        // The Lease is renewed while the step runs (an exec may outlast it many times over).
+        ({ value: result, lost } = await this.leases.whileHolding(op.namespace, op.release, () => this.runPhase(op)));
       } catch (error) {
         const message = (error as Error).message;
         this.deps.logger.warn({ operation: op.id, phase: op.phase, err: message }, 'step failed; will retry');
@@ -419,9 +475,16 @@ export class Coordinator {
         this.later(op);
         return;
       }
+      if (lost) {
+        // Another replica drives now (or may): it resumes from the last written state.
+        this.deps.logger.warn({ operation: op.id, phase: op.phase }, 'lost the Lease while the step ran; its result is not written');
+        this.report({ operation: op, step, event: 'end', outcome: 'waiting', durationMs: Date.now() - began, detail: 'lost the Lease; the step result was discarded' });
+        return;
+      }
       if ('wait' in result) {
         if (result.op !== op) version = await this.save(result.op, version);
-        this.later(result.op);
+        // Waits on pods end with a pod watch event; the resync is their fallback, so no poll timer.
+        if (result.on !== 'watch') this.later(result.op);
         return;
       }
       const next = result.next;
@@ -457,8 +520,24 @@ export class Coordinator {
 
   // ---- steps -------------------------------------------------------------------------------
 
+  /** The release's metadata URL, read from its Secret at most every METADATA_URL_TTL_MS (and again after a DB error). */
   private async metadataUrl(op: OperationState): Promise<string> {
     if (this.options.databaseUrlOverride) return this.options.databaseUrlOverride;
+    const key = `${op.namespace}/${op.release}`;
+    const cached = this.metadataUrls.get(key);
+    if (cached && Date.now() - cached.at < METADATA_URL_TTL_MS) return cached.url;
+    const url = await this.readMetadataSecret(op);
+    this.metadataUrls.set(key, { url, at: Date.now() });
+    return url;
+  }
+
+  /** After a failed probe: the next one reads the Secret again (rotated password) and connects afresh. */
+  private async forgetDatabase(op: OperationState, url: string): Promise<void> {
+    this.metadataUrls.delete(`${op.namespace}/${op.release}`);
+    await this.dbPools.discard(url);
+  }
+
+  private async readMetadataSecret(op: OperationState): Promise<string> {
     const name = this.options.metadataSecretName(op.release);
     const secret = await this.deps.cluster.find('Secret', op.namespace, name);
     if (!secret) throw new Error(`metadata Secret ${op.namespace}/${name} not found`);
@@ -469,16 +548,27 @@ export class Coordinator {
 
   private async readRevision(op: OperationState): Promise<string | null> {
     const url = await this.metadataUrl(op);
-    const revision = this.deps.readRevision
-      ? await this.deps.readRevision(url)
-      : (await readAlembicRevision(url, { timeoutMs: 5000 })).revision;
+    let revision: string | null;
+    try {
+      revision = this.deps.readRevision
+        ? await this.deps.readRevision(url)
+        : (await readAlembicRevision(url, { timeoutMs: 5000, pools: this.dbPools })).revision;
+    } catch (error) {
+      await this.forgetDatabase(op, url);
+      throw error;
+    }
     if (revision) this.lastRevision.set(`${op.namespace}/${op.release}`, revision);
     return revision;
   }
 
   private async migrationRunning(op: OperationState): Promise<boolean> {
     const url = await this.metadataUrl(op);
-    return this.deps.migrationRunning ? this.deps.migrationRunning(url) : isMigrationRunning(url);
+    try {
+      return this.deps.migrationRunning ? await this.deps.migrationRunning(url) : await isMigrationRunning(url, 5000, this.dbPools);
+    } catch (error) {
+      await this.forgetDatabase(op, url);
+      throw error;
+    }
   }
 
   private backingOff(op: OperationState): boolean {
@@ -531,7 +621,7 @@ export class Coordinator {
     if (revision === op.toRevision) return { next: 'verify', op };
 
     const pod = await this.execPod(op);
-    if (!pod) return { wait: true, op };
+    if (!pod) return { wait: true, op, on: 'watch' };
     const withPod: OperationState = { ...op, execPod: pod };
     const argv = downgradeArgv(op.toRevision);
     const outcome = await this.runInPod(withPod, 'downgrade', argv);
@@ -667,25 +757,19 @@ export class Coordinator {
 
   private async deleteRunner(op: OperationState): Promise<void> {
     const name = this.runnerName(op);
-    if (this.pods.get(op.namespace, name) || (await this.deps.cluster.find('Pod', op.namespace, name))) {
+    // Ask the API only when a runner may exist that the pod cache has not shown yet.
+    const mayExist = this.runnerStarted.has(op.id) || op.execPod?.runner === true;
+    if (this.pods.get(op.namespace, name) || (mayExist && (await this.deps.cluster.find('Pod', op.namespace, name)))) {
       await this.deps.cluster.delete('Pod', op.namespace, name, 0);
     }
   }
 
-  /** The pod template of the newer version: a workload still on it, else one of its ReplicaSets. */
+  /**
+   * The pod template of the newer version: a ReplicaSet that ran it first (it stays as it was, while a
+   * workload still on that version may be changed by the rollout in progress at any moment), else a
+   * workload (StatefulSets have no ReplicaSets) whose spec is, when read, still on it.
+   */
   private async newerTemplate(op: OperationState): Promise<{ template: Record<string, unknown>; container: string; source: string } | undefined> {
-    const candidates = this.releaseWorkloads(op.namespace, op.release).filter(
-      (w) => w.head === op.fromRevision && (w.kind === 'Deployment' || w.kind === 'StatefulSet'),
-    );
-    for (const w of candidates) {
-      const obj = await this.deps.cluster.find(w.kind, w.namespace, w.name);
-      const template = valueAt(obj, ['spec', 'template']);
-      const rec = obj ? projectWorkload(w.kind, obj, this.options.config) : undefined;
-      if (isJsonObject(template) && rec) {
-        const container = mainContainerName(template, w.component);
-        if (container) return { template, container, source: `${w.kind.toLowerCase()}/${w.name}` };
-      }
-    }
     const replicaSets = await this.deps.cluster.list('ReplicaSet', op.namespace);
     for (const rs of replicaSets.items) {
       const rec = projectWorkload('Deployment', rs, this.options.config);
@@ -693,6 +777,18 @@ export class Coordinator {
       if (rec && rec.release === op.release && rec.head === op.fromRevision && rec.role === 'metadata-db' && isJsonObject(template)) {
         const container = mainContainerName(template, rec.component);
         if (container) return { template, container, source: `replicaset/${String(valueAt(rs, ['metadata', 'name']))}` };
+      }
+    }
+    const candidates = this.releaseWorkloads(op.namespace, op.release).filter(
+      (w) => w.head === op.fromRevision && (w.kind === 'Deployment' || w.kind === 'StatefulSet'),
+    );
+    for (const w of candidates) {
+      const obj = await this.deps.cluster.find(w.kind, w.namespace, w.name);
+      const template = valueAt(obj, ['spec', 'template']);
+      const rec = obj ? projectWorkload(w.kind, obj, this.options.config) : undefined;
+      if (isJsonObject(template) && rec?.head === op.fromRevision) {
+        const container = mainContainerName(template, w.component);
+        if (container) return { template, container, source: `${w.kind.toLowerCase()}/${w.name}` };
       }
     }
     return undefined;
@@ -729,7 +825,7 @@ export class Coordinator {
     const blocking = podsBlockingRelease(this.pods.group(releaseKey(op.namespace, op.release)), op.release, op.namespace, op.toRevision);
     if (blocking.length > 0) {
       await this.pressStragglers(op, blocking);
-      return { wait: true, op };
+      return { wait: true, op, on: 'watch' };
     }
     this.drainStarted.delete(op.id);
     this.report({ operation: op, step: 'drain', event: 'end', outcome: 'ok', detail: `no pod of ${op.fromVersion} left` });
@@ -744,6 +840,8 @@ export class Coordinator {
     const unheld = unheldValue(obj, ['spec', 'replicas']);
     const current = typeof unheld === 'number' ? unheld : 1;
     const earlier = readDrainedRecord(obj);
+    // Drained by this operation already (the cache had not shown it yet): nothing to write.
+    if (earlier?.operation === op.id && replicas === 0) return;
     const record = earlier?.operation === op.id ? earlier : { operation: op.id, replicas: current };
     const ops: JsonPatchOp[] = [
       { op: 'test', path: '/metadata/resourceVersion', value: valueAt(obj, ['metadata', 'resourceVersion']) },
@@ -758,6 +856,9 @@ export class Coordinator {
   private async suspendCronJob(op: OperationState, w: WorkloadRecord): Promise<void> {
     const obj = await this.deps.cluster.find(w.kind, w.namespace, w.name);
     if (!obj) return;
+    // Suspended by this operation already (the cache had not shown it yet): its record holds the
+    // value to restore; recording again would record our own suspend and keep the CronJob suspended.
+    if (readDrainedRecord(obj)?.operation === op.id) return;
     const suspend = unheldValue(obj, ['spec', 'suspend']) === true;
     const ops: JsonPatchOp[] = [
       { op: 'test', path: '/metadata/resourceVersion', value: valueAt(obj, ['metadata', 'resourceVersion']) },
@@ -837,8 +938,19 @@ export class Coordinator {
 
   private async save(op: OperationState, resourceVersion: string): Promise<string> {
     const updated = { ...op, updatedAt: new Date().toISOString() };
-    const saved = await this.deps.cluster.replace('ConfigMap', op.namespace, operationConfigMapName(op.release), operationConfigMap(updated, resourceVersion));
-    return String(valueAt(saved, ['metadata', 'resourceVersion']) ?? '');
+    const key = `${op.namespace}/${op.release}`;
+    let saved: unknown;
+    try {
+      saved = await this.deps.cluster.replace('ConfigMap', op.namespace, operationConfigMapName(op.release), operationConfigMap(updated, resourceVersion));
+    } catch (error) {
+      // A conflict, or a write that may or may not have landed: the next reconcile reads the cluster.
+      this.known.delete(key);
+      this.readNext.add(key);
+      throw error;
+    }
+    const rv = String(valueAt(saved, ['metadata', 'resourceVersion']) ?? '');
+    this.known.set(key, { op: updated, resourceVersion: rv });
+    return rv;
   }
 
   private async saveStep(
@@ -870,46 +982,9 @@ export class Coordinator {
     }
   }
 
-  private async acquireLease(namespace: string, release: string): Promise<boolean> {
-    const name = leaseName(release);
-    const now = new Date();
-    const nowText = now.toISOString().replace('Z', '000Z'); // MicroTime
-    const lease = await this.deps.cluster.find('Lease', namespace, name);
-    const spec = {
-      holderIdentity: this.options.identity,
-      leaseDurationSeconds: this.options.leaseDurationSeconds,
-      renewTime: nowText,
-    };
-    try {
-      if (!lease) {
-        await this.deps.cluster.create('Lease', namespace, {
-          apiVersion: 'coordination.k8s.io/v1',
-          kind: 'Lease',
-          metadata: { name, namespace, labels: { [MANAGED_BY_LABEL]: MANAGED_BY } },
-          spec: { ...spec, acquireTime: nowText, leaseTransitions: 0 },
-        });
-        return true;
-      }
-      const holder = valueAt(lease, ['spec', 'holderIdentity']);
-      const renew = Date.parse(String(valueAt(lease, ['spec', 'renewTime']) ?? ''));
-      const duration = Number(valueAt(lease, ['spec', 'leaseDurationSeconds']) ?? this.options.leaseDurationSeconds);
-      const expired = !Number.isFinite(renew) || renew + duration * 1000 < now.getTime();
-      if (holder !== this.options.identity && holder && !expired) return false;
-      if (holder === this.options.identity && Number.isFinite(renew) && now.getTime() - renew < (duration * 1000) / 3) return true;
-      const transitions = Number(valueAt(lease, ['spec', 'leaseTransitions']) ?? 0);
-      await this.deps.cluster.replace('Lease', namespace, name, {
-        ...(lease as Record<string, unknown>),
-        spec: {
-          ...spec,
-          acquireTime: holder === this.options.identity ? valueAt(lease, ['spec', 'acquireTime']) : nowText,
-          leaseTransitions: holder === this.options.identity ? transitions : transitions + 1,
-        },
-      });
-      return true;
-    } catch (error) {
-      if ((error as { code?: number }).code === 409) return false;
-      throw error;
-    }
+  /** Held in memory while fresh: a round trip only to acquire, or to renew at a third of the duration. */
+  private acquireLease(namespace: string, release: string): Promise<boolean> {
+    return this.leases.acquire(namespace, release);
   }
 
   private report(report: StepReport): void {
@@ -951,12 +1026,8 @@ export class Coordinator {
       lastTimestamp: now,
       count: 1,
     };
-    try {
-      await this.deps.cluster.create('Event', op.namespace, event);
-    } catch (error) {
-      // Events are best effort: an operation never fails because one could not be written.
-      this.deps.logger.warn({ err: (error as Error).message, reason }, 'could not record event');
-    }
+    // Queued, not awaited: a step never waits for its Events (the recorder logs any it cannot write).
+    this.events.record(op.namespace, event);
   }
 }
 
@@ -985,10 +1056,20 @@ function summariseOperation(obj: unknown): OperationSummary | undefined {
   if (typeof text !== 'string') return undefined;
   try {
     const op = parseOperation(text);
-    return { namespace: op.namespace, release: op.release, id: op.id, phase: op.phase, fromVersion: op.fromVersion, toVersion: op.toVersion };
+    const resourceVersion = String(valueAt(obj, ['metadata', 'resourceVersion']) ?? '');
+    return { namespace: op.namespace, release: op.release, id: op.id, phase: op.phase, fromVersion: op.fromVersion, toVersion: op.toVersion, resourceVersion };
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Whether resourceVersion `a` is newer than `b`. Opaque to clients in general; integers in practice
+ * (etcd revisions), compared as such. Anything else that differs counts as newer: read it.
+ */
+export function isNewerVersion(a: string, b: string): boolean {
+  if (/^\d+$/.test(a) && /^\d+$/.test(b)) return BigInt(a) > BigInt(b);
+  return a !== b;
 }
 
 function annotationOps(obj: unknown, key: string, value: string): JsonPatchOp[] {

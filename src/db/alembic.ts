@@ -4,6 +4,7 @@
 import pg from 'pg';
 import { isValidRevision } from '../core/heads.js';
 import { parseDatabaseUrl, redactConnectionString } from './connection.js';
+import type { DatabasePools } from './pool.js';
 
 export class AlembicProbeError extends Error {
   override name = 'AlembicProbeError';
@@ -17,6 +18,8 @@ export interface AlembicRevision {
 export interface ReadRevisionOptions {
   /** Bounds connecting and the query (default 5 s). */
   timeoutMs?: number;
+  /** Reuse a pooled connection for a URL instead of opening (and closing) one per read. */
+  pools?: DatabasePools;
 }
 
 /** Anything that can run a query: a pg.Client, a pooled client or a pg.Pool. */
@@ -32,7 +35,7 @@ export async function readAlembicRevision(
   options: ReadRevisionOptions = {},
 ): Promise<AlembicRevision> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  if (typeof target === 'string') return readFromUrl(target, timeoutMs);
+  if (typeof target === 'string') return options.pools ? readPooled(options.pools, target, timeoutMs) : readFromUrl(target, timeoutMs);
   return readWith(target, timeoutMs, 'the metadata database');
 }
 
@@ -51,6 +54,33 @@ async function readFromUrl(url: string, timeoutMs: number): Promise<AlembicRevis
     return await readWith(client, timeoutMs, where);
   } finally {
     await client.end().catch(() => undefined);
+  }
+}
+
+async function readPooled(pools: DatabasePools, url: string, timeoutMs: number): Promise<AlembicRevision> {
+  const where = redactConnectionString(url);
+  const client = await connectPooled(pools, url, timeoutMs, where).catch((error: unknown) => {
+    throw new AlembicProbeError(`cannot connect to ${where}: ${messageOf(error)}`);
+  });
+  let broken = false;
+  try {
+    return await readWith(client, timeoutMs, where);
+  } catch (error) {
+    broken = true; // a timed-out or failed query may leave the connection unusable: do not reuse it
+    throw error;
+  } finally {
+    client.release(broken);
+  }
+}
+
+/** A connection from the URL's pool; a connect that outlives the deadline is released when it lands. */
+export async function connectPooled(pools: DatabasePools, url: string, timeoutMs: number, where: string): Promise<pg.PoolClient> {
+  const pending = pools.pool(url).connect();
+  try {
+    return await withDeadline(pending, timeoutMs, `connecting to ${where}`);
+  } catch (error) {
+    pending.then((late) => late.release(true), () => undefined);
+    throw error;
   }
 }
 

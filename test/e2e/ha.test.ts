@@ -88,9 +88,9 @@ describe.skipIf(!hasKubectl)('HA: two replicas of the installed guard', () => {
   }, 150_000);
 
   it('a downgrade exec longer than the lease is never run twice', async () => {
-    // The exec (~6 s) outlives the 3 s lease. The driver does not renew its Lease while the exec
-    // runs, so the other replica may take the Lease meanwhile: it must then wait on the migration
-    // lock the running downgrade holds, not start a second one.
+    // The exec (~6 s) outlives the 3 s lease. The driver renews its Lease while the exec runs, so
+    // the other replica never takes it: exactly one driver from start to end (and were it taken,
+    // the migration lock the running downgrade holds would still keep a second one from starting).
     e2e = await startInstalledE2E(kustomize('base'), { stepDurationMs: 3_000 });
     const e = e2e;
     await Promise.all([e.startGuard('airflow-downgrade-guard-a'), e.startGuard('airflow-downgrade-guard-b')]);
@@ -109,6 +109,8 @@ describe.skipIf(!hasKubectl)('HA: two replicas of the installed guard', () => {
     console.log(`[ha] long exec: lease holders in order: ${holders.join(' -> ')}`);
     const execStarts = e.guards.flatMap((g) => g.logs.filter((l) => l.includes('operation downgrade start')).map(() => g.identity));
     expect(execStarts).toHaveLength(1);
+    expect(holders).toEqual([execStarts[0]]);
+    expect(e.guards.some((g) => g.logs.some((l) => l.includes('lost the Lease')))).toBe(false);
     expect(await e.revision()).toBe(head('3.0.2'));
     await e.sim.runtime.sweep();
     expect(e.sim.runtime.violations.list()).toEqual([]);

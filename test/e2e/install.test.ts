@@ -28,6 +28,9 @@ const ALLOWED_UNUSED: ReadonlyArray<{ grant: RegExp; why: string }> = [
   // Time path: replacing the certificate Secret happens when the certificate nears expiry
   // (rotation) or a hand-made Secret without ca.key is adopted; test/certs covers both.
   { grant: /^update core\/secrets \[airflow-downgrade-guard-tls\] /, why: 'certificate rotation' },
+  // Conflict path: the coordinator keeps the operation state it wrote and reads the ConfigMap back only
+  // when another writer got there first (a second replica, `retry`/`abort`); test/e2e/ha covers it.
+  { grant: /^get core\/configmaps /, why: 'operation state read back after a conflict' },
 ];
 
 let e2e: InstalledE2E | undefined;
