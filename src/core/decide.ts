@@ -7,7 +7,7 @@ import { downgradeArgv, formatArgv } from './downgrade-command.js';
 import { firstVersionWithHead, headForVersion, headIndex, isValidRevision, newestKnownVersion, revisionChain } from './heads.js';
 import { holdPatch, isHeld, pointer, readHoldRecord, releasePatch, type HoldRecord, type JsonPatchOperation } from './hold.js';
 import { printable } from './images.js';
-import { annotationsOf, isJsonObject, isValidObjectName, valueAt, type WorkloadKind } from './objects.js';
+import { annotationAt, isJsonObject, isValidObjectName, valueAt, type WorkloadKind } from './objects.js';
 import { componentRole, identifyRelease, workloadVersion, type ReleaseIdentity, type WorkloadVersion } from './release.js';
 import { compareVersions, parseAirflowVersion, type AirflowVersion } from './versions.js';
 
@@ -205,7 +205,7 @@ function passThrough(base: Pick<Decision, 'dryRun' | 'subject'>, reason: string)
 }
 
 function breakGlassReason(object: unknown): string | undefined {
-  const value = annotationsOf(object)[ANNOTATIONS.breakGlass];
+  const value = annotationAt(object, ANNOTATIONS.breakGlass);
   if (value === undefined) return undefined;
   return printable(value.trim(), 200);
 }
@@ -490,9 +490,13 @@ function openOperation(ctx: Context): OpenOperation | undefined {
     if (parsed) return { ...parsed, phase: LABEL_VALUE.test(op.phase) ? op.phase : 'unknown' };
   }
   for (const object of [ctx.request.object, ctx.request.oldObject]) {
-    const a = annotationsOf(object);
-    if (a[ANNOTATIONS.hold] === undefined) continue;
-    const parsed = validOperation(a[ANNOTATIONS.operation], a[ANNOTATIONS.fromVersion], a[ANNOTATIONS.toVersion], 'annotations');
+    if (annotationAt(object, ANNOTATIONS.hold) === undefined) continue;
+    const parsed = validOperation(
+      annotationAt(object, ANNOTATIONS.operation),
+      annotationAt(object, ANNOTATIONS.fromVersion),
+      annotationAt(object, ANNOTATIONS.toVersion),
+      'annotations',
+    );
     if (parsed) return parsed;
   }
   return undefined;
@@ -587,7 +591,7 @@ export interface DrainedRecord {
 }
 
 export function readDrainedRecord(object: unknown): DrainedRecord | undefined {
-  const text = annotationsOf(object)[ANNOTATIONS.drained];
+  const text = annotationAt(object, ANNOTATIONS.drained);
   if (!text) return undefined;
   try {
     const parsed: unknown = JSON.parse(text);
@@ -617,7 +621,7 @@ function keepDrained(ctx: Context, decision: Decision): Decision {
   const replicas = typeof asked === 'number' && Number.isSafeInteger(asked) && asked > 0 ? asked : drained.replicas;
   const record: DrainedRecord = { operation: drained.operation, ...(replicas !== undefined ? { replicas } : {}) };
   const text = JSON.stringify(record);
-  if (asked === 0 && annotationsOf(ctx.request.object)[ANNOTATIONS.drained] === text) return decision;
+  if (asked === 0 && annotationAt(ctx.request.object, ANNOTATIONS.drained) === text) return decision;
   const annotationsExist = isJsonObject(valueAt(ctx.request.object, ['metadata', 'annotations'])) || decision.patch.some((op) => op.path === '/metadata/annotations');
   const patch: JsonPatchOperation[] = [
     ...decision.patch.filter((op) => op.path !== '/spec/replicas'),

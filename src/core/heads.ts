@@ -57,8 +57,10 @@ export function isValidRevision(revision: unknown): revision is string {
  */
 export const NEWEST_KNOWN_VERSION = '3.3.2';
 
+const NEWEST_KNOWN = parseAirflowVersion(NEWEST_KNOWN_VERSION) as AirflowVersion;
+
 export function newestKnownVersion(): AirflowVersion {
-  return parseAirflowVersion(NEWEST_KNOWN_VERSION) as AirflowVersion;
+  return NEWEST_KNOWN;
 }
 
 /**

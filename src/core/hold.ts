@@ -2,7 +2,7 @@
 // and the inverse that restores it. Patches apply cleanly to the object as admitted: missing
 // parents are added whole, and `remove` is only emitted for members that exist.
 import { ANNOTATIONS, HOLD_ANNOTATIONS } from './config.js';
-import { annotationsOf, isJsonObject, valueAt, WORKLOAD_KINDS, type WorkloadKind } from './objects.js';
+import { annotationAt, isJsonObject, valueAt, WORKLOAD_KINDS, type WorkloadKind } from './objects.js';
 
 export type JsonPatchOperation =
   | { op: 'add'; path: string; value: unknown }
@@ -129,7 +129,7 @@ const HOLD_PATHS = new Set([
 
 /** The hold record stored on an object, or undefined when there is none or it is unreadable. */
 export function readHoldRecord(object: unknown): HoldRecord | undefined {
-  const text = annotationsOf(object)[ANNOTATIONS.hold];
+  const text = annotationAt(object, ANNOTATIONS.hold);
   if (text === undefined) return undefined;
   try {
     const parsed: unknown = JSON.parse(text);
@@ -198,14 +198,13 @@ export function releasePatch(object: unknown, record: HoldRecord | undefined = r
     if (c.existed) patch.push(...setOps(object, segments, c.previous));
     else if (hasMember(object, segments)) patch.push({ op: 'remove', path: c.path });
   }
-  const annotations = annotationsOf(object);
   for (const key of HOLD_ANNOTATIONS) {
-    if (annotations[key] !== undefined) patch.push({ op: 'remove', path: pointer(['metadata', 'annotations', key]) });
+    if (annotationAt(object, key) !== undefined) patch.push({ op: 'remove', path: pointer(['metadata', 'annotations', key]) });
   }
   return patch;
 }
 
 /** Whether the object carries a guard hold (the hold annotation). */
 export function isHeld(object: unknown): boolean {
-  return annotationsOf(object)[ANNOTATIONS.hold] !== undefined;
+  return annotationAt(object, ANNOTATIONS.hold) !== undefined;
 }

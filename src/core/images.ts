@@ -1,6 +1,7 @@
 // Container image references and the Airflow version their tag names. Only tag forms Airflow and
 // Bitnami publish are read; anything else (moving tags, bare digests, pgbouncer images) is
 // "unknown" with a reason, never a guess.
+import { boundedMemo, deepFreeze, MEMO_LIMIT } from './memo.js';
 import { parseAirflowVersion, type AirflowVersion } from './versions.js';
 
 export interface ImageReference {
@@ -22,9 +23,18 @@ const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const DIGEST = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$/;
 
+// A request names the same images several times (object and oldObject, the release lookup, the
+// main-container search); the results are frozen and shared.
+const parsedReferences = boundedMemo<ImageReference | undefined>(MEMO_LIMIT);
+const imageVersions = boundedMemo<ImageVersion>(MEMO_LIMIT);
+
 /** Splits 'registry:5000/path/name:tag@sha256:…' into its parts; undefined when it is not a reference. */
 export function parseImageReference(text: string): ImageReference | undefined {
   if (typeof text !== 'string' || text.length === 0 || text.length > MAX_REFERENCE_LENGTH) return undefined;
+  return parsedReferences.get(text, splitReference);
+}
+
+function splitReference(text: string): ImageReference | undefined {
   let rest = text;
   let digest: string | undefined;
   const at = rest.indexOf('@');
@@ -55,7 +65,7 @@ export function parseImageReference(text: string): ImageReference | undefined {
   if (registry !== undefined) reference.registry = registry;
   if (tag !== undefined) reference.tag = tag;
   if (digest !== undefined) reference.digest = digest;
-  return reference;
+  return deepFreeze(reference);
 }
 
 const VERSION_TEXT = String.raw`(\d{1,3}\.\d{1,3}\.\d{1,3}(?:(?:a|b|rc)\d{1,3})?(?:\.post\d{1,3})?)`;
@@ -82,17 +92,23 @@ export function versionFromTag(tag: string): TagVersion {
   return { known: true, version };
 }
 
-/** The Airflow version of an image reference, or why it cannot be read from it. */
+/** The Airflow version of an image reference, or why it cannot be read from it. Frozen and shared per text. */
 export function versionFromImage(text: string): ImageVersion {
+  // Longer texts are not references; not kept, so a huge bogus image cannot fill the memo.
+  if (typeof text === 'string' && text.length > 0 && text.length <= MAX_REFERENCE_LENGTH) return imageVersions.get(text, readImageVersion);
+  return readImageVersion(text);
+}
+
+function readImageVersion(text: string): ImageVersion {
   const image = parseImageReference(text);
-  if (!image) return { known: false, reason: `'${printable(text)}' is not a valid image reference` };
+  if (!image) return deepFreeze({ known: false, reason: `'${printable(text)}' is not a valid image reference` });
   if (image.tag === undefined) {
     const why = image.digest !== undefined ? 'is pinned by digest only' : 'has no tag (means latest)';
-    return { known: false, reason: `image '${text}' ${why} and names no Airflow version`, image };
+    return deepFreeze({ known: false, reason: `image '${text}' ${why} and names no Airflow version`, image });
   }
   const fromTag = versionFromTag(image.tag);
-  if (!fromTag.known) return { known: false, reason: `image '${text}': ${fromTag.reason}`, image };
-  return { known: true, version: fromTag.version, image };
+  if (!fromTag.known) return deepFreeze({ known: false, reason: `image '${text}': ${fromTag.reason}`, image });
+  return deepFreeze({ known: true, version: fromTag.version, image });
 }
 
 /** Whether the repository looks like an Airflow image (apache/airflow, bitnami/airflow, corp/airflow-custom). */

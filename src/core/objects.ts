@@ -32,21 +32,57 @@ export function stringMap(value: unknown): Record<string, string> {
   return out;
 }
 
+/**
+ * The string value of `key` in the map at `path`, as `stringMap(valueAt(root, path))[key]` reads it
+ * but without copying the map (the admission path reads single labels and annotations per request).
+ */
+export function stringAt(root: unknown, path: readonly string[], key: string): string | undefined {
+  return stringIn(valueAt(root, path), key);
+}
+
+/** `stringMap(map)[key]` without the copy. */
+export function stringIn(map: unknown, key: string): string | undefined {
+  // '__proto__' as an own key (JSON.parse makes one) never survives the copy stringMap makes.
+  if (!isJsonObject(map) || !Object.hasOwn(map, key) || key === '__proto__') return undefined;
+  const value = map[key];
+  return typeof value === 'string' ? value : undefined;
+}
+
+const LABELS_PATH = ['metadata', 'labels'] as const;
+const ANNOTATIONS_PATH = ['metadata', 'annotations'] as const;
+
 export function labelsOf(object: unknown): Record<string, string> {
-  return stringMap(valueAt(object, ['metadata', 'labels']));
+  return stringMap(valueAt(object, LABELS_PATH));
 }
 
 export function annotationsOf(object: unknown): Record<string, string> {
-  return stringMap(valueAt(object, ['metadata', 'annotations']));
+  return stringMap(valueAt(object, ANNOTATIONS_PATH));
 }
+
+export function labelMapOf(object: unknown): JsonObject | undefined {
+  return objectAt(object, LABELS_PATH);
+}
+
+/** One label of an object (string values only), without copying its labels. */
+export function labelAt(object: unknown, key: string): string | undefined {
+  return stringAt(object, LABELS_PATH, key);
+}
+
+/** One annotation of an object (string values only), without copying its annotations. */
+export function annotationAt(object: unknown, key: string): string | undefined {
+  return stringAt(object, ANNOTATIONS_PATH, key);
+}
+
+const CRONJOB_TEMPLATE_PATH = ['spec', 'jobTemplate', 'spec', 'template'] as const;
+const TEMPLATE_PATH = ['spec', 'template'] as const;
 
 /** Path of the pod template inside a workload of this kind. */
 export function podTemplatePath(kind: WorkloadKind): string[] {
-  return kind === 'CronJob' ? ['spec', 'jobTemplate', 'spec', 'template'] : ['spec', 'template'];
+  return [...(kind === 'CronJob' ? CRONJOB_TEMPLATE_PATH : TEMPLATE_PATH)];
 }
 
 export function podTemplateOf(kind: WorkloadKind, object: unknown): JsonObject | undefined {
-  return objectAt(object, podTemplatePath(kind));
+  return objectAt(object, kind === 'CronJob' ? CRONJOB_TEMPLATE_PATH : TEMPLATE_PATH);
 }
 
 export interface ContainerInfo {
@@ -55,12 +91,16 @@ export interface ContainerInfo {
 }
 
 /** The regular containers (not init containers) of a pod spec, with name and image. */
+const CONTAINERS_PATH = ['spec', 'containers'] as const;
+
 export function containersOf(podTemplate: unknown): ContainerInfo[] {
-  const list = valueAt(podTemplate, ['spec', 'containers']);
+  const list = valueAt(podTemplate, CONTAINERS_PATH);
   if (!Array.isArray(list)) return [];
-  return list.flatMap((c) =>
-    isJsonObject(c) && typeof c.name === 'string' && typeof c.image === 'string' ? [{ name: c.name, image: c.image }] : [],
-  );
+  const out: ContainerInfo[] = [];
+  for (const c of list as unknown[]) {
+    if (isJsonObject(c) && typeof c.name === 'string' && typeof c.image === 'string') out.push({ name: c.name, image: c.image });
+  }
+  return out;
 }
 
 /** Kubernetes object names (DNS-1123 subdomain): safe to put into messages and commands. */

@@ -4,11 +4,13 @@ import { guardedWorkloadKind, type AdmissionRequest } from './admission.js';
 import { ANNOTATIONS, type GuardConfig } from './config.js';
 import { isAirflowRepository, printable, versionFromImage } from './images.js';
 import {
-  annotationsOf,
+  annotationAt,
   containersOf,
-  labelsOf,
+  labelMapOf,
   podTemplateOf,
+  stringIn,
   type ContainerInfo,
+  type JsonObject,
   type WorkloadKind,
 } from './objects.js';
 import { parseAirflowVersion, type AirflowVersion } from './versions.js';
@@ -28,37 +30,48 @@ const RECOMMENDED = {
   component: 'app.kubernetes.io/component',
 };
 
-function identifyFromLabels(labels: Record<string, string>, config: GuardConfig): ReleaseIdentity | undefined {
-  const release = labels.release;
-  if (labels.tier === 'airflow' && release) {
-    return { release, component: labels.component ?? '', scheme: 'official-chart' };
+// Labels are read in place (string values only, as labelsOf would copy them): this runs per request.
+function identifyFromLabels(labels: JsonObject | undefined, config: GuardConfig): ReleaseIdentity | undefined {
+  if (!labels) return undefined;
+  const release = stringIn(labels, 'release');
+  if (release && stringIn(labels, 'tier') === 'airflow') {
+    return { release, component: stringIn(labels, 'component') ?? '', scheme: 'official-chart' };
   }
-  if (labels.app === 'airflow' && release) {
-    return { release, component: labels.component ?? '', scheme: 'community-chart' };
+  if (release && stringIn(labels, 'app') === 'airflow') {
+    return { release, component: stringIn(labels, 'component') ?? '', scheme: 'community-chart' };
   }
-  const instance = labels[RECOMMENDED.instance];
-  if (labels[RECOMMENDED.name] === 'airflow' && instance) {
-    return { release: instance, component: labels[RECOMMENDED.component] ?? '', scheme: 'recommended-labels' };
+  const instance = stringIn(labels, RECOMMENDED.instance);
+  if (instance && stringIn(labels, RECOMMENDED.name) === 'airflow') {
+    return { release: instance, component: stringIn(labels, RECOMMENDED.component) ?? '', scheme: 'recommended-labels' };
   }
   return identifyFromConfiguredLabels(labels, config);
 }
 
-function identifyFromConfiguredLabels(labels: Record<string, string>, config: GuardConfig): ReleaseIdentity | undefined {
+function identifyFromConfiguredLabels(labels: JsonObject, config: GuardConfig): ReleaseIdentity | undefined {
   const { marker, release: releaseKeys, component: componentKeys } = config.labels;
   if (marker.length === 0 || releaseKeys.length === 0) return undefined;
-  const marked = marker.some((m) => labels[m.key] !== undefined && (m.value === undefined || labels[m.key] === m.value));
+  const marked = marker.some((m) => {
+    const value = stringIn(labels, m.key);
+    return value !== undefined && (m.value === undefined || value === m.value);
+  });
   if (!marked) return undefined;
-  const release = releaseKeys.map((k) => labels[k]).find((v) => v);
+  const release = firstNonEmpty(labels, releaseKeys);
   if (!release) return undefined;
-  const component = componentKeys.map((k) => labels[k]).find((v) => v) ?? '';
+  const component = firstNonEmpty(labels, componentKeys) ?? '';
   return { release, component, scheme: 'configured-labels' };
+}
+
+function firstNonEmpty(labels: JsonObject, keys: readonly string[]): string | undefined {
+  for (const key of keys) {
+    const value = stringIn(labels, key);
+    if (value) return value;
+  }
+  return undefined;
 }
 
 /** Release and component from the workload's labels, else its pod template's; undefined when not Airflow. */
 export function identifyRelease(kind: WorkloadKind, object: unknown, config: GuardConfig): ReleaseIdentity | undefined {
-  return (
-    identifyFromLabels(labelsOf(object), config) ?? identifyFromLabels(labelsOf(podTemplateOf(kind, object)), config)
-  );
+  return identifyFromLabels(labelMapOf(object), config) ?? identifyFromLabels(labelMapOf(podTemplateOf(kind, object)), config);
 }
 
 /** The release a guarded request's object belongs to, or undefined (not guarded, or not Airflow). */
@@ -129,9 +142,12 @@ function mainContainerNames(component: string): string[] {
  */
 export function mainContainer(kind: WorkloadKind, object: unknown, component: string): ContainerInfo | undefined {
   const containers = containersOf(podTemplateOf(kind, object));
-  const names = component ? mainContainerNames(component) : [];
-  const named = names.map((n) => containers.find((c) => c.name === n)).find((c) => c !== undefined);
-  if (named) return named;
+  if (component) {
+    for (const name of mainContainerNames(component)) {
+      const named = containers.find((c) => c.name === name);
+      if (named) return named;
+    }
+  }
   const airflowImage = containers.find((c) => {
     const v = versionFromImage(c.image);
     return v.known && isAirflowRepository(v.image);
@@ -141,7 +157,7 @@ export function mainContainer(kind: WorkloadKind, object: unknown, component: st
 }
 
 function versionAnnotation(kind: WorkloadKind, object: unknown): string | undefined {
-  return annotationsOf(object)[ANNOTATIONS.airflowVersion] ?? annotationsOf(podTemplateOf(kind, object))[ANNOTATIONS.airflowVersion];
+  return annotationAt(object, ANNOTATIONS.airflowVersion) ?? annotationAt(podTemplateOf(kind, object), ANNOTATIONS.airflowVersion);
 }
 
 /** The Airflow version a workload runs: the explicit annotation wins over the main container's tag. */
