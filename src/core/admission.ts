@@ -131,6 +131,15 @@ function validRequestOf(input: JsonObject): ReviewRequest | undefined {
   return valid ? (r as ReviewRequest) : undefined;
 }
 
+/** Both validators, for the property test that the fast check never accepts what the schema refuses. */
+export const ADMISSION_VALIDATORS = {
+  fast: (input: JsonObject): unknown => validRequestOf(input),
+  schema: (input: JsonObject): { success: boolean; request?: unknown } => {
+    const parsed = reviewSchema.safeParse(input);
+    return parsed.success ? { success: true, request: parsed.data.request } : { success: false };
+  },
+} as const;
+
 function isGroupVersion(value: unknown, last: 'kind' | 'resource'): boolean {
   if (!isJsonObject(value)) return false;
   const { group, version } = value;
