@@ -16,7 +16,7 @@ import { createInStore, ensureNamespace, makeTls, registerWebhook, startBenchClu
 import { admissionCases, releaseWorkloads, RELEASE_COMPONENTS } from './fixtures.js';
 import type { LoadResult } from './loadgen.js';
 import { seedAlembicRevision, type BenchPostgres } from './postgres.js';
-import { cpuMs, runLoadgen, startServe, waitUntil, type ServeProcess, type Tls } from './processes.js';
+import { cpuMs, runLoadgen, startFloor, startServe, waitUntil, type ServeProcess, type Tls } from './processes.js';
 import { median } from './stats.js';
 
 const FROM = '3.1.0';
@@ -77,6 +77,9 @@ export interface CoordinatorReport {
   maxConcurrentExecs: number;
   probeIdle?: LoadResult;
   probeBusy?: LoadResult;
+  /** The same probe against the bare floor server at the same moments: how much of the busy p99 is the machine. */
+  floorIdle?: LoadResult;
+  floorBusy?: LoadResult;
   sim: typeof SIM_TIMINGS;
 }
 
@@ -304,6 +307,7 @@ export async function runCoordinatorBench(dir: string, pg: BenchPostgres, settin
   admin.loadFromString(cluster.sim.api.kubeconfig());
   const rest = new KubeRest(admin);
   let serve: ServeProcess | undefined;
+  let stopFloor: (() => Promise<void>) | undefined;
   const report: CoordinatorReport = { results: [], maxConcurrentExecs: settings.maxConcurrentExecs, sim: SIM_TIMINGS };
   try {
     serve = await startServe({
@@ -316,8 +320,12 @@ export async function runCoordinatorBench(dir: string, pg: BenchPostgres, settin
     registerWebhook(cluster.sim, serve.url, tls.caPem);
     const probeBody = path.join(dir, 'probe-body.json');
     writeFileSync(probeBody, JSON.stringify(admissionCases('bench-probe').find((c) => c.name === 'no-change')!.review));
-    const probe = (durationMs: number, name: string): Promise<LoadResult> =>
-      runLoadgen({ url: `${serve!.url}/mutate`, caFile: tls.caFile, bodyFile: probeBody, concurrency: settings.probe.concurrency, ratePerWorker: settings.probe.ratePerWorker, durationMs, warmupMs: 500, maxRequests: 100_000 }, dir, name);
+    const floor = await startFloor(tls);
+    stopFloor = () => floor.stop();
+    const probeOf = (url: string) => (durationMs: number, name: string): Promise<LoadResult> =>
+      runLoadgen({ url: `${url}/mutate`, caFile: tls.caFile, bodyFile: probeBody, concurrency: settings.probe.concurrency, ratePerWorker: settings.probe.ratePerWorker, durationMs, warmupMs: 500, maxRequests: 100_000 }, dir, name);
+    const probe = probeOf(serve.url);
+    const floorProbe = probeOf(floor.url);
 
     const last = settings.concurrency[settings.concurrency.length - 1];
     for (const [run, n] of settings.concurrency.entries()) {
@@ -326,12 +334,18 @@ export async function runCoordinatorBench(dir: string, pg: BenchPostgres, settin
       await installReleases(cluster, pg, namespaces);
       log(`  ${n} release(s) installed and running ${FROM} in ${Date.now() - installStarted} ms`);
       const withProbe = n === last;
-      if (withProbe) report.probeIdle = await probe(settings.probe.durationMs, 'probe-idle');
+      if (withProbe) {
+        [report.probeIdle, report.floorIdle] = await Promise.all([
+          probe(settings.probe.durationMs, 'probe-idle'),
+          floorProbe(settings.probe.durationMs, 'floor-idle'),
+        ]);
+      }
       const t0 = new Map<string, number>();
       const started = Date.now();
       const simCpuBefore = process.cpuUsage();
       const serveCpuBefore = cpuMs(serve.child.pid!);
       const busyProbe = withProbe ? probe(settings.probe.durationMs, 'probe-busy') : undefined;
+      const busyFloor = withProbe ? floorProbe(settings.probe.durationMs, 'floor-busy') : undefined;
       await Promise.all(namespaces.map(async (ns) => {
         t0.set(ns, Date.now());
         await downgradeRelease(rest, ns);
@@ -342,6 +356,7 @@ export async function runCoordinatorBench(dir: string, pg: BenchPostgres, settin
       const simCpu = (simCpuUsed.user + simCpuUsed.system) / 1000 / wallMs;
       const serveCpu = (cpuMs(serve.child.pid!) - serveCpuBefore) / wallMs;
       if (busyProbe) report.probeBusy = await busyProbe;
+      if (busyFloor) report.floorBusy = await busyFloor;
       const operations = namespaces.map((ns) => timingOf(timeline, ns, t0.get(ns)!));
       const requests = guardRequests(cluster, new Set(namespaces), started);
       const overheads = operations.map((o) => o.overheadMs);
@@ -354,6 +369,7 @@ export async function runCoordinatorBench(dir: string, pg: BenchPostgres, settin
   } finally {
     timeline.stop();
     await serve?.stop();
+    await stopFloor?.();
     rest.close();
     await cluster.stop();
   }
