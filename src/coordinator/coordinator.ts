@@ -110,6 +110,8 @@ export interface StepReport {
 export interface CoordinatorHooks {
   onStep?: (report: StepReport) => void;
   onPhase?: (operation: OperationState) => void;
+  /** Something releaseState(namespace, release) reads may have changed (a cached record, the operation, the DB revision). */
+  onReleaseChange?: (namespace: string, release: string) => void;
 }
 
 export interface CoordinatorDeps {
@@ -198,6 +200,7 @@ export class Coordinator {
         project: (obj) => projectWorkload(kind, obj, config),
         groupBy: releaseKeyOf,
         onChange: (_key, rec, prev) => {
+          this.releaseChanged(rec, prev);
           const r = rec ?? prev;
           if (r && (rec?.holdOperation || rec?.drained || prev?.holdOperation || prev?.drained)) this.schedule(r.namespace, r.release);
         },
@@ -212,6 +215,7 @@ export class Coordinator {
       project: (obj) => projectPod(obj, config),
       groupBy: releaseKeyOf,
       onChange: (_key, rec, prev) => {
+        this.releaseChanged(rec, prev);
         const r = rec ?? prev;
         if (r && this.hasOpenOperation(r.namespace, r.release)) this.schedule(r.namespace, r.release);
       },
@@ -225,6 +229,7 @@ export class Coordinator {
       project: summariseOperation,
       onChange: (_key, rec, prev) => {
         const r = rec ?? prev;
+        this.releaseChanged(rec, prev);
         if (!rec && prev) this.known.delete(`${prev.namespace}/${prev.release}`);
         if (r) this.schedule(r.namespace, r.release);
       },
@@ -255,6 +260,14 @@ export class Coordinator {
     const op = this.operations?.get(namespace, operationConfigMapName(release));
     const operation = op && !isTerminal(op.phase) ? { id: op.id, fromVersion: op.fromVersion, toVersion: op.toVersion, phase: op.phase } : undefined;
     return this.releaseStates.get(namespace, release, operation, this.lastRevision.get(`${namespace}/${release}`));
+  }
+
+  /** Tells the hook which releases a cache change touched (a record may move between releases). */
+  private releaseChanged(rec: { namespace: string; release: string } | undefined, prev: { namespace: string; release: string } | undefined): void {
+    const notify = this.deps.hooks?.onReleaseChange;
+    if (!notify) return;
+    if (rec) notify(rec.namespace, rec.release);
+    if (prev && (!rec || prev.namespace !== rec.namespace || prev.release !== rec.release)) notify(prev.namespace, prev.release);
   }
 
   // ---- scheduling --------------------------------------------------------------------------
@@ -557,7 +570,10 @@ export class Coordinator {
       await this.forgetDatabase(op, url);
       throw error;
     }
-    if (revision) this.lastRevision.set(`${op.namespace}/${op.release}`, revision);
+    if (revision && this.lastRevision.get(`${op.namespace}/${op.release}`) !== revision) {
+      this.lastRevision.set(`${op.namespace}/${op.release}`, revision);
+      this.deps.hooks?.onReleaseChange?.(op.namespace, op.release);
+    }
     return revision;
   }
 

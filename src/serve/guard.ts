@@ -11,9 +11,10 @@ import { Cluster } from '../k8s/cluster.js';
 import { createExecRunner } from '../k8s/exec.js';
 import { KubeRest, loadKubeConfig } from '../k8s/rest.js';
 import { createMetrics, metricsHandler, type GuardMetrics } from '../metrics/index.js';
-import { createAdmissionApp, type DecisionRecord } from '../server/app.js';
-import { startHttpsServer, type RunningHttpsServer } from '../server/https.js';
+import type { DecisionRecord } from '../server/app.js';
 import { createLogger, type Logger } from '../server/logger.js';
+import { isFullRecord } from './admission-protocol.js';
+import { startAdmissionWorker, type AdmissionWorker } from './admission-thread.js';
 import type { ServeConfig } from './config.js';
 
 export interface RunningGuard {
@@ -93,6 +94,40 @@ function certificateCluster(cluster: Cluster): CertificateCluster {
   } as CertificateCluster;
 }
 
+/** Where the serving pair is read from: the configured files, or a private copy of the self-managed Secret. */
+async function servingCertificate(config: ServeConfig, cluster: Cluster, logger: Logger, reload: () => AdmissionWorker | undefined): Promise<{ certFile: string; keyFile: string; certificates?: CertificateManager }> {
+  if (config.certMode === 'files') return { certFile: config.tlsCertFile!, keyFile: config.tlsKeyFile! };
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'adg-tls-'));
+  const certFile = path.join(dir, 'tls.crt');
+  const keyFile = path.join(dir, 'tls.key');
+  const certificates = await startCertificateManager(certificateCluster(cluster), {
+    namespace: config.podNamespace,
+    secretName: config.tlsSecretName,
+    service: config.serviceName,
+    webhookConfigurationName: config.webhookConfigurationName,
+    onChange: (certs) => {
+      writeFileSync(certFile, certs.cert, { mode: 0o600 });
+      writeFileSync(keyFile, certs.key, { mode: 0o600 });
+      reload()
+        ?.reloadCertificate()
+        .then(
+          () => logger.info('serving certificate rotated'),
+          (err: unknown) => logger.error({ err: (err as Error).message }, 'serving certificate rotation failed; keeping the current one'),
+        );
+    },
+    onError: (err) => logger.error({ err: (err as Error).message }, 'certificate refresh failed; keeping the current one'),
+  });
+  return { certFile, keyFile, certificates };
+}
+
+/** A dead admission worker means a dead webhook: exit loudly so Kubernetes restarts the pod. */
+function exitOnCrash(logger: Logger): (error: Error) => void {
+  return (error) => {
+    logger.fatal({ err: error.message }, 'admission worker died; exiting so the pod is restarted');
+    process.exit(1);
+  };
+}
+
 export async function startGuard(config: ServeConfig, logger: Logger = createLogger({ level: config.logLevel })): Promise<RunningGuard> {
   const kubeConfig = loadKubeConfig(config.kubeconfig);
   const rest = new KubeRest(kubeConfig);
@@ -145,59 +180,48 @@ export async function startGuard(config: ServeConfig, logger: Logger = createLog
             metrics.operations.inc({ outcome: op.phase === 'done' ? 'completed' : op.phase });
           }
         },
+        onReleaseChange: (namespace, release) => admission?.releaseChanged(namespace, release),
       },
     },
   );
-  coordinator.start();
-
-  const app = createAdmissionApp({
-    config: config.guard,
+  // Admission runs in a worker thread (own isolate and heap): the coordinator's garbage collection
+  // cannot pause it. It is started before the coordinator's caches so it sees their first list.
+  let admission: AdmissionWorker | undefined;
+  const { certFile, keyFile, certificates } = await servingCertificate(config, cluster, logger, () => admission);
+  admission = startAdmissionWorker({
+    settings: { guard: config.guard, logLevel: config.logLevel, certFile, keyFile, port: config.port, host: config.host, fullRecords: audit !== undefined },
     releaseState: (namespace, release) => coordinator.releaseState(namespace, release),
-    logger,
-    ready: () => (coordinator.ready ? { ready: true } : { ready: false, reason: 'caches are still listing the cluster' }),
+    ready: () => coordinator.ready,
     onDecision: (record) => {
       metrics.recordAdmission(record.allowed ? record.decision : 'denied', record.kind, record.dryRun, record.latencyMs / 1000);
-      auditAdmission(audit, record);
+      if (isFullRecord(record)) auditAdmission(audit, record);
     },
+    metrics: async () => ({ text: await metrics.registry.metrics(), contentType: metrics.registry.contentType }),
+    onCrash: exitOnCrash(logger),
+    logger,
   });
-  app.get('/metrics', metricsHandler(metrics.registry));
-
-  let server: RunningHttpsServer;
-  let certificates: CertificateManager | undefined;
-  if (config.certMode === 'files') {
-    server = await startHttpsServer(app, { certFile: config.tlsCertFile!, keyFile: config.tlsKeyFile!, port: config.port, host: config.host });
-  } else {
-    // Self-managed: the pair lives in a Secret; the server reads it from a private temp dir.
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'adg-tls-'));
-    const certFile = path.join(dir, 'tls.crt');
-    const keyFile = path.join(dir, 'tls.key');
-    let reload: (() => Promise<void>) | undefined;
-    certificates = await startCertificateManager(certificateCluster(cluster), {
-      namespace: config.podNamespace,
-      secretName: config.tlsSecretName,
-      service: config.serviceName,
-      webhookConfigurationName: config.webhookConfigurationName,
-      onChange: (certs) => {
-        writeFileSync(certFile, certs.cert, { mode: 0o600 });
-        writeFileSync(keyFile, certs.key, { mode: 0o600 });
-        if (reload) void reload().then(() => logger.info('serving certificate rotated'));
-      },
-      onError: (err) => logger.error({ err: (err as Error).message }, 'certificate refresh failed; keeping the current one'),
-    });
-    server = await startHttpsServer(app, { certFile, keyFile, port: config.port, host: config.host });
-    reload = () => server.reloadCertificate();
+  coordinator.start();
+  let port: number;
+  try {
+    port = await admission.listening;
+  } catch (error) {
+    certificates?.stop();
+    await coordinator.stop();
+    if (audit) await audit.close();
+    rest.close();
+    throw error;
   }
-  logger.info({ port: server.port, identity: config.identity, namespaces: config.watchNamespaces }, 'airflow-downgrade-guard serving');
+  logger.info({ port, identity: config.identity, namespaces: config.watchNamespaces }, 'airflow-downgrade-guard serving');
 
   return {
-    port: server.port,
+    port,
     coordinator,
     metrics,
     ...(audit ? { audit } : {}),
     logger,
     async stop() {
       certificates?.stop();
-      await server.close();
+      await admission.stop();
       await coordinator.stop();
       if (audit) await audit.close();
       rest.close();
