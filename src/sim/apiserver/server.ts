@@ -25,14 +25,19 @@ import { createCertificateAuthority, issueServerCertificate } from './tls.js';
 
 export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'delete' | 'deletecollection';
 
+/** What an authorizer is asked, in the terms of Kubernetes RBAC. */
 export interface AuthorizationRequest {
   user: string;
   groups: string[];
   verb: string;
+  /** '' for the core group. */
   apiGroup: string;
+  /** Plural resource, e.g. 'pods'. */
   resource: string;
   subresource?: string;
+  /** Absent for cluster-scoped resources. */
   namespace?: string;
+  /** Absent for list/watch/create of a collection. */
   name?: string;
 }
 

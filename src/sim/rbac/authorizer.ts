@@ -3,20 +3,9 @@
 // Follows k8s.io/kubernetes/plugin/pkg/auth/authorizer/rbac (RuleAllows, ResourceMatches,
 // appliesTo): deny by default, any matching rule of any binding allows.
 
-export interface AuthorizationRequest {
-  user: string;
-  groups: string[];
-  verb: string;
-  /** '' for the core group. */
-  apiGroup: string;
-  /** Plural resource, e.g. 'pods'. */
-  resource: string;
-  subresource?: string;
-  /** Absent for cluster-scoped resources. */
-  namespace?: string;
-  /** Absent for list/watch/create of a collection. */
-  name?: string;
-}
+import type { AuthorizationRequest } from '../apiserver/server.js';
+
+export type { AuthorizationRequest };
 
 export interface PolicyRule {
   apiGroups?: string[];
