@@ -9,5 +9,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // End-to-end tests run several servers, Postgres and subprocesses on a 2-core machine: one retry
+    // absorbs a scheduling hiccup; a test that fails twice fails the run.
+    retry: 1,
   },
 });

@@ -16,7 +16,7 @@ import { renderInstallManifests } from '../../src/install/manifests.js';
 import { parseOperation, operationConfigMapName, type OperationState } from '../../src/coordinator/operation.js';
 import { readAlembicRevision } from '../../src/db/alembic.js';
 import { chartWorkload, type WorkloadOptions } from '../fixtures/admission/builders.js';
-import { createTestDatabase, freePort, type TestDatabase } from '../support/postgres.js';
+import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 import type { KubeObject } from '../../src/sim/types.js';
 import { headForVersion } from '../../src/core/heads.js';
 import { ANNOTATIONS } from '../../src/core/config.js';
@@ -156,7 +156,9 @@ export async function startE2E(options: E2EOptions = {}): Promise<E2E> {
     caPem: certs.caCert,
     ...(holder.rbac ? { rbac: holder.rbac } : {}),
     async startGuard(identity = `guard-${guards.length + 1}`, extraArgs = [], startOptions = {}) {
-      const port = startOptions.port ?? (await freePort());
+      // Port 0 unless a restart must come back on the same one: the guard binds it and logs it, so no
+      // other test's server can take a port chosen ahead of time.
+      const port = startOptions.port ?? 0;
       const logs: string[] = [];
       const child = spawn(
         process.execPath,
@@ -195,10 +197,11 @@ export async function startE2E(options: E2EOptions = {}): Promise<E2E> {
         },
       };
       guards.push(guard);
-      await waitFor(`guard ${identity} ready`, () => logs.some((l) => l.includes('airflow-downgrade-guard serving')) || (child.exitCode !== null ? Promise.reject(new Error(`guard exited: ${logs.slice(-5).join('\n')}`)) : false), 20_000);
+      const serving = await waitFor(`guard ${identity} ready`, () => logs.find((l) => l.includes('airflow-downgrade-guard serving')) ?? (child.exitCode !== null ? Promise.reject(new Error(`guard exited: ${logs.slice(-5).join('\n')}`)) : false), 20_000);
+      guard.port = servingPort(serving);
       if (webhookPort === undefined) {
-        webhookPort = port;
-        await registerWebhook(admin, install, port, certs.caCert);
+        webhookPort = guard.port;
+        await registerWebhook(admin, install, guard.port, certs.caCert);
       }
       return guard;
     },
@@ -265,6 +268,13 @@ function chartShaped(obj: KubeObject, component: string): KubeObject {
   }
   if (component === 'worker') for (const c of spec.containers) c.args = ['bash', '-c', 'exec airflow celery worker'];
   return obj;
+}
+
+/** The port a guard reports in its "serving" log line (it listens on port 0 in tests). */
+export function servingPort(line: string): number {
+  const port = (JSON.parse(line) as { port?: unknown }).port;
+  if (typeof port !== 'number' || port <= 0) throw new Error(`no port in the guard's serving line: ${line}`);
+  return port;
 }
 
 function allRbacObjects(sim: SimCluster): KubeObject[] {

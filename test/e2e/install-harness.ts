@@ -21,8 +21,8 @@ import { startSimCluster } from '../../src/sim/cluster.js';
 import { createRbacAuthorizer, rbacObjectsFrom, serviceAccountIdentity, type RbacAuthorizer } from '../../src/sim/rbac/authorizer.js';
 import { RESOURCES } from '../../src/sim/resources.js';
 import type { KubeObject } from '../../src/sim/types.js';
-import { createTestDatabase, freePort, type TestDatabase } from '../support/postgres.js';
-import { DEFAULT_COMPONENTS, ROOT, releaseReady, waitFor, type E2E, type Guard, type ReleaseSpec } from './harness.js';
+import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
+import { DEFAULT_COMPONENTS, ROOT, releaseReady, servingPort, waitFor, type E2E, type Guard, type ReleaseSpec } from './harness.js';
 
 export const DEPLOY_DIR = path.join(ROOT, 'deploy');
 
@@ -199,9 +199,10 @@ export async function startInstalledE2E(manifests: Manifest[], options: Installe
       return ca ? Buffer.from(ca, 'base64').toString('utf8') : '';
     },
     async startGuard(identity = `${GUARD_NAME}-${guards.length + 1}`, extraArgs = []) {
-      const port = await freePort();
       // What the kubelet would give the container; only the port differs (replicas share one host
-      // here) and KUBECONFIG stands in for the mounted ServiceAccount token.
+      // here: each binds port 0 and logs the one it got) and KUBECONFIG stands in for the mounted
+      // ServiceAccount token.
+      const port = 0;
       const env = { ...baseEnv(), ...resolveEnv(sim, guardNamespace, identity, container), ADG_PORT: String(port), KUBECONFIG: kubeconfigFile };
       const args = [path.join(ROOT, 'dist/src/cli/main.js'), ...(container.args ?? []), ...GUARD_ARGS, ...(options.guardArgs ?? []), ...extraArgs];
       const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -225,11 +226,12 @@ export async function startInstalledE2E(manifests: Manifest[], options: Installe
         },
       };
       guards.push(guard);
-      await waitFor(
+      const serving = await waitFor(
         `guard ${identity} serving`,
-        () => logs.some((l) => l.includes('airflow-downgrade-guard serving')) || (child.exitCode !== null ? Promise.reject(new Error(`guard exited: ${logs.slice(-5).join('\n')}`)) : false),
+        () => logs.find((l) => l.includes('airflow-downgrade-guard serving')) ?? (child.exitCode !== null ? Promise.reject(new Error(`guard exited: ${logs.slice(-5).join('\n')}`)) : false),
         20_000,
       );
+      guard.port = servingPort(serving);
       ready.add(guard);
       return guard;
     },
