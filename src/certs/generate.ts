@@ -85,9 +85,14 @@ function newRsaKeyPair(): { publicKey: forge.pki.rsa.PublicKey; privateKey: forg
   };
 }
 
-function serialNumber(): string {
+/**
+ * A random certificate serial as forge takes it (hex). DER INTEGERs must be positive and minimally
+ * encoded: a first byte of 0x00 followed by one below 0x80 is "illegal padding" to OpenSSL, and it
+ * happened 1 time in 256 when only the sign bit was cleared. The first byte is 0x01-0x7f.
+ */
+export function serialNumber(): string {
   const bytes = randomBytes(16);
-  bytes[0] = bytes[0]! & 0x7f; // positive INTEGER
+  bytes[0] = (bytes[0]! & 0x7f) | 0x01;
   return bytes.toString('hex');
 }
 

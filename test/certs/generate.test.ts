@@ -1,7 +1,7 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import type https from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { describeCertificate, generateCertificates, issueServingCertificate, serviceDnsNames, splitPemBundle, type GeneratedCertificates } from '../../src/certs/generate.js';
+import { describeCertificate, generateCertificates, issueServingCertificate, serialNumber, serviceDnsNames, splitPemBundle, type GeneratedCertificates } from '../../src/certs/generate.js';
 import { closeServer, startHttpsServer, tlsGet } from './tls-helpers.js';
 
 const DAY = 86_400_000;
@@ -89,5 +89,17 @@ describe('a TLS client that trusts only the CA', () => {
   it('refuses the server when it trusts a different CA', async () => {
     const stranger = generateCertificates({ service: 'airflow-downgrade-guard', namespace: 'guard-ns' });
     await expect(tlsGet({ port, ca: stranger.caCert, servername: 'localhost' })).rejects.toThrow(/self-signed|unable to verify|certificate/i);
+  });
+});
+
+describe('certificate serial numbers', () => {
+  // Regression: a serial whose first byte was 0x00 (then one below 0x80) is a non-minimal DER
+  // INTEGER, which OpenSSL rejects ("illegal padding") when the certificate is loaded.
+  it('are positive and minimally encoded: first byte 0x01-0x7f, every time', () => {
+    for (let i = 0; i < 20_000; i++) {
+      const first = parseInt(serialNumber().slice(0, 2), 16);
+      expect(first).toBeGreaterThanOrEqual(0x01);
+      expect(first).toBeLessThanOrEqual(0x7f);
+    }
   });
 });

@@ -104,8 +104,15 @@ export async function runScenario(s: Scenario): Promise<FaultRow> {
 
 const phaseOf = (ctx: Ctx): string | undefined => ctx.e2e.operation(ctx.spec.namespace, ctx.spec.release)?.phase;
 
+const PHASE_ORDER = ['confirm', 'downgrade', 'verify', 'drain', 'release', 'done'];
+
+/**
+ * Until the operation is in one of `phases` or already past them: a short phase (confirm takes tens of
+ * ms) can come and go between two polls of a loaded machine. The table records the phase the kill hit.
+ */
 async function untilPhase(ctx: Ctx, phases: string[], timeoutMs = 60_000): Promise<void> {
-  await waitFor(`phase ${phases.join('|')}`, () => phases.includes(phaseOf(ctx) ?? ''), timeoutMs, 5);
+  const earliest = Math.min(...phases.map((p) => PHASE_ORDER.indexOf(p)));
+  await waitFor(`phase ${phases.join('|')} or later`, () => PHASE_ORDER.indexOf(phaseOf(ctx) ?? '') >= earliest, timeoutMs, 5);
 }
 
 async function untilLog(ctx: Ctx, text: string | string[], timeoutMs = 60_000): Promise<void> {

@@ -1,7 +1,8 @@
 // A throwaway certificate authority for the simulated API server (and for test webhooks).
 // Keys come from node:crypto because forge's pure-JS RSA keygen takes seconds.
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { generateKeyPairSync } from 'node:crypto';
 import forge from 'node-forge';
+import { serialNumber } from '../../certs/generate.js';
 
 export interface CertificateAuthority {
   certPem: string;
@@ -22,10 +23,6 @@ function newKeyPair(): { publicKey: forge.pki.rsa.PublicKey; privateKey: forge.p
   return { publicKey, privateKey: forgeKey, keyPem };
 }
 
-function serialNumber(): string {
-  // Positive: the leading hex digit stays below 8.
-  return '0' + randomBytes(15).toString('hex');
-}
 
 function validity(cert: forge.pki.Certificate, days: number): void {
   const now = Date.now();
