@@ -111,8 +111,18 @@ const PHASE_ORDER = ['confirm', 'downgrade', 'verify', 'drain', 'release', 'done
  * ms) can come and go between two polls of a loaded machine. The table records the phase the kill hit.
  */
 async function untilPhase(ctx: Ctx, phases: string[], timeoutMs = 60_000): Promise<void> {
-  const earliest = Math.min(...phases.map((p) => PHASE_ORDER.indexOf(p)));
-  await waitFor(`phase ${phases.join('|')} or later`, () => PHASE_ORDER.indexOf(phaseOf(ctx) ?? '') >= earliest, timeoutMs, 5);
+  // Only the forward phases are ordered; held, aborted and cancelled must be seen as such.
+  const ordered = phases.filter((p) => PHASE_ORDER.includes(p));
+  const earliest = ordered.length > 0 ? Math.min(...ordered.map((p) => PHASE_ORDER.indexOf(p))) : Infinity;
+  await waitFor(
+    `phase ${phases.join('|')}${ordered.length > 0 ? ' or later' : ''}`,
+    () => {
+      const phase = phaseOf(ctx) ?? '';
+      return phases.includes(phase) || (PHASE_ORDER.includes(phase) && PHASE_ORDER.indexOf(phase) >= earliest);
+    },
+    timeoutMs,
+    5,
+  );
 }
 
 async function untilLog(ctx: Ctx, text: string | string[], timeoutMs = 60_000): Promise<void> {
