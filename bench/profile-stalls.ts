@@ -5,18 +5,7 @@
 //   node dist/bench/profile-stalls.js <file.cpuprofile> [min-ms=5] [top=15]
 import { readFileSync } from 'node:fs';
 
-interface ProfileNode {
-  id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
-  children?: number[];
-}
-
-interface CpuProfile {
-  nodes: ProfileNode[];
-  samples: number[];
-  timeDeltas: number[];
-  startTime: number;
-}
+import type { CpuProfile, ProfileNode } from './profile-summary.js';
 
 export interface Stall {
   /** ms from the start of the profile. */

@@ -4,16 +4,18 @@
 //   node dist/bench/profile-summary.js <file.cpuprofile> [top]
 import { readFileSync } from 'node:fs';
 
-interface ProfileNode {
+export interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
   children?: number[];
 }
 
-interface CpuProfile {
+/** The parts of a V8 .cpuprofile (node --cpu-prof) the profile tools read. */
+export interface CpuProfile {
   nodes: ProfileNode[];
   samples: number[];
   timeDeltas: number[];
+  startTime?: number;
 }
 
 export interface ProfileSummary {

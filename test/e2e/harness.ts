@@ -159,9 +159,8 @@ export async function startE2E(options: E2EOptions = {}): Promise<E2E> {
       // Port 0 unless a restart must come back on the same one: the guard binds it and logs it, so no
       // other test's server can take a port chosen ahead of time.
       const port = startOptions.port ?? 0;
-      const logs: string[] = [];
-      const child = spawn(
-        process.execPath,
+      const guard = await spawnGuard(
+        identity,
         [
           path.join(ROOT, 'dist/src/cli/main.js'),
           'serve',
@@ -177,28 +176,9 @@ export async function startE2E(options: E2EOptions = {}): Promise<E2E> {
           ...(options.watchNamespaces?.length ? ['--watch-namespaces', options.watchNamespaces.join(',')] : []),
           ...extraArgs,
         ],
-        { env: { ...process.env, POD_NAMESPACE: GUARD_NAMESPACE, ADG_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] },
+        { ...process.env, POD_NAMESPACE: GUARD_NAMESPACE, ADG_LOG_LEVEL: 'info' },
       );
-      const collect = (chunk: Buffer): void => {
-        for (const line of chunk.toString('utf8').split('\n')) if (line) logs.push(line);
-        if (process.env.ADG_DEBUG) process.stderr.write(chunk);
-      };
-      child.stdout!.on('data', collect);
-      child.stderr!.on('data', collect);
-      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      const guard: Guard = {
-        process: child,
-        port,
-        logs,
-        identity,
-        async stop(signal = 'SIGTERM') {
-          if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-          await exited;
-        },
-      };
       guards.push(guard);
-      const serving = await waitFor(`guard ${identity} ready`, () => logs.find((l) => l.includes('airflow-downgrade-guard serving')) ?? (child.exitCode !== null ? Promise.reject(new Error(`guard exited: ${logs.slice(-5).join('\n')}`)) : false), 20_000);
-      guard.port = servingPort(serving);
       if (webhookPort === undefined) {
         webhookPort = guard.port;
         await registerWebhook(admin, install, guard.port, certs.caCert);
@@ -268,6 +248,45 @@ function chartShaped(obj: KubeObject, component: string): KubeObject {
   }
   if (component === 'worker') for (const c of spec.containers) c.args = ['bash', '-c', 'exec airflow celery worker'];
   return obj;
+}
+
+/**
+ * Starts `serve` as a subprocess (argv after the node binary), collects its log lines, and resolves
+ * once it logs that it serves, with the port it bound. `beforeStop` runs first in `stop()`.
+ */
+export async function spawnGuard(identity: string, args: string[], env: NodeJS.ProcessEnv, beforeStop?: () => void): Promise<Guard> {
+  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const logs: string[] = [];
+  const collect = (chunk: Buffer): void => {
+    for (const line of chunk.toString('utf8').split('\n')) if (line) logs.push(line);
+    if (process.env.ADG_DEBUG) process.stderr.write(chunk);
+  };
+  child.stdout!.on('data', collect);
+  child.stderr!.on('data', collect);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const guard: Guard = {
+    process: child,
+    port: 0,
+    logs,
+    identity,
+    async stop(signal = 'SIGTERM') {
+      beforeStop?.();
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await exited;
+    },
+  };
+  try {
+    const serving = await waitFor(
+      `guard ${identity} serving`,
+      () => logs.find((l) => l.includes('airflow-downgrade-guard serving')) ?? (child.exitCode !== null ? Promise.reject(new Error(`guard exited: ${logs.slice(-5).join('\n')}`)) : false),
+      20_000,
+    );
+    guard.port = servingPort(serving);
+    return guard;
+  } catch (error) {
+    await guard.stop('SIGKILL'); // never leave a half-started guard behind
+    throw error;
+  }
 }
 
 /** The port a guard reports in its "serving" log line (it listens on port 0 in tests). */

@@ -4,7 +4,7 @@
 // the API server's webhookServiceResolver onto the live guard replicas, round-robin); each guard
 // runs `serve` with the environment of the rendered Deployment, its ServiceAccount token and
 // self-managed certificates (it creates its TLS Secret and injects the caBundle itself).
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,7 +22,7 @@ import { createRbacAuthorizer, rbacObjectsFrom, serviceAccountIdentity, type Rba
 import { RESOURCES } from '../../src/sim/resources.js';
 import type { KubeObject } from '../../src/sim/types.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
-import { DEFAULT_COMPONENTS, ROOT, releaseReady, servingPort, waitFor, type E2E, type Guard, type ReleaseSpec } from './harness.js';
+import { DEFAULT_COMPONENTS, ROOT, releaseReady, spawnGuard, waitFor, type E2E, type Guard, type ReleaseSpec } from './harness.js';
 
 export const DEPLOY_DIR = path.join(ROOT, 'deploy');
 
@@ -205,33 +205,8 @@ export async function startInstalledE2E(manifests: Manifest[], options: Installe
       const port = 0;
       const env = { ...baseEnv(), ...resolveEnv(sim, guardNamespace, identity, container), ADG_PORT: String(port), KUBECONFIG: kubeconfigFile };
       const args = [path.join(ROOT, 'dist/src/cli/main.js'), ...(container.args ?? []), ...GUARD_ARGS, ...(options.guardArgs ?? []), ...extraArgs];
-      const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-      const logs: string[] = [];
-      const collect = (chunk: Buffer): void => {
-        for (const line of chunk.toString('utf8').split('\n')) if (line) logs.push(line);
-        if (process.env.ADG_DEBUG) process.stderr.write(chunk);
-      };
-      child.stdout!.on('data', collect);
-      child.stderr!.on('data', collect);
-      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      const guard: Guard = {
-        process: child,
-        port,
-        logs,
-        identity,
-        async stop(signal = 'SIGTERM') {
-          ready.delete(guard);
-          if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-          await exited;
-        },
-      };
+      const guard: Guard = await spawnGuard(identity, args, env, () => ready.delete(guard));
       guards.push(guard);
-      const serving = await waitFor(
-        `guard ${identity} serving`,
-        () => logs.find((l) => l.includes('airflow-downgrade-guard serving')) ?? (child.exitCode !== null ? Promise.reject(new Error(`guard exited: ${logs.slice(-5).join('\n')}`)) : false),
-        20_000,
-      );
-      guard.port = servingPort(serving);
       ready.add(guard);
       return guard;
     },
