@@ -2,7 +2,11 @@
 // from a fixed number of concurrent workers, for a fixed duration (bounded by a request cap), and
 // prints one JSON line with the latencies it saw. Optional pacing turns it into a latency probe.
 //
-//   node dist/bench/loadgen.js <config.json>
+//   node dist/bench/loadgen.js <config.json> [--wait]
+//
+// With --wait it prints "ready", starts on the line "go" on stdin and ends early on the line "stop":
+// a probe can be started ahead of time (before the benchmark lowers its own priority), run later, and
+// last exactly as long as what it measures.
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import { performance } from 'node:perf_hooks';
@@ -19,6 +23,8 @@ export interface LoadConfig {
   maxRequests: number;
   /** When set, each worker sends at most this many requests per second (a probe, not a stress test). */
   ratePerWorker?: number;
+  /** Return every measured latency too (to merge several runs before taking percentiles). */
+  keepSamples?: boolean;
 }
 
 export interface LoadResult {
@@ -30,6 +36,8 @@ export interface LoadResult {
   latencyMs: LatencySummary;
   /** The first response body, for checking what was decided. */
   sample: string;
+  /** Every measured latency, with keepSamples. */
+  samplesMs?: number[];
 }
 
 function post(agent: https.Agent, url: URL, ca: string, body: Buffer, keepBody: boolean): Promise<{ status: number; text: string }> {
@@ -58,6 +66,9 @@ function post(agent: https.Agent, url: URL, ca: string, body: Buffer, keepBody: 
   });
 }
 
+/** Set by "stop" on stdin (--wait): the run ends now instead of at its duration. */
+const control = { stopAt: Number.POSITIVE_INFINITY };
+
 export async function runLoad(config: LoadConfig): Promise<LoadResult> {
   const url = new URL(config.url);
   const ca = readFileSync(config.caFile, 'utf8');
@@ -69,12 +80,13 @@ export async function runLoad(config: LoadConfig): Promise<LoadResult> {
   let sample = '';
   const start = performance.now();
   const measureFrom = start + config.warmupMs;
-  const end = measureFrom + config.durationMs;
+  const plannedEnd = measureFrom + config.durationMs;
+  const endOf = (): number => Math.min(plannedEnd, control.stopAt);
   const interval = config.ratePerWorker ? 1000 / config.ratePerWorker : 0;
 
   const worker = async (index: number): Promise<void> => {
     let next = performance.now() + (interval * index) / config.concurrency;
-    while (performance.now() < end && latencies.length < config.maxRequests) {
+    while (performance.now() < endOf() && latencies.length < config.maxRequests) {
       if (interval) {
         const wait = next - performance.now();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
@@ -96,7 +108,7 @@ export async function runLoad(config: LoadConfig): Promise<LoadResult> {
     }
   };
   await Promise.all(Array.from({ length: config.concurrency }, (_, i) => worker(i)));
-  const elapsedMs = Math.min(performance.now(), end) - measureFrom;
+  const elapsedMs = Math.min(performance.now(), endOf()) - measureFrom;
   agent.destroy();
   const result: LoadResult = {
     requests: latencies.length,
@@ -107,6 +119,7 @@ export async function runLoad(config: LoadConfig): Promise<LoadResult> {
     sample,
   };
   if (firstError) result.firstError = firstError;
+  if (config.keepSamples) result.samplesMs = latencies;
   return result;
 }
 
@@ -117,8 +130,25 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     process.exit(2);
   }
   const config = JSON.parse(readFileSync(file, 'utf8')) as LoadConfig;
-  runLoad(config).then(
-    (result) => process.stdout.write(`${JSON.stringify(result)}\n`),
+  const started = process.argv.includes('--wait')
+    ? new Promise<void>((resolve) => {
+        let input = '';
+        process.stdin.on('data', (chunk: Buffer) => {
+          input += chunk.toString('utf8');
+          if (input.includes('go\n')) resolve();
+          if (input.includes('stop\n')) {
+            control.stopAt = performance.now();
+            process.stdin.destroy(); // an open stdin would keep this process from exiting
+          }
+        });
+        process.stdout.write('ready\n');
+      })
+    : Promise.resolve();
+  started.then(() => runLoad(config)).then(
+    (result) => {
+      process.stdin.destroy(); // ended at its duration: nothing more to wait for
+      process.stdout.write(`${JSON.stringify(result)}\n`);
+    },
     (error: unknown) => {
       process.stderr.write(`loadgen failed: ${(error as Error).stack ?? String(error)}\n`);
       process.exit(1);

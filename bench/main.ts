@@ -11,9 +11,13 @@ import { runCoordinatorBench, type CoordinatorReport } from './coordinator.js';
 import { runCoreBench, type CoreReport } from './core.js';
 import { startBenchPostgres } from './postgres.js';
 import { runScaleBench, type ScaleReport } from './scale.js';
-import { fmt, mb, table } from './stats.js';
+import { fmt, mb, table, type LatencySummary } from './stats.js';
 
 const SECTIONS = ['admission', 'core', 'coordinator', 'scale'] as const;
+/** The guard's --max-concurrent-execs in the coordinator section: overhead must not grow past it. */
+const MAX_CONCURRENT_EXECS = 4;
+/** "Flat": the median overhead at every level above the exec bound within this factor of the overhead at the bound. */
+const FLAT_FACTOR = 1.25;
 type Section = (typeof SECTIONS)[number];
 
 interface Options {
@@ -23,6 +27,8 @@ interface Options {
   json?: string;
   cases?: string;
   nodeFlags?: string;
+  clusterNice: string;
+  levels?: string;
 }
 
 interface Target {
@@ -86,26 +92,32 @@ function coordinatorTable(r: CoordinatorReport): string {
   });
   const t = table(['concurrent ops', 'total ms', 'exec ms', 'pod termination ms', 'pod start ms', 'exec-slot wait ms', 'overhead ms (median)', 'overhead ms (max)', 'wall ms', 'cores busy sim / serve'], rows);
   const gapRows = r.results.map((res) => {
-    const keys = ['open', 'toExec', 'verify', 'drain', 'release', 'start'] as const;
+    const keys = ['held', 'open', 'toExec', 'verify', 'drain', 'release', 'start'] as const;
     return [String(res.releases), ...keys.map((k) => fmt([...res.operations.map((o) => o.gaps[k])].sort((a, b) => a - b)[Math.floor((res.operations.length - 1) / 2)], 0))];
   });
-  const g = table(['concurrent ops', 'admission->opened', 'opened->exec', 'exec->verified', 'drain (less termination)', 'drained->done', 'done->ready (less pod start)'], gapRows);
-  let text = `${t.text}\n(medians per operation; --max-concurrent-execs ${r.maxConcurrentExecs}; overhead = total - exec - termination - start - exec-slot wait)\n\nwhere the overhead sits (median ms):\n${g.text}`;
+  const g = table(['concurrent ops', 'admission->held', 'held->opened', 'opened->exec', 'exec->verified', 'drain (less termination)', 'drained->done', 'done->ready (less pod start)'], gapRows);
+  const l = table(
+    ['concurrent ops', 'guard API requests ms p50 / p99', 'user PATCH (with webhook) ms p50 / p99'],
+    r.results.map((res) => [String(res.releases), `${fmt(res.guardRequestMs.p50, 1)} / ${fmt(res.guardRequestMs.p99, 1)}`, `${fmt(res.userPatchMs.p50, 1)} / ${fmt(res.userPatchMs.p99, 1)}`]),
+  );
+  let text = `${t.text}\n(medians per operation; --max-concurrent-execs ${r.maxConcurrentExecs}; overhead = total - exec - termination - start - exec-slot wait)\n\nwhere the overhead sits (median ms):\n${g.text}\n\nAPI request latency in the simulated API server (watches and exec streams left out):\n${l.text}`;
   if (r.probeIdle && r.probeBusy) {
+    const row = (name: string, l: LatencySummary) => [name, String(l.count), fmt(l.p50, 2), fmt(l.p99, 2), fmt(l.max, 1)];
     const p = table(
-      ['admission probe', 'req/s', 'p50 ms', 'p99 ms', 'max ms'],
+      ['admission probe', 'requests', 'p50 ms', 'p99 ms', 'max ms'],
       [
-        ['idle', fmt(r.probeIdle.requestsPerSec, 0), fmt(r.probeIdle.latencyMs.p50, 2), fmt(r.probeIdle.latencyMs.p99, 2), fmt(r.probeIdle.latencyMs.max, 1)],
-        [`during ${r.results[r.results.length - 1]?.releases} downgrades`, fmt(r.probeBusy.requestsPerSec, 0), fmt(r.probeBusy.latencyMs.p50, 2), fmt(r.probeBusy.latencyMs.p99, 2), fmt(r.probeBusy.latencyMs.max, 1)],
-        ...(r.floorIdle && r.floorBusy
-          ? [
-              ['floor (bare server), idle', fmt(r.floorIdle.requestsPerSec, 0), fmt(r.floorIdle.latencyMs.p50, 2), fmt(r.floorIdle.latencyMs.p99, 2), fmt(r.floorIdle.latencyMs.max, 1)],
-              ['floor, same moments', fmt(r.floorBusy.requestsPerSec, 0), fmt(r.floorBusy.latencyMs.p50, 2), fmt(r.floorBusy.latencyMs.p99, 2), fmt(r.floorBusy.latencyMs.max, 1)],
-            ]
-          : []),
+        row('guard, idle', r.probeIdle),
+        row(`guard, during ${r.results[r.results.length - 1]?.releases} downgrades`, r.probeBusy),
+        ...(r.floorIdle && r.floorBusy ? [row('floor (bare server), idle', r.floorIdle), row('floor, same moments', r.floorBusy)] : []),
       ],
     );
-    text += `\n\n${p.text}`;
+    text += `\n\n${p.text}\n(${r.probeRate} requests/s to each server, no-change reviews; ${r.probeRounds} round(s), each idle first (${r.probeIdleMs} ms), then for exactly as long as its downgrades ran; percentiles over every round's requests)`;
+  }
+  const n = r.clusterNice;
+  if (n) {
+    text += n.simulation === 'not changed'
+      ? `\n\nsimulated cluster and Postgres at the guard's priority (--cluster-nice ${n.requested})${n.note ? `: ${n.note}` : ''}; guard admission thread at nice ${n.guardAdmission}, coordinator thread ${n.guardCoordinator}`
+      : `\n\nsimulated cluster (this process's main thread) at nice ${n.simulation}, ${n.postgresProcesses} Postgres processes at nice ${n.requested}; guard admission thread ${n.guardAdmission}, coordinator thread ${n.guardCoordinator}; floor ${n.floor}, probes 0${n.note ? ` (${n.note})` : ''}`;
   }
   return text;
 }
@@ -140,12 +152,29 @@ function targets(a?: AdmissionReport, c?: CoreReport, co?: CoordinatorReport, s?
   if (co && co.results.length) {
     const worst = Math.max(...co.results.map((r) => r.medianOverheadMs));
     const figures = co.results.map((r) => `${r.releases}: ${fmt(r.medianOverheadMs, 0)} ms (max ${fmt(r.maxOverheadMs, 0)})`).join(', ');
-    out.push({ target: 'coordinator overhead < 1 s per operation, flat with concurrency', met: worst < 1000, figures: `median overhead by concurrency ${figures}` });
+    out.push({ target: 'coordinator overhead < 1 s per operation', met: worst < 1000, figures: `median overhead by concurrency ${figures}` });
+    const atBound = co.results.find((r) => r.releases === co.maxConcurrentExecs);
+    const beyond = co.results.filter((r) => r.releases > co.maxConcurrentExecs);
+    if (atBound && beyond.length) {
+      const growth = Math.max(...beyond.map((r) => r.medianOverheadMs / atBound.medianOverheadMs));
+      out.push({
+        target: `coordinator overhead flat beyond the exec bound (${co.maxConcurrentExecs})`,
+        met: growth <= FLAT_FACTOR,
+        figures: `median overhead at ${beyond.map((r) => r.releases).join(' and ')} operations at most ${fmt(growth, 2)}x the ${fmt(atBound.medianOverheadMs, 0)} ms at ${co.maxConcurrentExecs} (allowed ${FLAT_FACTOR}x)`,
+      });
+    }
     if (co.probeIdle && co.probeBusy) {
-      const ratio = co.probeBusy.latencyMs.p99 / co.probeIdle.latencyMs.p99;
-      const floorRatio = co.floorIdle && co.floorBusy ? co.floorBusy.latencyMs.p99 / co.floorIdle.latencyMs.p99 : undefined;
+      const ratio = co.probeBusy.p99 / co.probeIdle.p99;
+      const floorRatio = co.floorIdle && co.floorBusy ? co.floorBusy.p99 / co.floorIdle.p99 : undefined;
       const machine = floorRatio !== undefined ? `; a bare server on the same machine at the same moments: ${fmt(floorRatio, 2)}x` : '';
-      out.push({ target: 'admission p99 during 20 operations <= 1.2x idle', met: ratio <= 1.2, figures: `${fmt(co.probeBusy.latencyMs.p99, 2)} ms vs ${fmt(co.probeIdle.latencyMs.p99, 2)} ms idle (${fmt(ratio, 2)}x)${machine}` });
+      const busiest = co.results[co.results.length - 1]?.releases;
+      const nice = co.clusterNice && co.clusterNice.simulation !== 'not changed' ? `; simulated cluster and Postgres at nice ${co.clusterNice.requested}` : '; simulated cluster and Postgres at the guard\'s priority';
+      out.push({ target: `admission p99 during ${busiest} operations <= 1.2x idle`, met: ratio <= 1.2, figures: `${fmt(co.probeBusy.p99, 2)} ms vs ${fmt(co.probeIdle.p99, 2)} ms idle (${fmt(ratio, 2)}x)${machine}${nice}` });
+      if (co.floorBusy) {
+        // Not the issue's target: what of the busy p99 is the guard's own, the machine's share taken out.
+        const vsFloor = co.probeBusy.p99 / co.floorBusy.p99;
+        out.push({ target: `(extra) admission p99 during ${busiest} operations <= 1.2x a bare server's at the same moments`, met: vsFloor <= 1.2, figures: `${fmt(co.probeBusy.p99, 2)} ms vs ${fmt(co.floorBusy.p99, 2)} ms (${fmt(vsFloor, 2)}x)` });
+      }
     }
   }
   if (s && s.perReleaseHeapBytes.length) {
@@ -167,6 +196,8 @@ async function main(): Promise<void> {
     .option('--json <file>', 'also write all figures as JSON')
     .option('--node-flags <flags>', 'extra node flags for the serve processes (space-separated, e.g. "--trace-gc")')
     .option('--cases <names>', 'admission cases to run (comma-separated names, e.g. "no-change,pass-through")')
+    .option('--cluster-nice <n>', 'coordinator section: nice value for the simulated cluster and Postgres, 0 to run them at the guard\'s priority', '10')
+    .option('--levels <list>', 'coordinator section: concurrent downgrades to run (comma-separated; the last one is probed)')
     .parse();
   const opts = program.opts<Options>();
   const only = new Set<Section>((opts.only ? opts.only.split(',').map((s) => s.trim()) : SECTIONS) as Section[]);
@@ -196,14 +227,26 @@ async function main(): Promise<void> {
     core = runCoreBench(50, quick ? 600 : 2000);
     out.push(`## 2. In-process decision cost (pure core, ${core.releases} releases cached)\n\n${coreTable(core, admission)}`);
   }
+  // Scale runs before the coordinator section, which lowers this process's priority (--cluster-nice).
+  let scaleText: string | undefined;
+  if (only.has('scale')) {
+    log('4. scale: memory per watched release');
+    scale = await runScaleBench(quick ? [50, 100] : [100, 500], log);
+    scaleText = `## 4. Scale: Coordinator watch caches (7 workloads + 6 pods per release)\n\n${scaleTable(scale)}`;
+  }
   if (only.has('coordinator')) {
     log('3. coordinator overhead (simulated cluster + Postgres + serve)');
+    const clusterNice = Number(opts.clusterNice);
+    if (!Number.isInteger(clusterNice) || clusterNice < 0 || clusterNice > 19) throw new Error(`--cluster-nice must be an integer 0-19, not '${opts.clusterNice}'`);
+    const levels = opts.levels ? opts.levels.split(',').map((l) => Number(l.trim())) : quick ? [1, 4] : [1, 4, 10, 20];
+    if (levels.some((l) => !Number.isInteger(l) || l < 1)) throw new Error(`--levels must list positive integers, not '${opts.levels}'`);
     const pg = await startBenchPostgres();
     try {
       coordinator = await runCoordinatorBench(dir, pg, {
-        concurrency: quick ? [1, 4] : [1, 10, 20],
-        maxConcurrentExecs: 4,
-        probe: { concurrency: 2, ratePerWorker: 50, durationMs: quick ? 3000 : 6000 },
+        concurrency: levels,
+        maxConcurrentExecs: MAX_CONCURRENT_EXECS,
+        probe: { concurrency: 2, ratePerWorker: 50, idleMs: quick ? 2000 : 3000, rounds: quick ? 1 : 3 },
+        clusterNice,
         ...(nodeFlags ? { nodeFlags } : {}),
       }, log);
     } finally {
@@ -211,11 +254,7 @@ async function main(): Promise<void> {
     }
     out.push(`## 3. Coordinator overhead, downgrade 3.1.0 -> 3.0.2\n\n${coordinatorTable(coordinator)}`);
   }
-  if (only.has('scale')) {
-    log('4. scale: memory per watched release');
-    scale = await runScaleBench(quick ? [50, 100] : [100, 500], log);
-    out.push(`## 4. Scale: Coordinator watch caches (7 workloads + 6 pods per release)\n\n${scaleTable(scale)}`);
-  }
+  if (scaleText) out.push(scaleText);
 
   const t = targets(admission, core, coordinator, scale);
   const summary = table(['target', 'met', 'figures'], t.map((x) => [x.target, x.met ? 'yes' : 'NO', x.figures]));

@@ -9,6 +9,8 @@ export { freePort } from '../src/db/embedded-postgres.js';
 export interface BenchPostgres {
   /** Admin URL (may create databases). */
   adminUrl: string;
+  /** The embedded server's postmaster (undefined with DATABASE_URL: not ours). */
+  serverPid(): number | undefined;
   /** A fresh database; dropped by stop(). */
   createDatabase(prefix: string): Promise<string>;
   stop(): Promise<void>;
@@ -31,6 +33,7 @@ export async function startBenchPostgres(): Promise<BenchPostgres> {
   const created: string[] = [];
   return {
     adminUrl,
+    serverPid: () => embedded?.pid(),
     async createDatabase(prefix) {
       const name = `${prefix.replace(/[^a-z0-9_]/g, '_')}_${process.pid}_${randomBytes(3).toString('hex')}`;
       await adminQuery(adminUrl, `CREATE DATABASE "${name}"`);

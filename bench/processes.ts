@@ -1,7 +1,7 @@
 // The separate processes of a benchmark run: the real `serve`, the floor server and the load
 // generator, plus what /proc says about a process (RSS, CPU time).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import type { LoadConfig, LoadResult } from './loadgen.js';
@@ -135,18 +135,111 @@ export async function startFloor(tls: Tls): Promise<FloorProcess> {
   return { child, url: `https://127.0.0.1:${port}`, stop: () => stopChild(child) };
 }
 
-/** Runs the load generator as its own process and returns what it measured. */
-export async function runLoadgen(config: LoadConfig, dir: string, name: string): Promise<LoadResult> {
+export interface PreparedLoad {
+  /** Starts the prepared run and returns what it measured. */
+  run(): Promise<LoadResult>;
+  /** Starts the prepared run; `stop` ends it (or it ends at its duration) and returns what it measured. */
+  start(): { stop(): Promise<LoadResult> };
+  cancel(): void;
+}
+
+/**
+ * Starts a load generator process that waits for the word to go: its priority is the one this
+ * process has now, whatever this process lowers its own to afterwards.
+ */
+export async function prepareLoadgen(config: LoadConfig, dir: string, name: string): Promise<PreparedLoad> {
   const file = path.join(dir, `load-${name.replace(/[^a-z0-9]+/gi, '-')}.json`);
   writeFileSync(file, JSON.stringify(config));
-  const child = spawn(process.execPath, [path.join(BENCH_DIST, 'loadgen.js'), file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [path.join(BENCH_DIST, 'loadgen.js'), file, '--wait'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
-  child.stdout!.on('data', (c: Buffer) => (out += c.toString('utf8')));
   child.stderr!.on('data', (c: Buffer) => (err += c.toString('utf8')));
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  if (code !== 0) throw new Error(`load generator failed (${code}): ${err.trim()}`);
-  return JSON.parse(out) as LoadResult;
+  const exit = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  await new Promise<void>((resolve, reject) => {
+    const onData = (c: Buffer) => {
+      out += c.toString('utf8');
+      if (!out.includes('ready\n')) return;
+      out = out.slice(out.indexOf('ready\n') + 'ready\n'.length);
+      child.stdout!.off('data', onData);
+      resolve();
+    };
+    child.stdout!.on('data', onData);
+    void exit.then((code) => reject(new Error(`load generator ${name} exited (${code}) before it was ready: ${err.trim()}`)));
+  });
+  child.stdout!.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  const result = async (): Promise<LoadResult> => {
+    const code = await exit;
+    if (code !== 0) throw new Error(`load generator ${name} failed (${code}): ${err.trim()}`);
+    return JSON.parse(out) as LoadResult;
+  };
+  return {
+    run() {
+      child.stdin!.write('go\n');
+      return result();
+    },
+    start() {
+      child.stdin!.write('go\n');
+      return {
+        stop() {
+          if (child.exitCode === null && child.stdin!.writable) child.stdin!.write('stop\n');
+          return result();
+        },
+      };
+    },
+    cancel() {
+      child.kill('SIGKILL');
+    },
+  };
+}
+
+/** Runs the load generator as its own process and returns what it measured. */
+export async function runLoadgen(config: LoadConfig, dir: string, name: string): Promise<LoadResult> {
+  return (await prepareLoadgen(config, dir, name)).run();
+}
+
+/** The nice value of a process (Linux), from /proc. */
+export function niceOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[16]); // field 19 of stat, 17 after the command name
+}
+
+/** The nice value of a process's thread by its name (Linux names Node's main thread "MainThread", a worker after its `name`). */
+export function threadNiceOf(pid: number, name: string): number | undefined {
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      if (readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim() !== name) continue;
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+    } catch {
+      // the thread ended while we looked
+    }
+  }
+  return undefined;
+}
+
+/** The process and every process under it (Linux: from the parent ids in /proc). */
+export function processTree(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const list = children.get(ppid) ?? [];
+      list.push(Number(entry));
+      children.set(ppid, list);
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  const out: number[] = [];
+  const walk = (pid: number) => {
+    out.push(pid);
+    for (const child of children.get(pid) ?? []) walk(child);
+  };
+  walk(root);
+  return out;
 }
 
 /** Resident set size of a process, from /proc (Linux). */

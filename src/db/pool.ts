@@ -65,6 +65,17 @@ export class DatabasePools {
     return pool;
   }
 
+  /**
+   * Opens a URL's first connection ahead of its first use, so that use costs a query and no
+   * handshake. A failure is the caller's to ignore: the real use reports it.
+   */
+  async warm(url: string): Promise<void> {
+    const pool = this.pool(url);
+    if (pool.totalCount > 0) return;
+    const client = await pool.connect();
+    client.release();
+  }
+
   /** Drops a URL's pool, e.g. after its database failed: the next use connects afresh. */
   async discard(url: string): Promise<void> {
     const pool = this.pools.get(url);

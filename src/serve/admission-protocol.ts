@@ -45,3 +45,21 @@ export type FromWorker =
 export function releaseStateKey(namespace: string, release: string): string {
   return `${namespace}\u0000${release}`;
 }
+
+/**
+ * The release states the worker holds, as the main thread last sent them (JSON). Most watch events
+ * (pod status, ReplicaSet counts) leave a release's state as it was, and a message that changes
+ * nothing still costs a structured clone and wakes the worker, so only changes are sent.
+ */
+export class WorkerStateMirror {
+  private readonly sent = new Map<string, string>();
+
+  /** Records the state as sent and says whether it differs from what the worker holds (null: nothing held). */
+  update(key: string, state: ReleaseState | null): boolean {
+    const text = state === null ? undefined : JSON.stringify(state);
+    if (text === this.sent.get(key)) return false;
+    if (text === undefined) this.sent.delete(key);
+    else this.sent.set(key, text);
+    return true;
+  }
+}

@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads';
 import type { ReleaseState } from '../core/decide.js';
 import type { DecisionRecord } from '../server/app.js';
 import type { Logger } from '../server/logger.js';
-import { releaseStateKey, type DecisionSummary, type FromWorker, type ToWorker, type WorkerSettings } from './admission-protocol.js';
+import { releaseStateKey, WorkerStateMirror, type DecisionSummary, type FromWorker, type ToWorker, type WorkerSettings } from './admission-protocol.js';
 
 export interface AdmissionWorkerOptions {
   settings: WorkerSettings;
@@ -40,6 +40,7 @@ export function startAdmissionWorker(options: AdmissionWorkerOptions): Admission
   const worker = new Worker(WORKER_URL, { workerData: options.settings, name: 'admission' });
   const send = (message: ToWorker): void => worker.postMessage(message);
   const dirty = new Map<string, [namespace: string, release: string]>();
+  const mirror = new WorkerStateMirror();
   let flushScheduled = false;
   let ready = false;
   let stopping = false;
@@ -53,9 +54,12 @@ export function startAdmissionWorker(options: AdmissionWorkerOptions): Admission
     flushScheduled = false;
     if (dirty.size === 0) return;
     const entries: Array<[string, ReleaseState | null]> = [];
-    for (const [key, [namespace, release]] of dirty) entries.push([key, significant(options.releaseState(namespace, release))]);
+    for (const [key, [namespace, release]] of dirty) {
+      const state = significant(options.releaseState(namespace, release));
+      if (mirror.update(key, state)) entries.push([key, state]);
+    }
     dirty.clear();
-    send({ type: 'states', entries });
+    if (entries.length > 0) send({ type: 'states', entries });
   };
   const checkReady = (): void => {
     const now = options.ready();

@@ -27,6 +27,8 @@ export const serveConfigSchema = z.strictObject({
   metadataDatabaseUrl: z.string().optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   maxConcurrentExecs: z.coerce.number().int().min(1).max(64).default(4),
+  /** Nice steps the coordinator (main) thread runs below the admission thread (Linux); 0 disables. */
+  coordinatorNice: z.coerce.number().int().min(0).max(19).default(5),
   execTimeoutMs: positiveMs.default(15 * 60_000),
   drainTimeoutMs: positiveMs.default(10 * 60_000),
   leaseDurationSeconds: z.coerce.number().int().min(2).max(300).default(15),

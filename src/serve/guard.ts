@@ -16,6 +16,7 @@ import { createLogger, type Logger } from '../server/logger.js';
 import { isFullRecord } from './admission-protocol.js';
 import { startAdmissionWorker, type AdmissionWorker } from './admission-thread.js';
 import type { ServeConfig } from './config.js';
+import { lowerMainThreadPriority } from './thread-priority.js';
 
 export interface RunningGuard {
   port: number;
@@ -200,6 +201,8 @@ export async function startGuard(config: ServeConfig, logger: Logger = createLog
     onCrash: exitOnCrash(logger),
     logger,
   });
+  // The admission thread exists now; from here on the main thread (and what it starts) yields to it.
+  lowerMainThreadPriority(config.coordinatorNice, logger);
   coordinator.start();
   let port: number;
   try {

@@ -2,6 +2,7 @@
 // cluster. One global resourceVersion counter, deep copies in and out, and a bounded event
 // history per resource so watches can resume from a resourceVersion (410 Gone when too old).
 import { randomUUID } from 'node:crypto';
+import { cloneJson } from './json-clone.js';
 import type { KubeObject, ResourceType, WatchEvent } from './types.js';
 
 export type StoreErrorReason = 'NotFound' | 'AlreadyExists' | 'Conflict' | 'Gone' | 'Invalid';
@@ -52,9 +53,6 @@ function objectKey(namespace: string | undefined, name: string): string {
   return `${namespace ?? ''}/${name}`;
 }
 
-function clone<T>(value: T): T {
-  return structuredClone(value);
-}
 
 /** Fields whose change does not bump metadata.generation (as for real: metadata and status). */
 function specOf(obj: KubeObject): string {
@@ -82,7 +80,7 @@ export class Store {
 
   get(type: ResourceType, namespace: string | undefined, name: string): KubeObject | undefined {
     const found = this.bucket(type).objects.get(objectKey(this.ns(type, namespace), name));
-    return found ? clone(found) : undefined;
+    return found ? cloneJson(found) : undefined;
   }
 
   list(
@@ -95,7 +93,7 @@ export class Store {
     for (const obj of this.bucket(type).objects.values()) {
       if (ns !== undefined && obj.metadata.namespace !== ns) continue;
       if (filter && !filter(obj)) continue;
-      items.push(clone(obj));
+      items.push(cloneJson(obj));
     }
     items.sort((a, b) =>
       objectKey(a.metadata.namespace, a.metadata.name).localeCompare(objectKey(b.metadata.namespace, b.metadata.name)),
@@ -104,7 +102,7 @@ export class Store {
   }
 
   create(type: ResourceType, input: KubeObject): KubeObject {
-    const obj = clone(input);
+    const obj = cloneJson(input);
     const meta = obj.metadata ?? (obj.metadata = { name: '' });
     if (!meta.name && meta.generateName) meta.name = meta.generateName + randomSuffix();
     if (!meta.name) throw new StoreError('Invalid', `${type.kind} "": name or generateName is required`);
@@ -123,7 +121,7 @@ export class Store {
     obj.kind = type.kind;
     bucket.objects.set(key, obj);
     this.emit(type, bucket, 'ADDED', obj);
-    return clone(obj);
+    return cloneJson(obj);
   }
 
   /**
@@ -131,7 +129,7 @@ export class Store {
    * (optimistic concurrency, 409 Conflict otherwise), as for a real PUT.
    */
   update(type: ResourceType, input: KubeObject): KubeObject {
-    const obj = clone(input);
+    const obj = cloneJson(input);
     const bucket = this.bucket(type);
     const ns = this.ns(type, obj.metadata?.namespace);
     const key = objectKey(ns, obj.metadata?.name ?? '');
@@ -156,12 +154,12 @@ export class Store {
     }
     if (JSON.stringify({ ...obj, metadata: { ...obj.metadata, resourceVersion: '' } }) ===
         JSON.stringify({ ...current, metadata: { ...current.metadata, resourceVersion: '' } })) {
-      return clone(current); // a no-op write changes nothing, as on a real server
+      return cloneJson(current); // a no-op write changes nothing, as on a real server
     }
     obj.metadata.resourceVersion = String(++this.rv);
     bucket.objects.set(key, obj);
     this.emit(type, bucket, 'MODIFIED', obj);
-    return clone(obj);
+    return cloneJson(obj);
   }
 
   /** Removes an object at once (graceful deletion is the caller's business: set deletionTimestamp first). */
@@ -171,10 +169,10 @@ export class Store {
     const current = bucket.objects.get(key);
     if (!current) throw notFound(type, name);
     bucket.objects.delete(key);
-    const gone = clone(current);
+    const gone = cloneJson(current);
     gone.metadata.resourceVersion = String(++this.rv);
     this.emit(type, bucket, 'DELETED', gone);
-    return clone(gone);
+    return cloneJson(gone);
   }
 
   /**
@@ -199,7 +197,7 @@ export class Store {
         throw new StoreError('Gone', `too old resource version: ${since} (${bucket.compactedRv})`);
       }
       for (const entry of bucket.history) {
-        if (entry.rv > since && (ns === undefined || entry.namespace === ns)) onEvent(clone(entry.event));
+        if (entry.rv > since && (ns === undefined || entry.namespace === ns)) onEvent(cloneJson(entry.event));
       }
     }
     const watcher: Watcher = { namespace: ns, onEvent };
@@ -232,7 +230,7 @@ export class Store {
   }
 
   private emit(_type: ResourceType, bucket: Bucket, type: WatchEvent['type'], obj: KubeObject): void {
-    const event: WatchEvent = { type, object: clone(obj) };
+    const event: WatchEvent = { type, object: cloneJson(obj) };
     bucket.history.push({ rv: Number(obj.metadata.resourceVersion), namespace: obj.metadata.namespace, event });
     if (bucket.history.length > this.historyLimit) {
       const dropped = bucket.history.splice(0, bucket.history.length - this.historyLimit);
@@ -241,7 +239,7 @@ export class Store {
     for (const watcher of [...bucket.watchers]) {
       if (watcher.namespace !== undefined && watcher.namespace !== obj.metadata.namespace) continue;
       try {
-        watcher.onEvent(clone(event));
+        watcher.onEvent(cloneJson(event));
       } catch {
         // A failing watcher must not break the write or the other watchers.
       }

@@ -1,4 +1,5 @@
 // The whole product, end to end: simulated cluster + real Postgres + the real guard over TLS.
+import { readdirSync, readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   FULL_SEQUENCE,
@@ -27,6 +28,17 @@ afterEach(async () => {
   e2e = undefined;
 });
 
+/** Nice value per thread name of a Linux process; '(process)' is the nice value this test runs at (the guard started from it). */
+function threadNices(pid: number): Map<string, number> {
+  const niceOf = (statPath: string): number => Number(readFileSync(statPath, 'utf8').split(') ')[1]!.split(' ')[16]);
+  const out = new Map<string, number>([['(process)', niceOf('/proc/self/stat')]]);
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+    if (!out.has(name)) out.set(name, niceOf(`/proc/${pid}/task/${tid}/stat`));
+  }
+  return out;
+}
+
 function spec(overrides: Partial<ReleaseSpec> = {}): ReleaseSpec {
   return { release: 'airflow', namespace: 'airflow', version: '3.1.0', replicas: { scheduler: 2 }, ...overrides };
 }
@@ -36,7 +48,11 @@ describe('downgrade 3.1.0 -> 3.0.2 end to end', () => {
     e2e = await startE2E();
     const s = spec();
     await e2e.installRelease(s);
-    await e2e.startGuard();
+    const guard = await e2e.startGuard();
+    // Admission keeps its priority; the coordinator's thread (the main one) runs 5 nice steps below it.
+    const nices = threadNices(guard.process.pid!);
+    expect(nices.get('admission')).toBe(nices.get('(process)'));
+    expect(nices.get('MainThread')).toBe(Math.min(19, nices.get('(process)')! + 5));
     expect(await e2e.revision()).toBe(headOf('3.1.0'));
     const pods = recordPods(e2e, s.namespace);
     const upgrade = await upgradeRelease(e2e, s, '3.0.2', { hook: 'post-upgrade' });

@@ -189,6 +189,23 @@ describe('@kubernetes/client-node against the simulated API server', () => {
     });
   });
 
+  it('keeps its connection to a webhook, and resends once when the server dropped a kept-alive connection', async () => {
+    webhook.reply = () => ({});
+    const before = webhook.connections;
+    const suffix = Math.random().toString(36).slice(2, 7);
+    const create = (name: string) => batch.createNamespacedJob({ namespace: 'airflow', body: { metadata: { name: `${name}-${suffix}` }, spec: { template: { spec: { restartPolicy: 'Never', containers: [{ name: 'c', image: 'busybox:1' }] } } } } });
+    for (const name of ['keep-1', 'keep-2', 'keep-3']) await create(name);
+    // At most one handshake for three calls (none when the earlier test's connection is still kept).
+    expect(webhook.connections - before).toBeLessThanOrEqual(1);
+    const kept = webhook.connections;
+    webhook.dropNextRequest = true;
+    const seen = webhook.seen.length;
+    const job = await create('keep-4');
+    expect(job.metadata?.name).toBe(`keep-4-${suffix}`);
+    expect(webhook.seen.length - seen).toBe(1);
+    expect(webhook.connections - kept).toBe(1);
+  });
+
   it('refuses service-account users the real way and honours injected faults', async () => {
     const sa = new k8s.KubeConfig();
     sa.loadFromString(api.kubeconfig(api.tokens.issueServiceAccountToken('airflow', 'guard')));

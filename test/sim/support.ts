@@ -91,6 +91,10 @@ export interface TestWebhook {
   wrongCaBundle: string;
   seen: AdmissionRequestSeen[];
   reply: (request: AdmissionRequestSeen) => WebhookReply;
+  /** TLS connections accepted so far. */
+  connections: number;
+  /** Drop the connection of the next request without answering (a server closing a kept-alive connection). */
+  dropNextRequest: boolean;
   close(): Promise<void>;
 }
 
@@ -106,12 +110,19 @@ export async function startTestWebhook(reply: TestWebhook['reply']): Promise<Tes
     wrongCaBundle: Buffer.from(other.certPem).toString('base64'),
     seen: [],
     reply,
+    connections: 0,
+    dropNextRequest: false,
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
   const server = https.createServer({ cert: cert.certPem, key: cert.keyPem }, (req, res) => {
+    if (hook.dropNextRequest) {
+      hook.dropNextRequest = false;
+      req.socket.destroy();
+      return;
+    }
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -133,6 +144,7 @@ export async function startTestWebhook(reply: TestWebhook['reply']): Promise<Tes
       else send();
     });
   });
+  server.on('secureConnection', () => (hook.connections += 1));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   hook.port = (server.address() as AddressInfo).port;
   hook.url = `https://127.0.0.1:${hook.port}/mutate`;

@@ -18,6 +18,7 @@ interface ServeFlags {
   identity?: string;
   logLevel?: string;
   maxConcurrentExecs?: string;
+  coordinatorNice?: string;
   execTimeoutMs?: string;
   drainTimeoutMs?: string;
   leaseDurationSeconds?: string;
@@ -42,6 +43,7 @@ export function register(program: Command): void {
     .option('--identity <name>', 'this replica in Leases (POD_NAME, default hostname)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (ADG_LOG_LEVEL)')
     .option('--max-concurrent-execs <n>', 'downgrades running at once across releases (default 4)')
+    .option('--coordinator-nice <n>', 'nice steps the coordinator thread runs below the admission thread, Linux (default 5; 0 disables)')
     .option('--exec-timeout-ms <ms>', 'timeout of one downgrade command (default 900000)')
     .option('--drain-timeout-ms <ms>', 'wait for old pods before deleting them (default 600000)')
     .option('--lease-duration-seconds <s>', 'per-release Lease duration (default 15)')

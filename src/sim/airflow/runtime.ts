@@ -10,6 +10,7 @@ import { runAirflowCommand, type CliContext, type CliIO } from './cli.js';
 import { createFaultInjector, type FaultInjector, type FaultTarget } from './faults.js';
 import { airflowImage, chainIndex, type AirflowImage } from './image.js';
 import { AbortedError, PoolCache, sleep } from './metadata.js';
+import { SharedSchemaReads } from './schema-reads.js';
 import { createViolationRecorder, type ContainerRef, type SchemaState, type ViolationRecorder } from './violations.js';
 
 export type ResolveSecret = (namespace: string, name: string, key: string) => string | undefined | Promise<string | undefined>;
@@ -106,6 +107,7 @@ export function createAirflowRuntime(options: AirflowRuntimeOptions): AirflowRun
   const faults = options.faults ?? createFaultInjector();
   const violations = options.violations ?? createViolationRecorder();
   const pools = new PoolCache();
+  const schemaReads = new SharedSchemaReads(async (url) => (await readAlembicRevision(pools.get(url), { timeoutMs: 2000 })).revision);
   const servers = new Map<string, { ref: ContainerRef; kind: ContainerKind; startedAt: string; check: () => Promise<void> }>();
   const processes = new Set<{ stop(): Promise<void> }>();
   let instanceCounter = 0;
@@ -171,7 +173,7 @@ export function createAirflowRuntime(options: AirflowRuntimeOptions): AirflowRun
   ): Promise<void> {
     if (faults.peek(target, ['db-error'])) return;
     try {
-      const { revision } = await readAlembicRevision(pools.get(await url()), { timeoutMs: 2000 });
+      const revision = await schemaReads.read(await url());
       // A read that finishes after the container stopped must not reopen its exposure.
       if (alive()) violations.observe(instance, ref, classify(image, revision));
     } catch (error) {
@@ -233,9 +235,14 @@ export function createAirflowRuntime(options: AirflowRuntimeOptions): AirflowRun
         await check().finally(() => (inFlight = false));
       };
       void tick();
-      const timer = setInterval(() => void tick(), checkIntervalMs);
+      // Every container checks on the same beat (multiples of the interval), so the containers of
+      // one database share a read (SharedSchemaReads) instead of sending one query each.
+      let timer = setTimeout(() => {
+        void tick();
+        timer = setInterval(() => void tick(), checkIntervalMs);
+      }, checkIntervalMs - (Date.now() % checkIntervalMs));
       const cleanup = () => {
-        clearInterval(timer);
+        clearTimeout(timer);
         servers.delete(instance);
         violations.ended(instance);
       };

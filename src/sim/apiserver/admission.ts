@@ -194,14 +194,26 @@ function goStyleError(err: NodeJS.ErrnoException, target: Target): string {
   }
 }
 
+// Connections to webhooks are kept and reused, as kube-apiserver's cached webhook clients do (a
+// new TLS handshake per call would cost both sides far more than the call). The agent's pool is
+// keyed by host, port, CA and server name, so a changed caBundle gets new connections; idle
+// sockets do not keep the process alive (Node unrefs them) and are closed before the server's
+// announced keep-alive timeout.
+const webhookAgent = new https.Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 16 });
+
+/** Connection-level failures of a reused keep-alive socket the server had already closed: safe to send again. */
+const STALE_SOCKET_ERRORS = new Set(['ECONNRESET', 'EPIPE']);
+
 async function postReview(hook: Webhook, review: unknown, resolver: WebhookServiceResolver | undefined): Promise<Record<string, unknown>> {
   const timeoutSeconds = hook.timeoutSeconds ?? 10;
   const target = webhookTarget(hook, timeoutSeconds, resolver);
   const caBundle = hook.clientConfig?.caBundle;
   const ca = caBundle ? Buffer.from(caBundle, 'base64').toString('utf8') : undefined;
   const body = JSON.stringify(review);
-  return new Promise((resolve, reject) => {
+  const deadlineAt = Date.now() + timeoutSeconds * 1000;
+  const send = (retryStale: boolean): Promise<Record<string, unknown>> => new Promise((resolve, reject) => {
     const fail = (message: string) => reject(new WebhookCallError(`Post "${target.display}": ${message}`));
+    const remainingMs = Math.max(1, deadlineAt - Date.now());
     const req = https.request(
       {
         host: target.host,
@@ -212,8 +224,8 @@ async function postReview(hook: Webhook, review: unknown, resolver: WebhookServi
         // No caBundle: the system roots, as the real server does.
         ...(ca ? { ca } : {}),
         ...(target.servername ? { servername: target.servername } : {}),
-        agent: false,
-        timeout: timeoutSeconds * 1000,
+        agent: webhookAgent,
+        timeout: remainingMs,
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -233,18 +245,26 @@ async function postReview(hook: Webhook, review: unknown, resolver: WebhookServi
         });
       },
     );
-    const deadline = setTimeout(() => {
+    let timedOut = false;
+    const timeOut = () => {
+      timedOut = true;
       req.destroy();
       fail('context deadline exceeded');
-    }, timeoutSeconds * 1000);
+    };
+    const deadline = setTimeout(timeOut, remainingMs);
     req.on('close', () => clearTimeout(deadline));
-    req.on('timeout', () => {
-      req.destroy();
-      fail('context deadline exceeded');
+    req.on('timeout', timeOut);
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (!timedOut && retryStale && req.reusedSocket && STALE_SOCKET_ERRORS.has(err.code ?? '')) {
+        clearTimeout(deadline);
+        send(false).then(resolve, reject);
+        return;
+      }
+      fail(goStyleError(err, target));
     });
-    req.on('error', (err: NodeJS.ErrnoException) => fail(goStyleError(err, target)));
     req.end(body);
   });
+  return send(true);
 }
 
 /** metav1.Status of a denial, as webhook/errors.ToStatusErr builds it. */

@@ -88,6 +88,8 @@ export interface RequestRecord {
   code: number;
   dryRun: boolean;
   time: string;
+  /** From the request's arrival to its answer (for a watch: until it ended). */
+  durationMs: number;
 }
 
 export interface ApiServer {
@@ -301,8 +303,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   }
   const gc: GarbageCollector = startGarbageCollector(registry);
 
-  const record = (entry: Omit<RequestRecord, 'time'>) => {
-    requests.push({ ...entry, time: new Date().toISOString() });
+  const record = (entry: Omit<RequestRecord, 'time' | 'durationMs'>, startedAt: number) => {
+    requests.push({ ...entry, time: new Date().toISOString(), durationMs: performance.now() - startedAt });
     if (requests.length > 5000) requests.splice(0, requests.length - 5000);
   };
 
@@ -617,6 +619,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   };
 
   const onRequest = async (req: IncomingMessage, res: ServerResponse) => {
+    const startedAt = performance.now();
     const url = new URL(req.url ?? '/', 'https://127.0.0.1');
     const user = tokens.authenticate(req.headers.authorization);
     let code = 0;
@@ -646,11 +649,11 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       code = sendError(res, err, logger);
     } finally {
       if (user && path && path !== 'discovery') {
-        const entry: Omit<RequestRecord, 'time'> = { verb, resource: path.type.plural, user: user.username, code, dryRun: url.searchParams.has('dryRun') };
+        const entry: Omit<RequestRecord, 'time' | 'durationMs'> = { verb, resource: path.type.plural, user: user.username, code, dryRun: url.searchParams.has('dryRun') };
         if (path.subresource) entry.subresource = path.subresource;
         if (path.namespace) entry.namespace = path.namespace;
         if (path.name) entry.name = path.name;
-        record(entry);
+        record(entry, startedAt);
       }
       logger?.debug({ method: req.method, url: req.url, code, user: user?.username }, 'request');
     }
@@ -664,6 +667,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   };
 
   const onUpgrade = async (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    const startedAt = performance.now();
     const url = new URL(req.url ?? '/', 'https://127.0.0.1');
     const user = tokens.authenticate(req.headers.authorization);
     let code = 101;
@@ -691,15 +695,17 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       rejectUpgrade(socket, err);
     } finally {
       if (user && path && path !== 'discovery') {
-        const entry: Omit<RequestRecord, 'time'> = { verb: 'create', resource: path.type.plural, subresource: 'exec', user: user.username, code, dryRun: false };
+        const entry: Omit<RequestRecord, 'time' | 'durationMs'> = { verb: 'create', resource: path.type.plural, subresource: 'exec', user: user.username, code, dryRun: false };
         if (path.namespace) entry.namespace = path.namespace;
         if (path.name) entry.name = path.name;
-        record(entry);
+        record(entry, startedAt);
       }
     }
   };
 
-  const server = https.createServer({ cert: serving.certPem, key: serving.keyPem }, (req, res) => void onRequest(req, res));
+  // Idle keep-alive connections stay open 90 s, as kube-apiserver's secure serving keeps them (Node's
+  // default of 5 s made every client open a new TLS connection after each quiet moment).
+  const server = https.createServer({ cert: serving.certPem, key: serving.keyPem, keepAliveTimeout: 90_000 }, (req, res) => void onRequest(req, res));
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => void onUpgrade(req, socket, head));
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);

@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { cloneJson } from '../../src/sim/json-clone.js';
+
+describe('cloneJson (the simulated store copies every object in and out)', () => {
+  it('copies nested JSON data deeply, keeping undefined members and array holes as values', () => {
+    const input = { a: 1, b: 'x', c: null, d: true, e: undefined, f: [1, { g: [2, 3] }], h: { i: { j: 'k' } } };
+    const copy = cloneJson(input);
+    expect(copy).toStrictEqual(input);
+    expect(copy.f).not.toBe(input.f);
+    expect(copy.f[1]).not.toBe(input.f[1]);
+    expect(copy.h.i).not.toBe(input.h.i);
+    (copy.h.i as { j: string }).j = 'changed';
+    expect(input.h.i.j).toBe('k');
+  });
+
+  it('keeps an own "__proto__" key a key (JSON.parse makes them) and does not touch the prototype', () => {
+    const input = JSON.parse('{"metadata":{"__proto__":{"polluted":true},"name":"x"}}') as { metadata: Record<string, unknown> };
+    const copy = cloneJson(input);
+    expect(Object.getPrototypeOf(copy.metadata)).toBe(Object.prototype);
+    expect(Object.keys(copy.metadata)).toEqual(['__proto__', 'name']);
+    expect(Object.getOwnPropertyDescriptor(copy.metadata, '__proto__')?.value).toEqual({ polluted: true });
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it('gives what is not plain data to structuredClone (a Date stays a Date)', () => {
+    const when = new Date('2026-11-25T00:00:00Z');
+    const copy = cloneJson({ when, nested: [when] });
+    expect(copy.when).toBeInstanceOf(Date);
+    expect(copy.when).not.toBe(when);
+    expect(copy.when.getTime()).toBe(when.getTime());
+    expect(copy.nested[0]).toBeInstanceOf(Date);
+  });
+
+  it('returns primitives as they are', () => {
+    for (const v of [0, -1.5, 'text', '', true, false, null, undefined]) expect(cloneJson(v)).toBe(v);
+  });
+});
