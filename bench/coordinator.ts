@@ -5,6 +5,7 @@
 // simulation is configured to take (exec, pod termination, pod start) and everything else.
 import os from 'node:os';
 import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { writeFileSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
 import { ANNOTATIONS } from '../src/core/config.js';
@@ -79,6 +80,8 @@ export interface ConcurrencyResult {
   /** API request latency in the simulated API server (watches and exec streams left out): the guard's, and the user's PATCHes (which include the webhook call). */
   guardRequestMs: LatencySummary;
   userPatchMs: LatencySummary;
+  /** Event-loop delay of the simulated cluster while the downgrades ran: how long a request waited before the API server's handler even started. */
+  simLoopDelayMs: { p50: number; p99: number; max: number };
 }
 
 export interface CoordinatorReport {
@@ -167,13 +170,14 @@ class Timeline {
 
   constructor(private readonly cluster: BenchCluster) {
     const store = cluster.sim.store;
-    this.stops.push(store.watch(RESOURCES.pods, undefined, undefined, (e) => this.onPod(e)));
-    this.stops.push(store.watch(RESOURCES.events, undefined, undefined, (e) => this.onEvent(e)));
-    this.stops.push(store.watch(RESOURCES.configmaps, undefined, undefined, (e) => this.onConfigMap(e)));
+    const readOnly = { readOnly: true };
+    this.stops.push(store.watch(RESOURCES.pods, undefined, undefined, (e) => this.onPod(e), readOnly));
+    this.stops.push(store.watch(RESOURCES.events, undefined, undefined, (e) => this.onEvent(e), readOnly));
+    this.stops.push(store.watch(RESOURCES.configmaps, undefined, undefined, (e) => this.onConfigMap(e), readOnly));
     this.stops.push(store.watch(RESOURCES.deployments, undefined, undefined, (e) => {
       const ns = e.object.metadata.namespace ?? '';
       if (!this.held.has(ns) && e.object.metadata.annotations?.[ANNOTATIONS.operation]) this.held.set(ns, Date.now());
-    }));
+    }, readOnly));
     // The exec as the container runs it: the simulated runtime's own start and end.
     const runtime = cluster.sim.runtime;
     const exec = runtime.exec.bind(runtime);
@@ -380,6 +384,7 @@ interface RoundResult {
   serveCpu: number;
   requests: Record<string, number>;
   latencies: { guard: number[]; userPatch: number[] };
+  simLoopDelayMs: { p50: number; p99: number; max: number };
 }
 
 /** One level's rounds as one result: medians over every operation, wall time the median round's. */
@@ -403,6 +408,7 @@ function mergeRounds(releases: number, rounds: RoundResult[]): ConcurrencyResult
     guardRequests: requests,
     guardRequestMs: summarise(rounds.flatMap((r) => r.latencies.guard)),
     userPatchMs: summarise(rounds.flatMap((r) => r.latencies.userPatch)),
+    simLoopDelayMs: { p50: median(rounds.map((r) => r.simLoopDelayMs.p50)), p99: median(rounds.map((r) => r.simLoopDelayMs.p99)), max: Math.max(...rounds.map((r) => r.simLoopDelayMs.max)) },
   };
 }
 
@@ -420,7 +426,7 @@ async function removeReleases(cluster: BenchCluster, namespaces: string[]): Prom
 export interface CoordinatorSettings {
   concurrency: number[];
   maxConcurrentExecs: number;
-  /** Admission probe of the busiest level: per round idleMs idle, then for as long as its downgrades run. */
+  /** Admission probe of the busiest level: per round idleMs idle, then for as long as its downgrades run (rounds 0: one round, not probed). */
   probe: { concurrency: number; ratePerWorker: number; idleMs: number; rounds: number };
   nodeFlags?: string[];
   /** Nice value for the simulated cluster and Postgres (0: same priority as the guard). */
@@ -485,7 +491,7 @@ export async function runCoordinatorBench(dir: string, pg: BenchPostgres, settin
     const probeRuns: LoadResult[] = [];
     for (const [level, n] of settings.concurrency.entries()) {
       const rounds: RoundResult[] = [];
-      for (let round = 0; round < (level === last ? settings.probe.rounds : 1); round++) {
+      for (let round = 0; round < (level === last ? Math.max(1, settings.probe.rounds) : 1); round++) {
         const namespaces = Array.from({ length: n }, (_, i) => releaseNamespace(level * 10 + round, i));
         const installStarted = Date.now();
         await installReleases(cluster, pg, namespaces);
@@ -528,6 +534,8 @@ export async function runCoordinatorBench(dir: string, pg: BenchPostgres, settin
     /** The user changes every release at once; returns when all are downgraded and running the target. */
     async function downgradeAtOnce(namespaces: string[]): Promise<RoundResult> {
       const t0 = new Map<string, number>();
+      const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+      loopDelay.enable();
       const started = Date.now();
       const simCpuBefore = process.cpuUsage();
       const serveCpuBefore = cpuMs(serve!.child.pid!);
@@ -537,6 +545,7 @@ export async function runCoordinatorBench(dir: string, pg: BenchPostgres, settin
       }));
       await waitUntil(`${namespaces.length} downgrades done`, () => namespaces.every((ns) => timeline.done.has(ns) && releaseRunning(cluster, ns, TO)), 180_000, 50);
       const wallMs = Date.now() - started;
+      loopDelay.disable();
       const simCpuUsed = process.cpuUsage(simCpuBefore);
       // "Admission" is when the API server received the release's first change (the webhook call
       // follows at once), not when the benchmark's client sent it: 20 releases' changes leave one
@@ -549,6 +558,7 @@ export async function runCoordinatorBench(dir: string, pg: BenchPostgres, settin
         serveCpu: (cpuMs(serve!.child.pid!) - serveCpuBefore) / wallMs,
         requests: guardRequests(cluster, new Set(namespaces), started),
         latencies: requestLatencies(cluster, new Set(namespaces), started),
+        simLoopDelayMs: { p50: loopDelay.percentile(50) / 1e6, p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 },
       };
     }
     return report;

@@ -29,6 +29,7 @@ interface Options {
   nodeFlags?: string;
   clusterNice: string;
   levels?: string;
+  probeRounds?: string;
 }
 
 interface Target {
@@ -97,10 +98,10 @@ function coordinatorTable(r: CoordinatorReport): string {
   });
   const g = table(['concurrent ops', 'admission->held', 'held->opened', 'opened->exec', 'exec->verified', 'drain (less termination)', 'drained->done', 'done->ready (less pod start)'], gapRows);
   const l = table(
-    ['concurrent ops', 'guard API requests ms p50 / p99', 'user PATCH (with webhook) ms p50 / p99'],
-    r.results.map((res) => [String(res.releases), `${fmt(res.guardRequestMs.p50, 1)} / ${fmt(res.guardRequestMs.p99, 1)}`, `${fmt(res.userPatchMs.p50, 1)} / ${fmt(res.userPatchMs.p99, 1)}`]),
+    ['concurrent ops', 'guard API requests ms p50 / p99', 'user PATCH (with webhook) ms p50 / p99', 'API server event-loop delay ms p50 / p99 / max'],
+    r.results.map((res) => [String(res.releases), `${fmt(res.guardRequestMs.p50, 1)} / ${fmt(res.guardRequestMs.p99, 1)}`, `${fmt(res.userPatchMs.p50, 1)} / ${fmt(res.userPatchMs.p99, 1)}`, `${fmt(res.simLoopDelayMs.p50, 1)} / ${fmt(res.simLoopDelayMs.p99, 1)} / ${fmt(res.simLoopDelayMs.max, 0)}`]),
   );
-  let text = `${t.text}\n(medians per operation; --max-concurrent-execs ${r.maxConcurrentExecs}; overhead = total - exec - termination - start - exec-slot wait)\n\nwhere the overhead sits (median ms):\n${g.text}\n\nAPI request latency in the simulated API server (watches and exec streams left out):\n${l.text}`;
+  let text = `${t.text}\n(medians per operation; --max-concurrent-execs ${r.maxConcurrentExecs}; overhead = total - exec - termination - start - exec-slot wait)\n\nwhere the overhead sits (median ms):\n${g.text}\n\nAPI request latency in the simulated API server, from the request's arrival to its answer (watches and exec streams left out), and how long its event loop made work wait (a request waits that long before it counts as arrived):\n${l.text}`;
   if (r.probeIdle && r.probeBusy) {
     const row = (name: string, l: LatencySummary) => [name, String(l.count), fmt(l.p50, 2), fmt(l.p99, 2), fmt(l.max, 1)];
     const p = table(
@@ -198,6 +199,7 @@ async function main(): Promise<void> {
     .option('--cases <names>', 'admission cases to run (comma-separated names, e.g. "no-change,pass-through")')
     .option('--cluster-nice <n>', 'coordinator section: nice value for the simulated cluster and Postgres, 0 to run them at the guard\'s priority', '10')
     .option('--levels <list>', 'coordinator section: concurrent downgrades to run (comma-separated; the last one is probed)')
+    .option('--probe-rounds <n>', 'coordinator section: probed rounds of the last level (default 3, --quick 1; 0: one round, no probe)')
     .parse();
   const opts = program.opts<Options>();
   const only = new Set<Section>((opts.only ? opts.only.split(',').map((s) => s.trim()) : SECTIONS) as Section[]);
@@ -240,12 +242,14 @@ async function main(): Promise<void> {
     if (!Number.isInteger(clusterNice) || clusterNice < 0 || clusterNice > 19) throw new Error(`--cluster-nice must be an integer 0-19, not '${opts.clusterNice}'`);
     const levels = opts.levels ? opts.levels.split(',').map((l) => Number(l.trim())) : quick ? [1, 4] : [1, 4, 10, 20];
     if (levels.some((l) => !Number.isInteger(l) || l < 1)) throw new Error(`--levels must list positive integers, not '${opts.levels}'`);
+    const probeRounds = opts.probeRounds === undefined ? (quick ? 1 : 3) : Number(opts.probeRounds);
+    if (!Number.isInteger(probeRounds) || probeRounds < 0) throw new Error(`--probe-rounds must be a whole number, not '${opts.probeRounds}'`);
     const pg = await startBenchPostgres();
     try {
       coordinator = await runCoordinatorBench(dir, pg, {
         concurrency: levels,
         maxConcurrentExecs: MAX_CONCURRENT_EXECS,
-        probe: { concurrency: 2, ratePerWorker: 50, idleMs: quick ? 2000 : 3000, rounds: quick ? 1 : 3 },
+        probe: { concurrency: 2, ratePerWorker: 50, idleMs: quick ? 2000 : 3000, rounds: probeRounds },
         clusterNice,
         ...(nodeFlags ? { nodeFlags } : {}),
       }, log);

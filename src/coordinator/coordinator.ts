@@ -343,8 +343,14 @@ export class Coordinator {
 
     const opening = held.find((w) => !op || (isTerminal(op.phase) && w.holdOperation !== op.id));
     if (opening) {
+      // The Lease is claimed while the operation is written (the first step needs both); a failed
+      // claim is tried again below, before anything is driven.
+      const leasing = this.acquireLease(namespace, release).catch(() => false);
       const opened = await this.openOperation(opening, cmVersion);
-      if (!opened) return; // someone else opened it; their watch event brings us back
+      if (!opened) {
+        await leasing;
+        return; // someone else opened it; their watch event brings us back
+      }
       op = opened.op;
       cmVersion = opened.resourceVersion;
       this.warmDatabase(op);

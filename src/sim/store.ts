@@ -35,6 +35,15 @@ interface HistoryEntry {
 interface Watcher {
   namespace: string | undefined;
   onEvent: (event: WatchEvent) => void;
+  shared: boolean;
+}
+
+export interface WatchOptions {
+  /**
+   * The watcher only reads events (serialises them, looks at them): it gets the stored event itself
+   * instead of its own deep copy. It must never change it.
+   */
+  readOnly?: boolean;
 }
 
 interface Bucket {
@@ -185,6 +194,7 @@ export class Store {
     namespace: string | undefined,
     sinceResourceVersion: string | undefined,
     onEvent: (event: WatchEvent) => void,
+    options: WatchOptions = {},
   ): () => void {
     const bucket = this.bucket(type);
     const ns = this.ns(type, namespace);
@@ -197,10 +207,10 @@ export class Store {
         throw new StoreError('Gone', `too old resource version: ${since} (${bucket.compactedRv})`);
       }
       for (const entry of bucket.history) {
-        if (entry.rv > since && (ns === undefined || entry.namespace === ns)) onEvent(cloneJson(entry.event));
+        if (entry.rv > since && (ns === undefined || entry.namespace === ns)) onEvent(options.readOnly ? entry.event : cloneJson(entry.event));
       }
     }
-    const watcher: Watcher = { namespace: ns, onEvent };
+    const watcher: Watcher = { namespace: ns, onEvent, shared: options.readOnly === true };
     bucket.watchers.add(watcher);
     return () => {
       bucket.watchers.delete(watcher);
@@ -239,7 +249,7 @@ export class Store {
     for (const watcher of [...bucket.watchers]) {
       if (watcher.namespace !== undefined && watcher.namespace !== obj.metadata.namespace) continue;
       try {
-        watcher.onEvent(cloneJson(event));
+        watcher.onEvent(watcher.shared ? event : cloneJson(event));
       } catch {
         // A failing watcher must not break the write or the other watchers.
       }

@@ -52,7 +52,8 @@ export function startGarbageCollector(registry: Registry): GarbageCollector {
     });
   };
 
-  const stops = Object.values(RESOURCES).map((type) => registry.store.watch(type, undefined, undefined, onDeleted));
+  // Read-only watchers: every event of every resource reaches the collector, which only reads deletions.
+  const stops = Object.values(RESOURCES).map((type) => registry.store.watch(type, undefined, undefined, onDeleted, { readOnly: true }));
   return {
     stop: () => stops.forEach((stop) => stop()),
     idle: () => queue,

@@ -523,7 +523,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     const current = store.list(path.type, path.namespace).items.filter(matches);
     let stop: () => void;
     try {
-      stop = store.watch(path.type, path.namespace, rv === '' || rv === '0' ? undefined : rv, onEvent);
+      // The stream only serialises what it is sent: no copy per watch connection.
+      stop = store.watch(path.type, path.namespace, rv === '' || rv === '0' ? undefined : rv, onEvent, { readOnly: true });
     } catch (err) {
       const status = err instanceof StoreError && err.reason === 'Gone'
         ? statusBody(410, 'Expired', err.message)

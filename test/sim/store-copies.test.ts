@@ -35,3 +35,24 @@ describe('cloneJson (the simulated store copies every object in and out)', () =>
     for (const v of [0, -1.5, 'text', '', true, false, null, undefined]) expect(cloneJson(v)).toBe(v);
   });
 });
+
+describe('Store watchers that only read', () => {
+  it('share the stored event; the others get their own copy, and nothing they do reaches the store', async () => {
+    const { Store } = await import('../../src/sim/store.js');
+    const { RESOURCES } = await import('../../src/sim/resources.js');
+    const store = new Store();
+    const seen: { shared: unknown[]; copied: unknown[] } = { shared: [], copied: [] };
+    store.watch(RESOURCES.configmaps, undefined, undefined, (e) => seen.shared.push(e.object), { readOnly: true });
+    store.watch(RESOURCES.configmaps, undefined, undefined, (e) => {
+      (e.object.metadata as { labels?: Record<string, string> }).labels = { changed: 'by-watcher' };
+      seen.copied.push(e.object);
+    });
+    store.watch(RESOURCES.configmaps, undefined, undefined, (e) => seen.shared.push(e.object), { readOnly: true });
+    store.create(RESOURCES.configmaps, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', namespace: 'ns' } });
+    expect(seen.shared).toHaveLength(2);
+    expect(seen.shared[0]).toBe(seen.shared[1]);
+    expect(seen.copied[0]).not.toBe(seen.shared[0]);
+    expect((seen.shared[0] as { metadata: { labels?: unknown } }).metadata.labels).toBeUndefined();
+    expect(store.get(RESOURCES.configmaps, 'ns', 'c')?.metadata.labels).toBeUndefined();
+  });
+});
