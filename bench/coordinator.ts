@@ -64,6 +64,8 @@ export interface OperationTiming {
 
 export interface ConcurrencyResult {
   releases: number;
+  /** Measured while the admission probe ran (its processes take CPU too): reported apart from the levels. */
+  probed?: boolean;
   /** Runs of this many downgrades at once (the busiest level runs several, each probed). */
   rounds: number;
   operations: OperationTiming[];
@@ -87,6 +89,8 @@ export interface ConcurrencyResult {
 export interface CoordinatorReport {
   results: ConcurrencyResult[];
   maxConcurrentExecs: number;
+  /** The busiest level's probed rounds, merged. */
+  probedResult?: ConcurrencyResult;
   /** Probe latencies merged over the rounds (requests/s: probeRate). */
   probeIdle?: LatencySummary;
   probeBusy?: LatencySummary;
@@ -426,7 +430,7 @@ async function removeReleases(cluster: BenchCluster, namespaces: string[]): Prom
 export interface CoordinatorSettings {
   concurrency: number[];
   maxConcurrentExecs: number;
-  /** Admission probe of the busiest level: per round idleMs idle, then for as long as its downgrades run (rounds 0: one round, not probed). */
+  /** Admission probe: rounds of the busiest level run again, each idleMs idle, then for as long as its downgrades run (0: none). */
   probe: { concurrency: number; ratePerWorker: number; idleMs: number; rounds: number };
   nodeFlags?: string[];
   /** Nice value for the simulated cluster and Postgres (0: same priority as the guard). */
@@ -486,38 +490,49 @@ export async function runCoordinatorBench(dir: string, pg: BenchPostgres, settin
     }
     report.clusterNice = lowerClusterPriority(settings.clusterNice, pg, [serve.child.pid!, floor.child.pid!], log);
 
-    const last = settings.concurrency.length - 1;
+    // Every level once without the probe: the overhead of each is measured under the same load. Then
+    // the busiest level again, in probed rounds: admission latency while its downgrades run (those
+    // rounds' timings are reported apart, "probed": the probes' processes take CPU too).
     const samples = { guardIdle: [] as number[], floorIdle: [] as number[], guardBusy: [] as number[], floorBusy: [] as number[] };
     const probeRuns: LoadResult[] = [];
-    for (const [level, n] of settings.concurrency.entries()) {
-      const rounds: RoundResult[] = [];
-      for (let round = 0; round < (level === last ? Math.max(1, settings.probe.rounds) : 1); round++) {
-        const namespaces = Array.from({ length: n }, (_, i) => releaseNamespace(level * 10 + round, i));
-        const installStarted = Date.now();
-        await installReleases(cluster, pg, namespaces);
-        log(`  ${n} release(s) installed and running ${FROM} in ${Date.now() - installStarted} ms`);
-        const probesOfRound = level === last ? roundProbes[round] : undefined;
-        if (probesOfRound) {
-          const [guard, floorIdle] = await Promise.all([probesOfRound.guardIdle.run(), probesOfRound.floorIdle.run()]);
-          samples.guardIdle.push(...(guard.samplesMs ?? []));
-          samples.floorIdle.push(...(floorIdle.samplesMs ?? []));
-          probeRuns.push(guard, floorIdle);
-        }
-        const busy = probesOfRound ? [probesOfRound.guardBusy.start(), probesOfRound.floorBusy.start()] : [];
-        const result = await downgradeAtOnce(namespaces);
-        if (busy.length) {
-          const [guard, floorBusy] = await Promise.all(busy.map((b) => b.stop()));
-          samples.guardBusy.push(...(guard!.samplesMs ?? []));
-          samples.floorBusy.push(...(floorBusy!.samplesMs ?? []));
-          probeRuns.push(guard!, floorBusy!);
-        }
-        rounds.push(result);
-        log(`  ${n} concurrent downgrade(s)${level === last && settings.probe.rounds > 1 ? `, round ${round + 1} of ${settings.probe.rounds}` : ''}: wall ${result.wallMs} ms, median overhead ${median(result.operations.map((o) => o.overheadMs)).toFixed(0)} ms`);
-        await removeReleases(cluster, namespaces);
+    const runRound = async (n: number, run: number, probes?: RoundProbes): Promise<RoundResult> => {
+      const namespaces = Array.from({ length: n }, (_, i) => releaseNamespace(run, i));
+      const installStarted = Date.now();
+      await installReleases(cluster, pg, namespaces);
+      log(`  ${n} release(s) installed and running ${FROM} in ${Date.now() - installStarted} ms`);
+      if (probes) {
+        const [guard, floorIdle] = await Promise.all([probes.guardIdle.run(), probes.floorIdle.run()]);
+        samples.guardIdle.push(...(guard.samplesMs ?? []));
+        samples.floorIdle.push(...(floorIdle.samplesMs ?? []));
+        probeRuns.push(guard, floorIdle);
       }
-      const merged = mergeRounds(n, rounds);
+      const busy = probes ? [probes.guardBusy.start(), probes.floorBusy.start()] : [];
+      const result = await downgradeAtOnce(namespaces);
+      if (busy.length) {
+        const [guard, floorBusy] = await Promise.all(busy.map((b) => b.stop()));
+        samples.guardBusy.push(...(guard!.samplesMs ?? []));
+        samples.floorBusy.push(...(floorBusy!.samplesMs ?? []));
+        probeRuns.push(guard!, floorBusy!);
+      }
+      await removeReleases(cluster, namespaces);
+      return result;
+    };
+    const logResult = (r: ConcurrencyResult): void =>
+      log(`  ${r.releases} concurrent downgrade(s)${r.probed ? ', probed' : ''}: median overhead ${r.medianOverheadMs.toFixed(0)} ms over ${r.operations.length} operations, guard API requests per operation ${r.guardRequestsPerOp.toFixed(1)} (${Object.entries(r.guardRequests).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${(v / r.operations.length).toFixed(1)}`).join(', ')})`);
+    for (const [level, n] of settings.concurrency.entries()) {
+      const merged = mergeRounds(n, [await runRound(n, level)]);
       report.results.push(merged);
-      log(`  ${n} concurrent downgrade(s): median overhead ${merged.medianOverheadMs.toFixed(0)} ms over ${merged.operations.length} operations, guard API requests per operation ${merged.guardRequestsPerOp.toFixed(1)} (${Object.entries(merged.guardRequests).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${(v / merged.operations.length).toFixed(1)}`).join(', ')})`);
+      logResult(merged);
+    }
+    if (roundProbes.length) {
+      const busiest = settings.concurrency[settings.concurrency.length - 1]!;
+      const rounds: RoundResult[] = [];
+      for (const [round, probes] of roundProbes.entries()) {
+        rounds.push(await runRound(busiest, 100 + round, probes));
+        log(`  probed round ${round + 1} of ${roundProbes.length} done`);
+      }
+      report.probedResult = { ...mergeRounds(busiest, rounds), probed: true };
+      logResult(report.probedResult);
     }
     if (samples.guardIdle.length) {
       const errors = probeRuns.reduce((sum, r) => sum + r.errors, 0);

@@ -76,10 +76,12 @@ function coreTable(r: CoreReport, admission?: AdmissionReport): string {
 }
 
 function coordinatorTable(r: CoordinatorReport): string {
-  const rows = r.results.map((res) => {
+  const all = [...r.results, ...(r.probedResult ? [r.probedResult] : [])];
+  const label = (res: (typeof all)[number]): string => (res.probed ? `${res.releases} (probed, ${res.rounds} rounds)` : String(res.releases));
+  const rows = all.map((res) => {
     const med = (f: (o: (typeof res.operations)[number]) => number): string => fmt([...res.operations.map(f)].sort((a, b) => a - b)[Math.floor((res.operations.length - 1) / 2)], 0);
     return [
-      String(res.releases),
+      label(res),
       med((o) => o.totalMs),
       med((o) => o.execMs),
       med((o) => o.terminationMs),
@@ -92,14 +94,14 @@ function coordinatorTable(r: CoordinatorReport): string {
     ];
   });
   const t = table(['concurrent ops', 'total ms', 'exec ms', 'pod termination ms', 'pod start ms', 'exec-slot wait ms', 'overhead ms (median)', 'overhead ms (max)', 'wall ms', 'cores busy sim / serve'], rows);
-  const gapRows = r.results.map((res) => {
+  const gapRows = all.map((res) => {
     const keys = ['held', 'open', 'toExec', 'verify', 'drain', 'release', 'start'] as const;
-    return [String(res.releases), ...keys.map((k) => fmt([...res.operations.map((o) => o.gaps[k])].sort((a, b) => a - b)[Math.floor((res.operations.length - 1) / 2)], 0))];
+    return [label(res), ...keys.map((k) => fmt([...res.operations.map((o) => o.gaps[k])].sort((a, b) => a - b)[Math.floor((res.operations.length - 1) / 2)], 0))];
   });
   const g = table(['concurrent ops', 'admission->held', 'held->opened', 'opened->exec', 'exec->verified', 'drain (less termination)', 'drained->done', 'done->ready (less pod start)'], gapRows);
   const l = table(
     ['concurrent ops', 'guard API requests ms p50 / p99', 'user PATCH (with webhook) ms p50 / p99', 'API server event-loop delay ms p50 / p99 / max'],
-    r.results.map((res) => [String(res.releases), `${fmt(res.guardRequestMs.p50, 1)} / ${fmt(res.guardRequestMs.p99, 1)}`, `${fmt(res.userPatchMs.p50, 1)} / ${fmt(res.userPatchMs.p99, 1)}`, `${fmt(res.simLoopDelayMs.p50, 1)} / ${fmt(res.simLoopDelayMs.p99, 1)} / ${fmt(res.simLoopDelayMs.max, 0)}`]),
+    all.map((res) => [label(res), `${fmt(res.guardRequestMs.p50, 1)} / ${fmt(res.guardRequestMs.p99, 1)}`, `${fmt(res.userPatchMs.p50, 1)} / ${fmt(res.userPatchMs.p99, 1)}`, `${fmt(res.simLoopDelayMs.p50, 1)} / ${fmt(res.simLoopDelayMs.p99, 1)} / ${fmt(res.simLoopDelayMs.max, 0)}`]),
   );
   let text = `${t.text}\n(medians per operation; --max-concurrent-execs ${r.maxConcurrentExecs}; overhead = total - exec - termination - start - exec-slot wait)\n\nwhere the overhead sits (median ms):\n${g.text}\n\nAPI request latency in the simulated API server, from the request's arrival to its answer (watches and exec streams left out), and how long its event loop made work wait (a request waits that long before it counts as arrived):\n${l.text}`;
   if (r.probeIdle && r.probeBusy) {
@@ -151,8 +153,9 @@ function targets(a?: AdmissionReport, c?: CoreReport, co?: CoordinatorReport, s?
     out.push({ target: 'in-process decision p99 < 50 µs', met: corpus.decideUs.p99 < 50, figures: `decide() p99 ${fmt(corpus.decideUs.p99, 1)} µs; full reviewAdmission() p99 ${fmt(corpus.reviewUs.p99, 1)} µs (${corpus.name})` });
   }
   if (co && co.results.length) {
-    const worst = Math.max(...co.results.map((r) => r.medianOverheadMs));
-    const figures = co.results.map((r) => `${r.releases}: ${fmt(r.medianOverheadMs, 0)} ms (max ${fmt(r.maxOverheadMs, 0)})`).join(', ');
+    const measured = [...co.results, ...(co.probedResult ? [co.probedResult] : [])];
+    const worst = Math.max(...measured.map((r) => r.medianOverheadMs));
+    const figures = measured.map((r) => `${r.releases}${r.probed ? ' probed' : ''}: ${fmt(r.medianOverheadMs, 0)} ms (max ${fmt(r.maxOverheadMs, 0)})`).join(', ');
     out.push({ target: 'coordinator overhead < 1 s per operation', met: worst < 1000, figures: `median overhead by concurrency ${figures}` });
     const atBound = co.results.find((r) => r.releases === co.maxConcurrentExecs);
     const beyond = co.results.filter((r) => r.releases > co.maxConcurrentExecs);
@@ -199,7 +202,7 @@ async function main(): Promise<void> {
     .option('--cases <names>', 'admission cases to run (comma-separated names, e.g. "no-change,pass-through")')
     .option('--cluster-nice <n>', 'coordinator section: nice value for the simulated cluster and Postgres, 0 to run them at the guard\'s priority', '10')
     .option('--levels <list>', 'coordinator section: concurrent downgrades to run (comma-separated; the last one is probed)')
-    .option('--probe-rounds <n>', 'coordinator section: probed rounds of the last level (default 3, --quick 1; 0: one round, no probe)')
+    .option('--probe-rounds <n>', 'coordinator section: rounds of the last level run again under the admission probe (default 3, --quick 1; 0: none)')
     .parse();
   const opts = program.opts<Options>();
   const only = new Set<Section>((opts.only ? opts.only.split(',').map((s) => s.trim()) : SECTIONS) as Section[]);
