@@ -1,0 +1,61 @@
+// `serve` configuration: flags > ADG_* environment > --config file, validated with one clear message.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadServeConfig, ServeConfigError } from '../../src/serve/config.js';
+
+const TLS = { tlsCertFile: '/tls/tls.crt', tlsKeyFile: '/tls/tls.key' };
+
+function configFile(text: string): string {
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'adg-serve-config-')), 'config.yaml');
+  writeFileSync(file, text);
+  return file;
+}
+
+function problem(run: () => unknown): string {
+  try {
+    run();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ServeConfigError);
+    return (error as Error).message;
+  }
+  throw new Error('expected a configuration error');
+}
+
+describe('serve configuration', () => {
+  it('has the documented defaults, and trusts its own ServiceAccount', () => {
+    const config = loadServeConfig({ ...TLS }, {});
+    expect(config).toMatchObject({ port: 8443, maxConcurrentExecs: 4, coordinatorNice: 5, leaseDurationSeconds: 15, logLevel: 'info', watchNamespaces: [] });
+    expect(config.identity).toBe(os.hostname());
+    expect(config.guard.trustedUsernames).toContain('system:serviceaccount:airflow-downgrade-guard:airflow-downgrade-guard');
+  });
+
+  it('takes flags over the environment over the file', () => {
+    const file = configFile('port: 9001\nlogLevel: debug\nmaxConcurrentExecs: 2\ncoordinatorNice: 3\n');
+    const fromFile = loadServeConfig({ config: file, ...TLS }, {});
+    expect(fromFile).toMatchObject({ port: 9001, logLevel: 'debug', maxConcurrentExecs: 2, coordinatorNice: 3 });
+    const env = { ADG_PORT: '9002', ADG_LOG_LEVEL: 'warn' };
+    expect(loadServeConfig({ config: file, ...TLS }, env)).toMatchObject({ port: 9002, logLevel: 'warn', maxConcurrentExecs: 2 });
+    expect(loadServeConfig({ config: file, ...TLS, port: '9003', coordinatorNice: '0' }, env)).toMatchObject({ port: 9003, logLevel: 'warn', coordinatorNice: 0 });
+  });
+
+  it.each([
+    [{ coordinatorNice: '20' }, /coordinatorNice: .*19/],
+    [{ coordinatorNice: '-1' }, /coordinatorNice: .*0/],
+    [{ maxConcurrentExecs: '0' }, /maxConcurrentExecs/],
+    [{ port: 'https' }, /port/],
+    [{ logLevel: 'loud' }, /logLevel/],
+  ])('refuses %j with a message naming the setting', (flags, message) => {
+    const text = problem(() => loadServeConfig({ ...TLS, ...flags }, {}));
+    expect(text).toMatch(/^invalid serve configuration: /);
+    expect(text).toMatch(message);
+  });
+
+  it('says what is missing for file certificates, and what is wrong with a config file', () => {
+    expect(problem(() => loadServeConfig({}, {}))).toMatch(/needs tlsCertFile and tlsKeyFile/);
+    expect(problem(() => loadServeConfig({ config: '/nonexistent/adg.yaml', ...TLS }, {}))).toMatch(/^cannot read config file \/nonexistent\/adg.yaml/);
+    expect(problem(() => loadServeConfig({ config: configFile('- a list\n'), ...TLS }, {}))).toMatch(/top level must be a mapping/);
+    expect(problem(() => loadServeConfig({ config: configFile('unknownKey: 1\n'), ...TLS }, {}))).toMatch(/unknownKey|Unrecognized/);
+  });
+});
