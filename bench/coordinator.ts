@@ -3,6 +3,7 @@
 // release is downgraded 3.1.0 -> 3.0.2 by updating its workloads through the API (the webhook holds
 // them); the time from the first update to the last new pod Ready is split into the work the
 // simulation is configured to take (exec, pod termination, pod start) and everything else.
+import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -89,6 +90,8 @@ export interface ConcurrencyResult {
 export interface CoordinatorReport {
   results: ConcurrencyResult[];
   maxConcurrentExecs: number;
+  /** Whether the probed rounds ran with the cluster and the guard on separate CPUs. */
+  pinned?: boolean;
   /** The busiest level's probed rounds, merged. */
   probedResult?: ConcurrencyResult;
   /** Probe latencies merged over the rounds (requests/s: probeRate). */
@@ -125,6 +128,35 @@ export interface ClusterNice {
  * Linux applies os.setPriority(0, n) to the calling thread only: the main thread, where the
  * simulation runs.
  */
+/**
+ * For the probed rounds: the simulated cluster (this whole process) and Postgres on the first CPU,
+ * the guard, the floor server and the probes on the others — as if the cluster ran on other machines,
+ * which a lower priority alone does not achieve on two shared cores. Linux with `taskset` and at
+ * least two CPUs; returns how to undo it, or undefined when it could not be done.
+ */
+function pinCpus(pg: BenchPostgres, guardSide: number[], log: (line: string) => void): (() => void) | undefined {
+  const cpus = os.availableParallelism();
+  if (process.platform !== 'linux' || cpus < 2) {
+    log(`  CPU pinning skipped: needs Linux and two CPUs (${process.platform}, ${cpus})`);
+    return undefined;
+  }
+  const set = (list: string, pids: number[]): boolean =>
+    pids.every((pid) => spawnSync('taskset', ['-a', '-p', '-c', list, String(pid)], { stdio: 'ignore' }).status === 0);
+  const postmaster = pg.serverPid();
+  const cluster = [process.pid, ...(postmaster === undefined ? [] : processTree(postmaster))];
+  const all = `0-${cpus - 1}`;
+  if (!set('0', cluster) || !set(`1-${cpus - 1}`, guardSide)) {
+    set(all, [...cluster, ...guardSide]);
+    log('  CPU pinning skipped: taskset failed or is missing');
+    return undefined;
+  }
+  log(`  probed rounds: simulated cluster${postmaster === undefined ? '' : ' and Postgres'} on CPU 0, guard, floor and probes on CPU 1${cpus > 2 ? `-${cpus - 1}` : ''}`);
+  return () => {
+    const postmasterNow = pg.serverPid();
+    set(all, [process.pid, ...(postmasterNow === undefined ? [] : processTree(postmasterNow))]);
+  };
+}
+
 function lowerClusterPriority(nice: number, pg: BenchPostgres, keep: number[], log: (line: string) => void): ClusterNice {
   const [guardPid, floorPid] = keep as [number, number];
   const result: ClusterNice = { requested: nice, simulation: 'not changed', postgresProcesses: 0, guardAdmission: threadNiceOf(guardPid, 'admission'), guardCoordinator: threadNiceOf(guardPid, 'MainThread'), floor: niceOf(floorPid) };
@@ -435,6 +467,8 @@ export interface CoordinatorSettings {
   nodeFlags?: string[];
   /** Nice value for the simulated cluster and Postgres (0: same priority as the guard). */
   clusterNice: number;
+  /** Probed rounds: the simulated cluster and Postgres on CPU 0, the guard and the probes on the rest. */
+  pinCpus: boolean;
 }
 
 export async function runCoordinatorBench(dir: string, pg: BenchPostgres, settings: CoordinatorSettings, log: (line: string) => void): Promise<CoordinatorReport> {
@@ -527,9 +561,16 @@ export async function runCoordinatorBench(dir: string, pg: BenchPostgres, settin
     if (roundProbes.length) {
       const busiest = settings.concurrency[settings.concurrency.length - 1]!;
       const rounds: RoundResult[] = [];
-      for (const [round, probes] of roundProbes.entries()) {
-        rounds.push(await runRound(busiest, 100 + round, probes));
-        log(`  probed round ${round + 1} of ${roundProbes.length} done`);
+      const guardSide = [serve.child.pid!, floor.child.pid!, ...probes.map((p) => p.pid)];
+      const unpin = settings.pinCpus ? pinCpus(pg, guardSide, log) : undefined;
+      report.pinned = unpin !== undefined;
+      try {
+        for (const [round, probes] of roundProbes.entries()) {
+          rounds.push(await runRound(busiest, 100 + round, probes));
+          log(`  probed round ${round + 1} of ${roundProbes.length} done`);
+        }
+      } finally {
+        unpin?.();
       }
       report.probedResult = { ...mergeRounds(busiest, rounds), probed: true };
       logResult(report.probedResult);

@@ -30,6 +30,7 @@ interface Options {
   clusterNice: string;
   levels?: string;
   probeRounds?: string;
+  pin: boolean;
 }
 
 interface Target {
@@ -114,7 +115,7 @@ function coordinatorTable(r: CoordinatorReport): string {
         ...(r.floorIdle && r.floorBusy ? [row('floor (bare server), idle', r.floorIdle), row('floor, same moments', r.floorBusy)] : []),
       ],
     );
-    text += `\n\n${p.text}\n(${r.probeRate} requests/s to each server, no-change reviews; ${r.probeRounds} round(s), each idle first (${r.probeIdleMs} ms), then for exactly as long as its downgrades ran; percentiles over every round's requests)`;
+    text += `\n\n${p.text}\n(${r.probeRate} requests/s to each server, no-change reviews; ${r.probeRounds} round(s), each idle first (${r.probeIdleMs} ms), then for exactly as long as its downgrades ran; percentiles over every round's requests; ${r.pinned ? 'simulated cluster and Postgres on CPU 0, guard, floor and probes on the other CPUs' : 'every process on every CPU'})`;
   }
   const n = r.clusterNice;
   if (n) {
@@ -172,7 +173,7 @@ function targets(a?: AdmissionReport, c?: CoreReport, co?: CoordinatorReport, s?
       const floorRatio = co.floorIdle && co.floorBusy ? co.floorBusy.p99 / co.floorIdle.p99 : undefined;
       const machine = floorRatio !== undefined ? `; a bare server on the same machine at the same moments: ${fmt(floorRatio, 2)}x` : '';
       const busiest = co.results[co.results.length - 1]?.releases;
-      const nice = co.clusterNice && co.clusterNice.simulation !== 'not changed' ? `; simulated cluster and Postgres at nice ${co.clusterNice.requested}` : '; simulated cluster and Postgres at the guard\'s priority';
+      const nice = (co.clusterNice && co.clusterNice.simulation !== 'not changed' ? `; simulated cluster and Postgres at nice ${co.clusterNice.requested}` : '; simulated cluster and Postgres at the guard\'s priority') + (co.pinned ? ', on CPU 0 (the guard and the probes on the others)' : ', sharing every CPU with the guard');
       out.push({ target: `admission p99 during ${busiest} operations <= 1.2x idle`, met: ratio <= 1.2, figures: `${fmt(co.probeBusy.p99, 2)} ms vs ${fmt(co.probeIdle.p99, 2)} ms idle (${fmt(ratio, 2)}x)${machine}${nice}` });
       if (co.floorBusy) {
         // Not the issue's target: what of the busy p99 is the guard's own, the machine's share taken out.
@@ -202,6 +203,7 @@ async function main(): Promise<void> {
     .option('--cases <names>', 'admission cases to run (comma-separated names, e.g. "no-change,pass-through")')
     .option('--cluster-nice <n>', 'coordinator section: nice value for the simulated cluster and Postgres, 0 to run them at the guard\'s priority', '10')
     .option('--levels <list>', 'coordinator section: concurrent downgrades to run (comma-separated; the last one is probed)')
+    .option('--no-pin', 'coordinator section: leave the probed rounds\' processes on every CPU (default: the simulated cluster and Postgres on CPU 0, the guard and the probes on the others)')
     .option('--probe-rounds <n>', 'coordinator section: rounds of the last level run again under the admission probe (default 3, --quick 1; 0: none)')
     .parse();
   const opts = program.opts<Options>();
@@ -254,6 +256,7 @@ async function main(): Promise<void> {
         maxConcurrentExecs: MAX_CONCURRENT_EXECS,
         probe: { concurrency: 2, ratePerWorker: 50, idleMs: quick ? 2000 : 3000, rounds: probeRounds },
         clusterNice,
+        pinCpus: opts.pin,
         ...(nodeFlags ? { nodeFlags } : {}),
       }, log);
     } finally {

@@ -136,6 +136,7 @@ export async function startFloor(tls: Tls): Promise<FloorProcess> {
 }
 
 export interface PreparedLoad {
+  pid: number;
   /** Starts the prepared run and returns what it measured. */
   run(): Promise<LoadResult>;
   /** Starts the prepared run; `stop` ends it (or it ends at its duration) and returns what it measured. */
@@ -173,6 +174,7 @@ export async function prepareLoadgen(config: LoadConfig, dir: string, name: stri
     return JSON.parse(out) as LoadResult;
   };
   return {
+    pid: child.pid!,
     run() {
       child.stdin!.write('go\n');
       return result();
