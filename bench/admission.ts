@@ -7,6 +7,7 @@ import { admissionCases, BENCH_NAMESPACE, type AdmissionCase } from './fixtures.
 import { seedRelease, startBenchCluster, makeTls } from './cluster.js';
 import type { LoadConfig, LoadResult } from './loadgen.js';
 import { cpuMs, rssBytes, runLoadgen, startFloor, startServe } from './processes.js';
+import { median } from './stats.js';
 
 export interface AdmissionSettings {
   concurrency: number;
@@ -62,12 +63,6 @@ interface Measured {
   result: LoadResult;
   /** CPU time the server used during the run, warm-up included. */
   cpuMs: number;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 function merge(results: LoadResult[]): LoadResult {

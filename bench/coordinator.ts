@@ -122,13 +122,6 @@ export interface ClusterNice {
 }
 
 /**
- * On the real cluster the API server, the kubelets and the databases run on other machines than the
- * guard; here they share two cores with it. A lower priority (a higher nice value) for them keeps
- * their CPU from the guard, the floor server and the probes, without slowing them when a core is free.
- * Linux applies os.setPriority(0, n) to the calling thread only: the main thread, where the
- * simulation runs.
- */
-/**
  * For the probed rounds: the simulated cluster (this whole process) and Postgres on the first CPU,
  * the guard, the floor server and the probes on the others — as if the cluster ran on other machines,
  * which a lower priority alone does not achieve on two shared cores. Linux with `taskset` and at
@@ -157,6 +150,13 @@ function pinCpus(pg: BenchPostgres, guardSide: number[], log: (line: string) => 
   };
 }
 
+/**
+ * On the real cluster the API server, the kubelets and the databases run on other machines than the
+ * guard; here they share two cores with it. A lower priority (a higher nice value) for them keeps
+ * their CPU from the guard, the floor server and the probes, without slowing them when a core is free.
+ * Linux applies os.setPriority(0, n) to the calling thread only: the main thread, where the
+ * simulation runs.
+ */
 function lowerClusterPriority(nice: number, pg: BenchPostgres, keep: number[], log: (line: string) => void): ClusterNice {
   const [guardPid, floorPid] = keep as [number, number];
   const result: ClusterNice = { requested: nice, simulation: 'not changed', postgresProcesses: 0, guardAdmission: threadNiceOf(guardPid, 'admission'), guardCoordinator: threadNiceOf(guardPid, 'MainThread'), floor: niceOf(floorPid) };
@@ -372,38 +372,35 @@ function timingOf(timeline: Timeline, namespace: string, t0: number): OperationT
   return { namespace, totalMs, execMs, execWaitMs, terminationMs, podStartMs, inherentMs, overheadMs: totalMs - inherentMs - execWaitMs, toDoneMs: done - t0, gaps };
 }
 
-/** The guard's own API requests (its ServiceAccount) in these namespaces since `since`, by "verb resource". */
-/** Per namespace: when the first PATCH of a user (not the guard) reached the API server. */
-function userChangeArrivals(cluster: BenchCluster, namespaces: Set<string>, since: number): Map<string, number> {
-  const first = new Map<string, number>();
+interface RequestLog {
+  /** Per namespace: when the first PATCH of a user (not the guard) reached the API server. */
+  userChangeArrivals: Map<string, number>;
+  /** The guard's own API requests (its ServiceAccount), by "verb resource". */
+  guardRequests: Record<string, number>;
+  /** Time inside the API server (watches and exec streams left out): the guard's requests, the users' PATCHes. */
+  guardMs: number[];
+  userPatchMs: number[];
+}
+
+/** One pass over the simulated API server's request log, for these namespaces since `since`. */
+function readRequestLog(cluster: BenchCluster, namespaces: Set<string>, since: number): RequestLog {
+  const log: RequestLog = { userChangeArrivals: new Map(), guardRequests: {}, guardMs: [], userPatchMs: [] };
   for (const r of cluster.sim.api.requests) {
-    if (r.verb !== 'patch' || r.user.startsWith('system:serviceaccount:') || !r.namespace || !namespaces.has(r.namespace)) continue;
+    if (!r.namespace || !namespaces.has(r.namespace)) continue;
     const arrived = Date.parse(r.time) - r.durationMs;
     if (arrived < since - 1) continue;
-    if (arrived < (first.get(r.namespace) ?? Infinity)) first.set(r.namespace, arrived);
+    const guard = r.user.startsWith('system:serviceaccount:');
+    const timed = r.verb !== 'watch' && r.subresource !== 'exec';
+    if (guard) {
+      const key = `${r.verb} ${r.resource}`;
+      log.guardRequests[key] = (log.guardRequests[key] ?? 0) + 1;
+      if (timed) log.guardMs.push(r.durationMs);
+    } else if (r.verb === 'patch') {
+      log.userPatchMs.push(r.durationMs);
+      if (arrived < (log.userChangeArrivals.get(r.namespace) ?? Infinity)) log.userChangeArrivals.set(r.namespace, arrived);
+    }
   }
-  return first;
-}
-
-function requestLatencies(cluster: BenchCluster, namespaces: Set<string>, since: number): { guard: number[]; userPatch: number[] } {
-  const guard: number[] = [];
-  const userPatch: number[] = [];
-  for (const r of cluster.sim.api.requests) {
-    if (!r.namespace || !namespaces.has(r.namespace) || Date.parse(r.time) < since || r.verb === 'watch' || r.subresource === 'exec') continue;
-    if (r.user.startsWith('system:serviceaccount:')) guard.push(r.durationMs);
-    else if (r.verb === 'patch') userPatch.push(r.durationMs);
-  }
-  return { guard, userPatch };
-}
-
-function guardRequests(cluster: BenchCluster, namespaces: Set<string>, since: number): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const r of cluster.sim.api.requests) {
-    if (!r.user.startsWith('system:serviceaccount:') || !r.namespace || !namespaces.has(r.namespace) || Date.parse(r.time) < since) continue;
-    const key = `${r.verb} ${r.resource}`;
-    counts[key] = (counts[key] ?? 0) + 1;
-  }
-  return counts;
+  return log;
 }
 
 interface RoundProbes {
@@ -469,6 +466,8 @@ export interface CoordinatorSettings {
   clusterNice: number;
   /** Probed rounds: the simulated cluster and Postgres on CPU 0, the guard and the probes on the rest. */
   pinCpus: boolean;
+  /** Extra `serve` flags (e.g. --coordinator-nice 0). */
+  serveArgs: string[];
 }
 
 export async function runCoordinatorBench(dir: string, pg: BenchPostgres, settings: CoordinatorSettings, log: (line: string) => void): Promise<CoordinatorReport> {
@@ -493,7 +492,7 @@ export async function runCoordinatorBench(dir: string, pg: BenchPostgres, settin
       tls,
       kubeconfig: cluster.guardKubeconfig,
       logFile: path.join(dir, 'serve-coordinator.log'),
-      extraArgs: ['--max-concurrent-execs', String(settings.maxConcurrentExecs)],
+      extraArgs: ['--max-concurrent-execs', String(settings.maxConcurrentExecs), ...settings.serveArgs],
       ...(settings.nodeFlags ? { nodeFlags: settings.nodeFlags } : {}),
     });
     registerWebhook(cluster.sim, serve.url, tls.caPem);
@@ -606,14 +605,14 @@ export async function runCoordinatorBench(dir: string, pg: BenchPostgres, settin
       // "Admission" is when the API server received the release's first change (the webhook call
       // follows at once), not when the benchmark's client sent it: 20 releases' changes leave one
       // client at once, and its own queue is no part of the guard's time.
-      const arrivals = userChangeArrivals(cluster, new Set(namespaces), started);
+      const requests = readRequestLog(cluster, new Set(namespaces), started);
       return {
-        operations: namespaces.map((ns) => timingOf(timeline, ns, arrivals.get(ns) ?? t0.get(ns)!)),
+        operations: namespaces.map((ns) => timingOf(timeline, ns, requests.userChangeArrivals.get(ns) ?? t0.get(ns)!)),
         wallMs,
         simCpu: (simCpuUsed.user + simCpuUsed.system) / 1000 / wallMs,
         serveCpu: (cpuMs(serve!.child.pid!) - serveCpuBefore) / wallMs,
-        requests: guardRequests(cluster, new Set(namespaces), started),
-        latencies: requestLatencies(cluster, new Set(namespaces), started),
+        requests: requests.guardRequests,
+        latencies: { guard: requests.guardMs, userPatch: requests.userPatchMs },
         simLoopDelayMs: { p50: loopDelay.percentile(50) / 1e6, p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 },
       };
     }

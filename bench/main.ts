@@ -11,7 +11,7 @@ import { runCoordinatorBench, type CoordinatorReport } from './coordinator.js';
 import { runCoreBench, type CoreReport } from './core.js';
 import { startBenchPostgres } from './postgres.js';
 import { runScaleBench, type ScaleReport } from './scale.js';
-import { fmt, mb, table, type LatencySummary } from './stats.js';
+import { fmt, mb, median, table, type LatencySummary } from './stats.js';
 
 const SECTIONS = ['admission', 'core', 'coordinator', 'scale'] as const;
 /** The guard's --max-concurrent-execs in the coordinator section: overhead must not grow past it. */
@@ -31,6 +31,7 @@ interface Options {
   levels?: string;
   probeRounds?: string;
   pin: boolean;
+  serveArgs?: string;
 }
 
 interface Target {
@@ -80,7 +81,7 @@ function coordinatorTable(r: CoordinatorReport): string {
   const all = [...r.results, ...(r.probedResult ? [r.probedResult] : [])];
   const label = (res: (typeof all)[number]): string => (res.probed ? `${res.releases} (probed, ${res.rounds} rounds)` : String(res.releases));
   const rows = all.map((res) => {
-    const med = (f: (o: (typeof res.operations)[number]) => number): string => fmt([...res.operations.map(f)].sort((a, b) => a - b)[Math.floor((res.operations.length - 1) / 2)], 0);
+    const med = (f: (o: (typeof res.operations)[number]) => number): string => fmt(median(res.operations.map(f)), 0);
     return [
       label(res),
       med((o) => o.totalMs),
@@ -97,7 +98,7 @@ function coordinatorTable(r: CoordinatorReport): string {
   const t = table(['concurrent ops', 'total ms', 'exec ms', 'pod termination ms', 'pod start ms', 'exec-slot wait ms', 'overhead ms (median)', 'overhead ms (max)', 'wall ms', 'cores busy sim / serve'], rows);
   const gapRows = all.map((res) => {
     const keys = ['held', 'open', 'toExec', 'verify', 'drain', 'release', 'start'] as const;
-    return [label(res), ...keys.map((k) => fmt([...res.operations.map((o) => o.gaps[k])].sort((a, b) => a - b)[Math.floor((res.operations.length - 1) / 2)], 0))];
+    return [label(res), ...keys.map((k) => fmt(median(res.operations.map((o) => o.gaps[k])), 0))];
   });
   const g = table(['concurrent ops', 'admission->held', 'held->opened', 'opened->exec', 'exec->verified', 'drain (less termination)', 'drained->done', 'done->ready (less pod start)'], gapRows);
   const l = table(
@@ -203,6 +204,7 @@ async function main(): Promise<void> {
     .option('--cases <names>', 'admission cases to run (comma-separated names, e.g. "no-change,pass-through")')
     .option('--cluster-nice <n>', 'coordinator section: nice value for the simulated cluster and Postgres, 0 to run them at the guard\'s priority', '10')
     .option('--levels <list>', 'coordinator section: concurrent downgrades to run (comma-separated; the last one is probed)')
+    .option('--serve-args <args>', 'coordinator section: extra flags for serve (space-separated, e.g. "--coordinator-nice 0")')
     .option('--no-pin', 'coordinator section: leave the probed rounds\' processes on every CPU (default: the simulated cluster and Postgres on CPU 0, the guard and the probes on the others)')
     .option('--probe-rounds <n>', 'coordinator section: rounds of the last level run again under the admission probe (default 3, --quick 1; 0: none)')
     .parse();
@@ -257,6 +259,7 @@ async function main(): Promise<void> {
         probe: { concurrency: 2, ratePerWorker: 50, idleMs: quick ? 2000 : 3000, rounds: probeRounds },
         clusterNice,
         pinCpus: opts.pin,
+        serveArgs: opts.serveArgs ? opts.serveArgs.split(/\s+/).filter(Boolean) : [],
         ...(nodeFlags ? { nodeFlags } : {}),
       }, log);
     } finally {

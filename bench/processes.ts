@@ -70,7 +70,6 @@ export interface ServeOptions {
   extraArgs?: string[];
   /** Node flags for the serve process (e.g. --cpu-prof). */
   nodeFlags?: string[];
-  logLevel?: string;
 }
 
 /** `airflow-downgrade-guard serve` as it runs in the cluster, ready once /readyz answers 200 (caches listed). */
@@ -91,7 +90,7 @@ export async function startServe(options: ServeOptions): Promise<ServeProcess> {
       '--identity', 'bench-guard',
       ...(options.extraArgs ?? []),
     ],
-    { env: { ...process.env, POD_NAMESPACE: GUARD_NAMESPACE, ADG_LOG_LEVEL: options.logLevel ?? 'info' }, stdio: ['ignore', out, out] },
+    { env: { ...process.env, POD_NAMESPACE: GUARD_NAMESPACE, ADG_LOG_LEVEL: 'info' }, stdio: ['ignore', out, out] },
   );
   closeSync(out);
   const url = `https://127.0.0.1:${port}`;
@@ -199,11 +198,18 @@ export async function runLoadgen(config: LoadConfig, dir: string, name: string):
   return (await prepareLoadgen(config, dir, name)).run();
 }
 
-/** The nice value of a process (Linux), from /proc. */
+/**
+ * The fields of a /proc stat file (Linux) after the command name, which may hold spaces and
+ * parentheses: index 0 is field 3 of proc(5) (state), so field N is at N - 3.
+ */
+function statFields(file: string): string[] {
+  const stat = readFileSync(file, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+/** The nice value of a process (Linux): field 19 of its stat. */
 export function niceOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[16]); // field 19 of stat, 17 after the command name
+  return Number(statFields(`/proc/${pid}/stat`)[16]);
 }
 
 /** The nice value of a process's thread by its name (Linux names Node's main thread "MainThread", a worker after its `name`). */
@@ -211,8 +217,7 @@ export function threadNiceOf(pid: number, name: string): number | undefined {
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {
       if (readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim() !== name) continue;
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+      return Number(statFields(`/proc/${pid}/task/${tid}/stat`)[16]);
     } catch {
       // the thread ended while we looked
     }
@@ -226,8 +231,7 @@ export function processTree(root: number): number[] {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const ppid = Number(statFields(`/proc/${entry}/stat`)[1]); // field 4
       const list = children.get(ppid) ?? [];
       list.push(Number(entry));
       children.set(ppid, list);
@@ -253,9 +257,8 @@ export function rssBytes(pid: number): number {
 
 /** User + system CPU time of a process in milliseconds, from /proc (Linux). */
 export function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // utime and stime are fields 14 and 15 of stat, i.e. 11 and 12 after the command name.
+  const fields = statFields(`/proc/${pid}/stat`);
+  // utime and stime are fields 14 and 15 of stat.
   const ticks = Number(fields[11]) + Number(fields[12]);
   return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
 }

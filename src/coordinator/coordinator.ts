@@ -177,7 +177,6 @@ export class Coordinator {
   /** Releases whose state must be read from the API on the next reconcile (a create lost a race). */
   private readonly readNext = new Set<string>();
   private readonly metadataUrls = new Map<string, { url: string; at: number }>();
-  private readonly metadataUrlReads = new Map<string, Promise<string>>();
   /** Admission's view of each release, recomputed only when the release's cached records change. */
   private readonly releaseStates = new ReleaseStateCache(() => ({ workloads: this.workloads.values(), pods: this.pods }));
 
@@ -343,17 +342,10 @@ export class Coordinator {
 
     const opening = held.find((w) => !op || (isTerminal(op.phase) && w.holdOperation !== op.id));
     if (opening) {
-      // The Lease is claimed while the operation is written (the first step needs both); a failed
-      // claim is tried again below, before anything is driven.
-      const leasing = this.acquireLease(namespace, release).catch(() => false);
       const opened = await this.openOperation(opening, cmVersion);
-      if (!opened) {
-        await leasing;
-        return; // someone else opened it; their watch event brings us back
-      }
+      if (!opened) return; // not opened (someone else did, or the hold is not the guard's); a watch event brings us back
       op = opened.op;
       cmVersion = opened.resourceVersion;
-      this.warmDatabase(op);
     }
     if (!op || cmVersion === undefined) return;
     if (op.phase === 'done') {
@@ -454,6 +446,9 @@ export class Coordinator {
       this.deps.logger.error({ err: (error as Error).message, workload: `${w.kind}/${w.name}` }, 'held workload has invalid operation annotations');
       return undefined;
     }
+    // The Lease is claimed while the state is written (the first step needs both); drive() waits
+    // for this claim, or tries again when it failed.
+    void this.leases.acquire(op.namespace, op.release).catch(() => false);
     try {
       const body = operationConfigMap(op, existingVersion);
       const saved = existingVersion
@@ -547,26 +542,9 @@ export class Coordinator {
     const key = `${op.namespace}/${op.release}`;
     const cached = this.metadataUrls.get(key);
     if (cached && Date.now() - cached.at < METADATA_URL_TTL_MS) return cached.url;
-    // One read of the Secret at a time per release (warmDatabase and confirm may ask at once).
-    let reading = this.metadataUrlReads.get(key);
-    if (!reading) {
-      reading = this.readMetadataSecret(op).finally(() => this.metadataUrlReads.delete(key));
-      this.metadataUrlReads.set(key, reading);
-    }
-    const url = await reading;
+    const url = await this.readMetadataSecret(op);
     this.metadataUrls.set(key, { url, at: Date.now() });
     return url;
-  }
-
-  /**
-   * Reads the metadata URL and opens its connection while the Lease and the state writes go ahead, so
-   * confirm's schema read costs a query. Failures are left to confirm, which reports and retries them.
-   */
-  private warmDatabase(op: OperationState): void {
-    if (this.deps.readRevision) return; // an injected reader (tests) has no pool to warm
-    void this.metadataUrl(op)
-      .then((url) => this.dbPools.warm(url))
-      .catch(() => undefined);
   }
 
   /** After a failed probe: the next one reads the Secret again (rotated password) and connects afresh. */
@@ -1108,7 +1086,7 @@ function summariseOperation(obj: unknown): OperationSummary | undefined {
  * Whether resourceVersion `a` is newer than `b`. Opaque to clients in general; integers in practice
  * (etcd revisions), compared as such. Anything else that differs counts as newer: read it.
  */
-export function isNewerVersion(a: string, b: string): boolean {
+function isNewerVersion(a: string, b: string): boolean {
   if (/^\d+$/.test(a) && /^\d+$/.test(b)) return BigInt(a) > BigInt(b);
   return a !== b;
 }

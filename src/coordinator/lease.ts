@@ -35,8 +35,6 @@ export class LeaseKeeper {
   /** Leases another replica holds: not read again before this (local) time, when they could expire. */
   private readonly blocked = new Map<string, number>();
   private readonly now: () => number;
-  /** API calls made, for tests and the benchmark. */
-  calls = 0;
 
   constructor(private readonly options: LeaseKeeperOptions) {
     if (!(options.durationSeconds > 0)) throw new Error(`lease duration must be positive, got ${options.durationSeconds}`);
@@ -70,12 +68,6 @@ export class LeaseKeeper {
     const attempt = this.claim(namespace, release).finally(() => this.inFlight.delete(k));
     this.inFlight.set(k, attempt);
     return attempt;
-  }
-
-  /** Forgets a Lease (e.g. the operation ended); the cluster object stays and simply expires. */
-  forget(namespace: string, release: string): void {
-    this.held.delete(key(namespace, release));
-    this.blocked.delete(key(namespace, release));
   }
 
   /**
@@ -115,11 +107,9 @@ export class LeaseKeeper {
       // Renewing our own Lease: PUT on the copy we wrote last; a 409 means someone else wrote it.
       let lease: Record<string, unknown> | undefined = mine?.lease;
       if (!lease) {
-        this.calls++;
         lease = await this.options.cluster.find<Record<string, unknown>>('Lease', namespace, name);
       }
       if (!lease) {
-        this.calls++;
         const created = await this.options.cluster.create<Record<string, unknown>>('Lease', namespace, {
           apiVersion: 'coordination.k8s.io/v1',
           kind: 'Lease',
@@ -141,7 +131,6 @@ export class LeaseKeeper {
       this.blocked.delete(k);
       const ours = holder === this.options.identity;
       const transitions = Number(valueAt(lease, ['spec', 'leaseTransitions']) ?? 0);
-      this.calls++;
       const written = await this.options.cluster.replace<Record<string, unknown>>('Lease', namespace, name, {
         ...lease,
         spec: { ...spec, acquireTime: ours ? valueAt(lease, ['spec', 'acquireTime']) : nowText, leaseTransitions: ours ? transitions : transitions + 1 },
@@ -159,7 +148,6 @@ export class LeaseKeeper {
 
   /** After a conflict on renewal: read the Lease once; if it is still ours, renew on the fresh copy. */
   private async claimFresh(namespace: string, release: string, renewedAt: number): Promise<boolean> {
-    this.calls++;
     const lease = await this.options.cluster.find<Record<string, unknown>>('Lease', namespace, leaseName(release));
     if (!lease || valueAt(lease, ['spec', 'holderIdentity']) !== this.options.identity) return false;
     this.held.set(key(namespace, release), { lease, renewedAt });

@@ -4,8 +4,6 @@
 
 export interface Memo<V> {
   get(key: string, compute: (key: string) => V): V;
-  clear(): void;
-  readonly size: number;
 }
 
 /** A Map of at most `limit` entries, emptied when full (cheaper than LRU bookkeeping on every hit). */
@@ -19,12 +17,6 @@ export function boundedMemo<V>(limit: number): Memo<V> {
       if (entries.size >= limit) entries.clear();
       entries.set(key, value);
       return value;
-    },
-    clear() {
-      entries.clear();
-    },
-    get size() {
-      return entries.size;
     },
   };
 }

@@ -51,21 +51,12 @@ export function stringIn(map: unknown, key: string): string | undefined {
 const LABELS_PATH = ['metadata', 'labels'] as const;
 const ANNOTATIONS_PATH = ['metadata', 'annotations'] as const;
 
-export function labelsOf(object: unknown): Record<string, string> {
-  return stringMap(valueAt(object, LABELS_PATH));
-}
-
 export function annotationsOf(object: unknown): Record<string, string> {
   return stringMap(valueAt(object, ANNOTATIONS_PATH));
 }
 
 export function labelMapOf(object: unknown): JsonObject | undefined {
   return objectAt(object, LABELS_PATH);
-}
-
-/** One label of an object (string values only), without copying its labels. */
-export function labelAt(object: unknown, key: string): string | undefined {
-  return stringAt(object, LABELS_PATH, key);
 }
 
 /** One annotation of an object (string values only), without copying its annotations. */
@@ -75,11 +66,6 @@ export function annotationAt(object: unknown, key: string): string | undefined {
 
 const CRONJOB_TEMPLATE_PATH = ['spec', 'jobTemplate', 'spec', 'template'] as const;
 const TEMPLATE_PATH = ['spec', 'template'] as const;
-
-/** Path of the pod template inside a workload of this kind. */
-export function podTemplatePath(kind: WorkloadKind): string[] {
-  return [...(kind === 'CronJob' ? CRONJOB_TEMPLATE_PATH : TEMPLATE_PATH)];
-}
 
 export function podTemplateOf(kind: WorkloadKind, object: unknown): JsonObject | undefined {
   return objectAt(object, kind === 'CronJob' ? CRONJOB_TEMPLATE_PATH : TEMPLATE_PATH);

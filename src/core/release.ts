@@ -30,7 +30,7 @@ const RECOMMENDED = {
   component: 'app.kubernetes.io/component',
 };
 
-// Labels are read in place (string values only, as labelsOf would copy them): this runs per request.
+// Labels are read in place (string values only): this runs per request.
 function identifyFromLabels(labels: JsonObject | undefined, config: GuardConfig): ReleaseIdentity | undefined {
   if (!labels) return undefined;
   const release = stringIn(labels, 'release');

@@ -3,7 +3,7 @@
 // downgrading at once, queued behind each other). Bounded: few connections per URL, idle ones
 // closed after a while, the least recently used pool closed when there are too many URLs.
 import pg from 'pg';
-import { parseDatabaseUrl, redactConnectionString } from './connection.js';
+import { parseDatabaseUrl } from './connection.js';
 
 export interface DatabasePoolsOptions {
   /** Connections per metadata URL (default 2: a lock check and a revision read may overlap). */
@@ -65,17 +65,6 @@ export class DatabasePools {
     return pool;
   }
 
-  /**
-   * Opens a URL's first connection ahead of its first use, so that use costs a query and no
-   * handshake. A failure is the caller's to ignore: the real use reports it.
-   */
-  async warm(url: string): Promise<void> {
-    const pool = this.pool(url);
-    if (pool.totalCount > 0) return;
-    const client = await pool.connect();
-    client.release();
-  }
-
   /** Drops a URL's pool, e.g. after its database failed: the next use connects afresh. */
   async discard(url: string): Promise<void> {
     const pool = this.pools.get(url);
@@ -89,11 +78,6 @@ export class DatabasePools {
     const pools = [...this.pools.values()];
     this.pools.clear();
     await Promise.all(pools.map((p) => p.end().catch(() => undefined)));
-  }
-
-  /** Where a URL points, without its password, for messages. */
-  static describe(url: string): string {
-    return redactConnectionString(url);
   }
 
   private evictOldest(): void {

@@ -1,12 +1,22 @@
-// GET /metrics for express: the registry's text exposition with its own content type.
+// GET /metrics for express: a text exposition with its content type, or 500 with the reason.
 import type { Request, RequestHandler, Response } from 'express';
 import type { Registry } from 'prom-client';
 
-export function metricsHandler(registry: Registry): RequestHandler {
+export interface Exposition {
+  text: string;
+  contentType: string;
+}
+
+/** What a registry exposes now (the main thread's; the admission worker asks it by message). */
+export function registryExposition(registry: Registry): () => Promise<Exposition> {
+  return async () => ({ text: await registry.metrics(), contentType: registry.contentType });
+}
+
+export function metricsHandler(collect: () => Promise<Exposition>): RequestHandler {
   return async (_request: Request, response: Response) => {
     try {
-      const body = await registry.metrics();
-      response.status(200).set('Content-Type', registry.contentType).send(body);
+      const { text, contentType } = await collect();
+      response.status(200).set('Content-Type', contentType).send(text);
     } catch (error) {
       response
         .status(500)

@@ -1,2 +1,2 @@
 export * from './metrics.js';
-export { metricsHandler } from './handler.js';
+export { metricsHandler, registryExposition, type Exposition } from './handler.js';

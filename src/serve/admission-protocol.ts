@@ -42,10 +42,6 @@ export type FromWorker =
   | { type: 'certificate-reloaded'; id: number; error?: string }
   | { type: 'stopped' };
 
-export function releaseStateKey(namespace: string, release: string): string {
-  return `${namespace}\u0000${release}`;
-}
-
 /**
  * The release states the worker holds, as the main thread last sent them (JSON). Most watch events
  * (pod status, ReplicaSet counts) leave a release's state as it was, and a message that changes

@@ -2,9 +2,10 @@
 // of each release's state current, answers its /metrics and decision messages, and stops it.
 import { Worker } from 'node:worker_threads';
 import type { ReleaseState } from '../core/decide.js';
+import { releaseKey } from '../coordinator/release-view.js';
 import type { DecisionRecord } from '../server/app.js';
 import type { Logger } from '../server/logger.js';
-import { releaseStateKey, WorkerStateMirror, type DecisionSummary, type FromWorker, type ToWorker, type WorkerSettings } from './admission-protocol.js';
+import { WorkerStateMirror, type DecisionSummary, type FromWorker, type ToWorker, type WorkerSettings } from './admission-protocol.js';
 
 export interface AdmissionWorkerOptions {
   settings: WorkerSettings;
@@ -140,7 +141,7 @@ export function startAdmissionWorker(options: AdmissionWorkerOptions): Admission
   return {
     listening: whenListening,
     releaseChanged(namespace, release) {
-      dirty.set(releaseStateKey(namespace, release), [namespace, release]);
+      dirty.set(releaseKey(namespace, release), [namespace, release]);
       if (flushScheduled || stopping) return;
       flushScheduled = true;
       setImmediate(flush);

@@ -5,10 +5,12 @@
 // The protocol's messages are in admission-protocol.ts.
 import { parentPort, workerData } from 'node:worker_threads';
 import type { ReleaseState } from '../core/decide.js';
+import { releaseKey } from '../coordinator/release-view.js';
 import { createAdmissionApp, type DecisionRecord } from '../server/app.js';
 import { startHttpsServer, type RunningHttpsServer } from '../server/https.js';
 import { createLogger } from '../server/logger.js';
-import { releaseStateKey, type DecisionSummary, type FromWorker, type ToWorker, type WorkerSettings } from './admission-protocol.js';
+import { metricsHandler } from '../metrics/handler.js';
+import { type DecisionSummary, type FromWorker, type ToWorker, type WorkerSettings } from './admission-protocol.js';
 
 if (!parentPort) throw new Error('admission-worker.js runs only as a worker thread of serve');
 const port = parentPort;
@@ -25,9 +27,11 @@ function post(message: FromWorker): void {
 }
 
 // A release nobody deployed (or not yet seen) has no records: the same answer the caches give.
+// The core only reads the state, so the stored one is handed out as it is.
+const NO_RECORDS: ReleaseState = Object.freeze({ workloads: Object.freeze([]) as unknown as ReleaseState['workloads'] });
+
 function releaseState(namespace: string, release: string): ReleaseState {
-  const state = states.get(releaseStateKey(namespace, release));
-  return state ? { ...state } : { workloads: [] };
+  return states.get(releaseKey(namespace, release)) ?? NO_RECORDS;
 }
 
 // Decisions go out in batches, after the responses: audited records once per turn of the loop,
@@ -70,11 +74,11 @@ function buildApp(): ReturnType<typeof createAdmissionApp> {
     ready: () => (ready ? { ready: true } : { ready: false, reason: 'caches are still listing the cluster' }),
     onDecision: queueDecision,
   });
-  app.get('/metrics', async (_req, res) => {
+  app.get('/metrics', metricsHandler(async () => {
     const reply = await collectMetrics();
-    if (reply.error !== undefined) res.status(500).type('text/plain').send(`cannot collect metrics: ${reply.error}\n`);
-    else res.status(200).set('Content-Type', reply.contentType).send(reply.text);
-  });
+    if (reply.error !== undefined) throw new Error(reply.error);
+    return reply;
+  }));
   return app;
 }
 

@@ -10,7 +10,7 @@ import { Coordinator, DEFAULT_COORDINATOR_OPTIONS, type StepReport } from '../co
 import { Cluster } from '../k8s/cluster.js';
 import { createExecRunner } from '../k8s/exec.js';
 import { KubeRest, loadKubeConfig } from '../k8s/rest.js';
-import { createMetrics, metricsHandler, type GuardMetrics } from '../metrics/index.js';
+import { createMetrics, registryExposition, type GuardMetrics } from '../metrics/index.js';
 import type { DecisionRecord } from '../server/app.js';
 import { createLogger, type Logger } from '../server/logger.js';
 import { isFullRecord } from './admission-protocol.js';
@@ -50,8 +50,7 @@ function auditAdmission(audit: AuditLog | undefined, record: DecisionRecord): vo
     ...(record.from?.revision ? { fromRevision: record.from.revision } : {}),
     ...(record.to?.revision ? { toRevision: record.to.revision } : {}),
     decision: record.allowed ? record.decision : 'denied',
-    // A dry run opens no operation: the id it would have had stays out of the operation's timeline.
-    ...(record.operationId && !record.dryRun ? { operationId: record.operationId } : {}),
+    ...(record.operationId ? { operationId: record.operationId } : {}),
     patchSummary: patchSummary(record),
     dryRun: record.dryRun,
     ...(record.details.breakGlass ? { breakGlassReason: record.details.breakGlass.reason } : {}),
@@ -197,7 +196,7 @@ export async function startGuard(config: ServeConfig, logger: Logger = createLog
       metrics.recordAdmission(record.allowed ? record.decision : 'denied', record.kind, record.dryRun, record.latencyMs / 1000);
       if (isFullRecord(record)) auditAdmission(audit, record);
     },
-    metrics: async () => ({ text: await metrics.registry.metrics(), contentType: metrics.registry.contentType }),
+    metrics: registryExposition(metrics.registry),
     onCrash: exitOnCrash(logger),
     logger,
   });

@@ -244,7 +244,8 @@ function toRecord(result: ReviewResult, body: unknown, latencyMs: number): Decis
   if (decision.subject.component !== undefined) record.component = decision.subject.component;
   if (decision.from) record.from = decision.from;
   if (decision.to) record.to = decision.to;
-  if (decision.operation) record.operationId = decision.operation.id;
+  // A dry run opens no operation: the id it would have had belongs to no operation's timeline.
+  if (decision.operation && !decision.dryRun) record.operationId = decision.operation.id;
   return record;
 }
 
@@ -272,7 +273,7 @@ function logDecision(logger: Logger, { request, decision }: ReviewResult, latenc
       decision: decision.kind,
       allowed: decision.allowed,
       dryRun: decision.dryRun,
-      operationId: decision.operation?.id,
+      operationId: decision.dryRun ? undefined : decision.operation?.id,
       latencyMs: Math.round(latencyMs * 1000) / 1000,
     },
     `admission ${decision.kind}: ${decision.reason}`,

@@ -35,7 +35,7 @@ interface HistoryEntry {
 interface Watcher {
   namespace: string | undefined;
   onEvent: (event: WatchEvent) => void;
-  shared: boolean;
+  readOnly: boolean;
 }
 
 export interface WatchOptions {
@@ -210,7 +210,7 @@ export class Store {
         if (entry.rv > since && (ns === undefined || entry.namespace === ns)) onEvent(options.readOnly ? entry.event : cloneJson(entry.event));
       }
     }
-    const watcher: Watcher = { namespace: ns, onEvent, shared: options.readOnly === true };
+    const watcher: Watcher = { namespace: ns, onEvent, readOnly: options.readOnly === true };
     bucket.watchers.add(watcher);
     return () => {
       bucket.watchers.delete(watcher);
@@ -249,7 +249,7 @@ export class Store {
     for (const watcher of [...bucket.watchers]) {
       if (watcher.namespace !== undefined && watcher.namespace !== obj.metadata.namespace) continue;
       try {
-        watcher.onEvent(watcher.shared ? event : cloneJson(event));
+        watcher.onEvent(watcher.readOnly ? event : cloneJson(event));
       } catch {
         // A failing watcher must not break the write or the other watchers.
       }

@@ -63,9 +63,21 @@ describe('EventRecorder', () => {
     expect(logged.some((l) => l.msg === 'could not record event' && l.reason === 'Bad' && l.err === 'events is forbidden')).toBe(true);
   });
 
-  it('flush resolves at once when nothing is pending', async () => {
-    const recorder = new EventRecorder({ logger: capture().logger, write: async () => undefined });
-    await recorder.flush();
+  it('flush resolves at once when nothing is pending, and after the last write otherwise', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const recorder = new EventRecorder({ logger: capture().logger, write: () => gate });
+    let idleFlushed = false;
+    void recorder.flush().then(() => (idleFlushed = true));
+    await Promise.resolve();
+    expect(idleFlushed).toBe(true);
+    recorder.record('ns', { reason: 'Slow' });
+    let busyFlushed = false;
+    const flushed = recorder.flush().then(() => (busyFlushed = true));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(busyFlushed).toBe(false);
+    release();
+    await flushed;
     expect(recorder.pending).toBe(0);
   });
 });

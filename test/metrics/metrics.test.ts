@@ -1,7 +1,7 @@
 import express from 'express';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
-import { createMetrics, metricsHandler } from '../../src/metrics/index.js';
+import { createMetrics, metricsHandler, registryExposition } from '../../src/metrics/index.js';
 import type { AuditStats } from '../../src/audit/log.js';
 
 const NAMES = [
@@ -20,7 +20,7 @@ describe('metrics', () => {
   it('expose every metric with its prefix, plus Node process metrics, on GET /metrics', async () => {
     const metrics = createMetrics();
     const app = express();
-    app.get('/metrics', metricsHandler(metrics.registry));
+    app.get('/metrics', metricsHandler(registryExposition(metrics.registry)));
     const response = await request(app).get('/metrics');
     expect(response.status).toBe(200);
     expect(response.headers['content-type']).toBe(metrics.registry.contentType);

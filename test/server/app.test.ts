@@ -45,6 +45,15 @@ describe('POST /mutate', () => {
     expect(records[0]!.operationId).toMatch(/^dg-/);
   });
 
+  it('records a dry-run downgrade without an operation id (it opens no operation)', async () => {
+    const { app, records } = appWith();
+    const review = fixture('helm-upgrade-scheduler-3.1.0-to-3.0.2.json');
+    review.request.dryRun = true;
+    await request(app).post('/mutate').send(review).expect(200);
+    expect(records[0]).toMatchObject({ decision: 'downgrade', dryRun: true, sideEffect: 'none' });
+    expect(records[0]!.operationId).toBeUndefined();
+  });
+
   it('passes the pre-upgrade migration Job the release state, by namespace and release', async () => {
     const asked: string[] = [];
     const app = createAdmissionApp({ config: DEFAULT_CONFIG, releaseState: (ns, rel) => (asked.push(`${ns}/${rel}`), { runningVersion: '3.1.0' }) });
