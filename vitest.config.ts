@@ -1,10 +1,11 @@
 import { defineConfig } from 'vitest/config';
 
-// `npm test`: everything but the long fault suite (test/faults/**/*.slow.test.ts).
+// `npm test`: everything but the long fault suite (test/faults/**/*.slow.test.ts) and the real
+// control plane's suite (test/cluster, `npm run test:cluster`).
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    exclude: ['test/**/*.slow.test.ts', 'node_modules/**'],
+    exclude: ['test/**/*.slow.test.ts', 'test/cluster/**', 'node_modules/**'],
     globalSetup: ['test/support/global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,

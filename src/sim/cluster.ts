@@ -56,7 +56,7 @@ function withDefaultDatabase(pod: KubeObject, databaseUrl: string): KubeObject {
   return copy;
 }
 
-function defaultDatabaseRuntime(runtime: ContainerRuntime, databaseUrl: string | undefined): ContainerRuntime {
+export function defaultDatabaseRuntime(runtime: ContainerRuntime, databaseUrl: string | undefined): ContainerRuntime {
   if (!databaseUrl) return runtime;
   return {
     start: (req: ContainerStart) => {

@@ -171,6 +171,23 @@ export class Store {
     return cloneJson(obj);
   }
 
+  /**
+   * Puts an object as another server holds it (a node agent's local copy of the pods bound to its
+   * node): uid, creationTimestamp and deletion state are kept as given, the resourceVersion is this
+   * store's own. Emits ADDED or MODIFIED like create/update.
+   */
+  mirror(type: ResourceType, input: KubeObject): KubeObject {
+    const obj = cloneJson(input);
+    const bucket = this.bucket(type);
+    obj.metadata.namespace = this.ns(type, obj.metadata.namespace);
+    const key = objectKey(obj.metadata.namespace, obj.metadata.name);
+    const existed = bucket.objects.has(key);
+    obj.metadata.resourceVersion = String(++this.rv);
+    bucket.objects.set(key, obj);
+    this.emit(type, bucket, existed ? 'MODIFIED' : 'ADDED', obj);
+    return cloneJson(obj);
+  }
+
   /** Removes an object at once (graceful deletion is the caller's business: set deletionTimestamp first). */
   remove(type: ResourceType, namespace: string | undefined, name: string): KubeObject {
     const bucket = this.bucket(type);

@@ -2,7 +2,7 @@
 // subprocess, over TLS, with its own ServiceAccount identity and, optionally, the deploy/ RBAC).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { expect } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { generateCertificates } from '../../src/certs/generate.js';
@@ -47,8 +47,15 @@ export interface Guard {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export interface E2E {
-  sim: SimCluster;
+/**
+ * What the scenarios read of the cluster they run on: its objects (the simulated cluster's store, or
+ * a watch-fed mirror of a real API server's objects) and the simulated Airflow runtime (violations,
+ * faults) of its node side.
+ */
+export type ClusterUnderTest = Pick<SimCluster, 'store' | 'runtime'>;
+
+export interface E2E<C extends ClusterUnderTest = SimCluster> {
+  sim: C;
   db: TestDatabase;
   admin: Cluster;
   guards: Guard[];
@@ -110,6 +117,16 @@ export interface E2EOptions {
   watchNamespaces?: string[];
 }
 
+/** The cluster the end-to-end harness drives: the simulated one (startE2E) or a real one (test/cluster). */
+export interface E2EBackend<C extends ClusterUnderTest = SimCluster> {
+  cluster: C;
+  adminKubeconfig: string;
+  /** A kubeconfig with a token of the ServiceAccount (called once it exists). */
+  serviceAccountKubeconfig(namespace: string, name: string): Promise<string>;
+  rbac?: ReturnType<typeof createRbacAuthorizer>;
+  stop(): Promise<void>;
+}
+
 export async function startE2E(options: E2EOptions = {}): Promise<E2E> {
   const db = await createTestDatabase('e2e');
   const holder: { rbac?: ReturnType<typeof createRbacAuthorizer> } = {};
@@ -125,14 +142,24 @@ export async function startE2E(options: E2EOptions = {}): Promise<E2E> {
     api: holder.rbac ? { authorize: (req) => holder.rbac!.authorize(req) } : {},
   });
   simRef = sim;
-  const admin = restFor(sim.api.kubeconfig());
+  const backend: E2EBackend = {
+    cluster: sim,
+    adminKubeconfig: sim.api.kubeconfig(),
+    serviceAccountKubeconfig: async (namespace, name) => sim.api.kubeconfig(sim.api.tokens.issueServiceAccountToken(namespace, name)),
+    ...(holder.rbac ? { rbac: holder.rbac } : {}),
+    stop: () => sim.stop(),
+  };
+  return startE2EOn(backend, db, options);
+}
+
+/** The harness on a running cluster; `db` is the metadata database of its Airflow releases. */
+export async function startE2EOn<C extends ClusterUnderTest>(backend: E2EBackend<C>, db: TestDatabase, options: E2EOptions = {}): Promise<E2E<C>> {
+  const sim = backend.cluster;
+  const admin = restFor(backend.adminKubeconfig);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'adg-e2e-'));
   const certs = generateCertificates({ service: 'airflow-downgrade-guard', namespace: GUARD_NAMESPACE, dnsNames: ['127.0.0.1', 'localhost'] });
   writeFileSync(path.join(dir, 'tls.crt'), certs.cert);
   writeFileSync(path.join(dir, 'tls.key'), certs.key, { mode: 0o600 });
-  const token = sim.api.tokens.issueServiceAccountToken(GUARD_NAMESPACE, 'airflow-downgrade-guard');
-  const guardKubeconfig = path.join(dir, 'guard-kubeconfig');
-  writeFileSync(guardKubeconfig, sim.api.kubeconfig(token), { mode: 0o600 });
 
   await admin.create('Namespace', undefined, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: GUARD_NAMESPACE } }).catch(() => undefined);
   const install = renderInstallManifests({
@@ -145,16 +172,18 @@ export async function startE2E(options: E2EOptions = {}): Promise<E2E> {
       await createObject(admin, obj);
     }
   }
+  const guardKubeconfig = path.join(dir, 'guard-kubeconfig');
+  writeFileSync(guardKubeconfig, await backend.serviceAccountKubeconfig(GUARD_NAMESPACE, 'airflow-downgrade-guard'), { mode: 0o600 });
   const guards: Guard[] = [];
   let webhookPort: number | undefined;
 
-  const e2e: E2E = {
+  const e2e: E2E<C> = {
     sim,
     db,
     admin,
     guards,
     caPem: certs.caCert,
-    ...(holder.rbac ? { rbac: holder.rbac } : {}),
+    ...(backend.rbac ? { rbac: backend.rbac } : {}),
     async startGuard(identity = `guard-${guards.length + 1}`, extraArgs = [], startOptions = {}) {
       // Port 0 unless a restart must come back on the same one: the guard binds it and logs it, so no
       // other test's server can take a port chosen ahead of time.
@@ -194,6 +223,10 @@ export async function startE2E(options: E2EOptions = {}): Promise<E2E> {
         type: 'Opaque',
         data: { connection: Buffer.from(db.url).toString('base64') },
       });
+      // The chart's ServiceAccounts: a real API server refuses pods whose ServiceAccount does not exist.
+      for (const component of ['run-airflow-migrations', 'database-cleanup', ...(spec.components ?? DEFAULT_COMPONENTS)]) {
+        await createObject(admin, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: `${spec.release}-${component}`, namespace: spec.namespace } });
+      }
       const migrate = chartWorkload({ kind: 'Job', component: 'run-airflow-migrations', release: spec.release, namespace: spec.namespace, version: spec.version }) as KubeObject;
       await createObject(admin, migrate);
       await waitFor('migration job complete', () => jobComplete(sim, spec.namespace, `${spec.release}-run-airflow-migrations`), 30_000);
@@ -229,7 +262,8 @@ export async function startE2E(options: E2EOptions = {}): Promise<E2E> {
     },
     async stop() {
       await Promise.all(guards.map((g) => g.stop('SIGKILL')));
-      await sim.stop();
+      await backend.stop();
+      rmSync(dir, { recursive: true, force: true });
       await db.drop();
     },
   };
@@ -346,12 +380,12 @@ async function registerWebhook(admin: Cluster, install: KubeObject[], port: numb
   await createObject(admin, config);
 }
 
-function jobComplete(sim: SimCluster, namespace: string, name: string): boolean {
+function jobComplete(sim: ClusterUnderTest, namespace: string, name: string): boolean {
   const job = sim.store.get(RESOURCES.jobs, namespace, name) as { status?: { conditions?: Array<{ type: string; status: string }> } } | undefined;
   return job?.status?.conditions?.some((c) => c.type === 'Complete' && c.status === 'True') ?? false;
 }
 
-export function podsOf(sim: SimCluster, namespace: string, release: string): KubeObject[] {
+export function podsOf(sim: ClusterUnderTest, namespace: string, release: string): KubeObject[] {
   return sim.store.list(RESOURCES.pods, namespace).items.filter((p) => p.metadata.labels?.release === release);
 }
 
@@ -366,7 +400,7 @@ function isReady(pod: KubeObject): boolean {
 }
 
 /** Every workload of the release runs its replicas, all Ready, all on the spec's version. */
-export function releaseReady(sim: SimCluster, spec: ReleaseSpec): boolean {
+export function releaseReady(sim: ClusterUnderTest, spec: ReleaseSpec): boolean {
   const pods = podsOf(sim, spec.namespace, spec.release).filter((p) => !p.metadata.deletionTimestamp);
   for (const component of spec.components ?? DEFAULT_COMPONENTS) {
     const want = spec.replicas?.[component] ?? 1;
@@ -378,7 +412,7 @@ export function releaseReady(sim: SimCluster, spec: ReleaseSpec): boolean {
 }
 
 /** A Helm upgrade to `version`: every workload's image changes; the migration Job as a hook. */
-export async function helmUpgrade(e2e: E2E, spec: ReleaseSpec, version: string, hook: 'pre-upgrade' | 'post-upgrade'): Promise<UpgradeResult> {
+export async function helmUpgrade(e2e: E2E<ClusterUnderTest>, spec: ReleaseSpec, version: string, hook: 'pre-upgrade' | 'post-upgrade'): Promise<UpgradeResult> {
   return upgradeRelease(e2e, spec, version, { hook });
 }
 
@@ -409,7 +443,7 @@ export interface UpgradeResult {
 }
 
 /** Every workload of the release moves to `version` the way a deploy tool applies a chart. */
-export async function upgradeRelease(e2e: E2E, spec: ReleaseSpec, version: string, options: UpgradeOptions): Promise<UpgradeResult> {
+export async function upgradeRelease(e2e: E2E<ClusterUnderTest>, spec: ReleaseSpec, version: string, options: UpgradeOptions): Promise<UpgradeResult> {
   const result: UpgradeResult = { applied: [] };
   const runJob = async (): Promise<void> => {
     const job = chartWorkload({ kind: 'Job', component: 'run-airflow-migrations', release: spec.release, namespace: spec.namespace, version }) as KubeObject;
@@ -439,7 +473,7 @@ export async function upgradeRelease(e2e: E2E, spec: ReleaseSpec, version: strin
 }
 
 /** Helm's `before-hook-creation` delete policy: the previous hook Job goes before the new one is created. */
-async function replaceHookJob(e2e: E2E, spec: ReleaseSpec, job: KubeObject): Promise<void> {
+async function replaceHookJob(e2e: E2E<ClusterUnderTest>, spec: ReleaseSpec, job: KubeObject): Promise<void> {
   const name = job.metadata.name;
   if (e2e.workload('Job', spec.namespace, name)) {
     await e2e.admin.delete('Job', spec.namespace, name, 0).catch(() => undefined);
@@ -448,7 +482,7 @@ async function replaceHookJob(e2e: E2E, spec: ReleaseSpec, job: KubeObject): Pro
   await createObject(e2e.admin, job);
 }
 
-async function updateCronJobs(e2e: E2E, spec: ReleaseSpec, version: string): Promise<void> {
+async function updateCronJobs(e2e: E2E<ClusterUnderTest>, spec: ReleaseSpec, version: string): Promise<void> {
   if (spec.cronJobs === false) return;
   const name = `${spec.release}-database-cleanup`;
   const current = e2e.workload('CronJob', spec.namespace, name) as (KubeObject & { spec: { jobTemplate: { spec: { template: { spec: { containers: Array<{ image: string }> } } } } } }) | undefined;
@@ -462,7 +496,7 @@ async function updateCronJobs(e2e: E2E, spec: ReleaseSpec, version: string): Pro
  * `kubectl set image` on one workload: a strategic merge patch of the main container's image. With
  * `replicas` it is what `helm upgrade`/`kubectl apply`/an Argo sync send: the chart's replica count too.
  */
-export async function setImage(e2e: E2E, kind: string, namespace: string, name: string, version: string, options: { replicas?: number } = {}): Promise<KubeObject> {
+export async function setImage(e2e: E2E<ClusterUnderTest>, kind: string, namespace: string, name: string, version: string, options: { replicas?: number } = {}): Promise<KubeObject> {
   const obj = e2e.workload(kind, namespace, name) as (KubeObject & { spec: { template: { spec: { containers: Array<{ name: string; image: string }>; initContainers?: Array<{ name: string; image: string }> } } } }) | undefined;
   if (!obj) throw new Error(`${kind} ${namespace}/${name} not found`);
   const containers = obj.spec.template.spec.containers.map((c) => ({ name: c.name, image: `apache/airflow:${version}` }));
@@ -516,7 +550,7 @@ export function releaseWorkloads(s: ReleaseSpec): Array<{ kind: string; name: st
  * target version with its original replicas and no hold left, the schema is at the target head,
  * and no pod ever ran against a schema its image does not know. Returns the finished operation.
  */
-export async function expectDowngraded(e: E2E, s: ReleaseSpec, target: string): Promise<OperationState> {
+export async function expectDowngraded(e: E2E<ClusterUnderTest>, s: ReleaseSpec, target: string): Promise<OperationState> {
   const done = await waitFor('operation done', () => e.operation(s.namespace, s.release)?.phase === 'done' && e.operation(s.namespace, s.release), 60_000, 100);
   await waitFor(`release running ${target}`, () => releaseReady(e.sim, { ...s, version: target }), 60_000, 100);
   expect(await e.revision()).toBe(headOf(target));
@@ -536,17 +570,17 @@ export async function expectDowngraded(e: E2E, s: ReleaseSpec, target: string): 
   return done;
 }
 
-export async function expectNoViolations(e: E2E): Promise<void> {
+export async function expectNoViolations(e: E2E<ClusterUnderTest>): Promise<void> {
   await e.sim.runtime.sweep();
   expect(e.sim.runtime.violations.list()).toEqual([]);
 }
 
-export function eventsOf(e: E2E, namespace: string): Array<{ reason: string; message: string; type: string; involvedObject: { kind: string; name: string } }> {
+export function eventsOf(e: E2E<ClusterUnderTest>, namespace: string): Array<{ reason: string; message: string; type: string; involvedObject: { kind: string; name: string } }> {
   return e.sim.store.list(RESOURCES.events, namespace).items as never;
 }
 
 /** Resolves (synchronously with the store write) the first time the release's operation satisfies `when`. */
-export function whenOperation(e: E2E, namespace: string, release: string, when: (op: OperationState) => boolean, then?: (op: OperationState) => void): Promise<OperationState> {
+export function whenOperation(e: E2E<ClusterUnderTest>, namespace: string, release: string, when: (op: OperationState) => boolean, then?: (op: OperationState) => void): Promise<OperationState> {
   return new Promise((resolve) => {
     let stop: (() => void) | undefined;
     const check = (): boolean => {
@@ -565,7 +599,7 @@ export function whenOperation(e: E2E, namespace: string, release: string, when: 
 }
 
 /** SIGKILLs a guard (if still running) and starts it again with the same identity and port. */
-export async function restartGuard(e: E2E, guard: Guard): Promise<Guard> {
+export async function restartGuard(e: E2E<ClusterUnderTest>, guard: Guard): Promise<Guard> {
   await guard.stop('SIGKILL');
   return e.startGuard(guard.identity, [], { port: guard.port });
 }
@@ -583,7 +617,7 @@ export interface PodEvent {
 }
 
 /** Every change of the namespace's pods, with the test process's clock (for timelines). */
-export function recordPods(e: E2E, namespace: string): { events: PodEvent[]; stop: () => void } {
+export function recordPods(e: E2E<ClusterUnderTest>, namespace: string): { events: PodEvent[]; stop: () => void } {
   const events: PodEvent[] = [];
   const stop = e.sim.store.watch(RESOURCES.pods, namespace, undefined, (event) => {
     const pod = event.object as KubeObject;

@@ -78,3 +78,26 @@ export function issueServerCertificate(
   cert.sign(caKey, forge.md.sha256.create());
   return { certPem: forge.pki.certificateToPem(cert), keyPem: keys.keyPem, caPem: ca.certPem };
 }
+
+/** A client certificate: the API server takes the common name as the user and each organization as a group. */
+export function issueClientCertificate(ca: CertificateAuthority, names: { commonName: string; organizations?: string[] }): { certPem: string; keyPem: string } {
+  const caCert = forge.pki.certificateFromPem(ca.certPem);
+  const caKey = forge.pki.privateKeyFromPem(ca.keyPem);
+  const keys = newKeyPair();
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = keys.publicKey;
+  cert.serialNumber = serialNumber();
+  validity(cert, 365);
+  cert.setSubject([
+    ...(names.organizations ?? []).map((value) => ({ name: 'organizationName', value })),
+    { name: 'commonName', value: names.commonName },
+  ]);
+  cert.setIssuer(caCert.subject.attributes);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: false },
+    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+    { name: 'extKeyUsage', clientAuth: true },
+  ]);
+  cert.sign(caKey, forge.md.sha256.create());
+  return { certPem: forge.pki.certificateToPem(cert), keyPem: keys.keyPem };
+}
