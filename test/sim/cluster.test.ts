@@ -1,6 +1,8 @@
 // The composed simulated cluster (API server + controllers + Airflow runtime + real Postgres)
 // driven by kubectl: rollouts kubectl can watch to completion, pause/resume, exec into Airflow.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KubeConfig } from '@kubernetes/client-node';
+import { KubeRest } from '../../src/k8s/rest.js';
 import { startSimCluster, type SimCluster } from '../../src/sim/cluster.js';
 import { RESOURCES } from '../../src/sim/resources.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
@@ -58,5 +60,19 @@ describe('the simulated cluster under kubectl', () => {
     await ok(['-n', 'airflow', 'delete', 'deploy', 'airflow-api-server']);
     await ok(['-n', 'airflow', 'wait', '--for=delete', 'pod', '-l', 'component=api-server', '--timeout=30s']);
     expect(cluster.store.list(RESOURCES.replicasets, 'airflow', (rs) => rs.metadata.labels?.component === 'api-server').items).toHaveLength(0);
+  });
+
+  it('a Job deleted without a propagation policy orphans its pods (batch/v1 default), as on a real API server', async () => {
+    const jobPods = () => cluster.store.list(RESOURCES.pods, 'airflow', (p) => p.metadata.labels?.['job-name'] === 'airflow-run-airflow-migrations').items;
+    expect(jobPods().length).toBeGreaterThan(0);
+    const kc = new KubeConfig();
+    kc.loadFromString(cluster.api.kubeconfig());
+    const rest = new KubeRest(kc);
+    await rest.request('DELETE', '/apis/batch/v1/namespaces/airflow/jobs/airflow-run-airflow-migrations');
+    rest.close();
+    expect(cluster.store.get(RESOURCES.jobs, 'airflow', 'airflow-run-airflow-migrations')).toBeUndefined();
+    const orphans = jobPods();
+    expect(orphans.length).toBeGreaterThan(0);
+    for (const pod of orphans) expect(pod.metadata.ownerReferences ?? []).toEqual([]);
   });
 });

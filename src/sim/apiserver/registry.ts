@@ -345,7 +345,10 @@ export class Registry {
     if (ctx.dryRun) deleteOptions.dryRun = ['All'];
     const admitted = await this.runAdmission(ctx, 'DELETE', type, null, current, deleteOptions);
     if (ctx.dryRun) return { code: 200, body: this.deletedResponse(type, current, false), warnings: admitted.warnings };
-    const result = this.deleteNow(type, current, options);
+    // Without a policy the API server applies the resource's default: batch/v1 Jobs orphan their
+    // pods (kept for backwards compatibility, pkg/registry/batch/job/strategy.go), the rest cascade.
+    const propagationPolicy = options.propagationPolicy ?? (type === RESOURCES.jobs ? 'Orphan' : 'Background');
+    const result = this.deleteNow(type, current, { ...options, propagationPolicy });
     return { code: 200, body: result, warnings: admitted.warnings };
   }
 
