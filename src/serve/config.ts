@@ -2,6 +2,7 @@
 // set, src/install/serve-contract.ts), which win over a config file (YAML or JSON). Validated at
 // start: every problem is reported in one clear message and the process exits 2.
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import os from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -9,6 +10,7 @@ import { guardConfigSchema, type GuardConfig } from '../core/config.js';
 import { SERVE_ENV, TLS_MOUNT_PATH } from '../install/serve-contract.js';
 
 const positiveMs = z.coerce.number().int().positive();
+const DNS_NAME = /^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/;
 
 export const serveConfigSchema = z.strictObject({
   host: z.string().default('0.0.0.0'),
@@ -17,6 +19,8 @@ export const serveConfigSchema = z.strictObject({
   tlsCertFile: z.string().optional(),
   tlsKeyFile: z.string().optional(),
   tlsSecretName: z.string().default('airflow-downgrade-guard-tls'),
+  /** Extra subject names of the self-managed serving certificate (IP addresses become IP SANs), for a guard reached by URL. */
+  certExtraNames: z.array(z.string().refine((name) => isIP(name) !== 0 || DNS_NAME.test(name), 'must be a DNS name or an IP address')).default([]),
   serviceName: z.string().default('airflow-downgrade-guard'),
   webhookConfigurationName: z.string().default('airflow-downgrade-guard'),
   kubeconfig: z.string().optional(),

@@ -105,6 +105,7 @@ async function servingCertificate(config: ServeConfig, cluster: Cluster, logger:
     secretName: config.tlsSecretName,
     service: config.serviceName,
     webhookConfigurationName: config.webhookConfigurationName,
+    ...(config.certExtraNames.length ? { extraNames: config.certExtraNames } : {}),
     onChange: (certs) => {
       writeFileSync(certFile, certs.cert, { mode: 0o600 });
       writeFileSync(keyFile, certs.key, { mode: 0o600 });

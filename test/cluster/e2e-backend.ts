@@ -70,7 +70,11 @@ async function mirrorOf(kubeconfig: string): Promise<{ store: Store; stop(): voi
   return { store, stop };
 }
 
-/** The harness of test/e2e on `cluster`: same helpers, same assertions. */
+/**
+ * The harness of test/e2e on `cluster`: same helpers, same assertions. The guard runs on the host
+ * under its ServiceAccount's token, registered by URL, in self-managed certificate mode (its own
+ * serving certificate with the 127.0.0.1 IP SAN, caBundle injected by the guard).
+ */
 export async function startRealE2E(cluster: RealCluster, options: E2EOptions = {}): Promise<E2E<ClusterUnderTest>> {
   const db = await createTestDatabase('cluster');
   const mirror = await mirrorOf(cluster.adminKubeconfig);
@@ -105,6 +109,6 @@ export async function startRealE2E(cluster: RealCluster, options: E2EOptions = {
       },
     },
     db,
-    options,
+    { certMode: 'self-managed', ...options },
   );
 }

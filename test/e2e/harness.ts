@@ -16,7 +16,7 @@ import { renderInstallManifests } from '../../src/install/manifests.js';
 import { parseOperation, operationConfigMapName, type OperationState } from '../../src/coordinator/operation.js';
 import { readAlembicRevision } from '../../src/db/alembic.js';
 import { chartWorkload, type WorkloadOptions } from '../fixtures/admission/builders.js';
-import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
+import { createTestDatabase, freePort, type TestDatabase } from '../support/postgres.js';
 import type { KubeObject } from '../../src/sim/types.js';
 import { headForVersion } from '../../src/core/heads.js';
 import { ANNOTATIONS } from '../../src/core/config.js';
@@ -115,6 +115,11 @@ export interface E2EOptions {
   stepDurationMs?: number;
   podStartDelayMs?: number;
   watchNamespaces?: string[];
+  /**
+   * 'self-managed': the guard makes its own serving certificate (with the 127.0.0.1 IP SAN) and
+   * injects the caBundle into the webhook registered by URL; 'files' (default): the harness does both.
+   */
+  certMode?: 'files' | 'self-managed';
 }
 
 /** The cluster the end-to-end harness drives: the simulated one (startE2E) or a real one (test/cluster). */
@@ -165,7 +170,7 @@ export async function startE2EOn<C extends ClusterUnderTest>(backend: E2EBackend
   const install = renderInstallManifests({
     namespace: GUARD_NAMESPACE,
     watchNamespaces: options.watchNamespaces ?? [],
-    certMode: 'files',
+    certMode: options.certMode ?? 'files',
   } as never) as KubeObject[];
   for (const obj of install) {
     if (['ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'ServiceAccount'].includes(obj.kind)) {
@@ -185,9 +190,18 @@ export async function startE2EOn<C extends ClusterUnderTest>(backend: E2EBackend
     caPem: certs.caCert,
     ...(backend.rbac ? { rbac: backend.rbac } : {}),
     async startGuard(identity = `guard-${guards.length + 1}`, extraArgs = [], startOptions = {}) {
+      const selfManaged = options.certMode === 'self-managed';
       // Port 0 unless a restart must come back on the same one: the guard binds it and logs it, so no
-      // other test's server can take a port chosen ahead of time.
-      const port = startOptions.port ?? 0;
+      // other test's server can take a port chosen ahead of time. Self-managed mode needs the webhook
+      // registered (by URL) before the guard starts, so the port is asked from the kernel first.
+      const port = startOptions.port ?? (selfManaged && webhookPort === undefined ? await freePort() : 0);
+      if (selfManaged && webhookPort === undefined) {
+        webhookPort = port;
+        await registerWebhook(admin, install, port, undefined);
+      }
+      const tls = selfManaged
+        ? ['--cert-mode', 'self-managed', '--cert-extra-names', '127.0.0.1']
+        : ['--tls-cert-file', path.join(dir, 'tls.crt'), '--tls-key-file', path.join(dir, 'tls.key')];
       const guard = await spawnGuard(
         identity,
         [
@@ -195,8 +209,7 @@ export async function startE2EOn<C extends ClusterUnderTest>(backend: E2EBackend
           'serve',
           '--host', '127.0.0.1',
           '--port', String(port),
-          '--tls-cert-file', path.join(dir, 'tls.crt'),
-          '--tls-key-file', path.join(dir, 'tls.key'),
+          ...tls,
           '--kubeconfig', guardKubeconfig,
           '--identity', identity,
           '--lease-duration-seconds', '3',
@@ -369,12 +382,13 @@ const PLURALS: Record<string, string> = {
   MutatingWebhookConfiguration: 'mutatingwebhookconfigurations',
 };
 
-async function registerWebhook(admin: Cluster, install: KubeObject[], port: number, caPem: string): Promise<void> {
+/** Registers the install's webhook by URL; without caPem the guard injects the caBundle itself (self-managed mode). */
+async function registerWebhook(admin: Cluster, install: KubeObject[], port: number, caPem: string | undefined): Promise<void> {
   const config = structuredClone(install.find((o) => o.kind === 'MutatingWebhookConfiguration')) as KubeObject & {
     webhooks: Array<Record<string, unknown>>;
   };
   for (const hook of config.webhooks) {
-    hook.clientConfig = { url: `https://127.0.0.1:${port}/mutate`, caBundle: Buffer.from(caPem).toString('base64') };
+    hook.clientConfig = { url: `https://127.0.0.1:${port}/mutate`, ...(caPem ? { caBundle: Buffer.from(caPem).toString('base64') } : {}) };
   }
   delete (config.metadata as Record<string, unknown>).annotations;
   await createObject(admin, config);

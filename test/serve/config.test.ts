@@ -31,6 +31,11 @@ describe('serve configuration', () => {
     expect(config.guard.trustedUsernames).toContain('system:serviceaccount:airflow-downgrade-guard:airflow-downgrade-guard');
   });
 
+  it('takes extra serving-certificate names for a guard registered by URL (self-managed mode)', () => {
+    expect(loadServeConfig({ certMode: 'self-managed', certExtraNames: ['127.0.0.1', 'guard.example.com'] }, {}).certExtraNames).toEqual(['127.0.0.1', 'guard.example.com']);
+    expect(loadServeConfig({ ...TLS }, {}).certExtraNames).toEqual([]);
+  });
+
   it('takes flags over the environment over the file', () => {
     const file = configFile('port: 9001\nlogLevel: debug\nmaxConcurrentExecs: 2\ncoordinatorNice: 3\n');
     const fromFile = loadServeConfig({ config: file, ...TLS }, {});
@@ -46,6 +51,7 @@ describe('serve configuration', () => {
     [{ maxConcurrentExecs: '0' }, /maxConcurrentExecs/],
     [{ port: 'https' }, /port/],
     [{ logLevel: 'loud' }, /logLevel/],
+    [{ certExtraNames: ['127.0.0.1', 'not a name'] }, /certExtraNames\.1: must be a DNS name or an IP address/],
   ])('refuses %j with a message naming the setting', (flags, message) => {
     const text = problem(() => loadServeConfig({ ...TLS, ...flags }, {}));
     expect(text).toMatch(/^invalid serve configuration: /);

@@ -24,6 +24,7 @@ interface ServeFlags {
   leaseDurationSeconds?: string;
   strict?: boolean;
   trustedUsername?: string[];
+  certExtraNames?: string;
 }
 
 export function register(program: Command): void {
@@ -36,6 +37,7 @@ export function register(program: Command): void {
     .option('--cert-mode <mode>', 'files | self-managed (ADG_CERT_MODE, default files)')
     .option('--tls-cert-file <file>', 'serving certificate, PEM (ADG_TLS_CERT_FILE)')
     .option('--tls-key-file <file>', 'serving key, PEM (ADG_TLS_KEY_FILE)')
+    .option('--cert-extra-names <a,b>', 'self-managed mode: extra DNS names or IP addresses of the serving certificate, for a webhook registered by URL (e.g. 127.0.0.1)')
     .option('--kubeconfig <file>', 'kubeconfig (KUBECONFIG); in-cluster configuration when unset')
     .option('--watch-namespaces <a,b>', 'namespaces to guard (ADG_WATCH_NAMESPACES); all when empty')
     .option('--audit-database-url <url>', 'Postgres URL of the audit store (ADG_AUDIT_DATABASE_URL)')
@@ -55,6 +57,7 @@ export function register(program: Command): void {
         config = loadServeConfig({
           ...flags,
           ...(flags.watchNamespaces !== undefined ? { watchNamespaces: splitList(flags.watchNamespaces) } : {}),
+          ...(flags.certExtraNames !== undefined ? { certExtraNames: splitList(flags.certExtraNames) } : {}),
         });
       } catch (error) {
         if (error instanceof ServeConfigError) {
