@@ -27,7 +27,7 @@ export interface ControlPlaneBinaries {
 
 /** The pinned k8s.io/kubernetes release of go.mod, e.g. v1.36.3. */
 export function kubernetesVersion(moduleDir = CLUSTER_MODULE_DIR): string {
-  const found = /^\s*k8s\.io\/kubernetes\s+(v1\.\d+\.\d+)\s*$/m.exec(readFileSync(join(moduleDir, 'go.mod'), 'utf8'));
+  const found = /^\s*k8s\.io\/kubernetes\s+(v1\.\d+\.\d+)(\s*\/\/ indirect)?\s*$/m.exec(readFileSync(join(moduleDir, 'go.mod'), 'utf8'));
   if (!found?.[1]) throw new Error(`no k8s.io/kubernetes requirement in ${join(moduleDir, 'go.mod')}`);
   return found[1];
 }

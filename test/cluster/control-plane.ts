@@ -197,8 +197,6 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       '--cluster-signing-cert-file', caFile,
       '--cluster-signing-key-file', file('ca.key', ca.keyPem),
       '--service-cluster-ip-range', SERVICE_CIDR,
-      // No cloud, no pod network: the node IPAM and route controllers have nothing to do.
-      '--controllers', '*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller',
       '--profiling=false',
       '--v', '1',
     ]);
