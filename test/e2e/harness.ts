@@ -109,6 +109,8 @@ export interface E2EOptions {
   stepDurationMs?: number;
   podStartDelayMs?: number;
   watchNamespaces?: string[];
+  /** Deleted pods for which this says true stay Terminating (the kubelet asks again while it does). */
+  stuckTerminating?: (pod: KubeObject) => boolean;
 }
 
 export async function startE2E(options: E2EOptions = {}): Promise<E2E> {
@@ -121,7 +123,7 @@ export async function startE2E(options: E2EOptions = {}): Promise<E2E> {
   const sim = await startSimCluster({
     databaseUrl: db.url,
     podStartDelayMs: options.podStartDelayMs ?? 40,
-    controllers: { readyDelayMs: 40, probeIntervalMs: 25, graceUnitMs: 10 },
+    controllers: { readyDelayMs: 40, probeIntervalMs: 25, graceUnitMs: 10, ...(options.stuckTerminating ? { stuckTerminating: options.stuckTerminating } : {}) },
     runtime: { stepDurationMs: options.stepDurationMs ?? 40, checkIntervalMs: 25, readyDelayMs: 30, secondMs: 100, taskDurationMs: 200 },
     api: holder.rbac ? { authorize: (req) => holder.rbac!.authorize(req) } : {},
   });
