@@ -10,8 +10,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
-    // End-to-end tests run several servers, Postgres and subprocesses on a 2-core machine: one retry
-    // absorbs a scheduling hiccup; a test that fails twice fails the run.
-    retry: 1,
+    // No retries: a test that passes only on its second try hides a bug (issue 16). Tests wait on
+    // conditions, never on timing.
+    retry: 0,
   },
 });

@@ -8,5 +8,7 @@ export default defineConfig({
     testTimeout: 600_000,
     hookTimeout: 300_000,
     pool: 'forks',
+    // No retries: a flaky fault test is a bug to fix, not to absorb (issue 16).
+    retry: 0,
   },
 });

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const COMMANDS = ['review', 'serve', 'audit', 'certs', 'manifests', 'plan', 'status', 'retry', 'abort'] as const;
+const COMMANDS = ['review', 'serve', 'audit', 'certs', 'manifests', 'plan', 'status', 'retry', 'abort', 'wait'] as const;
 
 /** Exit code for invalid input and usage errors, for every subcommand. */
 export const USAGE_EXIT_CODE = 2;

@@ -4,6 +4,9 @@
 import https from 'node:https';
 import http from 'node:http';
 import { KubeConfig } from '@kubernetes/client-node';
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 
 export interface KubeStatus {
   kind?: string;
@@ -37,10 +40,34 @@ export interface RequestOptions {
   timeoutMs?: number;
 }
 
+/** Nothing to connect with: no kubeconfig anywhere and not in a pod. */
+export class NoClusterConfigError extends Error {
+  override name = 'NoClusterConfigError';
+}
+
+export const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+/**
+ * Why there is no default Kubernetes configuration, or undefined when there is one. Without it,
+ * client-node falls back to http://localhost:8080, and the error then blames TLS settings.
+ */
+export function missingClusterConfig(env: NodeJS.ProcessEnv, home: string, exists: (path: string) => boolean): string | undefined {
+  if (env.KUBECONFIG) return undefined; // client-node reads it and reports what is wrong with it
+  const homeConfig = join(home, '.kube', 'config');
+  if (exists(homeConfig)) return undefined;
+  const inCluster = env.KUBERNETES_SERVICE_HOST ? (exists(SERVICE_ACCOUNT_TOKEN) ? undefined : `KUBERNETES_SERVICE_HOST is set but ${SERVICE_ACCOUNT_TOKEN} does not exist`) : 'KUBERNETES_SERVICE_HOST is not set';
+  if (inCluster === undefined) return undefined;
+  return `no cluster configuration found; looked at --kubeconfig (not given), KUBECONFIG (not set), ${homeConfig} (does not exist), in-cluster (${inCluster})`;
+}
+
 export function loadKubeConfig(kubeconfigPath?: string): KubeConfig {
   const kc = new KubeConfig();
   if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
-  else kc.loadFromDefault();
+  else {
+    const missing = missingClusterConfig(process.env, homedir(), existsSync);
+    if (missing) throw new NoClusterConfigError(missing);
+    kc.loadFromDefault();
+  }
   if (!kc.getCurrentCluster()) throw new Error('no Kubernetes cluster in the configuration (kubeconfig or in-cluster)');
   return kc;
 }

@@ -2,7 +2,7 @@
 // abort): kubeconfig from --kubeconfig, else KUBECONFIG / ~/.kube/config / in-cluster, few retries
 // so an unreachable cluster is reported quickly in one line.
 import { Cluster } from '../k8s/cluster.js';
-import { KubeApiError, KubeRest, loadKubeConfig } from '../k8s/rest.js';
+import { KubeApiError, KubeRest, loadKubeConfig, NoClusterConfigError } from '../k8s/rest.js';
 
 export class ClusterAccessError extends Error {
   override name = 'ClusterAccessError';
@@ -25,6 +25,7 @@ export function connect(kubeconfig?: string, timeoutMs = 5_000): KubeConnection 
   try {
     kc = loadKubeConfig(kubeconfig);
   } catch (error) {
+    if (error instanceof NoClusterConfigError) throw new ClusterAccessError(error.message);
     const where = kubeconfig ?? 'KUBECONFIG, ~/.kube/config or the in-cluster service account';
     throw new ClusterAccessError(`cannot load the Kubernetes configuration from ${where}: ${firstLine(error)}`);
   }

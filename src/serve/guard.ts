@@ -1,6 +1,6 @@
 // `serve`: the HTTPS admission endpoint and the coordinator in one process, wired to Kubernetes,
 // the audit log, metrics and certificates.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createAuditLog, type AuditLog } from '../audit/log.js';
@@ -95,9 +95,16 @@ function certificateCluster(cluster: Cluster): CertificateCluster {
 }
 
 /** Where the serving pair is read from: the configured files, or a private copy of the self-managed Secret. */
-async function servingCertificate(config: ServeConfig, cluster: Cluster, logger: Logger, reload: () => AdmissionWorker | undefined): Promise<{ certFile: string; keyFile: string; certificates?: CertificateManager }> {
-  if (config.certMode === 'files') return { certFile: config.tlsCertFile!, keyFile: config.tlsKeyFile! };
+async function servingCertificate(
+  config: ServeConfig,
+  cluster: Cluster,
+  logger: Logger,
+  reload: () => AdmissionWorker | undefined,
+): Promise<{ certFile: string; keyFile: string; certificates?: CertificateManager; removeFiles: () => void }> {
+  if (config.certMode === 'files') return { certFile: config.tlsCertFile!, keyFile: config.tlsKeyFile!, removeFiles: () => undefined };
+  // The private copy holds the private key: it goes when the guard stops.
   const dir = mkdtempSync(path.join(os.tmpdir(), 'adg-tls-'));
+  const removeFiles = (): void => rmSync(dir, { recursive: true, force: true });
   const certFile = path.join(dir, 'tls.crt');
   const keyFile = path.join(dir, 'tls.key');
   const certificates = await startCertificateManager(certificateCluster(cluster), {
@@ -118,7 +125,7 @@ async function servingCertificate(config: ServeConfig, cluster: Cluster, logger:
     },
     onError: (err) => logger.error({ err: (err as Error).message }, 'certificate refresh failed; keeping the current one'),
   });
-  return { certFile, keyFile, certificates };
+  return { certFile, keyFile, certificates, removeFiles };
 }
 
 /** A dead admission worker means a dead webhook: exit loudly so Kubernetes restarts the pod. */
@@ -188,7 +195,7 @@ export async function startGuard(config: ServeConfig, logger: Logger = createLog
   // Admission runs in a worker thread (own isolate and heap): the coordinator's garbage collection
   // cannot pause it. It is started before the coordinator's caches so it sees their first list.
   let admission: AdmissionWorker | undefined;
-  const { certFile, keyFile, certificates } = await servingCertificate(config, cluster, logger, () => admission);
+  const { certFile, keyFile, certificates, removeFiles } = await servingCertificate(config, cluster, logger, () => admission);
   admission = startAdmissionWorker({
     settings: { guard: config.guard, logLevel: config.logLevel, certFile, keyFile, port: config.port, host: config.host, fullRecords: audit !== undefined },
     releaseState: (namespace, release) => coordinator.releaseState(namespace, release),
@@ -209,6 +216,7 @@ export async function startGuard(config: ServeConfig, logger: Logger = createLog
     port = await admission.listening;
   } catch (error) {
     certificates?.stop();
+    removeFiles();
     await coordinator.stop();
     if (audit) await audit.close();
     rest.close();
@@ -225,6 +233,7 @@ export async function startGuard(config: ServeConfig, logger: Logger = createLog
     async stop() {
       certificates?.stop();
       await admission.stop();
+      removeFiles();
       await coordinator.stop();
       if (audit) await audit.close();
       rest.close();

