@@ -28,7 +28,8 @@ export interface PlanOptions {
   user: string;
 }
 
-export type ReleaseOutcome = 'downgrade' | 'denied' | 'no-downgrade';
+/** 'undetermined': an Airflow version (target or current) cannot be told, so neither answer is safe. */
+export type ReleaseOutcome = 'downgrade' | 'denied' | 'undetermined' | 'no-downgrade';
 
 export interface ObjectResult {
   document: number;
@@ -74,14 +75,26 @@ export interface PlanReport {
   skipped: Array<{ document: number; object: string; reason: string }>;
 }
 
-// The contract (issue 5) has three outcomes; a change the guard would deny fails the apply, so it is
-// an error for the pipeline (1), reported as 'denied' in the plan.
-export const PLAN_EXIT = { noDowngrade: 0, error: 1, usage: 2, downgrade: 3, denied: 1 } as const;
+// A change the guard would deny fails the apply, so it is an error for the pipeline (1), reported as
+// 'denied' in the plan. Over several releases (and objects) the most severe outcome wins: 1 > 4 > 3 > 0.
+export const PLAN_EXIT = { noDowngrade: 0, error: 1, usage: 2, downgrade: 3, undetermined: 4, denied: 1 } as const;
+
+/** Outcomes from the most severe down. */
+const SEVERITY: readonly ReleaseOutcome[] = ['denied', 'undetermined', 'downgrade', 'no-downgrade'];
+
+const EXIT_OF: Record<ReleaseOutcome, number> = {
+  denied: PLAN_EXIT.denied,
+  undetermined: PLAN_EXIT.undetermined,
+  downgrade: PLAN_EXIT.downgrade,
+  'no-downgrade': PLAN_EXIT.noDowngrade,
+};
+
+function moreSevere(a: ReleaseOutcome, b: ReleaseOutcome): ReleaseOutcome {
+  return SEVERITY.indexOf(a) <= SEVERITY.indexOf(b) ? a : b;
+}
 
 export function planExitCode(report: PlanReport): number {
-  if (report.releases.some((r) => r.outcome === 'denied')) return PLAN_EXIT.denied;
-  if (report.releases.some((r) => r.outcome === 'downgrade')) return PLAN_EXIT.downgrade;
-  return PLAN_EXIT.noDowngrade;
+  return EXIT_OF[report.releases.reduce<ReleaseOutcome>((worst, r) => moreSevere(worst, r.outcome), 'no-downgrade')];
 }
 
 interface Workload {
@@ -184,8 +197,8 @@ function addDecision(plan: ReleasePlan, result: ObjectResult, d: Decision): void
   const coordinated = d.kind === 'downgrade' || d.kind === 'join-operation';
   const firstHeld = coordinated && !plan.objects.slice(0, -1).some((o) => o.decision === 'downgrade' || o.decision === 'join-operation');
   if (!coordinated || firstHeld) for (const w of d.warnings) if (!plan.warnings.includes(w)) plan.warnings.push(w);
-  if (!d.allowed) plan.outcome = 'denied';
-  if (coordinated && plan.outcome !== 'denied') plan.outcome = 'downgrade';
+  const outcome: ReleaseOutcome = !d.allowed ? 'denied' : d.kind === 'unknown-version' ? 'undetermined' : coordinated ? 'downgrade' : 'no-downgrade';
+  plan.outcome = moreSevere(plan.outcome, outcome);
   if (result.hold) plan.held.push(result.hold);
   if (coordinated && !plan.operationId && d.operation) {
     plan.operationId = d.operation.id;

@@ -1,7 +1,8 @@
 // The plan report as text for people and as JSON for pipelines.
+import { ANNOTATIONS } from '../core/config.js';
 import { formatArgv } from '../core/downgrade-command.js';
 import type { VersionPoint } from '../core/decide.js';
-import { planExitCode, type ObjectResult, type PlanReport, type ReleasePlan } from './evaluate.js';
+import { PLAN_EXIT, planExitCode, type ObjectResult, type PlanReport, type ReleasePlan } from './evaluate.js';
 
 export const PLAN_OUTPUTS = ['text', 'json'] as const;
 export type PlanOutput = (typeof PLAN_OUTPUTS)[number];
@@ -30,6 +31,8 @@ function headline(r: ReleasePlan): string {
       return `${name}: DOWNGRADE ${point(r.from)} -> ${point(r.to)}${heads(r.from, r.to)}, operation ${r.operationId ?? '?'}`;
     case 'denied':
       return `${name}: DENIED — the guard would refuse ${r.objects.filter((o) => !o.allowed).length} object(s)`;
+    case 'undetermined':
+      return `${name}: UNDETERMINED — the guard cannot tell the Airflow version of ${r.objects.filter((o) => o.decision === 'unknown-version').length} object(s); it would admit them without a downgrade check`;
     case 'no-downgrade': {
       const kinds = [...new Set(r.objects.map((o) => o.decision))].join(', ');
       return `${name}: no downgrade (${kinds}${r.from || r.to ? `; ${point(r.from)} -> ${point(r.to)}` : ''})`;
@@ -71,8 +74,11 @@ function releaseText(r: ReleasePlan): string[] {
 function summary(report: PlanReport): string {
   const code = planExitCode(report);
   const count = (outcome: ReleasePlan['outcome']): number => report.releases.filter((r) => r.outcome === outcome).length;
-  if (code === 4) return `Result: the guard would deny changes to ${count('denied')} release(s) (exit 4).`;
-  if (code === 3) return `Result: a downgrade would be coordinated for ${count('downgrade')} release(s) (exit 3).`;
+  if (code === PLAN_EXIT.denied) return `Result: the guard would deny changes to ${count('denied')} release(s) (exit 1).`;
+  if (code === PLAN_EXIT.undetermined) {
+    return `Result: the Airflow version is undetermined for ${count('undetermined')} release(s) (exit 4): set annotation ${ANNOTATIONS.airflowVersion} on the workloads or use image tags that name the version.`;
+  }
+  if (code === PLAN_EXIT.downgrade) return `Result: a downgrade would be coordinated for ${count('downgrade')} release(s) (exit 3).`;
   return `Result: no downgrade (exit 0).`;
 }
 

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { parseAllDocuments, stringify } from 'yaml';
 import { runPlan, type PlanCliOptions } from '../../src/cli/commands/plan.js';
 import { DEFAULT_CONFIG } from '../../src/core/config.js';
 import { operationIdFor } from '../../src/core/decide.js';
@@ -110,11 +111,46 @@ describe('plan command, offline', () => {
     expect(sameHead.stdout).toMatch(/no downgrade \(same-head/);
   });
 
-  it('exit 4 when the guard would deny (Airflow 3 below 2.7.0)', async () => {
+  it('exit 1 when the guard would deny (Airflow 3 below 2.7.0), and the summary says so', async () => {
     const { code, stdout } = await plan({ file: file('old.yaml', renderChart({ version: '2.6.3' })), releaseVersion: '3.1.0' });
     expect(code).toBe(1);
     expect(stdout).toContain('airflow/airflow: DENIED');
+    expect(stdout).toContain('Result: the guard would deny changes to 1 release(s) (exit 1).');
     expect(stdout).toMatch(/denied: +airflow-downgrade-guard denied deployment\/airflow-api-server: Airflow 3 cannot downgrade the database below 2\.7\.0/);
+  });
+
+  it('exit 4 when an Airflow version cannot be told (a private tag without the annotation), with the fix', async () => {
+    const privateTag = renderChart({ version: '2.8.4' }).replaceAll('apache/airflow:2.8.4', 'registry.example.com/catalog-airflow-airflow:build-4711');
+    const { code, stdout } = await plan({ file: file('private.yaml', privateTag), releaseVersion: '2.9.3' });
+    expect(code).toBe(4);
+    expect(stdout).toMatch(/airflow\/airflow: UNDETERMINED — the guard cannot tell the Airflow version of 5 object\(s\)/);
+    expect(stdout).toContain('Result: the Airflow version is undetermined for 1 release(s) (exit 4): set annotation airflow-downgrade-guard/airflow-version');
+    // The same manifests with the version annotated are an ordinary downgrade.
+    const annotated = parseAllDocuments(privateTag)
+      .map((doc) => {
+        const object = doc.toJS() as { kind: string; metadata: { annotations?: Record<string, string> } };
+        if (['Deployment', 'StatefulSet'].includes(object.kind)) object.metadata.annotations = { ...object.metadata.annotations, 'airflow-downgrade-guard/airflow-version': '2.8.4' };
+        return `---\n${stringify(object)}`;
+      })
+      .join('');
+    expect((await plan({ file: file('annotated.yaml', annotated), releaseVersion: '2.9.3' })).code).toBe(3);
+  });
+
+  it('over several releases the most severe outcome sets the exit code: 1 > 4 > 3 > 0', async () => {
+    const release = (name: string, version: string, image?: string) => {
+      const text = renderChart({ version, release: name });
+      return image ? text.replaceAll(`apache/airflow:${version}`, image) : text;
+    };
+    const downgrade = release('a', '3.0.2');
+    const undetermined = release('b', '3.0.2', 'registry.example.com/airflow:build-4711');
+    const denied = release('c', '2.6.3');
+    const forward = release('d', '3.1.7');
+    const code = async (name: string, text: string) => (await plan({ file: file(name, text), releaseVersion: '3.1.0' })).code;
+    expect(await code('fwd.yaml', forward)).toBe(0);
+    expect(await code('dg.yaml', forward + downgrade)).toBe(3);
+    expect(await code('und.yaml', downgrade + undetermined + forward)).toBe(4);
+    expect(await code('und2.yaml', undetermined + downgrade)).toBe(4);
+    expect(await code('all.yaml', downgrade + undetermined + denied + forward)).toBe(1);
   });
 
   it('JSON output carries the decisions and the exit code', async () => {

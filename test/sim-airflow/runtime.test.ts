@@ -274,7 +274,7 @@ describe('exec through the runtime', () => {
       if (then === 'exit') expect((await running).exitCode).toBe(1);
       if (then === 'drop') await expect(running).rejects.toBeInstanceOf(ExecConnectionDropped);
       if (then === 'hang') {
-        await io.waitForOutput(`Running downgrade ${V310} -> ${V303}`);
+        await io.waitForOutput(`-> ${V303}, Downgrade to Airflow 3.0.3 schema`);
         await new Promise((resolve) => setTimeout(resolve, 50));
         io.abort();
         expect((await running).exitCode).toBe(137);

@@ -1,11 +1,12 @@
 // `plan`: what the guard would do with rendered manifests (`helm template … | airflow-downgrade-guard
 // plan -f -`), against the live cluster or a stated release state, through the webhook's own
-// decide(). Exit 0 no downgrade, 3 a downgrade would be coordinated, 1 error (one line on stderr; also
-// when the guard would deny a change), 2 usage.
+// decide(). Exit 0 no downgrade, 3 a downgrade would be coordinated, 4 an Airflow version cannot be
+// told, 1 error (one line on stderr; also when the guard would deny a change), 2 usage; over several
+// releases the most severe (1 > 4 > 3 > 0).
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
-import { ConfigError, parseGuardConfig, type GuardConfig } from '../../core/config.js';
+import { ANNOTATIONS, ConfigError, parseGuardConfig, type GuardConfig } from '../../core/config.js';
 import { isValidRevision } from '../../core/heads.js';
 import { parseAirflowVersion } from '../../core/versions.js';
 import { evaluateManifests, planExitCode, PLAN_EXIT, type PlanSource } from '../../plan/evaluate.js';
@@ -151,8 +152,13 @@ Examples:
     | airflow-downgrade-guard plan -f -
   airflow-downgrade-guard plan -f rendered.yaml --release-version 3.1.0 --output json
 
-Exit codes: 0 no downgrade, 3 a downgrade would be coordinated, 1 error (unreadable file,
-bad YAML, cluster unreachable, or a change the guard would deny), 2 bad flags.`;
+Exit codes (over several releases the most severe wins: 1 > 4 > 3 > 0):
+  0  no downgrade
+  1  error (unreadable file, bad YAML, cluster unreachable) or a change the guard would deny
+  2  bad flags
+  3  a downgrade would be coordinated
+  4  undetermined: the Airflow version of a workload (or of the running release) cannot be
+     told; set annotation ${ANNOTATIONS.airflowVersion} or use an image tag that names it`;
 
 export function register(program: Command): void {
   program

@@ -195,8 +195,7 @@ function alembicLog(io: CliIO, message: string): void {
 // ---- shared by migrate and downgrade ----
 
 function versionOfRevision(image: AirflowImage, revision: string): string {
-  const entry = Object.entries(image.headsMap).find(([, head]) => head === revision);
-  return entry?.[0] ?? 'unknown';
+  return image.releaseOfRevision.get(revision) ?? 'unknown';
 }
 
 function cantLocate(revision: string): PythonError {
@@ -228,16 +227,31 @@ async function openSession(ctx: CliContext, io: CliIO): Promise<MigrationSession
   return MigrationSession.open(url, io.signal);
 }
 
-/** Runs the steps between two chain positions, honouring a halfway fault. */
+/**
+ * Runs the migrations between two chain positions one revision at a time, as Alembic does.
+ * `stepDurationMs` is what one release's migrations take together (split over its revisions), and
+ * a halfway fault stops after `steps` releases' migrations, so the database is left at a head.
+ */
 async function walk(ctx: CliContext, io: CliIO, session: MigrationSession, path: string[], direction: 'upgrade' | 'downgrade'): Promise<void> {
   const halfway = path.length > 1 ? ctx.faults.take(ctx.target, ['exec-halfway']) : undefined;
+  const heads = new Set(Object.values(ctx.image.headsMap));
+  let releasesDone = 0;
   for (let i = 1; i < path.length; i += 1) {
-    if (halfway && i - 1 === halfway.steps) await stopHalfway(halfway.then ?? 'exit', io);
+    if (halfway && releasesDone === halfway.steps) await stopHalfway(halfway.then ?? 'exit', io);
     const from = path[i - 1] as string;
     const to = path[i] as string;
+    // Upgrading applies `to`'s migration; downgrading reverts `from`'s.
+    const release = ctx.image.releaseOfRevision.get(direction === 'upgrade' ? to : from) ?? 'unknown';
     alembicLog(io, `Running ${direction} ${from} -> ${to}, ${direction === 'downgrade' ? 'Downgrade to' : 'Upgrade to'} Airflow ${versionOfRevision(ctx.image, to)} schema`);
-    await session.step(from, to, ctx.stepDurationMs);
+    await session.step(from, to, ctx.stepDurationMs / revisionsOf(ctx.image, release));
+    if (heads.has(to)) releasesDone += 1;
   }
+}
+
+function revisionsOf(image: AirflowImage, release: string): number {
+  let count = 0;
+  for (const introducedIn of image.releaseOfRevision.values()) if (introducedIn === release) count += 1;
+  return Math.max(1, count);
 }
 
 async function stopHalfway(then: 'exit' | 'drop' | 'hang', io: CliIO): Promise<never> {

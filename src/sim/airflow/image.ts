@@ -1,9 +1,10 @@
 // What a simulated Airflow image knows: its version, its schema head, the migration chain it can
-// walk (its own migration scripts), its `_REVISION_HEADS_MAP`, and how its CLI resolves
-// `--to-version` (reference/airflow.md: the resolver differs by the RUNNING image's version).
-import { REVISION_HEADS } from '../../core/heads.js';
+// walk (its own migration scripts, revision by revision), its `_REVISION_HEADS_MAP`, and how its
+// CLI resolves `--to-version` (reference/airflow.md: the resolver differs by the RUNNING image's
+// version). Chain and heads come from ./migrations.ts, never from the guard's table.
 import { isAirflowRepository, parseImageReference, versionFromTag } from '../../core/images.js';
 import { compareVersions, parseAirflowVersion, type AirflowVersion } from '../../core/versions.js';
+import { MIGRATIONS, RELEASE_HEADS } from './migrations.js';
 
 export interface AirflowImage {
   image: string;
@@ -12,13 +13,14 @@ export interface AirflowImage {
   head: string;
   /** Revisions it has migration scripts for, oldest first, ending at `head`. */
   chain: readonly string[];
+  /** The release that introduced each revision of `chain`, for its log lines. */
+  releaseOfRevision: ReadonlyMap<string, string>;
   /** `_REVISION_HEADS_MAP` as this image prints it (versions up to its own). */
   headsMap: Readonly<Record<string, string>>;
 }
 
-const HEADS = REVISION_HEADS.map(([text, head]) => ({ text, head, version: parseAirflowVersion(text) as AirflowVersion }));
-/** Airflow 3 squashed everything before 2.7.0: its chain starts at 2.7.0's head. */
-const AIRFLOW_3_CHAIN_START = '2.7.0';
+/** Airflow 3 squashed everything before 2.7.0: its chain starts with 2.7.0's migrations. */
+const AIRFLOW_3_CHAIN_START = parseAirflowVersion('2.7.0') as AirflowVersion;
 /** Airflow 3.2+ lists key "2.6.2" with the squashed base revision (reference/airflow.md). */
 const SQUASHED_BASE = { key: '2.6.2', head: '4bc4d934e2bc', since: parseAirflowVersion('3.2.0') as AirflowVersion };
 /** From this version on `--to-version` takes the head of the greatest listed version <= V. */
@@ -43,16 +45,26 @@ export function airflowImage(image: string | undefined): AirflowImage | undefine
   const version = airflowImageVersion(image);
   if (!version || !image) return undefined;
   const release = releaseOf(version);
-  const known = HEADS.filter((row) => compareVersions(row.version, release) <= 0);
-  const own = known.at(-1);
+  const own = RELEASE_HEADS.filter((row) => compareVersions(row.release, release) <= 0).at(-1);
   if (!own) return undefined;
-  const firstKey = version.major >= 3 ? AIRFLOW_3_CHAIN_START : known[0]?.text;
-  const fromIndex = Math.max(0, known.findIndex((row) => row.text === firstKey));
-  const listed = known.slice(fromIndex);
+  const first = version.major >= 3 ? AIRFLOW_3_CHAIN_START : undefined;
+  const scripts = MIGRATIONS.filter(
+    (m) => compareVersions(m.release, release) <= 0 && (!first || compareVersions(m.release, first) >= 0),
+  );
   const headsMap: Record<string, string> = {};
   if (compareVersions(release, SQUASHED_BASE.since) >= 0) headsMap[SQUASHED_BASE.key] = SQUASHED_BASE.head;
-  for (const row of listed) headsMap[row.text] = row.head;
-  return { image, version, head: own.head, chain: listed.map((row) => row.head), headsMap };
+  for (const row of RELEASE_HEADS) {
+    if (compareVersions(row.release, release) > 0) break;
+    if (!first || compareVersions(row.release, first) >= 0) headsMap[row.release.text] = row.head;
+  }
+  return {
+    image,
+    version,
+    head: own.head,
+    chain: scripts.map((m) => m.revision),
+    releaseOfRevision: new Map(scripts.map((m) => [m.revision, m.release.text])),
+    headsMap,
+  };
 }
 
 export function knowsRevision(image: AirflowImage, revision: string): boolean {
