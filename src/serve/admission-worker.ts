@@ -6,10 +6,9 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { ReleaseState } from '../core/decide.js';
 import { releaseKey } from '../coordinator/release-view.js';
-import { createAdmissionApp, type DecisionRecord } from '../server/app.js';
+import { createAdmissionApp, type AdmissionApp, type DecisionRecord } from '../server/app.js';
 import { startHttpsServer, type RunningHttpsServer } from '../server/https.js';
 import { createLogger } from '../server/logger.js';
-import { metricsHandler } from '../metrics/handler.js';
 import { type DecisionSummary, type FromWorker, type ToWorker, type WorkerSettings } from './admission-protocol.js';
 
 if (!parentPort) throw new Error('admission-worker.js runs only as a worker thread of serve');
@@ -66,20 +65,19 @@ function collectMetrics(): Promise<Extract<ToWorker, { type: 'metrics' }>> {
   });
 }
 
-function buildApp(): ReturnType<typeof createAdmissionApp> {
-  const app = createAdmissionApp({
+function buildApp(): AdmissionApp {
+  return createAdmissionApp({
     config: settings.guard,
     releaseState,
     logger,
     ready: () => (ready ? { ready: true } : { ready: false, reason: 'caches are still listing the cluster' }),
     onDecision: queueDecision,
+    metrics: async () => {
+      const reply = await collectMetrics();
+      if (reply.error !== undefined) throw new Error(reply.error);
+      return reply;
+    },
   });
-  app.get('/metrics', metricsHandler(async () => {
-    const reply = await collectMetrics();
-    if (reply.error !== undefined) throw new Error(reply.error);
-    return reply;
-  }));
-  return app;
 }
 
 function onMessage(server: RunningHttpsServer, message: ToWorker): void {

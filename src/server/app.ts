@@ -1,14 +1,16 @@
 // The admission webhook's HTTP app: POST /mutate answers AdmissionReview v1 from the pure core;
-// /healthz and /readyz for probes. Bad bodies get a clear 4xx and the server keeps serving.
+// /healthz, /readyz and (when given) /metrics for probes and scraping. Bad bodies get a clear 4xx
+// and the server keeps serving.
 //
-// POST /mutate is served by a plain request handler (admission-handler.ts) before express sees the
-// request: it is the one path every admission request of the cluster takes. Everything else goes
-// through express, so routes added to the returned app later (e.g. /metrics) work as usual; a
-// request no route answers gets a JSON 404.
-import express from 'express';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+// The app is a plain Node request listener: POST /mutate, the one path every admission request of
+// the cluster takes, goes straight to its handler (admission-handler.ts); every other request is
+// handed to an express app, called as the request handler it is. Express answers what it does not
+// route with a JSON 404, and errors with the same {"error": …} body /mutate uses.
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { RequestListener } from 'node:http';
 import type { GuardConfig } from '../core/config.js';
 import type { ReleaseState } from '../core/decide.js';
+import { metricsHandler, type Exposition } from '../metrics/handler.js';
 import { createMutateHandler, isMutateRequest, reject, sendJson, type DecisionRecord } from './admission-handler.js';
 import { silentLogger, type Logger } from './logger.js';
 
@@ -23,18 +25,27 @@ export interface AdmissionAppOptions {
   logger?: Logger;
   /** Readiness delegate (e.g. caches warmed up); ready when omitted. */
   ready?: () => Readiness;
+  /** Serves GET /metrics with what this returns; no /metrics route when omitted. */
+  metrics?: () => Promise<Exposition>;
 }
 
-type Handle = (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => void;
+/** What an HTTP(S) server is created with: `https.createServer(options, app)`. */
+export type AdmissionApp = RequestListener;
 
-const NOT_FOUND = JSON.stringify({ error: 'not found: the webhook serves POST /mutate, GET /healthz and GET /readyz' });
-
-export function createAdmissionApp(options: AdmissionAppOptions): express.Express {
+export function createAdmissionApp(options: AdmissionAppOptions): AdmissionApp {
   const logger = options.logger ?? silentLogger();
+  const mutate = createMutateHandler({ config: options.config, releaseState: options.releaseState, logger, ...(options.onDecision ? { onDecision: options.onDecision } : {}) });
+  const routes = probeRoutes(options, logger);
+  return (req, res) => {
+    if (isMutateRequest(req)) mutate(req, res);
+    else routes(req, res);
+  };
+}
+
+function probeRoutes(options: AdmissionAppOptions, logger: Logger): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-
   app.get('/healthz', (_req, res) => {
     res.type('text/plain').send('ok');
   });
@@ -43,25 +54,16 @@ export function createAdmissionApp(options: AdmissionAppOptions): express.Expres
     if (readiness.ready) res.type('text/plain').send('ok');
     else res.status(503).type('text/plain').send(`not ready${readiness.reason ? `: ${readiness.reason}` : ''}`);
   });
-
-  const mutate = createMutateHandler({ config: options.config, releaseState: options.releaseState, logger, ...(options.onDecision ? { onDecision: options.onDecision } : {}) });
-  // An express app is a function that calls app.handle(req, res, next): intercept /mutate there,
-  // and give express a final handler that answers in JSON instead of its HTML pages.
-  const target = app as unknown as { handle: Handle };
-  const route = target.handle.bind(app);
-  target.handle = (req, res, next) => {
-    if (isMutateRequest(req)) mutate(req, res);
-    else route(req, res, next ?? finalHandler(req, res, logger));
-  };
+  if (options.metrics) app.get('/metrics', metricsHandler(options.metrics));
+  const notFound = JSON.stringify({ error: `not found: the webhook serves POST /mutate, GET /healthz, GET /readyz${options.metrics ? ' and GET /metrics' : ''}` });
+  app.use((_req: Request, res: Response) => {
+    sendJson(res, 404, notFound);
+  });
+  // Express knows an error handler by its four parameters.
+  app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    reject(res, error, logger);
+  });
   return app;
-}
-
-/** What express falls through to: 404 when no route matched, the error's status otherwise. */
-function finalHandler(_req: IncomingMessage, res: ServerResponse, logger: Logger): (error?: unknown) => void {
-  return (error) => {
-    if (error === undefined || error === null || error === 'route' || error === 'router') sendJson(res, 404, NOT_FOUND);
-    else reject(res, error, logger);
-  };
 }
 
 function readinessOf(ready: AdmissionAppOptions['ready'], logger: Logger): { ready: boolean; reason?: string } {
