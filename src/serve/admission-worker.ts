@@ -95,11 +95,13 @@ function onMessage(server: RunningHttpsServer, message: ToWorker): void {
       metricsRequests.get(message.id)?.(message);
       metricsRequests.delete(message.id);
       return;
-    case 'reload-certificate':
-      server.reloadCertificate().then(
-        () => post({ type: 'certificate-reloaded', id: message.id }),
-        (error: unknown) => post({ type: 'certificate-reloaded', id: message.id, error: (error as Error).message }),
-      );
+    case 'certificate':
+      try {
+        server.setCertificate(message.pair);
+        post({ type: 'certificate-applied', id: message.id });
+      } catch (error) {
+        post({ type: 'certificate-applied', id: message.id, error: (error as Error).message });
+      }
       return;
     case 'stop':
       void server.close().finally(() => {
@@ -121,7 +123,7 @@ port.on('message', (message: ToWorker) => {
 
 async function main(): Promise<void> {
   try {
-    server = await startHttpsServer(buildApp(), { certFile: settings.certFile, keyFile: settings.keyFile, port: settings.port, host: settings.host });
+    server = await startHttpsServer(buildApp(), { certificate: settings.certificate, port: settings.port, host: settings.host });
   } catch (error) {
     post({ type: 'start-failed', error: (error as Error).message });
     port.close();

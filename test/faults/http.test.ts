@@ -27,7 +27,7 @@ const counts: Record<string, number> = {};
 
 beforeAll(async () => {
   const app = createAdmissionApp({ config: DEFAULT_CONFIG, releaseState: () => ({ runningVersion: '3.1.0' }) });
-  server = await startHttpsServer(app, { certFile, keyFile, port: 0, host: '127.0.0.1', limits: LIMITS });
+  server = await startHttpsServer(app, { certificate: { cert: ca, key: readFileSync(keyFile, 'utf8') }, port: 0, host: '127.0.0.1', limits: LIMITS });
 });
 afterAll(async () => {
   await server.close();
