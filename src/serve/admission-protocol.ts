@@ -3,7 +3,7 @@
 import type { GuardConfig } from '../core/config.js';
 import type { ReleaseState } from '../core/decide.js';
 import type { ServingPair } from '../certs/source.js';
-import type { DecisionRecord } from '../server/app.js';
+import type { DecisionRecord } from '../webhook/app.js';
 
 /** What the worker starts with (workerData). */
 export interface WorkerSettings {

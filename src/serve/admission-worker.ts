@@ -6,9 +6,9 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { ReleaseState } from '../core/decide.js';
 import { releaseKey } from '../coordinator/release-view.js';
-import { createAdmissionApp, type AdmissionApp, type DecisionRecord } from '../server/app.js';
-import { startHttpsServer, type RunningHttpsServer } from '../server/https.js';
-import { createLogger } from '../server/logger.js';
+import { createAdmissionApp, type AdmissionApp, type DecisionRecord } from '../webhook/app.js';
+import { startHttpsServer, type RunningHttpsServer } from '../webhook/https.js';
+import { createLogger } from '../log/logger.js';
 import { type DecisionSummary, type FromWorker, type ToWorker, type WorkerSettings } from './admission-protocol.js';
 
 if (!parentPort) throw new Error('admission-worker.js runs only as a worker thread of serve');

@@ -4,7 +4,7 @@
 import type { CertificateCluster } from '../certs/self-managed.js';
 import { fileCertificateSource, selfManagedCertificateSource, type CertificateSource } from '../certs/source.js';
 import type { Cluster } from '../k8s/cluster.js';
-import type { Logger } from '../server/logger.js';
+import type { Logger } from '../log/logger.js';
 import type { ServeConfig } from './config.js';
 
 const FILES_CHECK_MS = 30_000;

@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG } from '../../src/core/config.js';
-import { createAdmissionApp } from '../../src/server/app.js';
-import { DEFAULT_HTTPS_LIMITS, startHttpsServer, type RunningHttpsServer } from '../../src/server/https.js';
+import { createAdmissionApp } from '../../src/webhook/app.js';
+import { DEFAULT_HTTPS_LIMITS, startHttpsServer, type RunningHttpsServer } from '../../src/webhook/https.js';
 import { versionChange } from '../fixtures/admission/builders.js';
 import { saveCounts } from './support.js';
 

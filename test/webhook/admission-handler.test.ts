@@ -8,8 +8,8 @@ import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG } from '../../src/core/config.js';
 import { reviewAdmission } from '../../src/core/review.js';
-import { BODY_LIMIT_BYTES, createAdmissionApp } from '../../src/server/app.js';
-import { createLogger } from '../../src/server/logger.js';
+import { BODY_LIMIT_BYTES, createAdmissionApp } from '../../src/webhook/app.js';
+import { createLogger } from '../../src/log/logger.js';
 
 const fixtureText = (name: string) => readFileSync(new URL(`../fixtures/admission/${name}`, import.meta.url), 'utf8');
 const fixture = (name: string) => JSON.parse(fixtureText(name));

@@ -12,7 +12,7 @@ import type { GuardConfig } from '../core/config.js';
 import type { ReleaseState } from '../core/decide.js';
 import { metricsHandler, type Exposition } from '../metrics/handler.js';
 import { createMutateHandler, isMutateRequest, reject, sendJson, type DecisionRecord } from './admission-handler.js';
-import { silentLogger, type Logger } from './logger.js';
+import { silentLogger, type Logger } from '../log/logger.js';
 
 export { BODY_LIMIT_BYTES, type DecisionRecord } from './admission-handler.js';
 

@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG } from '../../src/core/config.js';
-import { createAdmissionApp } from '../../src/server/app.js';
-import { startHttpsServer, type RunningHttpsServer } from '../../src/server/https.js';
+import { createAdmissionApp } from '../../src/webhook/app.js';
+import { startHttpsServer, type RunningHttpsServer } from '../../src/webhook/https.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'adg-tls-'));
 
