@@ -10,7 +10,7 @@ import { Cluster } from '../src/k8s/cluster.js';
 import { createExecRunner } from '../src/k8s/exec.js';
 import { KubeRest } from '../src/k8s/rest.js';
 import { KubeConfig } from '@kubernetes/client-node';
-import { silentLogger } from '../src/server/logger.js';
+import { silentLogger } from '../src/log/logger.js';
 import { startSimCluster } from '../src/sim/cluster.js';
 import { seedRelease } from './cluster.js';
 import { GUARD_USER, waitUntil } from './processes.js';

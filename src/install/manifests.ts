@@ -14,7 +14,7 @@ import {
   WEBHOOK_PATH,
 } from './names.js';
 import { permissionsFor, toPolicyRule, type Permission } from './permissions.js';
-import { guardEnvironment, TLS_MOUNT_PATH } from './serve-contract.js';
+import { CERT_MODES, guardEnvironment, TLS_MOUNT_PATH, type CertMode } from './serve-contract.js';
 
 export interface Manifest {
   apiVersion: string;
@@ -24,8 +24,6 @@ export interface Manifest {
 }
 
 export type FailurePolicy = 'Fail' | 'Ignore';
-/** files: a Secret made by hand (certs generate); cert-manager: files issued by cert-manager, CA injected by its cainjector. */
-export type InstallCertMode = 'self-managed' | 'files' | 'cert-manager';
 
 export interface InstallOptions {
   namespace: string;
@@ -34,7 +32,8 @@ export interface InstallOptions {
   failurePolicy: FailurePolicy;
   image: string;
   replicas: number;
-  certMode: InstallCertMode;
+  /** files: a Secret made by hand (certs generate); cert-manager: files issued by cert-manager, CA injected by its cainjector. */
+  certMode: CertMode;
   auditSecretName: string;
   logLevel: string;
 }
@@ -107,7 +106,7 @@ export function resolveInstallOptions(partial: Partial<InstallOptions> = {}): In
   check(options.failurePolicy === 'Fail' || options.failurePolicy === 'Ignore', `failure policy must be Fail or Ignore, got ${JSON.stringify(options.failurePolicy)}`);
   check(isImageReference(options.image), `not an image reference: ${JSON.stringify(options.image)}`);
   check(Number.isInteger(options.replicas) && options.replicas >= 1 && options.replicas <= 20, `replicas must be a whole number from 1 to 20, got ${options.replicas}`);
-  check(['self-managed', 'files', 'cert-manager'].includes(options.certMode), `cert mode must be self-managed, files or cert-manager, got ${JSON.stringify(options.certMode)}`);
+  check(CERT_MODES.includes(options.certMode), `cert mode must be one of ${CERT_MODES.join(', ')}, got ${JSON.stringify(options.certMode)}`);
   check(DNS_SUBDOMAIN.test(options.auditSecretName), `audit Secret name must be a DNS subdomain, got ${JSON.stringify(options.auditSecretName)}`);
   check(LOG_LEVELS.includes(options.logLevel), `log level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(options.logLevel)}`);
   return { ...options, watchNamespaces: [...options.watchNamespaces] };

@@ -3,7 +3,7 @@
 import { AUDIT_SECRET_KEY, CONTAINER_PORT, GUARD_NAME, TLS_SECRET_NAME, WEBHOOK_CONFIGURATION_NAME } from './names.js';
 
 export const SERVE_ENV = {
-  /** self-managed: the guard keeps its certificate Secret and caBundle; files: read ADG_TLS_*_FILE (manual or cert-manager). */
+  /** One of CERT_MODES. */
   certMode: 'ADG_CERT_MODE',
   tlsCertFile: 'ADG_TLS_CERT_FILE',
   tlsKeyFile: 'ADG_TLS_KEY_FILE',
@@ -23,7 +23,14 @@ export const SERVE_ENV = {
   podName: 'POD_NAME',
 } as const;
 
-export type CertMode = 'self-managed' | 'files';
+/**
+ * How `serve` gets its serving certificate. files: the pair at ADG_TLS_CERT_FILE/ADG_TLS_KEY_FILE
+ * (a Secret made with `certs generate`, mounted); cert-manager: the same files, issued and renewed
+ * by cert-manager (at TLS_MOUNT_PATH unless set); self-managed: the guard keeps its certificate
+ * Secret and the webhook's caBundle itself. Every mode serves a renewed pair without a restart.
+ */
+export const CERT_MODES = ['files', 'self-managed', 'cert-manager'] as const;
+export type CertMode = (typeof CERT_MODES)[number];
 
 export const TLS_MOUNT_PATH = '/etc/airflow-downgrade-guard/tls';
 

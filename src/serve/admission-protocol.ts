@@ -2,14 +2,15 @@
 // (admission-worker.ts). Everything here is structured-cloneable plain data.
 import type { GuardConfig } from '../core/config.js';
 import type { ReleaseState } from '../core/decide.js';
-import type { DecisionRecord } from '../server/app.js';
+import type { ServingPair } from '../certs/source.js';
+import type { DecisionRecord } from '../webhook/app.js';
 
 /** What the worker starts with (workerData). */
 export interface WorkerSettings {
   guard: GuardConfig;
   logLevel: string;
-  certFile: string;
-  keyFile: string;
+  /** The serving certificate at start; renewals come as 'certificate' messages. */
+  certificate: ServingPair;
   port: number;
   host: string;
   /** Post whole DecisionRecords (for the audit log); otherwise only what the metrics count. */
@@ -29,7 +30,8 @@ export type ToWorker =
   | { type: 'states'; entries: Array<[key: string, state: ReleaseState | null]> }
   | { type: 'ready'; ready: boolean }
   | { type: 'metrics'; id: number; text: string; contentType: string; error?: string }
-  | { type: 'reload-certificate'; id: number }
+  /** A renewed serving certificate, for new connections. */
+  | { type: 'certificate'; id: number; pair: ServingPair }
   | { type: 'stop' };
 
 /** Worker -> main thread. */
@@ -39,7 +41,8 @@ export type FromWorker =
   /** Decisions since the last batch, in order (one message per turn of the worker's loop). */
   | { type: 'decisions'; records: Array<DecisionSummary | DecisionRecord> }
   | { type: 'metrics-request'; id: number }
-  | { type: 'certificate-reloaded'; id: number; error?: string }
+  /** The 'certificate' message of this id is served now, or why not (the previous one stays). */
+  | { type: 'certificate-applied'; id: number; error?: string }
   | { type: 'stopped' };
 
 /**

@@ -2,9 +2,10 @@
 // of each release's state current, answers its /metrics and decision messages, and stops it.
 import { Worker } from 'node:worker_threads';
 import type { ReleaseState } from '../core/decide.js';
+import type { ServingPair } from '../certs/source.js';
 import { releaseKey } from '../coordinator/release-view.js';
-import type { DecisionRecord } from '../server/app.js';
-import type { Logger } from '../server/logger.js';
+import type { DecisionRecord } from '../webhook/app.js';
+import type { Logger } from '../log/logger.js';
 import { WorkerStateMirror, type DecisionSummary, type FromWorker, type ToWorker, type WorkerSettings } from './admission-protocol.js';
 
 export interface AdmissionWorkerOptions {
@@ -20,11 +21,12 @@ export interface AdmissionWorkerOptions {
 }
 
 export interface AdmissionWorker {
-  /** The port the worker listens on; rejects when it could not start (bad certificate files, port taken). */
+  /** The port the worker listens on; rejects when it could not start (unusable certificate, port taken). */
   listening: Promise<number>;
   /** Marks a release's state as changed: the worker gets the new state once this tick's changes are in. */
   releaseChanged(namespace: string, release: string): void;
-  reloadCertificate(): Promise<void>;
+  /** Serves a renewed certificate to new connections; rejects (and the previous one stays) when it is unusable. */
+  setCertificate(pair: ServingPair): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -47,8 +49,8 @@ export function startAdmissionWorker(options: AdmissionWorkerOptions): Admission
   let stopping = false;
   let started = false;
   let exited = false;
-  let nextReload = 0;
-  const reloads = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
+  let nextCertificate = 0;
+  const certificates = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
   let stopped: () => void = () => {};
 
   const flush = (): void => {
@@ -107,9 +109,9 @@ export function startAdmissionWorker(options: AdmissionWorkerOptions): Admission
         case 'metrics-request':
           answerMetrics(message.id);
           return;
-        case 'certificate-reloaded': {
-          const pending = reloads.get(message.id);
-          reloads.delete(message.id);
+        case 'certificate-applied': {
+          const pending = certificates.get(message.id);
+          certificates.delete(message.id);
           if (message.error !== undefined) pending?.reject(new Error(message.error));
           else pending?.resolve();
           return;
@@ -125,6 +127,8 @@ export function startAdmissionWorker(options: AdmissionWorkerOptions): Admission
     });
     worker.on('exit', (code) => {
       exited = true;
+      for (const pending of certificates.values()) pending.reject(new Error(`admission worker exited with code ${code}`));
+      certificates.clear();
       if (!started) reject(new Error(`admission worker exited with code ${code} before listening`));
       else crash(new Error(`admission worker exited with code ${code}`));
     });
@@ -146,11 +150,11 @@ export function startAdmissionWorker(options: AdmissionWorkerOptions): Admission
       flushScheduled = true;
       setImmediate(flush);
     },
-    reloadCertificate() {
-      const id = nextReload++;
+    setCertificate(pair) {
+      const id = nextCertificate++;
       return new Promise((resolve, reject) => {
-        reloads.set(id, { resolve, reject });
-        send({ type: 'reload-certificate', id });
+        certificates.set(id, { resolve, reject });
+        send({ type: 'certificate', id, pair });
       });
     },
     async stop() {

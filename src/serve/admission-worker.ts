@@ -6,10 +6,9 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { ReleaseState } from '../core/decide.js';
 import { releaseKey } from '../coordinator/release-view.js';
-import { createAdmissionApp, type DecisionRecord } from '../server/app.js';
-import { startHttpsServer, type RunningHttpsServer } from '../server/https.js';
-import { createLogger } from '../server/logger.js';
-import { metricsHandler } from '../metrics/handler.js';
+import { createAdmissionApp, type AdmissionApp, type DecisionRecord } from '../webhook/app.js';
+import { startHttpsServer, type RunningHttpsServer } from '../webhook/https.js';
+import { createLogger } from '../log/logger.js';
 import { type DecisionSummary, type FromWorker, type ToWorker, type WorkerSettings } from './admission-protocol.js';
 
 if (!parentPort) throw new Error('admission-worker.js runs only as a worker thread of serve');
@@ -66,20 +65,19 @@ function collectMetrics(): Promise<Extract<ToWorker, { type: 'metrics' }>> {
   });
 }
 
-function buildApp(): ReturnType<typeof createAdmissionApp> {
-  const app = createAdmissionApp({
+function buildApp(): AdmissionApp {
+  return createAdmissionApp({
     config: settings.guard,
     releaseState,
     logger,
     ready: () => (ready ? { ready: true } : { ready: false, reason: 'caches are still listing the cluster' }),
     onDecision: queueDecision,
+    metrics: async () => {
+      const reply = await collectMetrics();
+      if (reply.error !== undefined) throw new Error(reply.error);
+      return reply;
+    },
   });
-  app.get('/metrics', metricsHandler(async () => {
-    const reply = await collectMetrics();
-    if (reply.error !== undefined) throw new Error(reply.error);
-    return reply;
-  }));
-  return app;
 }
 
 function onMessage(server: RunningHttpsServer, message: ToWorker): void {
@@ -97,11 +95,13 @@ function onMessage(server: RunningHttpsServer, message: ToWorker): void {
       metricsRequests.get(message.id)?.(message);
       metricsRequests.delete(message.id);
       return;
-    case 'reload-certificate':
-      server.reloadCertificate().then(
-        () => post({ type: 'certificate-reloaded', id: message.id }),
-        (error: unknown) => post({ type: 'certificate-reloaded', id: message.id, error: (error as Error).message }),
-      );
+    case 'certificate':
+      try {
+        server.setCertificate(message.pair);
+        post({ type: 'certificate-applied', id: message.id });
+      } catch (error) {
+        post({ type: 'certificate-applied', id: message.id, error: (error as Error).message });
+      }
       return;
     case 'stop':
       void server.close().finally(() => {
@@ -123,7 +123,7 @@ port.on('message', (message: ToWorker) => {
 
 async function main(): Promise<void> {
   try {
-    server = await startHttpsServer(buildApp(), { certFile: settings.certFile, keyFile: settings.keyFile, port: settings.port, host: settings.host });
+    server = await startHttpsServer(buildApp(), { certificate: settings.certificate, port: settings.port, host: settings.host });
   } catch (error) {
     post({ type: 'start-failed', error: (error as Error).message });
     port.close();

@@ -7,7 +7,7 @@ import os from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { guardConfigSchema, type GuardConfig } from '../core/config.js';
-import { SERVE_ENV, TLS_MOUNT_PATH } from '../install/serve-contract.js';
+import { CERT_MODES, SERVE_ENV, TLS_MOUNT_PATH } from '../install/serve-contract.js';
 
 const positiveMs = z.coerce.number().int().positive();
 const DNS_NAME = /^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/;
@@ -15,7 +15,7 @@ const DNS_NAME = /^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0
 export const serveConfigSchema = z.strictObject({
   host: z.string().default('0.0.0.0'),
   port: z.coerce.number().int().min(0).max(65535).default(8443),
-  certMode: z.enum(['files', 'self-managed', 'cert-manager']).default('files'),
+  certMode: z.enum(CERT_MODES).default('files'),
   tlsCertFile: z.string().optional(),
   tlsKeyFile: z.string().optional(),
   tlsSecretName: z.string().default('airflow-downgrade-guard-tls'),
@@ -23,6 +23,11 @@ export const serveConfigSchema = z.strictObject({
   certExtraNames: z.array(z.string().refine((name) => isIP(name) !== 0 || DNS_NAME.test(name), 'must be a DNS name or an IP address')).default([]),
   serviceName: z.string().default('airflow-downgrade-guard'),
   webhookConfigurationName: z.string().default('airflow-downgrade-guard'),
+  /**
+   * How often the certificate source looks for a renewed pair; default 30 s for files (the kubelet
+   * refreshes a mounted Secret about once a minute), 15 min for the self-managed Secret.
+   */
+  certificateCheckMs: positiveMs.optional(),
   kubeconfig: z.string().optional(),
   podNamespace: z.string().default('airflow-downgrade-guard'),
   identity: z.string().min(1),
@@ -117,8 +122,7 @@ export function loadServeConfig(flags: Flags, env: NodeJS.ProcessEnv = process.e
   }
   const config = result.data as ServeConfig;
   if (config.certMode === 'cert-manager') {
-    // cert-manager writes the pair into the mounted Secret: read it like files.
-    config.certMode = 'files';
+    // cert-manager writes the pair into the mounted Secret: read like files, from the mount by default.
     config.tlsCertFile ??= `${TLS_MOUNT_PATH}/tls.crt`;
     config.tlsKeyFile ??= `${TLS_MOUNT_PATH}/tls.key`;
   }

@@ -1,20 +1,19 @@
 // `serve`: the HTTPS admission endpoint and the coordinator in one process, wired to Kubernetes,
 // the audit log, metrics and certificates.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { createAuditLog, type AuditLog } from '../audit/log.js';
 import { outputExcerpt } from '../audit/records.js';
-import { startCertificateManager, type CertificateCluster, type CertificateManager } from '../certs/self-managed.js';
+import { describeCertificate } from '../certs/generate.js';
+import type { ServingPair } from '../certs/source.js';
 import { Coordinator, DEFAULT_COORDINATOR_OPTIONS, type StepReport } from '../coordinator/coordinator.js';
 import { Cluster } from '../k8s/cluster.js';
 import { createExecRunner } from '../k8s/exec.js';
 import { KubeRest, loadKubeConfig } from '../k8s/rest.js';
 import { createMetrics, registryExposition, type GuardMetrics } from '../metrics/index.js';
-import type { DecisionRecord } from '../server/app.js';
-import { createLogger, type Logger } from '../server/logger.js';
+import type { DecisionRecord } from '../webhook/app.js';
+import { createLogger, type Logger } from '../log/logger.js';
 import { isFullRecord } from './admission-protocol.js';
 import { startAdmissionWorker, type AdmissionWorker } from './admission-thread.js';
+import { certificateSource } from './certificates.js';
 import type { ServeConfig } from './config.js';
 import { lowerMainThreadPriority } from './thread-priority.js';
 
@@ -82,50 +81,13 @@ function auditStep(audit: AuditLog | undefined, identity: string, report: StepRe
   });
 }
 
-function certificateCluster(cluster: Cluster): CertificateCluster {
-  return {
-    getSecret: async (ns, name) => (await cluster.find('Secret', ns, name)) ?? null,
-    createSecret: (ns, secret) => cluster.create('Secret', ns, secret as unknown as Record<string, unknown>),
-    replaceSecret: (ns, name, secret) => cluster.replace('Secret', ns, name, secret as unknown as Record<string, unknown>),
-    getWebhookConfiguration: async (name) => (await cluster.find('MutatingWebhookConfiguration', undefined, name)) ?? null,
-    patchWebhookConfiguration: async (name, patch) => {
-      await cluster.patch('MutatingWebhookConfiguration', undefined, name, patch as never);
-    },
-  } as CertificateCluster;
-}
-
-/** Where the serving pair is read from: the configured files, or a private copy of the self-managed Secret. */
-async function servingCertificate(
-  config: ServeConfig,
-  cluster: Cluster,
-  logger: Logger,
-  reload: () => AdmissionWorker | undefined,
-): Promise<{ certFile: string; keyFile: string; certificates?: CertificateManager; removeFiles: () => void }> {
-  if (config.certMode === 'files') return { certFile: config.tlsCertFile!, keyFile: config.tlsKeyFile!, removeFiles: () => undefined };
-  // The private copy holds the private key: it goes when the guard stops.
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'adg-tls-'));
-  const removeFiles = (): void => rmSync(dir, { recursive: true, force: true });
-  const certFile = path.join(dir, 'tls.crt');
-  const keyFile = path.join(dir, 'tls.key');
-  const certificates = await startCertificateManager(certificateCluster(cluster), {
-    namespace: config.podNamespace,
-    secretName: config.tlsSecretName,
-    service: config.serviceName,
-    webhookConfigurationName: config.webhookConfigurationName,
-    ...(config.certExtraNames.length ? { extraNames: config.certExtraNames } : {}),
-    onChange: (certs) => {
-      writeFileSync(certFile, certs.cert, { mode: 0o600 });
-      writeFileSync(keyFile, certs.key, { mode: 0o600 });
-      reload()
-        ?.reloadCertificate()
-        .then(
-          () => logger.info('serving certificate rotated'),
-          (err: unknown) => logger.error({ err: (err as Error).message }, 'serving certificate rotation failed; keeping the current one'),
-        );
-    },
-    onError: (err) => logger.error({ err: (err as Error).message }, 'certificate refresh failed; keeping the current one'),
-  });
-  return { certFile, keyFile, certificates, removeFiles };
+function certificateFields(pair: ServingPair): { notAfter?: string; fingerprint256?: string } {
+  try {
+    const info = describeCertificate(pair.cert);
+    return { notAfter: info.notAfter.toISOString(), fingerprint256: info.fingerprint256 };
+  } catch {
+    return {}; // not a certificate: applying it fails and says so
+  }
 }
 
 /** A dead admission worker means a dead webhook: exit loudly so Kubernetes restarts the pod. */
@@ -192,12 +154,28 @@ export async function startGuard(config: ServeConfig, logger: Logger = createLog
       },
     },
   );
+  // The serving certificate from its source; renewals go to the running server the same way in every
+  // mode. The first renewal comes an interval after start, so the worker below exists by then.
+  const certificates = certificateSource(config, cluster, logger);
+  let admission: AdmissionWorker | undefined;
+  let certificate: ServingPair;
+  try {
+    certificate = await certificates.start((renewed) => {
+      admission?.setCertificate(renewed).then(
+        () => logger.info({ source: certificates.origin, ...certificateFields(renewed) }, 'serving a renewed certificate'),
+        (error: unknown) => logger.error({ err: (error as Error).message, source: certificates.origin }, 'renewed serving certificate not usable; keeping the current one'),
+      );
+    });
+  } catch (error) {
+    if (audit) await audit.close();
+    rest.close();
+    throw error;
+  }
+  logger.info({ certMode: config.certMode, source: certificates.origin, ...certificateFields(certificate) }, 'serving certificate loaded');
   // Admission runs in a worker thread (own isolate and heap): the coordinator's garbage collection
   // cannot pause it. It is started before the coordinator's caches so it sees their first list.
-  let admission: AdmissionWorker | undefined;
-  const { certFile, keyFile, certificates, removeFiles } = await servingCertificate(config, cluster, logger, () => admission);
   admission = startAdmissionWorker({
-    settings: { guard: config.guard, logLevel: config.logLevel, certFile, keyFile, port: config.port, host: config.host, fullRecords: audit !== undefined },
+    settings: { guard: config.guard, logLevel: config.logLevel, certificate, port: config.port, host: config.host, fullRecords: audit !== undefined },
     releaseState: (namespace, release) => coordinator.releaseState(namespace, release),
     ready: () => coordinator.ready,
     onDecision: (record) => {
@@ -215,8 +193,7 @@ export async function startGuard(config: ServeConfig, logger: Logger = createLog
   try {
     port = await admission.listening;
   } catch (error) {
-    certificates?.stop();
-    removeFiles();
+    certificates.stop();
     await coordinator.stop();
     if (audit) await audit.close();
     rest.close();
@@ -231,9 +208,8 @@ export async function startGuard(config: ServeConfig, logger: Logger = createLog
     ...(audit ? { audit } : {}),
     logger,
     async stop() {
-      certificates?.stop();
+      certificates.stop();
       await admission.stop();
-      removeFiles();
       await coordinator.stop();
       if (audit) await audit.close();
       rest.close();

@@ -4,7 +4,7 @@
 // the CPU first whenever the pod's CPU is contended. Threads the main thread starts later inherit
 // the lower priority. Elsewhere setpriority applies to the whole process, so nothing is done there.
 import os from 'node:os';
-import type { Logger } from '../server/logger.js';
+import type { Logger } from '../log/logger.js';
 
 export type PriorityOutcome = { applied: true; from: number; to: number } | { applied: false; reason: string };
 

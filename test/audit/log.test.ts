@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AuditLog } from '../../src/audit/log.js';
-import { createLogger } from '../../src/server/logger.js';
+import { createLogger } from '../../src/log/logger.js';
 import type { AuditRecord, OperationStepRecord } from '../../src/audit/records.js';
 import { queryAudit } from '../../src/audit/store.js';
 import { createTestDatabase, freePort, startPrivatePostgres, type EmbeddedServer, type TestDatabase } from '../support/postgres.js';

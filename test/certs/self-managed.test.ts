@@ -1,8 +1,9 @@
 import jsonpatch, { type Operation } from 'fast-json-patch';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { describeCertificate, generateCertificates, splitPemBundle, type GeneratedCertificates } from '../../src/certs/generate.js';
 import { certificateSecret, certificatesFromSecret, injectCaBundle, needsRotation, rotationDueAt, type SecretObject } from '../../src/certs/rotation.js';
 import { ensureServingCertificate, startCertificateManager, type CertificateCluster, type SelfManagedOptions } from '../../src/certs/self-managed.js';
+import { selfManagedCertificateSource, type ServingPair } from '../../src/certs/source.js';
 
 const DAY = 86_400_000;
 const T0 = new Date('2025-01-01T00:00:00Z');
@@ -246,6 +247,30 @@ describe('startCertificateManager', () => {
       expect(manager.current().cert).toBe(seen[1]);
     } finally {
       manager.stop();
+    }
+  });
+});
+
+describe('the self-managed certificate source', () => {
+  it('starts with the Secret pair and hands on a renewal (its own or another replica\'s), not the first pair again', async () => {
+    const cluster = new FakeCluster();
+    cluster.webhooks.set('airflow-downgrade-guard', webhookConfig());
+    let now = T0;
+    const renewed: ServingPair[] = [];
+    const source = selfManagedCertificateSource(cluster, { ...options(T0), now: () => now }, { intervalMs: 20, onError: (e) => { throw e; } });
+    try {
+      const first = await source.start((pair) => renewed.push(pair));
+      const stored = certificatesFromSecret(cluster.secrets.get('guard/airflow-downgrade-guard-tls')!)!;
+      expect(first).toEqual({ cert: stored.cert, key: stored.key });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(renewed).toEqual([]);
+      now = new Date(T0.getTime() + 340 * DAY);
+      await vi.waitFor(() => expect(renewed).toHaveLength(1), { timeout: 5000, interval: 20 });
+      const rotated = certificatesFromSecret(cluster.secrets.get('guard/airflow-downgrade-guard-tls')!)!;
+      expect(renewed[0]).toEqual({ cert: rotated.cert, key: rotated.key });
+      expect(rotated.cert).not.toBe(first.cert);
+    } finally {
+      source.stop();
     }
   });
 });

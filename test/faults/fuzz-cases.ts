@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import request from 'supertest';
 import { expect } from 'vitest';
 import { DEFAULT_CONFIG } from '../../src/core/config.js';
-import { createAdmissionApp } from '../../src/server/app.js';
+import { createAdmissionApp } from '../../src/webhook/app.js';
 import { checkResponse, checkReview, hostileReview, rawBodies, RUNNING_STATE, type Answer } from './fuzz.js';
 
 export interface FuzzCounts {

@@ -2,7 +2,7 @@
 // requests, huge bodies. The fast seed is fuzz.test.ts.
 import { afterAll, describe, expect, it } from 'vitest';
 import request from 'supertest';
-import { BODY_LIMIT_BYTES } from '../../src/server/app.js';
+import { BODY_LIMIT_BYTES } from '../../src/webhook/app.js';
 import { versionChange } from '../fixtures/admission/builders.js';
 import { fuzzApp, fuzzHttp, fuzzReview } from './fuzz-cases.js';
 import { printReport, saveCounts } from './support.js';

@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG } from '../../src/core/config.js';
-import { createAdmissionApp } from '../../src/server/app.js';
-import { DEFAULT_HTTPS_LIMITS, startHttpsServer, type RunningHttpsServer } from '../../src/server/https.js';
+import { createAdmissionApp } from '../../src/webhook/app.js';
+import { DEFAULT_HTTPS_LIMITS, startHttpsServer, type RunningHttpsServer } from '../../src/webhook/https.js';
 import { versionChange } from '../fixtures/admission/builders.js';
 import { saveCounts } from './support.js';
 
@@ -27,7 +27,7 @@ const counts: Record<string, number> = {};
 
 beforeAll(async () => {
   const app = createAdmissionApp({ config: DEFAULT_CONFIG, releaseState: () => ({ runningVersion: '3.1.0' }) });
-  server = await startHttpsServer(app, { certFile, keyFile, port: 0, host: '127.0.0.1', limits: LIMITS });
+  server = await startHttpsServer(app, { certificate: { cert: ca, key: readFileSync(keyFile, 'utf8') }, port: 0, host: '127.0.0.1', limits: LIMITS });
 });
 afterAll(async () => {
   await server.close();
@@ -182,7 +182,7 @@ describe('hostile HTTP clients', () => {
     const shared = server;
     const app = createAdmissionApp({ config: DEFAULT_CONFIG, releaseState: () => ({ runningVersion: '3.1.0' }) });
     const patient = { ...LIMITS, headersTimeoutMs: 120_000, requestTimeoutMs: 120_000, handshakeTimeoutMs: 120_000, keepAliveTimeoutMs: 120_000 };
-    server = await startHttpsServer(app, { certFile, keyFile, port: 0, host: '127.0.0.1', limits: patient });
+    server = await startHttpsServer(app, { certificate: { cert: ca, key: readFileSync(keyFile, 'utf8') }, port: 0, host: '127.0.0.1', limits: patient });
     try {
       await idleConnectionsThenLimit();
     } finally {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/server/logger.js';
+import { createLogger } from '../../src/log/logger.js';
 import { lowerMainThreadPriority, type PriorityControl } from '../../src/serve/thread-priority.js';
 
 const logger = createLogger({ level: 'silent' });

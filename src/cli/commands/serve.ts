@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { loadServeConfig, ServeConfigError, splitList } from '../../serve/config.js';
 import { startGuard } from '../../serve/guard.js';
-import { createLogger } from '../../server/logger.js';
+import { createLogger } from '../../log/logger.js';
 
 interface ServeFlags {
   config?: string;

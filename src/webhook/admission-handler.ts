@@ -9,7 +9,7 @@ import { AdmissionReviewError } from '../core/admission.js';
 import type { GuardConfig } from '../core/config.js';
 import type { Decision, DecisionKind, ReleaseState, SideEffect, VersionPoint } from '../core/decide.js';
 import { reviewAdmission, type ReviewResult } from '../core/review.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../log/logger.js';
 
 /** Kubernetes objects are at most 1.5 MiB in etcd; a review carries object and oldObject. */
 export const BODY_LIMIT_BYTES = 3 * 1024 * 1024;

@@ -8,8 +8,8 @@ import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG } from '../../src/core/config.js';
 import { reviewAdmission } from '../../src/core/review.js';
-import { BODY_LIMIT_BYTES, createAdmissionApp } from '../../src/server/app.js';
-import { createLogger } from '../../src/server/logger.js';
+import { BODY_LIMIT_BYTES, createAdmissionApp } from '../../src/webhook/app.js';
+import { createLogger } from '../../src/log/logger.js';
 
 const fixtureText = (name: string) => readFileSync(new URL(`../fixtures/admission/${name}`, import.meta.url), 'utf8');
 const fixture = (name: string) => JSON.parse(fixtureText(name));
@@ -107,25 +107,35 @@ describe('POST /mutate without the framework', () => {
 });
 
 describe('routes besides /mutate', () => {
-  it('routes added to the app after it is built are served (GET /metrics in serve); others get a JSON 404', async () => {
-    const app = createAdmissionApp({ config: DEFAULT_CONFIG, releaseState: () => ({}) });
-    app.get('/metrics', (_req, res) => {
-      res.type('text/plain').send('# metrics');
-    });
-    await request(app).get('/metrics').expect(200, '# metrics');
+  it('serves GET /metrics from the collector it is given; others get a JSON 404', async () => {
+    const app = createAdmissionApp({ config: DEFAULT_CONFIG, releaseState: () => ({}), metrics: async () => ({ text: '# metrics', contentType: 'text/plain; version=0.0.4' }) });
+    const metrics = await request(app).get('/metrics').expect(200, '# metrics');
+    expect(metrics.headers['content-type']).toMatch(/^text\/plain; version=0.0.4/);
     const missing = await request(app).get('/nowhere').expect(404);
-    expect(missing.body.error).toMatch(/not found/);
+    expect(missing.body.error).toMatch(/not found: .*GET \/metrics/);
     expect(missing.headers['content-type']).toBe('application/json; charset=utf-8');
   });
 
-  it('an error thrown by a later route is a JSON 500 without details, logged', async () => {
+  it('without a collector there is no /metrics route', async () => {
+    const app = createAdmissionApp({ config: DEFAULT_CONFIG, releaseState: () => ({}) });
+    const missing = await request(app).get('/metrics').expect(404);
+    expect(missing.body.error).not.toMatch(/metrics/);
+  });
+
+  it('a metrics collector that fails is a 500 with its reason', async () => {
+    const app = createAdmissionApp({ config: DEFAULT_CONFIG, releaseState: () => ({}), metrics: () => Promise.reject(new Error('main thread gone')) });
+    const res = await request(app).get('/metrics').expect(500);
+    expect(res.text).toMatch(/cannot collect metrics: main thread gone/);
+  });
+
+  it('an error thrown while routing is a JSON 500 without details, logged', async () => {
     const { lines, logger } = capture('info');
-    const app = createAdmissionApp({ config: DEFAULT_CONFIG, releaseState: () => ({}), logger });
-    app.get('/boom', () => {
-      throw new Error('secret internals');
-    });
-    const res = await request(app).get('/boom').expect(500);
+    // A readiness answer whose fields throw when read: the route handler itself fails.
+    const hostile = Object.defineProperty({}, 'ready', { get: () => { throw new Error('secret internals'); } }) as { ready: boolean };
+    const app = createAdmissionApp({ config: DEFAULT_CONFIG, releaseState: () => ({}), logger, ready: () => hostile });
+    const res = await request(app).get('/readyz').expect(500);
     expect(res.body).toEqual({ error: 'internal error while deciding the admission request' });
+    expect(res.text).not.toMatch(/secret internals/);
     expect(lines.some((l) => l.level === 'error')).toBe(true);
   });
 });

@@ -5,8 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG, parseGuardConfig } from '../../src/core/config.js';
 import type { ReleaseState } from '../../src/core/decide.js';
 import { decodePatch } from '../../src/core/response.js';
-import { BODY_LIMIT_BYTES, createAdmissionApp, type DecisionRecord } from '../../src/server/app.js';
-import { createLogger } from '../../src/server/logger.js';
+import { BODY_LIMIT_BYTES, createAdmissionApp, type DecisionRecord } from '../../src/webhook/app.js';
+import { createLogger } from '../../src/log/logger.js';
 
 const fixture = (name: string) => JSON.parse(readFileSync(new URL(`../fixtures/admission/${name}`, import.meta.url), 'utf8'));
 

@@ -1,13 +1,15 @@
-// HTTPS for the webhook: certificate files, TLS 1.2 minimum, and certificate rotation without a
-// restart (setSecureContext keeps existing connections, new handshakes use the new pair).
-import { readFile } from 'node:fs/promises';
+// HTTPS for the webhook: TLS 1.2 minimum, and a renewed certificate served without a restart
+// (setSecureContext: connections already open keep their session, new handshakes use the new pair).
+// Where the pair comes from, and when it is renewed, is the certificate source's business
+// (src/certs/source.ts).
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { RequestListener } from 'node:http';
+import type { SecureContextOptions } from 'node:tls';
+import type { ServingPair } from '../certs/source.js';
 
 export interface HttpsServerOptions {
-  certFile: string;
-  keyFile: string;
+  certificate: ServingPair;
   /** 0 picks a free port. */
   port: number;
   host?: string;
@@ -42,23 +44,21 @@ export interface RunningHttpsServer {
   server: https.Server;
   port: number;
   host: string;
-  /** Re-reads certFile and keyFile; a bad pair throws and the old certificate stays in use. */
-  reloadCertificate(): Promise<void>;
+  /** Serves this pair to new connections; a bad pair (unreadable, key not matching) throws and the old one stays in use. */
+  setCertificate(pair: ServingPair): void;
   close(): Promise<void>;
 }
 
-async function readPair(options: HttpsServerOptions): Promise<{ cert: Buffer; key: Buffer }> {
-  const [cert, key] = await Promise.all([readFile(options.certFile), readFile(options.keyFile)]);
-  return { cert, key };
+/** The secure context of the server, at start and at every renewal alike. */
+function secureContext(pair: ServingPair): SecureContextOptions {
+  return { cert: pair.cert, key: pair.key, minVersion: 'TLSv1.2' };
 }
 
 export async function startHttpsServer(app: RequestListener, options: HttpsServerOptions): Promise<RunningHttpsServer> {
-  const pair = await readPair(options);
   const limits = { ...DEFAULT_HTTPS_LIMITS, ...options.limits };
   const server = https.createServer(
     {
-      ...pair,
-      minVersion: 'TLSv1.2',
+      ...secureContext(options.certificate),
       handshakeTimeout: limits.handshakeTimeoutMs,
       headersTimeout: limits.headersTimeoutMs,
       requestTimeout: limits.requestTimeoutMs,
@@ -81,9 +81,8 @@ export async function startHttpsServer(app: RequestListener, options: HttpsServe
     server,
     port: (server.address() as AddressInfo).port,
     host,
-    async reloadCertificate() {
-      const next = await readPair(options);
-      server.setSecureContext({ ...next, minVersion: 'TLSv1.2' });
+    setCertificate(pair) {
+      server.setSecureContext(secureContext(pair));
     },
     close() {
       return new Promise((resolve, reject) => {
