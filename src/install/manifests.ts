@@ -36,6 +36,21 @@ export interface InstallOptions {
   certMode: CertMode;
   auditSecretName: string;
   logLevel: string;
+  /** The guard container's resources (requests/limits). */
+  resources: Resources;
+  /** Pod placement: none of these is set unless given (affinity defaults to spreading the replicas). */
+  nodeSelector: Record<string, string>;
+  tolerations: Array<Record<string, unknown>>;
+  affinity: Record<string, unknown>;
+  /** Empty: no priority class. */
+  priorityClassName: string;
+  /** Extra labels on every object and on the guard's pods (never in selectors). */
+  labels: Record<string, string>;
+}
+
+export interface Resources {
+  requests?: Record<string, string>;
+  limits?: Record<string, string>;
 }
 
 // Default failurePolicy is Fail: with Ignore, an unreachable guard lets a downgrade through
@@ -52,6 +67,19 @@ export const DEFAULT_INSTALL_OPTIONS: InstallOptions = {
   certMode: 'self-managed',
   auditSecretName: AUDIT_SECRET_NAME,
   logLevel: 'info',
+  resources: { requests: { cpu: '50m', memory: '128Mi' }, limits: { cpu: '1', memory: '256Mi' } },
+  nodeSelector: {},
+  tolerations: [],
+  // Preferred, not required: a one-node cluster must still run both replicas.
+  affinity: {
+    podAntiAffinity: {
+      preferredDuringSchedulingIgnoredDuringExecution: [
+        { weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { 'app.kubernetes.io/name': GUARD_NAME, 'app.kubernetes.io/instance': GUARD_NAME } } } },
+      ],
+    },
+  },
+  priorityClassName: '',
+  labels: {},
 };
 
 export class InstallOptionsError extends Error {
@@ -109,7 +137,27 @@ export function resolveInstallOptions(partial: Partial<InstallOptions> = {}): In
   check(CERT_MODES.includes(options.certMode), `cert mode must be one of ${CERT_MODES.join(', ')}, got ${JSON.stringify(options.certMode)}`);
   check(DNS_SUBDOMAIN.test(options.auditSecretName), `audit Secret name must be a DNS subdomain, got ${JSON.stringify(options.auditSecretName)}`);
   check(LOG_LEVELS.includes(options.logLevel), `log level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(options.logLevel)}`);
+  for (const part of ['requests', 'limits'] as const) {
+    const values = options.resources[part];
+    check(values === undefined || (isPlainObject(values) && Object.values(values).every((v) => typeof v === 'string' && QUANTITY.test(v))), `resources.${part} must map resource names to quantities (e.g. cpu: 50m, memory: 128Mi), got ${JSON.stringify(values)}`);
+  }
+  check(Object.keys(options.resources).every((k) => k === 'requests' || k === 'limits'), `resources may only have requests and limits, got ${Object.keys(options.resources).join(', ')}`);
+  check(isPlainObject(options.nodeSelector) && Object.values(options.nodeSelector).every((v) => typeof v === 'string'), `nodeSelector must map label keys to strings, got ${JSON.stringify(options.nodeSelector)}`);
+  check(Array.isArray(options.tolerations) && options.tolerations.every(isPlainObject), `tolerations must be a list of toleration objects, got ${JSON.stringify(options.tolerations)}`);
+  check(isPlainObject(options.affinity), `affinity must be an object, got ${JSON.stringify(options.affinity)}`);
+  check(options.priorityClassName === '' || DNS_SUBDOMAIN.test(options.priorityClassName), `priority class name must be a DNS subdomain, got ${JSON.stringify(options.priorityClassName)}`);
+  check(isPlainObject(options.labels) && Object.entries(options.labels).every(([k, v]) => LABEL_KEY.test(k) && typeof v === 'string' && LABEL_VALUE.test(v)), `labels must be valid label keys and values, got ${JSON.stringify(options.labels)}`);
+  const reserved = Object.keys(options.labels).filter((k) => k in COMMON_LABELS);
+  check(reserved.length === 0, `labels may not set ${reserved.join(', ')} (the guard's own labels)`);
   return { ...options, watchNamespaces: [...options.watchNamespaces] };
+}
+
+const QUANTITY = /^[+-]?(\d+(\.\d*)?|\.\d+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|e[+-]?\d+)?$/;
+const LABEL_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function stripUndefined<T extends object>(value: T): Partial<T> {
@@ -121,6 +169,12 @@ const COMMON_LABELS = { ...SELECTOR_LABELS, 'app.kubernetes.io/part-of': GUARD_N
 
 function meta(name: string, namespace?: string, extraLabels: Record<string, string> = {}): Manifest['metadata'] {
   return { name, ...(namespace !== undefined ? { namespace } : {}), labels: { ...COMMON_LABELS, ...extraLabels } };
+}
+
+/** The user's extra labels on every object (after the guard's own, which they may not override). */
+function withLabels(objects: Manifest[], labels: Record<string, string>): Manifest[] {
+  if (Object.keys(labels).length === 0) return objects;
+  return objects.map((o) => ({ ...o, metadata: { ...o.metadata, labels: { ...o.metadata.labels, ...labels } } }));
 }
 
 const WORKLOADS_ROLE = `${GUARD_NAME}-workloads`;
@@ -232,9 +286,12 @@ function deployment(options: InstallOptions): Manifest {
       // Never fewer ready replicas than asked for while the guard itself is updated.
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
       template: {
-        metadata: { labels: { ...COMMON_LABELS } },
+        metadata: { labels: { ...COMMON_LABELS, ...options.labels } },
         spec: {
           serviceAccountName: GUARD_NAME,
+          ...(options.priorityClassName ? { priorityClassName: options.priorityClassName } : {}),
+          ...(Object.keys(options.nodeSelector).length > 0 ? { nodeSelector: options.nodeSelector } : {}),
+          ...(options.tolerations.length > 0 ? { tolerations: options.tolerations } : {}),
           securityContext: {
             runAsNonRoot: true,
             runAsUser: RUN_AS_USER,
@@ -242,14 +299,7 @@ function deployment(options: InstallOptions): Manifest {
             fsGroup: RUN_AS_USER,
             seccompProfile: { type: 'RuntimeDefault' },
           },
-          // Preferred, not required: a one-node cluster must still run both replicas.
-          affinity: {
-            podAntiAffinity: {
-              preferredDuringSchedulingIgnoredDuringExecution: [
-                { weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: SELECTOR_LABELS } } },
-              ],
-            },
-          },
+          ...(Object.keys(options.affinity).length > 0 ? { affinity: options.affinity } : {}),
           terminationGracePeriodSeconds: 30,
           containers: [
             {
@@ -266,7 +316,7 @@ function deployment(options: InstallOptions): Manifest {
               }),
               readinessProbe: probe('/readyz', 5, 2),
               livenessProbe: probe('/healthz', 10, 3),
-              resources: { requests: { cpu: '50m', memory: '128Mi' }, limits: { cpu: '1', memory: '256Mi' } },
+              resources: options.resources,
               securityContext: {
                 allowPrivilegeEscalation: false,
                 readOnlyRootFilesystem: true,
@@ -406,7 +456,7 @@ function certManagerObjects(options: InstallOptions): Manifest[] {
  */
 export function renderInstallManifests(partial: Partial<InstallOptions> = {}): Manifest[] {
   const options = resolveInstallOptions(partial);
-  return [
+  return withLabels([
     namespace(options),
     serviceAccount(options),
     ...rbac(options),
@@ -415,5 +465,5 @@ export function renderInstallManifests(partial: Partial<InstallOptions> = {}): M
     deployment(options),
     ...podDisruptionBudget(options),
     webhookConfiguration(options),
-  ];
+  ], options.labels);
 }

@@ -4,6 +4,7 @@ import { writeFile } from 'node:fs/promises';
 import { startApiServer, type ApiServer, type ApiServerOptions } from './apiserver/index.js';
 import { createAirflowRuntime, type AirflowRuntime, type AirflowRuntimeOptions } from './airflow/index.js';
 import { startControllers, type ControllerOptions, type Controllers } from './controllers/index.js';
+import { startProtobufDecoder } from './apiserver/protobuf.js';
 import { RESOURCES } from './resources.js';
 import { Store } from './store.js';
 import type { ContainerRuntime, ContainerStart, ExecRequest, KubeObject } from './types.js';
@@ -19,6 +20,8 @@ export interface SimClusterOptions {
   api?: Omit<ApiServerOptions, 'store' | 'execHandler'>;
   /** Write an admin kubeconfig here once the API server listens. */
   kubeconfigPath?: string;
+  /** The src/sim/protobuf converter binary: protobuf request bodies are accepted (else 415). */
+  protobufConverter?: string;
 }
 
 export interface SimCluster {
@@ -82,8 +85,9 @@ export async function startSimCluster(options: SimClusterOptions = {}): Promise<
   const containers = defaultDatabaseRuntime(runtime, options.databaseUrl);
   let api: ApiServer | undefined;
   let controllers: Controllers | undefined;
+  const protobuf = options.protobufConverter ? startProtobufDecoder(options.protobufConverter) : undefined;
   try {
-    api = await startApiServer({ ...options.api, store, execHandler: containers.exec });
+    api = await startApiServer({ ...options.api, store, execHandler: containers.exec, ...(protobuf ? { protobuf } : {}) });
     const registry = api.registry;
     controllers = startControllers(store, containers, {
       // Jobs of CronJobs go through admission (webhooks) as the real controller's creates do.
@@ -95,6 +99,7 @@ export async function startSimCluster(options: SimClusterOptions = {}): Promise<
   } catch (err) {
     await controllers?.stop();
     await api?.close();
+    await protobuf?.close();
     await runtime.close();
     throw err;
   }
@@ -109,6 +114,7 @@ export async function startSimCluster(options: SimClusterOptions = {}): Promise<
       (stopping ??= (async () => {
         await started.controllers.stop();
         await started.api.close();
+        await protobuf?.close();
         await runtime.close();
       })()),
   };

@@ -10,6 +10,7 @@ import { Cluster } from '../../src/k8s/cluster.js';
 import { KubeRest } from '../../src/k8s/rest.js';
 import { KubeConfig } from '@kubernetes/client-node';
 import { startSimCluster, type SimCluster } from '../../src/sim/cluster.js';
+import { simProtobufConverter } from '../support/sim-protobuf.js';
 import { createRbacAuthorizer, rbacObjectsFrom } from '../../src/sim/rbac/authorizer.js';
 import { RESOURCES } from '../../src/sim/resources.js';
 import { renderInstallManifests } from '../../src/install/manifests.js';
@@ -148,6 +149,7 @@ export async function startE2E(options: E2EOptions = {}): Promise<E2E> {
     controllers: { readyDelayMs: 40, probeIntervalMs: 25, graceUnitMs: 10, ...(options.stuckTerminating ? { stuckTerminating: options.stuckTerminating } : {}) },
     runtime: { stepDurationMs: options.stepDurationMs ?? 40, checkIntervalMs: 25, readyDelayMs: 30, secondMs: 100, taskDurationMs: 200 },
     api: holder.rbac ? { authorize: (req) => holder.rbac!.authorize(req) } : {},
+    protobufConverter: simProtobufConverter(),
   });
   simRef = sim;
   const backend: E2EBackend = {

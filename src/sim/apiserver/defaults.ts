@@ -122,6 +122,26 @@ const DEFAULTERS: Record<string, (o: KubeObject) => void> = {
       delete o.stringData;
     }
   },
+  Service(o) {
+    const spec = obj(o, 'spec');
+    setDefault(spec, 'type', 'ClusterIP');
+    if (spec.type !== 'ExternalName') setDefault(spec, 'sessionAffinity', 'None');
+    setDefault(spec, 'internalTrafficPolicy', 'Cluster');
+    for (const port of (spec.ports as Obj[] | undefined) ?? []) {
+      setDefault(port, 'protocol', 'TCP');
+      setDefault(port, 'targetPort', port.port);
+    }
+    obj(o, 'status');
+  },
+  PersistentVolumeClaim(o) {
+    const spec = obj(o, 'spec');
+    setDefault(spec, 'volumeMode', 'Filesystem');
+    obj(o, 'status');
+  },
+  Ingress(o) {
+    obj(o, 'spec');
+    obj(o, 'status');
+  },
   Namespace(o) {
     const spec = obj(o, 'spec');
     setDefault(spec, 'finalizers', ['kubernetes']);

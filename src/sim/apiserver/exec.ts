@@ -1,6 +1,7 @@
 // The exec stream of the channel.k8s.io WebSocket protocols (v4 and v5) as the kubelet speaks it
 // through the API server: one byte of channel number, then data. 0 stdin, 1 stdout, 2 stderr,
 // 3 error/status (JSON metav1.Status in v4+), 4 resize; v5 adds 255 "close this stream".
+import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import type { ExecHandler, ExecRequest } from '../types.js';
 
@@ -66,8 +67,12 @@ export interface ExecStreams {
   stderr: boolean;
 }
 
-/** Runs one exec session on an accepted WebSocket; resolves when the socket is closed. */
-export async function serveExec(ws: WebSocket, request: ExecRequest, streams: ExecStreams, handler: ExecHandler): Promise<void> {
+/**
+ * Runs one exec session on an accepted WebSocket; resolves when the socket is closed. `socket` is
+ * the upgraded connection: as the real API server does, it is ended right after the close frame,
+ * without waiting for the client's close frame (the Python client never sends one).
+ */
+export async function serveExec(ws: WebSocket, request: ExecRequest, streams: ExecStreams, handler: ExecHandler, socket?: Duplex): Promise<void> {
   const stdin = new ByteQueue();
   if (!streams.stdin) stdin.end();
   const abort = new AbortController();
@@ -117,6 +122,10 @@ export async function serveExec(ws: WebSocket, request: ExecRequest, streams: Ex
     status = internalStatus(`error executing command in container: ${(err as Error).message}`);
   }
   send(ERROR, JSON.stringify(status));
-  if (ws.readyState === ws.OPEN) ws.close(1000);
+  if (ws.readyState === ws.OPEN) {
+    // The close frame is written to the socket at once; end() sends it before the FIN.
+    ws.close(1000);
+    socket?.end();
+  }
   await closed;
 }

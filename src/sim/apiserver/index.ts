@@ -7,3 +7,5 @@ export { ApiError, statusBody, type StatusBody } from './status.js';
 export { exitStatus, EXEC_PROTOCOLS } from './exec.js';
 export { applyStrategicMergePatch, applyMergePatch, applyJsonPatch } from './patch.js';
 export { parseLabelSelector, matchesLabelRequirements, matchesLabelSelectorObject, parseFieldSelector } from './selectors.js';
+export { startProtobufDecoder, PROTOBUF_CONTENT_TYPE, type ProtobufDecoder } from './protobuf.js';
+export { queryBool } from './query.js';

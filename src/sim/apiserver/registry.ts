@@ -7,6 +7,7 @@ import { Store, StoreError } from '../store.js';
 import { RESOURCES, groupVersion } from '../resources.js';
 import type { KubeObject, ResourceType } from '../types.js';
 import { admit, type AdmissionOperation, type UserInfo, type WebhookServiceResolver } from './admission.js';
+import { allocateOnCreate, initialStatus, keepOnUpdate } from './allocation.js';
 import { applyDefaults, validateObject } from './defaults.js';
 import { applyPatch, PatchError, type PatchType } from './patch.js';
 import { ApiError, apiError, alreadyExists, badRequest, conflict, notFound, statusBody, type StatusBody } from './status.js';
@@ -171,6 +172,9 @@ export class Registry {
     const final = admitted.object ?? o;
     applyDefaults(final);
     validateObject(type, final);
+    allocateOnCreate(this.store, type, final);
+    const status = initialStatus(type, final);
+    if (status) final.status = status;
     if (ctx.dryRun) {
       if (this.store.get(type, final.metadata.namespace, final.metadata.name)) throw alreadyExists(type, final.metadata.name);
       final.metadata.uid = randomUUID();
@@ -255,6 +259,7 @@ export class Registry {
         throw conflict(type, name, `Precondition failed: UID in precondition: ${desired.metadata.uid}, UID in object meta: ${current.metadata.uid}`);
       }
       const next = this.mergeForUpdate(type, current, desired, subresource);
+      keepOnUpdate(type, current, next);
       next.metadata.resourceVersion = current.metadata.resourceVersion;
       applyDefaults(next);
       const admitted = await this.runAdmission(ctx, 'UPDATE', type, next, current, this.updateOptions(ctx, optionsKind), subresource ? { subresource } : {});

@@ -17,6 +17,8 @@ import { EXEC_PROTOCOLS, serveExec } from './exec.js';
 import { startGarbageCollector, type GarbageCollector } from './garbage-collector.js';
 import { openApiV3Document, openApiV3Root } from './openapi.js';
 import { applyPatch, patchTypeOf } from './patch.js';
+import { queryBool } from './query.js';
+import { PROTOBUF_CONTENT_TYPE, ProtobufDecodeError, type ProtobufDecoder } from './protobuf.js';
 import { Registry, translateStoreError, type DeleteOptions, type RequestContext, type Result } from './registry.js';
 import { checkFieldSelector, matchesFieldRequirements, matchesLabelRequirements, parseFieldSelector, parseLabelSelector, SelectorError } from './selectors.js';
 import { ApiError, apiError, badRequest, methodNotAllowed, notFoundPath, qualifiedResource, statusBody, unsupportedMediaType, type StatusBody } from './status.js';
@@ -76,6 +78,8 @@ export interface ApiServerOptions {
   logger?: ApiLogger;
   /** Create default, kube-system, kube-public, kube-node-lease when missing (default true). */
   bootstrapNamespaces?: boolean;
+  /** Decodes protobuf request bodies; without it they are answered 415 (see protobuf.ts). */
+  protobuf?: ProtobufDecoder;
 }
 
 export interface RequestRecord {
@@ -155,10 +159,9 @@ export function parseResourcePath(pathname: string): ResourcePath | 'discovery' 
 }
 
 function verbOf(method: string, path: ResourcePath, query: URLSearchParams): Verb | undefined {
-  const watch = query.get('watch');
   switch (method) {
     case 'GET':
-      if (path.name === undefined) return watch === 'true' || watch === '1' ? 'watch' : 'list';
+      if (path.name === undefined) return queryBool(query, 'watch') ? 'watch' : 'list';
       return 'get';
     case 'POST':
       return 'create';
@@ -217,14 +220,27 @@ function toStatus(err: unknown): StatusBody {
   return statusBody(500, 'InternalError', `Internal error occurred: ${message}`, { causes: [{ message }] });
 }
 
-function requireJson(req: IncomingMessage): void {
+/** The object of a create/update/delete body, in JSON or (with a decoder) protobuf. */
+async function readObjectBody(req: IncomingMessage, protobuf: ProtobufDecoder | undefined): Promise<unknown> {
   const type = (req.headers['content-type'] ?? 'application/json').split(';')[0]?.trim().toLowerCase() ?? '';
-  if (type !== 'application/json' && type !== '' && type !== '*/*' && type !== 'application/yaml') {
-    throw apiError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json, application/yaml`);
+  if (type === PROTOBUF_CONTENT_TYPE && protobuf) {
+    const raw = await readRawBody(req);
+    if (raw.length === 0) return undefined;
+    try {
+      return await protobuf.decode(raw);
+    } catch (err) {
+      if (err instanceof ProtobufDecodeError) throw badRequest(`error decoding request body: ${err.message}`);
+      throw err;
+    }
   }
+  if (type !== 'application/json' && type !== '' && type !== '*/*' && type !== 'application/yaml') {
+    const accepted = ['application/json', 'application/yaml', ...(protobuf ? [PROTOBUF_CONTENT_TYPE] : [])].join(', ');
+    throw apiError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: ${accepted}`);
+  }
+  return parseJsonBody(await readBody(req));
 }
 
-async function readBody(req: IncomingMessage): Promise<string> {
+async function readRawBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
@@ -232,7 +248,11 @@ async function readBody(req: IncomingMessage): Promise<string> {
     if (size > MAX_BODY) throw apiError(413, 'RequestEntityTooLarge', 'Request entity too large: limit is 3145728');
     chunks.push(chunk as Buffer);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  return (await readRawBody(req)).toString('utf8');
 }
 
 function parseJsonBody(text: string): unknown {
@@ -376,15 +396,13 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       case 'watch':
         return watchObjects(req, res, path, query, accept, dropAfter);
       case 'create': {
-        requireJson(req);
-        const body = parseJsonBody(await readBody(req));
+        const body = await readObjectBody(req, options.protobuf);
         const ctx: RequestContext = { ...ctxBase, dryRun: dryRunOf(query) };
         if (path.name !== undefined) throw methodNotAllowed();
         return send(await registry.create(ctx, path.type, path.namespace, body));
       }
       case 'update': {
-        requireJson(req);
-        const body = parseJsonBody(await readBody(req));
+        const body = await readObjectBody(req, options.protobuf);
         const ctx: RequestContext = { ...ctxBase, dryRun: dryRunOf(query) };
         if (path.subresource === 'scale') return send(await scaleUpdate(ctx, path, (scale) => mergeScale(scale, body)));
         return send(await registry.update(ctx, path.type, path.namespace, path.name ?? '', path.subresource, body));
@@ -394,7 +412,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         if (!patchType) throw unsupportedMediaType(req.headers['content-type'] ?? '');
         const raw = await readBody(req);
         const ctx: RequestContext = { ...ctxBase, dryRun: dryRunOf(query) };
-        if (patchType === 'apply' && query.get('force') === 'true') ctx.fieldManager ??= 'unknown';
+        if (patchType === 'apply' && queryBool(query, 'force')) ctx.fieldManager ??= 'unknown';
         if (path.subresource === 'scale') {
           const parsed = patchType === 'apply' ? parseYaml(raw) : parseJsonBody(raw);
           return send(await scaleUpdate(ctx, path, (scale) => applyPatch(patchType, scale, parsed) as KubeObject));
@@ -402,12 +420,12 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         return send(await registry.patch(ctx, path.type, path.namespace, path.name ?? '', path.subresource, patchType, raw));
       }
       case 'delete': {
-        const body = (parseJsonBody(await readBody(req)) ?? {}) as DeleteOptions & { dryRun?: string[]; orphanDependents?: boolean };
+        const body = ((await readObjectBody(req, options.protobuf)) ?? {}) as DeleteOptions & { dryRun?: string[]; orphanDependents?: boolean };
         const ctx: RequestContext = { ...ctxBase, dryRun: dryRunOf(query, body) };
         return send(await registry.delete(ctx, path.type, path.namespace, path.name ?? '', deleteOptionsOf(query, body)));
       }
       case 'deletecollection': {
-        const body = (parseJsonBody(await readBody(req)) ?? {}) as DeleteOptions & { dryRun?: string[] };
+        const body = ((await readObjectBody(req, options.protobuf)) ?? {}) as DeleteOptions & { dryRun?: string[] };
         const ctx: RequestContext = { ...ctxBase, dryRun: dryRunOf(query, body) };
         const items = selectObjects(path, query);
         const deleted: unknown[] = [];
@@ -494,8 +512,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     const table = wantsTable(accept);
     const includeObject = query.get('includeObject') ?? undefined;
     const rv = query.get('resourceVersion') ?? '';
-    const sendInitial = query.get('sendInitialEvents') === 'true';
-    const bookmarks = query.get('allowWatchBookmarks') === 'true';
+    const sendInitial = queryBool(query, 'sendInitialEvents');
+    const bookmarks = queryBool(query, 'allowWatchBookmarks');
     const key = (o: KubeObject) => `${o.metadata.namespace ?? ''}/${o.metadata.name}`;
     const known = new Set<string>();
 
@@ -689,7 +707,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         throw badRequest(`unable to upgrade connection: none of the offered subprotocols ${JSON.stringify(offered)} is supported (want one of ${EXEC_PROTOCOLS.join(', ')})`);
       }
       wss.handleUpgrade(req, socket, head, (ws) => {
-        void serveExec(ws, request, streams, options.execHandler as ExecHandler);
+        void serveExec(ws, request, streams, options.execHandler as ExecHandler, socket);
       });
     } catch (err) {
       code = toStatus(err).code;
@@ -792,7 +810,7 @@ function prepareExec(registry: Registry, path: ResourcePath, query: URLSearchPar
   const pod = registry.getObject(path.type, path.namespace, path.name ?? '');
   const command = query.getAll('command');
   if (command.length === 0) throw badRequest('you must specify at least 1 command');
-  const bool = (name: string) => query.get(name) === 'true' || query.get(name) === '1';
+  const bool = (name: string) => queryBool(query, name);
   const streams = { stdin: bool('stdin'), stdout: bool('stdout'), stderr: bool('stderr') };
   if (!streams.stdin && !streams.stdout && !streams.stderr) throw badRequest('you must specify at least 1 of stdin, stdout, stderr');
   const containers = (((pod.spec ?? {}) as { containers?: Array<{ name: string }> }).containers ?? []).map((c) => c.name);

@@ -160,6 +160,21 @@ const PRINTERS: Record<string, Printer> = {
     columns: [NAME, { name: 'Data', type: 'string' }, AGE],
     cells: (o) => [o.metadata.name, String(Object.keys((o.data ?? {}) as Obj).length + Object.keys((o.binaryData ?? {}) as Obj).length), age(o)],
   },
+  Service: {
+    columns: [NAME, { name: 'Type', type: 'string' }, { name: 'Cluster-IP', type: 'string' }, { name: 'External-IP', type: 'string' }, { name: 'Port(s)', type: 'string' }, AGE],
+    cells: (o) => {
+      const ports = ((spec(o).ports as Obj[] | undefined) ?? []).map((p) => `${String(p.port)}/${String(p.protocol ?? 'TCP')}`).join(',');
+      return [o.metadata.name, String(spec(o).type ?? 'ClusterIP'), String(spec(o).clusterIP ?? '<none>'), '<none>', ports || '<none>', age(o)];
+    },
+  },
+  PersistentVolumeClaim: {
+    columns: [NAME, { name: 'Status', type: 'string' }, { name: 'Volume', type: 'string' }, { name: 'Capacity', type: 'string' }, { name: 'Access Modes', type: 'string' }, { name: 'StorageClass', type: 'string' }, AGE],
+    cells: (o) => {
+      const capacity = ((status(o).capacity as Obj | undefined) ?? {}).storage;
+      const modes = ((status(o).accessModes as string[] | undefined) ?? []).map((m) => ({ ReadWriteOnce: 'RWO', ReadOnlyMany: 'ROX', ReadWriteMany: 'RWX', ReadWriteOncePod: 'RWOP' })[m] ?? m).join(',');
+      return [o.metadata.name, String(status(o).phase ?? 'Pending'), String(spec(o).volumeName ?? ''), String(capacity ?? ''), modes, String(spec(o).storageClassName ?? 'standard'), age(o)];
+    },
+  },
   ServiceAccount: {
     columns: [NAME, { name: 'Secrets', type: 'string' }, AGE],
     cells: (o) => [o.metadata.name, String(((o.secrets as unknown[] | undefined) ?? []).length), age(o)],
