@@ -1,15 +1,24 @@
 // One downgrade operation per release, kept in the cluster (a ConfigMap in the release's namespace)
-// so that any replica can resume it after a crash. Pure: naming, parsing, transitions.
+// so that any replica can resume it after a crash. Pure: naming, and the record's one codec
+// (operationConfigMap / readOperationConfigMap). The phases' transitions are in transitions.ts.
 import { z } from 'zod';
 import { headForVersion, headIndex, isValidRevision } from '../core/heads.js';
+import { valueAt } from '../core/objects.js';
 import { parseAirflowVersion } from '../core/versions.js';
 
-export const PHASES = ['confirm', 'downgrade', 'verify', 'drain', 'release', 'done', 'held', 'aborted', 'cancelled'] as const;
+// forward/restore/returned: the release was changed back to the from-version after the schema may
+// have moved; the guard migrates it forward again and gives the drained workloads back.
+export const PHASES = ['confirm', 'downgrade', 'verify', 'drain', 'release', 'done', 'held', 'aborted', 'cancelled', 'forward', 'restore', 'returned'] as const;
 export type Phase = (typeof PHASES)[number];
 
-/** Phases in which the schema may already differ from what the release's running pods expect. */
-export const SCHEMA_MAY_HAVE_CHANGED: readonly Phase[] = ['verify', 'drain', 'release', 'done'];
-export const TERMINAL_PHASES: readonly Phase[] = ['done', 'aborted', 'cancelled'];
+/** Phases in which the schema may already differ from what the release's running pods expect: no abort. */
+export const SCHEMA_MAY_HAVE_CHANGED: readonly Phase[] = ['verify', 'drain', 'release', 'done', 'forward', 'restore', 'returned'];
+/**
+ * Phases from which a change back to the from-version needs the schema checked (and moved forward)
+ * first: a downgrade exec may be running in a pod even when its driver is gone.
+ */
+export const RETURN_NEEDS_FORWARD: readonly Phase[] = ['downgrade', ...SCHEMA_MAY_HAVE_CHANGED];
+export const TERMINAL_PHASES: readonly Phase[] = ['done', 'aborted', 'cancelled', 'returned'];
 
 export const STEP_NAMES = [
   'open',
@@ -24,6 +33,9 @@ export const STEP_NAMES = [
   'retry',
   'abort',
   'cancel',
+  'forward',
+  'restore',
+  'stall',
 ] as const;
 export type StepName = (typeof STEP_NAMES)[number];
 
@@ -57,6 +69,15 @@ export const operationSchema = z.object({
   heldReason: z.string().max(2000).optional(),
   heldFrom: z.enum(PHASES).optional(),
   attempts: z.number().int().nonnegative(),
+  /** When the drain began: its timeout survives a failover. */
+  drainStartedAt: z.string().optional(),
+  /** A wait on something that may never come: why, and since when (the stall bound counts from here). */
+  stalled: z.object({ reason: z.string().max(2000), since: z.string() }).optional(),
+  /**
+   * The id the webhook wrote on the holds when that differs from `id` (a repeated downgrade gets a
+   * fresh id; holds admitted under the derived one still belong to it).
+   */
+  admittedAs: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/).optional(),
   steps: z.array(stepSchema).max(200),
 });
 export type OperationState = z.infer<typeof operationSchema>;
@@ -91,6 +112,16 @@ export function parseOperation(text: string): OperationState {
     throw new OperationStateError(`operation state is invalid: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   }
   return result.data;
+}
+
+/**
+ * The operation a ConfigMap holds and the ConfigMap's resourceVersion; undefined when it holds none.
+ * Throws OperationStateError when the record is unreadable.
+ */
+export function readOperationConfigMap(object: unknown): { op: OperationState; resourceVersion: string } | undefined {
+  const text = valueAt(object, ['data', OPERATION_DATA_KEY]);
+  if (typeof text !== 'string') return undefined;
+  return { op: parseOperation(text), resourceVersion: String(valueAt(object, ['metadata', 'resourceVersion']) ?? '') };
 }
 
 export function operationConfigMap(op: OperationState, resourceVersion?: string): Record<string, unknown> {
