@@ -5,7 +5,7 @@ import { guardedWorkloadKind, type AdmissionRequest } from './admission.js';
 import { ANNOTATIONS, type GuardConfig } from './config.js';
 import { downgradeArgv, formatArgv } from './downgrade-command.js';
 import { firstVersionWithHead, headForVersion, headIndex, isValidRevision, newestKnownVersion, revisionChain } from './heads.js';
-import { holdPatch, isHeld, pointer, readHoldRecord, releasePatch, type HoldRecord, type JsonPatchOperation } from './hold.js';
+import { holdPatch, isHeld, pointer, readHoldRecord, readHoldTarget, returnPatch, type HoldRecord, type JsonPatchOperation } from './hold.js';
 import { printable } from './images.js';
 import { annotationAt, isJsonObject, isValidObjectName, valueAt, type WorkloadKind } from './objects.js';
 import { componentRole, identifyRelease, workloadVersion, type ReleaseIdentity, type WorkloadVersion } from './release.js';
@@ -490,13 +490,9 @@ function openOperation(ctx: Context): OpenOperation | undefined {
     if (parsed) return { ...parsed, phase: LABEL_VALUE.test(op.phase) ? op.phase : 'unknown' };
   }
   for (const object of [ctx.request.object, ctx.request.oldObject]) {
-    if (annotationAt(object, ANNOTATIONS.hold) === undefined) continue;
-    const parsed = validOperation(
-      annotationAt(object, ANNOTATIONS.operation),
-      annotationAt(object, ANNOTATIONS.fromVersion),
-      annotationAt(object, ANNOTATIONS.toVersion),
-      'annotations',
-    );
+    const target = readHoldTarget(object);
+    if (!target) continue;
+    const parsed = validOperation(target.operationId, target.fromVersion, target.toVersion, 'annotations');
     if (parsed) return parsed;
   }
   return undefined;
@@ -559,8 +555,8 @@ function decideWithinOperation(ctx: Context, op: OpenOperation, target: AirflowV
       kind: 'cancel-hold',
       allowed: true,
       reason: `${ctx.ref} returned to ${target.text}, the from-version of operation ${opText}: hold removed`,
-      warnings: [`${TOOL}: ${ctx.ref} is back at ${target.text}, the version before operation ${opText}: its hold is removed, no downgrade for it.${ctx.request.dryRun ? ' Dry run: nothing changes.' : ''}`],
-      patch: releasePatch(ctx.request.object, record),
+      warnings: [`${TOOL}: ${ctx.ref} is back at ${target.text}, the version before operation ${opText}: its hold is removed, no downgrade for it; the guard migrates the schema forward again if the downgrade already ran.${ctx.request.dryRun ? ' Dry run: nothing changes.' : ''}`],
+      patch: returnPatch(ctx.request.object, record, op.id),
       sideEffect: ctx.request.dryRun ? 'none' : 'cancel-hold',
       operation,
     };

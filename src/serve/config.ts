@@ -31,6 +31,8 @@ export const serveConfigSchema = z.strictObject({
   coordinatorNice: z.coerce.number().int().min(0).max(19).default(5),
   execTimeoutMs: positiveMs.default(15 * 60_000),
   drainTimeoutMs: positiveMs.default(10 * 60_000),
+  /** An operation waiting this long on something that may never come (Secret, database, exec pod, drain) is held. */
+  stallTimeoutMs: positiveMs.default(10 * 60_000),
   leaseDurationSeconds: z.coerce.number().int().min(2).max(300).default(15),
   resyncMs: positiveMs.default(2_000),
   pollMs: positiveMs.default(250),
