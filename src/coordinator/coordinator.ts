@@ -51,6 +51,7 @@ import {
   readOperationConfigMap,
   withStep,
   type OperationState,
+  type Order,
   type Phase,
   type StepName,
   type StepRecord,
@@ -72,6 +73,8 @@ export interface CoordinatorOptions {
   resyncMs: number;
   /** How long to wait between attempts of a step that waits (pods starting, DB retries). */
   pollMs: number;
+  /** Written into each new operation: drain before the downgrade (no pod on a schema it does not match), or after it. */
+  order: Order;
   /** Attempts of `confirm` while the metadata DB is unreachable before the release stays held. */
   confirmAttempts: number;
   /**
@@ -94,6 +97,7 @@ export const DEFAULT_COORDINATOR_OPTIONS: Omit<CoordinatorOptions, 'config' | 'i
   drainTimeoutMs: 10 * 60_000,
   resyncMs: 2_000,
   pollMs: 250,
+  order: 'drain-first',
   confirmAttempts: 20,
   stallTimeoutMs: 10 * 60_000,
   metadataSecretName: (release) => `${release}-metadata`,
@@ -500,6 +504,7 @@ export class Coordinator {
     try {
       op = newOperation({
         id,
+        order: this.options.order,
         namespace: w.namespace,
         release: w.release,
         fromVersion,
@@ -607,6 +612,8 @@ export class Coordinator {
         return this.drain(op);
       case 'release':
         return this.release(op);
+      case 'quiesce':
+        return this.drain(op);
       case 'forward':
         return this.forward(op);
       case 'restore':
@@ -705,7 +712,7 @@ export class Coordinator {
     this.report({ operation: op, step: 'confirm', event: 'end', outcome: 'ok', detail });
     if (revision === op.toRevision) return { event: 'at-target', op: { ...op, attempts: 0 } };
     if (revision === op.fromRevision || isBetween(revision, op.toRevision, op.fromRevision)) {
-      return { event: 'at-from', op: { ...op, attempts: 0 } };
+      return { event: op.order === 'drain-first' ? 'drain-first' : 'at-from', op: { ...op, attempts: 0 } };
     }
     return this.hold(op, `the metadata database is at revision ${revision ?? '(none)'}, which is neither ${op.fromVersion} (${op.fromRevision}) nor the target ${op.toVersion} (${op.toRevision}); nothing was changed`);
   }
@@ -740,7 +747,8 @@ export class Coordinator {
     const why = outcome.error ?? `exit code ${outcome.exitCode}`;
     if (after === op.fromRevision) {
       await this.deleteRunner(withPod);
-      return this.hold(withPod, `downgrade failed in pod ${pod.name} (${why}); the schema is unchanged at ${op.fromVersion}, the release keeps running it`);
+      const release = op.order === 'drain-first' ? `the release stays drained while held (changing it back to ${op.fromVersion} restores it)` : 'the release keeps running it';
+      return this.hold(withPod, `downgrade failed in pod ${pod.name} (${why}); the schema is unchanged at ${op.fromVersion}, ${release}`);
     }
     return this.rollForward(withPod, after, why, { step: 'downgrade', outcome: 'failed', at: new Date().toISOString(), durationMs: outcome.durationMs, detail: `stopped at ${after ?? '(none)'}: ${why}`.slice(0, 2000) });
   }
@@ -910,9 +918,14 @@ export class Coordinator {
     return this.rollForward(op, revision, found, { step: 'verify', outcome: 'failed', at: new Date().toISOString(), durationMs: 0, detail: found });
   }
 
-  /** Step 5: scale every DB-touching workload of the release to 0, suspend CronJobs, wait for old pods. */
+  /**
+   * Step 5 (order downgrade-first), or step 2 as `quiesce` (drain-first: before the downgrade): scale
+   * every DB-touching workload of the release to 0, suspend CronJobs, wait for old pods.
+   */
   private async drain(op: OperationState): Promise<StepResult> {
-    await this.deleteRunner(op);
+    const first = op.phase === 'quiesce';
+    // The runner ran the downgrade; in drain-first there is none yet (the downgrade follows).
+    if (!first) await this.deleteRunner(op);
     // All at once: every sequential round trip here keeps old pods running on the new schema longer.
     await Promise.all(
       this.releaseWorkloads(op.namespace, op.release).map(async (w) => {
@@ -929,9 +942,9 @@ export class Coordinator {
       const started: OperationState = op.drainStartedAt ? op : { ...op, drainStartedAt: new Date().toISOString() };
       return this.pressStragglers(started, blocking);
     }
-    this.report({ operation: op, step: 'drain', event: 'end', outcome: 'ok', detail: `no pod of ${op.fromVersion} left` });
-    await this.emitEvent(op, 'Normal', 'Drained', `No pod of ${op.fromVersion} is left; releasing the held rollout`);
-    return { event: 'drained', op };
+    this.report({ operation: op, step: first ? 'quiesce' : 'drain', event: 'end', outcome: 'ok', detail: `no pod of ${op.fromVersion} left` });
+    await this.emitEvent(op, 'Normal', 'Drained', first ? `No pod of ${op.fromVersion} is left; running the downgrade in a runner pod` : `No pod of ${op.fromVersion} is left; releasing the held rollout`);
+    return { event: first ? 'quiesced' : 'drained', op };
   }
 
   private async scaleToZero(op: OperationState, w: WorkloadRecord): Promise<void> {
@@ -1173,7 +1186,7 @@ export class Coordinator {
     const record: StepRecord = { step, outcome, at: now, durationMs, ...(detail ? { detail: detail.slice(0, 2000) } : {}) };
     // A wait ends with its phase; the drain clock with the drain.
     const { stalled, drainStartedAt, ...rest } = op;
-    const carried: OperationState = { ...rest, ...(next === 'drain' && drainStartedAt ? { drainStartedAt } : {}), ...(next === 'held' && stalled ? { stalled } : {}) };
+    const carried: OperationState = { ...rest, ...(next === op.phase && drainStartedAt ? { drainStartedAt } : {}), ...(next === 'held' && stalled ? { stalled } : {}) };
     const updated = [...before, record].reduce((acc, r) => withStep(acc, r), { ...carried, phase: next, updatedAt: now });
     try {
       const rv = await this.save(updated, resourceVersion);
@@ -1251,6 +1264,7 @@ function phaseStep(phase: Phase): StepName {
     case 'release':
     case 'forward':
     case 'restore':
+    case 'quiesce':
       return phase;
     default:
       return 'hold';

@@ -8,7 +8,8 @@ import { parseAirflowVersion } from '../core/versions.js';
 
 // forward/restore/returned: the release was changed back to the from-version after the schema may
 // have moved; the guard migrates it forward again and gives the drained workloads back.
-export const PHASES = ['confirm', 'downgrade', 'verify', 'drain', 'release', 'done', 'held', 'aborted', 'cancelled', 'forward', 'restore', 'returned'] as const;
+// quiesce: the drain before the downgrade (order drain-first).
+export const PHASES = ['confirm', 'downgrade', 'verify', 'drain', 'release', 'done', 'held', 'aborted', 'cancelled', 'forward', 'restore', 'returned', 'quiesce'] as const;
 export type Phase = (typeof PHASES)[number];
 
 /** Phases in which the schema may already differ from what the release's running pods expect: no abort. */
@@ -17,7 +18,17 @@ export const SCHEMA_MAY_HAVE_CHANGED: readonly Phase[] = ['verify', 'drain', 're
  * Phases from which a change back to the from-version needs the schema checked (and moved forward)
  * first: a downgrade exec may be running in a pod even when its driver is gone.
  */
-export const RETURN_NEEDS_FORWARD: readonly Phase[] = ['downgrade', ...SCHEMA_MAY_HAVE_CHANGED];
+export const RETURN_NEEDS_FORWARD: readonly Phase[] = ['quiesce', 'downgrade', ...SCHEMA_MAY_HAVE_CHANGED];
+
+/**
+ * drain-first: every database-touching workload is drained before the downgrade, which runs in a
+ * runner pod of the newer version, so no pod ever runs on a schema it does not match.
+ * downgrade-first: the downgrade runs in a serving pod of the newer version, then the drain; the
+ * outage is shorter, but those pods run on the older schema until drained. Records without an
+ * order were written by 0.1.0, which only had downgrade-first.
+ */
+export const ORDERS = ['drain-first', 'downgrade-first'] as const;
+export type Order = (typeof ORDERS)[number];
 export const TERMINAL_PHASES: readonly Phase[] = ['done', 'aborted', 'cancelled', 'returned'];
 
 export const STEP_NAMES = [
@@ -36,6 +47,7 @@ export const STEP_NAMES = [
   'forward',
   'restore',
   'stall',
+  'quiesce',
 ] as const;
 export type StepName = (typeof STEP_NAMES)[number];
 
@@ -69,6 +81,7 @@ export const operationSchema = z.object({
   heldReason: z.string().max(2000).optional(),
   heldFrom: z.enum(PHASES).optional(),
   attempts: z.number().int().nonnegative(),
+  order: z.enum(ORDERS).optional(),
   /** When the drain began: its timeout survives a failover. */
   drainStartedAt: z.string().optional(),
   /** A wait on something that may never come: why, and since when (the stall bound counts from here). */
@@ -153,6 +166,7 @@ export function withStep(op: OperationState, step: StepRecord): OperationState {
 
 export interface NewOperation {
   id: string;
+  order?: Order;
   namespace: string;
   release: string;
   fromVersion: string;

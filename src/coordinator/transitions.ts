@@ -6,6 +6,8 @@ import type { Phase } from './operation.js';
 export const OPERATION_EVENTS = [
   // outcomes of the steps
   'at-from', // confirm: the schema is at the from-version (or halfway down): run the downgrade
+  'drain-first', // confirm, order drain-first: the schema is at the from-version: drain before the downgrade
+  'quiesced', // quiesce: no pod of the from-version is left: run the downgrade in a runner pod
   'at-target', // confirm: the schema is already at the target: nothing to run, drain
   'downgraded', // downgrade: the exec finished and the schema moved
   'verified', // verify: alembic_version is the target head
@@ -33,7 +35,8 @@ export const RESUMABLE: readonly Phase[] = ['drain', 'release', 'forward', 'rest
 
 // prettier-ignore
 export const TRANSITIONS: Readonly<Record<Phase, Readonly<Partial<Record<OperationEvent, Target>>>>> = {
-  confirm:   { 'at-from': 'downgrade', 'at-target': 'drain', failed: 'held', stalled: 'held', reverted: 'cancelled', abort: 'aborted' },
+  confirm:   { 'at-from': 'downgrade', 'drain-first': 'quiesce', 'at-target': 'drain', failed: 'held', stalled: 'held', reverted: 'cancelled', abort: 'aborted' },
+  quiesce:   { quiesced: 'downgrade', stalled: 'held', returned: 'forward' },
   downgrade: { downgraded: 'verify', failed: 'held', stalled: 'held', returned: 'forward', abort: 'aborted' },
   verify:    { verified: 'drain', failed: 'held', returned: 'forward' },
   drain:     { drained: 'release', stalled: 'held', returned: 'forward' },

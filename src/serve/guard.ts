@@ -157,6 +157,7 @@ export async function startGuard(config: ServeConfig, logger: Logger = createLog
       maxConcurrentExecs: config.maxConcurrentExecs,
       drainTimeoutMs: config.drainTimeoutMs,
       stallTimeoutMs: config.stallTimeoutMs,
+      order: config.order,
       resyncMs: config.resyncMs,
       pollMs: config.pollMs,
       ...(config.metadataDatabaseUrl ? { databaseUrlOverride: config.metadataDatabaseUrl } : {}),

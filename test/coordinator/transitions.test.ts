@@ -6,11 +6,15 @@ import { OPERATION_EVENTS, RESUMABLE, TRANSITIONS, TransitionError, canHappen, n
 // change this list too, so every transition is one a reviewer agreed to.
 const EXPECTED: Array<[Phase, OperationEvent, Phase]> = [
   ['confirm', 'at-from', 'downgrade'],
+  ['confirm', 'drain-first', 'quiesce'],
   ['confirm', 'at-target', 'drain'],
   ['confirm', 'failed', 'held'],
   ['confirm', 'stalled', 'held'],
   ['confirm', 'reverted', 'cancelled'],
   ['confirm', 'abort', 'aborted'],
+  ['quiesce', 'quiesced', 'downgrade'],
+  ['quiesce', 'stalled', 'held'],
+  ['quiesce', 'returned', 'forward'],
   ['downgrade', 'downgraded', 'verify'],
   ['downgrade', 'failed', 'held'],
   ['downgrade', 'stalled', 'held'],
@@ -70,7 +74,7 @@ describe('operation transition table', () => {
   });
 
   it('a return after the schema may have changed always goes forward, never to a cancel', () => {
-    for (const phase of ['downgrade', 'verify', 'drain', 'release', 'held'] as const) expect(nextPhase(phase, 'returned')).toBe('forward');
+    for (const phase of ['quiesce', 'downgrade', 'verify', 'drain', 'release', 'held'] as const) expect(nextPhase(phase, 'returned')).toBe('forward');
     for (const phase of PHASES) if (canHappen(phase, 'reverted')) expect(['confirm', 'held']).toContain(phase);
   });
 

@@ -108,6 +108,8 @@ export interface E2EOptions {
   stepDurationMs?: number;
   podStartDelayMs?: number;
   watchNamespaces?: string[];
+  /** The guard's --order (the e2e default is downgrade-first, the order the older scenarios were written for). */
+  order?: 'drain-first' | 'downgrade-first';
 }
 
 export async function startE2E(options: E2EOptions = {}): Promise<E2E> {
@@ -173,6 +175,8 @@ export async function startE2E(options: E2EOptions = {}): Promise<E2E> {
           '--lease-duration-seconds', '3',
           '--drain-timeout-ms', '20000',
           '--exec-timeout-ms', '20000',
+          // The scenarios written for the downgrade-first order; drain-first ones pass --order drain-first.
+          '--order', options.order ?? 'downgrade-first',
           ...(options.watchNamespaces?.length ? ['--watch-namespaces', options.watchNamespaces.join(',')] : []),
           ...extraArgs,
         ],

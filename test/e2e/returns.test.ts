@@ -80,7 +80,7 @@ function steps(op: OperationState): string[] {
   return op.steps.filter((s) => s.outcome !== 'waiting').map((s) => s.step);
 }
 
-describe('a return to the from-version during the downgrade', () => {
+describe('a return to the from-version during the downgrade (order downgrade-first)', () => {
   it('before the exec (confirm stalled on the database): shown at once as a stall, then a cancel', async () => {
     e2e = await startE2E();
     const e = e2e;
@@ -152,5 +152,60 @@ describe('a return to the from-version during the downgrade', () => {
     await helm.rollback(s, FROM);
     const op = await expectBackAtFrom(e, s, 'returned');
     expect(steps(op)).toEqual(['open', 'confirm', 'downgrade', 'verify', 'forward', 'forward', 'restore']);
+  });
+});
+
+describe('a return to the from-version during the downgrade (order drain-first)', () => {
+  const oldScheduler = (pod: KubeObject): boolean => pod.metadata.labels?.component === 'scheduler' && JSON.stringify(pod.spec).includes(`apache/airflow:${FROM}`);
+
+  it('during the drain before the downgrade (old scheduler pods stuck Terminating), by helm rollback: nothing to migrate, replicas back', async () => {
+    e2e = await startE2E({ order: 'drain-first' });
+    const e = e2e;
+    const s = spec('quiesce');
+    await e.installRelease(s);
+    await e.startGuard();
+    stuck.predicate = oldScheduler;
+    const helm = imitatedHelm(e);
+    await helm.upgrade(s, TO, { hook: 'none' });
+    await waitFor('every workload drained before the downgrade', () => {
+      if (e.operation(s.namespace, s.release)?.phase !== 'quiesce') return false;
+      return releaseWorkloads(s).filter((w) => w.component !== 'statsd').every((w) => (e.workload(w.kind, s.namespace, w.name) as WorkloadShape).spec.replicas === 0);
+    }, 30_000, 20);
+    await helm.rollback(s, FROM);
+    const op = await expectBackAtFrom(e, s, 'returned');
+    expect(steps(op)).toEqual(['open', 'confirm', 'forward', 'forward', 'restore']);
+    expect(logged(e, 'operation forward start')).toBe(false); // the schema never moved: no exec
+  });
+
+  it('during the exec in the runner pod (helm upgrade --atomic times out): forward again in the runner, replicas back', async () => {
+    e2e = await startE2E({ order: 'drain-first', stepDurationMs: 800 });
+    const e = e2e;
+    const s = spec('runner');
+    await e.installRelease(s);
+    await e.startGuard();
+    const helm = imitatedHelm(e);
+    const timedOut = waitFor('downgrade exec running', () => logged(e, 'operation downgrade start'), 30_000, 20).then(() => new Promise((r) => setTimeout(r, 300)));
+    await helm.atomicUpgrade(s, TO, FROM, timedOut);
+    const op = await expectBackAtFrom(e, s, 'returned');
+    expect(steps(op)).toEqual(['open', 'confirm', 'quiesce', 'downgrade', 'forward', 'forward', 'restore']);
+    expect(op.execPod?.runner).toBe(true);
+    expect(e.sim.runtime.violations.exposures()).toEqual([]);
+  });
+
+  it('after verify (the return lands in the drain or in the release, which waits for it): forward again, replicas back', async () => {
+    e2e = await startE2E({ order: 'drain-first' });
+    const e = e2e;
+    const s = spec('afterverify');
+    await e.installRelease(s);
+    await e.startGuard();
+    const helm = imitatedHelm(e);
+    const timedOut = whenOperation(e, s.namespace, s.release, (op) => op.phase === 'drain');
+    await helm.atomicUpgrade(s, TO, FROM, timedOut);
+    const op = await expectBackAtFrom(e, s, 'returned');
+    const sequence = steps(op);
+    expect(sequence.slice(0, 5)).toEqual(['open', 'confirm', 'quiesce', 'downgrade', 'verify']);
+    expect(sequence.slice(-3)).toEqual(['forward', 'forward', 'restore']);
+    // Never released onto the target while part of the release was going back.
+    expect(sequence).not.toContain('release');
   });
 });
