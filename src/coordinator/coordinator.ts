@@ -17,12 +17,12 @@ import type { ReleaseState } from '../core/decide.js';
 import { readAlembicRevision } from '../db/alembic.js';
 import { isMigrationRunning } from '../db/migration-lock.js';
 import { DatabasePools } from '../db/pool.js';
-import { Cluster, isConflict, resourcePath, type JsonPatchOp } from '../k8s/cluster.js';
+import { Cluster, apiVersionOf, isConflict, resourcePath, type JsonPatchOp } from '../k8s/cluster.js';
 import type { ExecOutcome, ExecRunner } from '../k8s/exec.js';
 import type { KubeRest } from '../k8s/rest.js';
 import { WatchCache } from '../k8s/watch-cache.js';
 import { Semaphore } from './semaphore.js';
-import { EventRecorder } from './event-recorder.js';
+import { EventQueue } from './event-queue.js';
 import { LeaseKeeper } from './lease.js';
 import {
   DRAINED_ANNOTATION,
@@ -170,12 +170,6 @@ const METADATA_URL_TTL_MS = 30_000;
 const EVENT_FLUSH_MS = 2_000;
 
 const WORKLOAD_KINDS: WorkloadKind[] = ['Deployment', 'StatefulSet', 'Job', 'CronJob'];
-const KIND_PLURAL: Record<WorkloadKind, string> = {
-  Deployment: 'deployments',
-  StatefulSet: 'statefulsets',
-  Job: 'jobs',
-  CronJob: 'cronjobs',
-};
 
 export class Coordinator {
   readonly workloads = new Map<WorkloadKind, WatchCache<WorkloadRecord>>();
@@ -190,7 +184,7 @@ export class Coordinator {
   private resyncTimer?: NodeJS.Timeout;
   private stopped = false;
   private readonly inFlight = new Set<Promise<void>>();
-  private readonly events: EventRecorder;
+  private readonly events: EventQueue;
   private readonly leases: LeaseKeeper;
   private readonly dbPools = new DatabasePools();
   /** Per release: the operation state last written or read here, used while the watch cache has seen nothing newer. */
@@ -206,7 +200,7 @@ export class Coordinator {
     private readonly deps: CoordinatorDeps,
   ) {
     this.execSlots = new Semaphore(options.maxConcurrentExecs);
-    this.events = new EventRecorder({ write: (namespace, event) => deps.cluster.create('Event', namespace, event), logger: deps.logger });
+    this.events = new EventQueue({ write: (namespace, event) => deps.cluster.create('Event', namespace, event), logger: deps.logger });
     this.leases = new LeaseKeeper({ identity: options.identity, durationSeconds: options.leaseDurationSeconds, cluster: deps.cluster, logger: deps.logger });
   }
 
@@ -294,10 +288,7 @@ export class Coordinator {
   // ---- scheduling --------------------------------------------------------------------------
 
   private paths(kind: WorkloadKind | 'Pod' | 'ConfigMap'): string[] {
-    const base = (ns?: string): string =>
-      kind === 'Pod' || kind === 'ConfigMap'
-        ? resourcePath(kind, ns)
-        : `${kind === 'Job' || kind === 'CronJob' ? '/apis/batch/v1' : '/apis/apps/v1'}${ns ? `/namespaces/${ns}` : ''}/${KIND_PLURAL[kind]}`;
+    const base = (ns?: string): string => resourcePath(kind, ns);
     return this.options.namespaces.length === 0 ? [base()] : this.options.namespaces.map((ns) => base(ns));
   }
 
@@ -378,7 +369,7 @@ export class Coordinator {
       break;
     }
     if (opening) {
-      const opened = await this.openOperation(opening, op, cmVersion);
+      const opened = await this.createOperation(opening, op, cmVersion);
       if (!opened) return; // not opened (someone else did, or the hold is not the guard's); a watch event brings us back
       op = opened.op;
       cmVersion = opened.resourceVersion;
@@ -480,7 +471,7 @@ export class Coordinator {
    * the id is fresh: the id the webhook derives repeats for the same release and schema pair, and
    * every downgrade must be its own operation. Holds admitted under the derived id join it.
    */
-  private async openOperation(
+  private async createOperation(
     w: WorkloadRecord,
     previous: OperationState | undefined,
     existingVersion: string | undefined,
@@ -747,8 +738,8 @@ export class Coordinator {
     const why = outcome.error ?? `exit code ${outcome.exitCode}`;
     if (after === op.fromRevision) {
       await this.deleteRunner(withPod);
-      const release = op.order === 'drain-first' ? `the release stays drained while held (changing it back to ${op.fromVersion} restores it)` : 'the release keeps running it';
-      return this.hold(withPod, `downgrade failed in pod ${pod.name} (${why}); the schema is unchanged at ${op.fromVersion}, ${release}`);
+      const meanwhile = op.order === 'drain-first' ? `the release stays drained while held (changing it back to ${op.fromVersion} restores it)` : 'the release keeps running it';
+      return this.hold(withPod, `downgrade failed in pod ${pod.name} (${why}); the schema is unchanged at ${op.fromVersion}, ${meanwhile}`);
     }
     return this.rollForward(withPod, after, why, { step: 'downgrade', outcome: 'failed', at: new Date().toISOString(), durationMs: outcome.durationMs, detail: `stopped at ${after ?? '(none)'}: ${why}`.slice(0, 2000) });
   }
@@ -780,7 +771,7 @@ export class Coordinator {
     const reasons = EXEC_EVENT_REASONS[step];
     this.report({ operation: op, step, event: 'start', execPod: pod.name, command: argv });
     await this.emitEvent(op, 'Normal', reasons.running, `Running "${command}" in pod ${pod.name}`);
-    const release = await this.execSlots.acquire();
+    const returnPermit = await this.execSlots.acquire();
     let outcome: ExecOutcome;
     try {
       outcome = await this.deps.exec({
@@ -796,7 +787,7 @@ export class Coordinator {
         },
       });
     } finally {
-      release();
+      returnPermit();
     }
     const ok = outcome.exitCode === 0;
     const output = (outcome.stdout + outcome.stderr).slice(-4096);
@@ -1234,7 +1225,7 @@ export class Coordinator {
 
   private async emitEventOn(op: OperationState, kind: WorkloadKind, name: string, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
     const now = new Date().toISOString();
-    const apiVersion = kind === 'Job' || kind === 'CronJob' ? 'batch/v1' : 'apps/v1';
+    const apiVersion = apiVersionOf(kind);
     const event = {
       apiVersion: 'v1',
       kind: 'Event',

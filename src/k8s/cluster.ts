@@ -40,6 +40,12 @@ export function resourcePath(kind: KindName, namespace?: string, name?: string, 
   return path;
 }
 
+/** The apiVersion of a kind (group/version, or version for the core group), from the same table as its paths. */
+export function apiVersionOf(kind: KindName): string {
+  const prefix = KINDS[kind].prefix;
+  return prefix.startsWith('/apis/') ? prefix.slice('/apis/'.length) : prefix.slice('/api/'.length);
+}
+
 export interface KubeList<T = JsonObject> {
   metadata?: { resourceVersion?: string; continue?: string };
   items: T[];
