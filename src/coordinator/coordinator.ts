@@ -42,7 +42,6 @@ import {
 import {
   MANAGED_BY,
   MANAGED_BY_LABEL,
-  RETURN_NEEDS_FORWARD,
   isTerminal,
   newOperation,
   openingProblem,
@@ -57,6 +56,7 @@ import {
   type StepRecord,
 } from './operation.js';
 import { nextPhase, type OperationEvent } from './transitions.js';
+import { belongsTo, freshOperationId, returnEvent, returnedFrom, stallOutcome } from './membership.js';
 
 export interface CoordinatorOptions {
   config: GuardConfig;
@@ -394,24 +394,11 @@ export class Coordinator {
 
   /** Records a return to the from-version when one happened (undefined: lost a race on the record). */
   private async applyReturn(op: OperationState, resourceVersion: string): Promise<{ op: OperationState; resourceVersion: string } | undefined> {
-    const event = this.returnEvent(op, this.releaseWorkloads(op.namespace, op.release));
+    const event = returnEvent(op, this.releaseWorkloads(op.namespace, op.release), this.cachesReady());
     if (!event) return { op, resourceVersion };
     if (event === 'reverted') await this.clearReturnedMarkers(op);
     const detail = event === 'reverted' ? 'no held workload remains: the change was reverted' : `every held workload is back at ${op.fromVersion}: moving the schema forward again`;
     return this.saveStep(op, resourceVersion, event === 'reverted' ? 'cancel' : 'forward', 'ok', 0, detail, event);
-  }
-
-  /**
-   * `reverted` when every held workload was changed back before the schema could have moved;
-   * `returned` when the webhook marked them returned after it may have (the schema goes forward again).
-   */
-  private returnEvent(op: OperationState, workloads: WorkloadRecord[]): OperationEvent | undefined {
-    if (op.phase === 'forward' || op.phase === 'restore' || !this.cachesReady()) return undefined;
-    if (workloads.some((w) => w.holdOperation !== undefined && belongsTo(op, w))) return undefined;
-    const where = op.phase === 'held' ? (op.heldFrom ?? 'confirm') : op.phase;
-    if (!RETURN_NEEDS_FORWARD.includes(where)) return 'reverted';
-    // Positive evidence only: a release that lost its holds to its own release step is not a return.
-    return workloads.some((w) => returnedFrom(op, w)) ? 'returned' : undefined;
   }
 
   /** Holds written under the id the webhook derived while this operation has another (a repeated downgrade) join it. */
@@ -1127,18 +1114,15 @@ export class Coordinator {
    * `stalled` in the record, the stall hook for the metric); after stallTimeoutMs the operation is held.
    */
   private async stall(op: OperationState, reason: string, on?: 'watch'): Promise<StepResult> {
-    const since = op.stalled?.reason === reason ? op.stalled.since : (op.stalled?.since ?? new Date().toISOString());
-    const waited = Date.now() - Date.parse(since);
-    if (waited >= this.options.stallTimeoutMs) {
-      return { event: 'stalled', op: { ...op, stalled: { reason, since }, heldFrom: op.phase, heldReason: `stalled for ${Math.round(waited / 1000)} s: ${reason}` } };
-    }
-    if (op.stalled?.reason === reason) return { wait: true, op, ...(on ? { on } : {}) };
-    const stalled: OperationState = { ...op, stalled: { reason, since } };
+    const outcome = stallOutcome(op, reason, Date.now(), this.options.stallTimeoutMs);
+    if (outcome.kind === 'held') return { event: 'stalled', op: outcome.op };
+    if (outcome.kind === 'unchanged') return { wait: true, op, ...(on ? { on } : {}) };
+    const stalled = outcome.op;
     this.deps.logger.warn({ operationId: op.id, phase: op.phase, reason }, 'operation stalled');
     this.report({ operation: stalled, step: 'stall', event: 'end', outcome: 'waiting', detail: reason });
     this.deps.hooks?.onStall?.(stalled, reason);
     await this.emitEvent(stalled, 'Warning', 'DowngradeStalled', `Waiting in ${op.phase}: ${reason}. Held after ${Math.round(this.options.stallTimeoutMs / 1000)} s`);
-    // Stalls are polled (what they wait on may send no watch event), with backoff.
+    // The new stall is written now (the wait result carries it); what it waits on is polled every pollMs.
     return { wait: true, op: stalled };
   }
 
@@ -1260,22 +1244,6 @@ function phaseStep(phase: Phase): StepName {
     default:
       return 'hold';
   }
-}
-
-/** Whether a held workload is part of the operation: its id, or the id the webhook derived for it. */
-function belongsTo(op: OperationState, w: Pick<WorkloadRecord, 'holdOperation'>): boolean {
-  return w.holdOperation !== undefined && (w.holdOperation === op.id || w.holdOperation === op.admittedAs);
-}
-
-/** Whether the webhook marked the workload as changed back to the from-version of the operation. */
-function returnedFrom(op: OperationState, w: Pick<WorkloadRecord, 'returnedFrom'>): boolean {
-  return w.returnedFrom !== undefined && (w.returnedFrom === op.id || w.returnedFrom === op.admittedAs);
-}
-
-/** A new id for a downgrade that follows an earlier operation of the release. */
-function freshOperationId(namespace: string, release: string, admittedAs: string, previous: string, now: Date): string {
-  const digest = createHash('sha256').update(`${namespace}/${release}/${admittedAs}/${previous}/${now.toISOString()}`).digest('hex');
-  return `dg-${digest.slice(0, 16)}`;
 }
 
 /** A revision strictly between two heads of the chain (a downgrade that stopped halfway). */
