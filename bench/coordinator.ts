@@ -59,6 +59,8 @@ export interface OperationTiming {
   overheadMs: number;
   /** Admission (first update) to the operation's `done`. */
   toDoneMs: number;
+  /** The outage: the drain's start (phase quiesce in drain-first, drain in downgrade-first) to the last new pod Ready. */
+  outageMs: number;
   /** Where the overhead sits, between the moments the guard's Events mark. */
   gaps: { held: number; open: number; toExec: number; verify: number; drain: number; release: number; start: number };
 }
@@ -89,6 +91,9 @@ export interface ConcurrencyResult {
 
 export interface CoordinatorReport {
   results: ConcurrencyResult[];
+  /** Newer pods that ran on the older schema (the simulated runtime's stale-schema exposures) and older pods on a newer one, over the whole run. */
+  exposures?: number;
+  violations?: number;
   maxConcurrentExecs: number;
   /** Whether the probed rounds ran with the cluster and the guard on separate CPUs. */
   pinned?: boolean;
@@ -369,7 +374,8 @@ function timingOf(timeline: Timeline, namespace: string, t0: number): OperationT
     release: done - phase('release'),
     start: end - done - podStartMs,
   };
-  return { namespace, totalMs, execMs, execWaitMs, terminationMs, podStartMs, inherentMs, overheadMs: totalMs - inherentMs - execWaitMs, toDoneMs: done - t0, gaps };
+  const drainStart = Number.isNaN(phase('quiesce')) ? phase('drain') : phase('quiesce');
+  return { namespace, totalMs, execMs, execWaitMs, terminationMs, podStartMs, inherentMs, overheadMs: totalMs - inherentMs - execWaitMs, toDoneMs: done - t0, outageMs: end - drainStart, gaps };
 }
 
 interface RequestLog {
@@ -616,6 +622,9 @@ export async function runCoordinatorBench(dir: string, pg: BenchPostgres, settin
         simLoopDelayMs: { p50: loopDelay.percentile(50) / 1e6, p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 },
       };
     }
+    await cluster.sim.runtime.sweep();
+    report.exposures = cluster.sim.runtime.violations.exposures().length;
+    report.violations = cluster.sim.runtime.violations.list().length;
     return report;
   } finally {
     cancelProbes();

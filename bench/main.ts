@@ -13,7 +13,9 @@ import { startBenchPostgres } from './postgres.js';
 import { runScaleBench, type ScaleReport } from './scale.js';
 import { fmt, mb, median, table, type LatencySummary } from './stats.js';
 
-const SECTIONS = ['admission', 'core', 'coordinator', 'scale'] as const;
+const SECTIONS = ['admission', 'core', 'coordinator', 'scale', 'outage'] as const;
+/** The orders the outage section compares (serve --order). */
+const ORDERS = ['drain-first', 'downgrade-first'] as const;
 /** The guard's --max-concurrent-execs in the coordinator section: overhead must not grow past it. */
 const MAX_CONCURRENT_EXECS = 4;
 /** "Flat": the median overhead at every level above the exec bound within this factor of the overhead at the bound. */
@@ -259,7 +261,8 @@ async function main(): Promise<void> {
         probe: { concurrency: 2, ratePerWorker: 50, idleMs: quick ? 2000 : 3000, rounds: probeRounds },
         clusterNice,
         pinCpus: opts.pin,
-        serveArgs: opts.serveArgs ? opts.serveArgs.split(/\s+/).filter(Boolean) : [],
+        // The order the overhead figures were first measured with; the outage section compares both.
+        serveArgs: ['--order', 'downgrade-first', ...(opts.serveArgs ? opts.serveArgs.split(/\s+/).filter(Boolean) : [])],
         ...(nodeFlags ? { nodeFlags } : {}),
       }, log);
     } finally {
@@ -268,6 +271,34 @@ async function main(): Promise<void> {
     out.push(`## 3. Coordinator overhead, downgrade 3.1.0 -> 3.0.2\n\n${coordinatorTable(coordinator)}`);
   }
   if (scaleText) out.push(scaleText);
+  if (only.has('outage')) {
+    log('5. outage window: drain-first vs downgrade-first');
+    const rounds = quick ? 1 : 3;
+    const rows: string[][] = [];
+    const pg = await startBenchPostgres();
+    try {
+      for (const order of ORDERS) {
+        const outages: number[] = [];
+        const totals: number[] = [];
+        let exposures = 0;
+        let violations = 0;
+        for (let round = 0; round < rounds; round++) {
+          const r = await runCoordinatorBench(dir, pg, { concurrency: [1], maxConcurrentExecs: MAX_CONCURRENT_EXECS, probe: { concurrency: 1, ratePerWorker: 1, idleMs: 0, rounds: 0 }, clusterNice: 0, pinCpus: false, serveArgs: ['--order', order], ...(nodeFlags ? { nodeFlags } : {}) }, log);
+          for (const op of r.results.flatMap((x) => x.operations)) {
+            outages.push(op.outageMs);
+            totals.push(op.totalMs);
+          }
+          exposures += r.exposures ?? 0;
+          violations += r.violations ?? 0;
+        }
+        rows.push([order, fmt(median(outages)), fmt(Math.max(...outages)), fmt(median(totals)), String(exposures), String(violations), String(outages.length)]);
+      }
+    } finally {
+      await pg.stop();
+    }
+    const t = table(['order', 'outage median ms', 'outage max ms', 'admission -> all Ready median ms', 'exposures', 'violations', 'downgrades'], rows);
+    out.push(`## 5. Outage window by order (drain start -> every pod of ${'the older version'} Ready; one release, 3.1.0 -> 3.0.2)\n\n${t.text}`);
+  }
 
   const t = targets(admission, core, coordinator, scale);
   const summary = table(['target', 'met', 'figures'], t.map((x) => [x.target, x.met ? 'yes' : 'NO', x.figures]));

@@ -8,20 +8,21 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ANNOTATIONS, type GuardConfig } from '../core/config.js';
 import { headIndex } from '../core/heads.js';
-import { releasePatch, type JsonPatchOperation } from '../core/hold.js';
+import { clearReturnedPatch, holdOperationPatch, readReturnedFrom, releasePatch, type JsonPatchOperation } from '../core/hold.js';
 import { annotationsOf, isJsonObject, valueAt, type WorkloadKind } from '../core/objects.js';
+import { readHoldTarget } from '../core/hold.js';
 import { downgradeArgv, formatArgv, migrateArgv } from '../core/downgrade-command.js';
 import { pointer } from '../core/hold.js';
 import type { ReleaseState } from '../core/decide.js';
 import { readAlembicRevision } from '../db/alembic.js';
 import { isMigrationRunning } from '../db/migration-lock.js';
 import { DatabasePools } from '../db/pool.js';
-import { Cluster, resourcePath, type JsonPatchOp } from '../k8s/cluster.js';
+import { Cluster, apiVersionOf, isConflict, resourcePath, type JsonPatchOp } from '../k8s/cluster.js';
 import type { ExecOutcome, ExecRunner } from '../k8s/exec.js';
 import type { KubeRest } from '../k8s/rest.js';
 import { WatchCache } from '../k8s/watch-cache.js';
 import { Semaphore } from './semaphore.js';
-import { EventRecorder } from './event-recorder.js';
+import { EventQueue } from './event-queue.js';
 import { LeaseKeeper } from './lease.js';
 import {
   DRAINED_ANNOTATION,
@@ -41,20 +42,21 @@ import {
 import {
   MANAGED_BY,
   MANAGED_BY_LABEL,
-  OPERATION_DATA_KEY,
-  SCHEMA_MAY_HAVE_CHANGED,
   isTerminal,
   newOperation,
   openingProblem,
   operationConfigMap,
   operationConfigMapName,
-  parseOperation,
+  readOperationConfigMap,
   withStep,
   type OperationState,
+  type Order,
   type Phase,
   type StepName,
   type StepRecord,
 } from './operation.js';
+import { nextPhase, type OperationEvent } from './transitions.js';
+import { belongsTo, freshOperationId, returnEvent, returnedFrom, stallOutcome } from './membership.js';
 
 export interface CoordinatorOptions {
   config: GuardConfig;
@@ -71,8 +73,15 @@ export interface CoordinatorOptions {
   resyncMs: number;
   /** How long to wait between attempts of a step that waits (pods starting, DB retries). */
   pollMs: number;
+  /** Written into each new operation: drain before the downgrade (no pod on a schema it does not match), or after it. */
+  order: Order;
   /** Attempts of `confirm` while the metadata DB is unreachable before the release stays held. */
   confirmAttempts: number;
+  /**
+   * A wait on something that may never come (a Secret, the database, a pod to exec in, a drain) is
+   * reported at once (Warning Event, `stalled` in the record); after this long the operation is held.
+   */
+  stallTimeoutMs: number;
   /** The metadata DB of a release: Secret `<release>-metadata`, key `connection`, unless overridden. */
   metadataSecretName: (release: string) => string;
   metadataSecretKey: string;
@@ -88,7 +97,9 @@ export const DEFAULT_COORDINATOR_OPTIONS: Omit<CoordinatorOptions, 'config' | 'i
   drainTimeoutMs: 10 * 60_000,
   resyncMs: 2_000,
   pollMs: 250,
+  order: 'drain-first',
   confirmAttempts: 20,
+  stallTimeoutMs: 10 * 60_000,
   metadataSecretName: (release) => `${release}-metadata`,
   metadataSecretKey: 'connection',
 };
@@ -112,6 +123,8 @@ export interface CoordinatorHooks {
   onPhase?: (operation: OperationState) => void;
   /** Something releaseState(namespace, release) reads may have changed (a cached record, the operation, the DB revision). */
   onReleaseChange?: (namespace: string, release: string) => void;
+  /** An operation started (reason) or stopped (undefined) waiting on something that may never come. */
+  onStall?: (operation: OperationState, reason: string | undefined) => void;
 }
 
 export interface CoordinatorDeps {
@@ -136,11 +149,20 @@ interface OperationSummary {
 }
 
 /**
- * A step's outcome: the next phase (with records of sub-steps that ran before it, e.g. a roll-forward,
- * and the name the step is recorded under when that is not the phase's), or wait and try again.
+ * A step's outcome: the event it ends with (the table in transitions.ts gives the next phase), with
+ * records of sub-steps that ran before it (e.g. a roll-forward) and the name the step is recorded
+ * under when that is not the phase's; or wait and try again.
  */
 // A wait `on: 'watch'` is ended by a watch event (pods gone, a pod Ready); the resync is its fallback.
-type StepResult = { next: Phase; op: OperationState; before?: StepRecord[]; as?: StepName } | { wait: true; op: OperationState; on?: 'watch' };
+type StepResult = { event: OperationEvent; op: OperationState; before?: StepRecord[]; as?: StepName } | { wait: true; op: OperationState; on?: 'watch' };
+
+type ExecStep = 'downgrade' | 'roll-forward' | 'forward';
+/** Event reasons of each command the coordinator execs (contracts: users filter on them). */
+const EXEC_EVENT_REASONS: Record<ExecStep, { running: string; succeeded: string; failed: string }> = {
+  downgrade: { running: 'DowngradeRunning', succeeded: 'DowngradeSucceeded', failed: 'DowngradeFailed' },
+  'roll-forward': { running: 'RollForwardRunning', succeeded: 'RollForwardSucceeded', failed: 'RollForwardFailed' },
+  forward: { running: 'MigrateForwardRunning', succeeded: 'MigrateForwardSucceeded', failed: 'MigrateForwardFailed' },
+};
 
 /** How long a metadata URL read from its Secret is reused. */
 const METADATA_URL_TTL_MS = 30_000;
@@ -148,12 +170,6 @@ const METADATA_URL_TTL_MS = 30_000;
 const EVENT_FLUSH_MS = 2_000;
 
 const WORKLOAD_KINDS: WorkloadKind[] = ['Deployment', 'StatefulSet', 'Job', 'CronJob'];
-const KIND_PLURAL: Record<WorkloadKind, string> = {
-  Deployment: 'deployments',
-  StatefulSet: 'statefulsets',
-  Job: 'jobs',
-  CronJob: 'cronjobs',
-};
 
 export class Coordinator {
   readonly workloads = new Map<WorkloadKind, WatchCache<WorkloadRecord>>();
@@ -162,14 +178,13 @@ export class Coordinator {
   private readonly queue = new Map<string, { running: boolean; again: boolean }>();
   private readonly execSlots: Semaphore;
   private readonly lastRevision = new Map<string, string>();
-  private readonly drainStarted = new Map<string, number>();
   private readonly runnerStarted = new Map<string, number>();
   /** Per operation: no new attempt of a step failing on something outside us before this time. */
   private readonly retryAt = new Map<string, number>();
   private resyncTimer?: NodeJS.Timeout;
   private stopped = false;
   private readonly inFlight = new Set<Promise<void>>();
-  private readonly events: EventRecorder;
+  private readonly events: EventQueue;
   private readonly leases: LeaseKeeper;
   private readonly dbPools = new DatabasePools();
   /** Per release: the operation state last written or read here, used while the watch cache has seen nothing newer. */
@@ -185,7 +200,7 @@ export class Coordinator {
     private readonly deps: CoordinatorDeps,
   ) {
     this.execSlots = new Semaphore(options.maxConcurrentExecs);
-    this.events = new EventRecorder({ write: (namespace, event) => deps.cluster.create('Event', namespace, event), logger: deps.logger });
+    this.events = new EventQueue({ write: (namespace, event) => deps.cluster.create('Event', namespace, event), logger: deps.logger });
     this.leases = new LeaseKeeper({ identity: options.identity, durationSeconds: options.leaseDurationSeconds, cluster: deps.cluster, logger: deps.logger });
   }
 
@@ -273,10 +288,7 @@ export class Coordinator {
   // ---- scheduling --------------------------------------------------------------------------
 
   private paths(kind: WorkloadKind | 'Pod' | 'ConfigMap'): string[] {
-    const base = (ns?: string): string =>
-      kind === 'Pod' || kind === 'ConfigMap'
-        ? resourcePath(kind, ns)
-        : `${kind === 'Job' || kind === 'CronJob' ? '/apis/batch/v1' : '/apis/apps/v1'}${ns ? `/namespaces/${ns}` : ''}/${KIND_PLURAL[kind]}`;
+    const base = (ns?: string): string => resourcePath(kind, ns);
     return this.options.namespaces.length === 0 ? [base()] : this.options.namespaces.map((ns) => base(ns));
   }
 
@@ -338,33 +350,68 @@ export class Coordinator {
     const current = await this.currentOperation(namespace, release);
     let op = current.op;
     let cmVersion = current.resourceVersion;
-    const held = this.releaseWorkloads(namespace, release).filter((w) => w.holdOperation);
+    const workloads = this.releaseWorkloads(namespace, release);
+    const held = workloads.filter((w) => w.holdOperation);
 
-    const opening = held.find((w) => !op || (isTerminal(op.phase) && w.holdOperation !== op.id));
+    // A hold naming no open operation opens one; a hold naming a finished one opens a new one,
+    // unless it is a late member of a finished downgrade whose schema is still where it left it.
+    let opening: WorkloadRecord | undefined;
+    let lateMembersOk: boolean | undefined;
+    for (const w of held) {
+      if (op && !isTerminal(op.phase)) break;
+      if (op && belongsTo(op, w)) {
+        // An abort leaves its holds in place on purpose.
+        if (op.phase === 'aborted') continue;
+        // Joined the downgrade as it finished: the schema is still the target's, so releasing it is safe.
+        if (op.phase === 'done' && (lateMembersOk ??= (await this.readRevision(op)) === op.toRevision)) continue;
+      }
+      opening = w;
+      break;
+    }
     if (opening) {
-      const opened = await this.openOperation(opening, cmVersion);
+      const opened = await this.createOperation(opening, op, cmVersion);
       if (!opened) return; // not opened (someone else did, or the hold is not the guard's); a watch event brings us back
       op = opened.op;
       cmVersion = opened.resourceVersion;
     }
     if (!op || cmVersion === undefined) return;
-    if (op.phase === 'done') {
-      await this.restoreLateWorkloads(op);
+    if (op.phase === 'done') await this.restoreLateWorkloads(op);
+    if (isTerminal(op.phase)) {
+      // Changed back after the operation ended (an aborted one's holds): nothing left to return from.
+      if (workloads.some((w) => returnedFrom(op!, w))) await this.clearReturnedMarkers(op);
       return;
     }
-    if (isTerminal(op.phase)) return;
+    await this.joinAdmittedHolds(op, held);
 
-    const stillHeld = held.some((w) => w.holdOperation === op!.id);
-    const schemaTouched = SCHEMA_MAY_HAVE_CHANGED.includes(op.phase === 'held' ? (op.heldFrom ?? 'confirm') : op.phase);
-    if (!stillHeld && !schemaTouched && this.cachesReady()) {
-      // Every held object was changed back to the running version: nothing to downgrade.
-      await this.saveStep(op, cmVersion, 'cancel', 'ok', 0, 'no held workload remains: the change was reverted', 'cancelled');
-      return;
-    }
-    if (op.phase === 'held') return; // waits for `retry` or `abort`
+    const back = await this.applyReturn(op, cmVersion);
+    if (!back) return;
+    ({ op, resourceVersion: cmVersion } = back);
+    if (isTerminal(op.phase) || op.phase === 'held') return; // held: waits for `retry` or `abort`
 
     if (!(await this.acquireLease(namespace, release))) return;
     await this.drive(op, cmVersion);
+  }
+
+  /** Records a return to the from-version when one happened (undefined: lost a race on the record). */
+  private async applyReturn(op: OperationState, resourceVersion: string): Promise<{ op: OperationState; resourceVersion: string } | undefined> {
+    const event = returnEvent(op, this.releaseWorkloads(op.namespace, op.release), this.cachesReady());
+    if (!event) return { op, resourceVersion };
+    if (event === 'reverted') await this.clearReturnedMarkers(op);
+    const detail = event === 'reverted' ? 'no held workload remains: the change was reverted' : `every held workload is back at ${op.fromVersion}: moving the schema forward again`;
+    return this.saveStep(op, resourceVersion, event === 'reverted' ? 'cancel' : 'forward', 'ok', 0, detail, event);
+  }
+
+  /** Holds written under the id the webhook derived while this operation has another (a repeated downgrade) join it. */
+  private async joinAdmittedHolds(op: OperationState, held: WorkloadRecord[]): Promise<void> {
+    if (!op.admittedAs) return;
+    for (const w of held) {
+      if (w.holdOperation !== op.admittedAs) continue;
+      const obj = await this.deps.cluster.find(w.kind, w.namespace, w.name);
+      const patch = obj ? holdOperationPatch(obj, op.id) : [];
+      if (patch.length === 0) continue;
+      await this.deps.cluster.patchUnchanged(w.kind, obj, patch);
+      this.deps.logger.info({ operationId: op.id, workload: `${w.kind.toLowerCase()}/${w.name}`, admittedAs: op.admittedAs }, 'hold joined the open operation');
+    }
   }
 
   private cachesReady(): boolean {
@@ -398,41 +445,44 @@ export class Coordinator {
   }
 
   private readOperation(cm: Record<string, unknown>): OperationState | undefined {
-    const text = valueAt(cm, ['data', OPERATION_DATA_KEY]);
-    if (typeof text !== 'string') return undefined;
     try {
-      return parseOperation(text);
+      return readOperationConfigMap(cm)?.op;
     } catch (error) {
       this.deps.logger.error({ err: (error as Error).message }, 'unreadable operation state; leaving it alone');
       return undefined;
     }
   }
 
-  private async openOperation(
+  /**
+   * Opens the operation a hold names. After an earlier operation of the release (whatever its end),
+   * the id is fresh: the id the webhook derives repeats for the same release and schema pair, and
+   * every downgrade must be its own operation. Holds admitted under the derived id join it.
+   */
+  private async createOperation(
     w: WorkloadRecord,
+    previous: OperationState | undefined,
     existingVersion: string | undefined,
   ): Promise<{ op: OperationState; resourceVersion: string } | undefined> {
     const obj = await this.deps.cluster.find(w.kind, w.namespace, w.name);
     if (!obj) return undefined;
-    const a = annotationsOf(obj);
-    const id = a[ANNOTATIONS.operation];
-    const fromVersion = a[ANNOTATIONS.fromVersion];
-    const toVersion = a[ANNOTATIONS.toVersion];
-    const fromRevision = a[ANNOTATIONS.fromRevision];
-    const toRevision = a[ANNOTATIONS.toRevision];
-    if (!id || !fromVersion || !toVersion || !fromRevision || !toRevision) {
+    const target = readHoldTarget(obj);
+    if (!target?.fromRevision) {
       this.deps.logger.warn({ namespace: w.namespace, workload: `${w.kind}/${w.name}` }, 'held workload lacks operation annotations; not opening');
       return undefined;
     }
+    const { operationId: admittedAs, fromVersion, toVersion, fromRevision, toRevision } = target;
     const problem = openingProblem({ fromVersion, toVersion, fromRevision, toRevision });
     if (problem) {
       this.deps.logger.error({ namespace: w.namespace, workload: `${w.kind}/${w.name}`, problem }, 'held workload has operation annotations the guard did not write; not opening');
       return undefined;
     }
+    const now = new Date();
+    const id = previous ? freshOperationId(w.namespace, w.release, admittedAs, previous.id, now) : admittedAs;
     let op: OperationState;
     try {
       op = newOperation({
         id,
+        order: this.options.order,
         namespace: w.namespace,
         release: w.release,
         fromVersion,
@@ -440,8 +490,9 @@ export class Coordinator {
         fromRevision,
         toRevision,
         openedBy: `${w.kind}/${w.name}`,
-        now: new Date(),
+        now,
       });
+      if (id !== admittedAs) op = { ...op, admittedAs };
     } catch (error) {
       this.deps.logger.error({ err: (error as Error).message, workload: `${w.kind}/${w.name}` }, 'held workload has invalid operation annotations');
       return undefined;
@@ -454,13 +505,14 @@ export class Coordinator {
       const saved = existingVersion
         ? await this.deps.cluster.replace('ConfigMap', op.namespace, operationConfigMapName(op.release), body)
         : await this.deps.cluster.create('ConfigMap', op.namespace, body);
-      this.report({ operation: op, step: 'open', event: 'end', outcome: 'ok', durationMs: 0, detail: `opened by ${op.openedBy}: ${fromVersion} -> ${toVersion}` });
-      await this.emitEvent(op, 'Normal', 'DowngradeOpened', `Downgrade ${fromVersion} -> ${toVersion} (schema ${fromRevision} -> ${toRevision}) opened; rollout held until the schema matches`);
+      const after = previous ? ` (after operation ${previous.id}, ${previous.phase}; holds admitted as ${admittedAs} join it)` : '';
+      this.report({ operation: op, step: 'open', event: 'end', outcome: 'ok', durationMs: 0, detail: `opened by ${op.openedBy}: ${fromVersion} -> ${toVersion}${after}` });
+      await this.emitEvent(op, 'Normal', 'DowngradeOpened', `Downgrade ${fromVersion} -> ${toVersion} (schema ${fromRevision} -> ${toRevision}) opened as operation ${op.id}; rollout held until the schema matches`);
       const resourceVersion = String(valueAt(saved, ['metadata', 'resourceVersion']) ?? '');
       this.known.set(`${op.namespace}/${op.release}`, { op, resourceVersion });
       return { op, resourceVersion };
     } catch (error) {
-      if ((error as { code?: number }).code === 409) {
+      if (isConflict(error)) {
         // Someone else opened or changed it: read it from the API next time, not from memory.
         this.known.delete(`${op.namespace}/${op.release}`);
         this.readNext.add(`${op.namespace}/${op.release}`);
@@ -477,6 +529,11 @@ export class Coordinator {
     for (let guard = 0; guard < 50 && !this.stopped; guard++) {
       if (isTerminal(op.phase) || op.phase === 'held') return;
       if (!(await this.acquireLease(op.namespace, op.release))) return;
+      // The release may have been changed back while the last step ran (an exec takes minutes).
+      const back = await this.applyReturn(op, version);
+      if (!back) return;
+      ({ op, resourceVersion: version } = back);
+      if (isTerminal(op.phase) || op.phase === 'held') return;
       const began = Date.now();
       const step = phaseStep(op.phase);
       let result: StepResult;
@@ -485,11 +542,15 @@ export class Coordinator {
         // The Lease is renewed while the step runs (an exec may outlast it many times over).
         ({ value: result, lost } = await this.leases.whileHolding(op.namespace, op.release, () => this.runPhase(op)));
       } catch (error) {
+        // Something outside us failed (API, database, Secret): a stall, retried until the bound.
         const message = (error as Error).message;
         this.deps.logger.warn({ operation: op.id, phase: op.phase, err: message }, 'step failed; will retry');
         this.report({ operation: op, step, event: 'end', outcome: 'waiting', durationMs: Date.now() - began, error: message });
-        this.later(op);
-        return;
+        ({ value: result, lost } = await this.leases.whileHolding(op.namespace, op.release, () => this.stall(op, `${step}: ${message}`)).catch(() => ({ value: { wait: true as const, op }, lost: true })));
+        if (lost) {
+          this.later(op);
+          return;
+        }
       }
       if (lost) {
         // Another replica drives now (or may): it resumes from the last written state.
@@ -503,10 +564,10 @@ export class Coordinator {
         if (result.on !== 'watch') this.later(result.op);
         return;
       }
-      const next = result.next;
+      const next = nextPhase(op.phase, result.event, op.heldFrom);
       const outcome: StepRecord['outcome'] = next === 'held' ? 'held' : 'ok';
       const detail = next === 'held' ? result.op.heldReason : undefined;
-      const saved = await this.saveStep(result.op, version, result.as ?? step, outcome, Date.now() - began, detail, next, result.before);
+      const saved = await this.saveStep(result.op, version, result.as ?? step, outcome, Date.now() - began, detail, result.event, result.before);
       if (!saved) return; // lost a race on the state: start over from the cluster
       op = saved.op;
       version = saved.resourceVersion;
@@ -529,6 +590,12 @@ export class Coordinator {
         return this.drain(op);
       case 'release':
         return this.release(op);
+      case 'quiesce':
+        return this.drain(op);
+      case 'forward':
+        return this.forward(op);
+      case 'restore':
+        return this.restore(op);
       default:
         return { wait: true, op };
     }
@@ -600,7 +667,7 @@ export class Coordinator {
   }
 
   private hold(op: OperationState, reason: string): StepResult {
-    return { next: 'held', op: { ...op, heldReason: reason, heldFrom: op.phase } };
+    return { event: 'failed', op: { ...op, heldReason: reason, heldFrom: op.phase } };
   }
 
   /** Step 1: where is the schema now? */
@@ -617,13 +684,13 @@ export class Coordinator {
       }
       this.report({ operation: op, step: 'confirm', event: 'end', outcome: 'waiting', error: message, detail: `attempt ${attempts}` });
       this.backOff(op, attempts);
-      return { wait: true, op: { ...op, attempts } };
+      return this.stall({ ...op, attempts }, `cannot read the metadata database: ${message}`);
     }
     const detail = `database at ${revision ?? '(fresh)'}; running ${op.fromVersion} (${op.fromRevision}); target ${op.toVersion} (${op.toRevision})`;
     this.report({ operation: op, step: 'confirm', event: 'end', outcome: 'ok', detail });
-    if (revision === op.toRevision) return { next: 'drain', op: { ...op, attempts: 0 } };
+    if (revision === op.toRevision) return { event: 'at-target', op: { ...op, attempts: 0 } };
     if (revision === op.fromRevision || isBetween(revision, op.toRevision, op.fromRevision)) {
-      return { next: 'downgrade', op: { ...op, attempts: 0 } };
+      return { event: op.order === 'drain-first' ? 'drain-first' : 'at-from', op: { ...op, attempts: 0 } };
     }
     return this.hold(op, `the metadata database is at revision ${revision ?? '(none)'}, which is neither ${op.fromVersion} (${op.fromRevision}) nor the target ${op.toVersion} (${op.toRevision}); nothing was changed`);
   }
@@ -634,17 +701,17 @@ export class Coordinator {
     if (await this.migrationRunning(op)) {
       // A downgrade from an earlier attempt (lost connection, restarted guard) is still running.
       this.report({ operation: op, step: 'downgrade', event: 'end', outcome: 'waiting', detail: 'a migration holds the database lock; waiting for it' });
-      return { wait: true, op };
+      return this.stall(op, 'a migration holds the database lock; waiting for it');
     }
     const revision = await this.readRevision(op);
-    if (revision === op.toRevision) return { next: 'verify', op };
+    if (revision === op.toRevision) return { event: 'downgraded', op };
 
     const pod = await this.execPod(op);
     if (!pod) return { wait: true, op, on: 'watch' };
     const withPod: OperationState = { ...op, execPod: pod };
     const argv = downgradeArgv(op.toRevision);
     const outcome = await this.runInPod(withPod, 'downgrade', argv);
-    if (outcome.exitCode === 0) return { next: 'verify', op: withPod };
+    if (outcome.exitCode === 0) return { event: 'downgraded', op: withPod };
     if (outcome.notStarted && op.attempts + 1 < this.options.confirmAttempts) {
       // The API server refused the exec (429/5xx, timeout): the command never ran, so try again.
       this.backOff(op, op.attempts + 1);
@@ -654,11 +721,12 @@ export class Coordinator {
     // Failed, hung or lost: find out where the schema is before deciding anything.
     if (await this.migrationRunning(withPod)) return { wait: true, op: withPod };
     const after = await this.readRevision(withPod);
-    if (after === op.toRevision) return { next: 'verify', op: withPod };
+    if (after === op.toRevision) return { event: 'downgraded', op: withPod };
     const why = outcome.error ?? `exit code ${outcome.exitCode}`;
     if (after === op.fromRevision) {
       await this.deleteRunner(withPod);
-      return this.hold(withPod, `downgrade failed in pod ${pod.name} (${why}); the schema is unchanged at ${op.fromVersion}, the release keeps running it`);
+      const meanwhile = op.order === 'drain-first' ? `the release stays drained while held (changing it back to ${op.fromVersion} restores it)` : 'the release keeps running it';
+      return this.hold(withPod, `downgrade failed in pod ${pod.name} (${why}); the schema is unchanged at ${op.fromVersion}, ${meanwhile}`);
     }
     return this.rollForward(withPod, after, why, { step: 'downgrade', outcome: 'failed', at: new Date().toISOString(), durationMs: outcome.durationMs, detail: `stopped at ${after ?? '(none)'}: ${why}`.slice(0, 2000) });
   }
@@ -684,12 +752,13 @@ export class Coordinator {
     return { ...held, before: [failed, record], as: 'hold' };
   }
 
-  private async runInPod(op: OperationState, step: 'downgrade' | 'roll-forward', argv: string[]): Promise<ExecOutcome> {
+  private async runInPod(op: OperationState, step: ExecStep, argv: string[]): Promise<ExecOutcome> {
     const pod = op.execPod!;
     const command = formatArgv(argv);
+    const reasons = EXEC_EVENT_REASONS[step];
     this.report({ operation: op, step, event: 'start', execPod: pod.name, command: argv });
-    await this.emitEvent(op, 'Normal', step === 'downgrade' ? 'DowngradeRunning' : 'RollForwardRunning', `Running "${command}" in pod ${pod.name}`);
-    const release = await this.execSlots.acquire();
+    await this.emitEvent(op, 'Normal', reasons.running, `Running "${command}" in pod ${pod.name}`);
+    const returnPermit = await this.execSlots.acquire();
     let outcome: ExecOutcome;
     try {
       outcome = await this.deps.exec({
@@ -705,7 +774,7 @@ export class Coordinator {
         },
       });
     } finally {
-      release();
+      returnPermit();
     }
     const ok = outcome.exitCode === 0;
     const output = (outcome.stdout + outcome.stderr).slice(-4096);
@@ -724,7 +793,7 @@ export class Coordinator {
     await this.emitEvent(
       op,
       ok ? 'Normal' : 'Warning',
-      ok ? (step === 'downgrade' ? 'DowngradeSucceeded' : 'RollForwardSucceeded') : step === 'downgrade' ? 'DowngradeFailed' : 'RollForwardFailed',
+      ok ? reasons.succeeded : reasons.failed,
       ok ? `"${command}" finished in ${outcome.durationMs} ms` : `"${command}" failed: ${outcome.error ?? `exit code ${outcome.exitCode}`}`,
     );
     return outcome;
@@ -819,7 +888,7 @@ export class Coordinator {
     if (revision === op.toRevision) {
       this.report({ operation: op, step: 'verify', event: 'end', outcome: 'ok', detail: `alembic_version = ${revision}` });
       await this.emitEvent(op, 'Normal', 'SchemaVerified', `Metadata database at ${op.toVersion} schema (${revision}); draining ${op.fromVersion} pods`);
-      return { next: 'drain', op };
+      return { event: 'verified', op };
     }
     if (revision === op.fromRevision) return this.hold(op, `downgrade reported success but the schema is still at ${op.fromRevision}`);
     if (!op.execPod) return this.hold(op, `schema at unexpected revision ${revision ?? '(none)'} after the downgrade`);
@@ -827,9 +896,14 @@ export class Coordinator {
     return this.rollForward(op, revision, found, { step: 'verify', outcome: 'failed', at: new Date().toISOString(), durationMs: 0, detail: found });
   }
 
-  /** Step 5: scale every DB-touching workload of the release to 0, suspend CronJobs, wait for old pods. */
+  /**
+   * Step 5 (order downgrade-first), or step 2 as `quiesce` (drain-first: before the downgrade): scale
+   * every DB-touching workload of the release to 0, suspend CronJobs, wait for old pods.
+   */
   private async drain(op: OperationState): Promise<StepResult> {
-    await this.deleteRunner(op);
+    const first = op.phase === 'quiesce';
+    // The runner ran the downgrade; in drain-first there is none yet (the downgrade follows).
+    if (!first) await this.deleteRunner(op);
     // All at once: every sequential round trip here keeps old pods running on the new schema longer.
     await Promise.all(
       this.releaseWorkloads(op.namespace, op.release).map(async (w) => {
@@ -843,13 +917,12 @@ export class Coordinator {
     );
     const blocking = podsBlockingRelease(this.pods.group(releaseKey(op.namespace, op.release)), op.release, op.namespace, op.toRevision);
     if (blocking.length > 0) {
-      await this.pressStragglers(op, blocking);
-      return { wait: true, op, on: 'watch' };
+      const started: OperationState = op.drainStartedAt ? op : { ...op, drainStartedAt: new Date().toISOString() };
+      return this.pressStragglers(started, blocking);
     }
-    this.drainStarted.delete(op.id);
-    this.report({ operation: op, step: 'drain', event: 'end', outcome: 'ok', detail: `no pod of ${op.fromVersion} left` });
-    await this.emitEvent(op, 'Normal', 'Drained', `No pod of ${op.fromVersion} is left; releasing the held rollout`);
-    return { next: 'release', op };
+    this.report({ operation: op, step: first ? 'quiesce' : 'drain', event: 'end', outcome: 'ok', detail: `no pod of ${op.fromVersion} left` });
+    await this.emitEvent(op, 'Normal', 'Drained', first ? `No pod of ${op.fromVersion} is left; running the downgrade in a runner pod` : `No pod of ${op.fromVersion} is left; releasing the held rollout`);
+    return { event: first ? 'quiesced' : 'drained', op };
   }
 
   private async scaleToZero(op: OperationState, w: WorkloadRecord): Promise<void> {
@@ -863,11 +936,10 @@ export class Coordinator {
     if (earlier?.operation === op.id && replicas === 0) return;
     const record = earlier?.operation === op.id ? earlier : { operation: op.id, replicas: current };
     const ops: JsonPatchOp[] = [
-      { op: 'test', path: '/metadata/resourceVersion', value: valueAt(obj, ['metadata', 'resourceVersion']) },
       ...annotationOps(obj, DRAINED_ANNOTATION, JSON.stringify(record)),
       { op: replicas === undefined ? 'add' : 'replace', path: '/spec/replicas', value: 0 },
     ];
-    await this.deps.cluster.patch(w.kind, w.namespace, w.name, ops);
+    await this.deps.cluster.patchUnchanged(w.kind, obj, ops);
     this.deps.logger.info({ operationId: op.id, workload: `${w.kind.toLowerCase()}/${w.name}`, replicas: current }, 'drained to 0 replicas');
     await this.emitEventOn(op, w.kind, w.name, 'Normal', 'Draining', `Scaled to 0 (was ${record.replicas}) so no ${op.fromVersion} pod runs against the ${op.toVersion} schema; restored on release`);
   }
@@ -880,20 +952,20 @@ export class Coordinator {
     if (readDrainedRecord(obj)?.operation === op.id) return;
     const suspend = unheldValue(obj, ['spec', 'suspend']) === true;
     const ops: JsonPatchOp[] = [
-      { op: 'test', path: '/metadata/resourceVersion', value: valueAt(obj, ['metadata', 'resourceVersion']) },
       ...annotationOps(obj, DRAINED_ANNOTATION, JSON.stringify({ operation: op.id, suspend })),
       { op: 'add', path: '/spec/suspend', value: true },
     ];
-    await this.deps.cluster.patch(w.kind, w.namespace, w.name, ops);
+    await this.deps.cluster.patchUnchanged(w.kind, obj, ops);
     await this.emitEventOn(op, w.kind, w.name, 'Normal', 'Suspended', `Suspended during the downgrade to ${op.toVersion}; restored on release`);
   }
 
-  /** Pods that outlive the drain timeout are deleted; past twice the timeout, force-deleted. */
-  private async pressStragglers(op: OperationState, blocking: PodRecord[]): Promise<void> {
-    const started = this.drainStarted.get(op.id) ?? Date.now();
-    this.drainStarted.set(op.id, started);
-    const waited = Date.now() - started;
-    if (waited < this.options.drainTimeoutMs) return;
+  /**
+   * Pods that outlive the drain timeout are deleted; past twice the timeout, force-deleted, and the
+   * drain counts as stalled. The clock starts at the record's drainStartedAt (it survives a failover).
+   */
+  private async pressStragglers(op: OperationState, blocking: PodRecord[]): Promise<StepResult> {
+    const waited = Date.now() - Date.parse(op.drainStartedAt ?? new Date().toISOString());
+    if (waited < this.options.drainTimeoutMs) return { wait: true, op, on: 'watch' };
     const force = waited >= 2 * this.options.drainTimeoutMs;
     for (const pod of blocking) {
       if (pod.terminating && !force) continue;
@@ -901,16 +973,26 @@ export class Coordinator {
       this.report({ operation: op, step: 'drain', event: 'end', outcome: 'waiting', detail: `${force ? 'force-' : ''}deleted pod ${pod.name} still running ${pod.version ?? 'an unknown version'} after ${Math.round(waited / 1000)} s` });
       await this.emitEvent(op, 'Warning', 'DrainTimeout', `Pod ${pod.name} was still running after ${Math.round(waited / 1000)} s; ${force ? 'force-' : ''}deleted it`);
     }
+    const names = blocking.map((p) => p.name).sort().join(', ');
+    return this.stall(op, `drain: ${blocking.length} pod(s) of the release still run a version other than ${op.toVersion} after ${Math.round(waited / 1000)} s (${names})`, 'watch');
   }
 
   /** Step 6: give the held spec back its replicas and let it roll out. */
   private async release(op: OperationState): Promise<StepResult> {
+    const mine = this.releaseWorkloads(op.namespace, op.release);
+    const returned = mine.filter((w) => returnedFrom(op, w));
+    if (returned.length > 0) {
+      // Part of the release was changed back to the from-version (a rollback being applied): releasing
+      // the rest onto the target would leave no single schema every workload matches.
+      const names = returned.map((w) => `${w.kind.toLowerCase()}/${w.name}`).sort().join(', ');
+      return this.stall(op, `${names} changed back to ${op.fromVersion} while the rest is held for ${op.toVersion}: waiting for every workload to be on one of them`);
+    }
     const waiting: string[] = [];
     // All at once: the outage lasts until the last workload is released.
     await Promise.all(
-      this.releaseWorkloads(op.namespace, op.release).map(async (w) => {
-        if (w.holdOperation !== op.id && w.drained?.operation !== op.id) return;
-        const restored = await this.restoreWorkload(op, w);
+      mine.map(async (w) => {
+        if (!belongsTo(op, w) && w.drained?.operation !== op.id) return;
+        const restored = await this.restoreWorkload(op, w, op.toRevision);
         if (!restored) waiting.push(`${w.kind.toLowerCase()}/${w.name}`);
       }),
     );
@@ -920,37 +1002,128 @@ export class Coordinator {
       : 'released every held workload';
     this.report({ operation: op, step: 'release', event: 'end', outcome: 'ok', detail });
     await this.emitEvent(op, 'Normal', 'Released', `Schema at ${op.toVersion}; rollout released. ${waiting.length ? `Waiting for updates of ${waiting.join(', ')}` : ''}`.trim());
-    return { next: 'done', op };
+    return { event: 'released', op };
   }
 
-  /** Restores one workload if its spec is on the target version; false when it must keep waiting. */
-  private async restoreWorkload(op: OperationState, w: WorkloadRecord): Promise<boolean> {
+  /**
+   * Restores one workload whose spec is on `head` (the target on release, the from-version on a
+   * return): its hold undone, its drained replicas or suspend given back, its returned marker
+   * removed. False when it must keep waiting.
+   */
+  private async restoreWorkload(op: OperationState, w: WorkloadRecord, head: string): Promise<boolean> {
     const obj = await this.deps.cluster.find(w.kind, w.namespace, w.name);
     if (!obj) return true;
     const current = projectWorkload(w.kind, obj, this.options.config);
-    const onTarget = current?.head === op.toRevision;
+    const onHead = current?.head === head;
     const drained = readDrainedRecord(obj);
-    const held = annotationsOf(obj)[ANNOTATIONS.operation] === op.id;
-    if (!onTarget && !(held && !drained)) return false;
-    const ops: JsonPatchOp[] = [{ op: 'test', path: '/metadata/resourceVersion', value: valueAt(obj, ['metadata', 'resourceVersion']) }];
-    if (held) ops.push(...(releasePatch(obj) as JsonPatchOperation[]));
+    const held = current !== undefined && belongsTo(op, current);
+    if (!onHead && !(held && !drained)) return false;
+    const ops: JsonPatchOp[] = [];
+    if (held) ops.push(...releasePatch(obj));
     if (drained?.operation === op.id) {
       ops.push({ op: 'remove', path: pointer(['metadata', 'annotations', DRAINED_ANNOTATION]) });
       if (drained.replicas !== undefined) ops.push({ op: 'replace', path: '/spec/replicas', value: drained.replicas });
       if (drained.suspend !== undefined) ops.push({ op: 'add', path: '/spec/suspend', value: drained.suspend });
     }
-    if (ops.length === 1) return true;
-    await this.deps.cluster.patch(w.kind, w.namespace, w.name, dedupePaths(ops));
-    await this.emitEventOn(op, w.kind, w.name, 'Normal', 'Released', `Released onto the ${op.toVersion} schema${drained?.replicas !== undefined ? ` with ${drained.replicas} replicas` : ''}`);
+    if (current && returnedFrom(op, current)) ops.push(...clearReturnedPatch(obj));
+    if (ops.length === 0) return true;
+    await this.deps.cluster.patchUnchanged(w.kind, obj, dedupePaths(ops));
+    const onto = head === op.toRevision ? `the ${op.toVersion} schema` : `the ${op.fromVersion} schema again`;
+    await this.emitEventOn(op, w.kind, w.name, 'Normal', 'Released', `Released onto ${onto}${drained?.replicas !== undefined ? ` with ${drained.replicas} replicas` : ''}`);
     return true;
   }
 
   /** After the operation: a workload drained on the old version comes back once its update arrives. */
   private async restoreLateWorkloads(op: OperationState): Promise<void> {
     for (const w of this.releaseWorkloads(op.namespace, op.release)) {
-      if (w.drained?.operation === op.id && w.head === op.toRevision) await this.restoreWorkload(op, w);
-      else if (w.holdOperation === op.id && w.head === op.toRevision) await this.restoreWorkload(op, w);
+      if (w.head !== op.toRevision) continue;
+      if (w.drained?.operation === op.id || belongsTo(op, w)) await this.restoreWorkload(op, w, op.toRevision);
     }
+  }
+
+  // ---- the return to the from-version ------------------------------------------------------
+
+  /**
+   * The release was changed back to the from-version after the schema may have moved: wait for any
+   * migration still running, then migrate forward to the from-version's head in a pod of that version
+   * (a runner pod when none runs). `helm rollback` runs no hooks: nobody else would.
+   */
+  private async forward(op: OperationState): Promise<StepResult> {
+    if (this.backingOff(op)) return { wait: true, op };
+    if (await this.migrationRunning(op)) {
+      return this.stall(op, 'a migration holds the database lock (the downgrade may still run in its pod); waiting for it before moving the schema forward');
+    }
+    const revision = await this.readRevision(op);
+    if (revision === op.fromRevision) {
+      await this.deleteRunner(op);
+      const drained = this.releaseWorkloads(op.namespace, op.release).some((w) => w.drained?.operation === op.id);
+      this.report({ operation: op, step: 'forward', event: 'end', outcome: 'ok', detail: `schema at ${op.fromRevision} (${op.fromVersion})${drained ? '; restoring the drained workloads' : '; the downgrade never ran'}` });
+      if (drained) return { event: 'migrated', op };
+      await this.clearReturnedMarkers(op);
+      return { event: 'untouched', op };
+    }
+    if (revision !== op.toRevision && !isBetween(revision, op.toRevision, op.fromRevision)) {
+      return this.hold(op, `returning to ${op.fromVersion}: the metadata database is at revision ${revision ?? '(none)'}, neither ${op.fromRevision} nor on the way to ${op.toRevision}; nothing was changed`);
+    }
+    const pod = await this.execPod(op);
+    if (!pod) return this.stall(op, `returning to ${op.fromVersion}: waiting for a pod of ${op.fromVersion} to run "${formatArgv(migrateArgv(op.fromRevision))}" in`, 'watch');
+    const withPod: OperationState = { ...op, execPod: pod };
+    const outcome = await this.runInPod(withPod, 'forward', migrateArgv(op.fromRevision));
+    const after = await this.readRevision(withPod);
+    if (after === op.fromRevision) {
+      await this.deleteRunner(withPod);
+      return { event: 'migrated', op: withPod };
+    }
+    if (outcome.notStarted && op.attempts + 1 < this.options.confirmAttempts) {
+      this.backOff(op, op.attempts + 1);
+      return { wait: true, op: { ...withPod, attempts: op.attempts + 1 } };
+    }
+    await this.deleteRunner(withPod);
+    return this.hold(withPod, `returning to ${op.fromVersion}: "${formatArgv(migrateArgv(op.fromRevision))}" in pod ${pod.name} failed (${outcome.error ?? `exit code ${outcome.exitCode}`}); schema at ${after ?? '(none)'}; OPERATOR ACTION NEEDED: the release stays drained`);
+  }
+
+  /** After the forward move: every workload the operation drained runs the from-version again. */
+  private async restore(op: OperationState): Promise<StepResult> {
+    const waiting: string[] = [];
+    await Promise.all(
+      this.releaseWorkloads(op.namespace, op.release).map(async (w) => {
+        if (!belongsTo(op, w) && w.drained?.operation !== op.id && !returnedFrom(op, w)) return;
+        if (!(await this.restoreWorkload(op, w, op.fromRevision))) waiting.push(`${w.kind.toLowerCase()}/${w.name}`);
+      }),
+    );
+    if (waiting.length > 0) {
+      return this.stall(op, `returning to ${op.fromVersion}: ${waiting.sort().join(', ')} not on ${op.fromVersion}; kept at 0 until changed back`, 'watch');
+    }
+    this.report({ operation: op, step: 'restore', event: 'end', outcome: 'ok', detail: `every drained workload runs ${op.fromVersion} again` });
+    return { event: 'restored', op };
+  }
+
+  private async clearReturnedMarkers(op: OperationState): Promise<void> {
+    for (const w of this.releaseWorkloads(op.namespace, op.release)) {
+      if (!returnedFrom(op, w)) continue;
+      const obj = await this.deps.cluster.find(w.kind, w.namespace, w.name);
+      const patch = obj ? clearReturnedPatch(obj) : [];
+      if (patch.length > 0) await this.deps.cluster.patchUnchanged(w.kind, obj, patch);
+    }
+  }
+
+  // ---- stalls ------------------------------------------------------------------------------
+
+  /**
+   * Waits on something that may never come. Shown at once (Warning Event on the held workloads,
+   * `stalled` in the record, the stall hook for the metric); after stallTimeoutMs the operation is held.
+   */
+  private async stall(op: OperationState, reason: string, on?: 'watch'): Promise<StepResult> {
+    const outcome = stallOutcome(op, reason, Date.now(), this.options.stallTimeoutMs);
+    if (outcome.kind === 'held') return { event: 'stalled', op: outcome.op };
+    if (outcome.kind === 'unchanged') return { wait: true, op, ...(on ? { on } : {}) };
+    const stalled = outcome.op;
+    this.deps.logger.warn({ operationId: op.id, phase: op.phase, reason }, 'operation stalled');
+    this.report({ operation: stalled, step: 'stall', event: 'end', outcome: 'waiting', detail: reason });
+    this.deps.hooks?.onStall?.(stalled, reason);
+    await this.emitEvent(stalled, 'Warning', 'DowngradeStalled', `Waiting in ${op.phase}: ${reason}. Held after ${Math.round(this.options.stallTimeoutMs / 1000)} s`);
+    // The new stall is written now (the wait result carries it); what it waits on is polled every pollMs.
+    return { wait: true, op: stalled };
   }
 
   // ---- persistence, leases, events, reports ------------------------------------------------
@@ -972,6 +1145,7 @@ export class Coordinator {
     return rv;
   }
 
+  /** The one place a phase changes: `event` through the transition table, with the step that led there. */
   private async saveStep(
     op: OperationState,
     resourceVersion: string,
@@ -979,24 +1153,30 @@ export class Coordinator {
     outcome: StepRecord['outcome'],
     durationMs: number,
     detail: string | undefined,
-    next: Phase,
+    event: OperationEvent,
     before: StepRecord[] = [],
   ): Promise<{ op: OperationState; resourceVersion: string } | undefined> {
+    const next = nextPhase(op.phase, event, op.heldFrom);
     const now = new Date().toISOString();
     const record: StepRecord = { step, outcome, at: now, durationMs, ...(detail ? { detail: detail.slice(0, 2000) } : {}) };
-    const updated = [...before, record].reduce((acc, r) => withStep(acc, r), { ...op, phase: next, updatedAt: now });
+    // A wait ends with its phase; the drain clock with the drain.
+    const { stalled, drainStartedAt, ...rest } = op;
+    const carried: OperationState = { ...rest, ...(next === op.phase && drainStartedAt ? { drainStartedAt } : {}), ...(next === 'held' && stalled ? { stalled } : {}) };
+    const updated = [...before, record].reduce((acc, r) => withStep(acc, r), { ...carried, phase: next, updatedAt: now });
     try {
       const rv = await this.save(updated, resourceVersion);
+      if (stalled && next !== 'held') this.deps.hooks?.onStall?.(updated, undefined);
       this.deps.hooks?.onPhase?.(updated);
       if (next === 'held') {
         this.report({ operation: updated, step: 'hold', event: 'end', outcome: 'held', detail: updated.heldReason ?? '' });
         await this.emitEvent(updated, 'Warning', 'DowngradeHeld', `Release held on ${op.fromVersion}: ${updated.heldReason ?? ''}`);
       }
       if (next === 'cancelled') await this.emitEvent(updated, 'Normal', 'DowngradeCancelled', detail ?? 'cancelled');
-      if (step === 'abort') await this.emitEvent(updated, 'Warning', 'DowngradeAborted', `Aborted ${detail ?? ''}; held workloads stay held until they are changed back to ${op.fromVersion}`);
+      if (next === 'forward') await this.emitEvent(updated, 'Warning', 'DowngradeReturned', `Release changed back to ${op.fromVersion} during the downgrade (at ${op.phase === 'held' ? `held, ${op.heldFrom ?? 'confirm'}` : op.phase}): the guard moves the schema forward to ${op.fromRevision} and restores the drained workloads`);
+      if (next === 'returned') await this.emitEvent(updated, 'Warning', 'ReturnedToFromVersion', `Release back at ${op.fromVersion} with the schema at ${op.fromRevision}; drained workloads restored. The downgrade to ${op.toVersion} did not happen`);
       return { op: updated, resourceVersion: rv };
     } catch (error) {
-      if ((error as { code?: number }).code === 409) return undefined;
+      if (isConflict(error)) return undefined;
       throw error;
     }
   }
@@ -1029,7 +1209,7 @@ export class Coordinator {
 
   private async emitEventOn(op: OperationState, kind: WorkloadKind, name: string, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
     const now = new Date().toISOString();
-    const apiVersion = kind === 'Job' || kind === 'CronJob' ? 'batch/v1' : 'apps/v1';
+    const apiVersion = apiVersionOf(kind);
     const event = {
       apiVersion: 'v1',
       kind: 'Event',
@@ -1057,6 +1237,9 @@ function phaseStep(phase: Phase): StepName {
     case 'verify':
     case 'drain':
     case 'release':
+    case 'forward':
+    case 'restore':
+    case 'quiesce':
       return phase;
     default:
       return 'hold';
@@ -1071,11 +1254,10 @@ function isBetween(revision: string | null, lower: string, upper: string): boole
 }
 
 function summariseOperation(obj: unknown): OperationSummary | undefined {
-  const text = valueAt(obj, ['data', OPERATION_DATA_KEY]);
-  if (typeof text !== 'string') return undefined;
   try {
-    const op = parseOperation(text);
-    const resourceVersion = String(valueAt(obj, ['metadata', 'resourceVersion']) ?? '');
+    const read = readOperationConfigMap(obj);
+    if (!read) return undefined;
+    const { op, resourceVersion } = read;
     return { namespace: op.namespace, release: op.release, id: op.id, phase: op.phase, fromVersion: op.fromVersion, toVersion: op.toVersion, resourceVersion };
   } catch {
     return undefined;

@@ -5,7 +5,7 @@
 // must not write its result.
 import type { Logger } from 'pino';
 import { valueAt } from '../core/objects.js';
-import type { Cluster } from '../k8s/cluster.js';
+import { isConflict, type Cluster } from '../k8s/cluster.js';
 import { MANAGED_BY, MANAGED_BY_LABEL, leaseName } from './operation.js';
 
 export interface LeaseKeeperOptions {
@@ -138,7 +138,7 @@ export class LeaseKeeper {
       this.held.set(k, { lease: written, renewedAt: sentAt });
       return true;
     } catch (error) {
-      if ((error as { code?: number }).code !== 409) throw error;
+      if (!isConflict(error)) throw error;
       // Our copy was stale or another replica raced us: drop it; the next attempt reads the cluster.
       this.held.delete(k);
       if (mine && !afterConflict && this.now() < mine.renewedAt + this.durationMs) return this.claimFresh(namespace, release, mine.renewedAt);

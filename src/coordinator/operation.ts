@@ -1,15 +1,35 @@
 // One downgrade operation per release, kept in the cluster (a ConfigMap in the release's namespace)
-// so that any replica can resume it after a crash. Pure: naming, parsing, transitions.
+// so that any replica can resume it after a crash. Pure: naming, and the record's one codec
+// (operationConfigMap / readOperationConfigMap). The phases' transitions are in transitions.ts.
 import { z } from 'zod';
 import { headForVersion, headIndex, isValidRevision } from '../core/heads.js';
+import { valueAt } from '../core/objects.js';
 import { parseAirflowVersion } from '../core/versions.js';
 
-export const PHASES = ['confirm', 'downgrade', 'verify', 'drain', 'release', 'done', 'held', 'aborted', 'cancelled'] as const;
+// forward/restore/returned: the release was changed back to the from-version after the schema may
+// have moved; the guard migrates it forward again and gives the drained workloads back.
+// quiesce: the drain before the downgrade (order drain-first).
+export const PHASES = ['confirm', 'downgrade', 'verify', 'drain', 'release', 'done', 'held', 'aborted', 'cancelled', 'forward', 'restore', 'returned', 'quiesce'] as const;
 export type Phase = (typeof PHASES)[number];
 
-/** Phases in which the schema may already differ from what the release's running pods expect. */
-export const SCHEMA_MAY_HAVE_CHANGED: readonly Phase[] = ['verify', 'drain', 'release', 'done'];
-export const TERMINAL_PHASES: readonly Phase[] = ['done', 'aborted', 'cancelled'];
+/** Phases in which the schema may already differ from what the release's running pods expect: no abort. */
+export const SCHEMA_MAY_HAVE_CHANGED: readonly Phase[] = ['verify', 'drain', 'release', 'done', 'forward', 'restore', 'returned'];
+/**
+ * Phases from which a change back to the from-version needs the schema checked (and moved forward)
+ * first: a downgrade exec may be running in a pod even when its driver is gone.
+ */
+export const RETURN_NEEDS_FORWARD: readonly Phase[] = ['quiesce', 'downgrade', ...SCHEMA_MAY_HAVE_CHANGED];
+
+/**
+ * drain-first: every database-touching workload is drained before the downgrade, which runs in a
+ * runner pod of the newer version, so no pod ever runs on a schema it does not match.
+ * downgrade-first: the downgrade runs in a serving pod of the newer version, then the drain; the
+ * outage is shorter, but those pods run on the older schema until drained. Records without an
+ * order were written by 0.1.0, which only had downgrade-first.
+ */
+export const ORDERS = ['drain-first', 'downgrade-first'] as const;
+export type Order = (typeof ORDERS)[number];
+export const TERMINAL_PHASES: readonly Phase[] = ['done', 'aborted', 'cancelled', 'returned'];
 
 export const STEP_NAMES = [
   'open',
@@ -24,6 +44,10 @@ export const STEP_NAMES = [
   'retry',
   'abort',
   'cancel',
+  'forward',
+  'restore',
+  'stall',
+  'quiesce',
 ] as const;
 export type StepName = (typeof STEP_NAMES)[number];
 
@@ -57,6 +81,16 @@ export const operationSchema = z.object({
   heldReason: z.string().max(2000).optional(),
   heldFrom: z.enum(PHASES).optional(),
   attempts: z.number().int().nonnegative(),
+  order: z.enum(ORDERS).optional(),
+  /** When the drain began: its timeout survives a failover. */
+  drainStartedAt: z.string().optional(),
+  /** A wait on something that may never come: why, and since when (the stall bound counts from here). */
+  stalled: z.object({ reason: z.string().max(2000), since: z.string() }).optional(),
+  /**
+   * The id the webhook wrote on the holds when that differs from `id` (a repeated downgrade gets a
+   * fresh id; holds admitted under the derived one still belong to it).
+   */
+  admittedAs: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/).optional(),
   steps: z.array(stepSchema).max(200),
 });
 export type OperationState = z.infer<typeof operationSchema>;
@@ -93,6 +127,16 @@ export function parseOperation(text: string): OperationState {
   return result.data;
 }
 
+/**
+ * The operation a ConfigMap holds and the ConfigMap's resourceVersion; undefined when it holds none.
+ * Throws OperationStateError when the record is unreadable.
+ */
+export function readOperationConfigMap(object: unknown): { op: OperationState; resourceVersion: string } | undefined {
+  const text = valueAt(object, ['data', OPERATION_DATA_KEY]);
+  if (typeof text !== 'string') return undefined;
+  return { op: parseOperation(text), resourceVersion: String(valueAt(object, ['metadata', 'resourceVersion']) ?? '') };
+}
+
 export function operationConfigMap(op: OperationState, resourceVersion?: string): Record<string, unknown> {
   return {
     apiVersion: 'v1',
@@ -122,6 +166,7 @@ export function withStep(op: OperationState, step: StepRecord): OperationState {
 
 export interface NewOperation {
   id: string;
+  order?: Order;
   namespace: string;
   release: string;
   fromVersion: string;

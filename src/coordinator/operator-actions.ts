@@ -1,21 +1,20 @@
 // What an operator can do to an operation from the CLI (`status`, `retry`, `abort`): read and
 // change its state in the cluster. The driving replica notices through its watch; nothing here
 // runs a step itself.
-import { valueAt } from '../core/objects.js';
-import type { Cluster } from '../k8s/cluster.js';
+import { isConflict, type Cluster } from '../k8s/cluster.js';
 import {
   MANAGED_BY,
   MANAGED_BY_LABEL,
-  OPERATION_DATA_KEY,
   SCHEMA_MAY_HAVE_CHANGED,
   isTerminal,
   operationConfigMap,
   operationConfigMapName,
-  parseOperation,
+  readOperationConfigMap,
   withStep,
   type OperationState,
   type Phase,
 } from './operation.js';
+import { canHappen, nextPhase } from './transitions.js';
 
 export class OperatorActionError extends Error {
   override name = 'OperatorActionError';
@@ -26,10 +25,9 @@ export async function listOperations(cluster: Cluster, namespace?: string): Prom
   const list = await cluster.list('ConfigMap', namespace, `${MANAGED_BY_LABEL}=${MANAGED_BY}`);
   const ops: OperationState[] = [];
   for (const cm of list.items) {
-    const text = valueAt(cm, ['data', OPERATION_DATA_KEY]);
-    if (typeof text !== 'string') continue;
     try {
-      ops.push(parseOperation(text));
+      const read = readOperationConfigMap(cm);
+      if (read) ops.push(read.op);
     } catch {
       // unreadable state is reported by the coordinator; status lists what it can read
     }
@@ -47,16 +45,15 @@ export async function findOperation(cluster: Cluster, ref: string, namespace?: s
 
 /** The phase a held operation resumes in: where it stopped when that is safe, else confirm. */
 export function retryPhase(op: OperationState): Phase {
-  if (op.phase !== 'held') throw new OperatorActionError(`operation ${op.id} is ${op.phase}, not held: nothing to retry`);
-  const from = op.heldFrom ?? 'confirm';
-  return from === 'drain' || from === 'release' ? from : 'confirm';
+  if (!canHappen(op.phase, 'retry')) throw new OperatorActionError(`operation ${op.id} is ${op.phase}, not held: nothing to retry`);
+  return nextPhase(op.phase, 'retry', op.heldFrom);
 }
 
 /** Abort is refused once the schema may have changed: only finishing matches the code again. */
 export function checkAbortable(op: OperationState): void {
   if (isTerminal(op.phase)) throw new OperatorActionError(`operation ${op.id} already ended (${op.phase})`);
   const phase = op.phase === 'held' ? (op.heldFrom ?? 'confirm') : op.phase;
-  if (SCHEMA_MAY_HAVE_CHANGED.includes(phase)) {
+  if (SCHEMA_MAY_HAVE_CHANGED.includes(phase) || !canHappen(op.phase, 'abort')) {
     throw new OperatorActionError(
       `operation ${op.id} reached ${phase}: the schema may already be at ${op.toVersion}; aborting would leave no running code matching it — fix the cause and retry instead`,
     );
@@ -72,14 +69,16 @@ async function change(
 ): Promise<OperationState> {
   const name = operationConfigMapName(op.release);
   const cm = await cluster.get('ConfigMap', op.namespace, name);
-  const current = parseOperation(String(valueAt(cm, ['data', OPERATION_DATA_KEY])));
+  const read = readOperationConfigMap(cm);
+  if (!read) throw new OperatorActionError(`operation ${op.id} has no state any more; look again`);
+  const current = read.op;
   if (current.id !== op.id) throw new OperatorActionError(`operation ${op.id} was replaced by ${current.id}; look again`);
   const now = new Date().toISOString();
   const updated = withStep({ ...next(current), updatedAt: now }, { step, outcome: 'ok', at: now, durationMs: 0, detail: `by ${user}` });
   try {
-    await cluster.replace('ConfigMap', op.namespace, name, operationConfigMap(updated, String(valueAt(cm, ['metadata', 'resourceVersion']))));
+    await cluster.replace('ConfigMap', op.namespace, name, operationConfigMap(updated, read.resourceVersion));
   } catch (error) {
-    if ((error as { code?: number }).code === 409) throw new OperatorActionError('the operation changed meanwhile; look again and retry');
+    if (isConflict(error)) throw new OperatorActionError('the operation changed meanwhile; look again and retry');
     throw error;
   }
   return updated;
@@ -88,7 +87,7 @@ async function change(
 export async function retryOperation(cluster: Cluster, op: OperationState, user: string): Promise<OperationState> {
   const phase = retryPhase(op);
   return change(cluster, op, 'retry', user, (current) => {
-    const { heldReason: _r, heldFrom: _f, ...rest } = current;
+    const { heldReason: _r, heldFrom: _f, stalled: _s, ...rest } = current;
     return { ...rest, phase: retryPhase(current) === phase ? phase : retryPhase(current), attempts: 0 };
   });
 }
@@ -97,7 +96,7 @@ export async function abortOperation(cluster: Cluster, op: OperationState, user:
   checkAbortable(op);
   return change(cluster, op, 'abort', user, (current) => {
     checkAbortable(current);
-    return { ...current, phase: 'aborted' };
+    return { ...current, phase: nextPhase(current.phase, 'abort') };
   });
 }
 
@@ -140,6 +139,8 @@ export interface OperationStatus {
   toRevision: string;
   step: string;
   heldReason?: string;
+  /** What the operation waits on that may never come, and since when. */
+  stalled?: { reason: string; since: string };
   execPod?: string;
   openedAt: string;
   updatedAt: string;
@@ -160,6 +161,7 @@ export function operationStatus(op: OperationState, now: Date = new Date()): Ope
     toRevision: op.toRevision,
     step: currentStep(op),
     ...(op.heldReason ? { heldReason: op.heldReason } : {}),
+    ...(op.stalled ? { stalled: op.stalled } : {}),
     ...(op.execPod ? { execPod: op.execPod.name } : {}),
     openedAt: op.openedAt,
     updatedAt: op.updatedAt,

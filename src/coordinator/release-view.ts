@@ -2,7 +2,7 @@
 // questions the admission path and the coordinator ask of them.
 import { ANNOTATIONS, type GuardConfig } from '../core/config.js';
 import { headForVersion } from '../core/heads.js';
-import { pointer, readHoldRecord } from '../core/hold.js';
+import { pointer, readHoldRecord, readReturnedFrom } from '../core/hold.js';
 import { annotationsOf, isJsonObject, valueAt, type WorkloadKind } from '../core/objects.js';
 import { componentRole, identifyRelease, mainContainer, workloadVersion, type ComponentRole } from '../core/release.js';
 import { compareVersions, parseAirflowVersion } from '../core/versions.js';
@@ -25,6 +25,8 @@ export interface WorkloadRecord {
   replicas: number;
   holdOperation?: string;
   drained?: DrainedRecord;
+  /** The operation this workload was changed back from (to its from-version) while held. */
+  returnedFrom?: string;
   /** Deployment paused / StatefulSet partition / Job or CronJob suspended (by anyone). */
   resourceVersion: string;
 }
@@ -85,8 +87,12 @@ export function projectWorkload(kind: WorkloadKind, object: unknown, config: Gua
     resourceVersion: String(valueAt(object, ['metadata', 'resourceVersion']) ?? ''),
     ...versionFields(kind, object, identity.component),
   };
+  // Held as soon as the hold record and its operation are there (even when other annotations are
+  // missing): a held workload never counts as running its spec's version.
   const holdOperation = annotations[ANNOTATIONS.operation];
   if (holdOperation && readHoldRecord(object)) record.holdOperation = holdOperation;
+  const returnedFrom = readReturnedFrom(object);
+  if (returnedFrom) record.returnedFrom = returnedFrom;
   const drained = readDrainedRecord(object);
   if (drained) record.drained = drained;
   return record;

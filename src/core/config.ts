@@ -19,6 +19,11 @@ export const ANNOTATIONS = {
   toRevision: `${ANNOTATION_PREFIX}to-revision`,
   /** Set by the coordinator's drain: JSON {operation, replicas | suspend} to restore on release. */
   drained: `${ANNOTATION_PREFIX}drained`,
+  /**
+   * Set by the webhook when a held object is changed back to its from-version: the operation it
+   * returned from. The coordinator then moves the schema forward again instead of releasing.
+   */
+  returned: `${ANNOTATION_PREFIX}returned`,
 } as const;
 
 /** Annotations the guard writes with a hold and removes when it releases one. */

@@ -7,7 +7,7 @@ import { ANNOTATIONS, type GuardConfig } from './config.js';
 import { allowed, denied, held, type Decision, type DecisionBasis, type DowngradePlan, type VersionPoint } from './decision.js';
 import { downgradeArgv } from './downgrade-command.js';
 import { firstVersionWithHead, headForVersion, headIndex, isValidRevision, newestKnownVersion, revisionChain } from './heads.js';
-import { holdPatch, isHeld, pointer, readHoldRecord, releasePatch, type JsonPatchOperation } from './hold.js';
+import { holdPatch, isHeld, pointer, readHoldRecord, readHoldTarget, releasePatch, returnPatch, type HoldRecord, type JsonPatchOperation } from './hold.js';
 import { printable } from './images.js';
 import { annotationAt, isJsonObject, isValidObjectName, valueAt, type WorkloadKind } from './objects.js';
 import { componentRole, identifyRelease, workloadVersion, type ComponentRole, type ReleaseIdentity, type WorkloadVersion } from './release.js';
@@ -348,13 +348,9 @@ function openOperation(f: RequestFacts): OpenOperation | undefined {
     if (parsed) return { ...parsed, phase: LABEL_VALUE.test(op.phase) ? op.phase : 'unknown' };
   }
   for (const object of [f.request.object, f.request.oldObject]) {
-    if (annotationAt(object, ANNOTATIONS.hold) === undefined) continue;
-    const parsed = validOperation(
-      annotationAt(object, ANNOTATIONS.operation),
-      annotationAt(object, ANNOTATIONS.fromVersion),
-      annotationAt(object, ANNOTATIONS.toVersion),
-      'annotations',
-    );
+    const target = readHoldTarget(object);
+    if (!target) continue;
+    const parsed = validOperation(target.operationId, target.fromVersion, target.toVersion, 'annotations');
     if (parsed) return parsed;
   }
   return undefined;
@@ -401,8 +397,8 @@ function decideWithinOperation(f: RequestFacts, op: OpenOperation, target: Airfl
     if (!isHeldNow) return undefined;
     const record = readHoldRecord(f.request.object) ?? readHoldRecord(f.request.oldObject);
     return allowed(basis, 'cancel-hold', `${f.ref} returned to ${target.text}, the from-version of operation ${opText}: hold removed`, {
-      warnings: [`${TOOL}: ${f.ref} is back at ${target.text}, the version before operation ${opText}: its hold is removed, no downgrade for it.${f.request.dryRun ? ' Dry run: nothing changes.' : ''}`],
-      patch: releasePatch(f.request.object, record),
+      warnings: [`${TOOL}: ${f.ref} is back at ${target.text}, the version before operation ${opText}: its hold is removed, no downgrade for it; the guard migrates the schema forward again if the downgrade already ran.${f.request.dryRun ? ' Dry run: nothing changes.' : ''}`],
+      patch: returnPatch(f.request.object, record, op.id),
       sideEffect: f.request.dryRun ? 'none' : 'cancel-hold',
       operation,
     });

@@ -4,10 +4,14 @@
 import { ANNOTATIONS, HOLD_ANNOTATIONS } from './config.js';
 import { annotationAt, isJsonObject, valueAt, WORKLOAD_KINDS, type WorkloadKind } from './objects.js';
 
+/** The RFC 6902 operations the guard writes (admission patches and the coordinator's). */
 export type JsonPatchOperation =
   | { op: 'add'; path: string; value: unknown }
   | { op: 'replace'; path: string; value: unknown }
-  | { op: 'remove'; path: string };
+  | { op: 'remove'; path: string }
+  | { op: 'test'; path: string; value: unknown };
+/** The same type under the name the Kubernetes adapters use. */
+export type JsonPatchOp = JsonPatchOperation;
 
 /** One field the hold changed: its JSON Pointer, whether it existed before, and its previous value. */
 export interface HoldChange {
@@ -183,7 +187,52 @@ export function holdPatch(
   };
   if (target.fromRevision !== undefined) annotations[ANNOTATIONS.fromRevision] = target.fromRevision;
   patch.push(...annotationOps(object, annotations));
+  // Held again after a return: the object is part of a downgrade again, not of the return.
+  if (annotationAt(object, ANNOTATIONS.returned) !== undefined) patch.push({ op: 'remove', path: pointer(['metadata', 'annotations', ANNOTATIONS.returned]) });
   return { patch, record };
+}
+
+/**
+ * The operation a hold names, read back from the annotations holdPatch writes (its inverse):
+ * undefined when the object carries no hold record or the annotations are incomplete.
+ */
+export function readHoldTarget(object: unknown): HoldTarget | undefined {
+  if (readHoldRecord(object) === undefined) return undefined;
+  const operationId = annotationAt(object, ANNOTATIONS.operation);
+  const fromVersion = annotationAt(object, ANNOTATIONS.fromVersion);
+  const toVersion = annotationAt(object, ANNOTATIONS.toVersion);
+  const toRevision = annotationAt(object, ANNOTATIONS.toRevision);
+  const fromRevision = annotationAt(object, ANNOTATIONS.fromRevision);
+  if (operationId === undefined || fromVersion === undefined || toVersion === undefined || toRevision === undefined) return undefined;
+  return { operationId, fromVersion, toVersion, ...(fromRevision !== undefined ? { fromRevision } : {}), toRevision };
+}
+
+/** Moves a held object to another operation (a repeated downgrade's fresh id); nothing else changes. */
+export function holdOperationPatch(object: unknown, operationId: string): JsonPatchOperation[] {
+  if (readHoldTarget(object) === undefined) return [];
+  return [{ op: 'add', path: pointer(['metadata', 'annotations', ANNOTATIONS.operation]), value: operationId }];
+}
+
+/**
+ * The patch for a held object changed back to its from-version: the hold is undone (releasePatch)
+ * and the object is marked as returned from `operationId`.
+ */
+export function returnPatch(object: unknown, record: HoldRecord | undefined, operationId: string): JsonPatchOperation[] {
+  const patch = releasePatch(object, record);
+  const marker = { [ANNOTATIONS.returned]: operationId };
+  const annotationsRemain = isJsonObject(valueAt(object, ['metadata', 'annotations']));
+  patch.push(...(annotationsRemain ? [{ op: 'add' as const, path: pointer(['metadata', 'annotations', ANNOTATIONS.returned]), value: operationId }] : setOps(object, ['metadata', 'annotations'], marker)));
+  return patch;
+}
+
+/** The operation a workload returned from (the webhook's marker), if any. */
+export function readReturnedFrom(object: unknown): string | undefined {
+  return annotationAt(object, ANNOTATIONS.returned);
+}
+
+/** Removes the returned marker (the coordinator, once the return is handled). */
+export function clearReturnedPatch(object: unknown): JsonPatchOperation[] {
+  return readReturnedFrom(object) === undefined ? [] : [{ op: 'remove', path: pointer(['metadata', 'annotations', ANNOTATIONS.returned]) }];
 }
 
 /**

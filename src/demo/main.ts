@@ -11,7 +11,7 @@ import pg from 'pg';
 import { stringify } from 'yaml';
 import { KubeConfig } from '@kubernetes/client-node';
 import { generateCertificates } from '../certs/generate.js';
-import { operationConfigMapName, parseOperation, type OperationState } from '../coordinator/operation.js';
+import { operationConfigMapName, readOperationConfigMap, type OperationState } from '../coordinator/operation.js';
 import { readAlembicRevision } from '../db/alembic.js';
 import { startEmbeddedPostgres } from '../db/embedded-postgres.js';
 import { renderInstallManifests } from '../install/manifests.js';
@@ -104,8 +104,7 @@ function podSummary(sim: SimCluster): string {
 
 function operation(sim: SimCluster): OperationState | undefined {
   const cm = sim.store.get(RESOURCES.configmaps, NAMESPACE, operationConfigMapName(RELEASE)) as (KubeObject & { data?: Record<string, string> }) | undefined;
-  const text = cm?.data?.['operation.json'];
-  return text ? parseOperation(text) : undefined;
+  return readOperationConfigMap(cm)?.op;
 }
 
 async function waitUntil(what: string, probe: () => boolean | Promise<boolean>, timeoutMs = 120_000): Promise<void> {

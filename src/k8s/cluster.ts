@@ -40,16 +40,28 @@ export function resourcePath(kind: KindName, namespace?: string, name?: string, 
   return path;
 }
 
+/** The apiVersion of a kind (group/version, or version for the core group), from the same table as its paths. */
+export function apiVersionOf(kind: KindName): string {
+  const prefix = KINDS[kind].prefix;
+  return prefix.startsWith('/apis/') ? prefix.slice('/apis/'.length) : prefix.slice('/api/'.length);
+}
+
 export interface KubeList<T = JsonObject> {
   metadata?: { resourceVersion?: string; continue?: string };
   items: T[];
 }
 
-export interface JsonPatchOp {
-  op: 'add' | 'remove' | 'replace' | 'test' | 'move' | 'copy';
-  path: string;
-  value?: unknown;
-  from?: string;
+export type { JsonPatchOp } from '../core/hold.js';
+import type { JsonPatchOp } from '../core/hold.js';
+import { valueAt } from '../core/objects.js';
+
+/** The API server answered 409: AlreadyExists, or a stale resourceVersion. */
+export function isConflict(error: unknown): boolean {
+  return (error as { code?: number } | undefined)?.code === 409;
+}
+
+export function isNotFound(error: unknown): boolean {
+  return (error as { code?: number } | undefined)?.code === 404;
 }
 
 export class Cluster {
@@ -67,7 +79,7 @@ export class Cluster {
     try {
       return await this.get<T>(kind, namespace, name);
     } catch (error) {
-      if ((error as { code?: number }).code === 404) return undefined;
+      if (isNotFound(error)) return undefined;
       throw error;
     }
   }
@@ -103,6 +115,17 @@ export class Cluster {
     );
   }
 
+  /**
+   * Patches `object` as it was read: the patch is refused (409) when the object changed since, so
+   * a decision made on what was read is never applied to something else.
+   */
+  patchUnchanged<T = JsonObject>(kind: KindName, object: unknown, ops: JsonPatchOp[]): Promise<T> {
+    const namespace = valueAt(object, ['metadata', 'namespace']);
+    const name = String(valueAt(object, ['metadata', 'name']));
+    const test: JsonPatchOp = { op: 'test', path: '/metadata/resourceVersion', value: valueAt(object, ['metadata', 'resourceVersion']) };
+    return this.patch<T>(kind, typeof namespace === 'string' ? namespace : undefined, name, [test, ...ops]);
+  }
+
   async delete(kind: KindName, namespace: string | undefined, name: string, gracePeriodSeconds?: number): Promise<void> {
     try {
       await withRetry(
@@ -113,7 +136,7 @@ export class Cluster {
         this.notFoundIsFinal(),
       );
     } catch (error) {
-      if ((error as { code?: number }).code !== 404) throw error;
+      if (!isNotFound(error)) throw error;
     }
   }
 
@@ -123,6 +146,6 @@ export class Cluster {
 
   /** A 409 on create/replace/patch is an answer (exists, stale resourceVersion), not a passing fault. */
   private conflictIsFinal(): RetryOptions {
-    return { ...this.retry, retryable: (e) => isRetryable(e) && (e as { code?: number }).code !== 409 };
+    return { ...this.retry, retryable: (e) => isRetryable(e) && !isConflict(e) };
   }
 }

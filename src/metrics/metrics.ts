@@ -23,6 +23,8 @@ export interface GuardMetrics {
   admissionDuration: Histogram;
   operations: Counter<'outcome'>;
   operationsInProgress: Gauge;
+  /** Open operations waiting on something that may never come (a Secret, the database, a pod, a drain). */
+  operationsStalled: Gauge;
   operationStepDuration: Histogram<'step' | 'outcome'>;
   execDuration: Histogram<'outcome'>;
   auditBufferDepth: Gauge;
@@ -62,6 +64,11 @@ export function createMetrics(options: MetricsOptions = {}): GuardMetrics {
     name: `${METRIC_PREFIX}operations_total`,
     help: 'Downgrade operations finished, by outcome.',
     labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
+  const operationsStalled = new Gauge({
+    name: `${METRIC_PREFIX}operations_stalled`,
+    help: 'Open downgrade operations waiting on something that may never come; held after the stall timeout.',
     registers: [registry],
   });
   const operationsInProgress = new Gauge({
@@ -138,6 +145,7 @@ export function createMetrics(options: MetricsOptions = {}): GuardMetrics {
     operations,
     operationsInProgress,
     operationStepDuration,
+    operationsStalled,
     execDuration,
     auditBufferDepth,
     auditRecordsDropped,

@@ -2,7 +2,7 @@
 // open operations, read like the coordinator's caches) or a release state stated on the command line.
 import type { ReleaseState } from '../core/decide.js';
 import { WORKLOAD_KINDS, valueAt, type JsonObject, type WorkloadKind } from '../core/objects.js';
-import { OPERATION_DATA_KEY, isTerminal, operationConfigMapName, parseOperation } from '../coordinator/operation.js';
+import { isTerminal, operationConfigMapName, readOperationConfigMap } from '../coordinator/operation.js';
 import { projectPod, projectWorkload, releaseStateFrom, type PodRecord, type WorkloadRecord } from '../coordinator/release-view.js';
 import type { GuardConfig } from '../core/config.js';
 import type { Cluster } from '../k8s/cluster.js';
@@ -45,7 +45,7 @@ export function clusterSource(cluster: Cluster, config: GuardConfig, description
     current: async (kind, namespace, name) => cluster.find<JsonObject>(kind, namespace, name),
     releaseState: async (namespace, release) => {
       const { workloads, pods } = await view(namespace);
-      const state = releaseStateFrom(namespace, release, workloads, pods, await openOperation(cluster, namespace, release), undefined);
+      const state = releaseStateFrom(namespace, release, workloads, pods, await findOpenOperation(cluster, namespace, release), undefined);
       return { ...state, ...stated };
     },
   };
@@ -68,12 +68,12 @@ async function readNamespace(cluster: Cluster, config: GuardConfig, namespace: s
   return { workloads, pods };
 }
 
-async function openOperation(cluster: Cluster, namespace: string, release: string): Promise<ReleaseState['operation']> {
+/** The release's operation while it is open (core's openOperation reads the same from admission state). */
+async function findOpenOperation(cluster: Cluster, namespace: string, release: string): Promise<ReleaseState['operation']> {
   const cm = await cluster.find('ConfigMap', namespace, operationConfigMapName(release));
-  const text = valueAt(cm, ['data', OPERATION_DATA_KEY]);
-  if (typeof text !== 'string') return undefined;
   try {
-    const op = parseOperation(text);
+    const op = readOperationConfigMap(cm)?.op;
+    if (!op) return undefined;
     return isTerminal(op.phase) ? undefined : { id: op.id, fromVersion: op.fromVersion, toVersion: op.toVersion, phase: op.phase };
   } catch {
     // An unreadable operation is the coordinator's to report; the webhook's cache skips it too.

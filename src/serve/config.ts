@@ -8,6 +8,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { guardConfigSchema, type GuardConfig } from '../core/config.js';
 import { CERT_MODES, SERVE_ENV, TLS_MOUNT_PATH } from '../install/serve-contract.js';
+import { ORDERS } from '../coordinator/operation.js';
 
 const positiveMs = z.coerce.number().int().positive();
 const DNS_NAME = /^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/;
@@ -40,6 +41,10 @@ export const serveConfigSchema = z.strictObject({
   coordinatorNice: z.coerce.number().int().min(0).max(19).default(5),
   execTimeoutMs: positiveMs.default(15 * 60_000),
   drainTimeoutMs: positiveMs.default(10 * 60_000),
+  /** An operation waiting this long on something that may never come (Secret, database, exec pod, drain) is held. */
+  stallTimeoutMs: positiveMs.default(10 * 60_000),
+  /** drain-first (default): drain, downgrade in a runner pod, verify, release; downgrade-first: downgrade in a serving pod, then drain. */
+  order: z.enum(ORDERS).default('drain-first'),
   leaseDurationSeconds: z.coerce.number().int().min(2).max(300).default(15),
   resyncMs: positiveMs.default(2_000),
   pollMs: positiveMs.default(250),

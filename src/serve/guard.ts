@@ -115,6 +115,7 @@ export async function startGuard(config: ServeConfig, logger: Logger = createLog
   }
   else logger.warn('no audit database configured (ADG_AUDIT_DATABASE_URL): audit records go to the log only');
 
+  const stalled = new Set<string>();
   const coordinator = new Coordinator(
     {
       ...DEFAULT_COORDINATOR_OPTIONS,
@@ -125,6 +126,8 @@ export async function startGuard(config: ServeConfig, logger: Logger = createLog
       execTimeoutMs: config.execTimeoutMs,
       maxConcurrentExecs: config.maxConcurrentExecs,
       drainTimeoutMs: config.drainTimeoutMs,
+      stallTimeoutMs: config.stallTimeoutMs,
+      order: config.order,
       resyncMs: config.resyncMs,
       pollMs: config.pollMs,
       ...(config.metadataDatabaseUrl ? { databaseUrlOverride: config.metadataDatabaseUrl } : {}),
@@ -146,11 +149,17 @@ export async function startGuard(config: ServeConfig, logger: Logger = createLog
           }
         },
         onPhase: (op) => {
+          if (stalled.delete(op.id)) metrics.operationsStalled.set(stalled.size);
           if (op.phase === 'done' || op.phase === 'held' || op.phase === 'aborted' || op.phase === 'cancelled') {
             metrics.operations.inc({ outcome: op.phase === 'done' ? 'completed' : op.phase });
           }
         },
         onReleaseChange: (namespace, release) => admission?.releaseChanged(namespace, release),
+        onStall: (op, reason) => {
+          if (reason === undefined) stalled.delete(op.id);
+          else stalled.add(op.id);
+          metrics.operationsStalled.set(stalled.size);
+        },
       },
     },
   );

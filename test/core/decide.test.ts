@@ -332,8 +332,17 @@ describe('an open operation', () => {
     expect(d2).toMatchObject({ kind: 'cancel-hold', allowed: true, sideEffect: 'cancel-hold' });
     const released = apply(back, d2.patch) as any;
     expect(released.spec.paused).toBeUndefined();
-    expect(Object.keys(released.metadata.annotations).filter((k) => k.startsWith('airflow-downgrade-guard/'))).toEqual([]);
+    // Only the marker that tells the coordinator the object returned (it moves the schema forward if needed).
+    const guardAnnotations = Object.entries(released.metadata.annotations).filter(([k]) => k.startsWith('airflow-downgrade-guard/'));
+    expect(guardAnnotations).toEqual([['airflow-downgrade-guard/returned', d1.operation?.id]]);
     expect(d2.warnings[0]).toMatch(/hold is removed/);
+    // Held again later: the marker goes with the new hold.
+    const again = structuredClone(released);
+    again.spec.template.spec.containers[0].image = 'apache/airflow:3.0.2';
+    const d3 = run(admissionReview({ operation: 'UPDATE', oldObject: released, object: again, client: 'kubectl-set' }));
+    const reheld = apply(again, d3.patch) as any;
+    expect(reheld.metadata.annotations['airflow-downgrade-guard/returned']).toBeUndefined();
+    expect(reheld.spec.paused).toBe(true);
   });
 
   it('an object at the from-version that was never held is decided as usual', () => {

@@ -1,6 +1,6 @@
 import fastJsonPatch from 'fast-json-patch';
 import { describe, expect, it } from 'vitest';
-import { HOLD_PARTITION, escapePointerSegment, holdPatch, readHoldRecord, releasePatch, setOps, type JsonPatchOperation } from '../../src/core/hold.js';
+import { HOLD_PARTITION, clearReturnedPatch, escapePointerSegment, holdOperationPatch, holdPatch, readHoldRecord, readHoldTarget, readReturnedFrom, releasePatch, returnPatch, setOps, type JsonPatchOperation } from '../../src/core/hold.js';
 import { chartWorkload, type Kind } from '../fixtures/admission/builders.js';
 
 const { applyPatch } = fastJsonPatch;
@@ -91,5 +91,38 @@ describe('readHoldRecord', () => {
     const object = chartWorkload({ kind: 'Deployment', component: 'scheduler', annotations: { 'airflow-downgrade-guard/hold': JSON.stringify(record) } });
     expect(readHoldRecord(object)?.changes.map((c) => c.path)).toEqual(['/spec/paused']);
     expect(releasePatch(object).some((op) => op.path.includes('containers'))).toBe(false);
+  });
+});
+
+describe('hold target codec', () => {
+  it.each(['Deployment', 'StatefulSet', 'Job', 'CronJob'] as const)('readHoldTarget is the inverse of holdPatch (%s)', (kind) => {
+    const object = chartWorkload({ kind, component: 'scheduler', version: '3.0.2', replicas: 2 });
+    expect(readHoldTarget(object)).toBeUndefined();
+    const held = apply(object, holdPatch(kind, object, target, 'UPDATE').patch);
+    expect(readHoldTarget(held)).toEqual(target);
+    const { fromRevision: _omitted, ...withoutFrom } = target;
+    expect(readHoldTarget(apply(object, holdPatch(kind, object, withoutFrom, 'UPDATE').patch))).toEqual(withoutFrom);
+    expect(readHoldTarget(apply(held, releasePatch(held)))).toBeUndefined();
+  });
+
+  it('holdOperationPatch moves a hold to another operation and changes nothing else', () => {
+    const object = chartWorkload({ kind: 'Deployment', component: 'scheduler', version: '3.0.2' });
+    const held = apply(object, holdPatch('Deployment', object, target, 'UPDATE').patch);
+    const moved = apply(held, holdOperationPatch(held, 'dg-fedcba9876543210'));
+    expect(readHoldTarget(moved)).toEqual({ ...target, operationId: 'dg-fedcba9876543210' });
+    expect(readHoldRecord(moved)).toEqual(readHoldRecord(held));
+    expect(holdOperationPatch(object, 'dg-fedcba9876543210')).toEqual([]);
+  });
+
+  it('returnPatch undoes the hold and marks the object returned; a new hold or clearReturnedPatch removes the mark', () => {
+    const object = chartWorkload({ kind: 'Deployment', component: 'scheduler', version: '3.0.2', replicas: 2 });
+    const held = apply(object, holdPatch('Deployment', object, target, 'UPDATE').patch) as any;
+    const returned = apply(held, returnPatch(held, readHoldRecord(held), target.operationId)) as any;
+    expect(returned.spec.paused).toBeUndefined();
+    expect(readHoldTarget(returned)).toBeUndefined();
+    expect(readReturnedFrom(returned)).toBe(target.operationId);
+    expect(readReturnedFrom(apply(returned, clearReturnedPatch(returned)))).toBeUndefined();
+    expect(clearReturnedPatch(object)).toEqual([]);
+    expect(readReturnedFrom(apply(returned, holdPatch('Deployment', returned, target, 'UPDATE').patch))).toBeUndefined();
   });
 });

@@ -124,6 +124,8 @@ export interface E2EOptions {
   certMode?: 'files' | 'self-managed';
   /** Deleted pods for which this says true stay Terminating (the kubelet asks again while it does). */
   stuckTerminating?: (pod: KubeObject) => boolean;
+  /** The guard's --order (the e2e default is downgrade-first, the order the older scenarios were written for). */
+  order?: 'drain-first' | 'downgrade-first';
 }
 
 /** The cluster the end-to-end harness drives: the simulated one (startE2E) or a real one (test/cluster). */
@@ -223,6 +225,8 @@ export async function startE2EOn<C extends ClusterUnderTest>(backend: E2EBackend
           '--lease-duration-seconds', '3',
           '--drain-timeout-ms', '20000',
           '--exec-timeout-ms', '20000',
+          // The scenarios written for the downgrade-first order; drain-first ones pass --order drain-first.
+          '--order', options.order ?? 'downgrade-first',
           ...(options.watchNamespaces?.length ? ['--watch-namespaces', options.watchNamespaces.join(',')] : []),
           ...extraArgs,
         ],

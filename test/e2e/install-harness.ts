@@ -62,7 +62,8 @@ export interface InstalledE2E extends E2E {
   unusedGrants(): string[];
 }
 
-const GUARD_ARGS = ['--host', '127.0.0.1', '--lease-duration-seconds', '3'];
+// downgrade-first unless options.guardArgs says otherwise: the order the HA scenarios were written for.
+const GUARD_ARGS = ['--host', '127.0.0.1', '--lease-duration-seconds', '3', '--order', 'downgrade-first'];
 
 function restFor(kubeconfig: string): Cluster {
   const kc = new KubeConfig();

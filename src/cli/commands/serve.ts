@@ -21,6 +21,8 @@ interface ServeFlags {
   coordinatorNice?: string;
   execTimeoutMs?: string;
   drainTimeoutMs?: string;
+  stallTimeoutMs?: string;
+  order?: string;
   leaseDurationSeconds?: string;
   strict?: boolean;
   trustedUsername?: string[];
@@ -48,6 +50,8 @@ export function register(program: Command): void {
     .option('--coordinator-nice <n>', 'nice steps the coordinator thread runs below the admission thread, Linux (default 5; 0 disables)')
     .option('--exec-timeout-ms <ms>', 'timeout of one downgrade command (default 900000)')
     .option('--drain-timeout-ms <ms>', 'wait for old pods before deleting them (default 600000)')
+    .option('--order <order>', 'drain-first (default: no pod ever runs on a schema it does not match) or downgrade-first (shorter outage)')
+    .option('--stall-timeout-ms <ms>', 'hold an operation that waits this long on something that may never come (default 600000)')
     .option('--lease-duration-seconds <s>', 'per-release Lease duration (default 15)')
     .option('--strict', 'deny changes whose Airflow version cannot be determined')
     .option('--trusted-username <user...>', 'users whose changes pass untouched (the guard adds its own ServiceAccount)')

@@ -27,7 +27,8 @@ const COLUMNS: Array<{ title: string; value: (s: OperationStatus) => string }> =
   { title: 'FROM -> TO', value: (s) => `${s.fromVersion} -> ${s.toVersion}` },
   { title: 'STEP', value: (s) => s.step },
   { title: 'AGE', value: (s) => s.age },
-  { title: 'HELD REASON', value: (s) => s.heldReason ?? '' },
+  // A stall (not yet held) shows its reason here too: it becomes the held reason after the stall bound.
+  { title: 'HELD REASON', value: (s) => s.heldReason ?? (s.stalled ? `stalled since ${s.stalled.since}: ${s.stalled.reason}` : '') },
 ];
 
 // The held reason is last: it may run long without breaking the columns before it.

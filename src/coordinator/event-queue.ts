@@ -3,7 +3,7 @@
 // server), never silent (every failure and every drop is logged), and flushed on stop.
 import type { Logger } from 'pino';
 
-export interface EventRecorderOptions {
+export interface EventQueueOptions {
   /** Posts one Event; rejects when it could not be written. */
   write: (namespace: string, event: Record<string, unknown>) => Promise<unknown>;
   logger: Logger;
@@ -18,7 +18,7 @@ interface Pending {
   event: Record<string, unknown>;
 }
 
-export class EventRecorder {
+export class EventQueue {
   private readonly queue: Pending[] = [];
   private active = 0;
   private idleWaiters: Array<() => void> = [];
@@ -28,7 +28,7 @@ export class EventRecorder {
   failed = 0;
   written = 0;
 
-  constructor(private readonly options: EventRecorderOptions) {
+  constructor(private readonly options: EventQueueOptions) {
     this.maxQueued = options.maxQueued ?? 1000;
     this.concurrency = options.concurrency ?? 4;
   }

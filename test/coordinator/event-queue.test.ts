@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { Writable } from 'node:stream';
-import { EventRecorder } from '../../src/coordinator/event-recorder.js';
+import { EventQueue } from '../../src/coordinator/event-queue.js';
 
 function capture(): { logger: pino.Logger; lines: () => Array<Record<string, unknown>> } {
   const out: string[] = [];
@@ -9,13 +9,13 @@ function capture(): { logger: pino.Logger; lines: () => Array<Record<string, unk
   return { logger: pino({ level: 'info' }, stream), lines: () => out.map((l) => JSON.parse(l) as Record<string, unknown>) };
 }
 
-describe('EventRecorder', () => {
+describe('EventQueue', () => {
   it('returns at once and writes in the background with bounded concurrency', async () => {
     const { logger } = capture();
     let active = 0;
     let peak = 0;
     const written: string[] = [];
-    const recorder = new EventRecorder({
+    const recorder = new EventQueue({
       logger,
       concurrency: 2,
       write: async (_ns, event) => {
@@ -40,7 +40,7 @@ describe('EventRecorder', () => {
     const { logger, lines } = capture();
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    const recorder = new EventRecorder({
+    const recorder = new EventQueue({
       logger,
       concurrency: 1,
       maxQueued: 2,
@@ -66,7 +66,7 @@ describe('EventRecorder', () => {
   it('flush resolves at once when nothing is pending, and after the last write otherwise', async () => {
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
-    const recorder = new EventRecorder({ logger: capture().logger, write: () => gate });
+    const recorder = new EventQueue({ logger: capture().logger, write: () => gate });
     let idleFlushed = false;
     void recorder.flush().then(() => (idleFlushed = true));
     await Promise.resolve();

@@ -1,0 +1,211 @@
+// The release goes back to its from-version while the downgrade runs (issue 17 item 2): a
+// `helm rollback`, or `helm upgrade --atomic` timing out, at each phase of the operation. Before
+// the schema can have changed this is a cancel; after, the guard itself migrates the schema forward
+// again (`helm rollback` runs no hooks) and gives the drained workloads back. Never a release left at
+// 0 replicas without an open operation; the end state is the last spec applied.
+// Driven by the Helm imitation (helm-imitation.ts); to be re-driven by real Helm once it can talk
+// to the simulated API server.
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { OperationState } from '../../src/coordinator/operation.js';
+import type { KubeObject } from '../../src/sim/types.js';
+import {
+  eventsOf,
+  expectNoViolations,
+  guardAnnotations,
+  headOf,
+  releaseReady,
+  releaseWorkloads,
+  startE2E,
+  waitFor,
+  whenOperation,
+  type E2E,
+  type ReleaseSpec,
+} from './harness.js';
+import { imitatedHelm } from './helm-imitation.js';
+
+// Old scheduler pods may be made to hang in Terminating, so the drain cannot finish while the test acts.
+const stuck: { predicate: (pod: KubeObject) => boolean } = { predicate: () => false };
+vi.mock('../../src/sim/cluster.js', async (importOriginal) => {
+  const original = await importOriginal<typeof import('../../src/sim/cluster.js')>();
+  return {
+    ...original,
+    startSimCluster: (options: Parameters<typeof original.startSimCluster>[0] = {}) =>
+      original.startSimCluster({ ...options, controllers: { ...options.controllers, stuckTerminating: (pod) => stuck.predicate(pod) } }),
+  };
+});
+
+const FROM = '3.1.0';
+const TO = '3.0.2';
+
+let e2e: E2E | undefined;
+afterEach(async () => {
+  stuck.predicate = () => false;
+  await e2e?.stop();
+  e2e = undefined;
+});
+
+const spec = (name: string): ReleaseSpec => ({ release: name, namespace: name, version: FROM, replicas: { scheduler: 2 } });
+
+interface WorkloadShape {
+  spec: { paused?: boolean; replicas?: number; suspend?: boolean };
+}
+
+/** The release runs FROM again as its last applied spec says, with nothing of the guard left on it. */
+async function expectBackAtFrom(e: E2E, s: ReleaseSpec, phase: OperationState['phase']): Promise<OperationState> {
+  const op = await waitFor(`operation ${phase}`, () => {
+    const o = e.operation(s.namespace, s.release);
+    return o && ['done', 'returned', 'cancelled', 'held', 'aborted'].includes(o.phase) && o;
+  }, 60_000, 100);
+  expect(op.phase, `${op.phase}: ${op.heldReason ?? ''}`).toBe(phase);
+  await waitFor(`release running ${FROM}`, () => releaseReady(e.sim, s), 60_000, 100);
+  expect(await e.revision()).toBe(headOf(FROM));
+  for (const w of releaseWorkloads(s)) {
+    const obj = e.workload(w.kind, s.namespace, w.name) as WorkloadShape;
+    expect(obj.spec.replicas, `${w.name} replicas`).toBe(w.replicas);
+    expect(obj.spec.paused ?? false, `${w.name} paused`).toBe(false);
+    expect(guardAnnotations(obj), `${w.name} guard annotations`).toEqual([]);
+  }
+  const cron = e.workload('CronJob', s.namespace, `${s.release}-database-cleanup`) as WorkloadShape;
+  expect(cron.spec.suspend ?? false).toBe(false);
+  expect(guardAnnotations(cron)).toEqual([]);
+  await expectNoViolations(e);
+  return op;
+}
+
+function logged(e: E2E, text: string): boolean {
+  return e.guards.some((g) => g.logs.some((l) => l.includes(text)));
+}
+
+function steps(op: OperationState): string[] {
+  return op.steps.filter((s) => s.outcome !== 'waiting').map((s) => s.step);
+}
+
+describe('a return to the from-version during the downgrade (order downgrade-first)', () => {
+  it('before the exec (confirm stalled on the database): shown at once as a stall, then a cancel', async () => {
+    e2e = await startE2E();
+    const e = e2e;
+    const s = spec('before');
+    await e.installRelease(s);
+    await e.startGuard('guard', ['--stall-timeout-ms', '600000']);
+    const secret = `${s.release}-metadata`;
+    const url = Buffer.from(e.db.url).toString('base64');
+    await e.admin.patch('Secret', s.namespace, secret, [{ op: 'replace', path: '/data/connection', value: Buffer.from(e.db.url.replace(/:(\d+)\//, ':1/')).toString('base64') }]);
+    const helm = imitatedHelm(e);
+    await helm.upgrade(s, TO, { hook: 'none' });
+    // 17.3: the wait is visible at once, in the record and as a Warning Event on the held workloads.
+    const stalled = await waitFor('stall recorded', () => e.operation(s.namespace, s.release)?.stalled && e.operation(s.namespace, s.release), 30_000, 50);
+    expect(stalled.phase).toBe('confirm');
+    expect(stalled.stalled?.reason).toMatch(/cannot read the metadata database/);
+    await waitFor('DowngradeStalled event', () => eventsOf(e, s.namespace).some((ev) => ev.reason === 'DowngradeStalled' && ev.type === 'Warning'), 10_000);
+    await helm.rollback(s, FROM);
+    const op = await expectBackAtFrom(e, s, 'cancelled');
+    expect(steps(op)).toEqual(['open', 'cancel']);
+    expect(op.stalled).toBeUndefined();
+    await e.admin.patch('Secret', s.namespace, secret, [{ op: 'replace', path: '/data/connection', value: url }]);
+  });
+
+  it('during the exec (helm upgrade --atomic times out): the guard migrates the schema forward again', async () => {
+    e2e = await startE2E({ stepDurationMs: 800 });
+    const e = e2e;
+    const s = spec('during');
+    await e.installRelease(s);
+    await e.startGuard();
+    const helm = imitatedHelm(e);
+    const timedOut = waitFor('downgrade exec running', () => logged(e, 'operation downgrade start'), 30_000, 20).then(() => new Promise((r) => setTimeout(r, 300)));
+    await helm.atomicUpgrade(s, TO, FROM, timedOut);
+    const op = await expectBackAtFrom(e, s, 'returned');
+    expect(steps(op)).toEqual(['open', 'confirm', 'downgrade', 'forward', 'forward', 'restore']);
+    const reasons = eventsOf(e, s.namespace).map((ev) => `${ev.type} ${ev.reason}`);
+    expect(reasons).toContain('Warning DowngradeReturned');
+    expect(reasons).toContain('Normal MigrateForwardSucceeded');
+    expect(reasons).toContain('Warning ReturnedToFromVersion');
+    expect(logged(e, 'operation forward start')).toBe(true);
+  });
+
+  it('after verify, as the drain starts (old scheduler pods stuck Terminating): forward again, drained workloads restored', async () => {
+    e2e = await startE2E();
+    const e = e2e;
+    const s = spec('verified');
+    await e.installRelease(s);
+    await e.startGuard();
+    stuck.predicate = (pod) => pod.metadata.labels?.component === 'scheduler' && JSON.stringify(pod.spec).includes(`apache/airflow:${FROM}`);
+    const helm = imitatedHelm(e);
+    const timedOut = whenOperation(e, s.namespace, s.release, (op) => op.phase === 'drain');
+    await helm.atomicUpgrade(s, TO, FROM, timedOut);
+    const op = await expectBackAtFrom(e, s, 'returned');
+    expect(steps(op)).toEqual(['open', 'confirm', 'downgrade', 'verify', 'forward', 'forward', 'restore']);
+  });
+
+  it('during the drain (everything at 0, old pods still terminating), by helm rollback: forward again, replicas back', async () => {
+    e2e = await startE2E();
+    const e = e2e;
+    const s = spec('draining');
+    await e.installRelease(s);
+    await e.startGuard();
+    stuck.predicate = (pod) => pod.metadata.labels?.component === 'scheduler' && JSON.stringify(pod.spec).includes(`apache/airflow:${FROM}`);
+    const helm = imitatedHelm(e);
+    await helm.upgrade(s, TO, { hook: 'none' });
+    await waitFor('every workload drained', () => {
+      if (e.operation(s.namespace, s.release)?.phase !== 'drain') return false;
+      return releaseWorkloads(s).filter((w) => w.component !== 'statsd').every((w) => (e.workload(w.kind, s.namespace, w.name) as WorkloadShape).spec.replicas === 0);
+    }, 30_000, 20);
+    await helm.rollback(s, FROM);
+    const op = await expectBackAtFrom(e, s, 'returned');
+    expect(steps(op)).toEqual(['open', 'confirm', 'downgrade', 'verify', 'forward', 'forward', 'restore']);
+  });
+});
+
+describe('a return to the from-version during the downgrade (order drain-first)', () => {
+  const oldScheduler = (pod: KubeObject): boolean => pod.metadata.labels?.component === 'scheduler' && JSON.stringify(pod.spec).includes(`apache/airflow:${FROM}`);
+
+  it('during the drain before the downgrade (old scheduler pods stuck Terminating), by helm rollback: nothing to migrate, replicas back', async () => {
+    e2e = await startE2E({ order: 'drain-first' });
+    const e = e2e;
+    const s = spec('quiesce');
+    await e.installRelease(s);
+    await e.startGuard();
+    stuck.predicate = oldScheduler;
+    const helm = imitatedHelm(e);
+    await helm.upgrade(s, TO, { hook: 'none' });
+    await waitFor('every workload drained before the downgrade', () => {
+      if (e.operation(s.namespace, s.release)?.phase !== 'quiesce') return false;
+      return releaseWorkloads(s).filter((w) => w.component !== 'statsd').every((w) => (e.workload(w.kind, s.namespace, w.name) as WorkloadShape).spec.replicas === 0);
+    }, 30_000, 20);
+    await helm.rollback(s, FROM);
+    const op = await expectBackAtFrom(e, s, 'returned');
+    expect(steps(op)).toEqual(['open', 'confirm', 'forward', 'forward', 'restore']);
+    expect(logged(e, 'operation forward start')).toBe(false); // the schema never moved: no exec
+  });
+
+  it('during the exec in the runner pod (helm upgrade --atomic times out): forward again in the runner, replicas back', async () => {
+    e2e = await startE2E({ order: 'drain-first', stepDurationMs: 800 });
+    const e = e2e;
+    const s = spec('runner');
+    await e.installRelease(s);
+    await e.startGuard();
+    const helm = imitatedHelm(e);
+    const timedOut = waitFor('downgrade exec running', () => logged(e, 'operation downgrade start'), 30_000, 20).then(() => new Promise((r) => setTimeout(r, 300)));
+    await helm.atomicUpgrade(s, TO, FROM, timedOut);
+    const op = await expectBackAtFrom(e, s, 'returned');
+    expect(steps(op)).toEqual(['open', 'confirm', 'quiesce', 'downgrade', 'forward', 'forward', 'restore']);
+    expect(op.execPod?.runner).toBe(true);
+    expect(e.sim.runtime.violations.exposures()).toEqual([]);
+  });
+
+  it('after verify (the return lands in the drain or in the release, which waits for it): forward again, replicas back', async () => {
+    e2e = await startE2E({ order: 'drain-first' });
+    const e = e2e;
+    const s = spec('afterverify');
+    await e.installRelease(s);
+    await e.startGuard();
+    const helm = imitatedHelm(e);
+    const timedOut = whenOperation(e, s.namespace, s.release, (op) => op.phase === 'drain');
+    await helm.atomicUpgrade(s, TO, FROM, timedOut);
+    const op = await expectBackAtFrom(e, s, 'returned');
+    const sequence = steps(op);
+    expect(sequence.slice(0, 5)).toEqual(['open', 'confirm', 'quiesce', 'downgrade', 'verify']);
+    expect(sequence.slice(-3)).toEqual(['forward', 'forward', 'restore']);
+    // Never released onto the target while part of the release was going back.
+    expect(sequence).not.toContain('release');
+  });
+});
