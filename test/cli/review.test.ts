@@ -33,7 +33,7 @@ function ensureBuilt(): void {
 }
 
 function cli(args: string[], input?: string) {
-  const result = spawnSync(node, [bin, ...args], { cwd: root, input, encoding: 'utf8', timeout: 20_000 });
+  const result = spawnSync(node, [bin, ...args], { cwd: root, input, encoding: 'utf8', timeout: 60_000 }); // a safety net, not a condition: a loaded machine starts Node slowly
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
