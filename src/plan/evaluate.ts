@@ -76,7 +76,9 @@ export interface PlanReport {
 
 // The contract (issue 5) has three outcomes; a change the guard would deny fails the apply, so it is
 // an error for the pipeline (1), reported as 'denied' in the plan.
-export const PLAN_EXIT = { noDowngrade: 0, error: 1, usage: 2, downgrade: 3, denied: 1 } as const;
+// Undetermined (issue 17): nothing said which namespace the objects go to, and the release runs
+// in another one than the one assumed, so the answer would be about the wrong release.
+export const PLAN_EXIT = { noDowngrade: 0, error: 1, usage: 2, downgrade: 3, denied: 1, undetermined: 4 } as const;
 
 export function planExitCode(report: PlanReport): number {
   if (report.releases.some((r) => r.outcome === 'denied')) return PLAN_EXIT.denied;
