@@ -10,10 +10,13 @@ import { SERVE_ENV, TLS_MOUNT_PATH } from '../install/serve-contract.js';
 
 const positiveMs = z.coerce.number().int().positive();
 
+/** Where the serving certificate comes from (`--cert-mode`). */
+export const CERT_MODES = ['files', 'self-managed', 'cert-manager'] as const;
+
 export const serveConfigSchema = z.strictObject({
   host: z.string().default('0.0.0.0'),
   port: z.coerce.number().int().min(0).max(65535).default(8443),
-  certMode: z.enum(['files', 'self-managed', 'cert-manager']).default('files'),
+  certMode: z.enum(CERT_MODES).default('files'),
   tlsCertFile: z.string().optional(),
   tlsKeyFile: z.string().optional(),
   tlsSecretName: z.string().default('airflow-downgrade-guard-tls'),
