@@ -448,7 +448,7 @@ export class AuditLog {
 
 /** Pool settings for the audit store: few connections, and fail fast so the writer retries. */
 export function auditPoolConfig(databaseUrl: string): pg.PoolConfig {
-  const config = parseDatabaseUrl(databaseUrl, { timeoutMs: 15_000, applicationName: 'airflow-downgrade-guard-audit' });
+  const config = parseDatabaseUrl(databaseUrl, { timeoutMs: 15_000, applicationName: 'airflow-downgrade-guard-audit', role: 'audit' });
   return {
     ...config,
     connectionTimeoutMillis: Math.min(config.connectionTimeoutMillis ?? 5_000, 5_000),

@@ -7,8 +7,10 @@ export interface WrittenFile {
   mode: number;
 }
 
-/** Writes ca.crt, ca.key, tls.crt, tls.key into dir; private keys get mode 0600. */
-export async function writeCertificateFiles(dir: string, certs: GeneratedCertificates): Promise<WrittenFile[]> {
+export const CERTIFICATE_FILES = ['ca.crt', 'ca.key', 'tls.crt', 'tls.key'] as const;
+
+/** Writes ca.crt, ca.key, tls.crt, tls.key (or the ones named) into dir; private keys get mode 0600. */
+export async function writeCertificateFiles(dir: string, certs: GeneratedCertificates, only: readonly string[] = CERTIFICATE_FILES): Promise<WrittenFile[]> {
   await mkdir(dir, { recursive: true });
   const files: Array<[string, string, number]> = [
     ['ca.crt', certs.caCert, 0o644],
@@ -17,7 +19,7 @@ export async function writeCertificateFiles(dir: string, certs: GeneratedCertifi
     ['tls.key', certs.key, 0o600],
   ];
   const written: WrittenFile[] = [];
-  for (const [name, content, mode] of files) {
+  for (const [name, content, mode] of files.filter(([name]) => only.includes(name))) {
     const path = join(dir, name);
     await writeFile(path, content, { mode });
     await chmod(path, mode); // writeFile's mode only applies to new files

@@ -23,8 +23,21 @@ export interface AdmissionReviewResponse {
 export const MAX_WARNING_LENGTH = 256;
 export const MAX_WARNINGS_TOTAL = 4096;
 
+// A quoted value (image reference, tag, pod name) may be long and usually precedes the reason:
+// shortened in the middle, harder if needed, so the reason after it stays within the length.
+const COMPACTIONS = [
+  { longerThan: 32, head: 16, tail: 10 },
+  { longerThan: 20, head: 10, tail: 6 },
+];
+
+function compactQuoted(text: string, c: (typeof COMPACTIONS)[number]): string {
+  const long = new RegExp(`(['"])([^'"]{${c.longerThan + 1},})\\1`, 'g');
+  return text.replace(long, (_match, quote: string, value: string) => `${quote}${value.slice(0, c.head)}...${value.slice(-c.tail)}${quote}`);
+}
+
 function cleanWarning(text: string): string {
-  const ascii = text.replace(/[^\x20-\x7e]/g, ' ');
+  let ascii = text.replace(/[^\x20-\x7e]/g, ' ');
+  for (const c of COMPACTIONS) if (ascii.length > MAX_WARNING_LENGTH) ascii = compactQuoted(ascii, c);
   return ascii.length > MAX_WARNING_LENGTH ? `${ascii.slice(0, MAX_WARNING_LENGTH - 3)}...` : ascii;
 }
 

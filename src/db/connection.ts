@@ -17,7 +17,12 @@ export interface ConnectionOptions {
   /** Bounds connecting and each statement, so a dead database fails fast instead of hanging. */
   timeoutMs?: number;
   applicationName?: string;
+  /** Which database the URL is for, in error messages (default: metadata). */
+  role?: 'metadata' | 'audit';
 }
+
+/** A bad URL, before parseDatabaseUrl names the database it was for. */
+class UrlProblem extends Error {}
 
 /** Password (in the userinfo or a `password=` parameter) replaced by `***`; works on unparsable text too. */
 export function redactConnectionString(url: string): string {
@@ -37,7 +42,7 @@ function redactUserinfo(url: string): string {
 }
 
 function fail(url: string, why: string): never {
-  throw new DatabaseUrlError(`invalid metadata database URL '${redactConnectionString(url)}': ${why}`);
+  throw new UrlProblem(`'${redactConnectionString(url)}': ${why}`);
 }
 
 function schemeOf(url: string): string {
@@ -75,6 +80,15 @@ function sslFor(url: string, mode: string | null): ClientConfig['ssl'] {
 
 /** node-postgres config for a SQLAlchemy PostgreSQL URL; throws DatabaseUrlError with the reason. */
 export function parseDatabaseUrl(url: string, options: ConnectionOptions = {}): ClientConfig {
+  try {
+    return databaseConfig(url, options);
+  } catch (error) {
+    if (error instanceof UrlProblem) throw new DatabaseUrlError(`invalid ${options.role ?? 'metadata'} database URL ${error.message}`);
+    throw error;
+  }
+}
+
+function databaseConfig(url: string, options: ConnectionOptions): ClientConfig {
   if (typeof url !== 'string' || url.trim() === '') fail(String(url), 'empty');
   if (url.length > 4096) fail(url.slice(0, 64), 'longer than 4096 characters');
   const scheme = schemeOf(url);

@@ -38,7 +38,8 @@ const COMPONENTS: Array<{ component: string; kind: 'Deployment' | 'StatefulSet';
 const bold = (s: string): string => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 const dim = (s: string): string => (process.stdout.isTTY ? `\x1b[2m${s}\x1b[0m` : s);
 const started = Date.now();
-const clock = (): string => `${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s`;
+const demoTime = (at: number): string => `${((at - started) / 1000).toFixed(2).padStart(6)}s`;
+const clock = (): string => demoTime(Date.now());
 function say(text: string): void {
   process.stdout.write(`${dim(clock())}  ${text}\n`);
 }
@@ -91,15 +92,16 @@ function pods(sim: SimCluster): KubeObject[] {
   return sim.store.list(RESOURCES.pods, NAMESPACE).items.filter((p) => p.metadata.labels?.release === RELEASE);
 }
 
+/** Every pod by name, grouped by image tag and phase (statsd's own tag included). */
 function podSummary(sim: SimCluster): string {
-  const counts = new Map<string, number>();
-  for (const p of pods(sim)) {
+  const groups = new Map<string, string[]>();
+  for (const p of pods(sim).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))) {
     const image = ((p.spec as { containers: Array<{ image: string }> }).containers[0]?.image ?? '').split(':').pop() ?? '?';
     const phase = p.metadata.deletionTimestamp ? 'Terminating' : String((p.status as { phase?: string } | undefined)?.phase ?? 'Pending');
     const key = `${image} ${phase}`;
-    counts.set(key, (counts.get(key) ?? 0) + 1);
+    groups.set(key, [...(groups.get(key) ?? []), p.metadata.name]);
   }
-  return [...counts.entries()].map(([k, n]) => `${n}× ${k}`).join(', ') || 'no pods';
+  return [...groups.entries()].map(([k, names]) => `${k}: ${names.join(', ')}`).join('; ') || 'no pods';
 }
 
 function operation(sim: SimCluster): OperationState | undefined {
@@ -231,8 +233,9 @@ async function main(): Promise<void> {
     console.log(`\n${bold('$ helm upgrade airflow apache-airflow/airflow --set airflowVersion=3.0.2')}   ${dim(useKubectl ? '(kubectl apply of the rendered chart)' : '(API calls)')}`);
     const upgradeStart = Date.now();
     const output = await apply(releaseManifests('3.0.2', { job: false, workloads: true }));
+    // Every distinct warning: each held workload's own line, the shared plan once.
     const warnings = output.split('\n').filter((l) => l.startsWith('Warning:'));
-    for (const w of [...new Set(warnings)].slice(0, 8)) console.log(`  ${w}`);
+    for (const w of new Set(warnings)) console.log(`  ${w}`);
     console.log('');
     await apply(releaseManifests('3.0.2', { job: true, workloads: false }));
 
@@ -266,11 +269,10 @@ async function main(): Promise<void> {
     console.log(`  alembic_version = ${revision} (3.0.2's head is 29ce7909c52b)`);
     console.log(`  violations (an older pod against a newer schema, or the reverse): ${violations.length}`);
     console.log(`  from helm upgrade to everything Ready on 3.0.2: ${(total / 1000).toFixed(1)} s`);
-    console.log(`\n${bold('Timeline of the operation')} ${dim(`(ConfigMap ${NAMESPACE}/${operationConfigMapName(RELEASE)})`)}`);
-    const t0 = Date.parse(op.openedAt);
+    // One time base for everything the demo prints: seconds since the demo started.
+    console.log(`\n${bold('Timeline of the operation')} ${dim(`(ConfigMap ${NAMESPACE}/${operationConfigMapName(RELEASE)}; times since the demo started, as above)`)}`);
     for (const step of op.steps) {
-      const at = ((Date.parse(step.at) - t0) / 1000).toFixed(2).padStart(6);
-      console.log(`  +${at}s  ${step.step.padEnd(16)} ${step.outcome.padEnd(8)} ${step.durationMs ? `${step.durationMs} ms`.padStart(8) : ''.padStart(8)}  ${dim(step.detail ?? '')}`);
+      console.log(`  ${demoTime(Date.parse(step.at))}  ${step.step.padEnd(16)} ${step.outcome.padEnd(8)} ${step.durationMs ? `${step.durationMs} ms`.padStart(8) : ''.padStart(8)}  ${dim(step.detail ?? '')}`);
     }
     console.log(`\n${bold('$ airflow-downgrade-guard audit --release airflow --output timeline')}`);
     guard.kill('SIGTERM');
@@ -280,6 +282,8 @@ async function main(): Promise<void> {
     );
     // The operations' timelines; the individual admissions outside them are in the full output.
     const operationPart = audit.split(/\n\s*not part of an operation/)[0] ?? audit;
+    const since = /since (\d{4}-\d\d-\d\dT[\d:.]+Z)/.exec(operationPart)?.[1];
+    if (since) console.log(dim(`  (the audit CLI counts +0s from the operation's first record, at ${demoTime(Date.parse(since)).trim()} in the demo's time)`));
     console.log(operationPart.split('\n').map((l) => `  ${l}`).join('\n'));
     writeFileSync(guardLog, logLines.join('\n'));
     if (violations.length > 0 || revision !== '29ce7909c52b') {

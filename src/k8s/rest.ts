@@ -89,6 +89,11 @@ export class KubeRest {
         : new http.Agent({ keepAlive: true, maxSockets: 32 });
   }
 
+  /** The API server's URL, for messages. */
+  get serverUrl(): string {
+    return this.server.origin;
+  }
+
   async request<T = unknown>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
     const url = new URL(path, this.server);
     for (const [key, value] of Object.entries(options.query ?? {})) {

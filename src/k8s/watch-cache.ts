@@ -3,7 +3,7 @@
 // error relists after a backoff. The admission path only ever reads the map.
 import { Watch, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { KubeRest } from './rest.js';
+import { KubeApiError, type KubeRest } from './rest.js';
 
 interface WatchedObject {
   metadata?: { name?: string; namespace?: string; resourceVersion?: string };
@@ -88,12 +88,31 @@ export class WatchCache<T> {
     try {
       const resourceVersion = await this.relist(path);
       this.synced.add(path);
+      outageOf(this.rest).answered(this.options.logger);
       await this.watchFrom(path, resourceVersion);
       this.retryLater(path, 0);
     } catch (error) {
-      this.options.logger?.warn({ cache: this.options.name, path, err: (error as Error).message }, 'watch failed; relisting');
+      this.reportFailure(path, error, failures);
       this.retryLater(path, failures + 1);
     }
+  }
+
+  /**
+   * An unreachable API server is said once for all caches (with why), then retried quietly; a
+   * watch that expired (410 Gone) is routine; any other error is said once per path until it lists again.
+   */
+  private reportFailure(path: string, error: unknown, failures: number): void {
+    const logger = this.options.logger;
+    const message = (error as Error).message;
+    if (isUnreachable(error)) {
+      outageOf(this.rest).unreachable(logger, message, this.options.maxBackoffMs ?? 5_000);
+      return;
+    }
+    if (isExpired(error) || failures > 0) {
+      logger?.debug({ cache: this.options.name, path, err: message }, 'watch ended; relisting');
+      return;
+    }
+    logger?.warn({ cache: this.options.name, path, err: message }, 'watch failed; relisting with backoff');
   }
 
   private retryLater(path: string, failures: number): void {
@@ -237,3 +256,43 @@ function namespacePrefix(path: string): string | undefined {
   const m = /\/namespaces\/([^/]+)\//.exec(path);
   return m ? `${decodeURIComponent(m[1] as string)}/` : undefined;
 }
+
+/** Connection errors: the API server is not there (as opposed to answering with an error). */
+function isUnreachable(error: unknown): boolean {
+  if (error instanceof KubeApiError) return error.code === 0;
+  const text = `${(error as Error)?.message ?? ''} ${String((error as { cause?: unknown })?.cause ?? '')}`;
+  return /ECONNREFUSED|ECONNRESET|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|EAI_AGAIN|socket hang up|fetch failed/i.test(text);
+}
+
+function isExpired(error: unknown): boolean {
+  if (error instanceof KubeApiError) return error.code === 410;
+  return /"code":410|\b410\b.*Gone|too old resource version/i.test((error as Error)?.message ?? '');
+}
+
+/** Whether the API server (one KubeRest) is known to be unreachable, shared by every cache on it. */
+class Outage {
+  private down = false;
+
+  unreachable(logger: Logger | undefined, why: string, maxBackoffMs: number): void {
+    if (this.down) return;
+    this.down = true;
+    logger?.warn({ server: this.server, err: why }, `cannot reach the Kubernetes API at ${this.server} (${why}); retrying quietly with backoff (at most ${maxBackoffMs} ms apart) until it answers`);
+  }
+
+  answered(logger: Logger | undefined): void {
+    if (!this.down) return;
+    this.down = false;
+    logger?.info({ server: this.server }, `the Kubernetes API at ${this.server} answers again`);
+  }
+
+  constructor(private readonly server: string) {}
+}
+
+const outages = new WeakMap<KubeRest, Outage>();
+
+function outageOf(rest: KubeRest): Outage {
+  let outage = outages.get(rest);
+  if (!outage) outages.set(rest, (outage = new Outage(rest.serverUrl)));
+  return outage;
+}
+

@@ -80,3 +80,15 @@ async function findOpenOperation(cluster: Cluster, namespace: string, release: s
     return undefined;
   }
 }
+
+/** The namespaces in which a release of this name has workloads (for a plan whose namespace is a guess). */
+export async function releaseNamespaces(cluster: Cluster, config: GuardConfig, release: string): Promise<string[]> {
+  const found = new Set<string>();
+  for (const kind of WORKLOAD_KINDS) {
+    for (const item of (await cluster.list(kind)).items) {
+      const record = projectWorkload(kind, item, config);
+      if (record?.release === release) found.add(record.namespace);
+    }
+  }
+  return [...found].sort();
+}

@@ -131,7 +131,28 @@ describe('plan against the live (simulated) cluster', () => {
     expect(report.releases[0]?.objects.find((o) => o.name === 'airflow-scheduler')).toMatchObject({ operation: 'CREATE', decision: 'no-version-change' });
   });
 
-  it('with an open operation, another version is refused: exit 4', async () => {
+  it('no namespace from -n or the manifests while the release runs elsewhere: says so, exit 4 (undetermined)', async () => {
+    const { code, stderr } = await plan(renderChart({ version: '3.0.2', namespace: null }));
+    expect(code).toBe(4);
+    expect(stderr).toBe(
+      "undetermined: neither -n nor the manifests name a namespace, so they were evaluated in namespace default (the context's), but release airflow runs in namespace airflow. Render and plan with the release's namespace: helm template -n NS ... | airflow-downgrade-guard plan -n NS -f -\n",
+    );
+    // The recipe that works: the release's namespace given.
+    expect((await plan(renderChart({ version: '3.0.2', namespace: null }), { namespace: 'airflow' })).code).toBe(3);
+    // A release of a name no namespace runs is a plain install wherever it goes.
+    expect((await plan(renderChart({ version: '3.0.2', namespace: null, release: 'fresh' }))).code).toBe(0);
+  });
+
+  it('no objects at all (an empty helm template output) is an error, exit 1; objects without Airflow workloads are not', async () => {
+    const empty = await plan('');
+    expect(empty.code).toBe(1);
+    expect(empty.stderr).toMatch(/^error: \S+\.yaml holds no Kubernetes objects \(an empty `helm template` output\?\): nothing to plan\n$/);
+    expect((await plan('---\n# Source: chart/templates/nothing.yaml\n---\n')).code).toBe(1);
+    const other = await plan('apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: airflow}\n');
+    expect(other).toMatchObject({ code: 0, stderr: '' });
+  });
+
+  it('with an open operation, another version is refused: exit 1 (denied)', async () => {
     const op = newOperation({ id: 'dg-0123456789abcdef', namespace: 'airflow', release: 'airflow', fromVersion: '3.1.0', toVersion: '3.0.2', fromRevision: 'cc92b33c6709', toRevision: '29ce7909c52b', openedBy: 'admin', now: new Date() });
     await e2e.admin.create('ConfigMap', 'airflow', { ...operationConfigMap(op) });
     try {

@@ -33,7 +33,7 @@ function ensureBuilt(): void {
 }
 
 function cli(args: string[], input?: string) {
-  const result = spawnSync(node, [bin, ...args], { cwd: root, input, encoding: 'utf8', timeout: 20_000 });
+  const result = spawnSync(node, [bin, ...args], { cwd: root, input, encoding: 'utf8', timeout: 60_000 }); // a safety net, not a condition: a loaded machine starts Node slowly
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
@@ -102,6 +102,23 @@ describe('review', () => {
     expect(stdout).toBe('');
     expect(stderr.trim().split('\n')).toHaveLength(1);
     expect(stderr).toMatch(message);
+  });
+
+  it('a review the webhook would refuse as too large (413) is refused the same way, naming the limit', () => {
+    const review = JSON.parse(readFileSync(join(fixtures, 'helm-upgrade-scheduler-3.1.0-to-3.0.2.json'), 'utf8'));
+    const padded = (bytes: number) => {
+      const copy = structuredClone(review);
+      copy.request.object.metadata.annotations = { ...copy.request.object.metadata.annotations, padding: 'x'.repeat(bytes) };
+      return JSON.stringify(copy);
+    };
+    const big = join(tmp, 'big-review.json');
+    writeFileSync(big, padded(5 * 1024 * 1024));
+    const refused = cli(['review', '--file', big]);
+    expect(refused.code).toBe(2);
+    expect(refused.stdout).toBe('');
+    expect(refused.stderr).toMatch(/^error: the AdmissionReview is \d+ bytes: the webhook refuses requests over its 3145728 byte \(3 MiB\) limit with 413 Payload Too Large/);
+    writeFileSync(big, padded(3 * 1024 * 1024 - 64 * 1024));
+    expect(cli(['review', '--file', big]).code).toBe(0);
   });
 
   it('a bad config file is invalid input', () => {

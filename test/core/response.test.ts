@@ -45,3 +45,26 @@ describe('boundedWarnings', () => {
     expect(out.join('').length).toBeLessThanOrEqual(4096);
   });
 });
+
+describe('warnings carry their reason within the first 256 characters (what Helm and kubectl print)', () => {
+  it('an unknown version behind a long image reference still says why, and what the guard did', () => {
+    const image = 'registry.internal.example.com/platform/data-engineering/airflow/custom-airflow:rel-agnostic-airflow-main-20241203-abcdef0123456789';
+    const review = admissionReview({
+      operation: 'UPDATE',
+      oldObject: chartWorkload({ kind: 'Deployment', component: 'scheduler', name: 'airflow-production-scheduler', version: '3.1.0' }),
+      object: chartWorkload({ kind: 'Deployment', component: 'scheduler', name: 'airflow-production-scheduler', image }),
+    });
+    const { response, decision } = reviewAdmission(review, () => ({ runningVersion: '3.1.0' }), DEFAULT_CONFIG);
+    expect(decision.kind).toBe('unknown-version');
+    const first = response.response.warnings?.[0] ?? '';
+    expect(decision.warnings[0]!.length).toBeGreaterThan(256); // the uncut text would be cut
+    expect(first.length).toBeLessThanOrEqual(256);
+    expect(first).toMatch(/does not name an Airflow version; admitted without a downgrade check\.$/);
+    expect(first).toContain('deployment/airflow-production-scheduler');
+  });
+
+  it('short warnings and their quoted values stay exactly as written', () => {
+    expect(boundedWarnings([`tag 'rel-agnostic-airflow-main-20241203-abcdef0123456789' is fine`])).toEqual([`tag 'rel-agnostic-airflow-main-20241203-abcdef0123456789' is fine`]);
+  });
+});
+

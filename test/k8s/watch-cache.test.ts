@@ -1,7 +1,9 @@
 // WatchCache's release index against the simulated API server: records are grouped as they are
 // listed, added, moved between groups and deleted, and a group's revision changes with each.
 import { KubeConfig } from '@kubernetes/client-node';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../support/postgres.js';
 import { KubeRest } from '../../src/k8s/rest.js';
 import { WatchCache } from '../../src/k8s/watch-cache.js';
 import { startSimCluster, type SimCluster } from '../../src/sim/cluster.js';
@@ -99,3 +101,34 @@ describe('WatchCache groupBy index', () => {
     expect(names('a/r1')).toEqual(['one', 'two']);
   });
 });
+
+describe('WatchCache with no reachable API server', () => {
+  it('says once what is unreachable and why, for all caches, then retries quietly with backoff', async () => {
+    const port = await freePort();
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromOptions({
+      clusters: [{ name: 'c', server: `https://127.0.0.1:${port}`, skipTLSVerify: true }],
+      users: [{ name: 'u', token: 't' }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    });
+    const rest = new KubeRest(kubeConfig, 1_000);
+    const lines: Array<{ level: number; msg: string }> = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
+    const caches = ['deployments', 'statefulsets', 'pods'].map(
+      (plural) => new WatchCache<Rec>(kubeConfig, rest, { name: plural, paths: [`/apis/apps/v1/${plural}`], project, logger, minBackoffMs: 5, maxBackoffMs: 20 }),
+    );
+    try {
+      for (const c of caches) c.start();
+      await until('every cache retried several times', () => caches.every((c) => c.relists >= 5));
+    } finally {
+      for (const c of caches) c.stop();
+      rest.close();
+    }
+    const warnings = lines.filter((l) => l.level >= 40);
+    expect(warnings.map((l) => l.msg)).toEqual([
+      expect.stringMatching(new RegExp(`^cannot reach the Kubernetes API at https://127\\.0\\.0\\.1:${port} \\(.*ECONNREFUSED.*\\); retrying quietly with backoff \\(at most 20 ms apart\\) until it answers$`)),
+    ]);
+  });
+});
+

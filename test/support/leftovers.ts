@@ -4,6 +4,8 @@
 // subprocess starts, so everything a test (or a guard, Postgres, kubectl, Helm) puts in the
 // temporary directory lands there; at the end it must be empty. The named caches are elsewhere
 // and stay: node_modules/.cache/airflow-downgrade-guard, ~/.cache/airflow-downgrade-guard, Go's.
+// Node's compile cache (tsc turns it on; by default it lives in the temporary directory) is moved
+// to node_modules/.cache/airflow-downgrade-guard/node-compile-cache.
 //
 // Processes: every process started during the run inherits RUN_ENV=<run id>; at the end no process
 // carrying it may be alive apart from vitest's own workers. Leftovers are named, then removed or
@@ -11,9 +13,13 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export const RUN_ENV = 'ADG_TEST_RUN';
+
+/** The named cache for Node's compile cache during test runs. */
+export const COMPILE_CACHE = resolve(dirname(fileURLToPath(import.meta.url)), '../../node_modules/.cache/airflow-downgrade-guard/node-compile-cache');
 
 export interface LeftoverProcess {
   pid: number;
@@ -33,6 +39,7 @@ export function openRunScope(): RunScope {
   chmodSync(tmpDir, 0o711);
   process.env.TMPDIR = tmpDir;
   process.env[RUN_ENV] = id;
+  process.env.NODE_COMPILE_CACHE = COMPILE_CACHE;
   return { id, tmpDir };
 }
 

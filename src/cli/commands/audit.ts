@@ -107,7 +107,7 @@ export async function runAudit(options: AuditCliOptions, io: CliIo): Promise<num
   let config: pg.ClientConfig;
   try {
     quoteSchema(schema);
-    config = parseDatabaseUrl(url, { timeoutMs: 10_000, applicationName: 'airflow-downgrade-guard-audit-cli' });
+    config = parseDatabaseUrl(url, { timeoutMs: 10_000, applicationName: 'airflow-downgrade-guard-audit-cli', role: 'audit' });
   } catch (error) {
     io.stderr(`error: ${(error as Error).message}\n`);
     return USAGE_EXIT_CODE;
@@ -183,7 +183,7 @@ export function register(program: Command): void {
     .option('--kind <kind>', `only this record kind (${RECORD_KINDS.join(', ')})`, parseKind)
     .option('--since <time>', 'records at or after this time (24h, 30m, 7d or ISO)', (v: string) => parseTimeFlag(v))
     .option('--until <time>', 'records before this time (24h, 30m, 7d or ISO)', (v: string) => parseTimeFlag(v))
-    .option('--limit <n>', `at most this many records, the newest (default ${DEFAULT_QUERY_LIMIT})`, parseLimit, DEFAULT_QUERY_LIMIT)
+    .option('--limit <n>', 'at most this many records, the newest', parseLimit, DEFAULT_QUERY_LIMIT)
     .option('--output <format>', `${OUTPUT_FORMATS.join(' | ')}`, parseOutput, 'table' as OutputFormat)
     .addHelpText('after', HELP_AFTER)
     .exitOverride((error) => {

@@ -1,8 +1,9 @@
 // `plan`: what the guard would do with rendered manifests (`helm template … | airflow-downgrade-guard
 // plan -f -`), against the live cluster or a stated release state, through the webhook's own
-// decide(). Exit 0 no downgrade, 3 a downgrade would be coordinated, 4 an Airflow version cannot be
-// told, 1 error (one line on stderr; also when the guard would deny a change), 2 usage; over several
-// releases the most severe (1 > 4 > 3 > 0).
+// decide(). Exit 0 no downgrade, 3 a downgrade would be coordinated, 4 undetermined (an Airflow
+// version cannot be told, or no namespace was given and the release runs in another one), 1 error
+// (one line on stderr; also when the guard would deny a change, or there are no objects at all),
+// 2 usage; over several releases the most severe (1 > 4 > 3 > 0).
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
@@ -12,8 +13,9 @@ import { parseAirflowVersion } from '../../core/versions.js';
 import { evaluateManifests, planExitCode, PLAN_EXIT, type PlanSource } from '../../plan/evaluate.js';
 import { formatPlanJson, formatPlanText, PLAN_OUTPUTS, type PlanOutput } from '../../plan/format.js';
 import { ClusterAccessError, connect, describeClusterError, firstLine, type KubeConnection } from '../../plan/kube.js';
-import { ManifestError, parseManifests } from '../../plan/manifests.js';
-import { clusterSource, statedSource, type StatedState } from '../../plan/sources.js';
+import { ManifestError, parseManifests, type ManifestObject } from '../../plan/manifests.js';
+import { isJsonObject } from '../../core/objects.js';
+import { clusterSource, releaseNamespaces, statedSource, type StatedState } from '../../plan/sources.js';
 import { UsageArgumentError } from './manifests.js';
 
 export interface PlanCliOptions {
@@ -81,7 +83,10 @@ export async function runPlan(options: PlanCliOptions, io: PlanIo): Promise<numb
   let connection: KubeConnection | undefined;
   try {
     const config = await loadConfig(options);
-    const manifests = parseManifests(await readManifests(options.file, io), options.file === '-' ? 'stdin' : options.file);
+    const sourceName = options.file === '-' ? 'stdin' : options.file;
+    const manifests = parseManifests(await readManifests(options.file, io), sourceName);
+    // An empty `helm template` output is a broken pipeline, not "no downgrade".
+    if (manifests.length === 0) throw new PlanFailure(`${sourceName} holds no Kubernetes objects (an empty \`helm template\` output?): nothing to plan`);
     const stated = statedState(options);
     const offline = options.kubeconfig === undefined && Object.keys(stated).length > 0;
     let source: PlanSource;
@@ -100,6 +105,17 @@ export async function runPlan(options: PlanCliOptions, io: PlanIo): Promise<numb
       if (connection && !(error instanceof ManifestError)) throw new PlanFailure(describeClusterError(error, connection.server));
       throw error;
     }
+    if (connection && options.namespace === undefined && !namesNamespace(manifests)) {
+      const elsewhere = await releasesElsewhere(connection, config, report.releases.map((r) => r.release), namespace);
+      if (elsewhere.length > 0) {
+        io.stderr(
+          `undetermined: neither -n nor the manifests name a namespace, so they were evaluated in namespace ${namespace} (${connection.namespace ? "the context's" : 'the default'}), ` +
+            `but ${elsewhere.map((e) => `release ${e.release} runs in namespace ${e.namespaces.join(', ')}`).join('; ')}. ` +
+            `Render and plan with the release's namespace: helm template -n NS ... | airflow-downgrade-guard plan -n NS -f -\n`,
+        );
+        return PLAN_EXIT.undetermined;
+      }
+    }
     io.stdout(options.output === 'json' ? formatPlanJson(report) : formatPlanText(report));
     return planExitCode(report);
   } catch (error) {
@@ -111,6 +127,25 @@ export async function runPlan(options: PlanCliOptions, io: PlanIo): Promise<numb
   } finally {
     connection?.close();
   }
+}
+
+function namesNamespace(manifests: ManifestObject[]): boolean {
+  return manifests.some(({ object }) => isJsonObject(object.metadata) && typeof object.metadata.namespace === 'string' && object.metadata.namespace !== '');
+}
+
+async function releasesElsewhere(connection: KubeConnection, config: GuardConfig, releases: string[], namespace: string): Promise<Array<{ release: string; namespaces: string[] }>> {
+  const found: Array<{ release: string; namespaces: string[] }> = [];
+  for (const release of new Set(releases)) {
+    let namespaces: string[];
+    try {
+      namespaces = await releaseNamespaces(connection.cluster, config, release);
+    } catch (error) {
+      throw new PlanFailure(describeClusterError(error, connection.server));
+    }
+    const others = namespaces.filter((ns) => ns !== namespace);
+    if (others.length > 0) found.push({ release, namespaces: others });
+  }
+  return found;
 }
 
 function parseOutput(value: string): PlanOutput {
@@ -147,18 +182,27 @@ Release state:
                           offline: every manifest is a CREATE against the stated state
   both                    the cluster, with the stated values winning over the pods'
 
+Give the release's namespace to both: \`helm template\` without -n renders objects that name
+none, and plan would evaluate them in the context's namespace. When neither -n nor the
+manifests name a namespace and a release of that name runs in another namespace, plan says
+so and exits 4. (\`helm upgrade --dry-run=server\` renders on the client and never reaches the
+webhook; \`kubectl apply --dry-run=server -f rendered.yaml\` does, and prints the plan.)
+
 Examples:
   helm template airflow apache-airflow/airflow -n airflow --set defaultAirflowTag=3.0.2 \\
-    | airflow-downgrade-guard plan -f -
+    | airflow-downgrade-guard plan -n airflow -f -
   airflow-downgrade-guard plan -f rendered.yaml --release-version 3.1.0 --output json
 
 Exit codes (over several releases the most severe wins: 1 > 4 > 3 > 0):
   0  no downgrade
-  1  error (unreadable file, bad YAML, cluster unreachable) or a change the guard would deny
+  1  error (unreadable file, no objects at all, bad YAML, cluster unreachable) or a change
+     the guard would deny
   2  bad flags
   3  a downgrade would be coordinated
   4  undetermined: the Airflow version of a workload (or of the running release) cannot be
-     told; set annotation ${ANNOTATIONS.airflowVersion} or use an image tag that names it`;
+     told (set annotation ${ANNOTATIONS.airflowVersion}, use an image tag that names it, or
+     give --registry-config so its labels can be read), or no namespace was given and the
+     release runs in another namespace (see above)`;
 
 export function register(program: Command): void {
   program

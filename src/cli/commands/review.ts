@@ -11,6 +11,7 @@ import { isValidRevision } from '../../core/heads.js';
 import { isJsonObject } from '../../core/objects.js';
 import { reviewAdmission } from '../../core/review.js';
 import { parseAirflowVersion } from '../../core/versions.js';
+import { BODY_LIMIT_BYTES } from '../../webhook/admission-handler.js';
 
 class InvalidInput extends Error {}
 
@@ -97,7 +98,14 @@ async function loadConfig(options: ReviewOptions): Promise<GuardConfig> {
 export async function runReview(options: ReviewOptions): Promise<{ stdout: string; stderr?: string }> {
   const state = releaseStateFromOptions(options);
   const config = await loadConfig(options);
-  const input = admissionReviewOf(parseJson(await readInput(options.file), options.file === '-' ? 'stdin' : options.file));
+  const text = await readInput(options.file);
+  const parsed = parseJson(text, options.file === '-' ? 'stdin' : options.file);
+  const input = admissionReviewOf(parsed);
+  // The webhook's answer includes its limits: it refuses a body over BODY_LIMIT_BYTES with 413.
+  const bytes = input === parsed ? Buffer.byteLength(text, 'utf8') : Buffer.byteLength(JSON.stringify(input), 'utf8');
+  if (bytes > BODY_LIMIT_BYTES) {
+    throw new InvalidInput(`the AdmissionReview is ${bytes} bytes: the webhook refuses requests over its ${BODY_LIMIT_BYTES} byte (3 MiB) limit with 413 Payload Too Large, and the API server then applies the webhook's failurePolicy`);
+  }
   const { response, decision } = reviewAdmission(input, () => state, config);
   const stdout = `${options.pretty ? JSON.stringify(response, null, 2) : JSON.stringify(response)}\n`;
   return options.explain ? { stdout, stderr: `${JSON.stringify(decision, null, 2)}\n` } : { stdout };

@@ -1,5 +1,6 @@
 // `airflow-downgrade-guard serve`: the webhook and the coordinator (see src/serve/).
 import type { Command } from 'commander';
+import { CERT_MODES } from '../../install/serve-contract.js';
 import { loadServeConfig, ServeConfigError, splitList } from '../../serve/config.js';
 import { startGuard } from '../../serve/guard.js';
 import { createLogger } from '../../log/logger.js';
@@ -36,7 +37,7 @@ export function register(program: Command): void {
     .option('--config <file>', 'YAML or JSON file with any of the options below (camelCase) and `guard:` decision settings')
     .option('--host <addr>', 'address to listen on (default 0.0.0.0)')
     .option('--port <n>', 'HTTPS port (ADG_PORT, default 8443)')
-    .option('--cert-mode <mode>', 'files | self-managed (ADG_CERT_MODE, default files)')
+    .option('--cert-mode <mode>', `${CERT_MODES.join(' | ')} (ADG_CERT_MODE, default files)`)
     .option('--tls-cert-file <file>', 'serving certificate, PEM (ADG_TLS_CERT_FILE)')
     .option('--tls-key-file <file>', 'serving key, PEM (ADG_TLS_KEY_FILE)')
     .option('--cert-extra-names <a,b>', 'self-managed mode: extra DNS names or IP addresses of the serving certificate, for a webhook registered by URL (e.g. 127.0.0.1)')
