@@ -3,7 +3,7 @@
 // the table it is: the request's facts are computed once, then each row either answers or passes on.
 import { createHash } from 'node:crypto';
 import { guardedWorkloadKind, type AdmissionRequest } from './admission.js';
-import { ANNOTATIONS, type GuardConfig } from './config.js';
+import { ANNOTATIONS, unknownVersionPolicy, type GuardConfig } from './config.js';
 import { allowed, denied, held, type Decision, type DecisionBasis, type DowngradePlan, type VersionPoint } from './decision.js';
 import { downgradeArgv } from './downgrade-command.js';
 import { firstVersionWithHead, headForVersion, headIndex, isValidRevision, newestKnownVersion, revisionChain } from './heads.js';
@@ -197,7 +197,7 @@ function unchangedVersionSource(f: RequestFacts, target: Extract<WorkloadVersion
 function unknownVersion(f: RequestFacts, why: string, to?: VersionPoint, from?: VersionPoint): Decision {
   const basis: DecisionBasis = { ...f.basis, ...(to ? { to } : {}), ...(from ? { from } : {}) };
   const hint = `Set annotation ${ANNOTATIONS.airflowVersion} on the workload or use an image tag that names the version.`;
-  if (f.config.strict) {
+  if (unknownVersionPolicy(f.config) === 'deny') {
     const message = `${TOOL} (strict mode) denied ${f.ref}: ${why}. ${hint}`;
     return denied(basis, 'unknown-version', why, { code: 403, message });
   }

@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
-import { ANNOTATIONS, ConfigError, parseGuardConfig, type GuardConfig } from '../../core/config.js';
+import { ANNOTATIONS, ConfigError, parseGuardConfig, withUnknownVersionFlags, type GuardConfig } from '../../core/config.js';
 import { isValidRevision } from '../../core/heads.js';
 import { parseAirflowVersion } from '../../core/versions.js';
 import { evaluateManifests, planExitCode, PLAN_EXIT, type PlanSource } from '../../plan/evaluate.js';
@@ -24,6 +24,7 @@ export interface PlanCliOptions {
   dbRevision?: string;
   config?: string;
   strict?: boolean;
+  unknownVersion?: string;
   user?: string;
   output: PlanOutput;
 }
@@ -36,6 +37,8 @@ export interface PlanIo {
 }
 
 class PlanFailure extends Error {}
+/** Flags that contradict each other or the configuration: exit 2. */
+class PlanUsage extends Error {}
 
 async function readManifests(file: string, io: PlanIo): Promise<string> {
   try {
@@ -66,7 +69,11 @@ async function loadConfig(options: PlanCliOptions): Promise<GuardConfig> {
   } catch (error) {
     throw new PlanFailure(`config ${options.config}: ${firstLine(error)}`);
   }
-  return options.strict ? { ...config, strict: true } : config;
+  try {
+    return withUnknownVersionFlags(config, options);
+  } catch (error) {
+    throw new PlanUsage(firstLine(error));
+  }
 }
 
 function statedState(options: PlanCliOptions): StatedState {
@@ -103,6 +110,10 @@ export async function runPlan(options: PlanCliOptions, io: PlanIo): Promise<numb
     io.stdout(options.output === 'json' ? formatPlanJson(report) : formatPlanText(report));
     return planExitCode(report);
   } catch (error) {
+    if (error instanceof PlanUsage) {
+      io.stderr(`error: ${error.message}\n`);
+      return PLAN_EXIT.usage;
+    }
     if (error instanceof PlanFailure || error instanceof ManifestError || error instanceof ClusterAccessError || error instanceof ConfigError) {
       io.stderr(`error: ${error.message}\n`);
       return PLAN_EXIT.error;
@@ -170,7 +181,8 @@ export function register(program: Command): void {
     .option('--release-version <version>', 'the Airflow version the release runs now (offline without --kubeconfig)', parseVersion)
     .option('--db-revision <revision>', "the metadata database's alembic revision (offline without --kubeconfig)", parseRevision)
     .option('--config <file>', 'guard configuration (YAML or JSON), as the webhook runs with')
-    .option('--strict', 'decide as a guard in strict mode (unknown versions are denied)')
+    .option('--unknown-version <policy>', 'decide as a guard with this setting: allow (default; unknown versions exit 4) | deny (exit 1)')
+    .option('--strict', 'deprecated alias of --unknown-version deny')
     .option('--user <name>', 'the user the requests are attributed to (trusted users pass untouched)')
     .option('--output <format>', PLAN_OUTPUTS.join(' | '), parseOutput, 'text' as PlanOutput)
     .addHelpText('after', HELP_AFTER)

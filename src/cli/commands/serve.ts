@@ -23,6 +23,7 @@ interface ServeFlags {
   drainTimeoutMs?: string;
   leaseDurationSeconds?: string;
   strict?: boolean;
+  unknownVersion?: string;
   trustedUsername?: string[];
 }
 
@@ -47,7 +48,8 @@ export function register(program: Command): void {
     .option('--exec-timeout-ms <ms>', 'timeout of one downgrade command (default 900000)')
     .option('--drain-timeout-ms <ms>', 'wait for old pods before deleting them (default 600000)')
     .option('--lease-duration-seconds <s>', 'per-release Lease duration (default 15)')
-    .option('--strict', 'deny changes whose Airflow version cannot be determined')
+    .option('--unknown-version <policy>', 'a change whose Airflow version cannot be told: allow (with a warning, default) | deny (guard.unknownVersion)')
+    .option('--strict', 'deprecated alias of --unknown-version deny')
     .option('--trusted-username <user...>', 'users whose changes pass untouched (the guard adds its own ServiceAccount)')
     .action(async (flags: ServeFlags) => {
       let config;
