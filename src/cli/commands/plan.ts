@@ -14,6 +14,8 @@ import { formatPlanJson, formatPlanText, PLAN_OUTPUTS, type PlanOutput } from '.
 import { ClusterAccessError, connect, describeClusterError, firstLine, type KubeConnection } from '../../plan/kube.js';
 import { ManifestError, parseManifests } from '../../plan/manifests.js';
 import { clusterSource, statedSource, type StatedState } from '../../plan/sources.js';
+import { resolveManifestVersions } from '../../plan/image-versions.js';
+import type { DockerConfig, RegistryOptions } from '../../registry/client.js';
 import { UsageArgumentError } from './manifests.js';
 
 export interface PlanCliOptions {
@@ -27,6 +29,10 @@ export interface PlanCliOptions {
   unknownVersion?: string;
   user?: string;
   output: PlanOutput;
+  /** A .dockerconfigjson: read the labels of images whose tag does not name the version. */
+  registryConfig?: string;
+  /** Extra CA certificates (PEM) for the registries. */
+  registryCaFile?: string;
 }
 
 export interface PlanIo {
@@ -76,6 +82,24 @@ async function loadConfig(options: PlanCliOptions): Promise<GuardConfig> {
   }
 }
 
+async function registryOptions(options: PlanCliOptions): Promise<RegistryOptions> {
+  const read = async (file: string, what: string): Promise<string> => {
+    try {
+      return await readFile(file, 'utf8');
+    } catch (error) {
+      throw new PlanFailure(`cannot read ${what} ${file}: ${(error as NodeJS.ErrnoException).code ?? firstLine(error)}`);
+    }
+  };
+  let dockerConfig: DockerConfig;
+  try {
+    dockerConfig = JSON.parse(await read(options.registryConfig as string, 'registry config')) as DockerConfig;
+  } catch (error) {
+    if (error instanceof PlanFailure) throw error;
+    throw new PlanFailure(`registry config ${options.registryConfig} is not a .dockerconfigjson (JSON with "auths"): ${firstLine(error)}`);
+  }
+  return { dockerConfigs: [dockerConfig], ...(options.registryCaFile !== undefined ? { ca: [await read(options.registryCaFile, 'registry CA file')] } : {}) };
+}
+
 function statedState(options: PlanCliOptions): StatedState {
   const state: StatedState = {};
   if (options.releaseVersion !== undefined) state.runningVersion = options.releaseVersion;
@@ -88,7 +112,12 @@ export async function runPlan(options: PlanCliOptions, io: PlanIo): Promise<numb
   let connection: KubeConnection | undefined;
   try {
     const config = await loadConfig(options);
-    const manifests = parseManifests(await readManifests(options.file, io), options.file === '-' ? 'stdin' : options.file);
+    let manifests = parseManifests(await readManifests(options.file, io), options.file === '-' ? 'stdin' : options.file);
+    if (options.registryConfig !== undefined) {
+      const resolved = await resolveManifestVersions(manifests, config, await registryOptions(options));
+      manifests = resolved.manifests;
+      for (const r of resolved.resolutions) io.stderr(r.version ? `image ${r.image}: Airflow ${r.version} (image labels)\n` : `image ${r.image}: version not read from the registry: ${r.error}\n`);
+    }
     const stated = statedState(options);
     const offline = options.kubeconfig === undefined && Object.keys(stated).length > 0;
     let source: PlanSource;
@@ -162,6 +191,7 @@ Examples:
   helm template airflow apache-airflow/airflow -n airflow --set defaultAirflowTag=3.0.2 \\
     | airflow-downgrade-guard plan -f -
   airflow-downgrade-guard plan -f rendered.yaml --release-version 3.1.0 --output json
+  airflow-downgrade-guard plan -f rendered.yaml --registry-config ~/.docker/config.json
 
 Exit codes (over several releases the most severe wins: 1 > 4 > 3 > 0):
   0  no downgrade
@@ -169,7 +199,9 @@ Exit codes (over several releases the most severe wins: 1 > 4 > 3 > 0):
   2  bad flags
   3  a downgrade would be coordinated
   4  undetermined: the Airflow version of a workload (or of the running release) cannot be
-     told; set annotation ${ANNOTATIONS.airflowVersion} or use an image tag that names it`;
+     told; set annotation ${ANNOTATIONS.airflowVersion}, use an image tag that names it, or
+     give --registry-config so the version is read from the image's labels
+     (org.apache.airflow.version, org.opencontainers.image.version)`;
 
 export function register(program: Command): void {
   program
@@ -183,6 +215,8 @@ export function register(program: Command): void {
     .option('--config <file>', 'guard configuration (YAML or JSON), as the webhook runs with')
     .option('--unknown-version <policy>', 'decide as a guard with this setting: allow (default; unknown versions exit 4) | deny (exit 1)')
     .option('--strict', 'deprecated alias of --unknown-version deny')
+    .option('--registry-config <file>', 'a .dockerconfigjson: read the Airflow version of private or custom images from their labels in the registry')
+    .option('--registry-ca-file <file>', 'extra CA certificates (PEM) for the registries')
     .option('--user <name>', 'the user the requests are attributed to (trusted users pass untouched)')
     .option('--output <format>', PLAN_OUTPUTS.join(' | '), parseOutput, 'text' as PlanOutput)
     .addHelpText('after', HELP_AFTER)
