@@ -170,10 +170,11 @@ function breakGlassDecision(f: RequestFacts, reason: string): Decision {
   });
 }
 
+/** The object without the break-glass annotation; only the path to it is copied (the rest may be arbitrarily deep). */
 function withoutBreakGlass(object: unknown): unknown {
-  const copy = structuredClone(object) as { metadata: { annotations: Record<string, string> } };
-  delete copy.metadata.annotations[ANNOTATIONS.breakGlass];
-  return copy;
+  const { metadata } = object as { metadata: { annotations: Record<string, string> } };
+  const { [ANNOTATIONS.breakGlass]: _removed, ...annotations } = metadata.annotations;
+  return { ...(object as object), metadata: { ...metadata, annotations } };
 }
 
 /** The workload names no version: not Airflow, unchanged, or unknown. */
