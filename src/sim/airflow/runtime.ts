@@ -8,7 +8,7 @@ import type { ContainerProcess, ContainerRuntime, ContainerStart, ExecIO, ExecRe
 import { processArgv } from './args.js';
 import { runAirflowCommand, type CliContext, type CliIO } from './cli.js';
 import { createFaultInjector, type FaultInjector, type FaultTarget } from './faults.js';
-import { airflowImage, chainIndex, type AirflowImage } from './image.js';
+import { airflowImage, chainIndex, DEFAULT_IMAGE_CATALOG, type AirflowImage, type ImageCatalog } from './image.js';
 import { AbortedError, PoolCache, sleep } from './metadata.js';
 import { SharedSchemaReads } from './schema-reads.js';
 import { createViolationRecorder, type ContainerRef, type SchemaState, type ViolationRecorder } from './violations.js';
@@ -30,6 +30,8 @@ export interface AirflowRuntimeOptions {
   taskDurationMs?: number;
   faults?: FaultInjector;
   violations?: ViolationRecorder;
+  /** Labels images declare (their Airflow version); default: the shared in-memory catalog. */
+  images?: ImageCatalog;
   /** Container output and runtime notes, for debugging and the demo. */
   log?: (line: string, source: { namespace: string; pod: string; container: string }) => void;
 }
@@ -105,6 +107,7 @@ export function createAirflowRuntime(options: AirflowRuntimeOptions): AirflowRun
   const secondMs = options.secondMs ?? 1000;
   const taskDurationMs = options.taskDurationMs ?? 2000;
   const faults = options.faults ?? createFaultInjector();
+  const images = options.images ?? DEFAULT_IMAGE_CATALOG;
   const violations = options.violations ?? createViolationRecorder();
   const pools = new PoolCache();
   const schemaReads = new SharedSchemaReads(async (url) => (await readAlembicRevision(pools.get(url), { timeoutMs: 2000 })).revision);
@@ -184,7 +187,7 @@ export function createAirflowRuntime(options: AirflowRuntimeOptions): AirflowRun
   function start(req: ContainerStart): ContainerProcess {
     const { namespace, pod, container, role } = req;
     const source = { namespace, pod: podName(pod), container: container.name };
-    const image = airflowImage(container.image);
+    const image = airflowImage(container.image, images);
     let argv: string[];
     try {
       argv = processArgv(container.command, container.args);
@@ -308,7 +311,7 @@ export function createAirflowRuntime(options: AirflowRuntimeOptions): AirflowRun
       });
       return { exitCode: 137, message: 'killed: the client went away' };
     }
-    const image = airflowImage(container.image);
+    const image = airflowImage(container.image, images);
     if (!image) return plainExec(req.command, cliIO);
     try {
       return await runAirflowCommand(cliContext(req.namespace, req.pod, container, image, req.command), req.command, cliIO);
