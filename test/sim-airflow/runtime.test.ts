@@ -113,6 +113,35 @@ describe('containers of Airflow pods', () => {
     }
   });
 
+  it('AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD: echo, printenv and the community chart\'s DATABASE_* command', async () => {
+    await setRevision(db.url, V310);
+    const url = new URL(db.url);
+    secrets.set(`${NS}/airflow-postgresql/postgresql-password`, decodeURIComponent(url.password));
+    const forms: Array<Array<Record<string, unknown>>> = [
+      [{ name: 'AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD', value: `echo -n ${db.url}` }],
+      [{ name: 'CONN', value: db.url }, { name: 'AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD', value: 'printenv CONN' }],
+      [
+        { name: 'DATABASE_HOST', value: url.hostname },
+        { name: 'DATABASE_PORT', value: url.port },
+        { name: 'DATABASE_DB', value: url.pathname.slice(1) },
+        { name: 'DATABASE_USER', value: decodeURIComponent(url.username) },
+        { name: 'DATABASE_PASSWORD', valueFrom: { secretKeyRef: { name: 'airflow-postgresql', key: 'postgresql-password' } } },
+        { name: 'AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD', value: 'bash -c \'eval "$DATABASE_SQLALCHEMY_CMD"\'' },
+      ],
+    ];
+    for (const env of forms) {
+      const p = pod('cmd-conn', [{ name: 'scheduler', image: 'apache/airflow:3.1.0', env }]);
+      const io = recordingIO();
+      const result = await runtime.exec({ namespace: NS, pod: p, container: 'scheduler', command: ['airflow', 'db', 'check'], stdin: false, tty: false }, io);
+      expect(result, JSON.stringify(env.at(-1))).toEqual({ exitCode: 0 });
+      expect(io.out()).toContain('Connection successful.');
+    }
+    const unsupported = pod('cmd-conn', [{ name: 'scheduler', image: 'apache/airflow:3.1.0', env: [{ name: 'AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD', value: 'vault read -field=url secret/airflow' }] }]);
+    const io = recordingIO();
+    expect((await runtime.exec({ namespace: NS, pod: unsupported, container: 'scheduler', command: ['airflow', 'db', 'check'], stdin: false, tty: false }, io)).exitCode).toBe(1);
+    expect(io.err()).toContain('cannot run this SQL_ALCHEMY_CONN_CMD');
+  });
+
   it('the chart\'s create-user job completes', async () => {
     const job = pod('airflow-create-user-z', [
       container('create-user', '3.1.0', ['bash', '-c', 'exec \\\nairflow users create "$@"', '--', '-r', 'Admin', '-u', 'admin']),
