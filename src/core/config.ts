@@ -1,4 +1,4 @@
-// The guard's decision configuration: which labels mark an Airflow release, strict mode, and
+// The guard's decision configuration: which labels mark an Airflow release, what to do with unknown versions, and
 // whose changes pass untouched. Validated with zod so a bad config file fails with one clear line.
 import { z } from 'zod';
 
@@ -46,6 +46,9 @@ const markerSchema = z.strictObject({
   value: z.string().max(63).optional(),
 });
 
+export const UNKNOWN_VERSION_POLICIES = ['allow', 'deny'] as const;
+export type UnknownVersionPolicy = (typeof UNKNOWN_VERSION_POLICIES)[number];
+
 export const guardConfigSchema = z.strictObject({
   labels: z
     .strictObject({
@@ -57,14 +60,46 @@ export const guardConfigSchema = z.strictObject({
       marker: z.array(markerSchema).default([]),
     })
     .default({ release: [], component: [], marker: [] }),
-  /** Deny changes whose Airflow version cannot be determined instead of allowing them with a warning. */
+  /** Deprecated alias of `unknownVersion: deny`. */
   strict: z.boolean().default(false),
+  /** A change whose Airflow version cannot be told: admitted with a warning (allow) or denied (deny). */
+  unknownVersion: z.enum(UNKNOWN_VERSION_POLICIES).optional(),
   /** Users whose changes pass untouched: the guard's own ServiceAccount, so its patches are not held again. */
   trustedUsernames: z.array(z.string().min(1).max(253)).default([]),
+}).superRefine((config, ctx) => {
+  if (config.strict && config.unknownVersion !== undefined && config.unknownVersion !== 'deny') {
+    ctx.addIssue({ code: 'custom', path: ['unknownVersion'], message: `strict: true (deprecated alias of unknownVersion: deny) conflicts with unknownVersion: ${config.unknownVersion}` });
+  }
 });
 
 export type GuardConfig = z.infer<typeof guardConfigSchema>;
 export type GuardConfigInput = z.input<typeof guardConfigSchema>;
+
+/** What to do with a change whose Airflow version cannot be told; `strict` is the deprecated alias of deny. */
+export function unknownVersionPolicy(config: GuardConfig): UnknownVersionPolicy {
+  return config.strict ? 'deny' : (config.unknownVersion ?? 'allow');
+}
+
+/**
+ * The command line's `--unknown-version` and deprecated `--strict` over a configuration: both
+ * given with different values, or a flag contradicting the file, is a ConfigError.
+ */
+export function withUnknownVersionFlags(config: GuardConfig, flags: { strict?: boolean; unknownVersion?: string }): GuardConfig {
+  const { strict, unknownVersion } = flags;
+  if (unknownVersion !== undefined && !(UNKNOWN_VERSION_POLICIES as readonly string[]).includes(unknownVersion)) {
+    throw new ConfigError(`--unknown-version must be one of ${UNKNOWN_VERSION_POLICIES.join(', ')}, not ${JSON.stringify(unknownVersion.slice(0, 40))}`);
+  }
+  if (strict && unknownVersion !== undefined && unknownVersion !== 'deny') {
+    throw new ConfigError(`--strict (deprecated alias of --unknown-version deny) conflicts with --unknown-version ${unknownVersion}`);
+  }
+  const wanted = strict ? 'deny' : (unknownVersion as UnknownVersionPolicy | undefined);
+  if (wanted === undefined) return config;
+  const fromFile = config.strict ? 'deny' : config.unknownVersion;
+  if (fromFile !== undefined && fromFile !== wanted) {
+    throw new ConfigError(`--${strict ? 'strict' : `unknown-version ${wanted}`} conflicts with the configuration's unknownVersion ${fromFile}`);
+  }
+  return { ...config, strict: false, unknownVersion: wanted };
+}
 
 export class ConfigError extends Error {
   override name = 'ConfigError';

@@ -3,7 +3,7 @@
 // the table it is: the request's facts are computed once, then each row either answers or passes on.
 import { createHash } from 'node:crypto';
 import { guardedWorkloadKind, type AdmissionRequest } from './admission.js';
-import { ANNOTATIONS, type GuardConfig } from './config.js';
+import { ANNOTATIONS, unknownVersionPolicy, type GuardConfig } from './config.js';
 import { allowed, denied, held, type Decision, type DecisionBasis, type DowngradePlan, type VersionPoint } from './decision.js';
 import { downgradeArgv } from './downgrade-command.js';
 import { firstVersionWithHead, headForVersion, headIndex, isValidRevision, newestKnownVersion, revisionChain } from './heads.js';
@@ -170,10 +170,11 @@ function breakGlassDecision(f: RequestFacts, reason: string): Decision {
   });
 }
 
+/** The object without the break-glass annotation; only the path to it is copied (the rest may be arbitrarily deep). */
 function withoutBreakGlass(object: unknown): unknown {
-  const copy = structuredClone(object) as { metadata: { annotations: Record<string, string> } };
-  delete copy.metadata.annotations[ANNOTATIONS.breakGlass];
-  return copy;
+  const { metadata } = object as { metadata: { annotations: Record<string, string> } };
+  const { [ANNOTATIONS.breakGlass]: _removed, ...annotations } = metadata.annotations;
+  return { ...(object as object), metadata: { ...metadata, annotations } };
 }
 
 /** The workload names no version: not Airflow, unchanged, or unknown. */
@@ -197,7 +198,7 @@ function unchangedVersionSource(f: RequestFacts, target: Extract<WorkloadVersion
 function unknownVersion(f: RequestFacts, why: string, to?: VersionPoint, from?: VersionPoint): Decision {
   const basis: DecisionBasis = { ...f.basis, ...(to ? { to } : {}), ...(from ? { from } : {}) };
   const hint = `Set annotation ${ANNOTATIONS.airflowVersion} on the workload or use an image tag that names the version.`;
-  if (f.config.strict) {
+  if (unknownVersionPolicy(f.config) === 'deny') {
     const message = `${TOOL} (strict mode) denied ${f.ref}: ${why}. ${hint}`;
     return denied(basis, 'unknown-version', why, { code: 403, message });
   }

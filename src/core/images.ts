@@ -123,3 +123,32 @@ export function printable(text: unknown, max = 120): string {
   const clean = s.replace(/[^\x20-\x7e]/g, '?');
   return clean.length > max ? `${clean.slice(0, max)}...` : clean;
 }
+
+/** Labels that carry the Airflow version: official images (inherited by every image built FROM them), then Bitnami's. */
+export const VERSION_LABELS = ['org.apache.airflow.version', 'org.opencontainers.image.version'] as const;
+
+/** Upstream repositories whose tags are the Airflow version (reference/airflow.md). */
+const UPSTREAM_REPOSITORIES = new Set(['apache/airflow', 'bitnami/airflow']);
+
+/** apache/airflow or bitnami/airflow on Docker Hub: their tags name the version. */
+export function isUpstreamRepository(image: ImageReference): boolean {
+  return (image.registry === undefined || image.registry === 'docker.io') && UPSTREAM_REPOSITORIES.has(image.repository);
+}
+
+/**
+ * The version an image's labels declare, for images whose tag does not decide: the upstream
+ * repositories' tags win; for any other repository the labels win over version-like text in the tag.
+ */
+export function versionFromLabels(image: ImageReference, labels: Readonly<Record<string, string>>): TagVersion {
+  if (isUpstreamRepository(image) && image.tag !== undefined) {
+    const fromTag = versionFromTag(image.tag);
+    if (fromTag.known) return fromTag;
+  }
+  for (const label of VERSION_LABELS) {
+    const text = labels[label];
+    // Bitnami's may carry a suffix (2.10.5-debian-12-r3): the release is its leading X.Y.Z.
+    const version = text === undefined ? undefined : parseAirflowVersion(text.trim()) ?? parseAirflowVersion(/^\d+\.\d+\.\d+/.exec(text.trim())?.[0] ?? '');
+    if (version) return { known: true, version };
+  }
+  return { known: false, reason: `image labels ${VERSION_LABELS.join(', ')} name no Airflow version` };
+}

@@ -6,7 +6,7 @@ import { isIP } from 'node:net';
 import os from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { guardConfigSchema, type GuardConfig } from '../core/config.js';
+import { ConfigError, guardConfigSchema, withUnknownVersionFlags, type GuardConfig } from '../core/config.js';
 import { CERT_MODES, SERVE_ENV, TLS_MOUNT_PATH } from '../install/serve-contract.js';
 import { ORDERS } from '../coordinator/operation.js';
 
@@ -109,15 +109,12 @@ function fromFile(path: string): Flags {
 /** Merges file < environment < flags and validates the result. */
 export function loadServeConfig(flags: Flags, env: NodeJS.ProcessEnv = process.env): ServeConfig {
   const file = typeof flags.config === 'string' ? fromFile(flags.config) : {};
-  const { config: _config, ...cliFlags } = flags;
+  // --strict / --unknown-version are checked against each other and the file's guard settings below.
+  const { config: _config, strict, unknownVersion, ...cliFlags } = flags;
   const definedFlags = Object.fromEntries(Object.entries(cliFlags).filter(([, v]) => v !== undefined));
   const merged: Flags = { identity: os.hostname(), ...file, ...fromEnvironment(env), ...definedFlags };
-  if (definedFlags.strict !== undefined || definedFlags.trustedUsername !== undefined) {
-    const guard = { ...((merged.guard as Flags | undefined) ?? {}) };
-    if (definedFlags.strict !== undefined) guard.strict = definedFlags.strict;
-    if (definedFlags.trustedUsername !== undefined) guard.trustedUsernames = definedFlags.trustedUsername;
-    merged.guard = guard;
-    delete merged.strict;
+  if (definedFlags.trustedUsername !== undefined) {
+    merged.guard = { ...((merged.guard as Flags | undefined) ?? {}), trustedUsernames: definedFlags.trustedUsername };
     delete merged.trustedUsername;
   }
   const result = serveConfigSchema.safeParse(merged);
@@ -126,6 +123,15 @@ export function loadServeConfig(flags: Flags, env: NodeJS.ProcessEnv = process.e
     throw new ServeConfigError(`invalid serve configuration: ${problems.join('; ')}`);
   }
   const config = result.data as ServeConfig;
+  try {
+    config.guard = withUnknownVersionFlags(config.guard, {
+      ...(strict === true ? { strict: true } : {}),
+      ...(typeof unknownVersion === 'string' ? { unknownVersion } : {}),
+    });
+  } catch (error) {
+    if (error instanceof ConfigError) throw new ServeConfigError(`invalid serve configuration: ${error.message}`);
+    throw error;
+  }
   if (config.certMode === 'cert-manager') {
     // cert-manager writes the pair into the mounted Secret: read like files, from the mount by default.
     config.tlsCertFile ??= `${TLS_MOUNT_PATH}/tls.crt`;

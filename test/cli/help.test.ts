@@ -2,7 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CERT_MODES } from '../../src/serve/config.js';
+import { CERT_MODES } from '../../src/install/serve-contract.js';
 
 const root = new URL('../../', import.meta.url).pathname;
 

@@ -74,6 +74,15 @@ describe('review', () => {
     expect(JSON.parse(cli(['review', '--file', file, '--config', config]).stdout).response.allowed).toBe(false);
   });
 
+  it('--unknown-version deny denies like --strict; the two contradicting each other exit 2', () => {
+    const file = join(fixtures, 'kubectl-set-image-scheduler-latest.json');
+    expect(JSON.parse(cli(['review', '--file', file, '--unknown-version', 'deny']).stdout).response).toMatchObject({ allowed: false, status: { code: 403 } });
+    expect(JSON.parse(cli(['review', '--file', file, '--unknown-version', 'allow']).stdout).response.allowed).toBe(true);
+    const conflict = cli(['review', '--file', file, '--strict', '--unknown-version', 'allow']);
+    expect(conflict.code).toBe(2);
+    expect(conflict.stderr).toMatch(/--strict \(deprecated alias of --unknown-version deny\) conflicts with --unknown-version allow/);
+  });
+
   it('accepts an audit record holding the AdmissionReview', () => {
     const review = JSON.parse(readFileSync(join(fixtures, 'helm-upgrade-worker-statefulset-3.1.0-to-3.0.2.json'), 'utf8'));
     const record = join(tmp, 'record.json');

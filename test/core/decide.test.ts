@@ -243,6 +243,16 @@ describe('trusted users and break-glass', () => {
     expect(run(versionChange(scheduler, '3.1.0', '3.0.2'), {}, config).kind).toBe('downgrade');
   });
 
+  it('an empty break-glass on a deeply nested object is checked as usual, not a crash', () => {
+    const review = versionChange({ ...scheduler, annotations: { 'airflow-downgrade-guard/break-glass': '' } }, '3.1.0', '3.0.2') as { request: { object: { spec: Record<string, unknown> } } };
+    let nested: unknown = 'x';
+    for (let i = 0; i < 20_000; i++) nested = i % 2 ? [nested] : { a: nested };
+    review.request.object.spec.extra = nested;
+    const d = run(review);
+    expect(d.kind).toBe('downgrade');
+    expect(d.warnings[0]).toMatch(/has no reason and is ignored/);
+  });
+
   it('break-glass lets a named change through untouched and reports it', () => {
     const base = { ...scheduler, annotations: { 'airflow-downgrade-guard/break-glass': 'INC-4711 restore from backup' } };
     const d = run(versionChange(base, '3.1.0', '3.0.2'));

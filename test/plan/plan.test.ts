@@ -136,6 +136,14 @@ describe('plan command, offline', () => {
     expect((await plan({ file: file('annotated.yaml', annotated), releaseVersion: '2.9.3' })).code).toBe(3);
   });
 
+  it('--unknown-version deny turns undetermined into denied (exit 1); contradicting --strict exits 2', async () => {
+    const privateTag = renderChart({ version: '2.8.4' }).replaceAll('apache/airflow:2.8.4', 'registry.example.com/airflow:build-4711');
+    expect((await plan({ file: file('deny.yaml', privateTag), releaseVersion: '2.9.3', unknownVersion: 'deny' })).code).toBe(1);
+    const conflict = await plan({ file: file('conflict.yaml', privateTag), releaseVersion: '2.9.3', unknownVersion: 'allow', strict: true });
+    expect(conflict.code).toBe(2);
+    expect(conflict.stderr).toMatch(/^error: --strict .* conflicts with --unknown-version allow\n$/);
+  });
+
   it('over several releases the most severe outcome sets the exit code: 1 > 4 > 3 > 0', async () => {
     const release = (name: string, version: string, image?: string) => {
       const text = renderChart({ version, release: name });

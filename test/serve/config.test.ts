@@ -68,4 +68,13 @@ describe('serve configuration', () => {
     expect(problem(() => loadServeConfig({ config: configFile('- a list\n'), ...TLS }, {}))).toMatch(/top level must be a mapping/);
     expect(problem(() => loadServeConfig({ config: configFile('unknownKey: 1\n'), ...TLS }, {}))).toMatch(/unknownKey|Unrecognized/);
   });
+
+  it('--unknown-version and --strict (its deprecated alias of deny) set guard.unknownVersion; contradictions exit 2', () => {
+    expect(loadServeConfig({ ...TLS, unknownVersion: 'deny' }, {}).guard.unknownVersion).toBe('deny');
+    expect(loadServeConfig({ ...TLS, strict: true }, {}).guard.unknownVersion).toBe('deny');
+    expect(loadServeConfig({ config: configFile('guard:\n  unknownVersion: deny\n'), ...TLS }, {}).guard.unknownVersion).toBe('deny');
+    expect(problem(() => loadServeConfig({ ...TLS, strict: true, unknownVersion: 'allow' }, {}))).toMatch(/^invalid serve configuration: --strict .* conflicts with --unknown-version allow$/);
+    expect(problem(() => loadServeConfig({ config: configFile('guard:\n  strict: true\n'), ...TLS, unknownVersion: 'allow' }, {}))).toMatch(/conflicts with the configuration's unknownVersion deny/);
+    expect(problem(() => loadServeConfig({ config: configFile('guard:\n  strict: true\n  unknownVersion: allow\n'), ...TLS }, {}))).toMatch(/guard\.unknownVersion: strict: true/);
+  });
 });

@@ -28,6 +28,10 @@ describe('argparse emulation', () => {
 describe('container argv', () => {
   it('unwraps the chart\'s bash -c "exec airflow …"', () => {
     expect(processArgv(undefined, ['bash', '-c', 'exec airflow scheduler'])).toEqual(['airflow', 'scheduler']);
+    // The official image's ENTRYPOINT spelled out, as some charts and users do.
+    expect(processArgv(['/usr/bin/dumb-init', '--', '/entrypoint'], ['bash', '-c', 'exec airflow scheduler'])).toEqual(['airflow', 'scheduler']);
+    expect(processArgv(['dumb-init', '--single-child', '--', '/entrypoint'], ['db', 'migrate'])).toEqual(['airflow', 'db', 'migrate']);
+    expect(processArgv(['/entrypoint'], ['airflow', 'version'])).toEqual(['airflow', 'version']);
     expect(processArgv(['bash', '-c'], ['exec \\\nairflow db migrate'])).toEqual(['airflow', 'db', 'migrate']);
     expect(processArgv(undefined, ['airflow', 'db', 'check-migrations', '--migration-wait-timeout=60'])).toEqual([
       'airflow', 'db', 'check-migrations', '--migration-wait-timeout=60',

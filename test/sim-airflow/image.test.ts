@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { airflowImage, airflowImageVersion, resolveToVersion, type AirflowImage } from '../../src/sim/airflow/image.js';
+import { airflowImage, airflowImageVersion, ImageCatalog, resolveToVersion, type AirflowImage } from '../../src/sim/airflow/image.js';
 
 function image(ref: string): AirflowImage {
   const known = airflowImage(ref);
@@ -49,6 +49,15 @@ describe('simulated image versions', () => {
     expect(image('apache/airflow:3.2.0').headsMap['2.6.2']).toBe('4bc4d934e2bc');
     expect(image('apache/airflow:3.1.8').headsMap['2.6.2']).toBeUndefined();
     expect(image('apache/airflow:2.9.3').headsMap['2.0.0']).toBe('e959f08ac86c');
+  });
+
+  it('takes the version an image catalog declares in its labels, over its tag', () => {
+    const catalog = new ImageCatalog();
+    catalog.declare('corp/airflow:build-4711', { 'org.apache.airflow.version': '2.9.3' });
+    catalog.declare('corp/airflow:rel-agnostic-airflow-main-2.9.3', { 'org.apache.airflow.version': '2.9.2' });
+    expect(airflowImage('corp/airflow:build-4711', catalog)?.head).toBe('686269002441');
+    expect(airflowImageVersion('corp/airflow:rel-agnostic-airflow-main-2.9.3', catalog)?.text).toBe('2.9.2');
+    expect(airflowImage('corp/airflow:build-4711')).toBeUndefined();
   });
 
   it('a release candidate knows the schema of its release', () => {

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createAirflowRuntime, ExecConnectionDropped, type AirflowRuntime } from '../../src/sim/airflow/index.js';
+import { createAirflowRuntime, ExecConnectionDropped, ImageCatalog, type AirflowRuntime } from '../../src/sim/airflow/index.js';
 import type { ContainerStart, KubeObject } from '../../src/sim/types.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 import { getRevision, recordingIO, setRevision, waitFor } from './helpers.js';
@@ -87,6 +87,59 @@ describe('containers of Airflow pods', () => {
       container('wait-for-airflow-migrations', '3.0.2', ['airflow', 'db', 'check-migrations', '--migration-wait-timeout=2']),
     ]);
     expect(await startInit(p).exited).toEqual({ exitCode: 1, reason: 'Error' });
+  });
+
+  it('a private-tag image runs the version its labels declare, in the official dumb-init -- /entrypoint form', async () => {
+    const images = new ImageCatalog();
+    const image = 'registry.example.com/catalog-airflow-airflow:build-4711';
+    images.declare(image, { 'org.apache.airflow.version': '3.1.0' });
+    const labelled = createAirflowRuntime({ resolveSecret: (namespace, name, key) => secrets.get(`${namespace}/${name}/${key}`), stepDurationMs: 2, readyDelayMs: 30, secondMs: 20, images });
+    try {
+      await setRevision(db.url, V300);
+      const entrypoint = { command: ['/usr/bin/dumb-init', '--', '/entrypoint'], image };
+      const job = pod('private-migrate', [container('run-airflow-migrations', '3.1.0', ['bash', '-c', 'exec airflow db migrate'], entrypoint)]);
+      const spec = (job.spec as { containers: Container[] }).containers[0] as Container;
+      expect(await labelled.start({ namespace: NS, pod: job, container: spec, role: 'main' }).exited).toEqual({ exitCode: 0, reason: 'Completed' });
+      expect(await getRevision(db.url)).toBe(V310);
+      // Without the catalog entry the same image is no Airflow image: its `airflow` does not exist.
+      const io = recordingIO();
+      const plain = await runtime.exec({ namespace: NS, pod: job, container: 'run-airflow-migrations', command: ['airflow', 'version'], stdin: false, tty: false }, io);
+      expect(plain.exitCode).toBe(127);
+      const known = recordingIO();
+      expect(await labelled.exec({ namespace: NS, pod: job, container: 'run-airflow-migrations', command: ['airflow', 'version'], stdin: false, tty: false }, known)).toEqual({ exitCode: 0 });
+      expect(known.out()).toBe('3.1.0\n');
+    } finally {
+      await labelled.close();
+    }
+  });
+
+  it('AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD: echo, printenv and the community chart\'s DATABASE_* command', async () => {
+    await setRevision(db.url, V310);
+    const url = new URL(db.url);
+    secrets.set(`${NS}/airflow-postgresql/postgresql-password`, decodeURIComponent(url.password));
+    const forms: Array<Array<Record<string, unknown>>> = [
+      [{ name: 'AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD', value: `echo -n ${db.url}` }],
+      [{ name: 'CONN', value: db.url }, { name: 'AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD', value: 'printenv CONN' }],
+      [
+        { name: 'DATABASE_HOST', value: url.hostname },
+        { name: 'DATABASE_PORT', value: url.port },
+        { name: 'DATABASE_DB', value: url.pathname.slice(1) },
+        { name: 'DATABASE_USER', value: decodeURIComponent(url.username) },
+        { name: 'DATABASE_PASSWORD', valueFrom: { secretKeyRef: { name: 'airflow-postgresql', key: 'postgresql-password' } } },
+        { name: 'AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD', value: 'bash -c \'eval "$DATABASE_SQLALCHEMY_CMD"\'' },
+      ],
+    ];
+    for (const env of forms) {
+      const p = pod('cmd-conn', [{ name: 'scheduler', image: 'apache/airflow:3.1.0', env }]);
+      const io = recordingIO();
+      const result = await runtime.exec({ namespace: NS, pod: p, container: 'scheduler', command: ['airflow', 'db', 'check'], stdin: false, tty: false }, io);
+      expect(result, JSON.stringify(env.at(-1))).toEqual({ exitCode: 0 });
+      expect(io.out()).toContain('Connection successful.');
+    }
+    const unsupported = pod('cmd-conn', [{ name: 'scheduler', image: 'apache/airflow:3.1.0', env: [{ name: 'AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD', value: 'vault read -field=url secret/airflow' }] }]);
+    const io = recordingIO();
+    expect((await runtime.exec({ namespace: NS, pod: unsupported, container: 'scheduler', command: ['airflow', 'db', 'check'], stdin: false, tty: false }, io)).exitCode).toBe(1);
+    expect(io.err()).toContain('cannot run this SQL_ALCHEMY_CONN_CMD');
   });
 
   it('the chart\'s create-user job completes', async () => {

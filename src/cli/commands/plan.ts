@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
-import { ANNOTATIONS, ConfigError, parseGuardConfig, type GuardConfig } from '../../core/config.js';
+import { ANNOTATIONS, ConfigError, parseGuardConfig, withUnknownVersionFlags, type GuardConfig } from '../../core/config.js';
 import { isValidRevision } from '../../core/heads.js';
 import { parseAirflowVersion } from '../../core/versions.js';
 import { evaluateManifests, planExitCode, PLAN_EXIT, type PlanSource } from '../../plan/evaluate.js';
@@ -16,6 +16,8 @@ import { ClusterAccessError, connect, describeClusterError, firstLine, type Kube
 import { ManifestError, parseManifests, type ManifestObject } from '../../plan/manifests.js';
 import { isJsonObject } from '../../core/objects.js';
 import { clusterSource, releaseNamespaces, statedSource, type StatedState } from '../../plan/sources.js';
+import { resolveManifestVersions } from '../../plan/image-versions.js';
+import type { DockerConfig, RegistryOptions } from '../../registry/client.js';
 import { UsageArgumentError } from './manifests.js';
 
 export interface PlanCliOptions {
@@ -26,8 +28,13 @@ export interface PlanCliOptions {
   dbRevision?: string;
   config?: string;
   strict?: boolean;
+  unknownVersion?: string;
   user?: string;
   output: PlanOutput;
+  /** A .dockerconfigjson: read the labels of images whose tag does not name the version. */
+  registryConfig?: string;
+  /** Extra CA certificates (PEM) for the registries. */
+  registryCaFile?: string;
 }
 
 export interface PlanIo {
@@ -38,6 +45,8 @@ export interface PlanIo {
 }
 
 class PlanFailure extends Error {}
+/** Flags that contradict each other or the configuration: exit 2. */
+class PlanUsage extends Error {}
 
 async function readManifests(file: string, io: PlanIo): Promise<string> {
   try {
@@ -68,7 +77,29 @@ async function loadConfig(options: PlanCliOptions): Promise<GuardConfig> {
   } catch (error) {
     throw new PlanFailure(`config ${options.config}: ${firstLine(error)}`);
   }
-  return options.strict ? { ...config, strict: true } : config;
+  try {
+    return withUnknownVersionFlags(config, options);
+  } catch (error) {
+    throw new PlanUsage(firstLine(error));
+  }
+}
+
+async function registryOptions(options: PlanCliOptions): Promise<RegistryOptions> {
+  const read = async (file: string, what: string): Promise<string> => {
+    try {
+      return await readFile(file, 'utf8');
+    } catch (error) {
+      throw new PlanFailure(`cannot read ${what} ${file}: ${(error as NodeJS.ErrnoException).code ?? firstLine(error)}`);
+    }
+  };
+  let dockerConfig: DockerConfig;
+  try {
+    dockerConfig = JSON.parse(await read(options.registryConfig as string, 'registry config')) as DockerConfig;
+  } catch (error) {
+    if (error instanceof PlanFailure) throw error;
+    throw new PlanFailure(`registry config ${options.registryConfig} is not a .dockerconfigjson (JSON with "auths"): ${firstLine(error)}`);
+  }
+  return { dockerConfigs: [dockerConfig], ...(options.registryCaFile !== undefined ? { ca: [await read(options.registryCaFile, 'registry CA file')] } : {}) };
 }
 
 function statedState(options: PlanCliOptions): StatedState {
@@ -84,9 +115,14 @@ export async function runPlan(options: PlanCliOptions, io: PlanIo): Promise<numb
   try {
     const config = await loadConfig(options);
     const sourceName = options.file === '-' ? 'stdin' : options.file;
-    const manifests = parseManifests(await readManifests(options.file, io), sourceName);
+    let manifests = parseManifests(await readManifests(options.file, io), sourceName);
     // An empty `helm template` output is a broken pipeline, not "no downgrade".
     if (manifests.length === 0) throw new PlanFailure(`${sourceName} holds no Kubernetes objects (an empty \`helm template\` output?): nothing to plan`);
+    if (options.registryConfig !== undefined) {
+      const resolved = await resolveManifestVersions(manifests, config, await registryOptions(options));
+      manifests = resolved.manifests;
+      for (const r of resolved.resolutions) io.stderr(r.version ? `image ${r.image}: Airflow ${r.version} (image labels)\n` : `image ${r.image}: version not read from the registry: ${r.error}\n`);
+    }
     const stated = statedState(options);
     const offline = options.kubeconfig === undefined && Object.keys(stated).length > 0;
     let source: PlanSource;
@@ -119,6 +155,10 @@ export async function runPlan(options: PlanCliOptions, io: PlanIo): Promise<numb
     io.stdout(options.output === 'json' ? formatPlanJson(report) : formatPlanText(report));
     return planExitCode(report);
   } catch (error) {
+    if (error instanceof PlanUsage) {
+      io.stderr(`error: ${error.message}\n`);
+      return PLAN_EXIT.usage;
+    }
     if (error instanceof PlanFailure || error instanceof ManifestError || error instanceof ClusterAccessError || error instanceof ConfigError) {
       io.stderr(`error: ${error.message}\n`);
       return PLAN_EXIT.error;
@@ -192,6 +232,7 @@ Examples:
   helm template airflow apache-airflow/airflow -n airflow --set defaultAirflowTag=3.0.2 \\
     | airflow-downgrade-guard plan -n airflow -f -
   airflow-downgrade-guard plan -f rendered.yaml --release-version 3.1.0 --output json
+  airflow-downgrade-guard plan -f rendered.yaml --registry-config ~/.docker/config.json
 
 Exit codes (over several releases the most severe wins: 1 > 4 > 3 > 0):
   0  no downgrade
@@ -201,8 +242,9 @@ Exit codes (over several releases the most severe wins: 1 > 4 > 3 > 0):
   3  a downgrade would be coordinated
   4  undetermined: the Airflow version of a workload (or of the running release) cannot be
      told (set annotation ${ANNOTATIONS.airflowVersion}, use an image tag that names it, or
-     give --registry-config so its labels can be read), or no namespace was given and the
-     release runs in another namespace (see above)`;
+     give --registry-config so the version is read from the image's labels
+     org.apache.airflow.version / org.opencontainers.image.version), or no namespace was
+     given and the release runs in another namespace (see above)`;
 
 export function register(program: Command): void {
   program
@@ -214,7 +256,10 @@ export function register(program: Command): void {
     .option('--release-version <version>', 'the Airflow version the release runs now (offline without --kubeconfig)', parseVersion)
     .option('--db-revision <revision>', "the metadata database's alembic revision (offline without --kubeconfig)", parseRevision)
     .option('--config <file>', 'guard configuration (YAML or JSON), as the webhook runs with')
-    .option('--strict', 'decide as a guard in strict mode (unknown versions are denied)')
+    .option('--unknown-version <policy>', 'decide as a guard with this setting: allow (default; unknown versions exit 4) | deny (exit 1)')
+    .option('--strict', 'deprecated alias of --unknown-version deny')
+    .option('--registry-config <file>', 'a .dockerconfigjson: read the Airflow version of private or custom images from their labels in the registry')
+    .option('--registry-ca-file <file>', 'extra CA certificates (PEM) for the registries')
     .option('--user <name>', 'the user the requests are attributed to (trusted users pass untouched)')
     .option('--output <format>', PLAN_OUTPUTS.join(' | '), parseOutput, 'text' as PlanOutput)
     .addHelpText('after', HELP_AFTER)

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { AdmissionReviewError } from '../../core/admission.js';
-import { ConfigError, parseGuardConfig, type GuardConfig } from '../../core/config.js';
+import { ConfigError, parseGuardConfig, withUnknownVersionFlags, type GuardConfig } from '../../core/config.js';
 import type { ReleaseState } from '../../core/decide.js';
 import { isValidRevision } from '../../core/heads.js';
 import { isJsonObject } from '../../core/objects.js';
@@ -20,6 +20,7 @@ export interface ReviewOptions {
   releaseVersion?: string;
   dbRevision?: string;
   strict?: boolean;
+  unknownVersion?: string;
   config?: string;
   pretty?: boolean;
   explain?: boolean;
@@ -92,7 +93,7 @@ async function loadConfig(options: ReviewOptions): Promise<GuardConfig> {
     }
   }
   const config = parseGuardConfig(raw);
-  return options.strict ? { ...config, strict: true } : config;
+  return withUnknownVersionFlags(config, options);
 }
 
 export async function runReview(options: ReviewOptions): Promise<{ stdout: string; stderr?: string }> {
@@ -118,7 +119,8 @@ export function register(program: Command): void {
     .requiredOption('-f, --file <path>', "AdmissionReview JSON file, or '-' for stdin")
     .option('--release-version <version>', 'the Airflow version the release runs now (for CREATE requests)')
     .option('--db-revision <revision>', "the metadata database's alembic revision")
-    .option('--strict', 'deny changes whose Airflow version cannot be determined')
+    .option('--unknown-version <policy>', 'a change whose Airflow version cannot be told: allow (with a warning, default) | deny')
+    .option('--strict', 'deprecated alias of --unknown-version deny')
     .option('--config <file>', 'guard configuration (YAML or JSON)')
     .option('--pretty', 'indent the JSON (the webhook sends it compact)')
     .option('--explain', 'also print the full decision (reason, plan, hold) as JSON on stderr')

@@ -26,6 +26,7 @@ interface ServeFlags {
   order?: string;
   leaseDurationSeconds?: string;
   strict?: boolean;
+  unknownVersion?: string;
   trustedUsername?: string[];
   certExtraNames?: string;
 }
@@ -54,7 +55,8 @@ export function register(program: Command): void {
     .option('--order <order>', 'drain-first (default: no pod ever runs on a schema it does not match) or downgrade-first (shorter outage)')
     .option('--stall-timeout-ms <ms>', 'hold an operation that waits this long on something that may never come (default 600000)')
     .option('--lease-duration-seconds <s>', 'per-release Lease duration (default 15)')
-    .option('--strict', 'deny changes whose Airflow version cannot be determined')
+    .option('--unknown-version <policy>', 'a change whose Airflow version cannot be told: allow (with a warning, default) | deny (guard.unknownVersion)')
+    .option('--strict', 'deprecated alias of --unknown-version deny')
     .option('--trusted-username <user...>', 'users whose changes pass untouched (the guard adds its own ServiceAccount)')
     .action(async (flags: ServeFlags) => {
       let config;

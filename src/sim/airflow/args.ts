@@ -97,7 +97,7 @@ export function parseOptions(specs: readonly OptionSpec[], argv: readonly string
  * chart starts Airflow) is split into words; other shell syntax is refused rather than guessed.
  */
 export function processArgv(command: readonly string[] | undefined, args: readonly string[] | undefined): string[] {
-  const argv = [...(command ?? []), ...(args ?? [])];
+  const argv = withoutEntrypoint([...(command ?? []), ...(args ?? [])]);
   const shell = argv[0]?.split('/').pop();
   if ((shell === 'bash' || shell === 'sh') && argv[1] === '-c' && typeof argv[2] === 'string') {
     // bash -c SCRIPT $0 ARGS…: the chart's create-user job passes its options as "$@".
@@ -105,6 +105,30 @@ export function processArgv(command: readonly string[] | undefined, args: readon
     return words[0] === 'exec' ? words.slice(1) : words;
   }
   return argv;
+}
+
+const DUMB_INIT_FLAGS = new Set(['-c', '--single-child', '-v', '--verbose', '-V', '--version']);
+/** The official image's entrypoint runs these as they are; anything else as `airflow ARGS`. */
+const ENTRYPOINT_PASSTHROUGH = new Set(['bash', 'sh', 'python', 'python3', 'airflow']);
+
+/**
+ * The official image's `dumb-init -- /entrypoint ARGS` as what it finally runs: dumb-init runs its
+ * command, and /entrypoint execs bash/python/airflow as given and any other word as an airflow
+ * subcommand (`/entrypoint scheduler` is `airflow scheduler`).
+ */
+function withoutEntrypoint(argv: string[]): string[] {
+  let rest = argv;
+  if (rest[0]?.split('/').pop() === 'dumb-init') {
+    rest = rest.slice(1);
+    while (rest[0] !== undefined && DUMB_INIT_FLAGS.has(rest[0])) rest = rest.slice(1);
+    if (rest[0] === '--') rest = rest.slice(1);
+  }
+  if (rest[0] === '/entrypoint' || rest[0] === '/usr/bin/entrypoint') {
+    rest = rest.slice(1);
+    const first = rest[0]?.split('/').pop();
+    if (first !== undefined && !ENTRYPOINT_PASSTHROUGH.has(first)) rest = ['airflow', ...rest];
+  }
+  return rest;
 }
 
 /** Words of a simple shell command line: quotes, backslash escapes, line continuations and "$@". */

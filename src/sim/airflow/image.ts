@@ -26,9 +26,33 @@ const SQUASHED_BASE = { key: '2.6.2', head: '4bc4d934e2bc', since: parseAirflowV
 /** From this version on `--to-version` takes the head of the greatest listed version <= V. */
 const GREATEST_LISTED_RESOLVER_SINCE = parseAirflowVersion('3.1.0') as AirflowVersion;
 
+/**
+ * What images declare, as a registry would serve their config: labels per image reference. The
+ * simulated containers read their Airflow version from `org.apache.airflow.version` as real ones
+ * do; an image not in the catalog falls back to its tag (the upstream tag forms).
+ */
+export class ImageCatalog {
+  private readonly labels = new Map<string, Readonly<Record<string, string>>>();
+
+  declare(image: string, labels: Readonly<Record<string, string>>): void {
+    this.labels.set(image, { ...labels });
+  }
+
+  labelsOf(image: string): Readonly<Record<string, string>> | undefined {
+    return this.labels.get(image);
+  }
+}
+
+/** The catalog the runtime uses unless given its own (in memory, empty: tags decide). */
+export const DEFAULT_IMAGE_CATALOG = new ImageCatalog();
+
+const VERSION_LABEL = 'org.apache.airflow.version';
+
 /** The Airflow version a simulated image runs, or undefined for anything that is not Airflow. */
-export function airflowImageVersion(image: string | undefined): AirflowVersion | undefined {
+export function airflowImageVersion(image: string | undefined, catalog: ImageCatalog = DEFAULT_IMAGE_CATALOG): AirflowVersion | undefined {
   if (!image) return undefined;
+  const declared = catalog.labelsOf(image)?.[VERSION_LABEL];
+  if (declared !== undefined) return parseAirflowVersion(declared.trim());
   const reference = parseImageReference(image);
   if (!reference?.tag || !isAirflowRepository(reference)) return undefined;
   const fromTag = versionFromTag(reference.tag);
@@ -41,8 +65,8 @@ function releaseOf(version: AirflowVersion): AirflowVersion {
 }
 
 /** Knowledge of an Airflow image, or undefined (not Airflow, or older than any schema head). */
-export function airflowImage(image: string | undefined): AirflowImage | undefined {
-  const version = airflowImageVersion(image);
+export function airflowImage(image: string | undefined, catalog: ImageCatalog = DEFAULT_IMAGE_CATALOG): AirflowImage | undefined {
+  const version = airflowImageVersion(image, catalog);
   if (!version || !image) return undefined;
   const release = releaseOf(version);
   const own = RELEASE_HEADS.filter((row) => compareVersions(row.release, release) <= 0).at(-1);

@@ -5,10 +5,10 @@
 import { redactConnectionString } from '../../db/connection.js';
 import { readAlembicRevision } from '../../db/alembic.js';
 import type { ContainerProcess, ContainerRuntime, ContainerStart, ExecIO, ExecRequest, ExecResult, KubeObject } from '../types.js';
-import { processArgv } from './args.js';
+import { processArgv, shellWords } from './args.js';
 import { runAirflowCommand, type CliContext, type CliIO } from './cli.js';
 import { createFaultInjector, type FaultInjector, type FaultTarget } from './faults.js';
-import { airflowImage, chainIndex, type AirflowImage } from './image.js';
+import { airflowImage, chainIndex, DEFAULT_IMAGE_CATALOG, type AirflowImage, type ImageCatalog } from './image.js';
 import { AbortedError, PoolCache, sleep } from './metadata.js';
 import { SharedSchemaReads } from './schema-reads.js';
 import { createViolationRecorder, type ContainerRef, type SchemaState, type ViolationRecorder } from './violations.js';
@@ -30,6 +30,8 @@ export interface AirflowRuntimeOptions {
   taskDurationMs?: number;
   faults?: FaultInjector;
   violations?: ViolationRecorder;
+  /** Labels images declare (their Airflow version); default: the shared in-memory catalog. */
+  images?: ImageCatalog;
   /** Container output and runtime notes, for debugging and the demo. */
   log?: (line: string, source: { namespace: string; pod: string; container: string }) => void;
 }
@@ -84,6 +86,14 @@ function kindOf(argv: string[], containerName: string, role: ContainerStart['rol
   return { kind: 'oneshot', argv };
 }
 
+function shellWordsOrEmpty(line: string): string[] {
+  try {
+    return shellWords(line);
+  } catch {
+    return [];
+  }
+}
+
 function podName(pod: KubeObject): string {
   return pod.metadata.name;
 }
@@ -105,6 +115,7 @@ export function createAirflowRuntime(options: AirflowRuntimeOptions): AirflowRun
   const secondMs = options.secondMs ?? 1000;
   const taskDurationMs = options.taskDurationMs ?? 2000;
   const faults = options.faults ?? createFaultInjector();
+  const images = options.images ?? DEFAULT_IMAGE_CATALOG;
   const violations = options.violations ?? createViolationRecorder();
   const pools = new PoolCache();
   const schemaReads = new SharedSchemaReads(async (url) => (await readAlembicRevision(pools.get(url), { timeoutMs: 2000 })).revision);
@@ -129,6 +140,10 @@ export function createAirflowRuntime(options: AirflowRuntimeOptions): AirflowRun
         return value;
       }
     }
+    for (const variable of DB_URL_VARIABLES) {
+      const command = env.find((e) => e.name === `${variable}_CMD`);
+      if (command) return runConnectionCommand(namespace, env, command.value ?? '');
+    }
     for (const from of (container.envFrom as EnvFrom[] | undefined) ?? []) {
       if (!from.secretRef?.name) continue;
       for (const variable of DB_URL_VARIABLES) {
@@ -143,6 +158,37 @@ export function createAirflowRuntime(options: AirflowRuntimeOptions): AirflowRun
       if (value !== undefined) return value;
     }
     throw new Error(`no metadata database configured for container ${container.name} (set ${DB_URL_VARIABLES[0]})`);
+  }
+
+  async function envValue(namespace: string, env: EnvVar[], name: string): Promise<string | undefined> {
+    const entry = env.find((e) => e.name === name);
+    if (entry?.value !== undefined) return entry.value;
+    const ref = entry?.valueFrom?.secretKeyRef;
+    return ref?.name && ref.key ? options.resolveSecret(namespace, ref.name, ref.key) : undefined;
+  }
+
+  /**
+   * `SQL_ALCHEMY_CONN_CMD`: Airflow runs the command and takes its output. The simulation knows the
+   * forms charts use: `echo [-n] URL`, `printenv NAME`, and a command built from the community
+   * chart's DATABASE_* settings (its `eval "$DATABASE_SQLALCHEMY_CMD"`).
+   */
+  async function runConnectionCommand(namespace: string, env: EnvVar[], command: string): Promise<string> {
+    const words = shellWordsOrEmpty(command);
+    if (words[0] === 'echo') return words.slice(words[1] === '-n' ? 2 : 1).join(' ');
+    if (words[0] === 'printenv' && words[1]) {
+      const value = await envValue(namespace, env, words[1]);
+      if (value !== undefined) return value;
+    }
+    if (command.includes('DATABASE_')) {
+      const [host, port, db, user, password, properties] = await Promise.all(
+        ['DATABASE_HOST', 'DATABASE_PORT', 'DATABASE_DB', 'DATABASE_USER', 'DATABASE_PASSWORD', 'DATABASE_PROPERTIES'].map((name) => envValue(namespace, env, name)),
+      );
+      if (host && db && user) {
+        const auth = `${encodeURIComponent(user)}${password !== undefined ? `:${encodeURIComponent(password)}` : ''}`;
+        return `postgresql://${auth}@${host}${port ? `:${port}` : ''}/${db}${properties ?? ''}`;
+      }
+    }
+    throw new Error(`the simulated image cannot run this SQL_ALCHEMY_CONN_CMD (supported: echo URL, printenv NAME, the community chart's DATABASE_* command)`);
   }
 
   function cliContext(namespace: string, pod: KubeObject, container: ContainerSpec, image: AirflowImage, argv: readonly string[]): CliContext {
@@ -184,7 +230,7 @@ export function createAirflowRuntime(options: AirflowRuntimeOptions): AirflowRun
   function start(req: ContainerStart): ContainerProcess {
     const { namespace, pod, container, role } = req;
     const source = { namespace, pod: podName(pod), container: container.name };
-    const image = airflowImage(container.image);
+    const image = airflowImage(container.image, images);
     let argv: string[];
     try {
       argv = processArgv(container.command, container.args);
@@ -308,7 +354,7 @@ export function createAirflowRuntime(options: AirflowRuntimeOptions): AirflowRun
       });
       return { exitCode: 137, message: 'killed: the client went away' };
     }
-    const image = airflowImage(container.image);
+    const image = airflowImage(container.image, images);
     if (!image) return plainExec(req.command, cliIO);
     try {
       return await runAirflowCommand(cliContext(req.namespace, req.pod, container, image, req.command), req.command, cliIO);
