@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { describeCertificate, generateCa, issueServingCertificate, splitPemBundle, type PemPair } from '../../src/certs/generate.js';
 import { certificatesFromSecret, type SecretObject } from '../../src/certs/rotation.js';
 import { renderInstallManifests } from '../../src/install/manifests.js';
-import { GUARD_NAME, TLS_SECRET_NAME, WEBHOOK_CONFIGURATION_NAME } from '../../src/install/names.js';
+import { GUARD_NAME, TLS_SECRET_NAME } from '../../src/install/names.js';
 import { Cluster } from '../../src/k8s/cluster.js';
 import { KubeRest } from '../../src/k8s/rest.js';
 import { startSimCluster, type SimCluster } from '../../src/sim/cluster.js';
