@@ -53,6 +53,12 @@ export function retryPhase(op: OperationState): Phase {
 export function checkAbortable(op: OperationState): void {
   if (isTerminal(op.phase)) throw new OperatorActionError(`operation ${op.id} already ended (${op.phase})`);
   const phase = op.phase === 'held' ? (op.heldFrom ?? 'confirm') : op.phase;
+  if (op.order === 'drain-first' && (phase === 'quiesce' || phase === 'downgrade')) {
+    // An abort would leave the drained release at 0 replicas with no operation to give them back.
+    throw new OperatorActionError(
+      `operation ${op.id} drained the release before its downgrade: aborting would leave it at 0 replicas — change the release back to ${op.fromVersion} (e.g. helm rollback) to cancel and restore it, or fix the cause and retry`,
+    );
+  }
   if (SCHEMA_MAY_HAVE_CHANGED.includes(phase) || !canHappen(op.phase, 'abort')) {
     throw new OperatorActionError(
       `operation ${op.id} reached ${phase}: the schema may already be at ${op.toVersion}; aborting would leave no running code matching it — fix the cause and retry instead`,

@@ -4,7 +4,9 @@
 // pod ever runs against a schema it does not know. Shared by the CI test (one repetition) and the
 // slow suite (ten). Driven by the Helm imitation; to be re-driven by real Helm.
 import { expect } from 'vitest';
+import { ANNOTATIONS } from '../../src/core/config.js';
 import type { OperationState } from '../../src/coordinator/operation.js';
+import { RESOURCES } from '../../src/sim/resources.js';
 import { FULL_SEQUENCE, guardAnnotations, headOf, releaseReady, releaseWorkloads, stepSequence, waitFor, type ReleaseSpec } from './harness.js';
 import { imitatedHelm } from './helm-imitation.js';
 import { kustomize, startInstalledE2E, type InstalledE2E } from './install-harness.js';
@@ -26,6 +28,15 @@ export async function runRepeatedDowngrades(downgrades: number, started: (e: Ins
   await e.installRelease(s);
   const helm = imitatedHelm(e);
   const ids: string[] = [];
+  // Every operation id each Deployment was held under, as the store saw it.
+  const heldUnder = new Map<string, Set<string>>();
+  const stopWatching = e.sim.store.watch(RESOURCES.deployments, s.namespace, undefined, (event) => {
+    const id = event.object.metadata.annotations?.[ANNOTATIONS.operation];
+    if (!id || !event.object.metadata.annotations?.[ANNOTATIONS.hold]) return;
+    const seen = heldUnder.get(event.object.metadata.name) ?? new Set<string>();
+    seen.add(id);
+    heldUnder.set(event.object.metadata.name, seen);
+  });
   for (let round = 1; round <= downgrades; round++) {
     // The forward upgrade before this round may leave violations of its own (old pods on the newer
     // schema until the rollout ends, as with any Airflow upgrade): only this downgrade's count.
@@ -36,6 +47,9 @@ export async function runRepeatedDowngrades(downgrades: number, started: (e: Ins
       return o && !ids.includes(o.id) && ['done', 'held', 'aborted', 'cancelled', 'returned'].includes(o.phase) && o;
     }, 60_000, 100);
     expectDowngradeDone(op, round);
+    // The fresh id reached every held workload (those admitted under the derived one were moved to it).
+    for (const w of releaseWorkloads(s).filter((x) => x.component !== 'statsd')) expect([...(heldUnder.get(w.name) ?? [])], `${w.name} round ${round}`).toContain(op.id);
+    heldUnder.clear();
     await waitFor(`release running ${TO} (round ${round})`, () => releaseReady(e.sim, { ...s, version: TO }), 60_000, 100);
     expect(await e.revision()).toBe(headOf(TO));
     for (const w of releaseWorkloads(s)) expect(guardAnnotations(e.workload(w.kind, s.namespace, w.name)), `${w.name} round ${round}`).toEqual([]);
@@ -48,6 +62,7 @@ export async function runRepeatedDowngrades(downgrades: number, started: (e: Ins
       expect(await e.revision()).toBe(headOf(FROM));
     }
   }
+  stopWatching();
   expect(new Set(ids).size, `operation ids ${ids.join(', ')}`).toBe(downgrades);
   return { e2e: e, ids };
 }

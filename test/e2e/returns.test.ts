@@ -122,6 +122,24 @@ describe('a return to the from-version during the downgrade (order downgrade-fir
     expect(logged(e, 'operation forward start')).toBe(true);
   });
 
+  it('during the exec, by a plain helm upgrade back (its 3.1.0 migration Job as a post-upgrade hook): one schema, back at 3.1.0', async () => {
+    e2e = await startE2E({ stepDurationMs: 800 });
+    const e = e2e;
+    const s = spec('upgradeback');
+    await e.installRelease(s);
+    await e.startGuard();
+    const helm = imitatedHelm(e);
+    await helm.upgrade(s, TO, { hook: 'none' });
+    await waitFor('downgrade exec running', () => logged(e, 'operation downgrade start'), 30_000, 20);
+    await helm.upgrade(s, FROM, { hook: 'post-upgrade' });
+    const op = await waitFor('operation ended', () => {
+      const o = e.operation(s.namespace, s.release);
+      return o && ['returned', 'cancelled'].includes(o.phase) && o;
+    }, 60_000, 100);
+    // Whether the chart's Job or the guard moved the schema forward first, the release ends on 3.1.0.
+    await expectBackAtFrom(e, s, op.phase);
+  });
+
   it('after verify, as the drain starts (old scheduler pods stuck Terminating): forward again, drained workloads restored', async () => {
     e2e = await startE2E();
     const e = e2e;
