@@ -43,6 +43,12 @@ describe.runIf(registryAvailable() || process.env.CI !== undefined)('a real regi
     expect(byDigest.labels['org.apache.airflow.version']).toBe('2.9.3');
   });
 
+  it('reads through a configured mirror of the image\'s registry', async () => {
+    await open.push('mirrored/airflow', 'build-9', { labels: AIRFLOW('3.0.3') });
+    const config = await readImageConfig(ref('registry.corp.example:5000/mirrored/airflow:build-9'), { ca: [open.ca], mirrors: { 'registry.corp.example:5000': open.host } });
+    expect(config.labels['org.apache.airflow.version']).toBe('3.0.3');
+  });
+
   it('picks linux/amd64 from a multi-arch index', async () => {
     await open.push('multi', 'v1', { platforms: [{ architecture: 'arm64', labels: AIRFLOW('9.9.9') }, { architecture: 'amd64', labels: AIRFLOW('2.8.4') }] });
     const config = await readImageConfig(ref(`${open.host}/multi:v1`), { ca: [open.ca] });
