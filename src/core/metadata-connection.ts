@@ -50,11 +50,29 @@ const CONN_VARIABLES = ['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN', 'AIRFLOW__CORE__S
 
 const SECRET_KEY = /^[-._a-zA-Z0-9]{1,253}$/;
 
+/** The keys of a Secret the pods load with `envFrom` (names only: values are not needed to resolve). */
+export type SecretKeys = (secret: string) => readonly string[] | undefined;
+
+/** Secrets the workloads load with `envFrom`, for the caller to list the keys of (the community chart's config). */
+export function envFromSecrets(workloads: readonly WorkloadSpec[]): string[] {
+  const names = new Set<string>();
+  for (const w of workloads) {
+    for (const container of podContainers(w)) {
+      for (const from of isJsonObject(container) && Array.isArray(container.envFrom) ? (container.envFrom as unknown[]) : []) {
+        const name = valueAt(from, ['secretRef', 'name']);
+        if (isValidObjectName(name)) names.add(name);
+      }
+    }
+  }
+  return [...names];
+}
+
 /**
  * The connection source of a release. `workloads` in order of preference (the newer version's
- * first); the override annotation on any of them wins over what their pods set.
+ * first); the override annotation on any of them wins over what their pods set. `secretKeys`
+ * tells which variables the `envFrom` Secrets carry.
  */
-export function resolveConnectionSource(workloads: readonly WorkloadSpec[]): ConnectionSource {
+export function resolveConnectionSource(workloads: readonly WorkloadSpec[], secretKeys: SecretKeys = () => undefined): ConnectionSource {
   for (const w of workloads) {
     const override = annotationAt(w.object, METADATA_SECRET_ANNOTATION);
     if (override === undefined) continue;
@@ -65,7 +83,7 @@ export function resolveConnectionSource(workloads: readonly WorkloadSpec[]): Con
     return { kind: 'secret', secret, key, via: `annotation ${METADATA_SECRET_ANNOTATION}` };
   }
   for (const w of workloads) {
-    for (const env of containerEnvs(w)) {
+    for (const env of containerEnvs(w, secretKeys)) {
       const found = fromEnvironment(env);
       if (found) return found;
     }
@@ -138,21 +156,27 @@ export function describeConnectionSource(source: ConnectionSource): string {
   }
 }
 
-/** Environment of every container (init containers too) of a workload's pod template, by name. */
-function containerEnvs(w: WorkloadSpec): Array<Map<string, EnvEntry>> {
+function podContainers(w: WorkloadSpec): unknown[] {
   const template = podTemplateOf(w.kind, w.object);
+  return [valueAt(template, ['spec', 'containers']), valueAt(template, ['spec', 'initContainers'])].flatMap((list) => (Array.isArray(list) ? (list as unknown[]) : []));
+}
+
+/** Environment of every container (init containers too) as the kubelet builds it: envFrom Secrets, env over them. */
+function containerEnvs(w: WorkloadSpec, secretKeys: SecretKeys): Array<Map<string, EnvEntry>> {
   const out: Array<Map<string, EnvEntry>> = [];
-  for (const list of [valueAt(template, ['spec', 'containers']), valueAt(template, ['spec', 'initContainers'])]) {
-    if (!Array.isArray(list)) continue;
-    for (const container of list as unknown[]) {
-      const env = new Map<string, EnvEntry>();
-      const entries = isJsonObject(container) && Array.isArray(container.env) ? (container.env as unknown[]) : [];
-      for (const entry of entries) {
-        if (!isJsonObject(entry) || typeof entry.name !== 'string') continue;
-        env.set(entry.name, { name: entry.name, ...settingOf(entry) });
-      }
-      out.push(env);
+  for (const container of podContainers(w)) {
+    if (!isJsonObject(container)) continue;
+    const env = new Map<string, EnvEntry>();
+    for (const from of Array.isArray(container.envFrom) ? (container.envFrom as unknown[]) : []) {
+      const secret = valueAt(from, ['secretRef', 'name']);
+      if (!isValidObjectName(secret)) continue;
+      for (const key of secretKeys(secret) ?? []) if (SECRET_KEY.test(key)) env.set(key, { name: key, setting: { secret, key } });
     }
+    for (const entry of Array.isArray(container.env) ? (container.env as unknown[]) : []) {
+      if (!isJsonObject(entry) || typeof entry.name !== 'string') continue;
+      env.set(entry.name, { name: entry.name, ...settingOf(entry) });
+    }
+    out.push(env);
   }
   return out;
 }

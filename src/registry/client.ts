@@ -50,7 +50,10 @@ interface Response {
 /** The labels of an image, read from its registry. */
 export async function readImageConfig(image: ImageReference, options: RegistryOptions = {}): Promise<ImageConfig> {
   const host = registryHost(image);
-  const session = new Session(options.mirrors?.[host] ?? host, credentialsFor(host, options.dockerConfigs ?? []), options);
+  const mirror = options.mirrors?.[host];
+  const configs = options.dockerConfigs ?? [];
+  // A mirror is read with its own credentials when the pull secrets have some, else the registry's.
+  const session = new Session(mirror ?? host, (mirror && credentialsFor(mirror, configs)) || credentialsFor(host, configs), options);
   const repository = image.registry === undefined && !image.repository.includes('/') ? `library/${image.repository}` : image.repository;
   const reference = image.digest ?? image.tag ?? 'latest';
   let manifest = await session.get(`/v2/${repository}/manifests/${reference}`, MANIFEST_TYPES);

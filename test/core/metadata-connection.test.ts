@@ -6,6 +6,7 @@ import {
   METADATA_SECRET_ANNOTATION,
   composeConnectionUrl,
   describeConnectionSource,
+  envFromSecrets,
   resolveConnectionSource,
   type Setting,
   type WorkloadSpec,
@@ -64,6 +65,22 @@ describe('resolveConnectionSource', () => {
     const secrets: Record<string, string> = { 'airflow-postgresql/postgresql-password': 'p@ss:w/rd' };
     const read = (s: Setting) => ('value' in s ? s.value : (secrets[`${s.secret}/${s.key}`] as string));
     expect(composeConnectionUrl(source.parts, read)).toBe('postgresql://airflow:p%40ss%3Aw%2Frd@pg.example:5432/airflow?sslmode=require');
+  });
+
+  it("community chart as rendered: DATABASE_* and the _CMD in its config Secret (envFrom), the password in env", () => {
+    const w: WorkloadSpec = {
+      kind: 'Deployment',
+      object: {
+        metadata: { name: 'airflow-scheduler' },
+        spec: { template: { spec: { containers: [{ name: 'airflow-scheduler', image: 'x', envFrom: [{ secretRef: { name: 'airflow-config' } }], env: [{ name: 'DATABASE_PASSWORD', ...secretRef('airflow-postgresql', 'postgresql-password') }] }] } } },
+      },
+    };
+    expect(envFromSecrets([w])).toEqual(['airflow-config']);
+    const keys = ['DATABASE_HOST', 'DATABASE_PORT', 'DATABASE_DB', 'DATABASE_USER', 'DATABASE_PROPERTIES', 'AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD'];
+    const source = resolveConnectionSource([w], (name) => (name === 'airflow-config' ? keys : undefined));
+    expect(source).toMatchObject({ kind: 'composed', layout: 'community', parts: { host: { secret: 'airflow-config', key: 'DATABASE_HOST' }, password: { secret: 'airflow-postgresql', key: 'postgresql-password' } } });
+    // Without the Secret's keys only the _CMD-less password is visible: nothing is guessed.
+    expect(resolveConnectionSource([w])).toMatchObject({ kind: 'undetermined' });
   });
 
   it('Bitnami: AIRFLOW_DATABASE_* settings', () => {

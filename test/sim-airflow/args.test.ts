@@ -32,6 +32,9 @@ describe('container argv', () => {
     expect(processArgv(['/usr/bin/dumb-init', '--', '/entrypoint'], ['bash', '-c', 'exec airflow scheduler'])).toEqual(['airflow', 'scheduler']);
     expect(processArgv(['dumb-init', '--single-child', '--', '/entrypoint'], ['db', 'migrate'])).toEqual(['airflow', 'db', 'migrate']);
     expect(processArgv(['/entrypoint'], ['airflow', 'version'])).toEqual(['airflow', 'version']);
+    // The community chart's check-db and wait-for-db-migrations init containers.
+    expect(processArgv(['/usr/bin/dumb-init', '--'], ['bash', '-c', 'exec timeout 16s airflow db check'])).toEqual(['airflow', 'db', 'check']);
+    expect(processArgv(['/usr/bin/dumb-init', '--'], ['bash', '-c', 'exec airflow db check-migrations -t 60'])).toEqual(['airflow', 'db', 'check-migrations', '-t', '60']);
     expect(processArgv(['bash', '-c'], ['exec \\\nairflow db migrate'])).toEqual(['airflow', 'db', 'migrate']);
     expect(processArgv(undefined, ['airflow', 'db', 'check-migrations', '--migration-wait-timeout=60'])).toEqual([
       'airflow', 'db', 'check-migrations', '--migration-wait-timeout=60',

@@ -142,6 +142,40 @@ describe('containers of Airflow pods', () => {
     expect(io.err()).toContain('cannot run this SQL_ALCHEMY_CONN_CMD');
   });
 
+  it("the community chart's layout: DATABASE_* and the _CMD from its config Secret (envFrom), check-db and wait-for-db-migrations", async () => {
+    await setRevision(db.url, V310);
+    const url = new URL(db.url);
+    const config: Record<string, string> = {
+      DATABASE_HOST: url.hostname,
+      DATABASE_PORT: url.port,
+      DATABASE_DB: url.pathname.slice(1),
+      DATABASE_USER: decodeURIComponent(url.username),
+      AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD: 'bash -c \'eval "$DATABASE_SQLALCHEMY_CMD"\'',
+    };
+    for (const [key, value] of Object.entries(config)) secrets.set(`${NS}/community-config/${key}`, value);
+    secrets.set(`${NS}/community-postgresql/postgresql-password`, decodeURIComponent(url.password));
+    const shared = {
+      image: 'apache/airflow:3.1.0',
+      command: ['/usr/bin/dumb-init', '--'],
+      envFrom: [{ secretRef: { name: 'community-config' } }],
+      env: [{ name: 'DATABASE_PASSWORD', valueFrom: { secretKeyRef: { name: 'community-postgresql', key: 'postgresql-password' } } }],
+    };
+    const p = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'community-scheduler-1', namespace: NS, labels: { app: 'airflow', component: 'scheduler', release: 'community' } },
+      spec: {
+        initContainers: [
+          { name: 'check-db', ...shared, args: ['bash', '-c', 'exec timeout 16s airflow db check'] },
+          { name: 'wait-for-db-migrations', ...shared, args: ['bash', '-c', 'exec airflow db check-migrations -t 60'] },
+        ],
+        containers: [{ name: 'airflow-scheduler', ...shared, args: ['bash', '-c', 'exec airflow scheduler -n -1'] }],
+      },
+    } as KubeObject;
+    expect(await startInit(p, 0).exited).toEqual({ exitCode: 0, reason: 'Completed' });
+    expect(await startInit(p, 1).exited).toEqual({ exitCode: 0, reason: 'Completed' });
+  });
+
   it('the chart\'s create-user job completes', async () => {
     const job = pod('airflow-create-user-z', [
       container('create-user', '3.1.0', ['bash', '-c', 'exec \\\nairflow users create "$@"', '--', '-r', 'Admin', '-u', 'admin']),

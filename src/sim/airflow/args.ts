@@ -102,7 +102,7 @@ export function processArgv(command: readonly string[] | undefined, args: readon
   if ((shell === 'bash' || shell === 'sh') && argv[1] === '-c' && typeof argv[2] === 'string') {
     // bash -c SCRIPT $0 ARGS…: the chart's create-user job passes its options as "$@".
     const words = shellWords(argv[2], argv.slice(4));
-    return words[0] === 'exec' ? words.slice(1) : words;
+    return withoutTimeout(words[0] === 'exec' ? words.slice(1) : words);
   }
   return argv;
 }
@@ -129,6 +129,11 @@ function withoutEntrypoint(argv: string[]): string[] {
     if (first !== undefined && !ENTRYPOINT_PASSTHROUGH.has(first)) rest = ['airflow', ...rest];
   }
   return rest;
+}
+
+/** `timeout 16s airflow db check` (the community chart's check-db) runs `airflow db check`. */
+function withoutTimeout(words: string[]): string[] {
+  return words[0] === 'timeout' && words[1] !== undefined && /^\d+[smhd]?$/.test(words[1]) ? words.slice(2) : words;
 }
 
 /** Words of a simple shell command line: quotes, backslash escapes, line continuations and "$@". */

@@ -57,6 +57,8 @@ export type ContainerKind = 'server' | 'task' | 'oneshot' | 'plain';
 const SERVER_COMMANDS = new Set(['scheduler', 'webserver', 'api-server', 'triggerer', 'dag-processor', 'kerberos']);
 const SERVER_CONTAINER_NAMES = new Set(['scheduler', 'webserver', 'api-server', 'triggerer', 'dag-processor', 'worker', 'execution-api-server']);
 const DB_URL_VARIABLES = ['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN', 'AIRFLOW__CORE__SQL_ALCHEMY_CONN'];
+/** The community chart's database settings (its `<release>-config` Secret, through envFrom). */
+const COMMUNITY_DATABASE_VARIABLES = ['DATABASE_HOST', 'DATABASE_PORT', 'DATABASE_DB', 'DATABASE_USER', 'DATABASE_PASSWORD', 'DATABASE_PROPERTIES'];
 const DEFAULT_CHECK_MIGRATIONS = ['airflow', 'db', 'check-migrations', '--migration-wait-timeout=60'];
 
 interface EnvVar {
@@ -127,29 +129,35 @@ export function createAirflowRuntime(options: AirflowRuntimeOptions): AirflowRun
     options.log?.(line, source);
   };
 
+  /**
+   * The container's environment as the kubelet builds it: `envFrom` Secrets first, `env` over them.
+   * Values stay unresolved (a Secret key is read only when the connection needs it).
+   */
+  async function containerEnv(namespace: string, container: ContainerSpec): Promise<EnvVar[]> {
+    const env = new Map<string, EnvVar>();
+    for (const from of (container.envFrom as EnvFrom[] | undefined) ?? []) {
+      const name = from.secretRef?.name;
+      if (!name) continue;
+      for (const variable of [...DB_URL_VARIABLES, ...DB_URL_VARIABLES.map((v) => `${v}_CMD`), ...COMMUNITY_DATABASE_VARIABLES]) {
+        if ((await options.resolveSecret(namespace, name, variable)) !== undefined) env.set(variable, { name: variable, valueFrom: { secretKeyRef: { name, key: variable } } });
+      }
+    }
+    for (const entry of (container.env as EnvVar[] | undefined) ?? []) if (entry.name) env.set(entry.name, entry);
+    return [...env.values()];
+  }
+
   /** The container's metadata connection, resolved from its env like the kubelet would. */
   async function databaseUrl(namespace: string, pod: KubeObject, container: ContainerSpec): Promise<string> {
-    const env = (container.env as EnvVar[] | undefined) ?? [];
+    const env = await containerEnv(namespace, container);
     for (const variable of DB_URL_VARIABLES) {
       const entry = env.find((e) => e.name === variable);
-      if (entry?.value !== undefined) return entry.value;
-      const ref = entry?.valueFrom?.secretKeyRef;
-      if (ref?.name && ref.key) {
-        const value = await options.resolveSecret(namespace, ref.name, ref.key);
-        if (value === undefined) throw new Error(`secret ${namespace}/${ref.name} has no key '${ref.key}' (${variable})`);
-        return value;
-      }
+      if (!entry) continue;
+      const value = await envValue(namespace, env, variable);
+      if (value === undefined) throw new Error(`secret ${namespace}/${entry.valueFrom?.secretKeyRef?.name ?? '?'} has no key '${entry.valueFrom?.secretKeyRef?.key ?? '?'}' (${variable})`);
+      return value;
     }
     for (const variable of DB_URL_VARIABLES) {
-      const command = env.find((e) => e.name === `${variable}_CMD`);
-      if (command) return runConnectionCommand(namespace, env, command.value ?? '');
-    }
-    for (const from of (container.envFrom as EnvFrom[] | undefined) ?? []) {
-      if (!from.secretRef?.name) continue;
-      for (const variable of DB_URL_VARIABLES) {
-        const value = await options.resolveSecret(namespace, from.secretRef.name, variable);
-        if (value !== undefined) return value;
-      }
+      if (env.some((e) => e.name === `${variable}_CMD`)) return runConnectionCommand(namespace, env, (await envValue(namespace, env, `${variable}_CMD`)) ?? '');
     }
     // Convenience for chart-shaped manifests without env: the chart's metadata Secret.
     const release = releaseOf(pod);
@@ -181,7 +189,7 @@ export function createAirflowRuntime(options: AirflowRuntimeOptions): AirflowRun
     }
     if (command.includes('DATABASE_')) {
       const [host, port, db, user, password, properties] = await Promise.all(
-        ['DATABASE_HOST', 'DATABASE_PORT', 'DATABASE_DB', 'DATABASE_USER', 'DATABASE_PASSWORD', 'DATABASE_PROPERTIES'].map((name) => envValue(namespace, env, name)),
+        COMMUNITY_DATABASE_VARIABLES.map((name) => envValue(namespace, env, name)),
       );
       if (host && db && user) {
         const auth = `${encodeURIComponent(user)}${password !== undefined ? `:${encodeURIComponent(password)}` : ''}`;
