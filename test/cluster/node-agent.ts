@@ -207,7 +207,10 @@ export async function startNodeAgent(options: NodeAgentOptions): Promise<NodeAge
   const stopEvents = mirror.watch(RESOURCES.events, undefined, undefined, (event) => {
     if (event.type !== 'ADDED') return;
     const ev = { ...event.object, metadata: { name: event.object.metadata.name, namespace: event.object.metadata.namespace } };
-    void rest.request('POST', `/api/v1/namespaces/${ev.metadata.namespace}/events`, { body: ev }).catch(failures('event'));
+    void rest.request('POST', `/api/v1/namespaces/${ev.metadata.namespace}/events`, { body: ev }).catch((error: { code?: number; message: string }) => {
+      // A namespace being deleted takes no new events (403), as for a kubelet.
+      if (error.code !== 403 && error.code !== 404) failures('event')(error);
+    });
   });
   stops.push(stopEvents);
 
