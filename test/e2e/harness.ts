@@ -481,7 +481,12 @@ export async function upgradeRelease(e2e: E2E<ClusterUnderTest>, spec: ReleaseSp
     result.applied.push({ kind, name, wasDrained, admittedReplicas: (admitted.spec as { replicas?: unknown } | undefined)?.replicas, admittedAt: Date.now() });
     if (options.pauseMs) await new Promise((r) => setTimeout(r, options.pauseMs));
   }
-  await updateCronJobs(e2e, spec, version);
+  const cronJobs = (): Promise<void> => updateCronJobs(e2e, spec, version);
+  if (options.retryUnreachableWebhook) {
+    await waitFor('CronJobs admitted', () => cronJobs().then(() => true, (error: Error) => (/failed calling webhook/.test(error.message) ? false : Promise.reject(error))), 30_000, 100);
+  } else {
+    await cronJobs();
+  }
   if (options.hook === 'post-upgrade') await runJob();
   return result;
 }
