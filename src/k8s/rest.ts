@@ -105,6 +105,10 @@ export class KubeRest {
     const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
     if (payload !== undefined) {
       (requestOptions.headers as Record<string, string>)['Content-Type'] = options.contentType ?? 'application/json';
+      // A sized body, not a chunked one: kube-apiserver answers a DELETE with options early (404,
+      // 409) without reading a chunked body to its end, and the next request on that kept-alive
+      // connection then gets a plain "400 Bad Request".
+      (requestOptions.headers as Record<string, string>)['Content-Length'] = String(Buffer.byteLength(payload));
     }
     const timeoutMs = options.timeoutMs ?? this.defaultTimeoutMs;
     return new Promise<T>((resolve, reject) => {

@@ -14,6 +14,8 @@ export interface WatchCacheOptions<T> {
   /** List path, e.g. /apis/apps/v1/deployments or /apis/apps/v1/namespaces/x/deployments. */
   paths: string[];
   labelSelector?: string;
+  /** e.g. spec.nodeName=<node>: a node may list and watch only its own pods (Node authorizer). */
+  fieldSelector?: string;
   /** The slim record kept for an object, or undefined to ignore it. */
   project: (obj: unknown) => T | undefined;
   onChange?: (key: string, record: T | undefined, previous: T | undefined) => void;
@@ -130,7 +132,7 @@ export class WatchCache<T> {
   private async relist(path: string): Promise<string> {
     this.relists++;
     const list = await this.rest.request<{ metadata?: { resourceVersion?: string }; items?: unknown[] }>('GET', path, {
-      query: { labelSelector: this.options.labelSelector },
+      query: { labelSelector: this.options.labelSelector, fieldSelector: this.options.fieldSelector },
       timeoutMs: 30_000,
     });
     const seen = new Set<string>();
@@ -160,6 +162,7 @@ export class WatchCache<T> {
             resourceVersion: lastRv,
             allowWatchBookmarks: true,
             labelSelector: this.options.labelSelector,
+            fieldSelector: this.options.fieldSelector,
             timeoutSeconds: 300,
           },
           (type: string, obj: unknown) => {

@@ -47,6 +47,7 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
   const adminRest = new KubeRest(admin);
   const runtime = createAirflowRuntime({
     ...options.runtime,
+    ...(options.verbose ? { log: (line: string, at: { namespace: string; pod: string; container: string }) => log(`[${at.namespace}/${at.pod}/${at.container}] ${line}`) } : {}),
     // The node reads the Secrets its pods reference, as a kubelet does (Node authorizer).
     resolveSecret: async (namespace, name, key) => {
       const secret = await nodeRest

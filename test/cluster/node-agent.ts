@@ -57,7 +57,7 @@ export async function startNodeAgent(options: NodeAgentOptions): Promise<NodeAge
   kc.loadFromString(options.kubeconfig);
   const rest = new KubeRest(kc);
   const mirror = new Store();
-  const logger = pino({ level: 'warn' }, pino.destination(2));
+  const logger = pino({ level: process.env.ADG_DEBUG ? 'debug' : 'error' }, pino.destination(2));
   const events = new EventRecorder(mirror, logger);
   const timing = { podStartDelayMs: 50, readyDelayMs: 300, probeIntervalMs: 100, crashLoopBackoffMs: 1_000, graceUnitMs: 1_000, ...options.timing };
   const kubelet = new Kubelet(mirror, options.runtime, events, logger, {
@@ -172,7 +172,9 @@ export async function startNodeAgent(options: NodeAgentOptions): Promise<NodeAge
 
   const cache = new WatchCache<Pod>(kc, rest, {
     name: `node ${options.nodeName} pods`,
+    logger,
     paths: ['/api/v1/pods'],
+    fieldSelector: `spec.nodeName=${options.nodeName}`,
     project: (obj) => obj as Pod,
     onChange: (_key, remote, previous) => {
       if (!remote) {
@@ -205,7 +207,10 @@ export async function startNodeAgent(options: NodeAgentOptions): Promise<NodeAge
   const stopEvents = mirror.watch(RESOURCES.events, undefined, undefined, (event) => {
     if (event.type !== 'ADDED') return;
     const ev = { ...event.object, metadata: { name: event.object.metadata.name, namespace: event.object.metadata.namespace } };
-    void rest.request('POST', `/api/v1/namespaces/${ev.metadata.namespace}/events`, { body: ev }).catch(failures('event'));
+    void rest.request('POST', `/api/v1/namespaces/${ev.metadata.namespace}/events`, { body: ev }).catch((error: { code?: number; message: string }) => {
+      // A namespace being deleted takes no new events (403), as for a kubelet.
+      if (error.code !== 403 && error.code !== 404) failures('event')(error);
+    });
   });
   stops.push(stopEvents);
 
