@@ -188,6 +188,7 @@ export async function startGuard(config: ServeConfig, logger: Logger = createLog
   // cannot pause it. It is started before the coordinator's caches so it sees their first list.
   let admission: AdmissionWorker | undefined;
   const { certFile, keyFile, certificates } = await servingCertificate(config, cluster, logger, () => admission);
+  metrics.observeCertificate(certFile);
   admission = startAdmissionWorker({
     settings: { guard: config.guard, logLevel: config.logLevel, certFile, keyFile, port: config.port, host: config.host, fullRecords: audit !== undefined },
     releaseState: (namespace, release) => coordinator.releaseState(namespace, release),

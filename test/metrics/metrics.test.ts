@@ -92,3 +92,27 @@ describe('metrics', () => {
     expect(perCallUs).toBeLessThan(5);
   });
 });
+
+describe('certificate expiry gauge', () => {
+  it('reads the serving certificate file at each scrape, so a rotation shows', async () => {
+    const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { describeCertificate, generateCertificates } = await import('../../src/certs/generate.js');
+    const dir = mkdtempSync(join(tmpdir(), 'adg-metrics-cert-'));
+    try {
+      const file = join(dir, 'tls.crt');
+      const metrics = createMetrics({ defaultMetrics: false });
+      const value = async () => (await metrics.registry.getSingleMetric('airflow_downgrade_guard_certificate_expiry_timestamp_seconds')!.get()).values[0]?.value;
+      expect(await value()).toBeUndefined();
+      metrics.observeCertificate(file);
+      for (const days of [30, 90]) {
+        const certs = generateCertificates({ service: 'airflow-downgrade-guard', namespace: 'guard', now: new Date(Date.now() - (365 - days) * 86_400_000) });
+        writeFileSync(file, certs.cert);
+        expect(await value()).toBe(describeCertificate(certs.cert).notAfter.getTime() / 1000);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
