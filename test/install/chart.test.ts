@@ -76,15 +76,15 @@ for (const major of HELM_MAJORS) {
       expect(rules.map((r: { alert: string }) => r.alert)).toEqual(expect.arrayContaining(['AirflowDowngradeHeld', 'AirflowDowngradeGuardWebhookSlow', 'AirflowDowngradeGuardWebhookDenials', 'AirflowDowngradeGuardAuditDropped', 'AirflowDowngradeGuardCertificateExpiry']));
       const metrics = createMetrics({ defaultMetrics: false });
       const exported = new Set<string>();
-      for (const m of (await metrics.registry.getMetricsAsJSON()) as Array<{ name: string; type: string }>) {
+      for (const m of (await metrics.registry.getMetricsAsJSON()) as unknown as Array<{ name: string; type: string }>) {
         exported.add(m.name);
         if (m.type === 'histogram') for (const suffix of ['_bucket', '_sum', '_count']) exported.add(m.name + suffix);
       }
       // `up` is Prometheus's own per-target series; everything else must come from the guard.
       const PROMQL = new Set(['max', 'min', 'sum', 'rate', 'increase', 'histogram_quantile', 'by', 'le', 'time', 'absent', 'up']);
       for (const { alert, expr } of rules) {
-        const names = expr.replace(/\{[^}]*\}/g, '').replace(/\[[^\]]*\]/g, '').match(/[a-zA-Z_:][a-zA-Z0-9_:]*/g) ?? [];
-        for (const name of names.filter((n) => !PROMQL.has(n))) expect(exported.has(name), `${alert}: ${name}`).toBe(true);
+        const names = expr.replace(/\{[^}]*\}/g, '').replace(/\[[^\]]*\]/g, '').match(/[a-zA-Z_:][a-zA-Z0-9_:]*/g) ?? ([] as string[]);
+        for (const name of names.filter((n: string) => !PROMQL.has(n))) expect(exported.has(name), `${alert}: ${name}`).toBe(true);
       }
     });
 
