@@ -3,11 +3,13 @@
 // Maps: no string keys or label objects are built per request.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { AuditStats } from '../audit/log.js';
+import { describeCertificate } from '../certs/generate.js';
 
 export const METRIC_PREFIX = 'airflow_downgrade_guard_';
 
-// Admission answers take tens of microseconds; a slow cache read or a big patch a few ms.
-export const ADMISSION_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1];
+// Admission answers take tens of microseconds; a slow cache read or a big patch a few ms. The top
+// buckets reach the webhook's 5 s timeout, so an alert can see answers that come near it.
+export const ADMISSION_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 2.5, 4];
 // Steps and execs: a drain is seconds to minutes; a schema downgrade can take many minutes.
 export const STEP_BUCKETS = [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
 
@@ -34,6 +36,8 @@ export interface GuardMetrics {
   recordAdmission(decision: string, kind: string, dryRun: boolean, seconds: number): void;
   /** Lets scrapes read the audit log's counters (buffer depth, written, dropped). */
   observeAuditLog(source: { stats(): AuditStats }): void;
+  /** The serving certificate now served (PEM), at start and after every renewal: its expiry is exported. */
+  observeCertificate(certPem: string): void;
 }
 
 export interface MetricsOptions {
@@ -122,6 +126,14 @@ export function createMetrics(options: MetricsOptions = {}): GuardMetrics {
     },
   });
 
+  const certificateExpiry = new Gauge({
+    name: `${METRIC_PREFIX}certificate_expiry_timestamp_seconds`,
+    help: 'When the serving certificate expires (Unix time); absent until it is loaded.',
+    // A label, so that the series is absent (not 0, which would read as expired) before loading.
+    labelNames: ['certificate'] as const,
+    registers: [registry],
+  });
+
   // decision → kind → [dry_run=false child, dry_run=true child]
   const admissionChildren = new Map<string, Map<string, [CounterChild, CounterChild]>>();
   const admissionChild = (decision: string, kind: string, dryRun: boolean): CounterChild => {
@@ -158,6 +170,14 @@ export function createMetrics(options: MetricsOptions = {}): GuardMetrics {
       auditSource = source;
       seenWritten = 0;
       seenDropped = 0;
+    },
+    observeCertificate(pem) {
+      // A pair that is not a certificate is refused by the server before it is served; keep the last value.
+      try {
+        certificateExpiry.labels('serving').set(describeCertificate(pem).notAfter.getTime() / 1000);
+      } catch {
+        // not a certificate
+      }
     },
   };
 }

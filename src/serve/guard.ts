@@ -171,7 +171,10 @@ export async function startGuard(config: ServeConfig, logger: Logger = createLog
   try {
     certificate = await certificates.start((renewed) => {
       admission?.setCertificate(renewed).then(
-        () => logger.info({ source: certificates.origin, ...certificateFields(renewed) }, 'serving a renewed certificate'),
+        () => {
+          metrics.observeCertificate(renewed.cert);
+          logger.info({ source: certificates.origin, ...certificateFields(renewed) }, 'serving a renewed certificate');
+        },
         (error: unknown) => logger.error({ err: (error as Error).message, source: certificates.origin }, 'renewed serving certificate not usable; keeping the current one'),
       );
     });
@@ -181,6 +184,7 @@ export async function startGuard(config: ServeConfig, logger: Logger = createLog
     throw error;
   }
   logger.info({ certMode: config.certMode, source: certificates.origin, ...certificateFields(certificate) }, 'serving certificate loaded');
+  metrics.observeCertificate(certificate.cert);
   // Admission runs in a worker thread (own isolate and heap): the coordinator's garbage collection
   // cannot pause it. It is started before the coordinator's caches so it sees their first list.
   admission = startAdmissionWorker({

@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
 import { renderInstallManifests, resolveInstallOptions, type InstallOptions, type Manifest } from '../../src/install/manifests.js';
+import { createMetrics } from '../../src/metrics/metrics.js';
 import { HELM_MAJORS, helmFor, type Helm } from '../support/helm.js';
 
 const CHART = resolve(import.meta.dirname, '../../deploy/chart');
@@ -63,6 +64,28 @@ for (const major of HELM_MAJORS) {
       const actual = new Map(rendered.map((o) => [key(o), withoutHelmLabels(o)]));
       expect([...actual.keys()].sort()).toEqual(expected.map(key).sort());
       for (const o of expected) expect(actual.get(key(o)), key(o)).toEqual(o);
+    });
+
+    it('renders the optional ServiceMonitor and PrometheusRule; every metric a rule names is exported by the guard', async () => {
+      const yaml = await helm.template(['airflow-downgrade-guard', CHART, '-n', 'guard', '--set', `image=${IMAGE}`, '--set', 'metrics.serviceMonitor.enabled=true', '--set', 'metrics.prometheusRule.enabled=true']);
+      const objects = parseAllDocuments(yaml).map((d) => d.toJS() as Manifest & { spec: any }).filter((o) => o);
+      const monitor = objects.find((o) => o.kind === 'ServiceMonitor')!;
+      expect(monitor.spec.endpoints[0]).toMatchObject({ port: 'https', path: '/metrics', scheme: 'https' });
+      const rule = objects.find((o) => o.kind === 'PrometheusRule')!;
+      const rules = rule.spec.groups.flatMap((g: { rules: Array<{ alert: string; expr: string }> }) => g.rules);
+      expect(rules.map((r: { alert: string }) => r.alert)).toEqual(expect.arrayContaining(['AirflowDowngradeHeld', 'AirflowDowngradeGuardWebhookSlow', 'AirflowDowngradeGuardWebhookDenials', 'AirflowDowngradeGuardAuditDropped', 'AirflowDowngradeGuardCertificateExpiry']));
+      const metrics = createMetrics({ defaultMetrics: false });
+      const exported = new Set<string>();
+      for (const m of (await metrics.registry.getMetricsAsJSON()) as unknown as Array<{ name: string; type: string }>) {
+        exported.add(m.name);
+        if (m.type === 'histogram') for (const suffix of ['_bucket', '_sum', '_count']) exported.add(m.name + suffix);
+      }
+      // `up` is Prometheus's own per-target series; everything else must come from the guard.
+      const PROMQL = new Set(['max', 'min', 'sum', 'rate', 'increase', 'histogram_quantile', 'by', 'le', 'time', 'absent', 'up']);
+      for (const { alert, expr } of rules) {
+        const names = expr.replace(/\{[^}]*\}/g, '').replace(/\[[^\]]*\]/g, '').match(/[a-zA-Z_:][a-zA-Z0-9_:]*/g) ?? ([] as string[]);
+        for (const name of names.filter((n: string) => !PROMQL.has(n))) expect(exported.has(name), `${alert}: ${name}`).toBe(true);
+      }
     });
 
     it('is clean under helm lint --strict', async () => {

@@ -95,3 +95,20 @@ describe('metrics', () => {
     expect(Math.min(...batches)).toBeLessThan(5);
   });
 });
+
+describe('certificate expiry gauge', () => {
+  it('exports the expiry of the certificate served, renewals included', async () => {
+    const { describeCertificate, generateCertificates } = await import('../../src/certs/generate.js');
+    const metrics = createMetrics({ defaultMetrics: false });
+    const value = async () => (await metrics.registry.getSingleMetric('airflow_downgrade_guard_certificate_expiry_timestamp_seconds')!.get()).values[0]?.value;
+    expect(await value()).toBeUndefined();
+    for (const days of [30, 90]) {
+      const certs = generateCertificates({ service: 'airflow-downgrade-guard', namespace: 'guard', now: new Date(Date.now() - (365 - days) * 86_400_000) });
+      metrics.observeCertificate(certs.cert);
+      expect(await value()).toBe(describeCertificate(certs.cert).notAfter.getTime() / 1000);
+    }
+    metrics.observeCertificate('not a certificate');
+    expect(await value()).toBeGreaterThan(Date.now() / 1000);
+  });
+
+});
