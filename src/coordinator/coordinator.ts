@@ -22,6 +22,7 @@ import type { ExecOutcome, ExecRunner } from '../k8s/exec.js';
 import type { KubeRest } from '../k8s/rest.js';
 import { WatchCache } from '../k8s/watch-cache.js';
 import { Semaphore } from './semaphore.js';
+import { releaseKey } from '../core/release.js';
 import { EventQueue } from './event-queue.js';
 import { LeaseKeeper } from './lease.js';
 import {
@@ -32,7 +33,6 @@ import {
   projectPod,
   projectWorkload,
   readDrainedRecord,
-  releaseKey,
   releaseKeyOf,
   ReleaseStateCache,
   unheldValue,

@@ -4,7 +4,7 @@ import { ANNOTATIONS, type GuardConfig } from '../core/config.js';
 import { headForVersion } from '../core/heads.js';
 import { pointer, readHoldRecord, readReturnedFrom } from '../core/hold.js';
 import { annotationsOf, isJsonObject, valueAt, type WorkloadKind } from '../core/objects.js';
-import { componentRole, identifyRelease, mainContainer, workloadVersion, type ComponentRole } from '../core/release.js';
+import { componentRole, identifyRelease, mainContainer, releaseKey, workloadVersion, type ComponentRole } from '../core/release.js';
 import { compareVersions, parseAirflowVersion } from '../core/versions.js';
 import { readDrainedRecord, type DrainedRecord, type ReleaseState } from '../core/decide.js';
 
@@ -169,11 +169,6 @@ export function podsBlockingRelease(pods: Iterable<PodRecord>, release: string, 
       p.phase !== 'Succeeded' &&
       p.phase !== 'Failed',
   );
-}
-
-/** The key the caches index records by (WatchCache groupBy), so a lookup reads one release only. */
-export function releaseKey(namespace: string, release: string): string {
-  return `${namespace}/${release}`;
 }
 
 export function releaseKeyOf(record: { namespace: string; release: string }): string {

@@ -179,3 +179,11 @@ export function workloadVersion(kind: WorkloadKind, object: unknown, component: 
   if (!fromImage.known) return { known: false, reason: `container '${printable(container.name, 63)}': ${fromImage.reason}`, ...where };
   return { known: true, version: fromImage.version, source: 'image', ...where };
 }
+
+/**
+ * The key a release's records are indexed by (the coordinator's watch caches, the admission worker's
+ * release states), so a lookup reads one release only.
+ */
+export function releaseKey(namespace: string, release: string): string {
+  return `${namespace}/${release}`;
+}

@@ -1,7 +1,7 @@
 // The two places `plan` learns what runs now: the live cluster (stored objects, running pods,
 // open operations, read like the coordinator's caches) or a release state stated on the command line.
 import type { ReleaseState } from '../core/decide.js';
-import { WORKLOAD_KINDS, valueAt, type JsonObject, type WorkloadKind } from '../core/objects.js';
+import { WORKLOAD_KINDS, type JsonObject, type WorkloadKind } from '../core/objects.js';
 import { isTerminal, operationConfigMapName, readOperationConfigMap } from '../coordinator/operation.js';
 import { projectPod, projectWorkload, releaseStateFrom, type PodRecord, type WorkloadRecord } from '../coordinator/release-view.js';
 import type { GuardConfig } from '../core/config.js';

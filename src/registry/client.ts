@@ -60,7 +60,7 @@ export async function readImageConfig(image: ImageReference, options: RegistryOp
   let digest = contentDigest(manifest);
   let body = parseJson(manifest.body, 'manifest');
   if (INDEX_TYPES.has(mediaType(manifest, body))) {
-    const entries = Array.isArray(body.manifests) ? (body.manifests as Array<Record<string, any>>) : [];
+    const entries = Array.isArray(body.manifests) ? (body.manifests as Array<{ digest?: unknown; platform?: { os?: string; architecture?: string } }>) : [];
     const chosen = entries.find((m) => m.platform?.os === 'linux' && m.platform?.architecture === 'amd64') ?? entries.find((m) => m.platform?.os !== 'unknown');
     if (!chosen || typeof chosen.digest !== 'string') throw new RegistryError(`${describe(image)}: the image index lists no linux/amd64 image`);
     manifest = await session.get(`/v2/${repository}/manifests/${chosen.digest}`, MANIFEST_TYPES);

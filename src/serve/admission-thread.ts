@@ -3,7 +3,7 @@
 import { Worker } from 'node:worker_threads';
 import type { ReleaseState } from '../core/decide.js';
 import type { ServingPair } from '../certs/source.js';
-import { releaseKey } from '../coordinator/release-view.js';
+import { releaseKey } from '../core/release.js';
 import type { DecisionRecord } from '../webhook/app.js';
 import type { Logger } from '../log/logger.js';
 import { WorkerStateMirror, type DecisionSummary, type FromWorker, type ToWorker, type WorkerSettings } from './admission-protocol.js';

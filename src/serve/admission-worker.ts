@@ -5,7 +5,7 @@
 // The protocol's messages are in admission-protocol.ts.
 import { parentPort, workerData } from 'node:worker_threads';
 import type { ReleaseState } from '../core/decide.js';
-import { releaseKey } from '../coordinator/release-view.js';
+import { releaseKey } from '../core/release.js';
 import { createAdmissionApp, type AdmissionApp, type DecisionRecord } from '../webhook/app.js';
 import { startHttpsServer, type RunningHttpsServer } from '../webhook/https.js';
 import { createLogger } from '../log/logger.js';

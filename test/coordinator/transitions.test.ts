@@ -82,7 +82,12 @@ describe('operation transition table', () => {
     const seen = new Set<Phase>(['confirm']);
     for (let changed = true; changed; ) {
       changed = false;
-      for (const [from, , to] of EXPECTED) if (seen.has(from) && !seen.has(to)) (seen.add(to), (changed = true));
+      for (const [from, , to] of EXPECTED) {
+        if (seen.has(from) && !seen.has(to)) {
+          seen.add(to);
+          changed = true;
+        }
+      }
     }
     expect([...seen].sort()).toEqual([...PHASES].sort());
   });

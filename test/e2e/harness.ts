@@ -1,6 +1,6 @@
 // End-to-end harness: the simulated cluster + a real Postgres + the real guard (`serve` as a
 // subprocess, over TLS, with its own ServiceAccount identity and, optionally, the deploy/ RBAC).
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { expect } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -66,7 +66,6 @@ export interface E2E<C extends ClusterUnderTest = SimCluster> {
   startGuard(identity?: string, extraArgs?: string[], options?: { port?: number }): Promise<Guard>;
   installRelease(spec: ReleaseSpec): Promise<void>;
   /** The stored object; typed loosely because tests read kind-specific fields (spec.paused, spec.replicas, ...). */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   workload(kind: string, namespace: string, name: string): any;
   operation(namespace: string, release: string): OperationState | undefined;
   revision(): Promise<string | null>;

@@ -7,7 +7,7 @@ import { formatRecords, OUTPUT_FORMATS, type OutputFormat } from '../../audit/fo
 import { DEFAULT_AUDIT_SCHEMA, quoteSchema } from '../../audit/migrations.js';
 import { RECORD_KINDS, type RecordKind } from '../../audit/records.js';
 import { DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT, queryAudit, type AuditQuery } from '../../audit/store.js';
-import { DatabaseUrlError, parseDatabaseUrl, redactConnectionString } from '../../db/connection.js';
+import { parseDatabaseUrl, redactConnectionString } from '../../db/connection.js';
 import { USAGE_EXIT_CODE, UsageArgumentError } from './manifests.js';
 
 export const AUDIT_DATABASE_URL_ENV = 'ADG_AUDIT_DATABASE_URL';

@@ -79,7 +79,8 @@ export function register(program: Command): void {
       await new Promise<void>((resolve) => {
         const shutdown = (signal: string): void => {
           logger.info({ signal }, 'shutting down');
-          guard.stop().finally(resolve);
+          // stop() logs its own failures; the process ends either way.
+          void guard.stop().finally(resolve);
         };
         process.once('SIGTERM', () => shutdown('SIGTERM'));
         process.once('SIGINT', () => shutdown('SIGINT'));

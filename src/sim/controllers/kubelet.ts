@@ -115,7 +115,7 @@ export class Kubelet {
     const uid = pod.metadata?.uid;
     if (!uid) return;
     if (event.type === 'DELETED') {
-      this.workers.get(uid)?.abort();
+      void this.workers.get(uid)?.abort(); // abort() never rejects
       this.workers.delete(uid);
       return;
     }
@@ -130,7 +130,7 @@ export class Kubelet {
     const live = new Set(pods.map((p) => p.metadata.uid));
     for (const [uid, worker] of this.workers) {
       if (!live.has(uid)) {
-        worker.abort();
+        void worker.abort(); // abort() never rejects
         this.workers.delete(uid);
       }
     }
