@@ -6,7 +6,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/cluster/**/*.test.ts'],
-    globalSetup: ['test/support/global-setup.ts'],
+    globalSetup: ['test/cluster/global-setup.ts'],
     testTimeout: 180_000,
     // The first run builds the control plane from Go modules (minutes on two cores).
     hookTimeout: 3_600_000,
