@@ -182,6 +182,21 @@ for (const major of HELM_MAJORS) {
       expect((await helm.history('airflow', 'airflow')).at(-1)).toMatchObject({ revision: 5, status: 'deployed', description: 'Rollback to 3' });
     });
 
+    it('`helm uninstall` of the guard takes its webhook configuration with it (the TLS Secret it made stays)', async () => {
+      const from = e2e.sim.api.requests.length;
+      await helm.ok(['uninstall', 'airflow-downgrade-guard', '-n', GUARD_NAMESPACE, '--wait', '--timeout', '2m']);
+      expect(e2e.sim.store.get(RESOURCES.mutatingwebhookconfigurations, undefined, 'airflow-downgrade-guard')).toBeUndefined();
+      expect(e2e.sim.store.list(RESOURCES.deployments, GUARD_NAMESPACE).items).toEqual([]);
+      // Helm 3 orders kinds it does not know last: the webhook configuration goes after the Service and
+      // the Deployment, in the same uninstall (docs/helm.md: delete it first for no window at all).
+      // Helm 4 deletes it before them.
+      const deleted = e2e.sim.api.requests.slice(from).filter((r) => r.verb === 'delete' && r.code < 300).map((r) => r.resource);
+      const webhookFirst = deleted.indexOf('mutatingwebhookconfigurations') < deleted.indexOf('deployments');
+      expect(webhookFirst).toBe(major === 4);
+      table.push(`${major} | helm uninstall of the guard | webhook configuration deleted; delete order: ${deleted.join(' > ')} | 0 | - | -`);
+      expect(e2e.sim.store.get(RESOURCES.secrets, GUARD_NAMESPACE, 'airflow-downgrade-guard-tls')).toBeDefined();
+    });
+
     // Bug (admission/coordinator): a second downgrade between the same schema heads gets the id of the
     // finished first one (operationIdFor hashes namespace/release/fromRevision/toRevision), so the
     // workloads are held under a finished operation, never released, and Helm times out.
