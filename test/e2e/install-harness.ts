@@ -23,6 +23,7 @@ import { RESOURCES } from '../../src/sim/resources.js';
 import type { KubeObject } from '../../src/sim/types.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 import { stopOwned } from '../support/processes.js';
+import { simProtobufConverter } from '../support/sim-protobuf.js';
 import { DEFAULT_COMPONENTS, ROOT, releaseReady, spawnGuard, waitFor, type E2E, type Guard, type ReleaseSpec } from './harness.js';
 
 export const DEPLOY_DIR = path.join(ROOT, 'deploy');
@@ -44,6 +45,11 @@ export interface InstalledE2EOptions {
   podStartDelayMs?: number;
   /** Passed to every guard after the Deployment's own args; the lease is 3 s here to keep HA tests short. */
   guardArgs?: string[];
+  /**
+   * Installs the guard's objects instead of creating `manifests` one by one (e.g. `helm install` of
+   * deploy/chart, whose `helm template` output is then passed as `manifests`); gets an admin kubeconfig.
+   */
+  install?: (adminKubeconfig: string) => Promise<void>;
 }
 
 export interface InstalledE2E extends E2E {
@@ -169,6 +175,7 @@ export async function startInstalledE2E(manifests: Manifest[], options: Installe
     controllers: { readyDelayMs: 40, probeIntervalMs: 25, graceUnitMs: 10 },
     runtime: { stepDurationMs: options.stepDurationMs ?? 40, checkIntervalMs: 25, readyDelayMs: 30, secondMs: 100, taskDurationMs: 200 },
     api: { authorize: (req) => rbac.authorize(req), webhookServiceResolver: resolveService },
+    protobufConverter: simProtobufConverter(),
   });
   simRef = sim;
   const admin = restFor(sim.api.kubeconfig());
@@ -179,7 +186,8 @@ export async function startInstalledE2E(manifests: Manifest[], options: Installe
   for (const ns of new Set(manifests.map((o) => o.metadata.namespace).filter((n): n is string => n !== undefined && !installed.has(n)))) {
     await createNamespace(admin, ns);
   }
-  for (const obj of manifests) await createObject(admin, obj);
+  if (options.install) await options.install(sim.api.kubeconfig());
+  else for (const obj of manifests) await createObject(admin, obj);
 
   const dir = mkdtempSync(path.join(os.tmpdir(), 'adg-install-e2e-'));
   // Every guard process from its spawn on (also one still starting when the test ends).
