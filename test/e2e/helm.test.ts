@@ -197,10 +197,9 @@ for (const major of HELM_MAJORS) {
       expect(e2e.sim.store.get(RESOURCES.secrets, GUARD_NAMESPACE, 'airflow-downgrade-guard-tls')).toBeDefined();
     });
 
-    // Bug (admission/coordinator): a second downgrade between the same schema heads gets the id of the
-    // finished first one (operationIdFor hashes namespace/release/fromRevision/toRevision), so the
-    // workloads are held under a finished operation, never released, and Helm times out.
-    it.skip('the same downgrade a second time (3.1.0 -> 3.0.2 again) is guarded again [bug: finished operation id reused]', { timeout: 600_000 }, async () => {
+    // A second downgrade between the same schema heads is an operation of its own (a hold naming the
+    // finished first one opens a new one), not a join of the finished one.
+    it('the same downgrade a second time (3.1.0 -> 3.0.2 again) is guarded again', { timeout: 600_000 }, async () => {
       await helm.ok(['upgrade', 'airflow', airflowChart, '-n', 'airflow', '--reuse-values', '--set', 'airflowVersion=3.1.0', '--timeout', '5m']);
       await waitFor('release running 3.1.0', () => releaseReady(e2e.sim, spec('3.1.0')), 60_000, 50);
       const before = e2e.operation('airflow', 'airflow');
