@@ -56,7 +56,7 @@ import {
   type StepRecord,
 } from './operation.js';
 import { nextPhase, type OperationEvent } from './transitions.js';
-import { belongsTo, freshOperationId, returnEvent, returnedFrom, stallOutcome } from './membership.js';
+import { belongsTo, freshOperationId, returnEvent, returnedFrom, returnsAfterDone, stallOutcome } from './membership.js';
 
 export interface CoordinatorOptions {
   config: GuardConfig;
@@ -145,6 +145,7 @@ interface OperationSummary {
   phase: Phase;
   fromVersion: string;
   toVersion: string;
+  returnOf?: string;
   resourceVersion: string;
 }
 
@@ -273,8 +274,10 @@ export class Coordinator {
   /** What admission needs to know about a release, from the caches only (never waits). */
   releaseState(namespace: string, release: string): ReleaseState {
     const op = this.operations?.get(namespace, operationConfigMapName(release));
-    const operation = op && !isTerminal(op.phase) ? { id: op.id, fromVersion: op.fromVersion, toVersion: op.toVersion, phase: op.phase } : undefined;
-    return this.releaseStates.get(namespace, release, operation, this.lastRevision.get(`${namespace}/${release}`));
+    const summary = op ? { id: op.id, fromVersion: op.fromVersion, toVersion: op.toVersion, phase: op.phase, ...(op.returnOf ? { returnOf: op.returnOf } : {}) } : undefined;
+    const operation = op && !isTerminal(op.phase) ? summary : undefined;
+    const state = this.releaseStates.get(namespace, release, operation, this.lastRevision.get(`${namespace}/${release}`));
+    return op?.phase === 'done' ? { ...state, lastDone: summary } : state;
   }
 
   /** Tells the hook which releases a cache change touched (a record may move between releases). */
@@ -359,6 +362,11 @@ export class Coordinator {
     let lateMembersOk: boolean | undefined;
     for (const w of held) {
       if (op && !isTerminal(op.phase)) break;
+      // Changed back to the from-version after the downgrade finished: a return operation.
+      if (op && returnsAfterDone(op, w)) {
+        opening = w;
+        break;
+      }
       if (op && belongsTo(op, w)) {
         // An abort leaves its holds in place on purpose.
         if (op.phase === 'aborted') continue;
@@ -493,6 +501,7 @@ export class Coordinator {
         now,
       });
       if (id !== admittedAs) op = { ...op, admittedAs };
+      if (previous && returnsAfterDone(previous, w)) op = { ...op, returnOf: previous.id };
     } catch (error) {
       this.deps.logger.error({ err: (error as Error).message, workload: `${w.kind}/${w.name}` }, 'held workload has invalid operation annotations');
       return undefined;
@@ -507,7 +516,11 @@ export class Coordinator {
         : await this.deps.cluster.create('ConfigMap', op.namespace, body);
       const after = previous ? ` (after operation ${previous.id}, ${previous.phase}; holds admitted as ${admittedAs} join it)` : '';
       this.report({ operation: op, step: 'open', event: 'end', outcome: 'ok', durationMs: 0, detail: `opened by ${op.openedBy}: ${fromVersion} -> ${toVersion}${after}` });
-      await this.emitEvent(op, 'Normal', 'DowngradeOpened', `Downgrade ${fromVersion} -> ${toVersion} (schema ${fromRevision} -> ${toRevision}) opened as operation ${op.id}; rollout held until the schema matches`);
+      if (op.returnOf) {
+        await this.emitEvent(op, 'Warning', 'ReturnAfterDowngrade', `Release changed back to ${fromVersion} after downgrade ${op.returnOf} finished; no migration Job comes with a rollback, so operation ${op.id} moves the schema forward ${toRevision} -> ${fromRevision}; rollout held until it matches`);
+      } else {
+        await this.emitEvent(op, 'Normal', 'DowngradeOpened', `Downgrade ${fromVersion} -> ${toVersion} (schema ${fromRevision} -> ${toRevision}) opened as operation ${op.id}; rollout held until the schema matches`);
+      }
       const resourceVersion = String(valueAt(saved, ['metadata', 'resourceVersion']) ?? '');
       this.known.set(`${op.namespace}/${op.release}`, { op, resourceVersion });
       return { op, resourceVersion };
@@ -686,6 +699,7 @@ export class Coordinator {
       this.backOff(op, attempts);
       return this.stall({ ...op, attempts }, `cannot read the metadata database: ${message}`);
     }
+    if (op.returnOf) return this.confirmReturn(op, revision);
     const detail = `database at ${revision ?? '(fresh)'}; running ${op.fromVersion} (${op.fromRevision}); target ${op.toVersion} (${op.toRevision})`;
     this.report({ operation: op, step: 'confirm', event: 'end', outcome: 'ok', detail });
     if (revision === op.toRevision) return { event: 'at-target', op: { ...op, attempts: 0 } };
@@ -693,6 +707,15 @@ export class Coordinator {
       return { event: op.order === 'drain-first' ? 'drain-first' : 'at-from', op: { ...op, attempts: 0 } };
     }
     return this.hold(op, `the metadata database is at revision ${revision ?? '(none)'}, which is neither ${op.fromVersion} (${op.fromRevision}) nor the target ${op.toVersion} (${op.toRevision}); nothing was changed`);
+  }
+
+  /** A return after a finished downgrade: the schema must be on the way between the two heads. */
+  private confirmReturn(op: OperationState, revision: string | null): StepResult | Promise<StepResult> {
+    if (revision === op.toRevision || revision === op.fromRevision || isBetween(revision, op.toRevision, op.fromRevision)) {
+      this.report({ operation: op, step: 'confirm', event: 'end', outcome: 'ok', detail: `return after ${op.returnOf}: database at ${revision}; moving it forward to ${op.fromVersion} (${op.fromRevision})` });
+      return { event: 'returned', op: { ...op, attempts: 0 } };
+    }
+    return this.hold(op, `returning to ${op.fromVersion}: the metadata database is at revision ${revision ?? '(none)'}, neither ${op.toRevision} nor on the way to ${op.fromRevision}; nothing was changed`);
   }
 
   /** Steps 2 and 3: pick the pod, run the downgrade there, and deal with every way it can end. */
@@ -904,6 +927,19 @@ export class Coordinator {
     const first = op.phase === 'quiesce';
     // The runner ran the downgrade; in drain-first there is none yet (the downgrade follows).
     if (!first) await this.deleteRunner(op);
+    await this.scaleReleaseDown(op);
+    const blocking = podsBlockingRelease(this.pods.group(releaseKey(op.namespace, op.release)), op.release, op.namespace, op.toRevision);
+    if (blocking.length > 0) {
+      const started: OperationState = op.drainStartedAt ? op : { ...op, drainStartedAt: new Date().toISOString() };
+      return this.pressStragglers(started, blocking);
+    }
+    this.report({ operation: op, step: first ? 'quiesce' : 'drain', event: 'end', outcome: 'ok', detail: `no pod of ${op.fromVersion} left` });
+    await this.emitEvent(op, 'Normal', 'Drained', first ? `No pod of ${op.fromVersion} is left; running the downgrade in a runner pod` : `No pod of ${op.fromVersion} is left; releasing the held rollout`);
+    return { event: first ? 'quiesced' : 'drained', op };
+  }
+
+  /** Every DB-touching workload of the release at 0, its CronJobs suspended; what to restore recorded. */
+  private async scaleReleaseDown(op: OperationState): Promise<void> {
     // All at once: every sequential round trip here keeps old pods running on the new schema longer.
     await Promise.all(
       this.releaseWorkloads(op.namespace, op.release).map(async (w) => {
@@ -915,14 +951,6 @@ export class Coordinator {
         }
       }),
     );
-    const blocking = podsBlockingRelease(this.pods.group(releaseKey(op.namespace, op.release)), op.release, op.namespace, op.toRevision);
-    if (blocking.length > 0) {
-      const started: OperationState = op.drainStartedAt ? op : { ...op, drainStartedAt: new Date().toISOString() };
-      return this.pressStragglers(started, blocking);
-    }
-    this.report({ operation: op, step: first ? 'quiesce' : 'drain', event: 'end', outcome: 'ok', detail: `no pod of ${op.fromVersion} left` });
-    await this.emitEvent(op, 'Normal', 'Drained', first ? `No pod of ${op.fromVersion} is left; running the downgrade in a runner pod` : `No pod of ${op.fromVersion} is left; releasing the held rollout`);
-    return { event: first ? 'quiesced' : 'drained', op };
   }
 
   private async scaleToZero(op: OperationState, w: WorkloadRecord): Promise<void> {
@@ -941,7 +969,7 @@ export class Coordinator {
     ];
     await this.deps.cluster.patchUnchanged(w.kind, obj, ops);
     this.deps.logger.info({ operationId: op.id, workload: `${w.kind.toLowerCase()}/${w.name}`, replicas: current }, 'drained to 0 replicas');
-    await this.emitEventOn(op, w.kind, w.name, 'Normal', 'Draining', `Scaled to 0 (was ${record.replicas}) so no ${op.fromVersion} pod runs against the ${op.toVersion} schema; restored on release`);
+    await this.emitEventOn(op, w.kind, w.name, 'Normal', 'Draining', op.returnOf ? `Scaled to 0 (was ${record.replicas}) so no ${op.toVersion} pod runs against the ${op.fromVersion} schema; restored once it is there` : `Scaled to 0 (was ${record.replicas}) so no ${op.fromVersion} pod runs against the ${op.toVersion} schema; restored on release`);
   }
 
   private async suspendCronJob(op: OperationState, w: WorkloadRecord): Promise<void> {
@@ -963,7 +991,7 @@ export class Coordinator {
    * Pods that outlive the drain timeout are deleted; past twice the timeout, force-deleted, and the
    * drain counts as stalled. The clock starts at the record's drainStartedAt (it survives a failover).
    */
-  private async pressStragglers(op: OperationState, blocking: PodRecord[]): Promise<StepResult> {
+  private async pressStragglers(op: OperationState, blocking: PodRecord[], onto = op.toVersion): Promise<StepResult> {
     const waited = Date.now() - Date.parse(op.drainStartedAt ?? new Date().toISOString());
     if (waited < this.options.drainTimeoutMs) return { wait: true, op, on: 'watch' };
     const force = waited >= 2 * this.options.drainTimeoutMs;
@@ -974,7 +1002,7 @@ export class Coordinator {
       await this.emitEvent(op, 'Warning', 'DrainTimeout', `Pod ${pod.name} was still running after ${Math.round(waited / 1000)} s; ${force ? 'force-' : ''}deleted it`);
     }
     const names = blocking.map((p) => p.name).sort().join(', ');
-    return this.stall(op, `drain: ${blocking.length} pod(s) of the release still run a version other than ${op.toVersion} after ${Math.round(waited / 1000)} s (${names})`, 'watch');
+    return this.stall(op, `drain: ${blocking.length} pod(s) of the release still run a version other than ${onto} after ${Math.round(waited / 1000)} s (${names})`, 'watch');
   }
 
   /** Step 6: give the held spec back its replicas and let it roll out. */
@@ -1058,13 +1086,16 @@ export class Coordinator {
       await this.deleteRunner(op);
       const drained = this.releaseWorkloads(op.namespace, op.release).some((w) => w.drained?.operation === op.id);
       this.report({ operation: op, step: 'forward', event: 'end', outcome: 'ok', detail: `schema at ${op.fromRevision} (${op.fromVersion})${drained ? '; restoring the drained workloads' : '; the downgrade never ran'}` });
-      if (drained) return { event: 'migrated', op };
+      // A return after `done` still has its holds to release.
+      if (drained || op.returnOf) return { event: 'migrated', op };
       await this.clearReturnedMarkers(op);
       return { event: 'untouched', op };
     }
     if (revision !== op.toRevision && !isBetween(revision, op.toRevision, op.fromRevision)) {
       return this.hold(op, `returning to ${op.fromVersion}: the metadata database is at revision ${revision ?? '(none)'}, neither ${op.fromRevision} nor on the way to ${op.toRevision}; nothing was changed`);
     }
+    const draining = await this.drainForReturn(op);
+    if (draining) return draining;
     const pod = await this.execPod(op);
     if (!pod) return this.stall(op, `returning to ${op.fromVersion}: waiting for a pod of ${op.fromVersion} to run "${formatArgv(migrateArgv(op.fromRevision))}" in`, 'watch');
     const withPod: OperationState = { ...op, execPod: pod };
@@ -1080,6 +1111,20 @@ export class Coordinator {
     }
     await this.deleteRunner(withPod);
     return this.hold(withPod, `returning to ${op.fromVersion}: "${formatArgv(migrateArgv(op.fromRevision))}" in pod ${pod.name} failed (${outcome.error ?? `exit code ${outcome.exitCode}`}); schema at ${after ?? '(none)'}; OPERATOR ACTION NEEDED: the release stays drained`);
+  }
+
+  /**
+   * A return after `done`, in either order: the target's pods still serve, and they cannot run on
+   * the from-version's newer schema; drain them before the schema moves forward (restore gives the
+   * replicas back). Undefined once none is left.
+   */
+  private async drainForReturn(op: OperationState): Promise<StepResult | undefined> {
+    if (!op.returnOf) return undefined;
+    await this.scaleReleaseDown(op);
+    const blocking = podsBlockingRelease(this.pods.group(releaseKey(op.namespace, op.release)), op.release, op.namespace, op.fromRevision);
+    if (blocking.length === 0) return undefined;
+    const started: OperationState = op.drainStartedAt ? op : { ...op, drainStartedAt: new Date().toISOString() };
+    return this.pressStragglers(started, blocking, op.fromVersion);
   }
 
   /** After the forward move: every workload the operation drained runs the from-version again. */
@@ -1173,7 +1218,10 @@ export class Coordinator {
       }
       if (next === 'cancelled') await this.emitEvent(updated, 'Normal', 'DowngradeCancelled', detail ?? 'cancelled');
       if (next === 'forward') await this.emitEvent(updated, 'Warning', 'DowngradeReturned', `Release changed back to ${op.fromVersion} during the downgrade (at ${op.phase === 'held' ? `held, ${op.heldFrom ?? 'confirm'}` : op.phase}): the guard moves the schema forward to ${op.fromRevision} and restores the drained workloads`);
-      if (next === 'returned') await this.emitEvent(updated, 'Warning', 'ReturnedToFromVersion', `Release back at ${op.fromVersion} with the schema at ${op.fromRevision}; drained workloads restored. The downgrade to ${op.toVersion} did not happen`);
+      if (next === 'returned') {
+        const undone = op.returnOf ? `The downgrade to ${op.toVersion} (operation ${op.returnOf}) is undone` : `The downgrade to ${op.toVersion} did not happen`;
+        await this.emitEvent(updated, 'Warning', 'ReturnedToFromVersion', `Release back at ${op.fromVersion} with the schema at ${op.fromRevision}; drained workloads restored. ${undone}`);
+      }
       return { op: updated, resourceVersion: rv };
     } catch (error) {
       if (isConflict(error)) return undefined;
@@ -1258,7 +1306,7 @@ function summariseOperation(obj: unknown): OperationSummary | undefined {
     const read = readOperationConfigMap(obj);
     if (!read) return undefined;
     const { op, resourceVersion } = read;
-    return { namespace: op.namespace, release: op.release, id: op.id, phase: op.phase, fromVersion: op.fromVersion, toVersion: op.toVersion, resourceVersion };
+    return { namespace: op.namespace, release: op.release, id: op.id, phase: op.phase, fromVersion: op.fromVersion, toVersion: op.toVersion, ...(op.returnOf ? { returnOf: op.returnOf } : {}), resourceVersion };
   } catch {
     return undefined;
   }

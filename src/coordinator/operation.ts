@@ -91,6 +91,11 @@ export const operationSchema = z.object({
    * fresh id; holds admitted under the derived one still belong to it).
    */
   admittedAs: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/).optional(),
+  /**
+   * A return to the from-version after the downgrade with this id ended `done`: the schema is at the
+   * target and nobody else moves it forward (`helm rollback` runs no hooks), so this operation does.
+   */
+  returnOf: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/).optional(),
   steps: z.array(stepSchema).max(200),
 });
 export type OperationState = z.infer<typeof operationSchema>;

@@ -12,6 +12,7 @@ export type DecisionKind =
   | 'same-head'
   | 'downgrade'
   | 'join-operation'
+  | 'return'
   | 'cancel-hold'
   | 'conflicting-operation'
   | 'unsupported-downgrade'
@@ -89,13 +90,13 @@ export function denied(
 /** Admitted with a hold patch, for an operation the coordinator opens or the object joins (none when dry run). */
 export function held(
   basis: DecisionBasis,
-  kind: 'downgrade' | 'join-operation',
+  kind: 'downgrade' | 'return' | 'join-operation',
   reason: string,
   warnings: string[],
   hold: { patch: JsonPatchOperation[]; record: HoldRecord },
   operation: DecisionOperation,
   extras: Pick<Decision, 'plan'> = {},
 ): Decision {
-  const sideEffect: SideEffect = basis.dryRun ? 'none' : kind === 'downgrade' ? 'open-operation' : 'join-operation';
+  const sideEffect: SideEffect = basis.dryRun ? 'none' : kind === 'downgrade' || kind === 'return' ? 'open-operation' : 'join-operation';
   return { ...basis, kind, allowed: true, reason, warnings, patch: hold.patch, sideEffect, operation, hold: hold.record, ...extras };
 }

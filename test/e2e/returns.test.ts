@@ -227,3 +227,37 @@ describe('a return to the from-version during the downgrade (order drain-first)'
     expect(sequence).not.toContain('release');
   });
 });
+
+// After release (the operation is `done`): `helm rollback` applies the from-version's manifests with
+// no hooks, so no migration Job comes. The guard holds the return, opens a new operation and moves
+// the schema forward itself; without it the from-version pods would wait for migrations forever.
+describe.each(['drain-first', 'downgrade-first'] as const)('a return to the from-version after release (order %s)', (order) => {
+  it('by helm rollback: held, a new operation migrates the schema forward, the release runs the from-version again', async () => {
+    e2e = await startE2E({ order });
+    const e = e2e;
+    const s = spec(`after-${order}`);
+    await e.installRelease(s);
+    await e.startGuard();
+    const helm = imitatedHelm(e);
+    await helm.upgrade(s, TO, { hook: 'post-upgrade' });
+    const done = await waitFor('downgrade done', () => e.operation(s.namespace, s.release)?.phase === 'done' && e.operation(s.namespace, s.release), 60_000, 100);
+    await waitFor(`release running ${TO}`, () => releaseReady(e.sim, { ...s, version: TO }), 60_000, 100);
+    e.sim.runtime.violations.clear();
+    await helm.rollback(s, FROM);
+    const op = await waitFor('return operation ended', () => {
+      const o = e.operation(s.namespace, s.release);
+      return o && o.id !== done.id && ['done', 'returned', 'cancelled', 'held', 'aborted'].includes(o.phase) && o;
+    }, 60_000, 100);
+    expect(op.phase, `${op.phase}: ${op.heldReason ?? ''}`).toBe('returned');
+    expect(op.admittedAs).toBe(done.id);
+    expect([op.fromVersion, op.toVersion]).toEqual([FROM, TO]);
+    expect(steps(op)).toEqual(['open', 'confirm', 'forward', 'restore']);
+    await expectBackAtFrom(e, s, 'returned');
+    const reasons = eventsOf(e, s.namespace).map((ev) => `${ev.type} ${ev.reason}`);
+    expect(reasons).toContain('Warning ReturnAfterDowngrade');
+    expect(reasons).toContain('Normal MigrateForwardSucceeded');
+    expect(reasons).toContain('Warning ReturnedToFromVersion');
+    // The target's pods are drained before the schema moves forward under them, in either order.
+    expect(e.sim.runtime.violations.exposures()).toEqual([]);
+  }, 120_000);
+});
