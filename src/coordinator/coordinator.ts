@@ -277,7 +277,7 @@ export class Coordinator {
     const summary = op ? { id: op.id, fromVersion: op.fromVersion, toVersion: op.toVersion, phase: op.phase, ...(op.returnOf ? { returnOf: op.returnOf } : {}) } : undefined;
     const operation = op && !isTerminal(op.phase) ? summary : undefined;
     const state = this.releaseStates.get(namespace, release, operation, this.lastRevision.get(`${namespace}/${release}`));
-    return op?.phase === 'done' ? { ...state, lastDone: summary } : state;
+    return op && isTerminal(op.phase) ? { ...state, lastOperation: summary } : state;
   }
 
   /** Tells the hook which releases a cache change touched (a record may move between releases). */

@@ -38,8 +38,11 @@ export interface ReleaseState {
   runningVersion?: string;
   dbRevision?: string;
   operation?: ReleaseOperation;
-  /** The release's last operation when it ended `done`: a change back to its from-version is a return. */
-  lastDone?: ReleaseOperation;
+  /**
+   * The release's last operation once it ended: after `done` a change back to its from-version is a
+   * return; after `aborted` a downgrade gets an id of its own (the aborted one's holds keep its id).
+   */
+  lastOperation?: ReleaseOperation;
   workloads?: ReleaseWorkload[];
   execPod?: { name: string; component: string };
 }
@@ -49,9 +52,12 @@ const OPERATION_ID = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const AIRFLOW_3 = parseAirflowVersion('3.0.0') as AirflowVersion;
 const AIRFLOW_3_FLOOR = parseAirflowVersion('2.7.0') as AirflowVersion;
 
-/** Deterministic per release and head pair, so every object of one Helm upgrade joins the same operation. */
-export function operationIdFor(namespace: string, release: string, from: string, toRevision: string): string {
-  const digest = createHash('sha256').update(`${namespace}/${release}/${from}/${toRevision}`).digest('hex');
+/**
+ * Deterministic per release and head pair, so every object of one Helm upgrade joins the same
+ * operation; `after` (an aborted operation's id) makes the next downgrade's id differ from it.
+ */
+export function operationIdFor(namespace: string, release: string, from: string, toRevision: string, after?: string): string {
+  const digest = createHash('sha256').update(`${namespace}/${release}/${from}/${toRevision}${after === undefined ? '' : `/after/${after}`}`).digest('hex');
   return `dg-${digest.slice(0, 16)}`;
 }
 
@@ -299,7 +305,10 @@ function downgrade(f: RequestFacts, target: AirflowVersion, current: Current, to
     return denied(basis, 'unsupported-downgrade', `downgrade ${fromText(from)} -> ${target.text} below 2.7.0 from Airflow 3`, { code: 403, message });
   }
   const fromKey = current.head ?? from.version ?? 'unknown';
-  const operationId = operationIdFor(f.request.namespace, f.identity.release, fromKey, toHead);
+  const last = f.state.lastOperation;
+  // The coordinator leaves an aborted operation's holds alone: a hold under its id would never open.
+  const after = last?.phase === 'aborted' && isValidOperationId(last.id) ? last.id : undefined;
+  const operationId = operationIdFor(f.request.namespace, f.identity.release, fromKey, toHead, after);
   const operation = {
     id: operationId,
     // From a database revision: the first release with that head names its schema.
@@ -343,7 +352,7 @@ function downgradePlan(f: RequestFacts, toHead: string): DowngradePlan {
  * a return operation and migrates forward itself. Any other forward move is left alone.
  */
 function returnAfterDone(f: RequestFacts, target: AirflowVersion, current: Current, to: VersionPoint, from: VersionPoint): Decision | undefined {
-  const last = f.state.lastDone;
+  const last = f.state.lastOperation;
   if (!last || last.phase !== 'done') return undefined;
   const done = validOperation(last.id, last.fromVersion, last.toVersion, 'state');
   if (!done?.fromHead || to.revision !== done.fromHead || current.head !== done.toHead) return undefined;

@@ -425,12 +425,12 @@ describe('a workload the coordinator drained stays at 0 replicas', () => {
 });
 
 describe('a return to the from-version after a finished downgrade', () => {
-  const lastDone = { id: 'dg-0123456789abcdef', fromVersion: '3.1.0', toVersion: '3.0.2', phase: 'done' };
+  const lastOperation = { id: 'dg-0123456789abcdef', fromVersion: '3.1.0', toVersion: '3.0.2', phase: 'done' };
 
   it('is held for a return operation (helm rollback brings no migration Job)', () => {
     const review = versionChange(scheduler, '3.0.2', '3.1.0');
-    const d = run(review, { lastDone, dbRevision: '29ce7909c52b' });
-    expect(d).toMatchObject({ kind: 'return', allowed: true, sideEffect: 'open-operation', operation: { id: lastDone.id, fromVersion: '3.1.0', toVersion: '3.0.2' } });
+    const d = run(review, { lastOperation, dbRevision: '29ce7909c52b' });
+    expect(d).toMatchObject({ kind: 'return', allowed: true, sideEffect: 'open-operation', operation: { id: lastOperation.id, fromVersion: '3.1.0', toVersion: '3.0.2' } });
     expect(d.warnings[0]).toMatch(/^airflow-downgrade-guard: RETURN of release .* to 3\.1\.0 after downgrade dg-0123456789abcdef/);
     expect(d.warnings[1]).toContain('airflow db migrate --to-revision cc92b33c6709');
     const held = apply((review as any).request.object, d.patch);
@@ -439,22 +439,37 @@ describe('a return to the from-version after a finished downgrade', () => {
 
   it('a dry run says so and has no side effect', () => {
     const review = versionChange(scheduler, '3.0.2', '3.1.0', { dryRun: true });
-    expect(run(review, { lastDone })).toMatchObject({ kind: 'return', sideEffect: 'none' });
+    expect(run(review, { lastOperation })).toMatchObject({ kind: 'return', sideEffect: 'none' });
   });
 
   it.each([
-    ['another forward version', '3.0.2', '3.2.0', { lastDone }],
-    ['a forward move after an aborted operation', '3.0.2', '3.1.0', { lastDone: { ...lastDone, phase: 'aborted' } }],
-    ['a database already moved on', '3.0.2', '3.1.0', { lastDone, dbRevision: 'cc92b33c6709' }],
-    ['a move from another version', '2.10.5', '3.1.0', { lastDone }],
+    ['another forward version', '3.0.2', '3.2.0', { lastOperation }],
+    ['a forward move after an aborted operation', '3.0.2', '3.1.0', { lastOperation: { ...lastOperation, phase: 'aborted' } }],
+    ['a database already moved on', '3.0.2', '3.1.0', { lastOperation, dbRevision: 'cc92b33c6709' }],
+    ['a move from another version', '2.10.5', '3.1.0', { lastOperation }],
     ['no finished operation', '3.0.2', '3.1.0', {}],
   ])('%s is an ordinary forward upgrade', (_what, from, to, state) => {
     expect(run(versionChange(scheduler, from, to), state as ReleaseState).kind).toBe('forward');
   });
 
   it('while the return operation is open, the rest of the rollback joins it; the downgrade target is refused', () => {
-    const operation = { id: 'dg-fedcba9876543210', fromVersion: '3.1.0', toVersion: '3.0.2', phase: 'forward', returnOf: lastDone.id };
+    const operation = { id: 'dg-fedcba9876543210', fromVersion: '3.1.0', toVersion: '3.0.2', phase: 'forward', returnOf: lastOperation.id };
     expect(run(versionChange({ kind: 'Deployment', component: 'triggerer' }, '3.0.2', '3.1.0'), { operation })).toMatchObject({ kind: 'join-operation', operation: { id: operation.id } });
     expect(run(versionChange({ kind: 'Deployment', component: 'triggerer' }, '3.1.0', '3.0.2'), { operation })).toMatchObject({ kind: 'conflicting-operation', allowed: false });
+  });
+});
+
+describe('a downgrade after an aborted operation', () => {
+  it('gets an id of its own, the same for every object of the rollout', () => {
+    const derived = run(versionChange(scheduler, '3.1.0', '3.0.2')).operation!.id;
+    const lastOperation = { id: derived, fromVersion: '3.1.0', toVersion: '3.0.2', phase: 'aborted' };
+    const first = run(versionChange(scheduler, '3.1.0', '3.0.2'), { lastOperation });
+    const second = run(versionChange({ kind: 'Deployment', component: 'triggerer' }, '3.1.0', '3.0.2'), { lastOperation });
+    expect(first).toMatchObject({ kind: 'downgrade', sideEffect: 'open-operation' });
+    expect(first.operation!.id).not.toBe(derived);
+    expect(first.operation!.id).toMatch(/^dg-[0-9a-f]{16}$/);
+    expect(second.operation!.id).toBe(first.operation!.id);
+    // After any other end the coordinator gives the operation a fresh id itself.
+    expect(run(versionChange(scheduler, '3.1.0', '3.0.2'), { lastOperation: { ...lastOperation, phase: 'done' } }).operation!.id).toBe(derived);
   });
 });
