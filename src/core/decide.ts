@@ -332,7 +332,7 @@ function downgrade(f: RequestFacts, target: AirflowVersion, current: Current, to
 }
 
 function downgradePlan(f: RequestFacts, toHead: string): DowngradePlan {
-  const plan: DowngradePlan = { argv: downgradeArgv(toHead), drain: [], outage: { workloads: 0, pods: 0 } };
+  const plan: DowngradePlan = { order: f.config.order, argv: downgradeArgv(toHead), drain: [], outage: { workloads: 0, pods: 0 } };
   const pod = f.state.execPod;
   if (pod && isValidObjectName(pod.name) && LABEL_VALUE.test(pod.component)) plan.execPod = { name: pod.name, component: pod.component };
   for (const w of f.state.workloads ?? []) {

@@ -1,5 +1,6 @@
 // What an admission decision says, and its three constructors (in the spirit of controller-runtime's
 // Allowed/Denied/Patched): every decision is built by one of them, so the defaults are in one place.
+import type { Order } from './config.js';
 import type { HoldRecord, JsonPatchOperation } from './hold.js';
 
 export type DecisionKind =
@@ -28,6 +29,8 @@ export interface VersionPoint {
 }
 
 export interface DowngradePlan {
+  /** drain-first: drain, then the downgrade in a runner pod; downgrade-first: the downgrade in a serving pod, then the drain. */
+  order: Order;
   /** The exact argv the coordinator execs (validated values only). */
   argv: string[];
   execPod?: { name: string; component: string };

@@ -145,6 +145,33 @@ describe('downgrade holds the rollout', () => {
     expect(deployment.operation?.id).toMatch(/^dg-[0-9a-f]{16}$/);
   });
 
+  const planState: ReleaseState = {
+    execPod: { name: 'airflow-api-server-7d9f8c6b5-x2x8q', component: 'api-server' },
+    workloads: [
+      { kind: 'Deployment', name: 'airflow-scheduler', component: 'scheduler', replicas: 2, version: '3.1.0' },
+      { kind: 'StatefulSet', name: 'airflow-worker', component: 'worker', replicas: 3 },
+    ],
+  };
+
+  it('the plan follows the configured order: drain-first (the default) drains, then runs the downgrade in a runner pod', () => {
+    const d = run(versionChange({ kind: 'Deployment', component: 'api-server' }, '3.1.0', '3.0.2'), planState);
+    expect(d.plan?.order).toBe('drain-first');
+    expect(d.warnings[0]).toMatch(/^airflow-downgrade-guard: DOWNGRADE of release .* from 3\.1\.0 to 3\.0\.2/);
+    expect(d.warnings.slice(1, 4)).toEqual([
+      'Plan (order drain-first): first drain (scale to 0, suspend CronJobs): deployment/airflow-scheduler (2), statefulset/airflow-worker (3).',
+      'Then run "airflow db downgrade --to-revision 29ce7909c52b --yes" (Airflow 3.0.2) in a short-lived runner pod of 3.1.0, check alembic_version, and release the hold so 3.0.2 starts on the matching schema.',
+      'Estimated outage: 2 workloads (5 pods) stop at the drain, before the downgrade, until the 3.0.2 pods start and are Ready; no pod runs on a schema it does not match.',
+    ]);
+    expect(d.warnings.join('\n')).not.toContain('airflow-api-server-7d9f8c6b5-x2x8q');
+  });
+
+  it('order downgrade-first: the downgrade runs in a serving pod, then the drain', () => {
+    const d = run(versionChange({ kind: 'Deployment', component: 'api-server' }, '3.1.0', '3.0.2'), planState, parseGuardConfig({ order: 'downgrade-first' }));
+    expect(d.plan?.order).toBe('downgrade-first');
+    expect(d.warnings[1]).toBe('Plan (order downgrade-first): run "airflow db downgrade --to-revision 29ce7909c52b --yes" (Airflow 3.0.2) in pod airflow-api-server-7d9f8c6b5-x2x8q (api-server, 3.1.0), then check alembic_version.');
+    expect(d.warnings[2]).toBe('Then drain (scale to 0, suspend CronJobs): deployment/airflow-scheduler (2), statefulset/airflow-worker (3).');
+  });
+
   it('describes the plan when workloads and the exec pod are known', () => {
     const d = run(versionChange({ kind: 'Deployment', component: 'api-server' }, '3.1.0', '3.0.2'), {
       execPod: { name: 'airflow-api-server-7d9f8c6b5-x2x8q', component: 'api-server' },
@@ -154,7 +181,7 @@ describe('downgrade holds the rollout', () => {
         { kind: 'Deployment', name: 'airflow-pgbouncer', component: 'pgbouncer', replicas: 1 },
         { kind: 'Deployment', name: 'bad name; rm -rf /', component: 'scheduler', replicas: 1 },
       ],
-    });
+    }, parseGuardConfig({ order: 'downgrade-first' }));
     const text = d.warnings.join('\n');
     expect(text).toMatch(/in pod airflow-api-server-7d9f8c6b5-x2x8q \(api-server, 3\.1\.0\)/);
     expect(text).toMatch(/deployment\/airflow-scheduler \(2\), statefulset\/airflow-worker \(3\)/);
