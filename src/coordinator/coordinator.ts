@@ -7,7 +7,6 @@ import { createHash } from 'node:crypto';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ANNOTATIONS, type GuardConfig } from '../core/config.js';
-import { headIndex } from '../core/heads.js';
 import { clearReturnedPatch, holdOperationPatch, readReturnedFrom, releasePatch, type JsonPatchOperation } from '../core/hold.js';
 import { annotationsOf, isJsonObject, valueAt, type WorkloadKind } from '../core/objects.js';
 import { readHoldTarget } from '../core/hold.js';
@@ -57,6 +56,9 @@ import {
 } from './operation.js';
 import { nextPhase, type OperationEvent } from './transitions.js';
 import { belongsTo, freshOperationId, returnEvent, returnedFrom, returnsAfterDone, stallOutcome } from './membership.js';
+import { confirm } from './steps/confirm.js';
+import { failed, isBetween, type StepContext, type StepReport, type StepResult } from './steps/context.js';
+import { verify } from './steps/verify.js';
 
 export interface CoordinatorOptions {
   config: GuardConfig;
@@ -104,19 +106,7 @@ export const DEFAULT_COORDINATOR_OPTIONS: Omit<CoordinatorOptions, 'config' | 'i
   metadataSecretKey: 'connection',
 };
 
-export interface StepReport {
-  operation: OperationState;
-  step: StepName;
-  event: 'start' | 'end';
-  outcome?: StepRecord['outcome'];
-  durationMs?: number;
-  execPod?: string;
-  command?: string[];
-  exitCode?: number;
-  output?: string;
-  error?: string;
-  detail?: string;
-}
+export type { StepReport } from './steps/context.js';
 
 export interface CoordinatorHooks {
   onStep?: (report: StepReport) => void;
@@ -148,14 +138,6 @@ interface OperationSummary {
   returnOf?: string;
   resourceVersion: string;
 }
-
-/**
- * A step's outcome: the event it ends with (the table in transitions.ts gives the next phase), with
- * records of sub-steps that ran before it (e.g. a roll-forward) and the name the step is recorded
- * under when that is not the phase's; or wait and try again.
- */
-// A wait `on: 'watch'` is ended by a watch event (pods gone, a pod Ready); the resync is its fallback.
-type StepResult = { event: OperationEvent; op: OperationState; before?: StepRecord[]; as?: StepName } | { wait: true; op: OperationState; on?: 'watch' };
 
 type ExecStep = 'downgrade' | 'roll-forward' | 'forward';
 /** Event reasons of each command the coordinator execs (contracts: users filter on them). */
@@ -194,6 +176,8 @@ export class Coordinator {
   private readonly readNext = new Set<string>();
   private readonly metadataUrls = new Map<string, { url: string; at: number }>();
   /** Admission's view of each release, recomputed only when the release's cached records change. */
+  /** What the step modules (steps/) may use of this coordinator. */
+  private readonly stepContext: StepContext;
   private readonly releaseStates = new ReleaseStateCache(() => ({ workloads: this.workloads.values(), pods: this.pods }));
 
   constructor(
@@ -203,6 +187,16 @@ export class Coordinator {
     this.execSlots = new Semaphore(options.maxConcurrentExecs);
     this.events = new EventQueue({ write: (namespace, event) => deps.cluster.create('Event', namespace, event), logger: deps.logger });
     this.leases = new LeaseKeeper({ identity: options.identity, durationSeconds: options.leaseDurationSeconds, cluster: deps.cluster, logger: deps.logger });
+    this.stepContext = {
+      readRevision: (op) => this.readRevision(op),
+      report: (report) => this.report(report),
+      emitEvent: (op, type, reason, message) => this.emitEvent(op, type, reason, message),
+      stall: (op, reason, on) => this.stall(op, reason, on),
+      backingOff: (op) => this.backingOff(op),
+      backOff: (op, attempts) => this.backOff(op, attempts),
+      rollForward: (op, at, why, failedStep) => this.rollForward(op, at, why, failedStep),
+      confirmAttempts: options.confirmAttempts,
+    };
   }
 
   // ---- lifecycle ---------------------------------------------------------------------------
@@ -594,11 +588,11 @@ export class Coordinator {
   private async runPhase(op: OperationState): Promise<StepResult> {
     switch (op.phase) {
       case 'confirm':
-        return this.confirm(op);
+        return confirm(this.stepContext, op);
       case 'downgrade':
         return this.downgrade(op);
       case 'verify':
-        return this.verify(op);
+        return verify(this.stepContext, op);
       case 'drain':
         return this.drain(op);
       case 'release':
@@ -679,45 +673,6 @@ export class Coordinator {
     this.retryAt.set(op.id, Date.now() + Math.min(this.options.pollMs * 2 ** Math.min(attempts, 10), 5000));
   }
 
-  private hold(op: OperationState, reason: string): StepResult {
-    return { event: 'failed', op: { ...op, heldReason: reason, heldFrom: op.phase } };
-  }
-
-  /** Step 1: where is the schema now? */
-  private async confirm(op: OperationState): Promise<StepResult> {
-    if (this.backingOff(op)) return { wait: true, op };
-    let revision: string | null;
-    try {
-      revision = await this.readRevision(op);
-    } catch (error) {
-      const attempts = op.attempts + 1;
-      const message = (error as Error).message;
-      if (attempts >= this.options.confirmAttempts) {
-        return this.hold({ ...op, attempts }, `cannot read the metadata database: ${message}`);
-      }
-      this.report({ operation: op, step: 'confirm', event: 'end', outcome: 'waiting', error: message, detail: `attempt ${attempts}` });
-      this.backOff(op, attempts);
-      return this.stall({ ...op, attempts }, `cannot read the metadata database: ${message}`);
-    }
-    if (op.returnOf) return this.confirmReturn(op, revision);
-    const detail = `database at ${revision ?? '(fresh)'}; running ${op.fromVersion} (${op.fromRevision}); target ${op.toVersion} (${op.toRevision})`;
-    this.report({ operation: op, step: 'confirm', event: 'end', outcome: 'ok', detail });
-    if (revision === op.toRevision) return { event: 'at-target', op: { ...op, attempts: 0 } };
-    if (revision === op.fromRevision || isBetween(revision, op.toRevision, op.fromRevision)) {
-      return { event: op.order === 'drain-first' ? 'drain-first' : 'at-from', op: { ...op, attempts: 0 } };
-    }
-    return this.hold(op, `the metadata database is at revision ${revision ?? '(none)'}, which is neither ${op.fromVersion} (${op.fromRevision}) nor the target ${op.toVersion} (${op.toRevision}); nothing was changed`);
-  }
-
-  /** A return after a finished downgrade: the schema must be on the way between the two heads. */
-  private confirmReturn(op: OperationState, revision: string | null): StepResult | Promise<StepResult> {
-    if (revision === op.toRevision || revision === op.fromRevision || isBetween(revision, op.toRevision, op.fromRevision)) {
-      this.report({ operation: op, step: 'confirm', event: 'end', outcome: 'ok', detail: `return after ${op.returnOf}: database at ${revision}; moving it forward to ${op.fromVersion} (${op.fromRevision})` });
-      return { event: 'returned', op: { ...op, attempts: 0 } };
-    }
-    return this.hold(op, `returning to ${op.fromVersion}: the metadata database is at revision ${revision ?? '(none)'}, neither ${op.toRevision} nor on the way to ${op.fromRevision}; nothing was changed`);
-  }
-
   /** Steps 2 and 3: pick the pod, run the downgrade there, and deal with every way it can end. */
   private async downgrade(op: OperationState): Promise<StepResult> {
     if (this.backingOff(op)) return { wait: true, op };
@@ -749,14 +704,14 @@ export class Coordinator {
     if (after === op.fromRevision) {
       await this.deleteRunner(withPod);
       const meanwhile = op.order === 'drain-first' ? `the release stays drained while held (changing it back to ${op.fromVersion} restores it)` : 'the release keeps running it';
-      return this.hold(withPod, `downgrade failed in pod ${pod.name} (${why}); the schema is unchanged at ${op.fromVersion}, ${meanwhile}`);
+      return failed(withPod, `downgrade failed in pod ${pod.name} (${why}); the schema is unchanged at ${op.fromVersion}, ${meanwhile}`);
     }
     return this.rollForward(withPod, after, why, { step: 'downgrade', outcome: 'failed', at: new Date().toISOString(), durationMs: outcome.durationMs, detail: `stopped at ${after ?? '(none)'}: ${why}`.slice(0, 2000) });
   }
 
   /** A downgrade that stopped halfway is migrated forward again with the newer image. */
   // Recorded as: <failed step> failed, roll-forward ok|failed, hold held.
-  private async rollForward(op: OperationState, at: string | null, why: string, failed: StepRecord): Promise<StepResult> {
+  private async rollForward(op: OperationState, at: string | null, why: string, failedStep: StepRecord): Promise<StepResult> {
     const argv = migrateArgv(op.fromRevision);
     const outcome = await this.runInPod(op, 'roll-forward', argv);
     const after = await this.readRevision(op);
@@ -770,9 +725,9 @@ export class Coordinator {
       detail: `"${formatArgv(argv)}" in pod ${op.execPod?.name ?? '(none)'}: ${outcome.error ?? `exit ${outcome.exitCode}`}; schema now at ${after ?? '(none)'}`.slice(0, 2000),
     };
     const held = rolled
-      ? this.hold(op, `downgrade stopped at revision ${at ?? '(none)'} (${why}); migrated forward again to ${op.fromRevision} so the running ${op.fromVersion} matches; the release stays held`)
-      : this.hold(op, `downgrade stopped at revision ${at ?? '(none)'} (${why}) and rolling forward failed (${outcome.error ?? `exit ${outcome.exitCode}`}, now at ${after ?? '(none)'}); OPERATOR ACTION NEEDED: the release stays held`);
-    return { ...held, before: [failed, record], as: 'hold' };
+      ? failed(op, `downgrade stopped at revision ${at ?? '(none)'} (${why}); migrated forward again to ${op.fromRevision} so the running ${op.fromVersion} matches; the release stays held`)
+      : failed(op, `downgrade stopped at revision ${at ?? '(none)'} (${why}) and rolling forward failed (${outcome.error ?? `exit ${outcome.exitCode}`}, now at ${after ?? '(none)'}); OPERATOR ACTION NEEDED: the release stays held`);
+    return { ...held, before: [failedStep, record], as: 'hold' };
   }
 
   private async runInPod(op: OperationState, step: ExecStep, argv: string[]): Promise<ExecOutcome> {
@@ -903,20 +858,6 @@ export class Coordinator {
       }
     }
     return undefined;
-  }
-
-  /** Step 4: the schema is where it should be. */
-  private async verify(op: OperationState): Promise<StepResult> {
-    const revision = await this.readRevision(op);
-    if (revision === op.toRevision) {
-      this.report({ operation: op, step: 'verify', event: 'end', outcome: 'ok', detail: `alembic_version = ${revision}` });
-      await this.emitEvent(op, 'Normal', 'SchemaVerified', `Metadata database at ${op.toVersion} schema (${revision}); draining ${op.fromVersion} pods`);
-      return { event: 'verified', op };
-    }
-    if (revision === op.fromRevision) return this.hold(op, `downgrade reported success but the schema is still at ${op.fromRevision}`);
-    if (!op.execPod) return this.hold(op, `schema at unexpected revision ${revision ?? '(none)'} after the downgrade`);
-    const found = `verification found ${revision ?? '(none)'} instead of ${op.toRevision}`;
-    return this.rollForward(op, revision, found, { step: 'verify', outcome: 'failed', at: new Date().toISOString(), durationMs: 0, detail: found });
   }
 
   /**
@@ -1092,7 +1033,7 @@ export class Coordinator {
       return { event: 'untouched', op };
     }
     if (revision !== op.toRevision && !isBetween(revision, op.toRevision, op.fromRevision)) {
-      return this.hold(op, `returning to ${op.fromVersion}: the metadata database is at revision ${revision ?? '(none)'}, neither ${op.fromRevision} nor on the way to ${op.toRevision}; nothing was changed`);
+      return failed(op, `returning to ${op.fromVersion}: the metadata database is at revision ${revision ?? '(none)'}, neither ${op.fromRevision} nor on the way to ${op.toRevision}; nothing was changed`);
     }
     const draining = await this.drainForReturn(op);
     if (draining) return draining;
@@ -1110,7 +1051,7 @@ export class Coordinator {
       return { wait: true, op: { ...withPod, attempts: op.attempts + 1 } };
     }
     await this.deleteRunner(withPod);
-    return this.hold(withPod, `returning to ${op.fromVersion}: "${formatArgv(migrateArgv(op.fromRevision))}" in pod ${pod.name} failed (${outcome.error ?? `exit code ${outcome.exitCode}`}); schema at ${after ?? '(none)'}; OPERATOR ACTION NEEDED: the release stays drained`);
+    return failed(withPod, `returning to ${op.fromVersion}: "${formatArgv(migrateArgv(op.fromRevision))}" in pod ${pod.name} failed (${outcome.error ?? `exit code ${outcome.exitCode}`}); schema at ${after ?? '(none)'}; OPERATOR ACTION NEEDED: the release stays drained`);
   }
 
   /**
@@ -1295,12 +1236,6 @@ function phaseStep(phase: Phase): StepName {
 }
 
 /** A revision strictly between two heads of the chain (a downgrade that stopped halfway). */
-function isBetween(revision: string | null, lower: string, upper: string): boolean {
-  if (!revision) return false;
-  const i = headIndex(revision);
-  return i !== -1 && i > headIndex(lower) && i < headIndex(upper);
-}
-
 function summariseOperation(obj: unknown): OperationSummary | undefined {
   try {
     const read = readOperationConfigMap(obj);

@@ -460,7 +460,7 @@ describe('a return to the from-version after a finished downgrade', () => {
     expect(d).toMatchObject({ kind: 'return', allowed: true, sideEffect: 'open-operation', operation: { id: lastOperation.id, fromVersion: '3.1.0', toVersion: '3.0.2' } });
     expect(d.warnings[0]).toMatch(/^airflow-downgrade-guard: RETURN of release .* to 3\.1\.0 after downgrade dg-0123456789abcdef/);
     expect(d.warnings[1]).toContain('airflow db migrate --to-revision cc92b33c6709');
-    const held = apply((review as any).request.object, d.patch);
+    const held = apply(parseAdmissionReview(review).object as { spec: { paused?: boolean } }, d.patch);
     expect(held.spec.paused).toBe(true);
   });
 
