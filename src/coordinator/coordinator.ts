@@ -57,6 +57,7 @@ import {
 import { nextPhase, type OperationEvent } from './transitions.js';
 import { belongsTo, freshOperationId, returnEvent, returnedFrom, returnsAfterDone, stallOutcome } from './membership.js';
 import { confirm } from './steps/confirm.js';
+import { restore } from './steps/restore.js';
 import { failed, isBetween, type StepContext, type StepReport, type StepResult } from './steps/context.js';
 import { verify } from './steps/verify.js';
 
@@ -195,6 +196,8 @@ export class Coordinator {
       backingOff: (op) => this.backingOff(op),
       backOff: (op, attempts) => this.backOff(op, attempts),
       rollForward: (op, at, why, failedStep) => this.rollForward(op, at, why, failedStep),
+      releaseWorkloads: (op) => this.releaseWorkloads(op.namespace, op.release),
+      restoreWorkload: (op, w, head) => this.restoreWorkload(op, w, head),
       confirmAttempts: options.confirmAttempts,
     };
   }
@@ -602,7 +605,7 @@ export class Coordinator {
       case 'forward':
         return this.forward(op);
       case 'restore':
-        return this.restore(op);
+        return restore(this.stepContext, op);
       default:
         return { wait: true, op };
     }
@@ -1066,22 +1069,6 @@ export class Coordinator {
     if (blocking.length === 0) return undefined;
     const started: OperationState = op.drainStartedAt ? op : { ...op, drainStartedAt: new Date().toISOString() };
     return this.pressStragglers(started, blocking, op.fromVersion);
-  }
-
-  /** After the forward move: every workload the operation drained runs the from-version again. */
-  private async restore(op: OperationState): Promise<StepResult> {
-    const waiting: string[] = [];
-    await Promise.all(
-      this.releaseWorkloads(op.namespace, op.release).map(async (w) => {
-        if (!belongsTo(op, w) && w.drained?.operation !== op.id && !returnedFrom(op, w)) return;
-        if (!(await this.restoreWorkload(op, w, op.fromRevision))) waiting.push(`${w.kind.toLowerCase()}/${w.name}`);
-      }),
-    );
-    if (waiting.length > 0) {
-      return this.stall(op, `returning to ${op.fromVersion}: ${waiting.sort().join(', ')} not on ${op.fromVersion}; kept at 0 until changed back`, 'watch');
-    }
-    this.report({ operation: op, step: 'restore', event: 'end', outcome: 'ok', detail: `every drained workload runs ${op.fromVersion} again` });
-    return { event: 'restored', op };
   }
 
   private async clearReturnedMarkers(op: OperationState): Promise<void> {

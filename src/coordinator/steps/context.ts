@@ -2,6 +2,7 @@
 // waits), so each step is unit-tested in-process against an in-memory context.
 import { headIndex } from '../../core/heads.js';
 import type { OperationState, StepName, StepRecord } from '../operation.js';
+import type { WorkloadRecord } from '../release-view.js';
 import type { OperationEvent } from '../transitions.js';
 
 export interface StepReport {
@@ -41,6 +42,13 @@ export interface StepContext {
   backOff(op: OperationState, attempts: number): void;
   /** A downgrade that stopped halfway, migrated forward again (ends held, recorded as `hold`). */
   rollForward(op: OperationState, at: string | null, why: string, failed: StepRecord): Promise<StepResult>;
+  /** The release's workloads as the watch caches last saw them. */
+  releaseWorkloads(op: OperationState): WorkloadRecord[];
+  /**
+   * Gives one workload whose spec is on `head` back: hold undone, drained replicas or suspend
+   * restored, returned marker removed. False when it is not on `head` and must keep waiting.
+   */
+  restoreWorkload(op: OperationState, w: WorkloadRecord, head: string): Promise<boolean>;
   /** Attempts of reading the database before the operation is held. */
   readonly confirmAttempts: number;
 }

@@ -1,6 +1,7 @@
 // An in-memory StepContext: the database revision (or a read error) set by the test, and every
 // report, Event, stall, backoff and roll-forward recorded for assertions.
 import { newOperation, type OperationState, type Phase } from '../../../src/coordinator/operation.js';
+import type { WorkloadRecord } from '../../../src/coordinator/release-view.js';
 import type { StepContext, StepReport, StepResult } from '../../../src/coordinator/steps/context.js';
 
 export const FROM_HEAD = 'cc92b33c6709';
@@ -29,6 +30,13 @@ export interface MemoryContext extends StepContext {
   stalls: string[];
   backoffs: number[];
   rolledForward: Array<{ at: string | null; why: string }>;
+  /** The release's workloads; a restore succeeds for those on the head asked for and records their names. */
+  workloads: WorkloadRecord[];
+  restored: string[];
+}
+
+export function workload(name: string, extra: Partial<WorkloadRecord> = {}): WorkloadRecord {
+  return { kind: 'Deployment', namespace: 'airflow', name, release: 'airflow', component: name, role: 'metadata-db', replicas: 1, resourceVersion: '1', ...extra };
 }
 
 export function memoryContext(overrides: Partial<Pick<MemoryContext, 'revision' | 'backingOffNow' | 'confirmAttempts'>> = {}): MemoryContext {
@@ -41,6 +49,8 @@ export function memoryContext(overrides: Partial<Pick<MemoryContext, 'revision' 
     stalls: [],
     backoffs: [],
     rolledForward: [],
+    workloads: [],
+    restored: [],
     async readRevision() {
       if (ctx.revision instanceof Error) throw ctx.revision;
       return ctx.revision;
@@ -62,6 +72,12 @@ export function memoryContext(overrides: Partial<Pick<MemoryContext, 'revision' 
     async rollForward(op, at, why, failedStep): Promise<StepResult> {
       ctx.rolledForward.push({ at, why });
       return { event: 'failed', op: { ...op, heldReason: `rolled forward: ${why}`, heldFrom: op.phase }, before: [failedStep], as: 'hold' };
+    },
+    releaseWorkloads: () => ctx.workloads,
+    async restoreWorkload(_op, w, head) {
+      if (w.head !== head) return false;
+      ctx.restored.push(w.name);
+      return true;
     },
     ...overrides,
   };
