@@ -11,6 +11,7 @@ export type AdmissionDecision =
   | 'same-head'
   | 'downgrade'
   | 'join-operation'
+  | 'return'
   | 'cancel-hold'
   | 'unknown-version'
   | 'denied'

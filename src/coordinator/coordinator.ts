@@ -7,7 +7,6 @@ import { createHash } from 'node:crypto';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ANNOTATIONS, type GuardConfig } from '../core/config.js';
-import { headIndex } from '../core/heads.js';
 import { clearReturnedPatch, holdOperationPatch, readReturnedFrom, releasePatch, type JsonPatchOperation } from '../core/hold.js';
 import { annotationsOf, isJsonObject, valueAt, type WorkloadKind } from '../core/objects.js';
 import { readHoldTarget } from '../core/hold.js';
@@ -56,7 +55,11 @@ import {
   type StepRecord,
 } from './operation.js';
 import { nextPhase, type OperationEvent } from './transitions.js';
-import { belongsTo, freshOperationId, returnEvent, returnedFrom, stallOutcome } from './membership.js';
+import { belongsTo, freshOperationId, returnEvent, returnedFrom, returnsAfterDone, stallOutcome } from './membership.js';
+import { confirm } from './steps/confirm.js';
+import { restore } from './steps/restore.js';
+import { failed, isBetween, type StepContext, type StepReport, type StepResult } from './steps/context.js';
+import { verify } from './steps/verify.js';
 
 export interface CoordinatorOptions {
   config: GuardConfig;
@@ -104,19 +107,7 @@ export const DEFAULT_COORDINATOR_OPTIONS: Omit<CoordinatorOptions, 'config' | 'i
   metadataSecretKey: 'connection',
 };
 
-export interface StepReport {
-  operation: OperationState;
-  step: StepName;
-  event: 'start' | 'end';
-  outcome?: StepRecord['outcome'];
-  durationMs?: number;
-  execPod?: string;
-  command?: string[];
-  exitCode?: number;
-  output?: string;
-  error?: string;
-  detail?: string;
-}
+export type { StepReport } from './steps/context.js';
 
 export interface CoordinatorHooks {
   onStep?: (report: StepReport) => void;
@@ -145,16 +136,9 @@ interface OperationSummary {
   phase: Phase;
   fromVersion: string;
   toVersion: string;
+  returnOf?: string;
   resourceVersion: string;
 }
-
-/**
- * A step's outcome: the event it ends with (the table in transitions.ts gives the next phase), with
- * records of sub-steps that ran before it (e.g. a roll-forward) and the name the step is recorded
- * under when that is not the phase's; or wait and try again.
- */
-// A wait `on: 'watch'` is ended by a watch event (pods gone, a pod Ready); the resync is its fallback.
-type StepResult = { event: OperationEvent; op: OperationState; before?: StepRecord[]; as?: StepName } | { wait: true; op: OperationState; on?: 'watch' };
 
 type ExecStep = 'downgrade' | 'roll-forward' | 'forward';
 /** Event reasons of each command the coordinator execs (contracts: users filter on them). */
@@ -193,6 +177,8 @@ export class Coordinator {
   private readonly readNext = new Set<string>();
   private readonly metadataUrls = new Map<string, { url: string; at: number }>();
   /** Admission's view of each release, recomputed only when the release's cached records change. */
+  /** What the step modules (steps/) may use of this coordinator. */
+  private readonly stepContext: StepContext;
   private readonly releaseStates = new ReleaseStateCache(() => ({ workloads: this.workloads.values(), pods: this.pods }));
 
   constructor(
@@ -202,6 +188,18 @@ export class Coordinator {
     this.execSlots = new Semaphore(options.maxConcurrentExecs);
     this.events = new EventQueue({ write: (namespace, event) => deps.cluster.create('Event', namespace, event), logger: deps.logger });
     this.leases = new LeaseKeeper({ identity: options.identity, durationSeconds: options.leaseDurationSeconds, cluster: deps.cluster, logger: deps.logger });
+    this.stepContext = {
+      readRevision: (op) => this.readRevision(op),
+      report: (report) => this.report(report),
+      emitEvent: (op, type, reason, message) => this.emitEvent(op, type, reason, message),
+      stall: (op, reason, on) => this.stall(op, reason, on),
+      backingOff: (op) => this.backingOff(op),
+      backOff: (op, attempts) => this.backOff(op, attempts),
+      rollForward: (op, at, why, failedStep) => this.rollForward(op, at, why, failedStep),
+      releaseWorkloads: (op) => this.releaseWorkloads(op.namespace, op.release),
+      restoreWorkload: (op, w, head) => this.restoreWorkload(op, w, head),
+      confirmAttempts: options.confirmAttempts,
+    };
   }
 
   // ---- lifecycle ---------------------------------------------------------------------------
@@ -273,8 +271,10 @@ export class Coordinator {
   /** What admission needs to know about a release, from the caches only (never waits). */
   releaseState(namespace: string, release: string): ReleaseState {
     const op = this.operations?.get(namespace, operationConfigMapName(release));
-    const operation = op && !isTerminal(op.phase) ? { id: op.id, fromVersion: op.fromVersion, toVersion: op.toVersion, phase: op.phase } : undefined;
-    return this.releaseStates.get(namespace, release, operation, this.lastRevision.get(`${namespace}/${release}`));
+    const summary = op ? { id: op.id, fromVersion: op.fromVersion, toVersion: op.toVersion, phase: op.phase, ...(op.returnOf ? { returnOf: op.returnOf } : {}) } : undefined;
+    const operation = op && !isTerminal(op.phase) ? summary : undefined;
+    const state = this.releaseStates.get(namespace, release, operation, this.lastRevision.get(`${namespace}/${release}`));
+    return op && isTerminal(op.phase) ? { ...state, lastOperation: summary } : state;
   }
 
   /** Tells the hook which releases a cache change touched (a record may move between releases). */
@@ -359,6 +359,11 @@ export class Coordinator {
     let lateMembersOk: boolean | undefined;
     for (const w of held) {
       if (op && !isTerminal(op.phase)) break;
+      // Changed back to the from-version after the downgrade finished: a return operation.
+      if (op && returnsAfterDone(op, w)) {
+        opening = w;
+        break;
+      }
       if (op && belongsTo(op, w)) {
         // An abort leaves its holds in place on purpose.
         if (op.phase === 'aborted') continue;
@@ -493,6 +498,7 @@ export class Coordinator {
         now,
       });
       if (id !== admittedAs) op = { ...op, admittedAs };
+      if (previous && returnsAfterDone(previous, w)) op = { ...op, returnOf: previous.id };
     } catch (error) {
       this.deps.logger.error({ err: (error as Error).message, workload: `${w.kind}/${w.name}` }, 'held workload has invalid operation annotations');
       return undefined;
@@ -507,7 +513,11 @@ export class Coordinator {
         : await this.deps.cluster.create('ConfigMap', op.namespace, body);
       const after = previous ? ` (after operation ${previous.id}, ${previous.phase}; holds admitted as ${admittedAs} join it)` : '';
       this.report({ operation: op, step: 'open', event: 'end', outcome: 'ok', durationMs: 0, detail: `opened by ${op.openedBy}: ${fromVersion} -> ${toVersion}${after}` });
-      await this.emitEvent(op, 'Normal', 'DowngradeOpened', `Downgrade ${fromVersion} -> ${toVersion} (schema ${fromRevision} -> ${toRevision}) opened as operation ${op.id}; rollout held until the schema matches`);
+      if (op.returnOf) {
+        await this.emitEvent(op, 'Warning', 'ReturnAfterDowngrade', `Release changed back to ${fromVersion} after downgrade ${op.returnOf} finished; no migration Job comes with a rollback, so operation ${op.id} moves the schema forward ${toRevision} -> ${fromRevision}; rollout held until it matches`);
+      } else {
+        await this.emitEvent(op, 'Normal', 'DowngradeOpened', `Downgrade ${fromVersion} -> ${toVersion} (schema ${fromRevision} -> ${toRevision}) opened as operation ${op.id}; rollout held until the schema matches`);
+      }
       const resourceVersion = String(valueAt(saved, ['metadata', 'resourceVersion']) ?? '');
       this.known.set(`${op.namespace}/${op.release}`, { op, resourceVersion });
       return { op, resourceVersion };
@@ -581,11 +591,11 @@ export class Coordinator {
   private async runPhase(op: OperationState): Promise<StepResult> {
     switch (op.phase) {
       case 'confirm':
-        return this.confirm(op);
+        return confirm(this.stepContext, op);
       case 'downgrade':
         return this.downgrade(op);
       case 'verify':
-        return this.verify(op);
+        return verify(this.stepContext, op);
       case 'drain':
         return this.drain(op);
       case 'release':
@@ -595,7 +605,7 @@ export class Coordinator {
       case 'forward':
         return this.forward(op);
       case 'restore':
-        return this.restore(op);
+        return restore(this.stepContext, op);
       default:
         return { wait: true, op };
     }
@@ -666,35 +676,6 @@ export class Coordinator {
     this.retryAt.set(op.id, Date.now() + Math.min(this.options.pollMs * 2 ** Math.min(attempts, 10), 5000));
   }
 
-  private hold(op: OperationState, reason: string): StepResult {
-    return { event: 'failed', op: { ...op, heldReason: reason, heldFrom: op.phase } };
-  }
-
-  /** Step 1: where is the schema now? */
-  private async confirm(op: OperationState): Promise<StepResult> {
-    if (this.backingOff(op)) return { wait: true, op };
-    let revision: string | null;
-    try {
-      revision = await this.readRevision(op);
-    } catch (error) {
-      const attempts = op.attempts + 1;
-      const message = (error as Error).message;
-      if (attempts >= this.options.confirmAttempts) {
-        return this.hold({ ...op, attempts }, `cannot read the metadata database: ${message}`);
-      }
-      this.report({ operation: op, step: 'confirm', event: 'end', outcome: 'waiting', error: message, detail: `attempt ${attempts}` });
-      this.backOff(op, attempts);
-      return this.stall({ ...op, attempts }, `cannot read the metadata database: ${message}`);
-    }
-    const detail = `database at ${revision ?? '(fresh)'}; running ${op.fromVersion} (${op.fromRevision}); target ${op.toVersion} (${op.toRevision})`;
-    this.report({ operation: op, step: 'confirm', event: 'end', outcome: 'ok', detail });
-    if (revision === op.toRevision) return { event: 'at-target', op: { ...op, attempts: 0 } };
-    if (revision === op.fromRevision || isBetween(revision, op.toRevision, op.fromRevision)) {
-      return { event: op.order === 'drain-first' ? 'drain-first' : 'at-from', op: { ...op, attempts: 0 } };
-    }
-    return this.hold(op, `the metadata database is at revision ${revision ?? '(none)'}, which is neither ${op.fromVersion} (${op.fromRevision}) nor the target ${op.toVersion} (${op.toRevision}); nothing was changed`);
-  }
-
   /** Steps 2 and 3: pick the pod, run the downgrade there, and deal with every way it can end. */
   private async downgrade(op: OperationState): Promise<StepResult> {
     if (this.backingOff(op)) return { wait: true, op };
@@ -726,14 +707,14 @@ export class Coordinator {
     if (after === op.fromRevision) {
       await this.deleteRunner(withPod);
       const meanwhile = op.order === 'drain-first' ? `the release stays drained while held (changing it back to ${op.fromVersion} restores it)` : 'the release keeps running it';
-      return this.hold(withPod, `downgrade failed in pod ${pod.name} (${why}); the schema is unchanged at ${op.fromVersion}, ${meanwhile}`);
+      return failed(withPod, `downgrade failed in pod ${pod.name} (${why}); the schema is unchanged at ${op.fromVersion}, ${meanwhile}`);
     }
     return this.rollForward(withPod, after, why, { step: 'downgrade', outcome: 'failed', at: new Date().toISOString(), durationMs: outcome.durationMs, detail: `stopped at ${after ?? '(none)'}: ${why}`.slice(0, 2000) });
   }
 
   /** A downgrade that stopped halfway is migrated forward again with the newer image. */
   // Recorded as: <failed step> failed, roll-forward ok|failed, hold held.
-  private async rollForward(op: OperationState, at: string | null, why: string, failed: StepRecord): Promise<StepResult> {
+  private async rollForward(op: OperationState, at: string | null, why: string, failedStep: StepRecord): Promise<StepResult> {
     const argv = migrateArgv(op.fromRevision);
     const outcome = await this.runInPod(op, 'roll-forward', argv);
     const after = await this.readRevision(op);
@@ -747,9 +728,9 @@ export class Coordinator {
       detail: `"${formatArgv(argv)}" in pod ${op.execPod?.name ?? '(none)'}: ${outcome.error ?? `exit ${outcome.exitCode}`}; schema now at ${after ?? '(none)'}`.slice(0, 2000),
     };
     const held = rolled
-      ? this.hold(op, `downgrade stopped at revision ${at ?? '(none)'} (${why}); migrated forward again to ${op.fromRevision} so the running ${op.fromVersion} matches; the release stays held`)
-      : this.hold(op, `downgrade stopped at revision ${at ?? '(none)'} (${why}) and rolling forward failed (${outcome.error ?? `exit ${outcome.exitCode}`}, now at ${after ?? '(none)'}); OPERATOR ACTION NEEDED: the release stays held`);
-    return { ...held, before: [failed, record], as: 'hold' };
+      ? failed(op, `downgrade stopped at revision ${at ?? '(none)'} (${why}); migrated forward again to ${op.fromRevision} so the running ${op.fromVersion} matches; the release stays held`)
+      : failed(op, `downgrade stopped at revision ${at ?? '(none)'} (${why}) and rolling forward failed (${outcome.error ?? `exit ${outcome.exitCode}`}, now at ${after ?? '(none)'}); OPERATOR ACTION NEEDED: the release stays held`);
+    return { ...held, before: [failedStep, record], as: 'hold' };
   }
 
   private async runInPod(op: OperationState, step: ExecStep, argv: string[]): Promise<ExecOutcome> {
@@ -882,20 +863,6 @@ export class Coordinator {
     return undefined;
   }
 
-  /** Step 4: the schema is where it should be. */
-  private async verify(op: OperationState): Promise<StepResult> {
-    const revision = await this.readRevision(op);
-    if (revision === op.toRevision) {
-      this.report({ operation: op, step: 'verify', event: 'end', outcome: 'ok', detail: `alembic_version = ${revision}` });
-      await this.emitEvent(op, 'Normal', 'SchemaVerified', `Metadata database at ${op.toVersion} schema (${revision}); draining ${op.fromVersion} pods`);
-      return { event: 'verified', op };
-    }
-    if (revision === op.fromRevision) return this.hold(op, `downgrade reported success but the schema is still at ${op.fromRevision}`);
-    if (!op.execPod) return this.hold(op, `schema at unexpected revision ${revision ?? '(none)'} after the downgrade`);
-    const found = `verification found ${revision ?? '(none)'} instead of ${op.toRevision}`;
-    return this.rollForward(op, revision, found, { step: 'verify', outcome: 'failed', at: new Date().toISOString(), durationMs: 0, detail: found });
-  }
-
   /**
    * Step 5 (order downgrade-first), or step 2 as `quiesce` (drain-first: before the downgrade): scale
    * every DB-touching workload of the release to 0, suspend CronJobs, wait for old pods.
@@ -904,6 +871,19 @@ export class Coordinator {
     const first = op.phase === 'quiesce';
     // The runner ran the downgrade; in drain-first there is none yet (the downgrade follows).
     if (!first) await this.deleteRunner(op);
+    await this.scaleReleaseDown(op);
+    const blocking = podsBlockingRelease(this.pods.group(releaseKey(op.namespace, op.release)), op.release, op.namespace, op.toRevision);
+    if (blocking.length > 0) {
+      const started: OperationState = op.drainStartedAt ? op : { ...op, drainStartedAt: new Date().toISOString() };
+      return this.pressStragglers(started, blocking);
+    }
+    this.report({ operation: op, step: first ? 'quiesce' : 'drain', event: 'end', outcome: 'ok', detail: `no pod of ${op.fromVersion} left` });
+    await this.emitEvent(op, 'Normal', 'Drained', first ? `No pod of ${op.fromVersion} is left; running the downgrade in a runner pod` : `No pod of ${op.fromVersion} is left; releasing the held rollout`);
+    return { event: first ? 'quiesced' : 'drained', op };
+  }
+
+  /** Every DB-touching workload of the release at 0, its CronJobs suspended; what to restore recorded. */
+  private async scaleReleaseDown(op: OperationState): Promise<void> {
     // All at once: every sequential round trip here keeps old pods running on the new schema longer.
     await Promise.all(
       this.releaseWorkloads(op.namespace, op.release).map(async (w) => {
@@ -915,14 +895,6 @@ export class Coordinator {
         }
       }),
     );
-    const blocking = podsBlockingRelease(this.pods.group(releaseKey(op.namespace, op.release)), op.release, op.namespace, op.toRevision);
-    if (blocking.length > 0) {
-      const started: OperationState = op.drainStartedAt ? op : { ...op, drainStartedAt: new Date().toISOString() };
-      return this.pressStragglers(started, blocking);
-    }
-    this.report({ operation: op, step: first ? 'quiesce' : 'drain', event: 'end', outcome: 'ok', detail: `no pod of ${op.fromVersion} left` });
-    await this.emitEvent(op, 'Normal', 'Drained', first ? `No pod of ${op.fromVersion} is left; running the downgrade in a runner pod` : `No pod of ${op.fromVersion} is left; releasing the held rollout`);
-    return { event: first ? 'quiesced' : 'drained', op };
   }
 
   private async scaleToZero(op: OperationState, w: WorkloadRecord): Promise<void> {
@@ -941,7 +913,7 @@ export class Coordinator {
     ];
     await this.deps.cluster.patchUnchanged(w.kind, obj, ops);
     this.deps.logger.info({ operationId: op.id, workload: `${w.kind.toLowerCase()}/${w.name}`, replicas: current }, 'drained to 0 replicas');
-    await this.emitEventOn(op, w.kind, w.name, 'Normal', 'Draining', `Scaled to 0 (was ${record.replicas}) so no ${op.fromVersion} pod runs against the ${op.toVersion} schema; restored on release`);
+    await this.emitEventOn(op, w.kind, w.name, 'Normal', 'Draining', op.returnOf ? `Scaled to 0 (was ${record.replicas}) so no ${op.toVersion} pod runs against the ${op.fromVersion} schema; restored once it is there` : `Scaled to 0 (was ${record.replicas}) so no ${op.fromVersion} pod runs against the ${op.toVersion} schema; restored on release`);
   }
 
   private async suspendCronJob(op: OperationState, w: WorkloadRecord): Promise<void> {
@@ -963,7 +935,7 @@ export class Coordinator {
    * Pods that outlive the drain timeout are deleted; past twice the timeout, force-deleted, and the
    * drain counts as stalled. The clock starts at the record's drainStartedAt (it survives a failover).
    */
-  private async pressStragglers(op: OperationState, blocking: PodRecord[]): Promise<StepResult> {
+  private async pressStragglers(op: OperationState, blocking: PodRecord[], onto = op.toVersion): Promise<StepResult> {
     const waited = Date.now() - Date.parse(op.drainStartedAt ?? new Date().toISOString());
     if (waited < this.options.drainTimeoutMs) return { wait: true, op, on: 'watch' };
     const force = waited >= 2 * this.options.drainTimeoutMs;
@@ -974,7 +946,7 @@ export class Coordinator {
       await this.emitEvent(op, 'Warning', 'DrainTimeout', `Pod ${pod.name} was still running after ${Math.round(waited / 1000)} s; ${force ? 'force-' : ''}deleted it`);
     }
     const names = blocking.map((p) => p.name).sort().join(', ');
-    return this.stall(op, `drain: ${blocking.length} pod(s) of the release still run a version other than ${op.toVersion} after ${Math.round(waited / 1000)} s (${names})`, 'watch');
+    return this.stall(op, `drain: ${blocking.length} pod(s) of the release still run a version other than ${onto} after ${Math.round(waited / 1000)} s (${names})`, 'watch');
   }
 
   /** Step 6: give the held spec back its replicas and let it roll out. */
@@ -1058,13 +1030,16 @@ export class Coordinator {
       await this.deleteRunner(op);
       const drained = this.releaseWorkloads(op.namespace, op.release).some((w) => w.drained?.operation === op.id);
       this.report({ operation: op, step: 'forward', event: 'end', outcome: 'ok', detail: `schema at ${op.fromRevision} (${op.fromVersion})${drained ? '; restoring the drained workloads' : '; the downgrade never ran'}` });
-      if (drained) return { event: 'migrated', op };
+      // A return after `done` still has its holds to release.
+      if (drained || op.returnOf) return { event: 'migrated', op };
       await this.clearReturnedMarkers(op);
       return { event: 'untouched', op };
     }
     if (revision !== op.toRevision && !isBetween(revision, op.toRevision, op.fromRevision)) {
-      return this.hold(op, `returning to ${op.fromVersion}: the metadata database is at revision ${revision ?? '(none)'}, neither ${op.fromRevision} nor on the way to ${op.toRevision}; nothing was changed`);
+      return failed(op, `returning to ${op.fromVersion}: the metadata database is at revision ${revision ?? '(none)'}, neither ${op.fromRevision} nor on the way to ${op.toRevision}; nothing was changed`);
     }
+    const draining = await this.drainForReturn(op);
+    if (draining) return draining;
     const pod = await this.execPod(op);
     if (!pod) return this.stall(op, `returning to ${op.fromVersion}: waiting for a pod of ${op.fromVersion} to run "${formatArgv(migrateArgv(op.fromRevision))}" in`, 'watch');
     const withPod: OperationState = { ...op, execPod: pod };
@@ -1079,23 +1054,21 @@ export class Coordinator {
       return { wait: true, op: { ...withPod, attempts: op.attempts + 1 } };
     }
     await this.deleteRunner(withPod);
-    return this.hold(withPod, `returning to ${op.fromVersion}: "${formatArgv(migrateArgv(op.fromRevision))}" in pod ${pod.name} failed (${outcome.error ?? `exit code ${outcome.exitCode}`}); schema at ${after ?? '(none)'}; OPERATOR ACTION NEEDED: the release stays drained`);
+    return failed(withPod, `returning to ${op.fromVersion}: "${formatArgv(migrateArgv(op.fromRevision))}" in pod ${pod.name} failed (${outcome.error ?? `exit code ${outcome.exitCode}`}); schema at ${after ?? '(none)'}; OPERATOR ACTION NEEDED: the release stays drained`);
   }
 
-  /** After the forward move: every workload the operation drained runs the from-version again. */
-  private async restore(op: OperationState): Promise<StepResult> {
-    const waiting: string[] = [];
-    await Promise.all(
-      this.releaseWorkloads(op.namespace, op.release).map(async (w) => {
-        if (!belongsTo(op, w) && w.drained?.operation !== op.id && !returnedFrom(op, w)) return;
-        if (!(await this.restoreWorkload(op, w, op.fromRevision))) waiting.push(`${w.kind.toLowerCase()}/${w.name}`);
-      }),
-    );
-    if (waiting.length > 0) {
-      return this.stall(op, `returning to ${op.fromVersion}: ${waiting.sort().join(', ')} not on ${op.fromVersion}; kept at 0 until changed back`, 'watch');
-    }
-    this.report({ operation: op, step: 'restore', event: 'end', outcome: 'ok', detail: `every drained workload runs ${op.fromVersion} again` });
-    return { event: 'restored', op };
+  /**
+   * A return after `done`, in either order: the target's pods still serve, and they cannot run on
+   * the from-version's newer schema; drain them before the schema moves forward (restore gives the
+   * replicas back). Undefined once none is left.
+   */
+  private async drainForReturn(op: OperationState): Promise<StepResult | undefined> {
+    if (!op.returnOf) return undefined;
+    await this.scaleReleaseDown(op);
+    const blocking = podsBlockingRelease(this.pods.group(releaseKey(op.namespace, op.release)), op.release, op.namespace, op.fromRevision);
+    if (blocking.length === 0) return undefined;
+    const started: OperationState = op.drainStartedAt ? op : { ...op, drainStartedAt: new Date().toISOString() };
+    return this.pressStragglers(started, blocking, op.fromVersion);
   }
 
   private async clearReturnedMarkers(op: OperationState): Promise<void> {
@@ -1173,7 +1146,10 @@ export class Coordinator {
       }
       if (next === 'cancelled') await this.emitEvent(updated, 'Normal', 'DowngradeCancelled', detail ?? 'cancelled');
       if (next === 'forward') await this.emitEvent(updated, 'Warning', 'DowngradeReturned', `Release changed back to ${op.fromVersion} during the downgrade (at ${op.phase === 'held' ? `held, ${op.heldFrom ?? 'confirm'}` : op.phase}): the guard moves the schema forward to ${op.fromRevision} and restores the drained workloads`);
-      if (next === 'returned') await this.emitEvent(updated, 'Warning', 'ReturnedToFromVersion', `Release back at ${op.fromVersion} with the schema at ${op.fromRevision}; drained workloads restored. The downgrade to ${op.toVersion} did not happen`);
+      if (next === 'returned') {
+        const undone = op.returnOf ? `The downgrade to ${op.toVersion} (operation ${op.returnOf}) is undone` : `The downgrade to ${op.toVersion} did not happen`;
+        await this.emitEvent(updated, 'Warning', 'ReturnedToFromVersion', `Release back at ${op.fromVersion} with the schema at ${op.fromRevision}; drained workloads restored. ${undone}`);
+      }
       return { op: updated, resourceVersion: rv };
     } catch (error) {
       if (isConflict(error)) return undefined;
@@ -1247,18 +1223,12 @@ function phaseStep(phase: Phase): StepName {
 }
 
 /** A revision strictly between two heads of the chain (a downgrade that stopped halfway). */
-function isBetween(revision: string | null, lower: string, upper: string): boolean {
-  if (!revision) return false;
-  const i = headIndex(revision);
-  return i !== -1 && i > headIndex(lower) && i < headIndex(upper);
-}
-
 function summariseOperation(obj: unknown): OperationSummary | undefined {
   try {
     const read = readOperationConfigMap(obj);
     if (!read) return undefined;
     const { op, resourceVersion } = read;
-    return { namespace: op.namespace, release: op.release, id: op.id, phase: op.phase, fromVersion: op.fromVersion, toVersion: op.toVersion, resourceVersion };
+    return { namespace: op.namespace, release: op.release, id: op.id, phase: op.phase, fromVersion: op.fromVersion, toVersion: op.toVersion, ...(op.returnOf ? { returnOf: op.returnOf } : {}), resourceVersion };
   } catch {
     return undefined;
   }

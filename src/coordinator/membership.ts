@@ -11,6 +11,14 @@ export function belongsTo(op: OperationState, w: Pick<WorkloadRecord, 'holdOpera
   return w.holdOperation !== undefined && (w.holdOperation === op.id || w.holdOperation === op.admittedAs);
 }
 
+/**
+ * Whether a held workload is a return after the downgrade `op` finished: held under it with its spec
+ * back on the from-version (the webhook holds such a change; see decide's returnAfterDone).
+ */
+export function returnsAfterDone(op: OperationState, w: Pick<WorkloadRecord, 'holdOperation' | 'head'>): boolean {
+  return op.phase === 'done' && belongsTo(op, w) && w.head === op.fromRevision;
+}
+
 /** Whether the webhook marked the workload as changed back to the from-version of the operation. */
 export function returnedFrom(op: OperationState, w: Pick<WorkloadRecord, 'returnedFrom'>): boolean {
   return w.returnedFrom !== undefined && (w.returnedFrom === op.id || w.returnedFrom === op.admittedAs);

@@ -3,6 +3,7 @@
 // (operationConfigMap / readOperationConfigMap). The phases' transitions are in transitions.ts.
 import { z } from 'zod';
 import { headForVersion, headIndex, isValidRevision } from '../core/heads.js';
+import { ORDERS, type Order } from '../core/config.js';
 import { valueAt } from '../core/objects.js';
 import { parseAirflowVersion } from '../core/versions.js';
 
@@ -20,15 +21,8 @@ export const SCHEMA_MAY_HAVE_CHANGED: readonly Phase[] = ['verify', 'drain', 're
  */
 export const RETURN_NEEDS_FORWARD: readonly Phase[] = ['quiesce', 'downgrade', ...SCHEMA_MAY_HAVE_CHANGED];
 
-/**
- * drain-first: every database-touching workload is drained before the downgrade, which runs in a
- * runner pod of the newer version, so no pod ever runs on a schema it does not match.
- * downgrade-first: the downgrade runs in a serving pod of the newer version, then the drain; the
- * outage is shorter, but those pods run on the older schema until drained. Records without an
- * order were written by 0.1.0, which only had downgrade-first.
- */
-export const ORDERS = ['drain-first', 'downgrade-first'] as const;
-export type Order = (typeof ORDERS)[number];
+// Records without an order were written by 0.1.0, which only had downgrade-first.
+export { ORDERS, type Order } from '../core/config.js';
 export const TERMINAL_PHASES: readonly Phase[] = ['done', 'aborted', 'cancelled', 'returned'];
 
 export const STEP_NAMES = [
@@ -91,6 +85,11 @@ export const operationSchema = z.object({
    * fresh id; holds admitted under the derived one still belong to it).
    */
   admittedAs: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/).optional(),
+  /**
+   * A return to the from-version after the downgrade with this id ended `done`: the schema is at the
+   * target and nobody else moves it forward (`helm rollback` runs no hooks), so this operation does.
+   */
+  returnOf: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/).optional(),
   steps: z.array(stepSchema).max(200),
 });
 export type OperationState = z.infer<typeof operationSchema>;

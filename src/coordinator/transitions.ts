@@ -20,7 +20,7 @@ export const OPERATION_EVENTS = [
   'stalled', // a wait on something that may never come outlived the stall bound
   // from outside the steps
   'reverted', // every held workload was changed back before the schema could have changed
-  'returned', // every held workload was changed back after the schema may have changed
+  'returned', // every held workload was changed back after the schema may have changed; confirm: a return after `done` (returnOf)
   'retry', // operator: `status retry`
   'abort', // operator: `status abort`
 ] as const;
@@ -35,7 +35,7 @@ export const RESUMABLE: readonly Phase[] = ['drain', 'release', 'forward', 'rest
 
 // prettier-ignore
 export const TRANSITIONS: Readonly<Record<Phase, Readonly<Partial<Record<OperationEvent, Target>>>>> = {
-  confirm:   { 'at-from': 'downgrade', 'drain-first': 'quiesce', 'at-target': 'drain', failed: 'held', stalled: 'held', reverted: 'cancelled', abort: 'aborted' },
+  confirm:   { 'at-from': 'downgrade', 'drain-first': 'quiesce', 'at-target': 'drain', failed: 'held', stalled: 'held', reverted: 'cancelled', returned: 'forward', abort: 'aborted' },
   quiesce:   { quiesced: 'downgrade', stalled: 'held', returned: 'forward' },
   downgrade: { downgraded: 'verify', failed: 'held', stalled: 'held', returned: 'forward', abort: 'aborted' },
   verify:    { verified: 'drain', failed: 'held', returned: 'forward' },

@@ -49,6 +49,15 @@ const markerSchema = z.strictObject({
 export const UNKNOWN_VERSION_POLICIES = ['allow', 'deny'] as const;
 export type UnknownVersionPolicy = (typeof UNKNOWN_VERSION_POLICIES)[number];
 
+/**
+ * drain-first: every database-touching workload is drained before the downgrade, which runs in a
+ * runner pod of the newer version, so no pod ever runs on a schema it does not match.
+ * downgrade-first: the downgrade runs in a serving pod of the newer version, then the drain; the
+ * outage is shorter, but those pods run on the older schema until drained.
+ */
+export const ORDERS = ['drain-first', 'downgrade-first'] as const;
+export type Order = (typeof ORDERS)[number];
+
 export const guardConfigSchema = z.strictObject({
   labels: z
     .strictObject({
@@ -66,6 +75,8 @@ export const guardConfigSchema = z.strictObject({
   unknownVersion: z.enum(UNKNOWN_VERSION_POLICIES).optional(),
   /** Users whose changes pass untouched: the guard's own ServiceAccount, so its patches are not held again. */
   trustedUsernames: z.array(z.string().min(1).max(253)).default([]),
+  /** The order of an operation's steps; `serve` sets it from its `order` (--order), `plan` reads it here. */
+  order: z.enum(ORDERS).default('drain-first'),
 }).superRefine((config, ctx) => {
   if (config.strict && config.unknownVersion !== undefined && config.unknownVersion !== 'deny') {
     ctx.addIssue({ code: 'custom', path: ['unknownVersion'], message: `strict: true (deprecated alias of unknownVersion: deny) conflicts with unknownVersion: ${config.unknownVersion}` });

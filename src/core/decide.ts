@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { guardedWorkloadKind, type AdmissionRequest } from './admission.js';
 import { ANNOTATIONS, unknownVersionPolicy, type GuardConfig } from './config.js';
 import { allowed, denied, held, type Decision, type DecisionBasis, type DowngradePlan, type VersionPoint } from './decision.js';
-import { downgradeArgv } from './downgrade-command.js';
+import { downgradeArgv, formatArgv, migrateArgv } from './downgrade-command.js';
 import { firstVersionWithHead, headForVersion, headIndex, isValidRevision, newestKnownVersion, revisionChain } from './heads.js';
 import { holdPatch, isHeld, pointer, readHoldRecord, readHoldTarget, releasePatch, returnPatch, type HoldRecord, type JsonPatchOperation } from './hold.js';
 import { printable } from './images.js';
@@ -21,6 +21,8 @@ export interface ReleaseOperation {
   fromVersion: string;
   toVersion: string;
   phase: string;
+  /** A return after a finished downgrade: the id of that downgrade. */
+  returnOf?: string;
 }
 
 export interface ReleaseWorkload {
@@ -36,6 +38,11 @@ export interface ReleaseState {
   runningVersion?: string;
   dbRevision?: string;
   operation?: ReleaseOperation;
+  /**
+   * The release's last operation once it ended: after `done` a change back to its from-version is a
+   * return; after `aborted` a downgrade gets an id of its own (the aborted one's holds keep its id).
+   */
+  lastOperation?: ReleaseOperation;
   workloads?: ReleaseWorkload[];
   execPod?: { name: string; component: string };
 }
@@ -45,9 +52,12 @@ const OPERATION_ID = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const AIRFLOW_3 = parseAirflowVersion('3.0.0') as AirflowVersion;
 const AIRFLOW_3_FLOOR = parseAirflowVersion('2.7.0') as AirflowVersion;
 
-/** Deterministic per release and head pair, so every object of one Helm upgrade joins the same operation. */
-export function operationIdFor(namespace: string, release: string, from: string, toRevision: string): string {
-  const digest = createHash('sha256').update(`${namespace}/${release}/${from}/${toRevision}`).digest('hex');
+/**
+ * Deterministic per release and head pair, so every object of one Helm upgrade joins the same
+ * operation; `after` (an aborted operation's id) makes the next downgrade's id differ from it.
+ */
+export function operationIdFor(namespace: string, release: string, from: string, toRevision: string, after?: string): string {
+  const digest = createHash('sha256').update(`${namespace}/${release}/${from}/${toRevision}${after === undefined ? '' : `/after/${after}`}`).digest('hex');
   return `dg-${digest.slice(0, 16)}`;
 }
 
@@ -130,6 +140,7 @@ export function decide(request: AdmissionRequest, state: ReleaseState, config: G
     case 'same-head':
       return keepDrained(f, allowed({ ...basis, from, to }, outcome.kind, outcome.reason));
     case 'forward':
+      return returnAfterDone(f, target.version, current, to, from) ?? allowed({ ...basis, from, to }, outcome.kind, outcome.reason);
     case 'install':
       return allowed({ ...basis, from, to }, outcome.kind, outcome.reason);
     case 'unknown':
@@ -294,7 +305,10 @@ function downgrade(f: RequestFacts, target: AirflowVersion, current: Current, to
     return denied(basis, 'unsupported-downgrade', `downgrade ${fromText(from)} -> ${target.text} below 2.7.0 from Airflow 3`, { code: 403, message });
   }
   const fromKey = current.head ?? from.version ?? 'unknown';
-  const operationId = operationIdFor(f.request.namespace, f.identity.release, fromKey, toHead);
+  const last = f.state.lastOperation;
+  // The coordinator leaves an aborted operation's holds alone: a hold under its id would never open.
+  const after = last?.phase === 'aborted' && isValidOperationId(last.id) ? last.id : undefined;
+  const operationId = operationIdFor(f.request.namespace, f.identity.release, fromKey, toHead, after);
   const operation = {
     id: operationId,
     // From a database revision: the first release with that head names its schema.
@@ -318,7 +332,7 @@ function downgrade(f: RequestFacts, target: AirflowVersion, current: Current, to
 }
 
 function downgradePlan(f: RequestFacts, toHead: string): DowngradePlan {
-  const plan: DowngradePlan = { argv: downgradeArgv(toHead), drain: [], outage: { workloads: 0, pods: 0 } };
+  const plan: DowngradePlan = { order: f.config.order, argv: downgradeArgv(toHead), drain: [], outage: { workloads: 0, pods: 0 } };
   const pod = f.state.execPod;
   if (pod && isValidObjectName(pod.name) && LABEL_VALUE.test(pod.component)) plan.execPod = { name: pod.name, component: pod.component };
   for (const w of f.state.workloads ?? []) {
@@ -331,6 +345,29 @@ function downgradePlan(f: RequestFacts, toHead: string): DowngradePlan {
   return plan;
 }
 
+/**
+ * A forward move back to the from-version of the release's last downgrade, which ended `done` with
+ * the schema still at its target: `helm rollback` runs no hooks, so no migration Job will move the
+ * schema forward and the from-version's pods would wait for it forever. Held; the coordinator opens
+ * a return operation and migrates forward itself. Any other forward move is left alone.
+ */
+function returnAfterDone(f: RequestFacts, target: AirflowVersion, current: Current, to: VersionPoint, from: VersionPoint): Decision | undefined {
+  const last = f.state.lastOperation;
+  if (!last || last.phase !== 'done') return undefined;
+  const done = validOperation(last.id, last.fromVersion, last.toVersion, 'state');
+  if (!done?.fromHead || to.revision !== done.fromHead || current.head !== done.toHead) return undefined;
+  // The database says where the schema is when the caller knows it: moved on already, nothing to do.
+  if (isValidRevision(f.state.dbRevision) && f.state.dbRevision !== done.toHead) return undefined;
+  const operation = { id: done.id, fromVersion: done.fromVersion.text, toVersion: done.toVersion.text, fromRevision: done.fromHead, toRevision: done.toHead };
+  const hold = holdPatch(f.kind, f.request.object, { operationId: done.id, ...operation }, f.request.operation as 'CREATE' | 'UPDATE');
+  const reason = `return to ${target.text} after downgrade ${done.id} (schema ${done.toHead} -> ${done.fromHead}): held`;
+  const warnings = [
+    `${TOOL}: RETURN of release ${f.release} to ${target.text} after downgrade ${done.id} finished (schema ${done.toHead} -> ${done.fromHead}); ${f.ref} is held (${holdSummary(hold.record)}) while the guard migrates the schema forward itself.${f.request.dryRun ? ' Dry run: nothing is held and no operation starts.' : ''}`,
+    `A rollback runs no migration Job: the guard runs "${formatArgv(migrateArgv(done.fromHead))}" in a pod of ${target.text}, then releases the rollout.`,
+  ];
+  return held({ ...f.basis, from, to }, 'return', reason, warnings, hold, operation);
+}
+
 interface OpenOperation {
   id: string;
   fromVersion: AirflowVersion;
@@ -338,6 +375,8 @@ interface OpenOperation {
   fromHead?: string;
   toHead: string;
   phase?: string;
+  /** A return after a finished downgrade (its id): objects going back to the from-version join it. */
+  returnOf?: string;
   source: 'state' | 'annotations';
 }
 
@@ -346,7 +385,7 @@ function openOperation(f: RequestFacts): OpenOperation | undefined {
   const op = f.state.operation;
   if (op) {
     const parsed = validOperation(op.id, op.fromVersion, op.toVersion, 'state');
-    if (parsed) return { ...parsed, phase: LABEL_VALUE.test(op.phase) ? op.phase : 'unknown' };
+    if (parsed) return { ...parsed, phase: LABEL_VALUE.test(op.phase) ? op.phase : 'unknown', ...(isValidOperationId(op.returnOf) ? { returnOf: op.returnOf } : {}) };
   }
   for (const object of [f.request.object, f.request.oldObject]) {
     const target = readHoldTarget(object);
@@ -389,7 +428,9 @@ function decideWithinOperation(f: RequestFacts, op: OpenOperation, target: Airfl
   const goesToTarget = target.text === op.toVersion.text || targetHead === op.toHead;
   const goesBack = target.text === op.fromVersion.text || (op.fromHead !== undefined && targetHead === op.fromHead);
 
-  if (goesToTarget) {
+  // A return operation moves the schema forward to the from-version: the rest of the rollback joins
+  // it, and a change to the downgrade's target meanwhile is refused like any other version.
+  if (op.returnOf === undefined ? goesToTarget : goesBack) {
     const hold = holdPatch(f.kind, f.request.object, { operationId: op.id, fromVersion: op.fromVersion.text, toVersion: op.toVersion.text, ...(op.fromHead ? { fromRevision: op.fromHead } : {}), toRevision: op.toHead }, f.request.operation as 'CREATE' | 'UPDATE');
     const warning = `${TOOL}: release ${f.release} is under downgrade operation ${opText}; ${f.ref} is held with it (${holdSummary(hold.record)}) until the operation releases it.${f.request.dryRun ? ' Dry run: nothing is held.' : ''}`;
     return held(basis, 'join-operation', `release is under operation ${opText}: held with it`, [warning], hold, operation);

@@ -1,5 +1,6 @@
 // What an admission decision says, and its three constructors (in the spirit of controller-runtime's
 // Allowed/Denied/Patched): every decision is built by one of them, so the defaults are in one place.
+import type { Order } from './config.js';
 import type { HoldRecord, JsonPatchOperation } from './hold.js';
 
 export type DecisionKind =
@@ -12,6 +13,7 @@ export type DecisionKind =
   | 'same-head'
   | 'downgrade'
   | 'join-operation'
+  | 'return'
   | 'cancel-hold'
   | 'conflicting-operation'
   | 'unsupported-downgrade'
@@ -27,6 +29,8 @@ export interface VersionPoint {
 }
 
 export interface DowngradePlan {
+  /** drain-first: drain, then the downgrade in a runner pod; downgrade-first: the downgrade in a serving pod, then the drain. */
+  order: Order;
   /** The exact argv the coordinator execs (validated values only). */
   argv: string[];
   execPod?: { name: string; component: string };
@@ -89,13 +93,13 @@ export function denied(
 /** Admitted with a hold patch, for an operation the coordinator opens or the object joins (none when dry run). */
 export function held(
   basis: DecisionBasis,
-  kind: 'downgrade' | 'join-operation',
+  kind: 'downgrade' | 'return' | 'join-operation',
   reason: string,
   warnings: string[],
   hold: { patch: JsonPatchOperation[]; record: HoldRecord },
   operation: DecisionOperation,
   extras: Pick<Decision, 'plan'> = {},
 ): Decision {
-  const sideEffect: SideEffect = basis.dryRun ? 'none' : kind === 'downgrade' ? 'open-operation' : 'join-operation';
+  const sideEffect: SideEffect = basis.dryRun ? 'none' : kind === 'downgrade' || kind === 'return' ? 'open-operation' : 'join-operation';
   return { ...basis, kind, allowed: true, reason, warnings, patch: hold.patch, sideEffect, operation, hold: hold.record, ...extras };
 }

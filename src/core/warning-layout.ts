@@ -17,38 +17,50 @@ export function holdSummary(record: HoldRecord): string {
 }
 
 /**
- * The plan's lines: where the downgrade runs, what the drain stops, the outage. `from` names the
- * running version (or revision), `release` is safe for messages.
+ * The plan's lines, in the configured order: what the drain stops, where the downgrade runs, the
+ * outage. `from` names the running version (or revision), `release` is safe for messages.
  */
 export function planWarnings(release: string, plan: DowngradePlan, from: string, target: string): string[] {
+  const command = `"${formatArgv(plan.argv)}" (Airflow ${target})`;
+  const released = `release the hold so ${target} starts on the matching schema.`;
+  if (plan.order === 'drain-first') {
+    const drain = plan.drain.length > 0
+      ? drainLines('Plan (order drain-first): first drain (scale to 0, suspend CronJobs):', plan.drain.map((w) => `${w.kind.toLowerCase()}/${w.name} (${w.replicas})`))
+      : [`Plan (order drain-first): first drain every workload of release ${release} that uses the database (scale to 0, suspend CronJobs).`];
+    return [...drain, `Then run ${command} in a short-lived runner pod of ${from}, check alembic_version, and ${released}`, outageLine(plan, from, target)];
+  }
   const where = plan.execPod
     ? `in pod ${plan.execPod.name} (${plan.execPod.component}, ${from})`
     : `in a running ${from} pod (api-server or webserver first, then scheduler)`;
-  const lines = [`Plan: run "${formatArgv(plan.argv)}" (Airflow ${target}) ${where}, then check alembic_version.`];
+  const lines = [`Plan (order downgrade-first): run ${command} ${where}, then check alembic_version.`];
   if (plan.drain.length > 0) {
-    lines.push(...drainLines(plan.drain.map((w) => `${w.kind.toLowerCase()}/${w.name} (${w.replicas})`)));
-    lines.push(`Then release the hold so ${target} starts on the matching schema.`);
+    lines.push(...drainLines('Then drain (scale to 0, suspend CronJobs):', plan.drain.map((w) => `${w.kind.toLowerCase()}/${w.name} (${w.replicas})`)));
+    lines.push(`Then ${released}`);
   } else {
-    lines.push(`Then drain every workload of release ${release} that uses the database and release the hold so ${target} starts on the matching schema.`);
+    lines.push(`Then drain every workload of release ${release} that uses the database and ${released}`);
   }
   lines.push(outageLine(plan, from, target));
   return lines;
 }
 
-/** The outage is the drain plus the start of the new pods; the downgrade itself runs while the current version serves. */
+/** The outage is the drain plus the start of the new pods; drain-first also waits out the downgrade. */
 function outageLine(plan: DowngradePlan, from: string, target: string): string {
   const { workloads, pods } = plan.outage;
   const stopped = workloads > 0
     ? `${workloads} workload${workloads === 1 ? '' : 's'} (${pods} pod${pods === 1 ? '' : 's'})`
     : 'every database-using pod of the release';
-  return `Estimated outage: ${stopped} ${workloads > 1 ? 'stop' : 'stops'} at the drain, after the downgrade and its check, until the ${target} pods start and are Ready; ${from} keeps serving while the downgrade runs.`;
+  const verb = workloads > 1 ? 'stop' : 'stops';
+  if (plan.order === 'drain-first') {
+    return `Estimated outage: ${stopped} ${verb} at the drain, before the downgrade, until the ${target} pods start and are Ready; no pod runs on a schema it does not match.`;
+  }
+  return `Estimated outage: ${stopped} ${verb} at the drain, after the downgrade and its check, until the ${target} pods start and are Ready; ${from} keeps serving while the downgrade runs.`;
 }
 
-function drainLines(items: string[]): string[] {
+function drainLines(first: string, items: string[]): string[] {
   const lines: string[] = [];
   let rest = items;
   while (rest.length > 0) {
-    const prefix = lines.length === 0 ? 'Then drain (scale to 0, suspend CronJobs):' : 'Drain (continued):';
+    const prefix = lines.length === 0 ? first : 'Drain (continued):';
     if (lines.length === MAX_DRAIN_LINES - 1) {
       lines.push(listLine(prefix, rest, '.'));
       break;

@@ -54,11 +54,17 @@ function releaseText(r: ReleasePlan): string[] {
     lines.push(label('current', `${point(r.from)} from ${SOURCE_TEXT[r.from?.source ?? 'runningVersion']}`));
     lines.push(...list('hold', r.held.length > 0 ? r.held : ['(none)']));
     lines.push(label('command', formatArgv(r.plan.argv)));
-    lines.push(label('run in', r.plan.execPod ? `pod ${r.plan.execPod.name} (${r.plan.execPod.component}, ${point(r.from)})` : `a running ${point(r.from)} pod (api-server or webserver first, then scheduler) — none known`));
+    const drainFirst = r.plan.order === 'drain-first';
+    lines.push(label('order', r.plan.order));
+    const where = drainFirst
+      ? `a short-lived runner pod of ${point(r.from)}, after the drain`
+      : r.plan.execPod ? `pod ${r.plan.execPod.name} (${r.plan.execPod.component}, ${point(r.from)})` : `a running ${point(r.from)} pod (api-server or webserver first, then scheduler) — none known`;
+    lines.push(label('run in', where));
     const drain = r.plan.drain.map((w) => `${w.kind.toLowerCase()}/${w.name} (${w.replicas})`);
     lines.push(...list('drain', [...(drain.length > 0 ? drain : ['every workload of the release that uses the database']), "and the release's CronJobs (suspended)"]));
     const { workloads, pods } = r.plan.outage;
-    lines.push(label('outage', `${workloads > 0 ? `${workloads} workload(s), ${pods} pod(s)` : 'the release'} down from the drain until the ${point(r.to)} pods are Ready; ${point(r.from)} serves during the downgrade`));
+    const during = drainFirst ? 'no pod runs during the downgrade' : `${point(r.from)} serves during the downgrade`;
+    lines.push(label('outage', `${workloads > 0 ? `${workloads} workload(s), ${pods} pod(s)` : 'the release'} down from the drain until the ${point(r.to)} pods are Ready; ${during}`));
   }
   for (const o of r.objects) if (o.denial) lines.push(label('denied', o.denial));
   if (r.warnings.length > 0) {

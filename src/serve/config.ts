@@ -7,6 +7,7 @@ import os from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, guardConfigSchema, withUnknownVersionFlags, type GuardConfig } from '../core/config.js';
+import { isJsonObject } from '../core/objects.js';
 import { CERT_MODES, SERVE_ENV, TLS_MOUNT_PATH } from '../install/serve-contract.js';
 import { ORDERS } from '../coordinator/operation.js';
 
@@ -132,6 +133,12 @@ export function loadServeConfig(flags: Flags, env: NodeJS.ProcessEnv = process.e
     if (error instanceof ConfigError) throw new ServeConfigError(`invalid serve configuration: ${error.message}`);
     throw error;
   }
+  // The admission path describes the plan in the order the coordinator follows: one setting, `order`.
+  const guardOrder = isJsonObject(merged.guard) ? merged.guard.order : undefined;
+  if (guardOrder !== undefined && guardOrder !== config.order) {
+    throw new ServeConfigError(`invalid serve configuration: guard.order ${JSON.stringify(guardOrder)} conflicts with order ${config.order}; set order (--order) only`);
+  }
+  config.guard = { ...config.guard, order: config.order };
   if (config.certMode === 'cert-manager') {
     // cert-manager writes the pair into the mounted Secret: read like files, from the mount by default.
     config.tlsCertFile ??= `${TLS_MOUNT_PATH}/tls.crt`;

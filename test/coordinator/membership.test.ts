@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { newOperation, PHASES, RETURN_NEEDS_FORWARD, type OperationState, type Phase } from '../../src/coordinator/operation.js';
-import { belongsTo, freshOperationId, returnEvent, returnedFrom, stallOutcome } from '../../src/coordinator/membership.js';
+import { belongsTo, freshOperationId, returnEvent, returnedFrom, returnsAfterDone, stallOutcome } from '../../src/coordinator/membership.js';
 import { canHappen } from '../../src/coordinator/transitions.js';
 
 const base = newOperation({
@@ -32,6 +32,18 @@ describe('membership of held workloads', () => {
     expect(id).toMatch(/^dg-[0-9a-f]{16}$/);
     expect(id).not.toBe('dg-aaaaaaaaaaaaaaaa');
     expect(freshOperationId('airflow', 'airflow', 'dg-aaaaaaaaaaaaaaaa', id, new Date('2026-12-01T10:05:00Z'))).not.toBe(id);
+  });
+});
+
+describe('returnsAfterDone: a held workload back on the from-version after the downgrade finished', () => {
+  it('only a member of a done operation whose spec is on the from-version head', () => {
+    const member = { holdOperation: 'dg-bbbbbbbbbbbbbbbb' };
+    expect(returnsAfterDone(op('done'), { ...member, head: 'cc92b33c6709' })).toBe(true);
+    expect(returnsAfterDone(op('done'), { holdOperation: 'dg-aaaaaaaaaaaaaaaa', head: 'cc92b33c6709' })).toBe(true);
+    // A late member of the downgrade (its spec on the target) is released by the done operation.
+    expect(returnsAfterDone(op('done'), { ...member, head: '29ce7909c52b' })).toBe(false);
+    expect(returnsAfterDone(op('done'), { holdOperation: 'dg-cccccccccccccccc', head: 'cc92b33c6709' })).toBe(false);
+    for (const phase of PHASES.filter((p) => p !== 'done')) expect(returnsAfterDone(op(phase), { ...member, head: 'cc92b33c6709' }), phase).toBe(false);
   });
 });
 

@@ -11,6 +11,7 @@ const EXPECTED: Array<[Phase, OperationEvent, Phase]> = [
   ['confirm', 'failed', 'held'],
   ['confirm', 'stalled', 'held'],
   ['confirm', 'reverted', 'cancelled'],
+  ['confirm', 'returned', 'forward'],
   ['confirm', 'abort', 'aborted'],
   ['quiesce', 'quiesced', 'downgrade'],
   ['quiesce', 'stalled', 'held'],

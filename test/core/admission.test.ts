@@ -64,7 +64,7 @@ describe('parseAdmissionReview', () => {
 describe('parseGuardConfig', () => {
   it('defaults', () => {
     expect(parseGuardConfig({})).toEqual(DEFAULT_CONFIG);
-    expect(DEFAULT_CONFIG).toEqual({ labels: { release: [], component: [], marker: [] }, strict: false, trustedUsernames: [] });
+    expect(DEFAULT_CONFIG).toEqual({ labels: { release: [], component: [], marker: [] }, strict: false, trustedUsernames: [], order: 'drain-first' });
   });
 
   it.each([

@@ -145,6 +145,33 @@ describe('downgrade holds the rollout', () => {
     expect(deployment.operation?.id).toMatch(/^dg-[0-9a-f]{16}$/);
   });
 
+  const planState: ReleaseState = {
+    execPod: { name: 'airflow-api-server-7d9f8c6b5-x2x8q', component: 'api-server' },
+    workloads: [
+      { kind: 'Deployment', name: 'airflow-scheduler', component: 'scheduler', replicas: 2, version: '3.1.0' },
+      { kind: 'StatefulSet', name: 'airflow-worker', component: 'worker', replicas: 3 },
+    ],
+  };
+
+  it('the plan follows the configured order: drain-first (the default) drains, then runs the downgrade in a runner pod', () => {
+    const d = run(versionChange({ kind: 'Deployment', component: 'api-server' }, '3.1.0', '3.0.2'), planState);
+    expect(d.plan?.order).toBe('drain-first');
+    expect(d.warnings[0]).toMatch(/^airflow-downgrade-guard: DOWNGRADE of release .* from 3\.1\.0 to 3\.0\.2/);
+    expect(d.warnings.slice(1, 4)).toEqual([
+      'Plan (order drain-first): first drain (scale to 0, suspend CronJobs): deployment/airflow-scheduler (2), statefulset/airflow-worker (3).',
+      'Then run "airflow db downgrade --to-revision 29ce7909c52b --yes" (Airflow 3.0.2) in a short-lived runner pod of 3.1.0, check alembic_version, and release the hold so 3.0.2 starts on the matching schema.',
+      'Estimated outage: 2 workloads (5 pods) stop at the drain, before the downgrade, until the 3.0.2 pods start and are Ready; no pod runs on a schema it does not match.',
+    ]);
+    expect(d.warnings.join('\n')).not.toContain('airflow-api-server-7d9f8c6b5-x2x8q');
+  });
+
+  it('order downgrade-first: the downgrade runs in a serving pod, then the drain', () => {
+    const d = run(versionChange({ kind: 'Deployment', component: 'api-server' }, '3.1.0', '3.0.2'), planState, parseGuardConfig({ order: 'downgrade-first' }));
+    expect(d.plan?.order).toBe('downgrade-first');
+    expect(d.warnings[1]).toBe('Plan (order downgrade-first): run "airflow db downgrade --to-revision 29ce7909c52b --yes" (Airflow 3.0.2) in pod airflow-api-server-7d9f8c6b5-x2x8q (api-server, 3.1.0), then check alembic_version.');
+    expect(d.warnings[2]).toBe('Then drain (scale to 0, suspend CronJobs): deployment/airflow-scheduler (2), statefulset/airflow-worker (3).');
+  });
+
   it('describes the plan when workloads and the exec pod are known', () => {
     const d = run(versionChange({ kind: 'Deployment', component: 'api-server' }, '3.1.0', '3.0.2'), {
       execPod: { name: 'airflow-api-server-7d9f8c6b5-x2x8q', component: 'api-server' },
@@ -154,7 +181,7 @@ describe('downgrade holds the rollout', () => {
         { kind: 'Deployment', name: 'airflow-pgbouncer', component: 'pgbouncer', replicas: 1 },
         { kind: 'Deployment', name: 'bad name; rm -rf /', component: 'scheduler', replicas: 1 },
       ],
-    });
+    }, parseGuardConfig({ order: 'downgrade-first' }));
     const text = d.warnings.join('\n');
     expect(text).toMatch(/in pod airflow-api-server-7d9f8c6b5-x2x8q \(api-server, 3\.1\.0\)/);
     expect(text).toMatch(/deployment\/airflow-scheduler \(2\), statefulset\/airflow-worker \(3\)/);
@@ -421,5 +448,55 @@ describe('a workload the coordinator drained stays at 0 replicas', () => {
     expect(plain.patch).toEqual([]);
     const forward = chartWorkload({ kind: 'Deployment', component: 'scheduler', version: '3.2.0', stored: true, replicas: 1 });
     expect(run(admissionReview({ operation: 'UPDATE', oldObject, object: forward })).kind).toBe('forward');
+  });
+});
+
+describe('a return to the from-version after a finished downgrade', () => {
+  const lastOperation = { id: 'dg-0123456789abcdef', fromVersion: '3.1.0', toVersion: '3.0.2', phase: 'done' };
+
+  it('is held for a return operation (helm rollback brings no migration Job)', () => {
+    const review = versionChange(scheduler, '3.0.2', '3.1.0');
+    const d = run(review, { lastOperation, dbRevision: '29ce7909c52b' });
+    expect(d).toMatchObject({ kind: 'return', allowed: true, sideEffect: 'open-operation', operation: { id: lastOperation.id, fromVersion: '3.1.0', toVersion: '3.0.2' } });
+    expect(d.warnings[0]).toMatch(/^airflow-downgrade-guard: RETURN of release .* to 3\.1\.0 after downgrade dg-0123456789abcdef/);
+    expect(d.warnings[1]).toContain('airflow db migrate --to-revision cc92b33c6709');
+    const held = apply(parseAdmissionReview(review).object as { spec: { paused?: boolean } }, d.patch);
+    expect(held.spec.paused).toBe(true);
+  });
+
+  it('a dry run says so and has no side effect', () => {
+    const review = versionChange(scheduler, '3.0.2', '3.1.0', { dryRun: true });
+    expect(run(review, { lastOperation })).toMatchObject({ kind: 'return', sideEffect: 'none' });
+  });
+
+  it.each([
+    ['another forward version', '3.0.2', '3.2.0', { lastOperation }],
+    ['a forward move after an aborted operation', '3.0.2', '3.1.0', { lastOperation: { ...lastOperation, phase: 'aborted' } }],
+    ['a database already moved on', '3.0.2', '3.1.0', { lastOperation, dbRevision: 'cc92b33c6709' }],
+    ['a move from another version', '2.10.5', '3.1.0', { lastOperation }],
+    ['no finished operation', '3.0.2', '3.1.0', {}],
+  ])('%s is an ordinary forward upgrade', (_what, from, to, state) => {
+    expect(run(versionChange(scheduler, from, to), state as ReleaseState).kind).toBe('forward');
+  });
+
+  it('while the return operation is open, the rest of the rollback joins it; the downgrade target is refused', () => {
+    const operation = { id: 'dg-fedcba9876543210', fromVersion: '3.1.0', toVersion: '3.0.2', phase: 'forward', returnOf: lastOperation.id };
+    expect(run(versionChange({ kind: 'Deployment', component: 'triggerer' }, '3.0.2', '3.1.0'), { operation })).toMatchObject({ kind: 'join-operation', operation: { id: operation.id } });
+    expect(run(versionChange({ kind: 'Deployment', component: 'triggerer' }, '3.1.0', '3.0.2'), { operation })).toMatchObject({ kind: 'conflicting-operation', allowed: false });
+  });
+});
+
+describe('a downgrade after an aborted operation', () => {
+  it('gets an id of its own, the same for every object of the rollout', () => {
+    const derived = run(versionChange(scheduler, '3.1.0', '3.0.2')).operation!.id;
+    const lastOperation = { id: derived, fromVersion: '3.1.0', toVersion: '3.0.2', phase: 'aborted' };
+    const first = run(versionChange(scheduler, '3.1.0', '3.0.2'), { lastOperation });
+    const second = run(versionChange({ kind: 'Deployment', component: 'triggerer' }, '3.1.0', '3.0.2'), { lastOperation });
+    expect(first).toMatchObject({ kind: 'downgrade', sideEffect: 'open-operation' });
+    expect(first.operation!.id).not.toBe(derived);
+    expect(first.operation!.id).toMatch(/^dg-[0-9a-f]{16}$/);
+    expect(second.operation!.id).toBe(first.operation!.id);
+    // After any other end the coordinator gives the operation a fresh id itself.
+    expect(run(versionChange(scheduler, '3.1.0', '3.0.2'), { lastOperation: { ...lastOperation, phase: 'done' } }).operation!.id).toBe(derived);
   });
 });

@@ -51,7 +51,8 @@ function snapshot(): string {
 
 beforeAll(async () => {
   auditDb = await createTestDatabase('dryrun_audit');
-  e2e = await startE2E();
+  // The product's default order: the plan warnings describe it.
+  e2e = await startE2E({ order: 'drain-first' });
   await e2e.installRelease(spec);
   guard = await e2e.startGuard('guard-1', ['--audit-database-url', auditDb.url]);
   await waitFor('guard caches ready', () => readyz(guard.port, e2e.caPem), 20_000, 100);
@@ -91,14 +92,15 @@ describe('kubectl apply --dry-run=server of a downgrade', () => {
     const opId = operationIdFor('airflow', 'airflow', FROM_HEAD, TO_HEAD);
     // detected versions and heads, and that it is a dry run
     expect(warnings[0]).toBe(`airflow-downgrade-guard: DOWNGRADE of release airflow from 3.1.0 to 3.0.2 (schema ${FROM_HEAD} -> ${TO_HEAD}); deployment/airflow-scheduler is held (spec.paused=true), operation ${opId}. Dry run: nothing is held and no operation starts.`);
-    // the exact command and the pod it would run in (api-server first)
-    expect(text).toMatch(new RegExp(`Plan: run "airflow db downgrade --to-revision ${TO_HEAD} --yes" \\(Airflow 3\\.0\\.2\\) in pod airflow-api-server-[a-z0-9-]+ \\(api-server, 3\\.1\\.0\\), then check alembic_version\\.`));
-    // the workloads that would be drained (statsd does not use the database)
-    expect(text).toContain('Then drain (scale to 0, suspend CronJobs): deployment/airflow-api-server (1), deployment/airflow-dag-processor (1), deployment/airflow-scheduler (2), deployment/airflow-triggerer (1), deployment/airflow-worker (1).');
-    expect(text).toContain('Then release the hold so 3.0.2 starts on the matching schema.');
+    // the plan in the guard's order (drain-first, the default): the workloads drained first (statsd
+    // does not use the database), then the exact command in a runner pod, then the outage shape
+    expect(warnings.slice(1, 5)).toEqual([
+      'Plan (order drain-first): first drain (scale to 0, suspend CronJobs): deployment/airflow-api-server (1), deployment/airflow-dag-processor (1), deployment/airflow-scheduler (2), deployment/airflow-triggerer (1),',
+      'Drain (continued): deployment/airflow-worker (1).',
+      `Then run "airflow db downgrade --to-revision ${TO_HEAD} --yes" (Airflow 3.0.2) in a short-lived runner pod of 3.1.0, check alembic_version, and release the hold so 3.0.2 starts on the matching schema.`,
+      'Estimated outage: 5 workloads (6 pods) stop at the drain, before the downgrade, until the 3.0.2 pods start and are Ready; no pod runs on a schema it does not match.',
+    ]);
     expect(text).not.toMatch(/statsd/);
-    // the estimated outage shape
-    expect(text).toContain('Estimated outage: 5 workloads (6 pods) stop at the drain, after the downgrade and its check, until the 3.0.2 pods start and are Ready; 3.1.0 keeps serving while the downgrade runs.');
     expect(text).toMatch(/database backup/);
 
     // Nothing changed: give the coordinator time to (wrongly) react, then compare.

@@ -6,6 +6,7 @@
 // Driven by the Helm imitation (helm-imitation.ts); to be re-driven by real Helm once it can talk
 // to the simulated API server.
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { abortOperation } from '../../src/coordinator/operator-actions.js';
 import type { OperationState } from '../../src/coordinator/operation.js';
 import type { KubeObject } from '../../src/sim/types.js';
 import {
@@ -225,5 +226,75 @@ describe('a return to the from-version during the downgrade (order drain-first)'
     expect(sequence.slice(-3)).toEqual(['forward', 'forward', 'restore']);
     // Never released onto the target while part of the release was going back.
     expect(sequence).not.toContain('release');
+  });
+});
+
+// After release (the operation is `done`): `helm rollback` applies the from-version's manifests with
+// no hooks, so no migration Job comes. The guard holds the return, opens a new operation and moves
+// the schema forward itself; without it the from-version pods would wait for migrations forever.
+describe.each(['drain-first', 'downgrade-first'] as const)('a return to the from-version after release (order %s)', (order) => {
+  it('by helm rollback: held, a new operation migrates the schema forward, the release runs the from-version again', async () => {
+    e2e = await startE2E({ order });
+    const e = e2e;
+    const s = spec(`after-${order}`);
+    await e.installRelease(s);
+    await e.startGuard();
+    const helm = imitatedHelm(e);
+    await helm.upgrade(s, TO, { hook: 'post-upgrade' });
+    const done = await waitFor('downgrade done', () => e.operation(s.namespace, s.release)?.phase === 'done' && e.operation(s.namespace, s.release), 60_000, 100);
+    await waitFor(`release running ${TO}`, () => releaseReady(e.sim, { ...s, version: TO }), 60_000, 100);
+    e.sim.runtime.violations.clear();
+    await helm.rollback(s, FROM);
+    const op = await waitFor('return operation ended', () => {
+      const o = e.operation(s.namespace, s.release);
+      return o && o.id !== done.id && ['done', 'returned', 'cancelled', 'held', 'aborted'].includes(o.phase) && o;
+    }, 60_000, 100);
+    expect(op.phase, `${op.phase}: ${op.heldReason ?? ''}`).toBe('returned');
+    expect(op.admittedAs).toBe(done.id);
+    expect([op.fromVersion, op.toVersion]).toEqual([FROM, TO]);
+    expect(steps(op)).toEqual(['open', 'confirm', 'forward', 'restore']);
+    await expectBackAtFrom(e, s, 'returned');
+    const reasons = eventsOf(e, s.namespace).map((ev) => `${ev.type} ${ev.reason}`);
+    expect(reasons).toContain('Warning ReturnAfterDowngrade');
+    expect(reasons).toContain('Normal MigrateForwardSucceeded');
+    expect(reasons).toContain('Warning ReturnedToFromVersion');
+    // The target's pods are drained before the schema moves forward under them, in either order.
+    expect(e.sim.runtime.violations.exposures()).toEqual([]);
+  }, 120_000);
+});
+
+// Issue 17 item 1: every downgrade is its own operation, also after an aborted one. The webhook
+// derives the same id for the same release and schema pair; a later downgrade must not be taken
+// for the aborted operation's holds (left in place on purpose) and stay held with no Event.
+describe('a downgrade after an aborted one', () => {
+  it('opens a new operation and runs every step', async () => {
+    e2e = await startE2E();
+    const e = e2e;
+    const s = spec('afterabort');
+    await e.installRelease(s);
+    await e.startGuard('guard', ['--stall-timeout-ms', '600000']);
+    const secret = `${s.release}-metadata`;
+    const url = Buffer.from(e.db.url).toString('base64');
+    await e.admin.patch('Secret', s.namespace, secret, [{ op: 'replace', path: '/data/connection', value: Buffer.from(e.db.url.replace(/:(\d+)\//, ':1/')).toString('base64') }]);
+    const helm = imitatedHelm(e);
+    await helm.upgrade(s, TO, { hook: 'none' });
+    const stalled = await waitFor('stall recorded', () => e.operation(s.namespace, s.release)?.stalled && e.operation(s.namespace, s.release), 30_000, 50);
+    const aborted = await abortOperation(e.admin, stalled, 'admin');
+    expect(aborted.phase).toBe('aborted');
+    // Back to the from-version (its holds are removed), the database fixed, the downgrade again.
+    await helm.rollback(s, FROM);
+    await waitFor(`release running ${FROM}`, () => releaseReady(e.sim, s), 30_000, 100);
+    await e.admin.patch('Secret', s.namespace, secret, [{ op: 'replace', path: '/data/connection', value: url }]);
+    await helm.upgrade(s, TO, { hook: 'none' });
+    const op = await waitFor('second downgrade ended', () => {
+      const o = e.operation(s.namespace, s.release);
+      return o && o.id !== aborted.id && ['done', 'held', 'aborted', 'cancelled', 'returned'].includes(o.phase) && o;
+    }, 30_000, 100);
+    expect(op.phase, `${op.phase}: ${op.heldReason ?? ''}`).toBe('done');
+    expect(steps(op)).toContain('downgrade');
+    await waitFor(`release running ${TO}`, () => releaseReady(e.sim, { ...s, version: TO }), 30_000, 100);
+    expect(await e.revision()).toBe(headOf(TO));
+    const opened = eventsOf(e, s.namespace).filter((ev) => ev.reason === 'DowngradeOpened');
+    expect(opened.some((ev) => ev.message?.includes(op.id))).toBe(true);
   });
 });

@@ -5,9 +5,10 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments, stringify } from 'yaml';
 import { runPlan, type PlanCliOptions } from '../../src/cli/commands/plan.js';
-import { DEFAULT_CONFIG } from '../../src/core/config.js';
+import { DEFAULT_CONFIG, parseGuardConfig } from '../../src/core/config.js';
 import { operationIdFor } from '../../src/core/decide.js';
 import { evaluateManifests } from '../../src/plan/evaluate.js';
+import { formatPlanText } from '../../src/plan/format.js';
 import { ManifestError, parseManifests } from '../../src/plan/manifests.js';
 import { statedSource } from '../../src/plan/sources.js';
 import { renderChart } from './fixtures.js';
@@ -75,6 +76,17 @@ describe('evaluateManifests with a stated release state', () => {
     expect(report.skipped.map((s) => s.object)).toEqual(['ServiceAccount airflow-scheduler', 'Secret airflow-metadata', 'ConfigMap airflow-config', 'Service airflow-api-server']);
   });
 
+  it('describes the order the configuration names (guard.order): downgrade-first runs the downgrade in a serving pod', async () => {
+    const manifests = parseManifests(renderChart({ version: '3.0.2', hooks: true }), 'chart.yaml');
+    const report = await evaluateManifests(manifests, statedSource({ runningVersion: '3.1.0' }), { config: parseGuardConfig({ order: 'downgrade-first' }), namespace: 'default', user: 'ci' });
+    expect(report.releases[0]?.plan?.order).toBe('downgrade-first');
+    const text = formatPlanText(report);
+    expect(text).toContain('  order:      downgrade-first');
+    expect(text).toContain('  run in:     a running 3.1.0 pod (api-server or webserver first, then scheduler) — none known');
+    expect(text).toContain('3.1.0 serves during the downgrade');
+    expect(report.releases[0]?.warnings.some((w) => w.startsWith('Plan (order downgrade-first): run "airflow db downgrade'))).toBe(true);
+  });
+
   it('uses --namespace for objects that name none', async () => {
     const manifests = parseManifests(renderChart({ version: '3.0.2', namespace: null }), 'chart.yaml');
     const report = await evaluateManifests(manifests, statedSource({ dbRevision: 'cc92b33c6709' }), { config: DEFAULT_CONFIG, namespace: 'team-a', user: 'ci' });
@@ -92,11 +104,12 @@ describe('plan command, offline', () => {
     expect(stdout).toMatch(/^Plan for 13 document\(s\), 9 Airflow workload\(s\), against stated release state \(running version 3\.1\.0\), no cluster\./);
     expect(stdout).toContain('airflow/airflow: DOWNGRADE 3.1.0 -> 3.0.2 (schema cc92b33c6709 -> 29ce7909c52b), operation dg-');
     expect(stdout).toContain('  command:    airflow db downgrade --to-revision 29ce7909c52b --yes');
-    expect(stdout).toContain('  run in:     a running 3.1.0 pod (api-server or webserver first, then scheduler) — none known');
+    expect(stdout).toContain('  order:      drain-first');
+    expect(stdout).toContain('  run in:     a short-lived runner pod of 3.1.0, after the drain');
     expect(stdout).toContain(['  drain:      deployment/airflow-api-server (1)', '              deployment/airflow-scheduler (1)', '              deployment/airflow-dag-processor (1)', '              statefulset/airflow-triggerer (1)', '              statefulset/airflow-worker (1)', "              and the release's CronJobs (suspended)"].join('\n'));
     expect(stdout).toContain(['  hold:       deployment/airflow-api-server (spec.paused=true)', '              deployment/airflow-scheduler (spec.paused=true)'].join('\n'));
     expect(stdout).toContain('  current:    3.1.0 from the running version');
-    expect(stdout).toContain('  outage:     5 workload(s), 5 pod(s) down from the drain until the 3.0.2 pods are Ready; 3.1.0 serves during the downgrade');
+    expect(stdout).toContain('  outage:     5 workload(s), 5 pod(s) down from the drain until the 3.0.2 pods are Ready; no pod runs during the downgrade');
     expect(stdout).toMatch(/CREATE +job\/airflow-run-airflow-migrations +downgrade +3\.1\.0 -> 3\.0\.2/);
     expect(stdout).toContain('document 2: Secret airflow-metadata: v1 Secret is not a workload the guard checks');
     expect(stdout.trimEnd().split('\n').at(-1)).toBe('Result: a downgrade would be coordinated for 1 release(s) (exit 3).');

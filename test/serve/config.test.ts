@@ -69,6 +69,13 @@ describe('serve configuration', () => {
     expect(problem(() => loadServeConfig({ config: configFile('unknownKey: 1\n'), ...TLS }, {}))).toMatch(/unknownKey|Unrecognized/);
   });
 
+  it('--order reaches the admission path (guard.order), so the plan warnings describe the order the coordinator follows', () => {
+    expect(loadServeConfig({ ...TLS }, {}).guard.order).toBe('drain-first');
+    expect(loadServeConfig({ ...TLS, order: 'downgrade-first' }, {})).toMatchObject({ order: 'downgrade-first', guard: { order: 'downgrade-first' } });
+    expect(loadServeConfig({ config: configFile('order: downgrade-first\nguard:\n  order: downgrade-first\n'), ...TLS }, {}).guard.order).toBe('downgrade-first');
+    expect(problem(() => loadServeConfig({ config: configFile('guard:\n  order: downgrade-first\n'), ...TLS }, {}))).toMatch(/guard.order "downgrade-first" conflicts with order drain-first; set order \(--order\) only/);
+  });
+
   it('--unknown-version and --strict (its deprecated alias of deny) set guard.unknownVersion; contradictions exit 2', () => {
     expect(loadServeConfig({ ...TLS, unknownVersion: 'deny' }, {}).guard.unknownVersion).toBe('deny');
     expect(loadServeConfig({ ...TLS, strict: true }, {}).guard.unknownVersion).toBe('deny');
