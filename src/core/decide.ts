@@ -7,7 +7,7 @@ import { ANNOTATIONS, unknownVersionPolicy, type GuardConfig } from './config.js
 import { allowed, denied, held, type Decision, type DecisionBasis, type DowngradePlan, type VersionPoint } from './decision.js';
 import { downgradeArgv, formatArgv, migrateArgv } from './downgrade-command.js';
 import { firstVersionWithHead, headForVersion, headIndex, isValidRevision, newestKnownVersion, revisionChain } from './heads.js';
-import { holdPatch, isHeld, pointer, readHoldRecord, readHoldTarget, releasePatch, returnPatch, type HoldRecord, type JsonPatchOperation } from './hold.js';
+import { holdPatch, isHeld, pointer, readHoldRecord, readHoldTarget, returnPatch, type JsonPatchOperation } from './hold.js';
 import { printable } from './images.js';
 import { annotationAt, isJsonObject, isValidObjectName, valueAt, type WorkloadKind } from './objects.js';
 import { componentRole, identifyRelease, workloadVersion, type ComponentRole, type ReleaseIdentity, type WorkloadVersion } from './release.js';
