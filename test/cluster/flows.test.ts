@@ -122,8 +122,9 @@ describe('the guard is killed (SIGKILL) and restarted mid-operation', () => {
  * What a Service in front of the guard's replicas does for the API server (there is no kube-proxy
  * here): each connection goes to the next replica that accepts it. TLS passes through untouched.
  */
-async function startReplicaProxy(ports: number[]): Promise<{ port: number; connections: Map<number, number>; close(): Promise<void> }> {
+async function startReplicaProxy(ports: number[]): Promise<{ port: number; connections: Map<number, number>; refused: Map<number, number>; close(): Promise<void> }> {
   const connections = new Map<number, number>();
+  const refused = new Map<number, number>();
   const sockets = new Set<net.Socket>();
   let next = 0;
   const connect = (client: net.Socket, tries: number): void => {
@@ -139,6 +140,7 @@ async function startReplicaProxy(ports: number[]): Promise<{ port: number; conne
     });
     upstream.once('error', () => {
       sockets.delete(upstream);
+      refused.set(port, (refused.get(port) ?? 0) + 1);
       if (upstream.readyState === 'opening' || !client.destroyed) {
         if (tries > 1) connect(client, tries - 1);
         else client.destroy();
@@ -155,6 +157,7 @@ async function startReplicaProxy(ports: number[]): Promise<{ port: number; conne
   return {
     port: (server.address() as net.AddressInfo).port,
     connections,
+    refused,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();
@@ -218,7 +221,7 @@ describe('HA: two replicas of the guard', () => {
       await upgrade;
       const done = await expectDowngraded(e, s, '3.0.2');
       console.log(`[ha] driver ${driver.identity} SIGKILLed inside the downgrade exec; ${survivor.identity} took the Lease after ${handoverMs} ms (bound ${HANDOVER_BOUND_MS} ms); operation done ${Date.now() - killedAt} ms after the kill`);
-      console.log(`[ha] connections per replica port: ${[...proxy.connections].map(([p, n]) => `${p}=${n}`).join(', ')}`);
+      console.log(`[ha] replicas ${a.identity}:${a.port} ${b.identity}:${b.port}; connections per replica port: ${[...proxy.connections].map(([p, n]) => `${p}=${n}`).join(', ')}; failed: ${[...proxy.refused].map(([p, n]) => `${p}=${n}`).join(', ')}`);
       expect(handoverMs).toBeLessThan(HANDOVER_BOUND_MS);
       expect(stepSequence(done)).toEqual(FULL_SEQUENCE);
       expect(releaseReady(e.sim, { ...s, version: '3.0.2' })).toBe(true);
