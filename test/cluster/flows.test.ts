@@ -84,7 +84,7 @@ function onDowngradeWalk(runtime: AirflowRuntime, then: () => void): () => void 
     faults.take = take;
   };
   faults.take = ((target, kinds) => {
-    if (kinds.includes('exec-halfway') && target.argv?.join(' ').includes('db downgrade')) {
+    if ((kinds as readonly string[]).includes('exec-halfway') && target.argv?.join(' ').includes('db downgrade')) {
       restore();
       then();
     }
