@@ -1,0 +1,114 @@
+// Issue 17's safety scenarios driven by real Helm 3.17.2 and 4.1.4 (not the imitation): the fixture
+// chart with the upstream hook layout (migration Job as a post-upgrade hook), the guard installed from
+// deploy/base with its webhook Service. Each scenario starts its own cluster so its timing (a slow
+// exec, a failing one) stays its own.
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import type { OperationState } from '../../src/coordinator/operation.js';
+import { writeAirflowFixtureChart } from '../support/airflow-chart.js';
+import { helmFor, type Helm, type HelmMajor } from '../support/helm.js';
+import { removeKubectlDirs } from '../sim/support.js';
+import { eventsOf, expectNoViolations, FULL_SEQUENCE, guardAnnotations, headOf, releaseReady, releaseWorkloads, stepSequence, waitFor, type ReleaseSpec } from './harness.js';
+import { kustomize, startInstalledE2E, type InstalledE2E } from './install-harness.js';
+
+const FROM = '3.1.0';
+const TO = '3.0.2';
+const COMPONENTS = ['api-server', 'scheduler', 'dag-processor', 'triggerer', 'worker', 'statsd'];
+const spec = (version: string): ReleaseSpec => ({ release: 'airflow', namespace: 'airflow', version, components: COMPONENTS, statefulSets: ['triggerer', 'worker'], replicas: { scheduler: 2 } });
+const TERMINAL = ['done', 'held', 'aborted', 'cancelled', 'returned'];
+
+/** Helm version × scenario × outcome × time, printed at the end (the report's table). */
+const table: string[] = [];
+afterAll(() => {
+  if (table.length) console.log(['helm | scenario | outcome | ms', ...table].join('\n'));
+});
+
+interface Setup {
+  e2e: InstalledE2E;
+  helm: Helm;
+  chart: string;
+  dir: string;
+}
+let current: Setup | undefined;
+afterEach(async () => {
+  await current?.e2e.stop();
+  current?.helm.cleanup();
+  if (current) rmSync(current.dir, { recursive: true, force: true });
+  current = undefined;
+  removeKubectlDirs();
+});
+
+/** A cluster with `guards` guard replicas and the fixture release installed by Helm at FROM. */
+async function setup(major: HelmMajor, options: { guards?: number; stepDurationMs?: number } = {}): Promise<Setup> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `adg-helm${major}-safety-`));
+  const chart = writeAirflowFixtureChart(path.join(dir, 'airflow'));
+  const e2e = await startInstalledE2E(kustomize('base'), { stepDurationMs: options.stepDurationMs });
+  const helm = helmFor(major, e2e.sim.api.kubeconfig());
+  current = { e2e, helm, chart, dir };
+  const names = ['a', 'b'].slice(0, options.guards ?? 1);
+  await Promise.all(names.map((n) => e2e.startGuard(`airflow-downgrade-guard-${n}`)));
+  await helm.ok(['install', 'airflow', chart, '-n', 'airflow', '--create-namespace', '--set', `metadataConnection=${e2e.db.url}`, '--set', `airflowVersion=${FROM}`, '--timeout', '5m']);
+  await waitFor(`release running ${FROM}`, () => releaseReady(e2e.sim, spec(FROM)), 60_000, 50);
+  expect(await e2e.revision()).toBe(headOf(FROM));
+  return current;
+}
+
+const upgradeArgs = (s: Setup, version: string, extra: string[] = []) => ['upgrade', 'airflow', s.chart, '-n', 'airflow', '--reuse-values', '--set', `airflowVersion=${version}`, '--timeout', '5m', ...extra];
+
+const operation = (s: Setup) => s.e2e.operation('airflow', 'airflow');
+
+/** The operation with an id not in `seen` once it has ended. */
+function ended(s: Setup, seen: string[], what: string): Promise<OperationState> {
+  return waitFor(what, () => {
+    const op = operation(s);
+    return op && !seen.includes(op.id) && TERMINAL.includes(op.phase) && op;
+  }, 90_000, 100);
+}
+
+function logged(s: Setup, text: string): boolean {
+  return s.e2e.guards.some((g) => g.logs.some((l) => l.includes(text)));
+}
+
+/** The release runs `version` as the last spec applied says: replicas as the chart sets them, nothing paused, no guard marks. */
+async function expectSettledAt(s: Setup, version: string): Promise<void> {
+  await waitFor(`release running ${version}`, () => releaseReady(s.e2e.sim, spec(version)), 90_000, 100);
+  expect(await s.e2e.revision()).toBe(headOf(version));
+  for (const w of releaseWorkloads(spec(version))) {
+    const obj = s.e2e.workload(w.kind, 'airflow', w.name) as { spec: { replicas?: number; paused?: boolean } };
+    expect(obj.spec.replicas, `${w.name} replicas`).toBe(w.replicas);
+    expect(obj.spec.paused ?? false, `${w.name} paused`).toBe(false);
+    expect(guardAnnotations(obj), `${w.name} guard annotations`).toEqual([]);
+  }
+  await expectNoViolations(s.e2e);
+}
+
+const warnings = (s: Setup) => eventsOf(s.e2e, 'airflow').filter((e) => e.type === 'Warning').map((e) => `${e.reason}: ${e.message}`);
+
+for (const major of [3, 4] as const) {
+  describe(`Helm ${major}: issue 17 safety scenarios with real Helm`, () => {
+    it(`(a) ${FROM} -> ${TO} -> ${FROM} -> ${TO} on one release, two guard replicas: each downgrade its own operation`, { timeout: 600_000 }, async () => {
+      const started = Date.now();
+      const s = await setup(major, { guards: 2 });
+      const ids: string[] = [];
+      for (let round = 1; round <= 2; round++) {
+        s.e2e.sim.runtime.violations.clear();
+        const result = await s.helm.run(upgradeArgs(s, TO, ['--wait']));
+        expect(result.code, result.stderr).toBe(0);
+        const op = await ended(s, ids, `downgrade ${round} ended`);
+        expect(op.phase, op.heldReason ?? '').toBe('done');
+        expect(stepSequence(op)).toEqual(FULL_SEQUENCE);
+        if (round > 1) expect(op.admittedAs).toMatch(/^dg-/);
+        await expectSettledAt(s, TO);
+        ids.push(op.id);
+        if (round === 1) {
+          await s.helm.ok(upgradeArgs(s, FROM));
+          await waitFor(`back on ${FROM}`, () => releaseReady(s.e2e.sim, spec(FROM)), 90_000, 100);
+        }
+      }
+      expect(new Set(ids).size, ids.join(', ')).toBe(2);
+      table.push(`${major} | (a) repeated downgrade, 2 replicas | 2 operations ${ids.join(', ')}, both done, 0 violations | ${Date.now() - started}`);
+    });
+  });
+}
