@@ -2,15 +2,16 @@
 // chart with the upstream hook layout (migration Job as a post-upgrade hook), the guard installed from
 // deploy/base with its webhook Service. Each scenario starts its own cluster so its timing (a slow
 // exec, a failing one) stays its own.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { OperationState } from '../../src/coordinator/operation.js';
 import { writeAirflowFixtureChart } from '../support/airflow-chart.js';
 import { helmFor, type Helm, type HelmMajor } from '../support/helm.js';
+import { spawnOwned, stopOwned } from '../support/processes.js';
 import { removeKubectlDirs } from '../sim/support.js';
-import { eventsOf, expectNoViolations, FULL_SEQUENCE, guardAnnotations, headOf, releaseReady, releaseWorkloads, stepSequence, waitFor, type ReleaseSpec } from './harness.js';
+import { eventsOf, expectNoViolations, FULL_SEQUENCE, guardAnnotations, headOf, releaseReady, releaseWorkloads, ROOT, stepSequence, waitFor, type ReleaseSpec } from './harness.js';
 import { kustomize, startInstalledE2E, type InstalledE2E } from './install-harness.js';
 
 const FROM = '3.1.0';
@@ -172,6 +173,24 @@ for (const major of [3, 4] as const) {
       await expectNoViolations(s.e2e);
       const after = operation(s);
       table.push(`${major} | (c) atomic, exec fails | helm exit ${result.code}, history ${history.map((h) => `${h.revision}:${h.status}`).join(' ')}, op ${op?.phase} then ${after?.phase}; annotations left: ${JSON.stringify(guardAnnotations(s.e2e.workload('Deployment', 'airflow', 'airflow-scheduler')))} | ${Date.now() - started}`);
+    });
+
+    it('`airflow-downgrade-guard wait --release airflow/airflow` after `helm upgrade --wait` of a downgrade exits 0 only once it is done', { timeout: 600_000 }, async () => {
+      const started = Date.now();
+      const s = await setup(major, { stepDurationMs: 2000 });
+      await s.helm.ok(upgradeArgs(s, TO, ['--wait']));
+      const helmReturned = operation(s)?.phase;
+      const kubeconfig = path.join(s.dir, 'wait-kubeconfig');
+      writeFileSync(kubeconfig, s.e2e.sim.api.kubeconfig(), { mode: 0o600 });
+      const child = spawnOwned(process.execPath, [path.join(ROOT, 'bin/airflow-downgrade-guard.js'), 'wait', '--release', 'airflow/airflow', '--kubeconfig', kubeconfig, '--interval', '100ms', '--timeout', '2m'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+      const atExit = await new Promise<{ code: number | null; phase?: string; ready: boolean }>((resolve) =>
+        child.once('exit', (code) => resolve({ code, phase: operation(s)?.phase, ready: releaseReady(s.e2e.sim, spec(TO)) })),
+      ).finally(() => stopOwned(child, 'SIGKILL'));
+      expect(atExit, stderr).toEqual({ code: 0, phase: 'done', ready: true });
+      await expectSettledAt(s, TO);
+      table.push(`${major} | wait after upgrade --wait | helm returned at phase ${helmReturned}; wait exit 0 at done, all Ready | ${Date.now() - started}`);
     });
   });
 }
