@@ -79,7 +79,7 @@ async function main(argv: string[]): Promise<void> {
     'press Ctrl-C to stop',
     '',
   );
-  process.stdout.write(lines.join('\n'));
+  // The handlers go in before the ready line: whoever reads it may signal at once.
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -98,6 +98,7 @@ async function main(argv: string[]): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  process.stdout.write(lines.join('\n'));
 }
 
 main(process.argv).catch((err: unknown) => {
