@@ -15,7 +15,11 @@ const PRODUCT = ['src/**/*.ts'];
 const NOT_PRODUCT = ['src/sim/**', 'src/demo/**'];
 /** What the admission worker loads (besides its own file and its message types). */
 const WORKER_FOLDERS = ['core', 'webhook', 'metrics', 'log'];
-const WORKER_FILES = ['src/serve/admission-worker.ts', 'src/serve/admission-protocol.ts', ...WORKER_FOLDERS.map((f) => `src/${f}/**/*.ts`)];
+const WORKER_FILES = [
+  'src/serve/admission-worker.ts',
+  'src/serve/admission-protocol.ts',
+  ...WORKER_FOLDERS.map((f) => `src/${f}/**/*.ts`),
+];
 /** The coordinator's side of serve: what the worker thread exists to keep away from admissions. */
 const COORDINATOR_SIDE = ['coordinator', 'k8s', 'db', 'audit'];
 
@@ -43,7 +47,18 @@ const outsideCore = {
 const boundaries = (...patterns) => ({ '@typescript-eslint/no-restricted-imports': ['error', { patterns }] });
 
 export default defineConfig(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.tmp/**', 'test/faults/.results/**', '**/*.js', '**/*.mjs', '**/*.cjs'] },
+  {
+    ignores: [
+      'dist/**',
+      'node_modules/**',
+      'coverage/**',
+      '.tmp/**',
+      'test/faults/.results/**',
+      '**/*.js',
+      '**/*.mjs',
+      '**/*.cjs',
+    ],
+  },
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts'],
@@ -53,7 +68,10 @@ export default defineConfig(
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
       // `_` marks a parameter or binding kept for its position (express's four-parameter error handler, tuples).
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_' },
+      ],
       // A `let` that closures read before its one assignment is late binding, not a missed const.
       'prefer-const': ['error', { ignoreReadBeforeAssign: true }],
     },
@@ -62,6 +80,9 @@ export default defineConfig(
   { files: ['test/**/*.ts'], rules: { '@typescript-eslint/no-explicit-any': 'off' } },
   { files: PRODUCT, ignores: NOT_PRODUCT, rules: boundaries(testInfrastructure) },
   { files: WORKER_FILES, rules: boundaries(testInfrastructure, coordinatorCode) },
-  { files: ['src/serve/admission-worker.ts'], rules: boundaries(testInfrastructure, coordinatorCode, outsideWorkerFolders) },
+  {
+    files: ['src/serve/admission-worker.ts'],
+    rules: boundaries(testInfrastructure, coordinatorCode, outsideWorkerFolders),
+  },
   { files: ['src/core/**/*.ts'], rules: boundaries(testInfrastructure, coordinatorCode, outsideCore) },
 );

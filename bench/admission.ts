@@ -87,33 +87,60 @@ function merge(results: LoadResult[]): LoadResult {
 /** Warm-up requests are not timed but use CPU too: each run's requests are counted by its measured rate. */
 function cpuUsPerRequest(runs: Measured[], config: Pick<LoadConfig, 'durationMs' | 'warmupMs'>): number {
   const cpu = runs.reduce((n, r) => n + r.cpuMs, 0);
-  const requests = runs.reduce((n, r) => n + r.result.requestsPerSec * ((config.durationMs + config.warmupMs) / 1000), 0);
+  const requests = runs.reduce(
+    (n, r) => n + r.result.requestsPerSec * ((config.durationMs + config.warmupMs) / 1000),
+    0,
+  );
   return (cpu * 1000) / requests;
 }
 
-export async function runAdmissionBench(dir: string, settings: AdmissionSettings, log: (line: string) => void): Promise<AdmissionReport> {
+export async function runAdmissionBench(
+  dir: string,
+  settings: AdmissionSettings,
+  log: (line: string) => void,
+): Promise<AdmissionReport> {
   const tls = makeTls(dir);
   const cluster = await startBenchCluster(dir);
   // Only the store matters here: no controllers turning the seeded objects into running containers.
   await cluster.sim.controllers.stop();
   seedRelease(cluster.sim, BENCH_NAMESPACE, 'current', '3.1.0');
   seedRelease(cluster.sim, BENCH_NAMESPACE, 'older', '3.0.2');
-  for (let i = 2; i < settings.releases; i++) seedRelease(cluster.sim, `tenant-${i % 10}`, `airflow-${i}`, i % 2 ? '3.0.2' : '3.1.0');
+  for (let i = 2; i < settings.releases; i++)
+    seedRelease(cluster.sim, `tenant-${i % 10}`, `airflow-${i}`, i % 2 ? '3.0.2' : '3.1.0');
 
-  const serve = await startServe({ tls, kubeconfig: cluster.guardKubeconfig, logFile: path.join(dir, 'serve-admission.log'), ...(settings.nodeFlags ? { nodeFlags: settings.nodeFlags } : {}) });
+  const serve = await startServe({
+    tls,
+    kubeconfig: cluster.guardKubeconfig,
+    logFile: path.join(dir, 'serve-admission.log'),
+    ...(settings.nodeFlags ? { nodeFlags: settings.nodeFlags } : {}),
+  });
   const floor = await startFloor(tls);
   const rows: AdmissionRow[] = [];
   let serveRssIdleBytes = Number.NaN;
   try {
     serveRssIdleBytes = rssBytes(serve.child.pid!);
-    const cases = admissionCases(BENCH_NAMESPACE).filter((c) => !settings.cases?.length || settings.cases.includes(c.name));
+    const cases = admissionCases(BENCH_NAMESPACE).filter(
+      (c) => !settings.cases?.length || settings.cases.includes(c.name),
+    );
     // Warm both servers (JIT, TLS session caches, the guard's admission worker) on every case before
     // measuring any: otherwise whichever case runs first pays for it (seen: 0.86x first, 0.95x second).
     for (const [i, c] of cases.entries()) {
       const warmFile = path.join(dir, `warm-${i}.json`);
       writeFileSync(warmFile, JSON.stringify(c.review));
       for (const server of [floor, serve]) {
-        await runLoadgen({ url: `${server.url}/mutate`, caFile: tls.caFile, bodyFile: warmFile, concurrency: settings.concurrency, durationMs: 500, warmupMs: 0, maxRequests: 50_000 }, dir, `warm-${i}`);
+        await runLoadgen(
+          {
+            url: `${server.url}/mutate`,
+            caFile: tls.caFile,
+            bodyFile: warmFile,
+            concurrency: settings.concurrency,
+            durationMs: 500,
+            warmupMs: 0,
+            maxRequests: 50_000,
+          },
+          dir,
+          `warm-${i}`,
+        );
       }
     }
     for (const c of cases) {
@@ -132,12 +159,18 @@ export async function runAdmissionBench(dir: string, settings: AdmissionSettings
       const measure = async (who: 'floor' | 'guard', round: number): Promise<void> => {
         const pid = (who === 'floor' ? floor : serve).child.pid!;
         const cpuBefore = cpuMs(pid);
-        const result = await runLoadgen({ ...base, url: `${(who === 'floor' ? floor : serve).url}/mutate` }, dir, `${who}-${c.name}-${round}`);
+        const result = await runLoadgen(
+          { ...base, url: `${(who === 'floor' ? floor : serve).url}/mutate` },
+          dir,
+          `${who}-${c.name}-${round}`,
+        );
         runs[who].push({ result, cpuMs: cpuMs(pid) - cpuBefore });
-        if (result.errors > 0) throw new Error(`${c.name} (${who}): ${result.errors} failed requests, first: ${result.firstError}`);
+        if (result.errors > 0)
+          throw new Error(`${c.name} (${who}): ${result.errors} failed requests, first: ${result.firstError}`);
       };
       for (let round = 0; round < settings.rounds; round++) {
-        for (const who of round % 2 === 0 ? (['floor', 'guard'] as const) : (['guard', 'floor'] as const)) await measure(who, round);
+        for (const who of round % 2 === 0 ? (['floor', 'guard'] as const) : (['guard', 'floor'] as const))
+          await measure(who, round);
       }
       const sample = checkSample(c, runs.guard[0]!.result.sample);
       const roundRatios = runs.guard.map((g, i) => g.result.requestsPerSec / runs.floor[i]!.result.requestsPerSec);
@@ -153,7 +186,9 @@ export async function runAdmissionBench(dir: string, settings: AdmissionSettings
         ...sample,
       });
       const row = rows[rows.length - 1]!;
-      log(`  ${c.name}: guard ${row.guard.requestsPerSec.toFixed(0)} req/s, floor ${row.floor.requestsPerSec.toFixed(0)} req/s, ratio per round ${roundRatios.map((r) => r.toFixed(2)).join(' ')}`);
+      log(
+        `  ${c.name}: guard ${row.guard.requestsPerSec.toFixed(0)} req/s, floor ${row.floor.requestsPerSec.toFixed(0)} req/s, ratio per round ${roundRatios.map((r) => r.toFixed(2)).join(' ')}`,
+      );
     }
     return { settings, rows, serveRssAfterBytes: rssBytes(serve.child.pid!), serveRssIdleBytes };
   } finally {

@@ -12,7 +12,11 @@ import { releaseWorkloads } from './fixtures.js';
 import { GUARD_NAMESPACE, type Tls } from './processes.js';
 
 export function makeTls(dir: string): Tls {
-  const certs = generateCertificates({ service: 'airflow-downgrade-guard', namespace: GUARD_NAMESPACE, dnsNames: ['127.0.0.1', 'localhost'] });
+  const certs = generateCertificates({
+    service: 'airflow-downgrade-guard',
+    namespace: GUARD_NAMESPACE,
+    dnsNames: ['127.0.0.1', 'localhost'],
+  });
   const tls: Tls = {
     dir,
     certFile: path.join(dir, 'tls.crt'),
@@ -48,14 +52,25 @@ export async function startBenchCluster(dir: string, options: SimClusterOptions 
 
 export function ensureNamespace(sim: SimCluster, name: string): void {
   if (sim.store.get(RESOURCES.namespaces, undefined, name)) return;
-  sim.store.create(RESOURCES.namespaces, { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { 'kubernetes.io/metadata.name': name } } });
+  sim.store.create(RESOURCES.namespaces, {
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { name, labels: { 'kubernetes.io/metadata.name': name } },
+  });
 }
 
 /** The install's MutatingWebhookConfiguration, pointed at the guard's local URL. */
 export function registerWebhook(sim: SimCluster, url: string, caPem: string): void {
-  const install = renderInstallManifests({ namespace: GUARD_NAMESPACE, watchNamespaces: [], certMode: 'files' } as never) as unknown as KubeObject[];
-  const config = structuredClone(install.find((o) => o.kind === 'MutatingWebhookConfiguration')) as KubeObject & { webhooks: Array<Record<string, unknown>> };
-  for (const hook of config.webhooks) hook.clientConfig = { url: `${url}/mutate`, caBundle: Buffer.from(caPem).toString('base64') };
+  const install = renderInstallManifests({
+    namespace: GUARD_NAMESPACE,
+    watchNamespaces: [],
+    certMode: 'files',
+  } as never) as unknown as KubeObject[];
+  const config = structuredClone(install.find((o) => o.kind === 'MutatingWebhookConfiguration')) as KubeObject & {
+    webhooks: Array<Record<string, unknown>>;
+  };
+  for (const hook of config.webhooks)
+    hook.clientConfig = { url: `${url}/mutate`, caBundle: Buffer.from(caPem).toString('base64') };
   delete (config.metadata as { annotations?: unknown }).annotations;
   sim.store.create(RESOURCES.mutatingwebhookconfigurations, config);
 }
@@ -69,19 +84,26 @@ const TYPES: Record<string, (typeof RESOURCES)[keyof typeof RESOURCES]> = {
 
 export function createInStore(sim: SimCluster, obj: Record<string, unknown>): KubeObject {
   const o = obj as unknown as KubeObject;
-  const type = TYPES[o.kind] ?? (o.kind === 'Secret' ? RESOURCES.secrets : o.kind === 'Pod' ? RESOURCES.pods : undefined);
+  const type =
+    TYPES[o.kind] ?? (o.kind === 'Secret' ? RESOURCES.secrets : o.kind === 'Pod' ? RESOURCES.pods : undefined);
   if (!type) throw new Error(`no store type for ${o.kind}`);
   return sim.store.create(type, o);
 }
 
 /** A Running, Ready pod of a Deployment, as the kubelet would report it (for store-only releases). */
 function runningPod(deployment: KubeObject, index: number): KubeObject {
-  const template = (deployment.spec as { template: { metadata: { labels: Record<string, string> }; spec: Record<string, unknown> } }).template;
+  const template = (
+    deployment.spec as { template: { metadata: { labels: Record<string, string> }; spec: Record<string, unknown> } }
+  ).template;
   const now = new Date().toISOString();
   return {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { name: `${deployment.metadata.name}-5d8f7c9b4-${String(index).padStart(5, 'x')}`, namespace: deployment.metadata.namespace, labels: { ...template.metadata.labels, 'pod-template-hash': '5d8f7c9b4' } },
+    metadata: {
+      name: `${deployment.metadata.name}-5d8f7c9b4-${String(index).padStart(5, 'x')}`,
+      namespace: deployment.metadata.namespace,
+      labels: { ...template.metadata.labels, 'pod-template-hash': '5d8f7c9b4' },
+    },
     spec: { ...structuredClone(template.spec), nodeName: 'sim-node-1' },
     status: {
       phase: 'Running',
@@ -98,7 +120,13 @@ function runningPod(deployment: KubeObject, index: number): KubeObject {
 }
 
 /** A release as the store holds it once running: 6 Deployments with one Ready pod each, a CronJob and the metadata Secret. */
-export function seedRelease(sim: SimCluster, namespace: string, release: string, version: string, databaseUrl = 'postgresql://airflow:airflow@127.0.0.1:5432/airflow'): void {
+export function seedRelease(
+  sim: SimCluster,
+  namespace: string,
+  release: string,
+  version: string,
+  databaseUrl = 'postgresql://airflow:airflow@127.0.0.1:5432/airflow',
+): void {
   ensureNamespace(sim, namespace);
   createInStore(sim, {
     apiVersion: 'v1',

@@ -16,11 +16,30 @@ import { KubeRest } from '../src/k8s/rest.js';
 import { OPERATION_DATA_KEY, parseOperation } from '../src/coordinator/operation.js';
 import { RESOURCES } from '../src/sim/resources.js';
 import type { ExecIO, ExecRequest, KubeObject, WatchEvent } from '../src/sim/types.js';
-import { createInStore, ensureNamespace, makeTls, registerWebhook, startBenchCluster, type BenchCluster } from './cluster.js';
+import {
+  createInStore,
+  ensureNamespace,
+  makeTls,
+  registerWebhook,
+  startBenchCluster,
+  type BenchCluster,
+} from './cluster.js';
 import { admissionCases, releaseWorkloads, RELEASE_COMPONENTS } from './fixtures.js';
 import type { LoadConfig, LoadResult } from './loadgen.js';
 import { seedAlembicRevision, type BenchPostgres } from './postgres.js';
-import { cpuMs, niceOf, prepareLoadgen, processTree, threadNiceOf, startFloor, startServe, waitUntil, type PreparedLoad, type ServeProcess, type Tls } from './processes.js';
+import {
+  cpuMs,
+  niceOf,
+  prepareLoadgen,
+  processTree,
+  threadNiceOf,
+  startFloor,
+  startServe,
+  waitUntil,
+  type PreparedLoad,
+  type ServeProcess,
+  type Tls,
+} from './processes.js';
 import { median, summarise, type LatencySummary } from './stats.js';
 
 const FROM = '3.1.0';
@@ -148,7 +167,9 @@ function pinCpus(pg: BenchPostgres, guardSide: number[], log: (line: string) => 
     log('  CPU pinning skipped: taskset failed or is missing');
     return undefined;
   }
-  log(`  probed rounds: simulated cluster${postmaster === undefined ? '' : ' and Postgres'} on CPU 0, guard, floor and probes on CPU 1${cpus > 2 ? `-${cpus - 1}` : ''}`);
+  log(
+    `  probed rounds: simulated cluster${postmaster === undefined ? '' : ' and Postgres'} on CPU 0, guard, floor and probes on CPU 1${cpus > 2 ? `-${cpus - 1}` : ''}`,
+  );
   return () => {
     const postmasterNow = pg.serverPid();
     set(all, [process.pid, ...(postmasterNow === undefined ? [] : processTree(postmasterNow))]);
@@ -162,9 +183,21 @@ function pinCpus(pg: BenchPostgres, guardSide: number[], log: (line: string) => 
  * Linux applies os.setPriority(0, n) to the calling thread only: the main thread, where the
  * simulation runs.
  */
-function lowerClusterPriority(nice: number, pg: BenchPostgres, keep: number[], log: (line: string) => void): ClusterNice {
+function lowerClusterPriority(
+  nice: number,
+  pg: BenchPostgres,
+  keep: number[],
+  log: (line: string) => void,
+): ClusterNice {
   const [guardPid, floorPid] = keep as [number, number];
-  const result: ClusterNice = { requested: nice, simulation: 'not changed', postgresProcesses: 0, guardAdmission: threadNiceOf(guardPid, 'admission'), guardCoordinator: threadNiceOf(guardPid, 'MainThread'), floor: niceOf(floorPid) };
+  const result: ClusterNice = {
+    requested: nice,
+    simulation: 'not changed',
+    postgresProcesses: 0,
+    guardAdmission: threadNiceOf(guardPid, 'admission'),
+    guardCoordinator: threadNiceOf(guardPid, 'MainThread'),
+    floor: niceOf(floorPid),
+  };
   if (nice <= 0) return result;
   try {
     os.setPriority(0, nice);
@@ -184,7 +217,9 @@ function lowerClusterPriority(nice: number, pg: BenchPostgres, keep: number[], l
   } catch (error) {
     result.note = `could not lower priorities: ${(error as Error).message}`;
   }
-  log(`  cluster priority: simulation nice ${result.simulation}, ${result.postgresProcesses} Postgres processes at nice ${nice}; guard admission thread ${result.guardAdmission}, coordinator thread ${result.guardCoordinator}; floor ${result.floor}${result.note ? ` (${result.note})` : ''}`);
+  log(
+    `  cluster priority: simulation nice ${result.simulation}, ${result.postgresProcesses} Postgres processes at nice ${nice}; guard admission thread ${result.guardAdmission}, coordinator thread ${result.guardCoordinator}; floor ${result.floor}${result.note ? ` (${result.note})` : ''}`,
+  );
   return result;
 }
 
@@ -215,10 +250,19 @@ class Timeline {
     this.stops.push(store.watch(RESOURCES.pods, undefined, undefined, (e) => this.onPod(e), readOnly));
     this.stops.push(store.watch(RESOURCES.events, undefined, undefined, (e) => this.onEvent(e), readOnly));
     this.stops.push(store.watch(RESOURCES.configmaps, undefined, undefined, (e) => this.onConfigMap(e), readOnly));
-    this.stops.push(store.watch(RESOURCES.deployments, undefined, undefined, (e) => {
-      const ns = e.object.metadata.namespace ?? '';
-      if (!this.held.has(ns) && e.object.metadata.annotations?.[ANNOTATIONS.operation]) this.held.set(ns, Date.now());
-    }, readOnly));
+    this.stops.push(
+      store.watch(
+        RESOURCES.deployments,
+        undefined,
+        undefined,
+        (e) => {
+          const ns = e.object.metadata.namespace ?? '';
+          if (!this.held.has(ns) && e.object.metadata.annotations?.[ANNOTATIONS.operation])
+            this.held.set(ns, Date.now());
+        },
+        readOnly,
+      ),
+    );
     // The exec as the container runs it: the simulated runtime's own start and end.
     const runtime = cluster.sim.runtime;
     const exec = runtime.exec.bind(runtime);
@@ -249,7 +293,8 @@ class Timeline {
       return;
     }
     if (pod.metadata.deletionTimestamp) t.deleting ??= now;
-    const conditions = (pod.status as { conditions?: Array<{ type: string; status: string }> } | undefined)?.conditions ?? [];
+    const conditions =
+      (pod.status as { conditions?: Array<{ type: string; status: string }> } | undefined)?.conditions ?? [];
     if (conditions.some((c) => c.type === 'Ready' && c.status === 'True')) t.ready ??= now;
   }
 
@@ -295,19 +340,36 @@ async function installReleases(cluster: BenchCluster, pg: BenchPostgres, namespa
     const url = await pg.createDatabase('release');
     await seedAlembicRevision(url, head(FROM));
     ensureNamespace(cluster.sim, namespace);
-    createInStore(cluster.sim, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'airflow-metadata', namespace }, type: 'Opaque', data: { connection: Buffer.from(url).toString('base64') } });
+    createInStore(cluster.sim, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'airflow-metadata', namespace },
+      type: 'Opaque',
+      data: { connection: Buffer.from(url).toString('base64') },
+    });
     for (const obj of releaseWorkloads('airflow', namespace, FROM)) createInStore(cluster.sim, withInitEnv(obj));
   }
-  await waitUntil(`${namespaces.length} releases running ${FROM}`, () => namespaces.every((ns) => releaseRunning(cluster, ns, FROM)), 120_000, 100).catch((error: unknown) => {
+  await waitUntil(
+    `${namespaces.length} releases running ${FROM}`,
+    () => namespaces.every((ns) => releaseRunning(cluster, ns, FROM)),
+    120_000,
+    100,
+  ).catch((error: unknown) => {
     const stuck = namespaces.find((ns) => !releaseRunning(cluster, ns, FROM))!;
-    const pods = cluster.sim.store.list(RESOURCES.pods, stuck).items.map((p) => `${p.metadata.name} ${JSON.stringify(p.status).slice(0, 200)}`);
+    const pods = cluster.sim.store
+      .list(RESOURCES.pods, stuck)
+      .items.map((p) => `${p.metadata.name} ${JSON.stringify(p.status).slice(0, 200)}`);
     throw new Error(`${(error as Error).message}; pods of ${stuck}:\n${pods.join('\n')}`);
   });
 }
 
 /** The chart gives the migration-wait init container the metadata connection too (each release has its own database here). */
 function withInitEnv(obj: Record<string, unknown>): Record<string, unknown> {
-  const spec = (obj.spec as { template?: { spec: { containers: Array<{ env?: unknown[] }>; initContainers?: Array<{ env?: unknown[] }> } } }).template?.spec;
+  const spec = (
+    obj.spec as {
+      template?: { spec: { containers: Array<{ env?: unknown[] }>; initContainers?: Array<{ env?: unknown[] }> } };
+    }
+  ).template?.spec;
   const env = spec?.containers[0]?.env;
   if (env) for (const c of spec.initContainers ?? []) c.env = structuredClone(env);
   return obj;
@@ -323,7 +385,11 @@ function releaseRunning(cluster: BenchCluster, namespace: string, version: strin
       mine.every((p) => {
         const status = p.status as { phase?: string; conditions?: Array<{ type: string; status: string }> } | undefined;
         const image = (p.spec as { containers: Array<{ image: string }> }).containers[0]?.image ?? '';
-        return status?.phase === 'Running' && (status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True') && image.includes(want);
+        return (
+          status?.phase === 'Running' &&
+          (status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True') &&
+          image.includes(want)
+        );
       })
     );
   });
@@ -341,7 +407,9 @@ async function downgradeRelease(rest: KubeRest, namespace: string): Promise<void
     });
   }
   await rest.request('PATCH', `/apis/batch/v1/namespaces/${namespace}/cronjobs/airflow-database-cleanup`, {
-    body: [{ op: 'replace', path: '/spec/jobTemplate/spec/template/spec/containers/0/image', value: `apache/airflow:${TO}` }],
+    body: [
+      { op: 'replace', path: '/spec/jobTemplate/spec/template/spec/containers/0/image', value: `apache/airflow:${TO}` },
+    ],
     contentType: 'application/json-patch+json',
   });
 }
@@ -375,7 +443,19 @@ function timingOf(timeline: Timeline, namespace: string, t0: number): OperationT
     start: end - done - podStartMs,
   };
   const drainStart = Number.isNaN(phase('quiesce')) ? phase('drain') : phase('quiesce');
-  return { namespace, totalMs, execMs, execWaitMs, terminationMs, podStartMs, inherentMs, overheadMs: totalMs - inherentMs - execWaitMs, toDoneMs: done - t0, outageMs: end - drainStart, gaps };
+  return {
+    namespace,
+    totalMs,
+    execMs,
+    execWaitMs,
+    terminationMs,
+    podStartMs,
+    inherentMs,
+    overheadMs: totalMs - inherentMs - execWaitMs,
+    toDoneMs: done - t0,
+    outageMs: end - drainStart,
+    gaps,
+  };
 }
 
 interface RequestLog {
@@ -403,7 +483,8 @@ function readRequestLog(cluster: BenchCluster, namespaces: Set<string>, since: n
       if (timed) log.guardMs.push(r.durationMs);
     } else if (r.verb === 'patch') {
       log.userPatchMs.push(r.durationMs);
-      if (arrived < (log.userChangeArrivals.get(r.namespace) ?? Infinity)) log.userChangeArrivals.set(r.namespace, arrived);
+      if (arrived < (log.userChangeArrivals.get(r.namespace) ?? Infinity))
+        log.userChangeArrivals.set(r.namespace, arrived);
     }
   }
   return log;
@@ -447,7 +528,11 @@ function mergeRounds(releases: number, rounds: RoundResult[]): ConcurrencyResult
     guardRequests: requests,
     guardRequestMs: summarise(rounds.flatMap((r) => r.latencies.guard)),
     userPatchMs: summarise(rounds.flatMap((r) => r.latencies.userPatch)),
-    simLoopDelayMs: { p50: median(rounds.map((r) => r.simLoopDelayMs.p50)), p99: median(rounds.map((r) => r.simLoopDelayMs.p99)), max: Math.max(...rounds.map((r) => r.simLoopDelayMs.max)) },
+    simLoopDelayMs: {
+      p50: median(rounds.map((r) => r.simLoopDelayMs.p50)),
+      p99: median(rounds.map((r) => r.simLoopDelayMs.p99)),
+      max: Math.max(...rounds.map((r) => r.simLoopDelayMs.max)),
+    },
   };
 }
 
@@ -459,7 +544,12 @@ async function removeReleases(cluster: BenchCluster, namespaces: string[]): Prom
     }
   }
   // The garbage collector and kubelet take the pods down; wait so the next run starts quiet.
-  await waitUntil('old releases gone', () => namespaces.every((ns) => store.list(RESOURCES.pods, ns).items.length === 0), 60_000, 200).catch(() => undefined);
+  await waitUntil(
+    'old releases gone',
+    () => namespaces.every((ns) => store.list(RESOURCES.pods, ns).items.length === 0),
+    60_000,
+    200,
+  ).catch(() => undefined);
 }
 
 export interface CoordinatorSettings {
@@ -476,14 +566,34 @@ export interface CoordinatorSettings {
   serveArgs: string[];
 }
 
-export async function runCoordinatorBench(dir: string, pg: BenchPostgres, settings: CoordinatorSettings, log: (line: string) => void): Promise<CoordinatorReport> {
+export async function runCoordinatorBench(
+  dir: string,
+  pg: BenchPostgres,
+  settings: CoordinatorSettings,
+  log: (line: string) => void,
+): Promise<CoordinatorReport> {
   const tls: Tls = makeTls(dir);
   const defaultDb = await pg.createDatabase('default');
   const cluster = await startBenchCluster(dir, {
     databaseUrl: defaultDb,
     podStartDelayMs: SIM_TIMINGS.podStartDelayMs,
-    controllers: { readyDelayMs: SIM_TIMINGS.kubeletReadyDelayMs, probeIntervalMs: SIM_TIMINGS.probeIntervalMs, graceUnitMs: SIM_TIMINGS.graceUnitMs },
-    runtime: { stepDurationMs: SIM_TIMINGS.migrationStepMs, checkIntervalMs: SIM_TIMINGS.schemaCheckIntervalMs, readyDelayMs: SIM_TIMINGS.containerReadyDelayMs, secondMs: SIM_TIMINGS.cliSecondMs, ...(process.env.ADG_DEBUG ? { log: (line: string, src: { namespace: string; pod: string; container: string }) => process.stderr.write(`[sim ${src.namespace}/${src.pod}/${src.container}] ${line}\n`) } : {}) },
+    controllers: {
+      readyDelayMs: SIM_TIMINGS.kubeletReadyDelayMs,
+      probeIntervalMs: SIM_TIMINGS.probeIntervalMs,
+      graceUnitMs: SIM_TIMINGS.graceUnitMs,
+    },
+    runtime: {
+      stepDurationMs: SIM_TIMINGS.migrationStepMs,
+      checkIntervalMs: SIM_TIMINGS.schemaCheckIntervalMs,
+      readyDelayMs: SIM_TIMINGS.containerReadyDelayMs,
+      secondMs: SIM_TIMINGS.cliSecondMs,
+      ...(process.env.ADG_DEBUG
+        ? {
+            log: (line: string, src: { namespace: string; pod: string; container: string }) =>
+              process.stderr.write(`[sim ${src.namespace}/${src.pod}/${src.container}] ${line}\n`),
+          }
+        : {}),
+    },
   });
   const timeline = new Timeline(cluster);
   const admin = new KubeConfig();
@@ -509,7 +619,17 @@ export async function runCoordinatorBench(dir: string, pg: BenchPostgres, settin
     // The probes start now, at this process's priority, and wait; then the cluster (this process's
     // main thread: API server, controllers, kubelet, simulated Airflow; and Postgres) may be
     // lowered in priority, which models it running on other machines than the guard.
-    const probeConfig = (url: string, durationMs: number): LoadConfig => ({ url: `${url}/mutate`, caFile: tls.caFile, bodyFile: probeBody, concurrency: settings.probe.concurrency, ratePerWorker: settings.probe.ratePerWorker, durationMs, warmupMs: PROBE_WARMUP_MS, maxRequests: 1_000_000, keepSamples: true });
+    const probeConfig = (url: string, durationMs: number): LoadConfig => ({
+      url: `${url}/mutate`,
+      caFile: tls.caFile,
+      bodyFile: probeBody,
+      concurrency: settings.probe.concurrency,
+      ratePerWorker: settings.probe.ratePerWorker,
+      durationMs,
+      warmupMs: PROBE_WARMUP_MS,
+      maxRequests: 1_000_000,
+      keepSamples: true,
+    });
     const probes: PreparedLoad[] = [];
     cancelProbes = () => probes.forEach((p) => p.cancel());
     const roundProbes: RoundProbes[] = [];
@@ -532,7 +652,12 @@ export async function runCoordinatorBench(dir: string, pg: BenchPostgres, settin
     // Every level once without the probe: the overhead of each is measured under the same load. Then
     // the busiest level again, in probed rounds: admission latency while its downgrades run (those
     // rounds' timings are reported apart, "probed": the probes' processes take CPU too).
-    const samples = { guardIdle: [] as number[], floorIdle: [] as number[], guardBusy: [] as number[], floorBusy: [] as number[] };
+    const samples = {
+      guardIdle: [] as number[],
+      floorIdle: [] as number[],
+      guardBusy: [] as number[],
+      floorBusy: [] as number[],
+    };
     const probeRuns: LoadResult[] = [];
     const runRound = async (n: number, run: number, probes?: RoundProbes): Promise<RoundResult> => {
       const namespaces = Array.from({ length: n }, (_, i) => releaseNamespace(run, i));
@@ -557,7 +682,14 @@ export async function runCoordinatorBench(dir: string, pg: BenchPostgres, settin
       return result;
     };
     const logResult = (r: ConcurrencyResult): void =>
-      log(`  ${r.releases} concurrent downgrade(s)${r.probed ? ', probed' : ''}: median overhead ${r.medianOverheadMs.toFixed(0)} ms over ${r.operations.length} operations, guard API requests per operation ${r.guardRequestsPerOp.toFixed(1)} (${Object.entries(r.guardRequests).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${(v / r.operations.length).toFixed(1)}`).join(', ')})`);
+      log(
+        `  ${r.releases} concurrent downgrade(s)${r.probed ? ', probed' : ''}: median overhead ${r.medianOverheadMs.toFixed(0)} ms over ${r.operations.length} operations, guard API requests per operation ${r.guardRequestsPerOp.toFixed(1)} (${Object.entries(
+          r.guardRequests,
+        )
+          .sort((a, b) => b[1] - a[1])
+          .map(([k, v]) => `${k} ${(v / r.operations.length).toFixed(1)}`)
+          .join(', ')})`,
+      );
     for (const [level, n] of settings.concurrency.entries()) {
       const merged = mergeRounds(n, [await runRound(n, level)]);
       report.results.push(merged);
@@ -582,7 +714,10 @@ export async function runCoordinatorBench(dir: string, pg: BenchPostgres, settin
     }
     if (samples.guardIdle.length) {
       const errors = probeRuns.reduce((sum, r) => sum + r.errors, 0);
-      if (errors > 0) throw new Error(`the admission probe saw ${errors} failed requests (${probeRuns.find((r) => r.firstError)?.firstError})`);
+      if (errors > 0)
+        throw new Error(
+          `the admission probe saw ${errors} failed requests (${probeRuns.find((r) => r.firstError)?.firstError})`,
+        );
       report.probeIdle = summarise(samples.guardIdle);
       report.floorIdle = summarise(samples.floorIdle);
       report.probeBusy = summarise(samples.guardBusy);
@@ -600,11 +735,18 @@ export async function runCoordinatorBench(dir: string, pg: BenchPostgres, settin
       const started = Date.now();
       const simCpuBefore = process.cpuUsage();
       const serveCpuBefore = cpuMs(serve!.child.pid!);
-      await Promise.all(namespaces.map(async (ns) => {
-        t0.set(ns, Date.now());
-        await downgradeRelease(rest, ns);
-      }));
-      await waitUntil(`${namespaces.length} downgrades done`, () => namespaces.every((ns) => timeline.done.has(ns) && releaseRunning(cluster, ns, TO)), 180_000, 50);
+      await Promise.all(
+        namespaces.map(async (ns) => {
+          t0.set(ns, Date.now());
+          await downgradeRelease(rest, ns);
+        }),
+      );
+      await waitUntil(
+        `${namespaces.length} downgrades done`,
+        () => namespaces.every((ns) => timeline.done.has(ns) && releaseRunning(cluster, ns, TO)),
+        180_000,
+        50,
+      );
       const wallMs = Date.now() - started;
       loopDelay.disable();
       const simCpuUsed = process.cpuUsage(simCpuBefore);
@@ -619,7 +761,11 @@ export async function runCoordinatorBench(dir: string, pg: BenchPostgres, settin
         serveCpu: (cpuMs(serve!.child.pid!) - serveCpuBefore) / wallMs,
         requests: requests.guardRequests,
         latencies: { guard: requests.guardMs, userPatch: requests.userPatchMs },
-        simLoopDelayMs: { p50: loopDelay.percentile(50) / 1e6, p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 },
+        simLoopDelayMs: {
+          p50: loopDelay.percentile(50) / 1e6,
+          p99: loopDelay.percentile(99) / 1e6,
+          max: loopDelay.max / 1e6,
+        },
       };
     }
     await cluster.sim.runtime.sweep();

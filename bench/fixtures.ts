@@ -13,25 +13,40 @@ export const RELEASE_COMPONENTS = ['api-server', 'scheduler', 'dag-processor', '
 
 /** Every workload of one release: the Deployments of RELEASE_COMPONENTS and the database-cleanup CronJob. */
 export function releaseWorkloads(release: string, namespace: string, version: string): Json[] {
-  const deployments = RELEASE_COMPONENTS.map((component) => chartComponent({ kind: 'Deployment', component, release, namespace, version }));
-  return [...deployments, chartWorkload({ kind: 'CronJob', component: 'database-cleanup', release, namespace, version })];
+  const deployments = RELEASE_COMPONENTS.map((component) =>
+    chartComponent({ kind: 'Deployment', component, release, namespace, version }),
+  );
+  return [
+    ...deployments,
+    chartWorkload({ kind: 'CronJob', component: 'database-cleanup', release, namespace, version }),
+  ];
 }
 
 /** A Deployment of something that is not Airflow (the webhook sees every Deployment in the cluster). */
 export function nginxDeployment(namespace: string, extra: Json = {}): Json {
-  const obj = chartWorkload({ kind: 'Deployment', component: 'web', name: 'shop-frontend', namespace, image: 'nginx:1.27.2', scheme: 'none', stored: true });
+  const obj = chartWorkload({
+    kind: 'Deployment',
+    component: 'web',
+    name: 'shop-frontend',
+    namespace,
+    image: 'nginx:1.27.2',
+    scheme: 'none',
+    stored: true,
+  });
   return { ...obj, ...extra };
 }
 
 /** An Airflow Deployment grown to about `bytes` of JSON with environment variables (Kubernetes caps objects at 1.5 MiB). */
 export function largeWorkload(o: WorkloadOptions, bytes: number): Json {
   const obj = chartWorkload(o);
-  const container = (obj.spec as { template: { spec: { containers: Array<{ env: unknown[] }> } } }).template.spec.containers[0]!;
+  const container = (obj.spec as { template: { spec: { containers: Array<{ env: unknown[] }> } } }).template.spec
+    .containers[0]!;
   const size = (): number => Buffer.byteLength(JSON.stringify(obj));
   const value = 'x'.repeat(64);
   let i = 0;
   // Grow in batches, then trim to just under the target.
-  while (size() < bytes) for (let n = 0; n < 500; n++) container.env.push({ name: `AIRFLOW_VAR_SETTING_${i++}`, value });
+  while (size() < bytes)
+    for (let n = 0; n < 500; n++) container.env.push({ name: `AIRFLOW_VAR_SETTING_${i++}`, value });
   while (size() > bytes) container.env.pop();
   return obj;
 }
@@ -54,12 +69,20 @@ export function admissionCases(namespace: string): AdmissionCase[] {
     {
       name: 'pass-through',
       expect: 'pass-through',
-      review: admissionReview({ operation: 'UPDATE', oldObject: nginxDeployment(namespace), object: nginxDeployment(namespace, { spec: { ...(nginxDeployment(namespace).spec as Json), replicas: 3 } }) }),
+      review: admissionReview({
+        operation: 'UPDATE',
+        oldObject: nginxDeployment(namespace),
+        object: nginxDeployment(namespace, { spec: { ...(nginxDeployment(namespace).spec as Json), replicas: 3 } }),
+      }),
     },
     {
       name: 'no-change',
       expect: 'no-version-change',
-      review: admissionReview({ operation: 'UPDATE', oldObject: chartWorkload({ ...base, version: '3.1.0', stored: true }), object: scaled }),
+      review: admissionReview({
+        operation: 'UPDATE',
+        oldObject: chartWorkload({ ...base, version: '3.1.0', stored: true }),
+        object: scaled,
+      }),
     },
     {
       name: 'forward',

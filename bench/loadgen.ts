@@ -40,7 +40,13 @@ export interface LoadResult {
   samplesMs?: number[];
 }
 
-function post(agent: https.Agent, url: URL, ca: string, body: Buffer, keepBody: boolean): Promise<{ status: number; text: string }> {
+function post(
+  agent: https.Agent,
+  url: URL,
+  ca: string,
+  body: Buffer,
+  keepBody: boolean,
+): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const req = https.request(
       {
@@ -57,7 +63,9 @@ function post(agent: https.Agent, url: URL, ca: string, body: Buffer, keepBody: 
         res.on('data', (c: Buffer) => {
           if (keepBody) chunks.push(c);
         });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: keepBody ? Buffer.concat(chunks).toString('utf8') : '' }));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, text: keepBody ? Buffer.concat(chunks).toString('utf8') : '' }),
+        );
         res.on('error', reject);
       },
     );
@@ -144,14 +152,16 @@ if (import.meta.url === `file://${process.argv[1]}`) {
         process.stdout.write('ready\n');
       })
     : Promise.resolve();
-  started.then(() => runLoad(config)).then(
-    (result) => {
-      process.stdin.destroy(); // ended at its duration: nothing more to wait for
-      process.stdout.write(`${JSON.stringify(result)}\n`);
-    },
-    (error: unknown) => {
-      process.stderr.write(`loadgen failed: ${(error as Error).stack ?? String(error)}\n`);
-      process.exit(1);
-    },
-  );
+  started
+    .then(() => runLoad(config))
+    .then(
+      (result) => {
+        process.stdin.destroy(); // ended at its duration: nothing more to wait for
+        process.stdout.write(`${JSON.stringify(result)}\n`);
+      },
+      (error: unknown) => {
+        process.stderr.write(`loadgen failed: ${(error as Error).stack ?? String(error)}\n`);
+        process.exit(1);
+      },
+    );
 }

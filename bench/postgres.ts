@@ -43,7 +43,8 @@ export async function startBenchPostgres(): Promise<BenchPostgres> {
       return url.toString();
     },
     async stop() {
-      for (const name of created) await adminQuery(adminUrl, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).catch(() => undefined);
+      for (const name of created)
+        await adminQuery(adminUrl, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).catch(() => undefined);
       await embedded?.destroy();
     },
   };
@@ -54,7 +55,9 @@ export async function seedAlembicRevision(url: string, revision: string): Promis
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
   await client.connect();
   try {
-    await client.query('CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) NOT NULL, CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))');
+    await client.query(
+      'CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) NOT NULL, CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))',
+    );
     await client.query('DELETE FROM alembic_version');
     await client.query('INSERT INTO alembic_version (version_num) VALUES ($1)', [revision]);
   } finally {

@@ -55,7 +55,12 @@ function get(url: string, ca: string): Promise<number> {
   });
 }
 
-export async function waitUntil(what: string, probe: () => boolean | Promise<boolean>, timeoutMs: number, everyMs = 50): Promise<void> {
+export async function waitUntil(
+  what: string,
+  probe: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  everyMs = 50,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await probe())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
@@ -82,12 +87,18 @@ export async function startServe(options: ServeOptions): Promise<ServeProcess> {
       ...(options.nodeFlags ?? []),
       path.join(ROOT, 'dist/src/cli/main.js'),
       'serve',
-      '--host', '127.0.0.1',
-      '--port', String(port),
-      '--tls-cert-file', options.tls.certFile,
-      '--tls-key-file', options.tls.keyFile,
-      '--kubeconfig', options.kubeconfig,
-      '--identity', 'bench-guard',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--tls-cert-file',
+      options.tls.certFile,
+      '--tls-key-file',
+      options.tls.keyFile,
+      '--kubeconfig',
+      options.kubeconfig,
+      '--identity',
+      'bench-guard',
       ...(options.extraArgs ?? []),
     ],
     { env: { ...process.env, POD_NAMESPACE: GUARD_NAMESPACE, ADG_LOG_LEVEL: 'info' }, stdio: ['ignore', out, out] },
@@ -95,10 +106,15 @@ export async function startServe(options: ServeOptions): Promise<ServeProcess> {
   closeSync(out);
   const url = `https://127.0.0.1:${port}`;
   try {
-    await waitUntil('serve ready', async () => {
-      if (child.exitCode !== null) throw new Error(`serve exited with ${child.exitCode}: ${tail(options.logFile)}`);
-      return (await get(`${url}/readyz`, options.tls.caPem)) === 200;
-    }, 30_000, 100);
+    await waitUntil(
+      'serve ready',
+      async () => {
+        if (child.exitCode !== null) throw new Error(`serve exited with ${child.exitCode}: ${tail(options.logFile)}`);
+        return (await get(`${url}/readyz`, options.tls.caPem)) === 200;
+      },
+      30_000,
+      100,
+    );
   } catch (error) {
     await stopChild(child);
     throw error;
@@ -121,7 +137,9 @@ export interface FloorProcess {
 }
 
 export async function startFloor(tls: Tls): Promise<FloorProcess> {
-  const child = spawn(process.execPath, [path.join(BENCH_DIST, 'floor-server.js'), tls.certFile, tls.keyFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [path.join(BENCH_DIST, 'floor-server.js'), tls.certFile, tls.keyFile], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const port = await new Promise<number>((resolve, reject) => {
     let text = '';
     child.stdout!.on('data', (c: Buffer) => {
@@ -150,7 +168,9 @@ export interface PreparedLoad {
 export async function prepareLoadgen(config: LoadConfig, dir: string, name: string): Promise<PreparedLoad> {
   const file = path.join(dir, `load-${name.replace(/[^a-z0-9]+/gi, '-')}.json`);
   writeFileSync(file, JSON.stringify(config));
-  const child = spawn(process.execPath, [path.join(BENCH_DIST, 'loadgen.js'), file, '--wait'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [path.join(BENCH_DIST, 'loadgen.js'), file, '--wait'], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   child.stderr!.on('data', (c: Buffer) => (err += c.toString('utf8')));
@@ -164,7 +184,9 @@ export async function prepareLoadgen(config: LoadConfig, dir: string, name: stri
       resolve();
     };
     child.stdout!.on('data', onData);
-    void exit.then((code) => reject(new Error(`load generator ${name} exited (${code}) before it was ready: ${err.trim()}`)));
+    void exit.then((code) =>
+      reject(new Error(`load generator ${name} exited (${code}) before it was ready: ${err.trim()}`)),
+    );
   });
   child.stdout!.on('data', (c: Buffer) => (out += c.toString('utf8')));
   const result = async (): Promise<LoadResult> => {

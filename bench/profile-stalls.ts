@@ -55,7 +55,8 @@ export function findStalls(profile: CpuProfile, minMs: number): Stall[] {
         const root = rootOf(id);
         roots.set(root, (roots.get(root) ?? 0) + ms);
       }
-      const sorted = (m: Map<string, number>) => [...m.entries()].sort((a, b) => b[1] - a[1]).map(([name, ms]) => ({ name, ms }));
+      const sorted = (m: Map<string, number>) =>
+        [...m.entries()].sort((a, b) => b[1] - a[1]).map(([name, ms]) => ({ name, ms }));
       stalls.push({ atMs: current.start, ms: current.ms, functions: sorted(fn), roots: sorted(roots) });
     }
     current = undefined;

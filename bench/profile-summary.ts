@@ -55,7 +55,9 @@ export function summariseProfile(profile: CpuProfile, top = 25): ProfileSummary 
       areas.set(name, (areas.get(name) ?? 0) + ms);
       continue;
     }
-    const where = url ? `${url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*\/dist\//, 'dist/')}:${lineNumber + 1}` : '';
+    const where = url
+      ? `${url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*\/dist\//, 'dist/')}:${lineNumber + 1}`
+      : '';
     const key = `${name}@${where}`;
     const entry = functions.get(key) ?? { name, where, ms: 0 };
     entry.ms += ms;
@@ -66,8 +68,14 @@ export function summariseProfile(profile: CpuProfile, top = 25): ProfileSummary 
   const busy = total - (areas.get('(idle)') ?? 0);
   return {
     totalMs: total,
-    functions: [...functions.values()].sort((a, b) => b.ms - a.ms).slice(0, top).map((f) => ({ ...f, share: f.ms / busy })),
-    areas: [...areas.entries()].filter(([a]) => a !== '(idle)').sort((a, b) => b[1] - a[1]).map(([area, ms]) => ({ area, ms, share: ms / busy })),
+    functions: [...functions.values()]
+      .sort((a, b) => b.ms - a.ms)
+      .slice(0, top)
+      .map((f) => ({ ...f, share: f.ms / busy })),
+    areas: [...areas.entries()]
+      .filter(([a]) => a !== '(idle)')
+      .sort((a, b) => b[1] - a[1])
+      .map(([area, ms]) => ({ area, ms, share: ms / busy })),
   };
 }
 
@@ -80,7 +88,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const summary = summariseProfile(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile, Number(topArg ?? 25));
   const pct = (x: number): string => `${(100 * x).toFixed(1)}%`.padStart(6);
   process.stdout.write(`busy (non-idle) share of ${summary.totalMs.toFixed(0)} ms sampled\n\nby area:\n`);
-  for (const a of summary.areas.slice(0, 20)) process.stdout.write(`${pct(a.share)}  ${a.ms.toFixed(0).padStart(7)} ms  ${a.area}\n`);
+  for (const a of summary.areas.slice(0, 20))
+    process.stdout.write(`${pct(a.share)}  ${a.ms.toFixed(0).padStart(7)} ms  ${a.area}\n`);
   process.stdout.write('\ntop functions (self time):\n');
-  for (const f of summary.functions) process.stdout.write(`${pct(f.share)}  ${f.ms.toFixed(0).padStart(7)} ms  ${f.name}  ${f.where}\n`);
+  for (const f of summary.functions)
+    process.stdout.write(`${pct(f.share)}  ${f.ms.toFixed(0).padStart(7)} ms  ${f.name}  ${f.where}\n`);
 }

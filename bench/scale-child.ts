@@ -52,7 +52,11 @@ export async function measureScale(releases: number): Promise<ScaleSample> {
   await new Promise((r) => setTimeout(r, 200));
   const before = settle();
   const coordinator = new Coordinator(
-    { ...DEFAULT_COORDINATOR_OPTIONS, config: parseGuardConfig({ trustedUsernames: [GUARD_USER] }), identity: 'bench-scale' },
+    {
+      ...DEFAULT_COORDINATOR_OPTIONS,
+      config: parseGuardConfig({ trustedUsernames: [GUARD_USER] }),
+      identity: 'bench-scale',
+    },
     { kubeConfig, rest, cluster: new Cluster(rest), exec: createExecRunner(kubeConfig), logger: silentLogger() },
   );
   const started = performance.now();
@@ -75,7 +79,15 @@ export async function measureScale(releases: number): Promise<ScaleSample> {
   await coordinator.stop();
   rest.close();
   await sim.stop();
-  return { releases, workloads, pods, heapDeltaBytes: after.heap - before.heap, rssDeltaBytes: after.rss - before.rss, syncMs, releaseStateUs: summarise(samples.slice(200)) };
+  return {
+    releases,
+    workloads,
+    pods,
+    heapDeltaBytes: after.heap - before.heap,
+    rssDeltaBytes: after.rss - before.rss,
+    syncMs,
+    releaseStateUs: summarise(samples.slice(200)),
+  };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

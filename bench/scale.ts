@@ -10,7 +10,11 @@ export interface ScaleReport {
 }
 
 async function measureIn(releases: number): Promise<ScaleSample> {
-  const child = spawn(process.execPath, ['--expose-gc', path.join(import.meta.dirname, 'scale-child.js'), String(releases)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    ['--expose-gc', path.join(import.meta.dirname, 'scale-child.js'), String(releases)],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let out = '';
   let err = '';
   child.stdout!.on('data', (c: Buffer) => (out += c.toString('utf8')));

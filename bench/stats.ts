@@ -29,7 +29,10 @@ export function summarise(values: ArrayLike<number>): LatencySummary {
 }
 
 export function median(values: number[]): number {
-  return percentile([...values].sort((a, b) => a - b), 50);
+  return percentile(
+    [...values].sort((a, b) => a - b),
+    50,
+  );
 }
 
 export function fmt(value: number | undefined, digits = 1): string {
@@ -44,7 +47,8 @@ export function mb(bytes: number): string {
 /** Columns padded to their widest cell; also returns a Markdown version for docs/benchmarks.md. */
 export function table(headers: string[], rows: string[][]): { text: string; markdown: string } {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  const line = (cells: string[]): string =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   const text = [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
   const md = (cells: string[]): string => `| ${cells.join(' | ')} |`;
   const markdown = [md(headers), md(headers.map((_, i) => (i === 0 ? '---' : '---:'))), ...rows.map(md)].join('\n');

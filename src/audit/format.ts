@@ -57,7 +57,17 @@ function timingOf(record: AuditRecord): string {
   return '-';
 }
 
-const TABLE_HEADER = ['TIME', 'KIND', 'NAMESPACE/RELEASE', 'OBJECT', 'DECISION/STEP', 'OUTCOME', 'USER', 'OPERATION', 'LATENCY/DURATION'];
+const TABLE_HEADER = [
+  'TIME',
+  'KIND',
+  'NAMESPACE/RELEASE',
+  'OBJECT',
+  'DECISION/STEP',
+  'OUTCOME',
+  'USER',
+  'OPERATION',
+  'LATENCY/DURATION',
+];
 
 export function formatTable(records: readonly AuditRecord[]): string {
   if (records.length === 0) return 'no audit records match\n';
@@ -91,7 +101,8 @@ function offset(at: string, start: number): string {
 }
 
 function admissionLine(record: AdmissionRecord, role: string): string {
-  const versions = record.fromVersion || record.toVersion ? ` ${record.fromVersion ?? '?'} → ${record.toVersion ?? '?'}` : '';
+  const versions =
+    record.fromVersion || record.toVersion ? ` ${record.fromVersion ?? '?'} → ${record.toVersion ?? '?'}` : '';
   const dry = record.dryRun ? ' (dry-run)' : '';
   return `admission ${record.decision}${dry}: ${record.operation} ${record.objectKind}/${record.objectName}${versions} by ${record.user || '-'} [${role}]`;
 }
@@ -135,7 +146,10 @@ function operationEntries(records: readonly AuditRecord[]): TimelineEntry[] {
     } else if (record.kind === 'operator-action') {
       const reason = record.reason ? `: ${record.reason}` : '';
       const error = record.error ? ` (${record.error})` : '';
-      entries.push({ at: record.at, text: `operator ${record.action} by ${record.user} ${record.outcome}${error}${reason}` });
+      entries.push({
+        at: record.at,
+        text: `operator ${record.action} by ${record.user} ${record.outcome}${error}${reason}`,
+      });
     } else if (record.event === 'start') {
       const entry = { at: record.at, text: stepLine(record, undefined) };
       entries.push(entry);
@@ -191,7 +205,9 @@ export function formatTimeline(records: readonly AuditRecord[]): string {
   }
   if (loose.length > 0) {
     const lines = loose.map((r) =>
-      r.kind === 'admission' ? `  ${r.at}  ${admissionLine(r, place(r))}` : `  ${r.at}  ${r.kind} ${whatOf(r)} ${place(r)}`,
+      r.kind === 'admission'
+        ? `  ${r.at}  ${admissionLine(r, place(r))}`
+        : `  ${r.at}  ${r.kind} ${whatOf(r)} ${place(r)}`,
     );
     blocks.push([`not part of an operation (${loose.length})`, ...lines].join('\n'));
   }

@@ -216,7 +216,8 @@ export class AuditLog {
         return;
       }
       this.queue.push(record);
-      if (this.queue.length > this.maxBuffered) this.countDropped(this.queue.shift(this.queue.length - this.maxBuffered).length, true);
+      if (this.queue.length > this.maxBuffered)
+        this.countDropped(this.queue.shift(this.queue.length - this.maxBuffered).length, true);
       this.schedulePrepare();
       if (!this.writing && this.scheduled === undefined) this.schedule(0);
     } catch (error) {
@@ -266,7 +267,8 @@ export class AuditLog {
     this.cancelScheduled();
     const stats = this.stats();
     const unwritten = flushed ? 0 : stats.buffered;
-    if (unwritten > 0) this.logger.error({ auditStats: stats }, `audit log closed with ${unwritten} unwritten record(s)`);
+    if (unwritten > 0)
+      this.logger.error({ auditStats: stats }, `audit log closed with ${unwritten} unwritten record(s)`);
     else this.logger.info({ auditStats: stats }, 'audit log closed');
     if (this.ownsPool) await this.pool.end().catch(() => undefined);
     return stats;
@@ -275,7 +277,8 @@ export class AuditLog {
   private normalise(input: AuditRecordInput): AuditRecord {
     const at = input.at === undefined ? new Date() : input.at;
     const iso = typeof at === 'string' ? at : at.toISOString(); // throws on an invalid Date
-    if (typeof at === 'string' && Number.isNaN(Date.parse(at))) throw new RangeError(`invalid audit timestamp ${JSON.stringify(at)}`);
+    if (typeof at === 'string' && Number.isNaN(Date.parse(at)))
+      throw new RangeError(`invalid audit timestamp ${JSON.stringify(at)}`);
     return { ...input, at: iso } as AuditRecord;
   }
 
@@ -448,7 +451,11 @@ export class AuditLog {
 
 /** Pool settings for the audit store: few connections, and fail fast so the writer retries. */
 export function auditPoolConfig(databaseUrl: string): pg.PoolConfig {
-  const config = parseDatabaseUrl(databaseUrl, { timeoutMs: 15_000, applicationName: 'airflow-downgrade-guard-audit', role: 'audit' });
+  const config = parseDatabaseUrl(databaseUrl, {
+    timeoutMs: 15_000,
+    applicationName: 'airflow-downgrade-guard-audit',
+    role: 'audit',
+  });
   return {
     ...config,
     connectionTimeoutMillis: Math.min(config.connectionTimeoutMillis ?? 5_000, 5_000),

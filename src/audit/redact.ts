@@ -12,7 +12,8 @@ const KEYWORD_PASSWORD = /\b(password|passwd|pwd)(\s*=\s*)('(?:[^'\\]|\\.)*'|"(?
 
 const SENSITIVE_ENV_NAME =
   /(PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|PRIVATE_KEY|API_KEY|FERNET_KEY|_CONN$|_CONN_|^AIRFLOW_CONN_|SQL_ALCHEMY_CONN)/i;
-const SENSITIVE_KEY = /^(password|passwd|token|secret|authorization|apikey|api_key|bearer|clientsecret|client_secret|privatekey|private_key)$/i;
+const SENSITIVE_KEY =
+  /^(password|passwd|token|secret|authorization|apikey|api_key|bearer|clientsecret|client_secret|privatekey|private_key)$/i;
 const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
 
 export function redactText(text: string): string {
@@ -56,7 +57,9 @@ function redactValue(value: unknown, depth: number, ancestors: Set<object>): unk
   if (ancestors.has(value)) return '[Circular]';
   ancestors.add(value);
   try {
-    return Array.isArray(value) ? value.map((item) => redactValue(item, depth + 1, ancestors)) : redactObject(value, depth, ancestors);
+    return Array.isArray(value)
+      ? value.map((item) => redactValue(item, depth + 1, ancestors))
+      : redactObject(value, depth, ancestors);
   } finally {
     ancestors.delete(value);
   }

@@ -139,7 +139,10 @@ function queryLimit(limit: number | undefined): number {
 }
 
 /** Matching records with their store ids, oldest first. */
-export async function queryAuditRows(db: pg.Pool | pg.ClientBase, query: AuditQuery = {}): Promise<StoredAuditRecord[]> {
+export async function queryAuditRows(
+  db: pg.Pool | pg.ClientBase,
+  query: AuditQuery = {},
+): Promise<StoredAuditRecord[]> {
   const schema = quoteSchema(query.schema ?? DEFAULT_AUDIT_SCHEMA);
   const limit = queryLimit(query.limit);
   const where = whereClause(query);

@@ -42,7 +42,9 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 function assertDnsLabel(what: string, value: string): void {
   if (!DNS_LABEL.test(value)) {
-    throw new Error(`${what} must be a DNS label (lowercase letters, digits, '-', at most 63 characters), got ${JSON.stringify(value)}`);
+    throw new Error(
+      `${what} must be a DNS label (lowercase letters, digits, '-', at most 63 characters), got ${JSON.stringify(value)}`,
+    );
   }
 }
 
@@ -53,11 +55,18 @@ function assertValidityDays(what: string, days: number): void {
 }
 
 export function serviceDnsNames(service: string, namespace: string): string[] {
-  return [service, `${service}.${namespace}`, `${service}.${namespace}.svc`, `${service}.${namespace}.svc.cluster.local`];
+  return [
+    service,
+    `${service}.${namespace}`,
+    `${service}.${namespace}.svc`,
+    `${service}.${namespace}.svc.cluster.local`,
+  ];
 }
 
 function isDnsName(value: string): boolean {
-  return value.length <= 253 && value.split('.').every((label, i) => (i === 0 && label === '*') || DNS_LABEL.test(label));
+  return (
+    value.length <= 253 && value.split('.').every((label, i) => (i === 0 && label === '*') || DNS_LABEL.test(label))
+  );
 }
 
 function splitSubjectAltNames(extra: string[]): { dns: string[]; ips: string[] } {
@@ -71,7 +80,11 @@ function splitSubjectAltNames(extra: string[]): { dns: string[]; ips: string[] }
   return { dns, ips };
 }
 
-function newRsaKeyPair(): { publicKey: forge.pki.rsa.PublicKey; privateKey: forge.pki.rsa.PrivateKey; privateKeyPem: string } {
+function newRsaKeyPair(): {
+  publicKey: forge.pki.rsa.PublicKey;
+  privateKey: forge.pki.rsa.PrivateKey;
+  privateKeyPem: string;
+} {
   // Node's native generator: forge's pure-JS RSA key generation takes seconds.
   const { publicKey, privateKey } = generateKeyPairSync('rsa', {
     modulusLength: 2048,
@@ -165,7 +178,10 @@ export function generateCertificates(request: CertificateRequest): GeneratedCert
   // Validate before spending time on keys.
   assertDnsLabel('service', request.service);
   assertDnsLabel('namespace', request.namespace);
-  const ca = generateCa({ now, ...(request.caValidityDays !== undefined ? { validityDays: request.caValidityDays } : {}) });
+  const ca = generateCa({
+    now,
+    ...(request.caValidityDays !== undefined ? { validityDays: request.caValidityDays } : {}),
+  });
   const serving = issueServingCertificate({ ...request, now, ca });
   return { caCert: ca.cert, caKey: ca.key, cert: serving.cert, key: serving.key };
 }
@@ -193,5 +209,9 @@ export function describeCertificate(pem: string): CertificateInfo {
 
 /** All certificates in a PEM bundle (a caBundle may hold the new and the previous CA). */
 export function splitPemBundle(bundle: string): string[] {
-  return bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g)?.map((c) => (c.endsWith('\n') ? c : `${c}\n`)) ?? [];
+  return (
+    bundle
+      .match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g)
+      ?.map((c) => (c.endsWith('\n') ? c : `${c}\n`)) ?? []
+  );
 }

@@ -29,7 +29,13 @@ export function rotationDueAt(certPem: string, renewBeforeMs: number = DEFAULT_R
 export interface SecretObject {
   apiVersion: 'v1';
   kind: 'Secret';
-  metadata: { name: string; namespace: string; resourceVersion?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  metadata: {
+    name: string;
+    namespace: string;
+    resourceVersion?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
   type: string;
   data: Record<string, string>;
 }
@@ -57,7 +63,11 @@ export function certificateSecret(options: {
       name: options.name,
       namespace: options.namespace,
       ...(options.resourceVersion !== undefined ? { resourceVersion: options.resourceVersion } : {}),
-      labels: { 'app.kubernetes.io/name': 'airflow-downgrade-guard', 'app.kubernetes.io/component': 'serving-certificate', ...options.labels },
+      labels: {
+        'app.kubernetes.io/name': 'airflow-downgrade-guard',
+        'app.kubernetes.io/component': 'serving-certificate',
+        ...options.labels,
+      },
     },
     type: 'kubernetes.io/tls',
     data: {
@@ -70,7 +80,9 @@ export function certificateSecret(options: {
 }
 
 /** Reads the PEMs back out of a Secret; null when a key is missing (e.g. a Secret made by hand without ca.key). */
-export function certificatesFromSecret(secret: { data?: Record<string, string> | undefined }): GeneratedCertificates | null {
+export function certificatesFromSecret(secret: {
+  data?: Record<string, string> | undefined;
+}): GeneratedCertificates | null {
   const data = secret.data ?? {};
   const cert = data[SECRET_KEYS.cert];
   const key = data[SECRET_KEYS.key];

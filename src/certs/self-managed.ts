@@ -1,5 +1,11 @@
 import type { Operation } from 'fast-json-patch';
-import { describeCertificate, generateCa, issueServingCertificate, splitPemBundle, type GeneratedCertificates } from './generate.js';
+import {
+  describeCertificate,
+  generateCa,
+  issueServingCertificate,
+  splitPemBundle,
+  type GeneratedCertificates,
+} from './generate.js';
 import {
   certificateSecret,
   certificatesFromSecret,
@@ -20,7 +26,9 @@ export interface CertificateCluster {
   createSecret(namespace: string, secret: SecretObject): Promise<SecretObject>;
   /** Replace with optimistic concurrency: secret.metadata.resourceVersion must match. */
   replaceSecret(namespace: string, name: string, secret: SecretObject): Promise<SecretObject>;
-  getWebhookConfiguration(name: string): Promise<{ webhooks?: Array<{ name: string; clientConfig?: { caBundle?: string } }> } | null>;
+  getWebhookConfiguration(
+    name: string,
+  ): Promise<{ webhooks?: Array<{ name: string; clientConfig?: { caBundle?: string } }> } | null>;
   patchWebhookConfiguration(name: string, patch: Operation[]): Promise<void>;
 }
 
@@ -82,13 +90,23 @@ function signingCa(certs: GeneratedCertificates): string {
 }
 
 /** What the Secret's content should become, or null when it is fine as it is. */
-function renewedCertificates(current: GeneratedCertificates | null, options: SelfManagedOptions, now: Date): GeneratedCertificates | null {
+function renewedCertificates(
+  current: GeneratedCertificates | null,
+  options: SelfManagedOptions,
+  now: Date,
+): GeneratedCertificates | null {
   const renewBefore = options.renewBeforeMs ?? DEFAULT_RENEW_BEFORE_MS;
-  if (current === null || needsRotation(signingCa(current), now, options.caRenewBeforeMs ?? DEFAULT_CA_RENEW_BEFORE_MS)) {
+  if (
+    current === null ||
+    needsRotation(signingCa(current), now, options.caRenewBeforeMs ?? DEFAULT_CA_RENEW_BEFORE_MS)
+  ) {
     return freshCertificates(options, now, current?.caCert);
   }
   if (!needsRotation(current.cert, now, renewBefore)) return null;
-  const serving = issueServingCertificate({ ...servingRequest(options, now), ca: { cert: signingCa(current), key: current.caKey } });
+  const serving = issueServingCertificate({
+    ...servingRequest(options, now),
+    ca: { cert: signingCa(current), key: current.caKey },
+  });
   return { ...current, cert: serving.cert, key: serving.key };
 }
 
@@ -97,13 +115,19 @@ function renewedCertificates(current: GeneratedCertificates | null, options: Sel
  * configuration trusts its CA. Safe to run from every replica at once: the Secret is written with
  * create / resourceVersion-checked replace, and a replica that loses a race re-reads the winner's.
  */
-export async function ensureServingCertificate(cluster: CertificateCluster, options: SelfManagedOptions): Promise<EnsureResult> {
+export async function ensureServingCertificate(
+  cluster: CertificateCluster,
+  options: SelfManagedOptions,
+): Promise<EnsureResult> {
   const now = (options.now ?? (() => new Date()))();
   let result: { certs: GeneratedCertificates; action: EnsureResult['action'] } | null = null;
   for (let attempt = 0; attempt < MAX_ATTEMPTS && result === null; attempt++) {
     result = await reconcileSecret(cluster, options, now);
   }
-  if (result === null) throw new Error(`could not settle Secret ${options.namespace}/${options.secretName} after ${MAX_ATTEMPTS} attempts (write conflicts)`);
+  if (result === null)
+    throw new Error(
+      `could not settle Secret ${options.namespace}/${options.secretName} after ${MAX_ATTEMPTS} attempts (write conflicts)`,
+    );
   const caBundlePatched = await ensureCaBundle(cluster, options.webhookConfigurationName, result.certs.caCert);
   return { ...result, caBundlePatched };
 }
@@ -117,7 +141,10 @@ async function reconcileSecret(
   if (existing === null) {
     const certs = freshCertificates(options, now);
     try {
-      await cluster.createSecret(options.namespace, certificateSecret({ name: options.secretName, namespace: options.namespace, certs }));
+      await cluster.createSecret(
+        options.namespace,
+        certificateSecret({ name: options.secretName, namespace: options.namespace, certs }),
+      );
       return { certs, action: 'created' };
     } catch (err) {
       if (isConflict(err)) return null; // another replica created it first: read theirs
@@ -133,7 +160,12 @@ async function reconcileSecret(
     await cluster.replaceSecret(
       options.namespace,
       options.secretName,
-      certificateSecret({ name: options.secretName, namespace: options.namespace, certs, ...(resourceVersion !== undefined ? { resourceVersion } : {}) }),
+      certificateSecret({
+        name: options.secretName,
+        namespace: options.namespace,
+        certs,
+        ...(resourceVersion !== undefined ? { resourceVersion } : {}),
+      }),
     );
     return { certs, action: current === null ? 'adopted' : 'rotated' };
   } catch (err) {
@@ -144,7 +176,10 @@ async function reconcileSecret(
 
 async function ensureCaBundle(cluster: CertificateCluster, name: string, caPem: string): Promise<boolean> {
   const config = await cluster.getWebhookConfiguration(name);
-  if (config === null) throw new Error(`MutatingWebhookConfiguration ${name} not found: install it before starting the guard in self-managed certificate mode`);
+  if (config === null)
+    throw new Error(
+      `MutatingWebhookConfiguration ${name} not found: install it before starting the guard in self-managed certificate mode`,
+    );
   const patch = injectCaBundle(config, caPem);
   if (patch.length === 0) return false;
   await cluster.patchWebhookConfiguration(name, patch);
@@ -189,9 +224,12 @@ export async function startCertificateManager(
     })();
     return running;
   };
-  const timer = setInterval(() => {
-    refresh().catch((err: unknown) => options.onError?.(err));
-  }, options.intervalMs ?? 15 * 60_000);
+  const timer = setInterval(
+    () => {
+      refresh().catch((err: unknown) => options.onError?.(err));
+    },
+    options.intervalMs ?? 15 * 60_000,
+  );
   timer.unref();
   return { current: () => current, refresh, stop: () => clearInterval(timer) };
 }

@@ -2,7 +2,12 @@
 // the pair at start and each renewed pair after, and `serve` applies both the same way (the HTTPS
 // server's setSecureContext), so a renewal is served without a restart whichever the mode.
 import { readFile } from 'node:fs/promises';
-import { startCertificateManager, type CertificateCluster, type CertificateManager, type SelfManagedOptions } from './self-managed.js';
+import {
+  startCertificateManager,
+  type CertificateCluster,
+  type CertificateManager,
+  type SelfManagedOptions,
+} from './self-managed.js';
 
 export interface ServingPair {
   cert: string;
@@ -30,7 +35,10 @@ export interface SourceOptions {
  * symlink, which fs.watch does not report reliably. A half-written pair (cert and key that do not
  * belong together) is rejected where it is applied; the next change of either file is re-read.
  */
-export function fileCertificateSource(files: { certFile: string; keyFile: string }, options: SourceOptions): CertificateSource {
+export function fileCertificateSource(
+  files: { certFile: string; keyFile: string },
+  options: SourceOptions,
+): CertificateSource {
   let timer: NodeJS.Timeout | undefined;
   const read = async (): Promise<ServingPair> => {
     const [cert, key] = await Promise.all([readFile(files.certFile, 'utf8'), readFile(files.keyFile, 'utf8')]);
@@ -74,7 +82,11 @@ export function fileCertificateSource(files: { certFile: string; keyFile: string
  * its CA injected into the webhook configuration — self-managed.ts), checked every interval; a pair
  * another replica renewed is handed on as well.
  */
-export function selfManagedCertificateSource(cluster: CertificateCluster, settings: SelfManagedOptions, options: SourceOptions): CertificateSource {
+export function selfManagedCertificateSource(
+  cluster: CertificateCluster,
+  settings: SelfManagedOptions,
+  options: SourceOptions,
+): CertificateSource {
   let manager: CertificateManager | undefined;
   return {
     origin: `Secret ${settings.namespace}/${settings.secretName}`,

@@ -10,7 +10,11 @@ export interface WrittenFile {
 export const CERTIFICATE_FILES = ['ca.crt', 'ca.key', 'tls.crt', 'tls.key'] as const;
 
 /** Writes ca.crt, ca.key, tls.crt, tls.key (or the ones named) into dir; private keys get mode 0600. */
-export async function writeCertificateFiles(dir: string, certs: GeneratedCertificates, only: readonly string[] = CERTIFICATE_FILES): Promise<WrittenFile[]> {
+export async function writeCertificateFiles(
+  dir: string,
+  certs: GeneratedCertificates,
+  only: readonly string[] = CERTIFICATE_FILES,
+): Promise<WrittenFile[]> {
   await mkdir(dir, { recursive: true });
   const files: Array<[string, string, number]> = [
     ['ca.crt', certs.caCert, 0o644],

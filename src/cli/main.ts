@@ -6,7 +6,18 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const COMMANDS = ['review', 'serve', 'audit', 'certs', 'manifests', 'plan', 'status', 'retry', 'abort', 'wait'] as const;
+const COMMANDS = [
+  'review',
+  'serve',
+  'audit',
+  'certs',
+  'manifests',
+  'plan',
+  'status',
+  'retry',
+  'abort',
+  'wait',
+] as const;
 
 /** Exit code for invalid input and usage errors, for every subcommand. */
 export const USAGE_EXIT_CODE = 2;
@@ -52,13 +63,18 @@ async function registerCommand(program: Command, name: string): Promise<void> {
     .allowUnknownOption()
     .allowExcessArguments()
     .action(() => {
-      program.error(`error: command '${name}' is unavailable: ${failure}`, { exitCode: 1, code: 'adg.command-unavailable' });
+      program.error(`error: command '${name}' is unavailable: ${failure}`, {
+        exitCode: 1,
+        code: 'adg.command-unavailable',
+      });
     });
 }
 
 export async function buildProgram(): Promise<Command> {
   const program = new Command('airflow-downgrade-guard')
-    .description('Admission webhook and drain coordinator that makes Apache Airflow downgrades safe for Helm, kubectl and GitOps')
+    .description(
+      'Admission webhook and drain coordinator that makes Apache Airflow downgrades safe for Helm, kubectl and GitOps',
+    )
     .version(packageVersion(), '-V, --version')
     .exitOverride();
   for (const name of COMMANDS) await registerCommand(program, name);
@@ -81,5 +97,6 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-const invokedDirectly = process.argv[1] !== undefined && /(main\.js|airflow-downgrade-guard(\.js)?)$/.test(process.argv[1]);
+const invokedDirectly =
+  process.argv[1] !== undefined && /(main\.js|airflow-downgrade-guard(\.js)?)$/.test(process.argv[1]);
 if (invokedDirectly) process.exitCode = await main(process.argv);

@@ -55,7 +55,14 @@ import {
   type StepRecord,
 } from './operation.js';
 import { nextPhase, type OperationEvent } from './transitions.js';
-import { belongsTo, freshOperationId, returnEvent, returnedFrom, returnsAfterDone, stallOutcome } from './membership.js';
+import {
+  belongsTo,
+  freshOperationId,
+  returnEvent,
+  returnedFrom,
+  returnsAfterDone,
+  stallOutcome,
+} from './membership.js';
 import { confirm } from './steps/confirm.js';
 import { restore } from './steps/restore.js';
 import { failed, isBetween, type StepContext, type StepReport, type StepResult } from './steps/context.js';
@@ -179,15 +186,26 @@ export class Coordinator {
   /** Admission's view of each release, recomputed only when the release's cached records change. */
   /** What the step modules (steps/) may use of this coordinator. */
   private readonly stepContext: StepContext;
-  private readonly releaseStates = new ReleaseStateCache(() => ({ workloads: this.workloads.values(), pods: this.pods }));
+  private readonly releaseStates = new ReleaseStateCache(() => ({
+    workloads: this.workloads.values(),
+    pods: this.pods,
+  }));
 
   constructor(
     private readonly options: CoordinatorOptions,
     private readonly deps: CoordinatorDeps,
   ) {
     this.execSlots = new Semaphore(options.maxConcurrentExecs);
-    this.events = new EventQueue({ write: (namespace, event) => deps.cluster.create('Event', namespace, event), logger: deps.logger });
-    this.leases = new LeaseKeeper({ identity: options.identity, durationSeconds: options.leaseDurationSeconds, cluster: deps.cluster, logger: deps.logger });
+    this.events = new EventQueue({
+      write: (namespace, event) => deps.cluster.create('Event', namespace, event),
+      logger: deps.logger,
+    });
+    this.leases = new LeaseKeeper({
+      identity: options.identity,
+      durationSeconds: options.leaseDurationSeconds,
+      cluster: deps.cluster,
+      logger: deps.logger,
+    });
     this.stepContext = {
       readRevision: (op) => this.readRevision(op),
       report: (report) => this.report(report),
@@ -215,7 +233,8 @@ export class Coordinator {
         onChange: (_key, rec, prev) => {
           this.releaseChanged(rec, prev);
           const r = rec ?? prev;
-          if (r && (rec?.holdOperation || rec?.drained || prev?.holdOperation || prev?.drained)) this.schedule(r.namespace, r.release);
+          if (r && (rec?.holdOperation || rec?.drained || prev?.holdOperation || prev?.drained))
+            this.schedule(r.namespace, r.release);
         },
         logger: this.deps.logger,
       });
@@ -271,18 +290,35 @@ export class Coordinator {
   /** What admission needs to know about a release, from the caches only (never waits). */
   releaseState(namespace: string, release: string): ReleaseState {
     const op = this.operations?.get(namespace, operationConfigMapName(release));
-    const summary = op ? { id: op.id, fromVersion: op.fromVersion, toVersion: op.toVersion, phase: op.phase, ...(op.returnOf ? { returnOf: op.returnOf } : {}) } : undefined;
+    const summary = op
+      ? {
+          id: op.id,
+          fromVersion: op.fromVersion,
+          toVersion: op.toVersion,
+          phase: op.phase,
+          ...(op.returnOf ? { returnOf: op.returnOf } : {}),
+        }
+      : undefined;
     const operation = op && !isTerminal(op.phase) ? summary : undefined;
-    const state = this.releaseStates.get(namespace, release, operation, this.lastRevision.get(`${namespace}/${release}`));
+    const state = this.releaseStates.get(
+      namespace,
+      release,
+      operation,
+      this.lastRevision.get(`${namespace}/${release}`),
+    );
     return op && isTerminal(op.phase) ? { ...state, lastOperation: summary } : state;
   }
 
   /** Tells the hook which releases a cache change touched (a record may move between releases). */
-  private releaseChanged(rec: { namespace: string; release: string } | undefined, prev: { namespace: string; release: string } | undefined): void {
+  private releaseChanged(
+    rec: { namespace: string; release: string } | undefined,
+    prev: { namespace: string; release: string } | undefined,
+  ): void {
     const notify = this.deps.hooks?.onReleaseChange;
     if (!notify) return;
     if (rec) notify(rec.namespace, rec.release);
-    if (prev && (!rec || prev.namespace !== rec.namespace || prev.release !== rec.release)) notify(prev.namespace, prev.release);
+    if (prev && (!rec || prev.namespace !== rec.namespace || prev.release !== rec.release))
+      notify(prev.namespace, prev.release);
   }
 
   // ---- scheduling --------------------------------------------------------------------------
@@ -303,8 +339,10 @@ export class Coordinator {
 
   private resync(): void {
     const releases = new Set<string>();
-    for (const w of this.allWorkloads()) if (w.holdOperation || w.drained) releases.add(`${w.namespace}\u0000${w.release}`);
-    for (const op of this.operations.values()) if (!isTerminal(op.phase)) releases.add(`${op.namespace}\u0000${op.release}`);
+    for (const w of this.allWorkloads())
+      if (w.holdOperation || w.drained) releases.add(`${w.namespace}\u0000${w.release}`);
+    for (const op of this.operations.values())
+      if (!isTerminal(op.phase)) releases.add(`${op.namespace}\u0000${op.release}`);
     for (const key of releases) {
       const [ns, release] = key.split('\u0000') as [string, string];
       this.schedule(ns, release);
@@ -327,7 +365,10 @@ export class Coordinator {
         do {
           state.again = false;
           await this.reconcile(namespace, release).catch((error: unknown) => {
-            this.deps.logger.error({ namespace, release, err: (error as Error).message }, 'reconcile failed; will retry');
+            this.deps.logger.error(
+              { namespace, release, err: (error as Error).message },
+              'reconcile failed; will retry',
+            );
           });
         } while (state.again && !this.stopped);
       } finally {
@@ -398,11 +439,17 @@ export class Coordinator {
   }
 
   /** Records a return to the from-version when one happened (undefined: lost a race on the record). */
-  private async applyReturn(op: OperationState, resourceVersion: string): Promise<{ op: OperationState; resourceVersion: string } | undefined> {
+  private async applyReturn(
+    op: OperationState,
+    resourceVersion: string,
+  ): Promise<{ op: OperationState; resourceVersion: string } | undefined> {
     const event = returnEvent(op, this.releaseWorkloads(op.namespace, op.release), this.cachesReady());
     if (!event) return { op, resourceVersion };
     if (event === 'reverted') await this.clearReturnedMarkers(op);
-    const detail = event === 'reverted' ? 'no held workload remains: the change was reverted' : `every held workload is back at ${op.fromVersion}: moving the schema forward again`;
+    const detail =
+      event === 'reverted'
+        ? 'no held workload remains: the change was reverted'
+        : `every held workload is back at ${op.fromVersion}: moving the schema forward again`;
     return this.saveStep(op, resourceVersion, event === 'reverted' ? 'cancel' : 'forward', 'ok', 0, detail, event);
   }
 
@@ -415,7 +462,10 @@ export class Coordinator {
       const patch = obj ? holdOperationPatch(obj, op.id) : [];
       if (patch.length === 0) continue;
       await this.deps.cluster.patchUnchanged(w.kind, obj, patch);
-      this.deps.logger.info({ operationId: op.id, workload: `${w.kind.toLowerCase()}/${w.name}`, admittedAs: op.admittedAs }, 'hold joined the open operation');
+      this.deps.logger.info(
+        { operationId: op.id, workload: `${w.kind.toLowerCase()}/${w.name}`, admittedAs: op.admittedAs },
+        'hold joined the open operation',
+      );
     }
   }
 
@@ -428,7 +478,10 @@ export class Coordinator {
    * unless the watch cache has seen a newer version; nothing when the synced cache has none. A stale
    * answer costs a 409 on the next write (every write is conditional on the resourceVersion).
    */
-  private async currentOperation(namespace: string, release: string): Promise<{ op?: OperationState; resourceVersion?: string }> {
+  private async currentOperation(
+    namespace: string,
+    release: string,
+  ): Promise<{ op?: OperationState; resourceVersion?: string }> {
     const key = `${namespace}/${release}`;
     const cached = this.operations?.get(namespace, operationConfigMapName(release));
     const known = this.known.get(key);
@@ -437,7 +490,11 @@ export class Coordinator {
       if (!known && !cached && this.cachesReady()) return {};
     }
     this.readNext.delete(key);
-    const cm = await this.deps.cluster.find<Record<string, unknown>>('ConfigMap', namespace, operationConfigMapName(release));
+    const cm = await this.deps.cluster.find<Record<string, unknown>>(
+      'ConfigMap',
+      namespace,
+      operationConfigMapName(release),
+    );
     if (!cm) {
       this.known.delete(key);
       return {};
@@ -472,13 +529,19 @@ export class Coordinator {
     if (!obj) return undefined;
     const target = readHoldTarget(obj);
     if (!target?.fromRevision) {
-      this.deps.logger.warn({ namespace: w.namespace, workload: `${w.kind}/${w.name}` }, 'held workload lacks operation annotations; not opening');
+      this.deps.logger.warn(
+        { namespace: w.namespace, workload: `${w.kind}/${w.name}` },
+        'held workload lacks operation annotations; not opening',
+      );
       return undefined;
     }
     const { operationId: admittedAs, fromVersion, toVersion, fromRevision, toRevision } = target;
     const problem = openingProblem({ fromVersion, toVersion, fromRevision, toRevision });
     if (problem) {
-      this.deps.logger.error({ namespace: w.namespace, workload: `${w.kind}/${w.name}`, problem }, 'held workload has operation annotations the guard did not write; not opening');
+      this.deps.logger.error(
+        { namespace: w.namespace, workload: `${w.kind}/${w.name}`, problem },
+        'held workload has operation annotations the guard did not write; not opening',
+      );
       return undefined;
     }
     const now = new Date();
@@ -500,7 +563,10 @@ export class Coordinator {
       if (id !== admittedAs) op = { ...op, admittedAs };
       if (previous && returnsAfterDone(previous, w)) op = { ...op, returnOf: previous.id };
     } catch (error) {
-      this.deps.logger.error({ err: (error as Error).message, workload: `${w.kind}/${w.name}` }, 'held workload has invalid operation annotations');
+      this.deps.logger.error(
+        { err: (error as Error).message, workload: `${w.kind}/${w.name}` },
+        'held workload has invalid operation annotations',
+      );
       return undefined;
     }
     // The Lease is claimed while the state is written (the first step needs both); drive() waits
@@ -511,12 +577,31 @@ export class Coordinator {
       const saved = existingVersion
         ? await this.deps.cluster.replace('ConfigMap', op.namespace, operationConfigMapName(op.release), body)
         : await this.deps.cluster.create('ConfigMap', op.namespace, body);
-      const after = previous ? ` (after operation ${previous.id}, ${previous.phase}; holds admitted as ${admittedAs} join it)` : '';
-      this.report({ operation: op, step: 'open', event: 'end', outcome: 'ok', durationMs: 0, detail: `opened by ${op.openedBy}: ${fromVersion} -> ${toVersion}${after}` });
+      const after = previous
+        ? ` (after operation ${previous.id}, ${previous.phase}; holds admitted as ${admittedAs} join it)`
+        : '';
+      this.report({
+        operation: op,
+        step: 'open',
+        event: 'end',
+        outcome: 'ok',
+        durationMs: 0,
+        detail: `opened by ${op.openedBy}: ${fromVersion} -> ${toVersion}${after}`,
+      });
       if (op.returnOf) {
-        await this.emitEvent(op, 'Warning', 'ReturnAfterDowngrade', `Release changed back to ${fromVersion} after downgrade ${op.returnOf} finished; no migration Job comes with a rollback, so operation ${op.id} moves the schema forward ${toRevision} -> ${fromRevision}; rollout held until it matches`);
+        await this.emitEvent(
+          op,
+          'Warning',
+          'ReturnAfterDowngrade',
+          `Release changed back to ${fromVersion} after downgrade ${op.returnOf} finished; no migration Job comes with a rollback, so operation ${op.id} moves the schema forward ${toRevision} -> ${fromRevision}; rollout held until it matches`,
+        );
       } else {
-        await this.emitEvent(op, 'Normal', 'DowngradeOpened', `Downgrade ${fromVersion} -> ${toVersion} (schema ${fromRevision} -> ${toRevision}) opened as operation ${op.id}; rollout held until the schema matches`);
+        await this.emitEvent(
+          op,
+          'Normal',
+          'DowngradeOpened',
+          `Downgrade ${fromVersion} -> ${toVersion} (schema ${fromRevision} -> ${toRevision}) opened as operation ${op.id}; rollout held until the schema matches`,
+        );
       }
       const resourceVersion = String(valueAt(saved, ['metadata', 'resourceVersion']) ?? '');
       this.known.set(`${op.namespace}/${op.release}`, { op, resourceVersion });
@@ -555,8 +640,17 @@ export class Coordinator {
         // Something outside us failed (API, database, Secret): a stall, retried until the bound.
         const message = (error as Error).message;
         this.deps.logger.warn({ operation: op.id, phase: op.phase, err: message }, 'step failed; will retry');
-        this.report({ operation: op, step, event: 'end', outcome: 'waiting', durationMs: Date.now() - began, error: message });
-        ({ value: result, lost } = await this.leases.whileHolding(op.namespace, op.release, () => this.stall(op, `${step}: ${message}`)).catch(() => ({ value: { wait: true as const, op }, lost: true })));
+        this.report({
+          operation: op,
+          step,
+          event: 'end',
+          outcome: 'waiting',
+          durationMs: Date.now() - began,
+          error: message,
+        });
+        ({ value: result, lost } = await this.leases
+          .whileHolding(op.namespace, op.release, () => this.stall(op, `${step}: ${message}`))
+          .catch(() => ({ value: { wait: true as const, op }, lost: true })));
         if (lost) {
           this.later(op);
           return;
@@ -564,8 +658,18 @@ export class Coordinator {
       }
       if (lost) {
         // Another replica drives now (or may): it resumes from the last written state.
-        this.deps.logger.warn({ operation: op.id, phase: op.phase }, 'lost the Lease while the step ran; its result is not written');
-        this.report({ operation: op, step, event: 'end', outcome: 'waiting', durationMs: Date.now() - began, detail: 'lost the Lease; the step result was discarded' });
+        this.deps.logger.warn(
+          { operation: op.id, phase: op.phase },
+          'lost the Lease while the step ran; its result is not written',
+        );
+        this.report({
+          operation: op,
+          step,
+          event: 'end',
+          outcome: 'waiting',
+          durationMs: Date.now() - began,
+          detail: 'lost the Lease; the step result was discarded',
+        });
         return;
       }
       if ('wait' in result) {
@@ -577,7 +681,16 @@ export class Coordinator {
       const next = nextPhase(op.phase, result.event, op.heldFrom);
       const outcome: StepRecord['outcome'] = next === 'held' ? 'held' : 'ok';
       const detail = next === 'held' ? result.op.heldReason : undefined;
-      const saved = await this.saveStep(result.op, version, result.as ?? step, outcome, Date.now() - began, detail, result.event, result.before);
+      const saved = await this.saveStep(
+        result.op,
+        version,
+        result.as ?? step,
+        outcome,
+        Date.now() - began,
+        detail,
+        result.event,
+        result.before,
+      );
       if (!saved) return; // lost a race on the state: start over from the cluster
       op = saved.op;
       version = saved.resourceVersion;
@@ -635,7 +748,8 @@ export class Coordinator {
     const secret = await this.deps.cluster.find('Secret', op.namespace, name);
     if (!secret) throw new Error(`metadata Secret ${op.namespace}/${name} not found`);
     const value = valueAt(secret, ['data', this.options.metadataSecretKey]);
-    if (typeof value !== 'string') throw new Error(`metadata Secret ${op.namespace}/${name} has no key '${this.options.metadataSecretKey}'`);
+    if (typeof value !== 'string')
+      throw new Error(`metadata Secret ${op.namespace}/${name} has no key '${this.options.metadataSecretKey}'`);
     return Buffer.from(value, 'base64').toString('utf8');
   }
 
@@ -660,7 +774,9 @@ export class Coordinator {
   private async migrationRunning(op: OperationState): Promise<boolean> {
     const url = await this.metadataUrl(op);
     try {
-      return this.deps.migrationRunning ? await this.deps.migrationRunning(url) : await isMigrationRunning(url, 5000, this.dbPools);
+      return this.deps.migrationRunning
+        ? await this.deps.migrationRunning(url)
+        : await isMigrationRunning(url, 5000, this.dbPools);
     } catch (error) {
       await this.forgetDatabase(op, url);
       throw error;
@@ -681,7 +797,13 @@ export class Coordinator {
     if (this.backingOff(op)) return { wait: true, op };
     if (await this.migrationRunning(op)) {
       // A downgrade from an earlier attempt (lost connection, restarted guard) is still running.
-      this.report({ operation: op, step: 'downgrade', event: 'end', outcome: 'waiting', detail: 'a migration holds the database lock; waiting for it' });
+      this.report({
+        operation: op,
+        step: 'downgrade',
+        event: 'end',
+        outcome: 'waiting',
+        detail: 'a migration holds the database lock; waiting for it',
+      });
       return this.stall(op, 'a migration holds the database lock; waiting for it');
     }
     const revision = await this.readRevision(op);
@@ -706,15 +828,32 @@ export class Coordinator {
     const why = outcome.error ?? `exit code ${outcome.exitCode}`;
     if (after === op.fromRevision) {
       await this.deleteRunner(withPod);
-      const meanwhile = op.order === 'drain-first' ? `the release stays drained while held (changing it back to ${op.fromVersion} restores it)` : 'the release keeps running it';
-      return failed(withPod, `downgrade failed in pod ${pod.name} (${why}); the schema is unchanged at ${op.fromVersion}, ${meanwhile}`);
+      const meanwhile =
+        op.order === 'drain-first'
+          ? `the release stays drained while held (changing it back to ${op.fromVersion} restores it)`
+          : 'the release keeps running it';
+      return failed(
+        withPod,
+        `downgrade failed in pod ${pod.name} (${why}); the schema is unchanged at ${op.fromVersion}, ${meanwhile}`,
+      );
     }
-    return this.rollForward(withPod, after, why, { step: 'downgrade', outcome: 'failed', at: new Date().toISOString(), durationMs: outcome.durationMs, detail: `stopped at ${after ?? '(none)'}: ${why}`.slice(0, 2000) });
+    return this.rollForward(withPod, after, why, {
+      step: 'downgrade',
+      outcome: 'failed',
+      at: new Date().toISOString(),
+      durationMs: outcome.durationMs,
+      detail: `stopped at ${after ?? '(none)'}: ${why}`.slice(0, 2000),
+    });
   }
 
   /** A downgrade that stopped halfway is migrated forward again with the newer image. */
   // Recorded as: <failed step> failed, roll-forward ok|failed, hold held.
-  private async rollForward(op: OperationState, at: string | null, why: string, failedStep: StepRecord): Promise<StepResult> {
+  private async rollForward(
+    op: OperationState,
+    at: string | null,
+    why: string,
+    failedStep: StepRecord,
+  ): Promise<StepResult> {
     const argv = migrateArgv(op.fromRevision);
     const outcome = await this.runInPod(op, 'roll-forward', argv);
     const after = await this.readRevision(op);
@@ -725,11 +864,21 @@ export class Coordinator {
       outcome: rolled ? 'ok' : 'failed',
       at: new Date().toISOString(),
       durationMs: outcome.durationMs,
-      detail: `"${formatArgv(argv)}" in pod ${op.execPod?.name ?? '(none)'}: ${outcome.error ?? `exit ${outcome.exitCode}`}; schema now at ${after ?? '(none)'}`.slice(0, 2000),
+      detail:
+        `"${formatArgv(argv)}" in pod ${op.execPod?.name ?? '(none)'}: ${outcome.error ?? `exit ${outcome.exitCode}`}; schema now at ${after ?? '(none)'}`.slice(
+          0,
+          2000,
+        ),
     };
     const held = rolled
-      ? failed(op, `downgrade stopped at revision ${at ?? '(none)'} (${why}); migrated forward again to ${op.fromRevision} so the running ${op.fromVersion} matches; the release stays held`)
-      : failed(op, `downgrade stopped at revision ${at ?? '(none)'} (${why}) and rolling forward failed (${outcome.error ?? `exit ${outcome.exitCode}`}, now at ${after ?? '(none)'}); OPERATOR ACTION NEEDED: the release stays held`);
+      ? failed(
+          op,
+          `downgrade stopped at revision ${at ?? '(none)'} (${why}); migrated forward again to ${op.fromRevision} so the running ${op.fromVersion} matches; the release stays held`,
+        )
+      : failed(
+          op,
+          `downgrade stopped at revision ${at ?? '(none)'} (${why}) and rolling forward failed (${outcome.error ?? `exit ${outcome.exitCode}`}, now at ${after ?? '(none)'}); OPERATOR ACTION NEEDED: the release stays held`,
+        );
     return { ...held, before: [failedStep, record], as: 'hold' };
   }
 
@@ -750,7 +899,11 @@ export class Coordinator {
         timeoutMs: this.options.execTimeoutMs,
         onOutput: (stream, text) => {
           for (const line of text.split('\n')) {
-            if (line.trim()) this.deps.logger.info({ operation: op.id, pod: pod.name, stream, line: line.slice(0, 1000) }, 'exec output');
+            if (line.trim())
+              this.deps.logger.info(
+                { operation: op.id, pod: pod.name, stream, line: line.slice(0, 1000) },
+                'exec output',
+              );
           }
         },
       });
@@ -775,18 +928,32 @@ export class Coordinator {
       op,
       ok ? 'Normal' : 'Warning',
       ok ? reasons.succeeded : reasons.failed,
-      ok ? `"${command}" finished in ${outcome.durationMs} ms` : `"${command}" failed: ${outcome.error ?? `exit code ${outcome.exitCode}`}`,
+      ok
+        ? `"${command}" finished in ${outcome.durationMs} ms`
+        : `"${command}" failed: ${outcome.error ?? `exit code ${outcome.exitCode}`}`,
     );
     return outcome;
   }
 
   /** A Running, Ready pod of the newer version; else a short-lived runner pod from its template. */
   private async execPod(op: OperationState): Promise<OperationState['execPod'] | undefined> {
-    const chosen = chooseExecPod(this.pods.group(releaseKey(op.namespace, op.release)), op.release, op.namespace, op.fromRevision);
+    const chosen = chooseExecPod(
+      this.pods.group(releaseKey(op.namespace, op.release)),
+      op.release,
+      op.namespace,
+      op.fromRevision,
+    );
     if (chosen) {
       const runner = chosen.runnerFor === op.release;
       if (!op.execPod || op.execPod.name !== chosen.name) {
-        this.report({ operation: op, step: 'choose-exec-pod', event: 'end', outcome: 'ok', execPod: chosen.name, detail: `${chosen.component} pod ${chosen.name}${runner ? ' (runner)' : ''}` });
+        this.report({
+          operation: op,
+          step: 'choose-exec-pod',
+          event: 'end',
+          outcome: 'ok',
+          execPod: chosen.name,
+          detail: `${chosen.component} pod ${chosen.name}${runner ? ' (runner)' : ''}`,
+        });
       }
       return { name: chosen.name, container: chosen.container!, component: chosen.component, runner };
     }
@@ -820,8 +987,20 @@ export class Coordinator {
     };
     await this.deps.cluster.create('Pod', op.namespace, pod);
     this.runnerStarted.set(op.id, Date.now());
-    this.report({ operation: op, step: 'choose-exec-pod', event: 'end', outcome: 'waiting', execPod: name, detail: `no pod of ${op.fromVersion} runs; started runner pod ${name} from ${template.source}` });
-    await this.emitEvent(op, 'Normal', 'RunnerPodStarted', `No pod of ${op.fromVersion} is running; started short-lived runner pod ${name} from ${template.source} to run the downgrade`);
+    this.report({
+      operation: op,
+      step: 'choose-exec-pod',
+      event: 'end',
+      outcome: 'waiting',
+      execPod: name,
+      detail: `no pod of ${op.fromVersion} runs; started runner pod ${name} from ${template.source}`,
+    });
+    await this.emitEvent(
+      op,
+      'Normal',
+      'RunnerPodStarted',
+      `No pod of ${op.fromVersion} is running; started short-lived runner pod ${name} from ${template.source} to run the downgrade`,
+    );
   }
 
   private async deleteRunner(op: OperationState): Promise<void> {
@@ -838,14 +1017,23 @@ export class Coordinator {
    * workload still on that version may be changed by the rollout in progress at any moment), else a
    * workload (StatefulSets have no ReplicaSets) whose spec is, when read, still on it.
    */
-  private async newerTemplate(op: OperationState): Promise<{ template: Record<string, unknown>; container: string; source: string } | undefined> {
+  private async newerTemplate(
+    op: OperationState,
+  ): Promise<{ template: Record<string, unknown>; container: string; source: string } | undefined> {
     const replicaSets = await this.deps.cluster.list('ReplicaSet', op.namespace);
     for (const rs of replicaSets.items) {
       const rec = projectWorkload('Deployment', rs, this.options.config);
       const template = valueAt(rs, ['spec', 'template']);
-      if (rec && rec.release === op.release && rec.head === op.fromRevision && rec.role === 'metadata-db' && isJsonObject(template)) {
+      if (
+        rec &&
+        rec.release === op.release &&
+        rec.head === op.fromRevision &&
+        rec.role === 'metadata-db' &&
+        isJsonObject(template)
+      ) {
         const container = mainContainerName(template, rec.component);
-        if (container) return { template, container, source: `replicaset/${String(valueAt(rs, ['metadata', 'name']))}` };
+        if (container)
+          return { template, container, source: `replicaset/${String(valueAt(rs, ['metadata', 'name']))}` };
       }
     }
     const candidates = this.releaseWorkloads(op.namespace, op.release).filter(
@@ -872,13 +1060,31 @@ export class Coordinator {
     // The runner ran the downgrade; in drain-first there is none yet (the downgrade follows).
     if (!first) await this.deleteRunner(op);
     await this.scaleReleaseDown(op);
-    const blocking = podsBlockingRelease(this.pods.group(releaseKey(op.namespace, op.release)), op.release, op.namespace, op.toRevision);
+    const blocking = podsBlockingRelease(
+      this.pods.group(releaseKey(op.namespace, op.release)),
+      op.release,
+      op.namespace,
+      op.toRevision,
+    );
     if (blocking.length > 0) {
       const started: OperationState = op.drainStartedAt ? op : { ...op, drainStartedAt: new Date().toISOString() };
       return this.pressStragglers(started, blocking);
     }
-    this.report({ operation: op, step: first ? 'quiesce' : 'drain', event: 'end', outcome: 'ok', detail: `no pod of ${op.fromVersion} left` });
-    await this.emitEvent(op, 'Normal', 'Drained', first ? `No pod of ${op.fromVersion} is left; running the downgrade in a runner pod` : `No pod of ${op.fromVersion} is left; releasing the held rollout`);
+    this.report({
+      operation: op,
+      step: first ? 'quiesce' : 'drain',
+      event: 'end',
+      outcome: 'ok',
+      detail: `no pod of ${op.fromVersion} left`,
+    });
+    await this.emitEvent(
+      op,
+      'Normal',
+      'Drained',
+      first
+        ? `No pod of ${op.fromVersion} is left; running the downgrade in a runner pod`
+        : `No pod of ${op.fromVersion} is left; releasing the held rollout`,
+    );
     return { event: first ? 'quiesced' : 'drained', op };
   }
 
@@ -912,8 +1118,20 @@ export class Coordinator {
       { op: replicas === undefined ? 'add' : 'replace', path: '/spec/replicas', value: 0 },
     ];
     await this.deps.cluster.patchUnchanged(w.kind, obj, ops);
-    this.deps.logger.info({ operationId: op.id, workload: `${w.kind.toLowerCase()}/${w.name}`, replicas: current }, 'drained to 0 replicas');
-    await this.emitEventOn(op, w.kind, w.name, 'Normal', 'Draining', op.returnOf ? `Scaled to 0 (was ${record.replicas}) so no ${op.toVersion} pod runs against the ${op.fromVersion} schema; restored once it is there` : `Scaled to 0 (was ${record.replicas}) so no ${op.fromVersion} pod runs against the ${op.toVersion} schema; restored on release`);
+    this.deps.logger.info(
+      { operationId: op.id, workload: `${w.kind.toLowerCase()}/${w.name}`, replicas: current },
+      'drained to 0 replicas',
+    );
+    await this.emitEventOn(
+      op,
+      w.kind,
+      w.name,
+      'Normal',
+      'Draining',
+      op.returnOf
+        ? `Scaled to 0 (was ${record.replicas}) so no ${op.toVersion} pod runs against the ${op.fromVersion} schema; restored once it is there`
+        : `Scaled to 0 (was ${record.replicas}) so no ${op.fromVersion} pod runs against the ${op.toVersion} schema; restored on release`,
+    );
   }
 
   private async suspendCronJob(op: OperationState, w: WorkloadRecord): Promise<void> {
@@ -928,7 +1146,14 @@ export class Coordinator {
       { op: 'add', path: '/spec/suspend', value: true },
     ];
     await this.deps.cluster.patchUnchanged(w.kind, obj, ops);
-    await this.emitEventOn(op, w.kind, w.name, 'Normal', 'Suspended', `Suspended during the downgrade to ${op.toVersion}; restored on release`);
+    await this.emitEventOn(
+      op,
+      w.kind,
+      w.name,
+      'Normal',
+      'Suspended',
+      `Suspended during the downgrade to ${op.toVersion}; restored on release`,
+    );
   }
 
   /**
@@ -942,11 +1167,29 @@ export class Coordinator {
     for (const pod of blocking) {
       if (pod.terminating && !force) continue;
       await this.deps.cluster.delete('Pod', pod.namespace, pod.name, force ? 0 : undefined);
-      this.report({ operation: op, step: 'drain', event: 'end', outcome: 'waiting', detail: `${force ? 'force-' : ''}deleted pod ${pod.name} still running ${pod.version ?? 'an unknown version'} after ${Math.round(waited / 1000)} s` });
-      await this.emitEvent(op, 'Warning', 'DrainTimeout', `Pod ${pod.name} was still running after ${Math.round(waited / 1000)} s; ${force ? 'force-' : ''}deleted it`);
+      this.report({
+        operation: op,
+        step: 'drain',
+        event: 'end',
+        outcome: 'waiting',
+        detail: `${force ? 'force-' : ''}deleted pod ${pod.name} still running ${pod.version ?? 'an unknown version'} after ${Math.round(waited / 1000)} s`,
+      });
+      await this.emitEvent(
+        op,
+        'Warning',
+        'DrainTimeout',
+        `Pod ${pod.name} was still running after ${Math.round(waited / 1000)} s; ${force ? 'force-' : ''}deleted it`,
+      );
     }
-    const names = blocking.map((p) => p.name).sort().join(', ');
-    return this.stall(op, `drain: ${blocking.length} pod(s) of the release still run a version other than ${onto} after ${Math.round(waited / 1000)} s (${names})`, 'watch');
+    const names = blocking
+      .map((p) => p.name)
+      .sort()
+      .join(', ');
+    return this.stall(
+      op,
+      `drain: ${blocking.length} pod(s) of the release still run a version other than ${onto} after ${Math.round(waited / 1000)} s (${names})`,
+      'watch',
+    );
   }
 
   /** Step 6: give the held spec back its replicas and let it roll out. */
@@ -956,8 +1199,14 @@ export class Coordinator {
     if (returned.length > 0) {
       // Part of the release was changed back to the from-version (a rollback being applied): releasing
       // the rest onto the target would leave no single schema every workload matches.
-      const names = returned.map((w) => `${w.kind.toLowerCase()}/${w.name}`).sort().join(', ');
-      return this.stall(op, `${names} changed back to ${op.fromVersion} while the rest is held for ${op.toVersion}: waiting for every workload to be on one of them`);
+      const names = returned
+        .map((w) => `${w.kind.toLowerCase()}/${w.name}`)
+        .sort()
+        .join(', ');
+      return this.stall(
+        op,
+        `${names} changed back to ${op.fromVersion} while the rest is held for ${op.toVersion}: waiting for every workload to be on one of them`,
+      );
     }
     const waiting: string[] = [];
     // All at once: the outage lasts until the last workload is released.
@@ -973,7 +1222,12 @@ export class Coordinator {
       ? `released; still on ${op.fromVersion} and kept at 0 until their own update arrives: ${waiting.join(', ')}`
       : 'released every held workload';
     this.report({ operation: op, step: 'release', event: 'end', outcome: 'ok', detail });
-    await this.emitEvent(op, 'Normal', 'Released', `Schema at ${op.toVersion}; rollout released. ${waiting.length ? `Waiting for updates of ${waiting.join(', ')}` : ''}`.trim());
+    await this.emitEvent(
+      op,
+      'Normal',
+      'Released',
+      `Schema at ${op.toVersion}; rollout released. ${waiting.length ? `Waiting for updates of ${waiting.join(', ')}` : ''}`.trim(),
+    );
     return { event: 'released', op };
   }
 
@@ -1001,7 +1255,14 @@ export class Coordinator {
     if (ops.length === 0) return true;
     await this.deps.cluster.patchUnchanged(w.kind, obj, dedupePaths(ops));
     const onto = head === op.toRevision ? `the ${op.toVersion} schema` : `the ${op.fromVersion} schema again`;
-    await this.emitEventOn(op, w.kind, w.name, 'Normal', 'Released', `Released onto ${onto}${drained?.replicas !== undefined ? ` with ${drained.replicas} replicas` : ''}`);
+    await this.emitEventOn(
+      op,
+      w.kind,
+      w.name,
+      'Normal',
+      'Released',
+      `Released onto ${onto}${drained?.replicas !== undefined ? ` with ${drained.replicas} replicas` : ''}`,
+    );
     return true;
   }
 
@@ -1023,25 +1284,42 @@ export class Coordinator {
   private async forward(op: OperationState): Promise<StepResult> {
     if (this.backingOff(op)) return { wait: true, op };
     if (await this.migrationRunning(op)) {
-      return this.stall(op, 'a migration holds the database lock (the downgrade may still run in its pod); waiting for it before moving the schema forward');
+      return this.stall(
+        op,
+        'a migration holds the database lock (the downgrade may still run in its pod); waiting for it before moving the schema forward',
+      );
     }
     const revision = await this.readRevision(op);
     if (revision === op.fromRevision) {
       await this.deleteRunner(op);
       const drained = this.releaseWorkloads(op.namespace, op.release).some((w) => w.drained?.operation === op.id);
-      this.report({ operation: op, step: 'forward', event: 'end', outcome: 'ok', detail: `schema at ${op.fromRevision} (${op.fromVersion})${drained ? '; restoring the drained workloads' : '; the downgrade never ran'}` });
+      this.report({
+        operation: op,
+        step: 'forward',
+        event: 'end',
+        outcome: 'ok',
+        detail: `schema at ${op.fromRevision} (${op.fromVersion})${drained ? '; restoring the drained workloads' : '; the downgrade never ran'}`,
+      });
       // A return after `done` still has its holds to release.
       if (drained || op.returnOf) return { event: 'migrated', op };
       await this.clearReturnedMarkers(op);
       return { event: 'untouched', op };
     }
     if (revision !== op.toRevision && !isBetween(revision, op.toRevision, op.fromRevision)) {
-      return failed(op, `returning to ${op.fromVersion}: the metadata database is at revision ${revision ?? '(none)'}, neither ${op.fromRevision} nor on the way to ${op.toRevision}; nothing was changed`);
+      return failed(
+        op,
+        `returning to ${op.fromVersion}: the metadata database is at revision ${revision ?? '(none)'}, neither ${op.fromRevision} nor on the way to ${op.toRevision}; nothing was changed`,
+      );
     }
     const draining = await this.drainForReturn(op);
     if (draining) return draining;
     const pod = await this.execPod(op);
-    if (!pod) return this.stall(op, `returning to ${op.fromVersion}: waiting for a pod of ${op.fromVersion} to run "${formatArgv(migrateArgv(op.fromRevision))}" in`, 'watch');
+    if (!pod)
+      return this.stall(
+        op,
+        `returning to ${op.fromVersion}: waiting for a pod of ${op.fromVersion} to run "${formatArgv(migrateArgv(op.fromRevision))}" in`,
+        'watch',
+      );
     const withPod: OperationState = { ...op, execPod: pod };
     const outcome = await this.runInPod(withPod, 'forward', migrateArgv(op.fromRevision));
     const after = await this.readRevision(withPod);
@@ -1054,7 +1332,10 @@ export class Coordinator {
       return { wait: true, op: { ...withPod, attempts: op.attempts + 1 } };
     }
     await this.deleteRunner(withPod);
-    return failed(withPod, `returning to ${op.fromVersion}: "${formatArgv(migrateArgv(op.fromRevision))}" in pod ${pod.name} failed (${outcome.error ?? `exit code ${outcome.exitCode}`}); schema at ${after ?? '(none)'}; OPERATOR ACTION NEEDED: the release stays drained`);
+    return failed(
+      withPod,
+      `returning to ${op.fromVersion}: "${formatArgv(migrateArgv(op.fromRevision))}" in pod ${pod.name} failed (${outcome.error ?? `exit code ${outcome.exitCode}`}); schema at ${after ?? '(none)'}; OPERATOR ACTION NEEDED: the release stays drained`,
+    );
   }
 
   /**
@@ -1065,7 +1346,12 @@ export class Coordinator {
   private async drainForReturn(op: OperationState): Promise<StepResult | undefined> {
     if (!op.returnOf) return undefined;
     await this.scaleReleaseDown(op);
-    const blocking = podsBlockingRelease(this.pods.group(releaseKey(op.namespace, op.release)), op.release, op.namespace, op.fromRevision);
+    const blocking = podsBlockingRelease(
+      this.pods.group(releaseKey(op.namespace, op.release)),
+      op.release,
+      op.namespace,
+      op.fromRevision,
+    );
     if (blocking.length === 0) return undefined;
     const started: OperationState = op.drainStartedAt ? op : { ...op, drainStartedAt: new Date().toISOString() };
     return this.pressStragglers(started, blocking, op.fromVersion);
@@ -1094,7 +1380,12 @@ export class Coordinator {
     this.deps.logger.warn({ operationId: op.id, phase: op.phase, reason }, 'operation stalled');
     this.report({ operation: stalled, step: 'stall', event: 'end', outcome: 'waiting', detail: reason });
     this.deps.hooks?.onStall?.(stalled, reason);
-    await this.emitEvent(stalled, 'Warning', 'DowngradeStalled', `Waiting in ${op.phase}: ${reason}. Held after ${Math.round(this.options.stallTimeoutMs / 1000)} s`);
+    await this.emitEvent(
+      stalled,
+      'Warning',
+      'DowngradeStalled',
+      `Waiting in ${op.phase}: ${reason}. Held after ${Math.round(this.options.stallTimeoutMs / 1000)} s`,
+    );
     // The new stall is written now (the wait result carries it); what it waits on is polled every pollMs.
     return { wait: true, op: stalled };
   }
@@ -1106,7 +1397,12 @@ export class Coordinator {
     const key = `${op.namespace}/${op.release}`;
     let saved: unknown;
     try {
-      saved = await this.deps.cluster.replace('ConfigMap', op.namespace, operationConfigMapName(op.release), operationConfigMap(updated, resourceVersion));
+      saved = await this.deps.cluster.replace(
+        'ConfigMap',
+        op.namespace,
+        operationConfigMapName(op.release),
+        operationConfigMap(updated, resourceVersion),
+      );
     } catch (error) {
       // A conflict, or a write that may or may not have landed: the next reconcile reads the cluster.
       this.known.delete(key);
@@ -1131,24 +1427,62 @@ export class Coordinator {
   ): Promise<{ op: OperationState; resourceVersion: string } | undefined> {
     const next = nextPhase(op.phase, event, op.heldFrom);
     const now = new Date().toISOString();
-    const record: StepRecord = { step, outcome, at: now, durationMs, ...(detail ? { detail: detail.slice(0, 2000) } : {}) };
+    const record: StepRecord = {
+      step,
+      outcome,
+      at: now,
+      durationMs,
+      ...(detail ? { detail: detail.slice(0, 2000) } : {}),
+    };
     // A wait ends with its phase; the drain clock with the drain.
     const { stalled, drainStartedAt, ...rest } = op;
-    const carried: OperationState = { ...rest, ...(next === op.phase && drainStartedAt ? { drainStartedAt } : {}), ...(next === 'held' && stalled ? { stalled } : {}) };
-    const updated = [...before, record].reduce((acc, r) => withStep(acc, r), { ...carried, phase: next, updatedAt: now });
+    const carried: OperationState = {
+      ...rest,
+      ...(next === op.phase && drainStartedAt ? { drainStartedAt } : {}),
+      ...(next === 'held' && stalled ? { stalled } : {}),
+    };
+    const updated = [...before, record].reduce((acc, r) => withStep(acc, r), {
+      ...carried,
+      phase: next,
+      updatedAt: now,
+    });
     try {
       const rv = await this.save(updated, resourceVersion);
       if (stalled && next !== 'held') this.deps.hooks?.onStall?.(updated, undefined);
       this.deps.hooks?.onPhase?.(updated);
       if (next === 'held') {
-        this.report({ operation: updated, step: 'hold', event: 'end', outcome: 'held', detail: updated.heldReason ?? '' });
-        await this.emitEvent(updated, 'Warning', 'DowngradeHeld', `Release held on ${op.fromVersion}: ${updated.heldReason ?? ''}`);
+        this.report({
+          operation: updated,
+          step: 'hold',
+          event: 'end',
+          outcome: 'held',
+          detail: updated.heldReason ?? '',
+        });
+        await this.emitEvent(
+          updated,
+          'Warning',
+          'DowngradeHeld',
+          `Release held on ${op.fromVersion}: ${updated.heldReason ?? ''}`,
+        );
       }
       if (next === 'cancelled') await this.emitEvent(updated, 'Normal', 'DowngradeCancelled', detail ?? 'cancelled');
-      if (next === 'forward') await this.emitEvent(updated, 'Warning', 'DowngradeReturned', `Release changed back to ${op.fromVersion} during the downgrade (at ${op.phase === 'held' ? `held, ${op.heldFrom ?? 'confirm'}` : op.phase}): the guard moves the schema forward to ${op.fromRevision} and restores the drained workloads`);
+      if (next === 'forward')
+        await this.emitEvent(
+          updated,
+          'Warning',
+          'DowngradeReturned',
+          `Release changed back to ${op.fromVersion} during the downgrade (at ${op.phase === 'held' ? `held, ${op.heldFrom ?? 'confirm'}` : op.phase}): the guard moves the schema forward to ${op.fromRevision} and restores the drained workloads`,
+        );
       if (next === 'returned') {
-        const undone = op.returnOf ? `The downgrade to ${op.toVersion} (operation ${op.returnOf}) is undone` : `The downgrade to ${op.toVersion} did not happen`;
-        await this.emitEvent(updated, 'Warning', 'ReturnedToFromVersion', `Release back at ${op.fromVersion} with the schema at ${op.fromRevision}; drained workloads restored. ${undone}`);
+        const undone = op.returnOf
+          ? `The downgrade to ${op.toVersion} (operation ${op.returnOf}) is undone`
+          : `The downgrade to ${op.toVersion} did not happen`;
+        await this.emitEvent(
+          updated,
+          'Warning',
+          'ReturnedToFromVersion',
+          `Release back at ${op.fromVersion} with the schema at ${op.fromRevision}; drained workloads restored. ${undone}`,
+        );
       }
       return { op: updated, resourceVersion: rv };
     } catch (error) {
@@ -1176,14 +1510,28 @@ export class Coordinator {
   }
 
   /** An Event on every workload of the release that the operation holds or drained. */
-  private async emitEvent(op: OperationState, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
-    const targets = this.releaseWorkloads(op.namespace, op.release).filter((w) => w.holdOperation === op.id || w.drained?.operation === op.id);
+  private async emitEvent(
+    op: OperationState,
+    type: 'Normal' | 'Warning',
+    reason: string,
+    message: string,
+  ): Promise<void> {
+    const targets = this.releaseWorkloads(op.namespace, op.release).filter(
+      (w) => w.holdOperation === op.id || w.drained?.operation === op.id,
+    );
     const [kind, name] = op.openedBy.split('/') as [WorkloadKind, string];
     if (!targets.some((t) => t.kind === kind && t.name === name)) targets.push({ kind, name } as WorkloadRecord);
     await Promise.all(targets.map((t) => this.emitEventOn(op, t.kind, t.name, type, reason, message)));
   }
 
-  private async emitEventOn(op: OperationState, kind: WorkloadKind, name: string, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+  private async emitEventOn(
+    op: OperationState,
+    kind: WorkloadKind,
+    name: string,
+    type: 'Normal' | 'Warning',
+    reason: string,
+    message: string,
+  ): Promise<void> {
     const now = new Date().toISOString();
     const apiVersion = apiVersionOf(kind);
     const event = {
@@ -1228,7 +1576,16 @@ function summariseOperation(obj: unknown): OperationSummary | undefined {
     const read = readOperationConfigMap(obj);
     if (!read) return undefined;
     const { op, resourceVersion } = read;
-    return { namespace: op.namespace, release: op.release, id: op.id, phase: op.phase, fromVersion: op.fromVersion, toVersion: op.toVersion, ...(op.returnOf ? { returnOf: op.returnOf } : {}), resourceVersion };
+    return {
+      namespace: op.namespace,
+      release: op.release,
+      id: op.id,
+      phase: op.phase,
+      fromVersion: op.fromVersion,
+      toVersion: op.toVersion,
+      ...(op.returnOf ? { returnOf: op.returnOf } : {}),
+      resourceVersion,
+    };
   } catch {
     return undefined;
   }

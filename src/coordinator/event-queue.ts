@@ -37,7 +37,10 @@ export class EventQueue {
   record(namespace: string, event: Record<string, unknown>): void {
     if (this.queue.length >= this.maxQueued) {
       this.dropped++;
-      this.options.logger.warn({ namespace, reason: event.reason, dropped: this.dropped }, 'event queue full; event not recorded');
+      this.options.logger.warn(
+        { namespace, reason: event.reason, dropped: this.dropped },
+        'event queue full; event not recorded',
+      );
       return;
     }
     this.queue.push({ namespace, event });
@@ -73,7 +76,10 @@ export class EventQueue {
     } catch (error) {
       // Events are best effort: an operation never fails because one could not be written.
       this.failed++;
-      this.options.logger.warn({ namespace, reason: event.reason, err: (error as Error).message }, 'could not record event');
+      this.options.logger.warn(
+        { namespace, reason: event.reason, err: (error as Error).message },
+        'could not record event',
+      );
     }
   }
 

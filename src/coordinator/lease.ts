@@ -37,7 +37,8 @@ export class LeaseKeeper {
   private readonly now: () => number;
 
   constructor(private readonly options: LeaseKeeperOptions) {
-    if (!(options.durationSeconds > 0)) throw new Error(`lease duration must be positive, got ${options.durationSeconds}`);
+    if (!(options.durationSeconds > 0))
+      throw new Error(`lease duration must be positive, got ${options.durationSeconds}`);
     this.now = options.now ?? Date.now;
   }
 
@@ -81,7 +82,10 @@ export class LeaseKeeper {
       try {
         if (!(await this.acquire(namespace, release))) lost = true;
       } catch (error) {
-        this.options.logger.warn({ namespace, release, err: (error as Error).message }, 'could not renew the Lease; retrying');
+        this.options.logger.warn(
+          { namespace, release, err: (error as Error).message },
+          'could not renew the Lease; retrying',
+        );
       }
       if (!this.holds(namespace, release)) lost = true;
     };
@@ -101,7 +105,11 @@ export class LeaseKeeper {
     const name = leaseName(release);
     const sentAt = this.now();
     const nowText = new Date(sentAt).toISOString().replace('Z', '000Z'); // MicroTime
-    const spec = { holderIdentity: this.options.identity, leaseDurationSeconds: this.options.durationSeconds, renewTime: nowText };
+    const spec = {
+      holderIdentity: this.options.identity,
+      leaseDurationSeconds: this.options.durationSeconds,
+      renewTime: nowText,
+    };
     const mine = this.held.get(k);
     try {
       // Renewing our own Lease: PUT on the copy we wrote last; a 409 means someone else wrote it.
@@ -133,7 +141,11 @@ export class LeaseKeeper {
       const transitions = Number(valueAt(lease, ['spec', 'leaseTransitions']) ?? 0);
       const written = await this.options.cluster.replace<Record<string, unknown>>('Lease', namespace, name, {
         ...lease,
-        spec: { ...spec, acquireTime: ours ? valueAt(lease, ['spec', 'acquireTime']) : nowText, leaseTransitions: ours ? transitions : transitions + 1 },
+        spec: {
+          ...spec,
+          acquireTime: ours ? valueAt(lease, ['spec', 'acquireTime']) : nowText,
+          leaseTransitions: ours ? transitions : transitions + 1,
+        },
       });
       this.held.set(k, { lease: written, renewedAt: sentAt });
       return true;
@@ -141,7 +153,8 @@ export class LeaseKeeper {
       if (!isConflict(error)) throw error;
       // Our copy was stale or another replica raced us: drop it; the next attempt reads the cluster.
       this.held.delete(k);
-      if (mine && !afterConflict && this.now() < mine.renewedAt + this.durationMs) return this.claimFresh(namespace, release, mine.renewedAt);
+      if (mine && !afterConflict && this.now() < mine.renewedAt + this.durationMs)
+        return this.claimFresh(namespace, release, mine.renewedAt);
       return false;
     }
   }

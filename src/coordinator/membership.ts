@@ -29,7 +29,11 @@ export function returnedFrom(op: OperationState, w: Pick<WorkloadRecord, 'return
  * `returned` when the webhook marked them returned after it may have (the schema goes forward
  * again); undefined while any member is still held, while the caches are cold, or mid-return.
  */
-export function returnEvent(op: OperationState, workloads: ReadonlyArray<Pick<WorkloadRecord, 'holdOperation' | 'returnedFrom'>>, cachesReady: boolean): OperationEvent | undefined {
+export function returnEvent(
+  op: OperationState,
+  workloads: ReadonlyArray<Pick<WorkloadRecord, 'holdOperation' | 'returnedFrom'>>,
+  cachesReady: boolean,
+): OperationEvent | undefined {
   if (op.phase === 'forward' || op.phase === 'restore' || !cachesReady) return undefined;
   if (workloads.some((w) => belongsTo(op, w))) return undefined;
   const where = op.phase === 'held' ? (op.heldFrom ?? 'confirm') : op.phase;
@@ -39,9 +43,7 @@ export function returnEvent(op: OperationState, workloads: ReadonlyArray<Pick<Wo
 }
 
 export type StallOutcome =
-  | { kind: 'held'; op: OperationState }
-  | { kind: 'new'; op: OperationState }
-  | { kind: 'unchanged' };
+  { kind: 'held'; op: OperationState } | { kind: 'new'; op: OperationState } | { kind: 'unchanged' };
 
 /**
  * A wait on something that may never come, `reason` now: the first time (or with a new reason) it is
@@ -51,14 +53,30 @@ export function stallOutcome(op: OperationState, reason: string, nowMs: number, 
   const since = op.stalled?.since ?? new Date(nowMs).toISOString();
   const waited = nowMs - Date.parse(since);
   if (waited >= boundMs) {
-    return { kind: 'held', op: { ...op, stalled: { reason, since }, heldFrom: op.phase, heldReason: `stalled for ${Math.round(waited / 1000)} s: ${reason}` } };
+    return {
+      kind: 'held',
+      op: {
+        ...op,
+        stalled: { reason, since },
+        heldFrom: op.phase,
+        heldReason: `stalled for ${Math.round(waited / 1000)} s: ${reason}`,
+      },
+    };
   }
   if (op.stalled?.reason === reason) return { kind: 'unchanged' };
   return { kind: 'new', op: { ...op, stalled: { reason, since } } };
 }
 
 /** A new id for a downgrade that follows an earlier operation of the release. */
-export function freshOperationId(namespace: string, release: string, admittedAs: string, previous: string, now: Date): string {
-  const digest = createHash('sha256').update(`${namespace}/${release}/${admittedAs}/${previous}/${now.toISOString()}`).digest('hex');
+export function freshOperationId(
+  namespace: string,
+  release: string,
+  admittedAs: string,
+  previous: string,
+  now: Date,
+): string {
+  const digest = createHash('sha256')
+    .update(`${namespace}/${release}/${admittedAs}/${previous}/${now.toISOString()}`)
+    .digest('hex');
   return `dg-${digest.slice(0, 16)}`;
 }

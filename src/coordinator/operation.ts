@@ -10,11 +10,33 @@ import { parseAirflowVersion } from '../core/versions.js';
 // forward/restore/returned: the release was changed back to the from-version after the schema may
 // have moved; the guard migrates it forward again and gives the drained workloads back.
 // quiesce: the drain before the downgrade (order drain-first).
-export const PHASES = ['confirm', 'downgrade', 'verify', 'drain', 'release', 'done', 'held', 'aborted', 'cancelled', 'forward', 'restore', 'returned', 'quiesce'] as const;
+export const PHASES = [
+  'confirm',
+  'downgrade',
+  'verify',
+  'drain',
+  'release',
+  'done',
+  'held',
+  'aborted',
+  'cancelled',
+  'forward',
+  'restore',
+  'returned',
+  'quiesce',
+] as const;
 export type Phase = (typeof PHASES)[number];
 
 /** Phases in which the schema may already differ from what the release's running pods expect: no abort. */
-export const SCHEMA_MAY_HAVE_CHANGED: readonly Phase[] = ['verify', 'drain', 'release', 'done', 'forward', 'restore', 'returned'];
+export const SCHEMA_MAY_HAVE_CHANGED: readonly Phase[] = [
+  'verify',
+  'drain',
+  'release',
+  'done',
+  'forward',
+  'restore',
+  'returned',
+];
 /**
  * Phases from which a change back to the from-version needs the schema checked (and moved forward)
  * first: a downgrade exec may be running in a pod even when its driver is gone.
@@ -69,9 +91,7 @@ export const operationSchema = z.object({
   openedAt: z.string(),
   updatedAt: z.string(),
   openedBy: z.string().max(300),
-  execPod: z
-    .object({ name: z.string(), container: z.string(), component: z.string(), runner: z.boolean() })
-    .optional(),
+  execPod: z.object({ name: z.string(), container: z.string(), component: z.string(), runner: z.boolean() }).optional(),
   heldReason: z.string().max(2000).optional(),
   heldFrom: z.enum(PHASES).optional(),
   attempts: z.number().int().nonnegative(),
@@ -84,12 +104,18 @@ export const operationSchema = z.object({
    * The id the webhook wrote on the holds when that differs from `id` (a repeated downgrade gets a
    * fresh id; holds admitted under the derived one still belong to it).
    */
-  admittedAs: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/).optional(),
+  admittedAs: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/)
+    .optional(),
   /**
    * A return to the from-version after the downgrade with this id ended `done`: the schema is at the
    * target and nobody else moves it forward (`helm rollback` runs no hooks), so this operation does.
    */
-  returnOf: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/).optional(),
+  returnOf: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/)
+    .optional(),
   steps: z.array(stepSchema).max(200),
 });
 export type OperationState = z.infer<typeof operationSchema>;
@@ -121,7 +147,9 @@ export function parseOperation(text: string): OperationState {
   }
   const result = operationSchema.safeParse(raw);
   if (!result.success) {
-    throw new OperationStateError(`operation state is invalid: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    throw new OperationStateError(
+      `operation state is invalid: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
   }
   return result.data;
 }
@@ -181,13 +209,17 @@ export interface NewOperation {
  * them too: only open an operation whose revisions are the known heads of its versions and whose
  * target is strictly older, so annotations cannot steer `db downgrade` to an arbitrary revision.
  */
-export function openingProblem(input: Pick<NewOperation, 'fromVersion' | 'toVersion' | 'fromRevision' | 'toRevision'>): string | undefined {
+export function openingProblem(
+  input: Pick<NewOperation, 'fromVersion' | 'toVersion' | 'fromRevision' | 'toRevision'>,
+): string | undefined {
   const to = parseAirflowVersion(input.toVersion);
   const toHead = to ? headForVersion(to) : undefined;
-  if (toHead !== input.toRevision) return `to-revision ${input.toRevision} is not the schema head of ${input.toVersion}`;
+  if (toHead !== input.toRevision)
+    return `to-revision ${input.toRevision} is not the schema head of ${input.toVersion}`;
   const from = headIndex(input.fromRevision);
   if (from === -1) return `from-revision ${input.fromRevision} is not a known schema head`;
-  if (headIndex(input.toRevision) >= from) return `to-revision ${input.toRevision} is not older than from-revision ${input.fromRevision}`;
+  if (headIndex(input.toRevision) >= from)
+    return `to-revision ${input.toRevision} is not older than from-revision ${input.fromRevision}`;
   return undefined;
 }
 

@@ -45,7 +45,8 @@ export async function findOperation(cluster: Cluster, ref: string, namespace?: s
 
 /** The phase a held operation resumes in: where it stopped when that is safe, else confirm. */
 export function retryPhase(op: OperationState): Phase {
-  if (!canHappen(op.phase, 'retry')) throw new OperatorActionError(`operation ${op.id} is ${op.phase}, not held: nothing to retry`);
+  if (!canHappen(op.phase, 'retry'))
+    throw new OperatorActionError(`operation ${op.id} is ${op.phase}, not held: nothing to retry`);
   return nextPhase(op.phase, 'retry', op.heldFrom);
 }
 
@@ -78,9 +79,13 @@ async function change(
   const read = readOperationConfigMap(cm);
   if (!read) throw new OperatorActionError(`operation ${op.id} has no state any more; look again`);
   const current = read.op;
-  if (current.id !== op.id) throw new OperatorActionError(`operation ${op.id} was replaced by ${current.id}; look again`);
+  if (current.id !== op.id)
+    throw new OperatorActionError(`operation ${op.id} was replaced by ${current.id}; look again`);
   const now = new Date().toISOString();
-  const updated = withStep({ ...next(current), updatedAt: now }, { step, outcome: 'ok', at: now, durationMs: 0, detail: `by ${user}` });
+  const updated = withStep(
+    { ...next(current), updatedAt: now },
+    { step, outcome: 'ok', at: now, durationMs: 0, detail: `by ${user}` },
+  );
   try {
     await cluster.replace('ConfigMap', op.namespace, name, operationConfigMap(updated, read.resourceVersion));
   } catch (error) {
@@ -117,7 +122,8 @@ export function sortForStatus(ops: readonly OperationState[]): OperationState[] 
 /** The step the operation is at: its last recorded step and outcome (a held one: where it stopped). */
 export function currentStep(op: OperationState): string {
   const last = op.steps.at(-1);
-  if (op.phase === 'held') return `held at ${op.heldFrom ?? 'confirm'}${last ? ` (last: ${last.step} ${last.outcome})` : ''}`;
+  if (op.phase === 'held')
+    return `held at ${op.heldFrom ?? 'confirm'}${last ? ` (last: ${last.step} ${last.outcome})` : ''}`;
   if (!last) return op.phase;
   return `${last.step} ${last.outcome}${last.detail ? `: ${last.detail}` : ''}`;
 }

@@ -4,7 +4,14 @@ import { ANNOTATIONS, type GuardConfig } from '../core/config.js';
 import { headForVersion } from '../core/heads.js';
 import { pointer, readHoldRecord, readReturnedFrom } from '../core/hold.js';
 import { annotationsOf, isJsonObject, valueAt, type WorkloadKind } from '../core/objects.js';
-import { componentRole, identifyRelease, mainContainer, releaseKey, workloadVersion, type ComponentRole } from '../core/release.js';
+import {
+  componentRole,
+  identifyRelease,
+  mainContainer,
+  releaseKey,
+  workloadVersion,
+  type ComponentRole,
+} from '../core/release.js';
 import { compareVersions, parseAirflowVersion } from '../core/versions.js';
 import { readDrainedRecord, type DrainedRecord, type ReleaseState } from '../core/decide.js';
 
@@ -83,7 +90,8 @@ export function projectWorkload(kind: WorkloadKind, object: unknown, config: Gua
     release: identity.release,
     component: identity.component,
     role: componentRole(identity.component),
-    replicas: kind === 'Deployment' || kind === 'StatefulSet' ? (typeof replicasValue === 'number' ? replicasValue : 1) : 0,
+    replicas:
+      kind === 'Deployment' || kind === 'StatefulSet' ? (typeof replicasValue === 'number' ? replicasValue : 1) : 0,
     resourceVersion: String(valueAt(object, ['metadata', 'resourceVersion']) ?? ''),
     ...versionFields(kind, object, identity.component),
   };
@@ -104,7 +112,8 @@ export function projectPod(object: unknown, config: GuardConfig): PodRecord | un
   const namespace = valueAt(object, ['metadata', 'namespace']);
   if (typeof name !== 'string' || typeof namespace !== 'string') return undefined;
   const labels = valueAt(object, ['metadata', 'labels']);
-  const runnerFor = isJsonObject(labels) && typeof labels[RUNNER_LABEL] === 'string' ? (labels[RUNNER_LABEL] as string) : undefined;
+  const runnerFor =
+    isJsonObject(labels) && typeof labels[RUNNER_LABEL] === 'string' ? (labels[RUNNER_LABEL] as string) : undefined;
   // A pod is read like a workload whose pod template is the pod itself.
   const asWorkload = { metadata: object.metadata, spec: { template: object } };
   const identity = identifyRelease('Deployment', asWorkload, config);
@@ -113,8 +122,7 @@ export function projectPod(object: unknown, config: GuardConfig): PodRecord | un
   const container = mainContainer('Deployment', asWorkload, component);
   const conditions = valueAt(object, ['status', 'conditions']);
   const ready =
-    Array.isArray(conditions) &&
-    conditions.some((c) => isJsonObject(c) && c.type === 'Ready' && c.status === 'True');
+    Array.isArray(conditions) && conditions.some((c) => isJsonObject(c) && c.type === 'Ready' && c.status === 'True');
   return {
     namespace,
     name,
@@ -139,7 +147,12 @@ function execRank(component: string): number {
 }
 
 /** A Running and Ready pod of the release on the given (newer) head, best component first. */
-export function chooseExecPod(pods: Iterable<PodRecord>, release: string, namespace: string, head: string): PodRecord | undefined {
+export function chooseExecPod(
+  pods: Iterable<PodRecord>,
+  release: string,
+  namespace: string,
+  head: string,
+): PodRecord | undefined {
   const candidates = [...pods].filter(
     (p) =>
       p.namespace === namespace &&
@@ -159,7 +172,12 @@ export function chooseExecPod(pods: Iterable<PodRecord>, release: string, namesp
  * Pods that must be gone before the held spec rolls out: every pod of the release that runs Airflow
  * against the metadata DB and is not on the target head (pods of unknown version count: safe side).
  */
-export function podsBlockingRelease(pods: Iterable<PodRecord>, release: string, namespace: string, targetHead: string): PodRecord[] {
+export function podsBlockingRelease(
+  pods: Iterable<PodRecord>,
+  release: string,
+  namespace: string,
+  targetHead: string,
+): PodRecord[] {
   return [...pods].filter(
     (p) =>
       p.namespace === namespace &&
@@ -203,7 +221,13 @@ export function releaseStateFrom(
   for (const w of workloads) {
     if (w.namespace !== namespace || w.release !== release) continue;
     if (w.role !== 'metadata-db' || (w.kind !== 'Deployment' && w.kind !== 'StatefulSet')) continue;
-    mine.push({ kind: w.kind, name: w.name, component: w.component, replicas: w.drained?.replicas ?? w.replicas, ...(w.version ? { version: w.version } : {}) });
+    mine.push({
+      kind: w.kind,
+      name: w.name,
+      component: w.component,
+      replicas: w.drained?.replicas ?? w.replicas,
+      ...(w.version ? { version: w.version } : {}),
+    });
     if (!w.version || w.holdOperation) continue;
     declared = newer(declared, w.version);
     if (w.replicas > 0) declaredScaledUp = newer(declaredScaledUp, w.version);
@@ -213,7 +237,8 @@ export function releaseStateFrom(
   for (const p of pods) {
     if (p.namespace !== namespace || p.release !== release) continue;
     releasePods.push(p);
-    if (p.role === 'metadata-db' && p.phase === 'Running' && !p.terminating && p.version) running = newer(running, p.version);
+    if (p.role === 'metadata-db' && p.phase === 'Running' && !p.terminating && p.version)
+      running = newer(running, p.version);
   }
   // Scaled to 0 (maintenance, or drained), a workload still says which version the schema was
   // migrated for: without it a Job-first downgrade of an idle release would pass as a new install.
@@ -251,7 +276,12 @@ export class ReleaseStateCache {
 
   constructor(private readonly sources: () => ReleaseRecordSources) {}
 
-  get(namespace: string, release: string, operation: ReleaseState['operation'] | undefined, dbRevision: string | undefined): ReleaseState {
+  get(
+    namespace: string,
+    release: string,
+    operation: ReleaseState['operation'] | undefined,
+    dbRevision: string | undefined,
+  ): ReleaseState {
     const key = releaseKey(namespace, release);
     const { workloads, pods } = this.sources();
     const caches = [...workloads];
@@ -260,7 +290,10 @@ export class ReleaseStateCache {
     let entry = this.remembered.get(key);
     if (!entry || !sameRevisions(entry.revisions, revisions)) {
       const records = caches.flatMap((c) => [...c.group(key)]);
-      entry = { revisions, state: releaseStateFrom(namespace, release, records, pods?.group(key) ?? [], undefined, undefined) };
+      entry = {
+        revisions,
+        state: releaseStateFrom(namespace, release, records, pods?.group(key) ?? [], undefined, undefined),
+      };
       this.remember(key, entry);
     }
     // A copy per request: the operation and DB revision come from elsewhere and change on their own.

@@ -7,7 +7,11 @@ export class AdmissionReviewError extends Error {
   override name = 'AdmissionReviewError';
 }
 
-const groupVersionKind = z.object({ group: z.string().max(253), version: z.string().min(1).max(63), kind: z.string().min(1).max(253) });
+const groupVersionKind = z.object({
+  group: z.string().max(253),
+  version: z.string().min(1).max(63),
+  kind: z.string().min(1).max(253),
+});
 const groupVersionResource = z.object({
   group: z.string().max(253),
   version: z.string().min(1).max(63),
@@ -15,7 +19,11 @@ const groupVersionResource = z.object({
 });
 
 const requestSchema = z.object({
-  uid: z.string().min(1).max(128).regex(/^[\x21-\x7e]+$/, 'must be printable without spaces'),
+  uid: z
+    .string()
+    .min(1)
+    .max(128)
+    .regex(/^[\x21-\x7e]+$/, 'must be printable without spaces'),
   kind: groupVersionKind,
   resource: groupVersionResource,
   subResource: z.string().max(253).optional(),
@@ -116,7 +124,9 @@ function validRequestOf(input: JsonObject): ReviewRequest | undefined {
   const r = input.request;
   if (!isJsonObject(r)) return undefined;
   const valid =
-    typeof r.uid === 'string' && r.uid.length <= 128 && UID.test(r.uid) &&
+    typeof r.uid === 'string' &&
+    r.uid.length <= 128 &&
+    UID.test(r.uid) &&
     isGroupVersion(r.kind, 'kind') &&
     isGroupVersion(r.resource, 'resource') &&
     isOptionalString(r.subResource, 253) &&
@@ -145,9 +155,14 @@ function isGroupVersion(value: unknown, last: 'kind' | 'resource'): boolean {
   const { group, version } = value;
   const name = value[last];
   return (
-    typeof group === 'string' && group.length <= 253 &&
-    typeof version === 'string' && version.length >= 1 && version.length <= 63 &&
-    typeof name === 'string' && name.length >= 1 && name.length <= 253
+    typeof group === 'string' &&
+    group.length <= 253 &&
+    typeof version === 'string' &&
+    version.length >= 1 &&
+    version.length <= 63 &&
+    typeof name === 'string' &&
+    name.length >= 1 &&
+    name.length <= 253
   );
 }
 
@@ -199,7 +214,9 @@ const GUARDED: ReadonlyArray<{ group: string; version: string; kind: WorkloadKin
 ];
 
 /** The workload kind when the guard looks at this request (CREATE/UPDATE of the object itself), else undefined. */
-export function guardedWorkloadKind(request: Pick<AdmissionRequest, 'kind' | 'operation' | 'subResource'>): WorkloadKind | undefined {
+export function guardedWorkloadKind(
+  request: Pick<AdmissionRequest, 'kind' | 'operation' | 'subResource'>,
+): WorkloadKind | undefined {
   if (request.operation !== 'CREATE' && request.operation !== 'UPDATE') return undefined;
   if (request.subResource) return undefined; // scale and status updates change no template
   const { group, version, kind } = request.kind;
@@ -210,9 +227,16 @@ function requireObjectsOfGuardedRequest(request: AdmissionRequest): void {
   if (guardedWorkloadKind(request) === undefined) return;
   const kind = request.kind.kind;
   if (!isJsonObject(request.object) || !isJsonObject(request.object.metadata)) {
-    throw new AdmissionReviewError(`invalid AdmissionReview: request.object must be a ${kind} with metadata on ${request.operation}`);
+    throw new AdmissionReviewError(
+      `invalid AdmissionReview: request.object must be a ${kind} with metadata on ${request.operation}`,
+    );
   }
-  if (request.operation === 'UPDATE' && (!isJsonObject(request.oldObject) || !isJsonObject(request.oldObject.metadata))) {
-    throw new AdmissionReviewError(`invalid AdmissionReview: request.oldObject must be a ${kind} with metadata on UPDATE`);
+  if (
+    request.operation === 'UPDATE' &&
+    (!isJsonObject(request.oldObject) || !isJsonObject(request.oldObject.metadata))
+  ) {
+    throw new AdmissionReviewError(
+      `invalid AdmissionReview: request.oldObject must be a ${kind} with metadata on UPDATE`,
+    );
   }
 }

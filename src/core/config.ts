@@ -58,30 +58,36 @@ export type UnknownVersionPolicy = (typeof UNKNOWN_VERSION_POLICIES)[number];
 export const ORDERS = ['drain-first', 'downgrade-first'] as const;
 export type Order = (typeof ORDERS)[number];
 
-export const guardConfigSchema = z.strictObject({
-  labels: z
-    .strictObject({
-      /** Extra label keys that name the release, for hand-written manifests. */
-      release: z.array(labelKey).default([]),
-      /** Extra label keys that name the component. */
-      component: z.array(labelKey).default([]),
-      /** Extra labels that mark a workload as Airflow (needed together with release and component keys). */
-      marker: z.array(markerSchema).default([]),
-    })
-    .default({ release: [], component: [], marker: [] }),
-  /** Deprecated alias of `unknownVersion: deny`. */
-  strict: z.boolean().default(false),
-  /** A change whose Airflow version cannot be told: admitted with a warning (allow) or denied (deny). */
-  unknownVersion: z.enum(UNKNOWN_VERSION_POLICIES).optional(),
-  /** Users whose changes pass untouched: the guard's own ServiceAccount, so its patches are not held again. */
-  trustedUsernames: z.array(z.string().min(1).max(253)).default([]),
-  /** The order of an operation's steps; `serve` sets it from its `order` (--order), `plan` reads it here. */
-  order: z.enum(ORDERS).default('drain-first'),
-}).superRefine((config, ctx) => {
-  if (config.strict && config.unknownVersion !== undefined && config.unknownVersion !== 'deny') {
-    ctx.addIssue({ code: 'custom', path: ['unknownVersion'], message: `strict: true (deprecated alias of unknownVersion: deny) conflicts with unknownVersion: ${config.unknownVersion}` });
-  }
-});
+export const guardConfigSchema = z
+  .strictObject({
+    labels: z
+      .strictObject({
+        /** Extra label keys that name the release, for hand-written manifests. */
+        release: z.array(labelKey).default([]),
+        /** Extra label keys that name the component. */
+        component: z.array(labelKey).default([]),
+        /** Extra labels that mark a workload as Airflow (needed together with release and component keys). */
+        marker: z.array(markerSchema).default([]),
+      })
+      .default({ release: [], component: [], marker: [] }),
+    /** Deprecated alias of `unknownVersion: deny`. */
+    strict: z.boolean().default(false),
+    /** A change whose Airflow version cannot be told: admitted with a warning (allow) or denied (deny). */
+    unknownVersion: z.enum(UNKNOWN_VERSION_POLICIES).optional(),
+    /** Users whose changes pass untouched: the guard's own ServiceAccount, so its patches are not held again. */
+    trustedUsernames: z.array(z.string().min(1).max(253)).default([]),
+    /** The order of an operation's steps; `serve` sets it from its `order` (--order), `plan` reads it here. */
+    order: z.enum(ORDERS).default('drain-first'),
+  })
+  .superRefine((config, ctx) => {
+    if (config.strict && config.unknownVersion !== undefined && config.unknownVersion !== 'deny') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['unknownVersion'],
+        message: `strict: true (deprecated alias of unknownVersion: deny) conflicts with unknownVersion: ${config.unknownVersion}`,
+      });
+    }
+  });
 
 export type GuardConfig = z.infer<typeof guardConfigSchema>;
 export type GuardConfigInput = z.input<typeof guardConfigSchema>;
@@ -95,19 +101,28 @@ export function unknownVersionPolicy(config: GuardConfig): UnknownVersionPolicy 
  * The command line's `--unknown-version` and deprecated `--strict` over a configuration: both
  * given with different values, or a flag contradicting the file, is a ConfigError.
  */
-export function withUnknownVersionFlags(config: GuardConfig, flags: { strict?: boolean; unknownVersion?: string }): GuardConfig {
+export function withUnknownVersionFlags(
+  config: GuardConfig,
+  flags: { strict?: boolean; unknownVersion?: string },
+): GuardConfig {
   const { strict, unknownVersion } = flags;
   if (unknownVersion !== undefined && !(UNKNOWN_VERSION_POLICIES as readonly string[]).includes(unknownVersion)) {
-    throw new ConfigError(`--unknown-version must be one of ${UNKNOWN_VERSION_POLICIES.join(', ')}, not ${JSON.stringify(unknownVersion.slice(0, 40))}`);
+    throw new ConfigError(
+      `--unknown-version must be one of ${UNKNOWN_VERSION_POLICIES.join(', ')}, not ${JSON.stringify(unknownVersion.slice(0, 40))}`,
+    );
   }
   if (strict && unknownVersion !== undefined && unknownVersion !== 'deny') {
-    throw new ConfigError(`--strict (deprecated alias of --unknown-version deny) conflicts with --unknown-version ${unknownVersion}`);
+    throw new ConfigError(
+      `--strict (deprecated alias of --unknown-version deny) conflicts with --unknown-version ${unknownVersion}`,
+    );
   }
   const wanted = strict ? 'deny' : (unknownVersion as UnknownVersionPolicy | undefined);
   if (wanted === undefined) return config;
   const fromFile = config.strict ? 'deny' : config.unknownVersion;
   if (fromFile !== undefined && fromFile !== wanted) {
-    throw new ConfigError(`--${strict ? 'strict' : `unknown-version ${wanted}`} conflicts with the configuration's unknownVersion ${fromFile}`);
+    throw new ConfigError(
+      `--${strict ? 'strict' : `unknown-version ${wanted}`} conflicts with the configuration's unknownVersion ${fromFile}`,
+    );
   }
   return { ...config, strict: false, unknownVersion: wanted };
 }

@@ -4,13 +4,43 @@
 import { createHash } from 'node:crypto';
 import { guardedWorkloadKind, type AdmissionRequest } from './admission.js';
 import { ANNOTATIONS, unknownVersionPolicy, type GuardConfig } from './config.js';
-import { allowed, denied, held, type Decision, type DecisionBasis, type DowngradePlan, type VersionPoint } from './decision.js';
+import {
+  allowed,
+  denied,
+  held,
+  type Decision,
+  type DecisionBasis,
+  type DowngradePlan,
+  type VersionPoint,
+} from './decision.js';
 import { downgradeArgv, formatArgv, migrateArgv } from './downgrade-command.js';
-import { firstVersionWithHead, headForVersion, headIndex, isValidRevision, newestKnownVersion, revisionChain } from './heads.js';
-import { holdPatch, isHeld, pointer, readHoldRecord, readHoldTarget, returnPatch, type JsonPatchOperation } from './hold.js';
+import {
+  firstVersionWithHead,
+  headForVersion,
+  headIndex,
+  isValidRevision,
+  newestKnownVersion,
+  revisionChain,
+} from './heads.js';
+import {
+  holdPatch,
+  isHeld,
+  pointer,
+  readHoldRecord,
+  readHoldTarget,
+  returnPatch,
+  type JsonPatchOperation,
+} from './hold.js';
 import { printable } from './images.js';
 import { annotationAt, isJsonObject, isValidObjectName, valueAt, type WorkloadKind } from './objects.js';
-import { componentRole, identifyRelease, workloadVersion, type ComponentRole, type ReleaseIdentity, type WorkloadVersion } from './release.js';
+import {
+  componentRole,
+  identifyRelease,
+  workloadVersion,
+  type ComponentRole,
+  type ReleaseIdentity,
+  type WorkloadVersion,
+} from './release.js';
 import { compareVersions, parseAirflowVersion, type AirflowVersion } from './versions.js';
 import { holdSummary, planWarnings, TOOL } from './warning-layout.js';
 
@@ -56,8 +86,16 @@ const AIRFLOW_3_FLOOR = parseAirflowVersion('2.7.0') as AirflowVersion;
  * Deterministic per release and head pair, so every object of one Helm upgrade joins the same
  * operation; `after` (an aborted operation's id) makes the next downgrade's id differ from it.
  */
-export function operationIdFor(namespace: string, release: string, from: string, toRevision: string, after?: string): string {
-  const digest = createHash('sha256').update(`${namespace}/${release}/${from}/${toRevision}${after === undefined ? '' : `/after/${after}`}`).digest('hex');
+export function operationIdFor(
+  namespace: string,
+  release: string,
+  from: string,
+  toRevision: string,
+  after?: string,
+): string {
+  const digest = createHash('sha256')
+    .update(`${namespace}/${release}/${from}/${toRevision}${after === undefined ? '' : `/after/${after}`}`)
+    .digest('hex');
   return `dg-${digest.slice(0, 16)}`;
 }
 
@@ -86,7 +124,12 @@ type Current = { point: VersionPoint; version?: AirflowVersion; head?: string; i
 export function decide(request: AdmissionRequest, state: ReleaseState, config: GuardConfig): Decision {
   const basis: DecisionBasis = {
     dryRun: request.dryRun,
-    subject: { kind: request.kind.kind, namespace: request.namespace, name: objectName(request), user: request.userInfo.username },
+    subject: {
+      kind: request.kind.kind,
+      namespace: request.namespace,
+      name: objectName(request),
+      user: request.userInfo.username,
+    },
   };
   const kind = guardedWorkloadKind(request);
   if (!kind) {
@@ -110,7 +153,11 @@ export function decide(request: AdmissionRequest, state: ReleaseState, config: G
   };
 
   if (f.role === 'no-metadata-db') {
-    return allowed(basis, 'pass-through', `component '${safeLabel(identity.component)}' does not use the Airflow metadata database`);
+    return allowed(
+      basis,
+      'pass-through',
+      `component '${safeLabel(identity.component)}' does not use the Airflow metadata database`,
+    );
   }
   if (config.trustedUsernames.includes(request.userInfo.username)) {
     return allowed(basis, 'trusted-user', `change by trusted user ${printable(request.userInfo.username)}`);
@@ -140,7 +187,10 @@ export function decide(request: AdmissionRequest, state: ReleaseState, config: G
     case 'same-head':
       return keepDrained(f, allowed({ ...basis, from, to }, outcome.kind, outcome.reason));
     case 'forward':
-      return returnAfterDone(f, target.version, current, to, from) ?? allowed({ ...basis, from, to }, outcome.kind, outcome.reason);
+      return (
+        returnAfterDone(f, target.version, current, to, from) ??
+        allowed({ ...basis, from, to }, outcome.kind, outcome.reason)
+      );
     case 'install':
       return allowed({ ...basis, from, to }, outcome.kind, outcome.reason);
     case 'unknown':
@@ -173,10 +223,18 @@ function breakGlassDecision(f: RequestFacts, reason: string): Decision {
   if (reason === '') {
     // An empty reason is not an audited break-glass: check the change as usual, and say why.
     const decision = decide({ ...f.request, object: withoutBreakGlass(f.request.object) }, f.state, f.config);
-    return { ...decision, warnings: [`${TOOL}: ${ANNOTATIONS.breakGlass} on ${f.ref} has no reason and is ignored; give the reason as its value.`, ...decision.warnings] };
+    return {
+      ...decision,
+      warnings: [
+        `${TOOL}: ${ANNOTATIONS.breakGlass} on ${f.ref} has no reason and is ignored; give the reason as its value.`,
+        ...decision.warnings,
+      ],
+    };
   }
   return allowed(f.basis, 'break-glass', `break-glass: ${reason}`, {
-    warnings: [`${TOOL}: break-glass on ${f.ref} (reason: "${reason}"): admitted untouched, no downgrade check. Remove the annotation when done.`],
+    warnings: [
+      `${TOOL}: break-glass on ${f.ref} (reason: "${reason}"): admitted untouched, no downgrade check. Remove the annotation when done.`,
+    ],
     breakGlass: { reason },
   });
 }
@@ -191,7 +249,11 @@ function withoutBreakGlass(object: unknown): unknown {
 /** The workload names no version: not Airflow, unchanged, or unknown. */
 function unknownTarget(f: RequestFacts, target: Extract<WorkloadVersion, { known: false }>): Decision {
   if (f.role === 'unrecognised') {
-    return allowed(f.basis, 'pass-through', `component '${safeLabel(f.identity.component)}' is not a known Airflow component and names no Airflow version`);
+    return allowed(
+      f.basis,
+      'pass-through',
+      `component '${safeLabel(f.identity.component)}' is not a known Airflow component and names no Airflow version`,
+    );
   }
   if (unchangedVersionSource(f, target)) {
     return keepDrained(f, allowed(f.basis, 'no-version-change', `image unchanged (version unknown: ${target.reason})`));
@@ -213,7 +275,9 @@ function unknownVersion(f: RequestFacts, why: string, to?: VersionPoint, from?: 
     const message = `${TOOL} (strict mode) denied ${f.ref}: ${why}. ${hint}`;
     return denied(basis, 'unknown-version', why, { code: 403, message });
   }
-  return allowed(basis, 'unknown-version', why, { warnings: [`${TOOL}: ${why}; admitted without a downgrade check.`, hint] });
+  return allowed(basis, 'unknown-version', why, {
+    warnings: [`${TOOL}: ${why}; admitted without a downgrade check.`, hint],
+  });
 }
 
 function currentVersion(f: RequestFacts): Current | { unknown: string } {
@@ -231,7 +295,9 @@ function currentVersion(f: RequestFacts): Current | { unknown: string } {
     return { point: { revision: head, source: 'dbRevision' }, head };
   }
   if (request.operation === 'CREATE') return { point: { source: 'runningVersion' }, install: true };
-  return { unknown: `the current Airflow version of release ${f.release} is unknown (${oldReason}no running version or database revision known)` };
+  return {
+    unknown: `the current Airflow version of release ${f.release} is unknown (${oldReason}no running version or database revision known)`,
+  };
 }
 
 function fromVersion(version: AirflowVersion, source: VersionPoint['source']): Current {
@@ -250,7 +316,8 @@ export function compareToCurrent(
   target: AirflowVersion,
   current: { version?: AirflowVersion; head?: string; install?: true },
 ): Outcome {
-  if (current.install) return { kind: 'install', reason: `no running version or database revision known: new install of ${target.text}` };
+  if (current.install)
+    return { kind: 'install', reason: `no running version or database revision known: new install of ${target.text}` };
   const targetHead = headForVersion(target);
   const from = current.version ? current.version.text : `revision ${current.head}`;
   if (current.version && current.version.text === target.text) {
@@ -259,19 +326,33 @@ export function compareToCurrent(
   if (targetHead && current.head !== undefined) {
     const t = headIndex(targetHead);
     const c = headIndex(current.head);
-    if (c < 0) return { kind: 'unknown', reason: `database revision ${current.head} is not in the guard's table of Airflow schema heads` };
+    if (c < 0)
+      return {
+        kind: 'unknown',
+        reason: `database revision ${current.head} is not in the guard's table of Airflow schema heads`,
+      };
     if (t === c) return { kind: 'same-head', reason: `${from} -> ${target.text}: same schema head ${targetHead}` };
-    if (t > c) return { kind: 'forward', reason: `${from} -> ${target.text}: schema moves forward ${current.head} -> ${targetHead}` };
+    if (t > c)
+      return {
+        kind: 'forward',
+        reason: `${from} -> ${target.text}: schema moves forward ${current.head} -> ${targetHead}`,
+      };
     return { kind: 'downgrade', reason: `${from} -> ${target.text}: schema head ${current.head} -> ${targetHead}` };
   }
   if (isNewerThanCurrent(target, current)) {
     return { kind: 'forward', reason: `${from} -> ${target.text}: newer version, schema can only move forward` };
   }
   if (!targetHead) {
-    return { kind: 'unknown', reason: `no known schema head for Airflow ${target.text} (pre-release heads are provisional; releases after ${newestKnownVersion().text} are not in the table)` };
+    return {
+      kind: 'unknown',
+      reason: `no known schema head for Airflow ${target.text} (pre-release heads are provisional; releases after ${newestKnownVersion().text} are not in the table)`,
+    };
   }
   // The current version is newer than the table knows: its head is unknown but cannot be older.
-  return { kind: 'downgrade', reason: `${from} -> ${target.text}: current version is newer than the guard's table, treated as a downgrade to ${targetHead}` };
+  return {
+    kind: 'downgrade',
+    reason: `${from} -> ${target.text}: current version is newer than the guard's table, treated as a downgrade to ${targetHead}`,
+  };
 }
 
 function isNewerThanCurrent(target: AirflowVersion, current: { version?: AirflowVersion; head?: string }): boolean {
@@ -297,12 +378,23 @@ function fromText(from: VersionPoint): string {
   return from.version ?? `revision ${from.revision}`;
 }
 
-function downgrade(f: RequestFacts, target: AirflowVersion, current: Current, to: VersionPoint, from: VersionPoint): Decision {
+function downgrade(
+  f: RequestFacts,
+  target: AirflowVersion,
+  current: Current,
+  to: VersionPoint,
+  from: VersionPoint,
+): Decision {
   const toHead = to.revision as string;
   const basis: DecisionBasis = { ...f.basis, from, to };
   if (isAirflow3OrLater(current) && compareVersions(target, AIRFLOW_3_FLOOR) < 0) {
     const message = `${TOOL} denied ${f.ref}: Airflow 3 cannot downgrade the database below 2.7.0 (its migration chain starts there); ${fromText(from)} -> ${target.text} is not possible. Downgrade to 2.7.0 or later first, or restore a database backup.`;
-    return denied(basis, 'unsupported-downgrade', `downgrade ${fromText(from)} -> ${target.text} below 2.7.0 from Airflow 3`, { code: 403, message });
+    return denied(
+      basis,
+      'unsupported-downgrade',
+      `downgrade ${fromText(from)} -> ${target.text} below 2.7.0 from Airflow 3`,
+      { code: 403, message },
+    );
   }
   const fromKey = current.head ?? from.version ?? 'unknown';
   const last = f.state.lastOperation;
@@ -317,24 +409,45 @@ function downgrade(f: RequestFacts, target: AirflowVersion, current: Current, to
     ...(current.head ? { fromRevision: current.head } : {}),
     toRevision: toHead,
   };
-  const hold = holdPatch(f.kind, f.request.object, { operationId, fromVersion: operation.fromVersion, toVersion: operation.toVersion, ...(current.head ? { fromRevision: current.head } : {}), toRevision: toHead }, f.request.operation as 'CREATE' | 'UPDATE');
+  const hold = holdPatch(
+    f.kind,
+    f.request.object,
+    {
+      operationId,
+      fromVersion: operation.fromVersion,
+      toVersion: operation.toVersion,
+      ...(current.head ? { fromRevision: current.head } : {}),
+      toRevision: toHead,
+    },
+    f.request.operation as 'CREATE' | 'UPDATE',
+  );
   const plan = downgradePlan(f, toHead);
   const warnings = [
     `${TOOL}: DOWNGRADE of release ${f.release} from ${fromText(from)} to ${target.text} (schema ${current.head ?? 'unknown'} -> ${toHead}); ${f.ref} is held (${holdSummary(hold.record)}), operation ${operationId}.${f.request.dryRun ? ' Dry run: nothing is held and no operation starts.' : ''}`,
     ...planWarnings(f.release, plan, fromText(from), target.text),
   ];
   if (isAirflow3OrLater(current) && compareVersions(target, AIRFLOW_3) < 0) {
-    warnings.push(`Below 3.0.0 the FAB provider's tables are downgraded too: the running ${fromText(from)} image needs apache-airflow-providers-fab installed, or the downgrade fails.`);
+    warnings.push(
+      `Below 3.0.0 the FAB provider's tables are downgraded too: the running ${fromText(from)} image needs apache-airflow-providers-fab installed, or the downgrade fails.`,
+    );
   }
-  warnings.push(`Take a database backup before the downgrade, and run "airflow dags reserialize" once ${target.text} runs.`);
+  warnings.push(
+    `Take a database backup before the downgrade, and run "airflow dags reserialize" once ${target.text} runs.`,
+  );
   const reason = `downgrade ${fromText(from)} -> ${target.text} (schema ${current.head ?? 'unknown'} -> ${toHead}): held`;
   return held(basis, 'downgrade', reason, warnings, hold, operation, { plan });
 }
 
 function downgradePlan(f: RequestFacts, toHead: string): DowngradePlan {
-  const plan: DowngradePlan = { order: f.config.order, argv: downgradeArgv(toHead), drain: [], outage: { workloads: 0, pods: 0 } };
+  const plan: DowngradePlan = {
+    order: f.config.order,
+    argv: downgradeArgv(toHead),
+    drain: [],
+    outage: { workloads: 0, pods: 0 },
+  };
   const pod = f.state.execPod;
-  if (pod && isValidObjectName(pod.name) && LABEL_VALUE.test(pod.component)) plan.execPod = { name: pod.name, component: pod.component };
+  if (pod && isValidObjectName(pod.name) && LABEL_VALUE.test(pod.component))
+    plan.execPod = { name: pod.name, component: pod.component };
   for (const w of f.state.workloads ?? []) {
     if (!isValidObjectName(w.name) || !LABEL_VALUE.test(w.component) || !/^[A-Za-z]{1,63}$/.test(w.kind)) continue;
     if (componentRole(w.component) === 'no-metadata-db') continue;
@@ -351,15 +464,32 @@ function downgradePlan(f: RequestFacts, toHead: string): DowngradePlan {
  * schema forward and the from-version's pods would wait for it forever. Held; the coordinator opens
  * a return operation and migrates forward itself. Any other forward move is left alone.
  */
-function returnAfterDone(f: RequestFacts, target: AirflowVersion, current: Current, to: VersionPoint, from: VersionPoint): Decision | undefined {
+function returnAfterDone(
+  f: RequestFacts,
+  target: AirflowVersion,
+  current: Current,
+  to: VersionPoint,
+  from: VersionPoint,
+): Decision | undefined {
   const last = f.state.lastOperation;
   if (!last || last.phase !== 'done') return undefined;
   const done = validOperation(last.id, last.fromVersion, last.toVersion, 'state');
   if (!done?.fromHead || to.revision !== done.fromHead || current.head !== done.toHead) return undefined;
   // The database says where the schema is when the caller knows it: moved on already, nothing to do.
   if (isValidRevision(f.state.dbRevision) && f.state.dbRevision !== done.toHead) return undefined;
-  const operation = { id: done.id, fromVersion: done.fromVersion.text, toVersion: done.toVersion.text, fromRevision: done.fromHead, toRevision: done.toHead };
-  const hold = holdPatch(f.kind, f.request.object, { operationId: done.id, ...operation }, f.request.operation as 'CREATE' | 'UPDATE');
+  const operation = {
+    id: done.id,
+    fromVersion: done.fromVersion.text,
+    toVersion: done.toVersion.text,
+    fromRevision: done.fromHead,
+    toRevision: done.toHead,
+  };
+  const hold = holdPatch(
+    f.kind,
+    f.request.object,
+    { operationId: done.id, ...operation },
+    f.request.operation as 'CREATE' | 'UPDATE',
+  );
   const reason = `return to ${target.text} after downgrade ${done.id} (schema ${done.toHead} -> ${done.fromHead}): held`;
   const warnings = [
     `${TOOL}: RETURN of release ${f.release} to ${target.text} after downgrade ${done.id} finished (schema ${done.toHead} -> ${done.fromHead}); ${f.ref} is held (${holdSummary(hold.record)}) while the guard migrates the schema forward itself.${f.request.dryRun ? ' Dry run: nothing is held and no operation starts.' : ''}`,
@@ -385,7 +515,12 @@ function openOperation(f: RequestFacts): OpenOperation | undefined {
   const op = f.state.operation;
   if (op) {
     const parsed = validOperation(op.id, op.fromVersion, op.toVersion, 'state');
-    if (parsed) return { ...parsed, phase: LABEL_VALUE.test(op.phase) ? op.phase : 'unknown', ...(isValidOperationId(op.returnOf) ? { returnOf: op.returnOf } : {}) };
+    if (parsed)
+      return {
+        ...parsed,
+        phase: LABEL_VALUE.test(op.phase) ? op.phase : 'unknown',
+        ...(isValidOperationId(op.returnOf) ? { returnOf: op.returnOf } : {}),
+      };
   }
   for (const object of [f.request.object, f.request.oldObject]) {
     const target = readHoldTarget(object);
@@ -396,7 +531,12 @@ function openOperation(f: RequestFacts): OpenOperation | undefined {
   return undefined;
 }
 
-function validOperation(id: unknown, from: unknown, to: unknown, source: OpenOperation['source']): OpenOperation | undefined {
+function validOperation(
+  id: unknown,
+  from: unknown,
+  to: unknown,
+  source: OpenOperation['source'],
+): OpenOperation | undefined {
   if (!isValidOperationId(id) || typeof from !== 'string' || typeof to !== 'string') return undefined;
   const fromVersion = parseAirflowVersion(from);
   const toVersion = parseAirflowVersion(to);
@@ -411,7 +551,12 @@ function validOperation(id: unknown, from: unknown, to: unknown, source: OpenOpe
  * object moved back to its from-version is released (the user changed their mind), and any other
  * version is refused until the operation ends. Undefined: decide as usual.
  */
-function decideWithinOperation(f: RequestFacts, op: OpenOperation, target: AirflowVersion, to: VersionPoint): Decision | undefined {
+function decideWithinOperation(
+  f: RequestFacts,
+  op: OpenOperation,
+  target: AirflowVersion,
+  to: VersionPoint,
+): Decision | undefined {
   const targetHead = headForVersion(target);
   const opText = `${op.id} (${op.fromVersion.text} -> ${op.toVersion.text}${op.phase ? `, phase ${op.phase}` : ''})`;
   const operation = {
@@ -422,7 +567,11 @@ function decideWithinOperation(f: RequestFacts, op: OpenOperation, target: Airfl
     toRevision: op.toHead,
     ...(op.phase ? { phase: op.phase } : {}),
   };
-  const from: VersionPoint = { version: op.fromVersion.text, source: 'operation', ...(op.fromHead ? { revision: op.fromHead } : {}) };
+  const from: VersionPoint = {
+    version: op.fromVersion.text,
+    source: 'operation',
+    ...(op.fromHead ? { revision: op.fromHead } : {}),
+  };
   const basis: DecisionBasis = { ...f.basis, from, to };
   const isHeldNow = isHeld(f.request.object) || isHeld(f.request.oldObject);
   const goesToTarget = target.text === op.toVersion.text || targetHead === op.toHead;
@@ -431,22 +580,53 @@ function decideWithinOperation(f: RequestFacts, op: OpenOperation, target: Airfl
   // A return operation moves the schema forward to the from-version: the rest of the rollback joins
   // it, and a change to the downgrade's target meanwhile is refused like any other version.
   if (op.returnOf === undefined ? goesToTarget : goesBack) {
-    const hold = holdPatch(f.kind, f.request.object, { operationId: op.id, fromVersion: op.fromVersion.text, toVersion: op.toVersion.text, ...(op.fromHead ? { fromRevision: op.fromHead } : {}), toRevision: op.toHead }, f.request.operation as 'CREATE' | 'UPDATE');
+    const hold = holdPatch(
+      f.kind,
+      f.request.object,
+      {
+        operationId: op.id,
+        fromVersion: op.fromVersion.text,
+        toVersion: op.toVersion.text,
+        ...(op.fromHead ? { fromRevision: op.fromHead } : {}),
+        toRevision: op.toHead,
+      },
+      f.request.operation as 'CREATE' | 'UPDATE',
+    );
     const warning = `${TOOL}: release ${f.release} is under downgrade operation ${opText}; ${f.ref} is held with it (${holdSummary(hold.record)}) until the operation releases it.${f.request.dryRun ? ' Dry run: nothing is held.' : ''}`;
-    return held(basis, 'join-operation', `release is under operation ${opText}: held with it`, [warning], hold, operation);
+    return held(
+      basis,
+      'join-operation',
+      `release is under operation ${opText}: held with it`,
+      [warning],
+      hold,
+      operation,
+    );
   }
   if (goesBack) {
     if (!isHeldNow) return undefined;
     const record = readHoldRecord(f.request.object) ?? readHoldRecord(f.request.oldObject);
-    return allowed(basis, 'cancel-hold', `${f.ref} returned to ${target.text}, the from-version of operation ${opText}: hold removed`, {
-      warnings: [`${TOOL}: ${f.ref} is back at ${target.text}, the version before operation ${opText}: its hold is removed, no downgrade for it; the guard migrates the schema forward again if the downgrade already ran.${f.request.dryRun ? ' Dry run: nothing changes.' : ''}`],
-      patch: returnPatch(f.request.object, record, op.id),
-      sideEffect: f.request.dryRun ? 'none' : 'cancel-hold',
-      operation,
-    });
+    return allowed(
+      basis,
+      'cancel-hold',
+      `${f.ref} returned to ${target.text}, the from-version of operation ${opText}: hold removed`,
+      {
+        warnings: [
+          `${TOOL}: ${f.ref} is back at ${target.text}, the version before operation ${opText}: its hold is removed, no downgrade for it; the guard migrates the schema forward again if the downgrade already ran.${f.request.dryRun ? ' Dry run: nothing changes.' : ''}`,
+        ],
+        patch: returnPatch(f.request.object, record, op.id),
+        sideEffect: f.request.dryRun ? 'none' : 'cancel-hold',
+        operation,
+      },
+    );
   }
   const message = `${TOOL} denied ${f.ref}: release ${f.release} is under downgrade operation ${opText}; finish or cancel it (set ${op.fromVersion.text} again) before changing to ${target.text}.`;
-  return denied(basis, 'conflicting-operation', `release is under operation ${opText}; change to ${target.text} refused`, { code: 409, message }, { operation });
+  return denied(
+    basis,
+    'conflicting-operation',
+    `release is under operation ${opText}; change to ${target.text} refused`,
+    { code: 409, message },
+    { operation },
+  );
 }
 
 /** What the coordinator's drain recorded on a workload (annotation `drained`): restored on release. */
@@ -465,7 +645,8 @@ export function readDrainedRecord(object: unknown): DrainedRecord | undefined {
     const parsed: unknown = JSON.parse(text);
     if (!isJsonObject(parsed) || !isValidOperationId(parsed.operation)) return undefined;
     const record: DrainedRecord = { operation: parsed.operation };
-    if (typeof parsed.replicas === 'number' && Number.isSafeInteger(parsed.replicas) && parsed.replicas >= 0) record.replicas = parsed.replicas;
+    if (typeof parsed.replicas === 'number' && Number.isSafeInteger(parsed.replicas) && parsed.replicas >= 0)
+      record.replicas = parsed.replicas;
     if (typeof parsed.suspend === 'boolean') record.suspend = parsed.suspend;
     return record;
   } catch {
@@ -490,7 +671,9 @@ function keepDrained(f: RequestFacts, decision: Decision): Decision {
   const record: DrainedRecord = { operation: drained.operation, ...(replicas !== undefined ? { replicas } : {}) };
   const text = JSON.stringify(record);
   if (asked === 0 && annotationAt(f.request.object, ANNOTATIONS.drained) === text) return decision;
-  const annotationsExist = isJsonObject(valueAt(f.request.object, ['metadata', 'annotations'])) || decision.patch.some((op) => op.path === '/metadata/annotations');
+  const annotationsExist =
+    isJsonObject(valueAt(f.request.object, ['metadata', 'annotations'])) ||
+    decision.patch.some((op) => op.path === '/metadata/annotations');
   const patch: JsonPatchOperation[] = [
     ...decision.patch.filter((op) => op.path !== '/spec/replicas'),
     { op: 'add', path: '/spec/replicas', value: 0 },
@@ -499,5 +682,10 @@ function keepDrained(f: RequestFacts, decision: Decision): Decision {
       : { op: 'add', path: '/metadata/annotations', value: { [ANNOTATIONS.drained]: text } },
   ];
   const warning = `${TOOL}: ${f.ref} is drained by operation ${drained.operation}: kept at 0 replicas${replicas !== undefined ? `, ${replicas} restored once it runs the target version` : ''}.`;
-  return { ...decision, patch, warnings: [...decision.warnings, warning], reason: `${decision.reason}; kept drained at 0 replicas` };
+  return {
+    ...decision,
+    patch,
+    warnings: [...decision.warnings, warning],
+    reason: `${decision.reason}; kept drained at 0 replicas`,
+  };
 }

@@ -100,6 +100,21 @@ export function held(
   operation: DecisionOperation,
   extras: Pick<Decision, 'plan'> = {},
 ): Decision {
-  const sideEffect: SideEffect = basis.dryRun ? 'none' : kind === 'downgrade' || kind === 'return' ? 'open-operation' : 'join-operation';
-  return { ...basis, kind, allowed: true, reason, warnings, patch: hold.patch, sideEffect, operation, hold: hold.record, ...extras };
+  const sideEffect: SideEffect = basis.dryRun
+    ? 'none'
+    : kind === 'downgrade' || kind === 'return'
+      ? 'open-operation'
+      : 'join-operation';
+  return {
+    ...basis,
+    kind,
+    allowed: true,
+    reason,
+    warnings,
+    patch: hold.patch,
+    sideEffect,
+    operation,
+    hold: hold.record,
+    ...extras,
+  };
 }

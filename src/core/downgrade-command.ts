@@ -9,7 +9,9 @@ export class UnsafeCommandError extends Error {
 
 function requireRevision(revision: unknown): string {
   if (!isValidRevision(revision)) {
-    throw new UnsafeCommandError(`refusing to build a command with revision ${JSON.stringify(String(revision)).slice(0, 60)}: not a valid alembic revision`);
+    throw new UnsafeCommandError(
+      `refusing to build a command with revision ${JSON.stringify(String(revision)).slice(0, 60)}: not a valid alembic revision`,
+    );
   }
   return revision;
 }

@@ -108,7 +108,12 @@ function statefulSetChanges(object: unknown, operation: 'CREATE' | 'UPDATE', not
   return changes;
 }
 
-function holdChanges(kind: WorkloadKind, object: unknown, operation: 'CREATE' | 'UPDATE', notes: string[]): HoldChange[] {
+function holdChanges(
+  kind: WorkloadKind,
+  object: unknown,
+  operation: 'CREATE' | 'UPDATE',
+  notes: string[],
+): HoldChange[] {
   switch (kind) {
     case 'Deployment':
       return [change(object, ['spec', 'paused'], true)];
@@ -139,7 +144,8 @@ export function readHoldRecord(object: unknown): HoldRecord | undefined {
     const parsed: unknown = JSON.parse(text);
     if (!isJsonObject(parsed) || !Array.isArray(parsed.changes)) return undefined;
     const changes = parsed.changes.filter(
-      (c): c is HoldChange => isJsonObject(c) && typeof c.path === 'string' && HOLD_PATHS.has(c.path) && typeof c.existed === 'boolean',
+      (c): c is HoldChange =>
+        isJsonObject(c) && typeof c.path === 'string' && HOLD_PATHS.has(c.path) && typeof c.existed === 'boolean',
     );
     const kind = WORKLOAD_KINDS.find((k) => k === parsed.kind);
     if (!kind) return undefined;
@@ -163,7 +169,11 @@ function annotationOps(object: unknown, values: Record<string, string>): JsonPat
   if (!isJsonObject(valueAt(object, ['metadata', 'annotations']))) {
     return setOps(object, ['metadata', 'annotations'], values);
   }
-  return Object.entries(values).map(([key, value]) => ({ op: 'add', path: pointer(['metadata', 'annotations', key]), value }));
+  return Object.entries(values).map(([key, value]) => ({
+    op: 'add',
+    path: pointer(['metadata', 'annotations', key]),
+    value,
+  }));
 }
 
 /** The patch that holds this workload's rollout and records the hold and its operation. */
@@ -188,7 +198,8 @@ export function holdPatch(
   if (target.fromRevision !== undefined) annotations[ANNOTATIONS.fromRevision] = target.fromRevision;
   patch.push(...annotationOps(object, annotations));
   // Held again after a return: the object is part of a downgrade again, not of the return.
-  if (annotationAt(object, ANNOTATIONS.returned) !== undefined) patch.push({ op: 'remove', path: pointer(['metadata', 'annotations', ANNOTATIONS.returned]) });
+  if (annotationAt(object, ANNOTATIONS.returned) !== undefined)
+    patch.push({ op: 'remove', path: pointer(['metadata', 'annotations', ANNOTATIONS.returned]) });
   return { patch, record };
 }
 
@@ -203,7 +214,8 @@ export function readHoldTarget(object: unknown): HoldTarget | undefined {
   const toVersion = annotationAt(object, ANNOTATIONS.toVersion);
   const toRevision = annotationAt(object, ANNOTATIONS.toRevision);
   const fromRevision = annotationAt(object, ANNOTATIONS.fromRevision);
-  if (operationId === undefined || fromVersion === undefined || toVersion === undefined || toRevision === undefined) return undefined;
+  if (operationId === undefined || fromVersion === undefined || toVersion === undefined || toRevision === undefined)
+    return undefined;
   return { operationId, fromVersion, toVersion, ...(fromRevision !== undefined ? { fromRevision } : {}), toRevision };
 }
 
@@ -217,11 +229,19 @@ export function holdOperationPatch(object: unknown, operationId: string): JsonPa
  * The patch for a held object changed back to its from-version: the hold is undone (releasePatch)
  * and the object is marked as returned from `operationId`.
  */
-export function returnPatch(object: unknown, record: HoldRecord | undefined, operationId: string): JsonPatchOperation[] {
+export function returnPatch(
+  object: unknown,
+  record: HoldRecord | undefined,
+  operationId: string,
+): JsonPatchOperation[] {
   const patch = releasePatch(object, record);
   const marker = { [ANNOTATIONS.returned]: operationId };
   const annotationsRemain = isJsonObject(valueAt(object, ['metadata', 'annotations']));
-  patch.push(...(annotationsRemain ? [{ op: 'add' as const, path: pointer(['metadata', 'annotations', ANNOTATIONS.returned]), value: operationId }] : setOps(object, ['metadata', 'annotations'], marker)));
+  patch.push(
+    ...(annotationsRemain
+      ? [{ op: 'add' as const, path: pointer(['metadata', 'annotations', ANNOTATIONS.returned]), value: operationId }]
+      : setOps(object, ['metadata', 'annotations'], marker)),
+  );
   return patch;
 }
 
@@ -232,7 +252,9 @@ export function readReturnedFrom(object: unknown): string | undefined {
 
 /** Removes the returned marker (the coordinator, once the return is handled). */
 export function clearReturnedPatch(object: unknown): JsonPatchOperation[] {
-  return readReturnedFrom(object) === undefined ? [] : [{ op: 'remove', path: pointer(['metadata', 'annotations', ANNOTATIONS.returned]) }];
+  return readReturnedFrom(object) === undefined
+    ? []
+    : [{ op: 'remove', path: pointer(['metadata', 'annotations', ANNOTATIONS.returned]) }];
 }
 
 /**
@@ -240,7 +262,10 @@ export function clearReturnedPatch(object: unknown): JsonPatchOperation[] {
  * when it did not exist) and removes the guard's hold annotations. `record` defaults to the one on
  * the object; pass another (e.g. from oldObject) when the object lost its annotation.
  */
-export function releasePatch(object: unknown, record: HoldRecord | undefined = readHoldRecord(object)): JsonPatchOperation[] {
+export function releasePatch(
+  object: unknown,
+  record: HoldRecord | undefined = readHoldRecord(object),
+): JsonPatchOperation[] {
   const patch: JsonPatchOperation[] = [];
   for (const c of record?.changes ?? []) {
     const segments = segmentsOf(c.path);
@@ -248,7 +273,8 @@ export function releasePatch(object: unknown, record: HoldRecord | undefined = r
     else if (hasMember(object, segments)) patch.push({ op: 'remove', path: c.path });
   }
   for (const key of HOLD_ANNOTATIONS) {
-    if (annotationAt(object, key) !== undefined) patch.push({ op: 'remove', path: pointer(['metadata', 'annotations', key]) });
+    if (annotationAt(object, key) !== undefined)
+      patch.push({ op: 'remove', path: pointer(['metadata', 'annotations', key]) });
   }
   return patch;
 }

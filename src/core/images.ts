@@ -95,7 +95,8 @@ export function versionFromTag(tag: string): TagVersion {
 /** The Airflow version of an image reference, or why it cannot be read from it. Frozen and shared per text. */
 export function versionFromImage(text: string): ImageVersion {
   // Longer texts are not references; not kept, so a huge bogus image cannot fill the memo.
-  if (typeof text === 'string' && text.length > 0 && text.length <= MAX_REFERENCE_LENGTH) return imageVersions.get(text, readImageVersion);
+  if (typeof text === 'string' && text.length > 0 && text.length <= MAX_REFERENCE_LENGTH)
+    return imageVersions.get(text, readImageVersion);
   return readImageVersion(text);
 }
 
@@ -132,7 +133,9 @@ const UPSTREAM_REPOSITORIES = new Set(['apache/airflow', 'bitnami/airflow']);
 
 /** apache/airflow or bitnami/airflow on Docker Hub: their tags name the version. */
 export function isUpstreamRepository(image: ImageReference): boolean {
-  return (image.registry === undefined || image.registry === 'docker.io') && UPSTREAM_REPOSITORIES.has(image.repository);
+  return (
+    (image.registry === undefined || image.registry === 'docker.io') && UPSTREAM_REPOSITORIES.has(image.repository)
+  );
 }
 
 /**
@@ -147,7 +150,10 @@ export function versionFromLabels(image: ImageReference, labels: Readonly<Record
   for (const label of VERSION_LABELS) {
     const text = labels[label];
     // Bitnami's may carry a suffix (2.10.5-debian-12-r3): the release is its leading X.Y.Z.
-    const version = text === undefined ? undefined : parseAirflowVersion(text.trim()) ?? parseAirflowVersion(/^\d+\.\d+\.\d+/.exec(text.trim())?.[0] ?? '');
+    const version =
+      text === undefined
+        ? undefined
+        : (parseAirflowVersion(text.trim()) ?? parseAirflowVersion(/^\d+\.\d+\.\d+/.exec(text.trim())?.[0] ?? ''));
     if (version) return { known: true, version };
   }
   return { known: false, reason: `image labels ${VERSION_LABELS.join(', ')} name no Airflow version` };

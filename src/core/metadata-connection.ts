@@ -8,7 +8,13 @@ import { annotationAt, isJsonObject, isValidObjectName, podTemplateOf, valueAt, 
 export const METADATA_SECRET_ANNOTATION = `${ANNOTATION_PREFIX}metadata-secret`;
 
 /** Asked of a pod of the newer version when the connection is only built at run time (fixed argv). */
-export const CONNECTION_QUERY_ARGV: readonly string[] = ['airflow', 'config', 'get-value', 'database', 'sql_alchemy_conn'];
+export const CONNECTION_QUERY_ARGV: readonly string[] = [
+  'airflow',
+  'config',
+  'get-value',
+  'database',
+  'sql_alchemy_conn',
+];
 
 /** An environment value: literal, or one key of a Secret. */
 export type Setting = { value: string } | { secret: string; key: string };
@@ -58,7 +64,9 @@ export function envFromSecrets(workloads: readonly WorkloadSpec[]): string[] {
   const names = new Set<string>();
   for (const w of workloads) {
     for (const container of podContainers(w)) {
-      for (const from of isJsonObject(container) && Array.isArray(container.envFrom) ? (container.envFrom as unknown[]) : []) {
+      for (const from of isJsonObject(container) && Array.isArray(container.envFrom)
+        ? (container.envFrom as unknown[])
+        : []) {
         const name = valueAt(from, ['secretRef', 'name']);
         if (isValidObjectName(name)) names.add(name);
       }
@@ -72,13 +80,19 @@ export function envFromSecrets(workloads: readonly WorkloadSpec[]): string[] {
  * first); the override annotation on any of them wins over what their pods set. `secretKeys`
  * tells which variables the `envFrom` Secrets carry.
  */
-export function resolveConnectionSource(workloads: readonly WorkloadSpec[], secretKeys: SecretKeys = () => undefined): ConnectionSource {
+export function resolveConnectionSource(
+  workloads: readonly WorkloadSpec[],
+  secretKeys: SecretKeys = () => undefined,
+): ConnectionSource {
   for (const w of workloads) {
     const override = annotationAt(w.object, METADATA_SECRET_ANNOTATION);
     if (override === undefined) continue;
     const [secret, key, ...rest] = override.trim().split('/');
     if (rest.length > 0 || !isValidObjectName(secret) || key === undefined || !SECRET_KEY.test(key)) {
-      return { kind: 'undetermined', reason: `annotation ${METADATA_SECRET_ANNOTATION} must be <secret>/<key>, e.g. airflow-metadata/connection` };
+      return {
+        kind: 'undetermined',
+        reason: `annotation ${METADATA_SECRET_ANNOTATION} must be <secret>/<key>, e.g. airflow-metadata/connection`,
+      };
     }
     return { kind: 'secret', secret, key, via: `annotation ${METADATA_SECRET_ANNOTATION}` };
   }
@@ -88,7 +102,10 @@ export function resolveConnectionSource(workloads: readonly WorkloadSpec[], secr
       if (found) return found;
     }
   }
-  return { kind: 'undetermined', reason: `no ${CONN_VARIABLES.join(' or ')} (literal, secretKeyRef, _SECRET or _CMD), community-chart DATABASE_* or Bitnami AIRFLOW_DATABASE_* settings in the release's pod specs; set annotation ${METADATA_SECRET_ANNOTATION}` };
+  return {
+    kind: 'undetermined',
+    reason: `no ${CONN_VARIABLES.join(' or ')} (literal, secretKeyRef, _SECRET or _CMD), community-chart DATABASE_* or Bitnami AIRFLOW_DATABASE_* settings in the release's pod specs; set annotation ${METADATA_SECRET_ANNOTATION}`,
+  };
 }
 
 function fromEnvironment(env: Map<string, EnvEntry>): ConnectionSource | undefined {
@@ -97,26 +114,59 @@ function fromEnvironment(env: Map<string, EnvEntry>): ConnectionSource | undefin
     if (direct?.setting) {
       return 'value' in direct.setting
         ? { kind: 'literal', url: direct.setting.value, via: `env ${variable}` }
-        : { kind: 'secret', secret: direct.setting.secret, key: direct.setting.key, via: `env ${variable} (secretKeyRef)` };
+        : {
+            kind: 'secret',
+            secret: direct.setting.secret,
+            key: direct.setting.key,
+            via: `env ${variable} (secretKeyRef)`,
+          };
     }
   }
   // The community chart builds the URL in a _CMD from DATABASE_*: the same parts, read directly.
-  const community = composed(env, 'community', { host: 'DATABASE_HOST', port: 'DATABASE_PORT', database: 'DATABASE_DB', user: 'DATABASE_USER', password: 'DATABASE_PASSWORD', properties: 'DATABASE_PROPERTIES', type: 'DATABASE_TYPE' });
+  const community = composed(env, 'community', {
+    host: 'DATABASE_HOST',
+    port: 'DATABASE_PORT',
+    database: 'DATABASE_DB',
+    user: 'DATABASE_USER',
+    password: 'DATABASE_PASSWORD',
+    properties: 'DATABASE_PROPERTIES',
+    type: 'DATABASE_TYPE',
+  });
   if (community) return community;
-  const bitnami = composed(env, 'bitnami', { host: 'AIRFLOW_DATABASE_HOST', port: 'AIRFLOW_DATABASE_PORT_NUMBER', database: 'AIRFLOW_DATABASE_NAME', user: 'AIRFLOW_DATABASE_USERNAME', password: 'AIRFLOW_DATABASE_PASSWORD' });
+  const bitnami = composed(env, 'bitnami', {
+    host: 'AIRFLOW_DATABASE_HOST',
+    port: 'AIRFLOW_DATABASE_PORT_NUMBER',
+    database: 'AIRFLOW_DATABASE_NAME',
+    user: 'AIRFLOW_DATABASE_USERNAME',
+    password: 'AIRFLOW_DATABASE_PASSWORD',
+  });
   if (bitnami) return bitnami;
   for (const variable of CONN_VARIABLES) {
     for (const suffix of ['_CMD', '_SECRET']) {
-      if (env.has(`${variable}${suffix}`)) return { kind: 'ask-pod', argv: CONNECTION_QUERY_ARGV, via: `env ${variable}${suffix}` };
+      if (env.has(`${variable}${suffix}`))
+        return { kind: 'ask-pod', argv: CONNECTION_QUERY_ARGV, via: `env ${variable}${suffix}` };
     }
   }
   return undefined;
 }
 
-type PartNames = { host: string; port: string; database: string; user: string; password: string; properties?: string; type?: string };
+type PartNames = {
+  host: string;
+  port: string;
+  database: string;
+  user: string;
+  password: string;
+  properties?: string;
+  type?: string;
+};
 
-function composed(env: Map<string, EnvEntry>, layout: 'community' | 'bitnami', names: PartNames): ConnectionSource | undefined {
-  const get = (name: string | undefined): Setting | undefined => (name === undefined ? undefined : env.get(name)?.setting);
+function composed(
+  env: Map<string, EnvEntry>,
+  layout: 'community' | 'bitnami',
+  names: PartNames,
+): ConnectionSource | undefined {
+  const get = (name: string | undefined): Setting | undefined =>
+    name === undefined ? undefined : env.get(name)?.setting;
   const host = get(names.host);
   const database = get(names.database);
   const user = get(names.user);
@@ -127,8 +177,21 @@ function composed(env: Map<string, EnvEntry>, layout: 'community' | 'bitnami', n
   // The community chart also runs on MySQL (DATABASE_TYPE); Bitnami's is PostgreSQL only.
   const type = get(names.type);
   const scheme = type && 'value' in type && type.value === 'mysql' ? 'mysql' : 'postgresql';
-  const parts: ConnectionParts = { scheme, host, database, user, ...(port ? { port } : {}), ...(password ? { password } : {}), ...(properties ? { properties } : {}) };
-  return { kind: 'composed', layout, parts, via: `env ${names.host}, ${names.database}, ${names.user}${password ? `, ${names.password}` : ''}` };
+  const parts: ConnectionParts = {
+    scheme,
+    host,
+    database,
+    user,
+    ...(port ? { port } : {}),
+    ...(password ? { password } : {}),
+    ...(properties ? { properties } : {}),
+  };
+  return {
+    kind: 'composed',
+    layout,
+    parts,
+    via: `env ${names.host}, ${names.database}, ${names.user}${password ? `, ${names.password}` : ''}`,
+  };
 }
 
 /** The URL from composed parts once their Secret keys are read (`read` returns the decoded value). */
@@ -158,7 +221,9 @@ export function describeConnectionSource(source: ConnectionSource): string {
 
 function podContainers(w: WorkloadSpec): unknown[] {
   const template = podTemplateOf(w.kind, w.object);
-  return [valueAt(template, ['spec', 'containers']), valueAt(template, ['spec', 'initContainers'])].flatMap((list) => (Array.isArray(list) ? (list as unknown[]) : []));
+  return [valueAt(template, ['spec', 'containers']), valueAt(template, ['spec', 'initContainers'])].flatMap((list) =>
+    Array.isArray(list) ? (list as unknown[]) : [],
+  );
 }
 
 /** Environment of every container (init containers too) as the kubelet builds it: envFrom Secrets, env over them. */
@@ -170,7 +235,8 @@ function containerEnvs(w: WorkloadSpec, secretKeys: SecretKeys): Array<Map<strin
     for (const from of Array.isArray(container.envFrom) ? (container.envFrom as unknown[]) : []) {
       const secret = valueAt(from, ['secretRef', 'name']);
       if (!isValidObjectName(secret)) continue;
-      for (const key of secretKeys(secret) ?? []) if (SECRET_KEY.test(key)) env.set(key, { name: key, setting: { secret, key } });
+      for (const key of secretKeys(secret) ?? [])
+        if (SECRET_KEY.test(key)) env.set(key, { name: key, setting: { secret, key } });
     }
     for (const entry of Array.isArray(container.env) ? (container.env as unknown[]) : []) {
       if (!isJsonObject(entry) || typeof entry.name !== 'string') continue;

@@ -84,7 +84,8 @@ export function containersOf(podTemplate: unknown): ContainerInfo[] {
   if (!Array.isArray(list)) return [];
   const out: ContainerInfo[] = [];
   for (const c of list as unknown[]) {
-    if (isJsonObject(c) && typeof c.name === 'string' && typeof c.image === 'string') out.push({ name: c.name, image: c.image });
+    if (isJsonObject(c) && typeof c.name === 'string' && typeof c.image === 'string')
+      out.push({ name: c.name, image: c.image });
   }
   return out;
 }

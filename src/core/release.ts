@@ -42,7 +42,11 @@ function identifyFromLabels(labels: JsonObject | undefined, config: GuardConfig)
   }
   const instance = stringIn(labels, RECOMMENDED.instance);
   if (instance && stringIn(labels, RECOMMENDED.name) === 'airflow') {
-    return { release: instance, component: stringIn(labels, RECOMMENDED.component) ?? '', scheme: 'recommended-labels' };
+    return {
+      release: instance,
+      component: stringIn(labels, RECOMMENDED.component) ?? '',
+      scheme: 'recommended-labels',
+    };
   }
   return identifyFromConfiguredLabels(labels, config);
 }
@@ -71,7 +75,10 @@ function firstNonEmpty(labels: JsonObject, keys: readonly string[]): string | un
 
 /** Release and component from the workload's labels, else its pod template's; undefined when not Airflow. */
 export function identifyRelease(kind: WorkloadKind, object: unknown, config: GuardConfig): ReleaseIdentity | undefined {
-  return identifyFromLabels(labelMapOf(object), config) ?? identifyFromLabels(labelMapOf(podTemplateOf(kind, object)), config);
+  return (
+    identifyFromLabels(labelMapOf(object), config) ??
+    identifyFromLabels(labelMapOf(podTemplateOf(kind, object)), config)
+  );
 }
 
 /** The release a guarded request's object belongs to, or undefined (not guarded, or not Airflow). */
@@ -157,7 +164,10 @@ export function mainContainer(kind: WorkloadKind, object: unknown, component: st
 }
 
 function versionAnnotation(kind: WorkloadKind, object: unknown): string | undefined {
-  return annotationAt(object, ANNOTATIONS.airflowVersion) ?? annotationAt(podTemplateOf(kind, object), ANNOTATIONS.airflowVersion);
+  return (
+    annotationAt(object, ANNOTATIONS.airflowVersion) ??
+    annotationAt(podTemplateOf(kind, object), ANNOTATIONS.airflowVersion)
+  );
 }
 
 /** The Airflow version a workload runs: the explicit annotation wins over the main container's tag. */
@@ -176,7 +186,8 @@ export function workloadVersion(kind: WorkloadKind, object: unknown, component: 
   }
   if (!container) return { known: false, reason: 'no Airflow container found in the pod template' };
   const fromImage = versionFromImage(container.image);
-  if (!fromImage.known) return { known: false, reason: `container '${printable(container.name, 63)}': ${fromImage.reason}`, ...where };
+  if (!fromImage.known)
+    return { known: false, reason: `container '${printable(container.name, 63)}': ${fromImage.reason}`, ...where };
   return { known: true, version: fromImage.version, source: 'image', ...where };
 }
 

@@ -32,7 +32,10 @@ const COMPACTIONS = [
 
 function compactQuoted(text: string, c: (typeof COMPACTIONS)[number]): string {
   const long = new RegExp(`(['"])([^'"]{${c.longerThan + 1},})\\1`, 'g');
-  return text.replace(long, (_match, quote: string, value: string) => `${quote}${value.slice(0, c.head)}...${value.slice(-c.tail)}${quote}`);
+  return text.replace(
+    long,
+    (_match, quote: string, value: string) => `${quote}${value.slice(0, c.head)}...${value.slice(-c.tail)}${quote}`,
+  );
 }
 
 function cleanWarning(text: string): string {

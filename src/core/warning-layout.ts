@@ -24,17 +24,32 @@ export function planWarnings(release: string, plan: DowngradePlan, from: string,
   const command = `"${formatArgv(plan.argv)}" (Airflow ${target})`;
   const released = `release the hold so ${target} starts on the matching schema.`;
   if (plan.order === 'drain-first') {
-    const drain = plan.drain.length > 0
-      ? drainLines('Plan (order drain-first): first drain (scale to 0, suspend CronJobs):', plan.drain.map((w) => `${w.kind.toLowerCase()}/${w.name} (${w.replicas})`))
-      : [`Plan (order drain-first): first drain every workload of release ${release} that uses the database (scale to 0, suspend CronJobs).`];
-    return [...drain, `Then run ${command} in a short-lived runner pod of ${from}, check alembic_version, and ${released}`, outageLine(plan, from, target)];
+    const drain =
+      plan.drain.length > 0
+        ? drainLines(
+            'Plan (order drain-first): first drain (scale to 0, suspend CronJobs):',
+            plan.drain.map((w) => `${w.kind.toLowerCase()}/${w.name} (${w.replicas})`),
+          )
+        : [
+            `Plan (order drain-first): first drain every workload of release ${release} that uses the database (scale to 0, suspend CronJobs).`,
+          ];
+    return [
+      ...drain,
+      `Then run ${command} in a short-lived runner pod of ${from}, check alembic_version, and ${released}`,
+      outageLine(plan, from, target),
+    ];
   }
   const where = plan.execPod
     ? `in pod ${plan.execPod.name} (${plan.execPod.component}, ${from})`
     : `in a running ${from} pod (api-server or webserver first, then scheduler)`;
   const lines = [`Plan (order downgrade-first): run ${command} ${where}, then check alembic_version.`];
   if (plan.drain.length > 0) {
-    lines.push(...drainLines('Then drain (scale to 0, suspend CronJobs):', plan.drain.map((w) => `${w.kind.toLowerCase()}/${w.name} (${w.replicas})`)));
+    lines.push(
+      ...drainLines(
+        'Then drain (scale to 0, suspend CronJobs):',
+        plan.drain.map((w) => `${w.kind.toLowerCase()}/${w.name} (${w.replicas})`),
+      ),
+    );
     lines.push(`Then ${released}`);
   } else {
     lines.push(`Then drain every workload of release ${release} that uses the database and ${released}`);
@@ -46,9 +61,10 @@ export function planWarnings(release: string, plan: DowngradePlan, from: string,
 /** The outage is the drain plus the start of the new pods; drain-first also waits out the downgrade. */
 function outageLine(plan: DowngradePlan, from: string, target: string): string {
   const { workloads, pods } = plan.outage;
-  const stopped = workloads > 0
-    ? `${workloads} workload${workloads === 1 ? '' : 's'} (${pods} pod${pods === 1 ? '' : 's'})`
-    : 'every database-using pod of the release';
+  const stopped =
+    workloads > 0
+      ? `${workloads} workload${workloads === 1 ? '' : 's'} (${pods} pod${pods === 1 ? '' : 's'})`
+      : 'every database-using pod of the release';
   const verb = workloads > 1 ? 'stop' : 'stops';
   if (plan.order === 'drain-first') {
     return `Estimated outage: ${stopped} ${verb} at the drain, before the downgrade, until the ${target} pods start and are Ready; no pod runs on a schema it does not match.`;

@@ -35,7 +35,8 @@ export async function readAlembicRevision(
   options: ReadRevisionOptions = {},
 ): Promise<AlembicRevision> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  if (typeof target === 'string') return options.pools ? readPooled(options.pools, target, timeoutMs) : readFromUrl(target, timeoutMs);
+  if (typeof target === 'string')
+    return options.pools ? readPooled(options.pools, target, timeoutMs) : readFromUrl(target, timeoutMs);
   return readWith(target, timeoutMs, 'the metadata database');
 }
 
@@ -74,12 +75,20 @@ async function readPooled(pools: DatabasePools, url: string, timeoutMs: number):
 }
 
 /** A connection from the URL's pool; a connect that outlives the deadline is released when it lands. */
-export async function connectPooled(pools: DatabasePools, url: string, timeoutMs: number, where: string): Promise<pg.PoolClient> {
+export async function connectPooled(
+  pools: DatabasePools,
+  url: string,
+  timeoutMs: number,
+  where: string,
+): Promise<pg.PoolClient> {
   const pending = pools.pool(url).connect();
   try {
     return await withDeadline(pending, timeoutMs, `connecting to ${where}`);
   } catch (error) {
-    pending.then((late) => late.release(true), () => undefined);
+    pending.then(
+      (late) => late.release(true),
+      () => undefined,
+    );
     throw error;
   }
 }
@@ -104,7 +113,9 @@ function revisionFromRows(rows: Array<{ version_num: unknown }>, where: string):
   if (rows.length === 0) return null;
   if (rows.length > 1) {
     const heads = rows.map((row) => describe(row.version_num)).join(', ');
-    throw new AlembicProbeError(`alembic_version in ${where} has ${rows.length} rows (${heads}); Airflow keeps exactly one`);
+    throw new AlembicProbeError(
+      `alembic_version in ${where} has ${rows.length} rows (${heads}); Airflow keeps exactly one`,
+    );
   }
   const value = rows[0]?.version_num;
   if (!isValidRevision(value)) {

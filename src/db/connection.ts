@@ -83,7 +83,8 @@ export function parseDatabaseUrl(url: string, options: ConnectionOptions = {}): 
   try {
     return databaseConfig(url, options);
   } catch (error) {
-    if (error instanceof UrlProblem) throw new DatabaseUrlError(`invalid ${options.role ?? 'metadata'} database URL ${error.message}`);
+    if (error instanceof UrlProblem)
+      throw new DatabaseUrlError(`invalid ${options.role ?? 'metadata'} database URL ${error.message}`);
     throw error;
   }
 }
@@ -93,7 +94,10 @@ function databaseConfig(url: string, options: ConnectionOptions): ClientConfig {
   if (url.length > 4096) fail(url.slice(0, 64), 'longer than 4096 characters');
   const scheme = schemeOf(url);
   if (!POSTGRES_SCHEME.test(scheme)) {
-    fail(url, `scheme '${scheme || '(none)'}' is not PostgreSQL (expected postgresql://, postgresql+psycopg2:// or postgres://)`);
+    fail(
+      url,
+      `scheme '${scheme || '(none)'}' is not PostgreSQL (expected postgresql://, postgresql+psycopg2:// or postgres://)`,
+    );
   }
   let parsed: URL;
   try {
@@ -108,7 +112,8 @@ function databaseConfig(url: string, options: ConnectionOptions): ClientConfig {
   if (!database) fail(url, 'no database name');
   if (database.includes('/')) fail(url, `database name '${database}' contains '/'`);
   const port = parsed.port ? Number(parsed.port) : Number(params.get('port') ?? 5432);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) fail(url, `port '${parsed.port || params.get('port')}' is not a TCP port`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    fail(url, `port '${parsed.port || params.get('port')}' is not a TCP port`);
 
   const config: ClientConfig = { host, port, database };
   const user = decode(url, parsed.username, 'user name') || params.get('user');
@@ -121,7 +126,8 @@ function databaseConfig(url: string, options: ConnectionOptions): ClientConfig {
   const connectTimeoutSeconds = params.get('connect_timeout');
   if (connectTimeoutSeconds !== null) {
     const seconds = Number(connectTimeoutSeconds);
-    if (!Number.isFinite(seconds) || seconds < 0) fail(url, `connect_timeout '${connectTimeoutSeconds}' is not a number of seconds`);
+    if (!Number.isFinite(seconds) || seconds < 0)
+      fail(url, `connect_timeout '${connectTimeoutSeconds}' is not a number of seconds`);
     if (seconds > 0) config.connectionTimeoutMillis = seconds * 1000;
   }
   if (options.timeoutMs !== undefined) {

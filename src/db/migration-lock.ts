@@ -24,7 +24,9 @@ export async function isMigrationRunning(url: string, timeoutMs = 5000, pools?: 
       return await lockHeld(client, timeoutMs);
     } catch (error) {
       broken = true;
-      throw new Error(`cannot check the migration lock on ${where}: ${redactConnectionString((error as Error).message)}`);
+      throw new Error(
+        `cannot check the migration lock on ${where}: ${redactConnectionString((error as Error).message)}`,
+      );
     } finally {
       client?.release(broken);
     }
@@ -42,6 +44,10 @@ export async function isMigrationRunning(url: string, timeoutMs = 5000, pools?: 
 }
 
 async function lockHeld(client: pg.ClientBase, timeoutMs: number): Promise<boolean> {
-  const result = await client.query({ text: LOCK_HELD, values: [MIGRATIONS_LOCK_ID], query_timeout: timeoutMs } as pg.QueryConfig);
+  const result = await client.query({
+    text: LOCK_HELD,
+    values: [MIGRATIONS_LOCK_ID],
+    query_timeout: timeoutMs,
+  } as pg.QueryConfig);
   return Number((result.rows[0] as { n: number }).n) > 0;
 }

@@ -90,6 +90,7 @@ export class DatabasePools {
 }
 
 function positive(value: number, what: string): number {
-  if (!Number.isFinite(value) || value <= 0) throw new DatabasePoolError(`${what} must be a positive number, got ${value}`);
+  if (!Number.isFinite(value) || value <= 0)
+    throw new DatabasePoolError(`${what} must be a positive number, got ${value}`);
   return value;
 }

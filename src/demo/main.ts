@@ -70,19 +70,51 @@ function kubectlAvailable(): Promise<boolean> {
 
 function kubectl(kubeconfig: string, args: string[], input?: string): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
-    const child = execFile('kubectl', ['--kubeconfig', kubeconfig, ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? 1 : 0, out: `${stdout}${stderr}` });
-    });
+    const child = execFile(
+      'kubectl',
+      ['--kubeconfig', kubeconfig, ...args],
+      { timeout: 60_000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? 1 : 0, out: `${stdout}${stderr}` });
+      },
+    );
     child.stdin?.end(input ?? '');
   });
 }
 
 function releaseManifests(version: string, options: { job: boolean; workloads: boolean }): Json[] {
   const objects: Json[] = [];
-  if (options.job) objects.push(chartWorkload({ kind: 'Job', component: 'run-airflow-migrations', release: RELEASE, namespace: NAMESPACE, version }));
+  if (options.job)
+    objects.push(
+      chartWorkload({
+        kind: 'Job',
+        component: 'run-airflow-migrations',
+        release: RELEASE,
+        namespace: NAMESPACE,
+        version,
+      }),
+    );
   if (options.workloads) {
-    for (const c of COMPONENTS) objects.push(chartComponent({ kind: c.kind, component: c.component, release: RELEASE, namespace: NAMESPACE, version, replicas: c.replicas }));
-    objects.push(chartWorkload({ kind: 'CronJob', component: 'database-cleanup', release: RELEASE, namespace: NAMESPACE, version }));
+    for (const c of COMPONENTS)
+      objects.push(
+        chartComponent({
+          kind: c.kind,
+          component: c.component,
+          release: RELEASE,
+          namespace: NAMESPACE,
+          version,
+          replicas: c.replicas,
+        }),
+      );
+    objects.push(
+      chartWorkload({
+        kind: 'CronJob',
+        component: 'database-cleanup',
+        release: RELEASE,
+        namespace: NAMESPACE,
+        version,
+      }),
+    );
   }
   // kubectl apply takes what it reads; strip what the API server would have defaulted.
   return objects;
@@ -96,8 +128,11 @@ function pods(sim: SimCluster): KubeObject[] {
 function podSummary(sim: SimCluster): string {
   const groups = new Map<string, string[]>();
   for (const p of pods(sim).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))) {
-    const image = ((p.spec as { containers: Array<{ image: string }> }).containers[0]?.image ?? '').split(':').pop() ?? '?';
-    const phase = p.metadata.deletionTimestamp ? 'Terminating' : String((p.status as { phase?: string } | undefined)?.phase ?? 'Pending');
+    const image =
+      ((p.spec as { containers: Array<{ image: string }> }).containers[0]?.image ?? '').split(':').pop() ?? '?';
+    const phase = p.metadata.deletionTimestamp
+      ? 'Terminating'
+      : String((p.status as { phase?: string } | undefined)?.phase ?? 'Pending');
     const key = `${image} ${phase}`;
     groups.set(key, [...(groups.get(key) ?? []), p.metadata.name]);
   }
@@ -105,7 +140,8 @@ function podSummary(sim: SimCluster): string {
 }
 
 function operation(sim: SimCluster): OperationState | undefined {
-  const cm = sim.store.get(RESOURCES.configmaps, NAMESPACE, operationConfigMapName(RELEASE)) as (KubeObject & { data?: Record<string, string> }) | undefined;
+  const cm = sim.store.get(RESOURCES.configmaps, NAMESPACE, operationConfigMapName(RELEASE)) as
+    (KubeObject & { data?: Record<string, string> }) | undefined;
   return readOperationConfigMap(cm)?.op;
 }
 
@@ -127,14 +163,19 @@ function ready(sim: SimCluster, version: string): boolean {
       mine.every((p) => {
         const status = p.status as { phase?: string; conditions?: Array<{ type: string; status: string }> } | undefined;
         const img = (p.spec as { containers: Array<{ image: string }> }).containers[0]?.image ?? '';
-        return status?.phase === 'Running' && status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') && img.includes(image);
+        return (
+          status?.phase === 'Running' &&
+          status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') &&
+          img.includes(image)
+        );
       })
     );
   });
 }
 
 function jobComplete(sim: SimCluster): boolean {
-  const job = sim.store.get(RESOURCES.jobs, NAMESPACE, `${RELEASE}-run-airflow-migrations`) as { status?: { conditions?: Array<{ type: string; status: string }> } } | undefined;
+  const job = sim.store.get(RESOURCES.jobs, NAMESPACE, `${RELEASE}-run-airflow-migrations`) as
+    { status?: { conditions?: Array<{ type: string; status: string }> } } | undefined;
   return job?.status?.conditions?.some((c) => c.type === 'Complete' && c.status === 'True') ?? false;
 }
 
@@ -172,18 +213,47 @@ async function main(): Promise<void> {
     say(`Simulated Kubernetes API server at ${sim.api.url} (kubectl --kubeconfig ${kubeconfigPath})`);
 
     // The guard: its namespace, certificate, ServiceAccount identity and webhook registration.
-    await admin.create('Namespace', undefined, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: GUARD_NAMESPACE } });
-    const certs = generateCertificates({ service: 'airflow-downgrade-guard', namespace: GUARD_NAMESPACE, dnsNames: ['127.0.0.1', 'localhost'] });
+    await admin.create('Namespace', undefined, {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: GUARD_NAMESPACE },
+    });
+    const certs = generateCertificates({
+      service: 'airflow-downgrade-guard',
+      namespace: GUARD_NAMESPACE,
+      dnsNames: ['127.0.0.1', 'localhost'],
+    });
     writeFileSync(path.join(dir, 'tls.crt'), certs.cert);
     writeFileSync(path.join(dir, 'tls.key'), certs.key, { mode: 0o600 });
     const guardKubeconfig = path.join(dir, 'guard-kubeconfig');
-    writeFileSync(guardKubeconfig, sim.api.kubeconfig(sim.api.tokens.issueServiceAccountToken(GUARD_NAMESPACE, 'airflow-downgrade-guard')), { mode: 0o600 });
+    writeFileSync(
+      guardKubeconfig,
+      sim.api.kubeconfig(sim.api.tokens.issueServiceAccountToken(GUARD_NAMESPACE, 'airflow-downgrade-guard')),
+      { mode: 0o600 },
+    );
     const port = 30000 + Math.floor(Math.random() * 20000);
     const guardLog = path.join(dir, 'guard.log');
     const logLines: string[] = [];
     const guard = spawn(
       process.execPath,
-      [path.join(ROOT, 'dist/src/cli/main.js'), 'serve', '--host', '127.0.0.1', '--port', String(port), '--tls-cert-file', path.join(dir, 'tls.crt'), '--tls-key-file', path.join(dir, 'tls.key'), '--kubeconfig', guardKubeconfig, '--identity', 'guard-0', '--audit-database-url', auditUrl],
+      [
+        path.join(ROOT, 'dist/src/cli/main.js'),
+        'serve',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        String(port),
+        '--tls-cert-file',
+        path.join(dir, 'tls.crt'),
+        '--tls-key-file',
+        path.join(dir, 'tls.key'),
+        '--kubeconfig',
+        guardKubeconfig,
+        '--identity',
+        'guard-0',
+        '--audit-database-url',
+        auditUrl,
+      ],
       { env: { ...process.env, POD_NAMESPACE: GUARD_NAMESPACE }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     children.push(guard);
@@ -192,14 +262,26 @@ async function main(): Promise<void> {
     };
     guard.stdout!.on('data', collect);
     guard.stderr!.on('data', collect);
-    await waitUntil('the guard to serve', () => logLines.some((l) => l.includes('airflow-downgrade-guard serving')), 30_000).catch((error: unknown) => {
+    await waitUntil(
+      'the guard to serve',
+      () => logLines.some((l) => l.includes('airflow-downgrade-guard serving')),
+      30_000,
+    ).catch((error: unknown) => {
       throw new Error(`${(error as Error).message}; its last log lines:\n${logLines.slice(-10).join('\n')}`);
     });
-    const webhook = structuredClone(renderInstallManifests({ certMode: 'files' } as never).find((o) => (o as Json).kind === 'MutatingWebhookConfiguration')) as unknown as Json & {
+    const webhook = structuredClone(
+      renderInstallManifests({ certMode: 'files' } as never).find(
+        (o) => (o as Json).kind === 'MutatingWebhookConfiguration',
+      ),
+    ) as unknown as Json & {
       webhooks: Array<Json>;
       metadata: Json;
     };
-    for (const hook of webhook.webhooks) hook.clientConfig = { url: `https://127.0.0.1:${port}/mutate`, caBundle: Buffer.from(certs.caCert).toString('base64') };
+    for (const hook of webhook.webhooks)
+      hook.clientConfig = {
+        url: `https://127.0.0.1:${port}/mutate`,
+        caBundle: Buffer.from(certs.caCert).toString('base64'),
+      };
     delete webhook.metadata.annotations;
     await admin.create('MutatingWebhookConfiguration', undefined, webhook);
     say(`Guard serving on https://127.0.0.1:${port} (logs: ${guardLog}); MutatingWebhookConfiguration registered`);
@@ -215,11 +297,20 @@ async function main(): Promise<void> {
     const useKubectl = await kubectlAvailable();
     const apply = async (objects: Json[]): Promise<string> => {
       if (useKubectl) {
-        const result = await kubectl(kubeconfigPath, ['apply', '-f', '-'], objects.map((o) => stringify(o)).join('---\n'));
+        const result = await kubectl(
+          kubeconfigPath,
+          ['apply', '-f', '-'],
+          objects.map((o) => stringify(o)).join('---\n'),
+        );
         if (result.code !== 0) throw new Error(`kubectl apply failed: ${result.out}`);
         return result.out;
       }
-      for (const o of objects) await admin.rest.request('POST', `/apis/${String(o.apiVersion)}/namespaces/${NAMESPACE}/${String(o.kind).toLowerCase()}s`, { body: o });
+      for (const o of objects)
+        await admin.rest.request(
+          'POST',
+          `/apis/${String(o.apiVersion)}/namespaces/${NAMESPACE}/${String(o.kind).toLowerCase()}s`,
+          { body: o },
+        );
       return '';
     };
     await apply(releaseManifests('3.1.0', { job: true, workloads: false }));
@@ -227,10 +318,14 @@ async function main(): Promise<void> {
     await admin.delete('Job', NAMESPACE, `${RELEASE}-run-airflow-migrations`, 0);
     await apply(releaseManifests('3.1.0', { job: false, workloads: true }));
     await waitUntil('Airflow 3.1.0 to run', () => ready(sim!, '3.1.0'));
-    say(`Airflow 3.1.0 running: ${podSummary(sim)}; alembic_version = ${(await readAlembicRevision(metadataUrl)).revision}`);
+    say(
+      `Airflow 3.1.0 running: ${podSummary(sim)}; alembic_version = ${(await readAlembicRevision(metadataUrl)).revision}`,
+    );
 
     // The downgrade, the way `helm upgrade --version <3.0.2 chart>` sends it (migration Job as post-upgrade hook).
-    console.log(`\n${bold('$ helm upgrade airflow apache-airflow/airflow --set airflowVersion=3.0.2')}   ${dim(useKubectl ? '(kubectl apply of the rendered chart)' : '(API calls)')}`);
+    console.log(
+      `\n${bold('$ helm upgrade airflow apache-airflow/airflow --set airflowVersion=3.0.2')}   ${dim(useKubectl ? '(kubectl apply of the rendered chart)' : '(API calls)')}`,
+    );
     const upgradeStart = Date.now();
     const output = await apply(releaseManifests('3.0.2', { job: false, workloads: true }));
     // Every distinct warning: each held workload's own line, the shared plan once.
@@ -270,21 +365,48 @@ async function main(): Promise<void> {
     console.log(`  violations (an older pod against a newer schema, or the reverse): ${violations.length}`);
     console.log(`  from helm upgrade to everything Ready on 3.0.2: ${(total / 1000).toFixed(1)} s`);
     // One time base for everything the demo prints: seconds since the demo started.
-    console.log(`\n${bold('Timeline of the operation')} ${dim(`(ConfigMap ${NAMESPACE}/${operationConfigMapName(RELEASE)}; times since the demo started, as above)`)}`);
+    console.log(
+      `\n${bold('Timeline of the operation')} ${dim(`(ConfigMap ${NAMESPACE}/${operationConfigMapName(RELEASE)}; times since the demo started, as above)`)}`,
+    );
     for (const step of op.steps) {
-      console.log(`  ${demoTime(Date.parse(step.at))}  ${step.step.padEnd(16)} ${step.outcome.padEnd(8)} ${step.durationMs ? `${step.durationMs} ms`.padStart(8) : ''.padStart(8)}  ${dim(step.detail ?? '')}`);
+      console.log(
+        `  ${demoTime(Date.parse(step.at))}  ${step.step.padEnd(16)} ${step.outcome.padEnd(8)} ${step.durationMs ? `${step.durationMs} ms`.padStart(8) : ''.padStart(8)}  ${dim(step.detail ?? '')}`,
+      );
     }
     console.log(`\n${bold('$ airflow-downgrade-guard audit --release airflow --output timeline')}`);
     guard.kill('SIGTERM');
     await new Promise((r) => guard.once('exit', r));
     const audit = await new Promise<string>((resolve) =>
-      execFile(process.execPath, [path.join(ROOT, 'dist/src/cli/main.js'), 'audit', '--database-url', auditUrl, '--release', RELEASE, '--output', 'timeline'], (_e, out, err) => resolve(`${out}${err}`)),
+      execFile(
+        process.execPath,
+        [
+          path.join(ROOT, 'dist/src/cli/main.js'),
+          'audit',
+          '--database-url',
+          auditUrl,
+          '--release',
+          RELEASE,
+          '--output',
+          'timeline',
+        ],
+        (_e, out, err) => resolve(`${out}${err}`),
+      ),
     );
     // The operations' timelines; the individual admissions outside them are in the full output.
     const operationPart = audit.split(/\n\s*not part of an operation/)[0] ?? audit;
     const since = /since (\d{4}-\d\d-\d\dT[\d:.]+Z)/.exec(operationPart)?.[1];
-    if (since) console.log(dim(`  (the audit CLI counts +0s from the operation's first record, at ${demoTime(Date.parse(since)).trim()} in the demo's time)`));
-    console.log(operationPart.split('\n').map((l) => `  ${l}`).join('\n'));
+    if (since)
+      console.log(
+        dim(
+          `  (the audit CLI counts +0s from the operation's first record, at ${demoTime(Date.parse(since)).trim()} in the demo's time)`,
+        ),
+      );
+    console.log(
+      operationPart
+        .split('\n')
+        .map((l) => `  ${l}`)
+        .join('\n'),
+    );
     writeFileSync(guardLog, logLines.join('\n'));
     if (violations.length > 0 || revision !== '29ce7909c52b') {
       process.exitCode = 1;

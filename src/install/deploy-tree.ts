@@ -41,7 +41,10 @@ function groupByFile(objects: readonly Manifest[]): Map<string, Manifest[]> {
 }
 
 function kustomization(fields: Record<string, unknown>): string {
-  return HEADER + stringify({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', ...fields }, { lineWidth: 0 });
+  return (
+    HEADER +
+    stringify({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', ...fields }, { lineWidth: 0 })
+  );
 }
 
 export function objectKey(o: Pick<Manifest, 'apiVersion' | 'kind' | 'metadata'>): string {
@@ -54,7 +57,13 @@ function slug(o: Manifest): string {
 
 function patchTarget(o: Manifest) {
   const [group, version] = o.apiVersion.includes('/') ? o.apiVersion.split('/') : ['', o.apiVersion];
-  return { group, version, kind: o.kind, name: o.metadata.name, ...(o.metadata.namespace ? { namespace: o.metadata.namespace } : {}) };
+  return {
+    group,
+    version,
+    kind: o.kind,
+    name: o.metadata.name,
+    ...(o.metadata.namespace ? { namespace: o.metadata.namespace } : {}),
+  };
 }
 
 type Json = unknown;
@@ -109,7 +118,14 @@ function overlayFiles(base: readonly Manifest[], target: readonly Manifest[]): R
   for (const o of base) {
     if (targetKeys.has(objectKey(o))) continue;
     const path = `delete-${slug(o)}.yaml`;
-    files[path] = HEADER + stringify({ $patch: 'delete', apiVersion: o.apiVersion, kind: o.kind, metadata: { name: o.metadata.name, ...(o.metadata.namespace ? { namespace: o.metadata.namespace } : {}) } });
+    files[path] =
+      HEADER +
+      stringify({
+        $patch: 'delete',
+        apiVersion: o.apiVersion,
+        kind: o.kind,
+        metadata: { name: o.metadata.name, ...(o.metadata.namespace ? { namespace: o.metadata.namespace } : {}) },
+      });
     patches.push({ path });
   }
   const added: Manifest[] = [];

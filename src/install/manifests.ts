@@ -74,7 +74,15 @@ export const DEFAULT_INSTALL_OPTIONS: InstallOptions = {
   affinity: {
     podAntiAffinity: {
       preferredDuringSchedulingIgnoredDuringExecution: [
-        { weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { 'app.kubernetes.io/name': GUARD_NAME, 'app.kubernetes.io/instance': GUARD_NAME } } } },
+        {
+          weight: 100,
+          podAffinityTerm: {
+            topologyKey: 'kubernetes.io/hostname',
+            labelSelector: {
+              matchLabels: { 'app.kubernetes.io/name': GUARD_NAME, 'app.kubernetes.io/instance': GUARD_NAME },
+            },
+          },
+        },
       ],
     },
   },
@@ -121,7 +129,10 @@ function check(condition: boolean, message: string): void {
 /** Fills defaults and rejects values that would render a broken install. */
 export function resolveInstallOptions(partial: Partial<InstallOptions> = {}): InstallOptions {
   const options: InstallOptions = { ...DEFAULT_INSTALL_OPTIONS, ...stripUndefined(partial) };
-  check(DNS_LABEL.test(options.namespace), `namespace must be a DNS label (lowercase letters, digits, '-'), got ${JSON.stringify(options.namespace)}`);
+  check(
+    DNS_LABEL.test(options.namespace),
+    `namespace must be a DNS label (lowercase letters, digits, '-'), got ${JSON.stringify(options.namespace)}`,
+  );
   check(options.namespace !== 'kube-system', 'the guard must not be installed in kube-system');
   const seen = new Set<string>();
   for (const ns of options.watchNamespaces) {
@@ -131,29 +142,67 @@ export function resolveInstallOptions(partial: Partial<InstallOptions> = {}): In
     check(!seen.has(ns), `watch namespace ${ns} is listed twice`);
     seen.add(ns);
   }
-  check(options.failurePolicy === 'Fail' || options.failurePolicy === 'Ignore', `failure policy must be Fail or Ignore, got ${JSON.stringify(options.failurePolicy)}`);
+  check(
+    options.failurePolicy === 'Fail' || options.failurePolicy === 'Ignore',
+    `failure policy must be Fail or Ignore, got ${JSON.stringify(options.failurePolicy)}`,
+  );
   check(isImageReference(options.image), `not an image reference: ${JSON.stringify(options.image)}`);
-  check(Number.isInteger(options.replicas) && options.replicas >= 1 && options.replicas <= 20, `replicas must be a whole number from 1 to 20, got ${options.replicas}`);
-  check(CERT_MODES.includes(options.certMode), `cert mode must be one of ${CERT_MODES.join(', ')}, got ${JSON.stringify(options.certMode)}`);
-  check(DNS_SUBDOMAIN.test(options.auditSecretName), `audit Secret name must be a DNS subdomain, got ${JSON.stringify(options.auditSecretName)}`);
-  check(LOG_LEVELS.includes(options.logLevel), `log level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(options.logLevel)}`);
+  check(
+    Number.isInteger(options.replicas) && options.replicas >= 1 && options.replicas <= 20,
+    `replicas must be a whole number from 1 to 20, got ${options.replicas}`,
+  );
+  check(
+    CERT_MODES.includes(options.certMode),
+    `cert mode must be one of ${CERT_MODES.join(', ')}, got ${JSON.stringify(options.certMode)}`,
+  );
+  check(
+    DNS_SUBDOMAIN.test(options.auditSecretName),
+    `audit Secret name must be a DNS subdomain, got ${JSON.stringify(options.auditSecretName)}`,
+  );
+  check(
+    LOG_LEVELS.includes(options.logLevel),
+    `log level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(options.logLevel)}`,
+  );
   for (const part of ['requests', 'limits'] as const) {
     const values = options.resources[part];
-    check(values === undefined || (isPlainObject(values) && Object.values(values).every((v) => typeof v === 'string' && QUANTITY.test(v))), `resources.${part} must map resource names to quantities (e.g. cpu: 50m, memory: 128Mi), got ${JSON.stringify(values)}`);
+    check(
+      values === undefined ||
+        (isPlainObject(values) && Object.values(values).every((v) => typeof v === 'string' && QUANTITY.test(v))),
+      `resources.${part} must map resource names to quantities (e.g. cpu: 50m, memory: 128Mi), got ${JSON.stringify(values)}`,
+    );
   }
-  check(Object.keys(options.resources).every((k) => k === 'requests' || k === 'limits'), `resources may only have requests and limits, got ${Object.keys(options.resources).join(', ')}`);
-  check(isPlainObject(options.nodeSelector) && Object.values(options.nodeSelector).every((v) => typeof v === 'string'), `nodeSelector must map label keys to strings, got ${JSON.stringify(options.nodeSelector)}`);
-  check(Array.isArray(options.tolerations) && options.tolerations.every(isPlainObject), `tolerations must be a list of toleration objects, got ${JSON.stringify(options.tolerations)}`);
+  check(
+    Object.keys(options.resources).every((k) => k === 'requests' || k === 'limits'),
+    `resources may only have requests and limits, got ${Object.keys(options.resources).join(', ')}`,
+  );
+  check(
+    isPlainObject(options.nodeSelector) && Object.values(options.nodeSelector).every((v) => typeof v === 'string'),
+    `nodeSelector must map label keys to strings, got ${JSON.stringify(options.nodeSelector)}`,
+  );
+  check(
+    Array.isArray(options.tolerations) && options.tolerations.every(isPlainObject),
+    `tolerations must be a list of toleration objects, got ${JSON.stringify(options.tolerations)}`,
+  );
   check(isPlainObject(options.affinity), `affinity must be an object, got ${JSON.stringify(options.affinity)}`);
-  check(options.priorityClassName === '' || DNS_SUBDOMAIN.test(options.priorityClassName), `priority class name must be a DNS subdomain, got ${JSON.stringify(options.priorityClassName)}`);
-  check(isPlainObject(options.labels) && Object.entries(options.labels).every(([k, v]) => LABEL_KEY.test(k) && typeof v === 'string' && LABEL_VALUE.test(v)), `labels must be valid label keys and values, got ${JSON.stringify(options.labels)}`);
+  check(
+    options.priorityClassName === '' || DNS_SUBDOMAIN.test(options.priorityClassName),
+    `priority class name must be a DNS subdomain, got ${JSON.stringify(options.priorityClassName)}`,
+  );
+  check(
+    isPlainObject(options.labels) &&
+      Object.entries(options.labels).every(
+        ([k, v]) => LABEL_KEY.test(k) && typeof v === 'string' && LABEL_VALUE.test(v),
+      ),
+    `labels must be valid label keys and values, got ${JSON.stringify(options.labels)}`,
+  );
   const reserved = Object.keys(options.labels).filter((k) => k in COMMON_LABELS);
   check(reserved.length === 0, `labels may not set ${reserved.join(', ')} (the guard's own labels)`);
   return { ...options, watchNamespaces: [...options.watchNamespaces] };
 }
 
 const QUANTITY = /^[+-]?(\d+(\.\d*)?|\.\d+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|e[+-]?\d+)?$/;
-const LABEL_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const LABEL_KEY =
+  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -165,7 +214,11 @@ function stripUndefined<T extends object>(value: T): Partial<T> {
 }
 
 const SELECTOR_LABELS = { 'app.kubernetes.io/name': GUARD_NAME, 'app.kubernetes.io/instance': GUARD_NAME };
-const COMMON_LABELS = { ...SELECTOR_LABELS, 'app.kubernetes.io/part-of': GUARD_NAME, 'app.kubernetes.io/version': GUARD_VERSION };
+const COMMON_LABELS = {
+  ...SELECTOR_LABELS,
+  'app.kubernetes.io/part-of': GUARD_NAME,
+  'app.kubernetes.io/version': GUARD_VERSION,
+};
 
 function meta(name: string, namespace?: string, extraLabels: Record<string, string> = {}): Manifest['metadata'] {
   return { name, ...(namespace !== undefined ? { namespace } : {}), labels: { ...COMMON_LABELS, ...extraLabels } };
@@ -367,12 +420,18 @@ function service(options: InstallOptions): Manifest {
  * Each later entry excludes the labels of the earlier ones, so a workload matching several
  * conventions is still sent exactly once; `airflow-downgrade-guard/enabled: "false"` opts out of all.
  */
-export const AIRFLOW_LABEL_CONVENTIONS: ReadonlyArray<{ name: string; label: string; value: string; source: string }> = [
-  { name: 'official-chart', label: 'tier', value: 'airflow', source: 'apache/airflow Helm chart' },
-  { name: 'community-chart', label: 'app', value: 'airflow', source: 'airflow-helm/charts' },
-  { name: 'recommended-labels', label: 'app.kubernetes.io/name', value: 'airflow', source: 'Bitnami and other charts using the recommended labels' },
-  { name: 'opt-in', label: ENABLED_LABEL, value: 'true', source: 'anything else labelled by hand' },
-];
+export const AIRFLOW_LABEL_CONVENTIONS: ReadonlyArray<{ name: string; label: string; value: string; source: string }> =
+  [
+    { name: 'official-chart', label: 'tier', value: 'airflow', source: 'apache/airflow Helm chart' },
+    { name: 'community-chart', label: 'app', value: 'airflow', source: 'airflow-helm/charts' },
+    {
+      name: 'recommended-labels',
+      label: 'app.kubernetes.io/name',
+      value: 'airflow',
+      source: 'Bitnami and other charts using the recommended labels',
+    },
+    { name: 'opt-in', label: ENABLED_LABEL, value: 'true', source: 'anything else labelled by hand' },
+  ];
 
 export function webhookEntryName(convention: string): string {
   return `${convention}.${WEBHOOK_NAME_SUFFIX}`;
@@ -385,15 +444,22 @@ function objectSelector(index: number) {
     { key: convention.label, operator: 'In', values: [convention.value] },
     ...earlier.map((c) => ({ key: c.label, operator: 'NotIn', values: [c.value] })),
   ];
-  if (convention.label !== ENABLED_LABEL) expressions.push({ key: ENABLED_LABEL, operator: 'NotIn', values: ['false'] });
+  if (convention.label !== ENABLED_LABEL)
+    expressions.push({ key: ENABLED_LABEL, operator: 'NotIn', values: ['false'] });
   return { matchExpressions: expressions };
 }
 
 function namespaceSelector(options: InstallOptions) {
   if (options.watchNamespaces.length > 0) {
-    return { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: [...options.watchNamespaces] }] };
+    return {
+      matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: [...options.watchNamespaces] }],
+    };
   }
-  return { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', options.namespace] }] };
+  return {
+    matchExpressions: [
+      { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', options.namespace] },
+    ],
+  };
 }
 
 function webhookConfiguration(options: InstallOptions): Manifest {
@@ -408,10 +474,24 @@ function webhookConfiguration(options: InstallOptions): Manifest {
     webhooks: AIRFLOW_LABEL_CONVENTIONS.map((convention, i) => ({
       name: webhookEntryName(convention.name),
       // caBundle is left out: the guard injects it (self-managed), cert-manager does, or you set it.
-      clientConfig: { service: { namespace: options.namespace, name: GUARD_NAME, path: WEBHOOK_PATH, port: SERVICE_PORT } },
+      clientConfig: {
+        service: { namespace: options.namespace, name: GUARD_NAME, path: WEBHOOK_PATH, port: SERVICE_PORT },
+      },
       rules: [
-        { apiGroups: ['apps'], apiVersions: ['v1'], resources: ['deployments', 'statefulsets'], operations: ['CREATE', 'UPDATE'], scope: 'Namespaced' },
-        { apiGroups: ['batch'], apiVersions: ['v1'], resources: ['jobs', 'cronjobs'], operations: ['CREATE', 'UPDATE'], scope: 'Namespaced' },
+        {
+          apiGroups: ['apps'],
+          apiVersions: ['v1'],
+          resources: ['deployments', 'statefulsets'],
+          operations: ['CREATE', 'UPDATE'],
+          scope: 'Namespaced',
+        },
+        {
+          apiGroups: ['batch'],
+          apiVersions: ['v1'],
+          resources: ['jobs', 'cronjobs'],
+          operations: ['CREATE', 'UPDATE'],
+          scope: 'Namespaced',
+        },
       ],
       objectSelector: objectSelector(i),
       namespaceSelector: namespaceSelector(options),
@@ -430,9 +510,19 @@ function webhookConfiguration(options: InstallOptions): Manifest {
 
 function certManagerObjects(options: InstallOptions): Manifest[] {
   if (options.certMode !== 'cert-manager') return [];
-  const dnsNames = [GUARD_NAME, `${GUARD_NAME}.${options.namespace}`, `${GUARD_NAME}.${options.namespace}.svc`, `${GUARD_NAME}.${options.namespace}.svc.cluster.local`];
+  const dnsNames = [
+    GUARD_NAME,
+    `${GUARD_NAME}.${options.namespace}`,
+    `${GUARD_NAME}.${options.namespace}.svc`,
+    `${GUARD_NAME}.${options.namespace}.svc.cluster.local`,
+  ];
   return [
-    { apiVersion: 'cert-manager.io/v1', kind: 'Issuer', metadata: meta(`${GUARD_NAME}-selfsigned`, options.namespace), spec: { selfSigned: {} } },
+    {
+      apiVersion: 'cert-manager.io/v1',
+      kind: 'Issuer',
+      metadata: meta(`${GUARD_NAME}-selfsigned`, options.namespace),
+      spec: { selfSigned: {} },
+    },
     {
       apiVersion: 'cert-manager.io/v1',
       kind: 'Certificate',
@@ -456,14 +546,17 @@ function certManagerObjects(options: InstallOptions): Manifest[] {
  */
 export function renderInstallManifests(partial: Partial<InstallOptions> = {}): Manifest[] {
   const options = resolveInstallOptions(partial);
-  return withLabels([
-    namespace(options),
-    serviceAccount(options),
-    ...rbac(options),
-    ...certManagerObjects(options),
-    service(options),
-    deployment(options),
-    ...podDisruptionBudget(options),
-    webhookConfiguration(options),
-  ], options.labels);
+  return withLabels(
+    [
+      namespace(options),
+      serviceAccount(options),
+      ...rbac(options),
+      ...certManagerObjects(options),
+      service(options),
+      deployment(options),
+      ...podDisruptionBudget(options),
+      webhookConfiguration(options),
+    ],
+    options.labels,
+  );
 }

@@ -3,7 +3,19 @@
 import { KubeRest, isRetryable, withRetry, type RetryOptions } from './rest.js';
 import type { JsonObject } from '../core/objects.js';
 
-export type KindName = 'Deployment' | 'StatefulSet' | 'Job' | 'CronJob' | 'ReplicaSet' | 'Pod' | 'Secret' | 'ConfigMap' | 'Lease' | 'Event' | 'Namespace' | 'MutatingWebhookConfiguration';
+export type KindName =
+  | 'Deployment'
+  | 'StatefulSet'
+  | 'Job'
+  | 'CronJob'
+  | 'ReplicaSet'
+  | 'Pod'
+  | 'Secret'
+  | 'ConfigMap'
+  | 'Lease'
+  | 'Event'
+  | 'Namespace'
+  | 'MutatingWebhookConfiguration';
 
 interface KindPath {
   prefix: string;
@@ -93,7 +105,10 @@ export class Cluster {
 
   create<T = JsonObject>(kind: KindName, namespace: string | undefined, body: JsonObject): Promise<T> {
     // Not retried on 409: AlreadyExists is an answer the caller handles.
-    return withRetry(() => this.rest.request<T>('POST', resourcePath(kind, namespace), { body }), this.conflictIsFinal());
+    return withRetry(
+      () => this.rest.request<T>('POST', resourcePath(kind, namespace), { body }),
+      this.conflictIsFinal(),
+    );
   }
 
   replace<T = JsonObject>(kind: KindName, namespace: string | undefined, name: string, body: JsonObject): Promise<T> {
@@ -122,11 +137,20 @@ export class Cluster {
   patchUnchanged<T = JsonObject>(kind: KindName, object: unknown, ops: JsonPatchOp[]): Promise<T> {
     const namespace = valueAt(object, ['metadata', 'namespace']);
     const name = String(valueAt(object, ['metadata', 'name']));
-    const test: JsonPatchOp = { op: 'test', path: '/metadata/resourceVersion', value: valueAt(object, ['metadata', 'resourceVersion']) };
+    const test: JsonPatchOp = {
+      op: 'test',
+      path: '/metadata/resourceVersion',
+      value: valueAt(object, ['metadata', 'resourceVersion']),
+    };
     return this.patch<T>(kind, typeof namespace === 'string' ? namespace : undefined, name, [test, ...ops]);
   }
 
-  async delete(kind: KindName, namespace: string | undefined, name: string, gracePeriodSeconds?: number): Promise<void> {
+  async delete(
+    kind: KindName,
+    namespace: string | undefined,
+    name: string,
+    gracePeriodSeconds?: number,
+  ): Promise<void> {
     try {
       await withRetry(
         () =>

@@ -76,28 +76,50 @@ export function createExecRunner(kubeConfig: KubeConfig): ExecRunner {
         command.timeoutMs,
       );
       exec
-        .exec(command.namespace, command.pod, command.container, [...command.argv], stdout, stderr, null, false, (s) => {
-          status = s;
-          const exitCode = exitCodeOf(s);
-          finish({
-            exitCode,
-            timedOut: false,
-            ...(s.status === 'Success' ? {} : { error: s.message ?? 'command failed' }),
-          });
-        })
+        .exec(
+          command.namespace,
+          command.pod,
+          command.container,
+          [...command.argv],
+          stdout,
+          stderr,
+          null,
+          false,
+          (s) => {
+            status = s;
+            const exitCode = exitCodeOf(s);
+            finish({
+              exitCode,
+              timedOut: false,
+              ...(s.status === 'Success' ? {} : { error: s.message ?? 'command failed' }),
+            });
+          },
+        )
         .then((ws) => {
           socket = ws;
           if (settled) ws.close();
           ws.on('close', () => {
             // The status message arrives before the close; give it a moment to be parsed.
             setTimeout(() => {
-              if (!status) finish({ exitCode: undefined, timedOut: false, error: 'the exec connection closed without an exit status' });
+              if (!status)
+                finish({
+                  exitCode: undefined,
+                  timedOut: false,
+                  error: 'the exec connection closed without an exit status',
+                });
             }, 50);
           });
-          ws.on('error', (err: Error) => finish({ exitCode: undefined, timedOut: false, error: `exec connection failed: ${err.message}` }));
+          ws.on('error', (err: Error) =>
+            finish({ exitCode: undefined, timedOut: false, error: `exec connection failed: ${err.message}` }),
+          );
         })
         .catch((err: unknown) =>
-          finish({ exitCode: undefined, timedOut: false, notStarted: true, error: `exec could not start: ${(err as Error).message ?? String(err)}` }),
+          finish({
+            exitCode: undefined,
+            timedOut: false,
+            notStarted: true,
+            error: `exec could not start: ${(err as Error).message ?? String(err)}`,
+          }),
         );
     });
 }

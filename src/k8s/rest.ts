@@ -51,11 +51,19 @@ export const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceacco
  * Why there is no default Kubernetes configuration, or undefined when there is one. Without it,
  * client-node falls back to http://localhost:8080, and the error then blames TLS settings.
  */
-export function missingClusterConfig(env: NodeJS.ProcessEnv, home: string, exists: (path: string) => boolean): string | undefined {
+export function missingClusterConfig(
+  env: NodeJS.ProcessEnv,
+  home: string,
+  exists: (path: string) => boolean,
+): string | undefined {
   if (env.KUBECONFIG) return undefined; // client-node reads it and reports what is wrong with it
   const homeConfig = join(home, '.kube', 'config');
   if (exists(homeConfig)) return undefined;
-  const inCluster = env.KUBERNETES_SERVICE_HOST ? (exists(SERVICE_ACCOUNT_TOKEN) ? undefined : `KUBERNETES_SERVICE_HOST is set but ${SERVICE_ACCOUNT_TOKEN} does not exist`) : 'KUBERNETES_SERVICE_HOST is not set';
+  const inCluster = env.KUBERNETES_SERVICE_HOST
+    ? exists(SERVICE_ACCOUNT_TOKEN)
+      ? undefined
+      : `KUBERNETES_SERVICE_HOST is set but ${SERVICE_ACCOUNT_TOKEN} does not exist`
+    : 'KUBERNETES_SERVICE_HOST is not set';
   if (inCluster === undefined) return undefined;
   return `no cluster configuration found; looked at --kubeconfig (not given), KUBECONFIG (not set), ${homeConfig} (does not exist), in-cluster (${inCluster})`;
 }
@@ -137,9 +145,15 @@ export class KubeRest {
           );
         });
       });
-      req.setTimeout(timeoutMs, () => req.destroy(new KubeApiError(0, 'Timeout', `${method} ${url.pathname}: no answer within ${timeoutMs} ms`)));
+      req.setTimeout(timeoutMs, () =>
+        req.destroy(new KubeApiError(0, 'Timeout', `${method} ${url.pathname}: no answer within ${timeoutMs} ms`)),
+      );
       req.on('error', (err) =>
-        reject(err instanceof KubeApiError ? err : new KubeApiError(0, 'NetworkError', `${method} ${url.pathname}: ${err.message}`)),
+        reject(
+          err instanceof KubeApiError
+            ? err
+            : new KubeApiError(0, 'NetworkError', `${method} ${url.pathname}: ${err.message}`),
+        ),
       );
       if (payload !== undefined) req.write(payload);
       req.end();

@@ -264,7 +264,9 @@ function namespacePrefix(path: string): string | undefined {
 function isUnreachable(error: unknown): boolean {
   if (error instanceof KubeApiError) return error.code === 0;
   const text = `${(error as Error)?.message ?? ''} ${String((error as { cause?: unknown })?.cause ?? '')}`;
-  return /ECONNREFUSED|ECONNRESET|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|EAI_AGAIN|socket hang up|fetch failed/i.test(text);
+  return /ECONNREFUSED|ECONNRESET|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|EAI_AGAIN|socket hang up|fetch failed/i.test(
+    text,
+  );
 }
 
 function isExpired(error: unknown): boolean {
@@ -279,7 +281,10 @@ class Outage {
   unreachable(logger: Logger | undefined, why: string, maxBackoffMs: number): void {
     if (this.down) return;
     this.down = true;
-    logger?.warn({ server: this.server, err: why }, `cannot reach the Kubernetes API at ${this.server} (${why}); retrying quietly with backoff (at most ${maxBackoffMs} ms apart) until it answers`);
+    logger?.warn(
+      { server: this.server, err: why },
+      `cannot reach the Kubernetes API at ${this.server} (${why}); retrying quietly with backoff (at most ${maxBackoffMs} ms apart) until it answers`,
+    );
   }
 
   answered(logger: Logger | undefined): void {
@@ -298,4 +303,3 @@ function outageOf(rest: KubeRest): Outage {
   if (!outage) outages.set(rest, (outage = new Outage(rest.serverUrl)));
   return outage;
 }
-

@@ -12,7 +12,18 @@ export interface CreateLoggerOptions {
   destination?: DestinationStream;
 }
 
-const SECRET_KEYS = ['password', 'connection', 'connectionString', 'databaseUrl', 'token', 'authorization', 'key', 'privateKey', 'cert', 'secret'];
+const SECRET_KEYS = [
+  'password',
+  'connection',
+  'connectionString',
+  'databaseUrl',
+  'token',
+  'authorization',
+  'key',
+  'privateKey',
+  'cert',
+  'secret',
+];
 
 export const REDACT_PATHS: string[] = [
   ...SECRET_KEYS,

@@ -9,7 +9,9 @@ export const METRIC_PREFIX = 'airflow_downgrade_guard_';
 
 // Admission answers take tens of microseconds; a slow cache read or a big patch a few ms. The top
 // buckets reach the webhook's 5 s timeout, so an alert can see answers that come near it.
-export const ADMISSION_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 2.5, 4];
+export const ADMISSION_BUCKETS = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 2.5, 4,
+];
 // Steps and execs: a drain is seconds to minutes; a schema downgrade can take many minutes.
 export const STEP_BUCKETS = [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
 
@@ -141,10 +143,7 @@ export function createMetrics(options: MetricsOptions = {}): GuardMetrics {
     if (!byKind) admissionChildren.set(decision, (byKind = new Map()));
     let pair = byKind.get(kind);
     if (!pair) {
-      pair = [
-        admissionRequests.labels(decision, kind, 'false'),
-        admissionRequests.labels(decision, kind, 'true'),
-      ];
+      pair = [admissionRequests.labels(decision, kind, 'false'), admissionRequests.labels(decision, kind, 'true')];
       byKind.set(kind, pair);
     }
     return pair[dryRun ? 1 : 0];

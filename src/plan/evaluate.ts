@@ -117,15 +117,22 @@ function workloadsOf(manifests: ManifestObject[], options: PlanOptions, skipped:
   for (const { document, object } of manifests) {
     const kind = workloadKindOf(object);
     if (!kind) {
-      skipped.push({ document, object: objectRef(object), reason: `${String(object.apiVersion)} ${String(object.kind)} is not a workload the guard checks` });
+      skipped.push({
+        document,
+        object: objectRef(object),
+        reason: `${String(object.apiVersion)} ${String(object.kind)} is not a workload the guard checks`,
+      });
       continue;
     }
     const metadata = isJsonObject(object.metadata) ? object.metadata : {};
     const name = metadata.name;
     if (!isValidObjectName(name)) {
-      throw new ManifestError(`document ${document}: ${kind} has ${name === undefined ? 'no metadata.name' : `an invalid metadata.name ${JSON.stringify(String(name).slice(0, 80))}`}`);
+      throw new ManifestError(
+        `document ${document}: ${kind} has ${name === undefined ? 'no metadata.name' : `an invalid metadata.name ${JSON.stringify(String(name).slice(0, 80))}`}`,
+      );
     }
-    const namespace = typeof metadata.namespace === 'string' && metadata.namespace !== '' ? metadata.namespace : options.namespace;
+    const namespace =
+      typeof metadata.namespace === 'string' && metadata.namespace !== '' ? metadata.namespace : options.namespace;
     workloads.push({ document, kind, namespace, name, object: { ...object, metadata: { ...metadata, namespace } } });
   }
   return workloads;
@@ -140,9 +147,19 @@ function admittedObject(manifest: JsonObject, current: JsonObject | undefined): 
   if (!current || !isJsonObject(current.metadata)) return manifest;
   const stored = current.metadata;
   const metadata = isJsonObject(manifest.metadata) ? manifest.metadata : {};
-  const annotations = { ...(isJsonObject(stored.annotations) ? stored.annotations : {}), ...(isJsonObject(metadata.annotations) ? metadata.annotations : {}) };
-  const identity = Object.fromEntries(['uid', 'resourceVersion', 'generation', 'creationTimestamp'].filter((k) => stored[k] !== undefined).map((k) => [k, stored[k]]));
-  return { ...manifest, metadata: { ...metadata, ...identity, ...(Object.keys(annotations).length > 0 ? { annotations } : {}) } };
+  const annotations = {
+    ...(isJsonObject(stored.annotations) ? stored.annotations : {}),
+    ...(isJsonObject(metadata.annotations) ? metadata.annotations : {}),
+  };
+  const identity = Object.fromEntries(
+    ['uid', 'resourceVersion', 'generation', 'creationTimestamp']
+      .filter((k) => stored[k] !== undefined)
+      .map((k) => [k, stored[k]]),
+  );
+  return {
+    ...manifest,
+    metadata: { ...metadata, ...identity, ...(Object.keys(annotations).length > 0 ? { annotations } : {}) },
+  };
 }
 
 function admissionReview(w: Workload, current: JsonObject | undefined, user: string): JsonObject {
@@ -166,7 +183,12 @@ function admissionReview(w: Workload, current: JsonObject | undefined, user: str
       object: admittedObject(w.object, current),
       oldObject: current ?? null,
       dryRun: true,
-      options: { apiVersion: 'meta.k8s.io/v1', kind: current ? 'UpdateOptions' : 'CreateOptions', dryRun: ['All'], fieldManager: 'airflow-downgrade-guard-plan' },
+      options: {
+        apiVersion: 'meta.k8s.io/v1',
+        kind: current ? 'UpdateOptions' : 'CreateOptions',
+        dryRun: ['All'],
+        fieldManager: 'airflow-downgrade-guard-plan',
+      },
     },
   };
 }
@@ -195,9 +217,17 @@ function objectResult(w: Workload, operation: 'CREATE' | 'UPDATE', d: Decision):
 function addDecision(plan: ReleasePlan, result: ObjectResult, d: Decision): void {
   plan.objects.push(result);
   const coordinated = d.kind === 'downgrade' || d.kind === 'join-operation';
-  const firstHeld = coordinated && !plan.objects.slice(0, -1).some((o) => o.decision === 'downgrade' || o.decision === 'join-operation');
+  const firstHeld =
+    coordinated &&
+    !plan.objects.slice(0, -1).some((o) => o.decision === 'downgrade' || o.decision === 'join-operation');
   if (!coordinated || firstHeld) for (const w of d.warnings) if (!plan.warnings.includes(w)) plan.warnings.push(w);
-  const outcome: ReleaseOutcome = !d.allowed ? 'denied' : d.kind === 'unknown-version' ? 'undetermined' : coordinated ? 'downgrade' : 'no-downgrade';
+  const outcome: ReleaseOutcome = !d.allowed
+    ? 'denied'
+    : d.kind === 'unknown-version'
+      ? 'undetermined'
+      : coordinated
+        ? 'downgrade'
+        : 'no-downgrade';
   plan.outcome = moreSevere(plan.outcome, outcome);
   if (result.hold) plan.held.push(result.hold);
   if (coordinated && !plan.operationId && d.operation) {
@@ -211,19 +241,29 @@ function addDecision(plan: ReleasePlan, result: ObjectResult, d: Decision): void
 }
 
 /** Deployments and StatefulSets of one release in the manifests: what the drain would stop when the cluster is not asked. */
-function manifestWorkloads(workloads: Workload[], identities: Map<Workload, ReleaseIdentity | undefined>, namespace: string, release: string): NonNullable<ReleaseState['workloads']> {
+function manifestWorkloads(
+  workloads: Workload[],
+  identities: Map<Workload, ReleaseIdentity | undefined>,
+  namespace: string,
+  release: string,
+): NonNullable<ReleaseState['workloads']> {
   const out: NonNullable<ReleaseState['workloads']> = [];
   for (const w of workloads) {
     const identity = identities.get(w);
     if (!identity || w.namespace !== namespace || identity.release !== release) continue;
     if (w.kind !== 'Deployment' && w.kind !== 'StatefulSet') continue;
-    const replicas = isJsonObject(w.object.spec) && typeof w.object.spec.replicas === 'number' ? w.object.spec.replicas : 1;
+    const replicas =
+      isJsonObject(w.object.spec) && typeof w.object.spec.replicas === 'number' ? w.object.spec.replicas : 1;
     out.push({ kind: w.kind, name: w.name, component: identity.component, replicas });
   }
   return out;
 }
 
-export async function evaluateManifests(manifests: ManifestObject[], source: PlanSource, options: PlanOptions): Promise<PlanReport> {
+export async function evaluateManifests(
+  manifests: ManifestObject[],
+  source: PlanSource,
+  options: PlanOptions,
+): Promise<PlanReport> {
   const skipped: PlanReport['skipped'] = [];
   const workloads = workloadsOf(manifests, options, skipped);
   const identities = new Map(workloads.map((w) => [w, identifyRelease(w.kind, w.object, options.config)] as const));
@@ -234,14 +274,25 @@ export async function evaluateManifests(manifests: ManifestObject[], source: Pla
     const identity = identities.get(w);
     const key = identity && `${w.namespace}/${identity.release}`;
     if (identity && key && !states.has(key)) {
-      states.set(key, await source.releaseState(w.namespace, identity.release, manifestWorkloads(workloads, identities, w.namespace, identity.release)));
+      states.set(
+        key,
+        await source.releaseState(
+          w.namespace,
+          identity.release,
+          manifestWorkloads(workloads, identities, w.namespace, identity.release),
+        ),
+      );
     }
   }
 
   const releases = new Map<string, ReleasePlan>();
   for (const w of workloads) {
     const current = currents.get(w);
-    const { decision } = reviewAdmission(admissionReview(w, current, options.user), (namespace, release) => states.get(`${namespace}/${release}`) ?? {}, options.config);
+    const { decision } = reviewAdmission(
+      admissionReview(w, current, options.user),
+      (namespace, release) => states.get(`${namespace}/${release}`) ?? {},
+      options.config,
+    );
     const release = decision.subject.release;
     if (release === undefined) {
       skipped.push({ document: w.document, object: `${w.kind} ${w.name}`, reason: decision.reason });
@@ -255,5 +306,10 @@ export async function evaluateManifests(manifests: ManifestObject[], source: Pla
     }
     addDecision(plan, objectResult(w, current ? 'UPDATE' : 'CREATE', decision), decision);
   }
-  return { source: source.description, documents: new Set(manifests.map((m) => m.document)).size, releases: [...releases.values()], skipped };
+  return {
+    source: source.description,
+    documents: new Set(manifests.map((m) => m.document)).size,
+    releases: [...releases.values()],
+    skipped,
+  };
 }

@@ -13,7 +13,9 @@ function point(p: VersionPoint | undefined): string {
 }
 
 function heads(from: VersionPoint | undefined, to: VersionPoint | undefined): string {
-  return from?.revision || to?.revision ? ` (schema ${from?.revision ?? 'unknown'} -> ${to?.revision ?? 'unknown'})` : '';
+  return from?.revision || to?.revision
+    ? ` (schema ${from?.revision ?? 'unknown'} -> ${to?.revision ?? 'unknown'})`
+    : '';
 }
 
 const SOURCE_TEXT: Record<VersionPoint['source'], string> = {
@@ -49,7 +51,8 @@ function releaseText(r: ReleasePlan): string[] {
   const lines = [headline(r)];
   const label = (name: string, value: string): string => `  ${`${name}:`.padEnd(12)}${value}`;
   // One item per line, aligned under the first.
-  const list = (name: string, items: string[]): string[] => items.map((item, i) => (i === 0 ? label(name, item) : `${' '.repeat(14)}${item}`));
+  const list = (name: string, items: string[]): string[] =>
+    items.map((item, i) => (i === 0 ? label(name, item) : `${' '.repeat(14)}${item}`));
   if (r.outcome === 'downgrade' && r.plan) {
     lines.push(label('current', `${point(r.from)} from ${SOURCE_TEXT[r.from?.source ?? 'runningVersion']}`));
     lines.push(...list('hold', r.held.length > 0 ? r.held : ['(none)']));
@@ -58,18 +61,32 @@ function releaseText(r: ReleasePlan): string[] {
     lines.push(label('order', r.plan.order));
     const where = drainFirst
       ? `a short-lived runner pod of ${point(r.from)}, after the drain`
-      : r.plan.execPod ? `pod ${r.plan.execPod.name} (${r.plan.execPod.component}, ${point(r.from)})` : `a running ${point(r.from)} pod (api-server or webserver first, then scheduler) — none known`;
+      : r.plan.execPod
+        ? `pod ${r.plan.execPod.name} (${r.plan.execPod.component}, ${point(r.from)})`
+        : `a running ${point(r.from)} pod (api-server or webserver first, then scheduler) — none known`;
     lines.push(label('run in', where));
     const drain = r.plan.drain.map((w) => `${w.kind.toLowerCase()}/${w.name} (${w.replicas})`);
-    lines.push(...list('drain', [...(drain.length > 0 ? drain : ['every workload of the release that uses the database']), "and the release's CronJobs (suspended)"]));
+    lines.push(
+      ...list('drain', [
+        ...(drain.length > 0 ? drain : ['every workload of the release that uses the database']),
+        "and the release's CronJobs (suspended)",
+      ]),
+    );
     const { workloads, pods } = r.plan.outage;
     const during = drainFirst ? 'no pod runs during the downgrade' : `${point(r.from)} serves during the downgrade`;
-    lines.push(label('outage', `${workloads > 0 ? `${workloads} workload(s), ${pods} pod(s)` : 'the release'} down from the drain until the ${point(r.to)} pods are Ready; ${during}`));
+    lines.push(
+      label(
+        'outage',
+        `${workloads > 0 ? `${workloads} workload(s), ${pods} pod(s)` : 'the release'} down from the drain until the ${point(r.to)} pods are Ready; ${during}`,
+      ),
+    );
   }
   for (const o of r.objects) if (o.denial) lines.push(label('denied', o.denial));
   if (r.warnings.length > 0) {
     const first = r.objects.find((o) => o.hold);
-    lines.push(`  warnings (as kubectl/Helm would print them${first ? `, for ${first.kind.toLowerCase()}/${first.name}` : ''}):`);
+    lines.push(
+      `  warnings (as kubectl/Helm would print them${first ? `, for ${first.kind.toLowerCase()}/${first.name}` : ''}):`,
+    );
     for (const w of r.warnings) lines.push(`    ${w}`);
   }
   lines.push('  objects:');
@@ -79,18 +96,24 @@ function releaseText(r: ReleasePlan): string[] {
 
 function summary(report: PlanReport): string {
   const code = planExitCode(report);
-  const count = (outcome: ReleasePlan['outcome']): number => report.releases.filter((r) => r.outcome === outcome).length;
-  if (code === PLAN_EXIT.denied) return `Result: the guard would deny changes to ${count('denied')} release(s) (exit 1).`;
+  const count = (outcome: ReleasePlan['outcome']): number =>
+    report.releases.filter((r) => r.outcome === outcome).length;
+  if (code === PLAN_EXIT.denied)
+    return `Result: the guard would deny changes to ${count('denied')} release(s) (exit 1).`;
   if (code === PLAN_EXIT.undetermined) {
     return `Result: the Airflow version is undetermined for ${count('undetermined')} release(s) (exit 4): set annotation ${ANNOTATIONS.airflowVersion} on the workloads or use image tags that name the version.`;
   }
-  if (code === PLAN_EXIT.downgrade) return `Result: a downgrade would be coordinated for ${count('downgrade')} release(s) (exit 3).`;
+  if (code === PLAN_EXIT.downgrade)
+    return `Result: a downgrade would be coordinated for ${count('downgrade')} release(s) (exit 3).`;
   return `Result: no downgrade (exit 0).`;
 }
 
 export function formatPlanText(report: PlanReport): string {
   const workloads = report.releases.reduce((n, r) => n + r.objects.length, 0);
-  const lines = [`Plan for ${report.documents} document(s), ${workloads} Airflow workload(s), against ${report.source}.`, ''];
+  const lines = [
+    `Plan for ${report.documents} document(s), ${workloads} Airflow workload(s), against ${report.source}.`,
+    '',
+  ];
   for (const r of report.releases) lines.push(...releaseText(r), '');
   if (report.releases.length === 0) lines.push('No Airflow workloads in the manifests.', '');
   if (report.skipped.length > 0) {

@@ -59,7 +59,9 @@ async function resolveImage(text: string, registry: RegistryOptions): Promise<Im
   try {
     const { labels } = await readImageConfig(image, registry);
     const version = versionFromLabels(image, labels);
-    return version.known ? { image: printable(text), version: version.version.text } : { image: printable(text), error: version.reason };
+    return version.known
+      ? { image: printable(text), version: version.version.text }
+      : { image: printable(text), error: version.reason };
   } catch (error) {
     if (error instanceof RegistryError) return { image: printable(text), error: error.message };
     throw error;
@@ -69,5 +71,8 @@ async function resolveImage(text: string, registry: RegistryOptions): Promise<Im
 function annotated(object: JsonObject, version: string): JsonObject {
   const metadata = isJsonObject(object.metadata) ? object.metadata : {};
   const annotations = isJsonObject(metadata.annotations) ? metadata.annotations : {};
-  return { ...object, metadata: { ...metadata, annotations: { ...annotations, [ANNOTATIONS.airflowVersion]: version } } };
+  return {
+    ...object,
+    metadata: { ...metadata, annotations: { ...annotations, [ANNOTATIONS.airflowVersion]: version } },
+  };
 }

@@ -45,7 +45,8 @@ export function connect(kubeconfig?: string, timeoutMs = 5_000): KubeConnection 
 export function describeClusterError(error: unknown, server: string): string {
   if (error instanceof KubeApiError) {
     if (error.code === 0) return `cannot reach the Kubernetes API at ${server}: ${error.message}`;
-    if (error.code === 401 || error.code === 403) return `the Kubernetes API at ${server} refused the request: ${error.message}`;
+    if (error.code === 401 || error.code === 403)
+      return `the Kubernetes API at ${server} refused the request: ${error.message}`;
     return `Kubernetes API error at ${server}: ${error.message}`;
   }
   return `cannot talk to the Kubernetes API at ${server}: ${firstLine(error)}`;

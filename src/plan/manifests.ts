@@ -29,11 +29,16 @@ export function parseManifests(text: string, source: string): ManifestObject[] {
     const error = doc.errors[0];
     if (error) {
       // The first line of a pretty error ends with "at line L, column C:".
-      throw new ManifestError(`${source}: document ${number} is not valid YAML: ${(error.message.split('\n')[0] ?? '').replace(/:$/, '')}`);
+      throw new ManifestError(
+        `${source}: document ${number} is not valid YAML: ${(error.message.split('\n')[0] ?? '').replace(/:$/, '')}`,
+      );
     }
     const value: unknown = doc.toJS({ maxAliasCount: 100 });
     if (value === null || value === undefined) return;
-    if (!isJsonObject(value)) throw new ManifestError(`${source}: document ${number} is not a Kubernetes object (a ${Array.isArray(value) ? 'list' : typeof value})`);
+    if (!isJsonObject(value))
+      throw new ManifestError(
+        `${source}: document ${number} is not a Kubernetes object (a ${Array.isArray(value) ? 'list' : typeof value})`,
+      );
     for (const object of flatten(value, source, number)) objects.push({ document: number, object });
   });
   return objects;
@@ -42,7 +47,8 @@ export function parseManifests(text: string, source: string): ManifestObject[] {
 function flatten(value: JsonObject, source: string, number: number): JsonObject[] {
   if (typeof value.kind === 'string' && value.kind.endsWith('List') && Array.isArray(value.items)) {
     return value.items.map((item, i) => {
-      if (!isJsonObject(item)) throw new ManifestError(`${source}: document ${number}, item ${i + 1} is not a Kubernetes object`);
+      if (!isJsonObject(item))
+        throw new ManifestError(`${source}: document ${number}, item ${i + 1} is not a Kubernetes object`);
       return item;
     });
   }
@@ -60,6 +66,7 @@ export function workloadKindOf(object: JsonObject): WorkloadKind | undefined {
 }
 
 export function objectRef(object: JsonObject): string {
-  const name = isJsonObject(object.metadata) && typeof object.metadata.name === 'string' ? object.metadata.name : '(no name)';
+  const name =
+    isJsonObject(object.metadata) && typeof object.metadata.name === 'string' ? object.metadata.name : '(no name)';
   return `${String(object.kind)} ${name}`;
 }

@@ -3,7 +3,13 @@
 import type { ReleaseState } from '../core/decide.js';
 import { WORKLOAD_KINDS, type JsonObject, type WorkloadKind } from '../core/objects.js';
 import { isTerminal, operationConfigMapName, readOperationConfigMap } from '../coordinator/operation.js';
-import { projectPod, projectWorkload, releaseStateFrom, type PodRecord, type WorkloadRecord } from '../coordinator/release-view.js';
+import {
+  projectPod,
+  projectWorkload,
+  releaseStateFrom,
+  type PodRecord,
+  type WorkloadRecord,
+} from '../coordinator/release-view.js';
 import type { GuardConfig } from '../core/config.js';
 import type { Cluster } from '../k8s/cluster.js';
 import type { PlanSource } from './evaluate.js';
@@ -13,11 +19,17 @@ export type StatedState = Pick<ReleaseState, 'runningVersion' | 'dbRevision'>;
 
 /** No cluster: every manifest is a CREATE, the release runs what the flags say, and its workloads are the manifests'. */
 export function statedSource(stated: StatedState): PlanSource {
-  const parts = [stated.runningVersion && `running version ${stated.runningVersion}`, stated.dbRevision && `database revision ${stated.dbRevision}`].filter(Boolean);
+  const parts = [
+    stated.runningVersion && `running version ${stated.runningVersion}`,
+    stated.dbRevision && `database revision ${stated.dbRevision}`,
+  ].filter(Boolean);
   return {
     description: `stated release state (${parts.join(', ') || 'nothing known'}), no cluster`,
     current: async () => undefined,
-    releaseState: async (_namespace, _release, workloads) => ({ ...stated, ...(workloads && workloads.length > 0 ? { workloads } : {}) }),
+    releaseState: async (_namespace, _release, workloads) => ({
+      ...stated,
+      ...(workloads && workloads.length > 0 ? { workloads } : {}),
+    }),
   };
 }
 
@@ -30,7 +42,12 @@ interface NamespaceView {
  * The live cluster, read the way the webhook's caches see it (same projections, same
  * releaseStateFrom). Stated values, when given, win over what the pods say.
  */
-export function clusterSource(cluster: Cluster, config: GuardConfig, description: string, stated: StatedState = {}): PlanSource {
+export function clusterSource(
+  cluster: Cluster,
+  config: GuardConfig,
+  description: string,
+  stated: StatedState = {},
+): PlanSource {
   const views = new Map<string, Promise<NamespaceView>>();
   const view = (namespace: string): Promise<NamespaceView> => {
     let cached = views.get(namespace);
@@ -45,7 +62,14 @@ export function clusterSource(cluster: Cluster, config: GuardConfig, description
     current: async (kind, namespace, name) => cluster.find<JsonObject>(kind, namespace, name),
     releaseState: async (namespace, release) => {
       const { workloads, pods } = await view(namespace);
-      const state = releaseStateFrom(namespace, release, workloads, pods, await findOpenOperation(cluster, namespace, release), undefined);
+      const state = releaseStateFrom(
+        namespace,
+        release,
+        workloads,
+        pods,
+        await findOpenOperation(cluster, namespace, release),
+        undefined,
+      );
       return { ...state, ...stated };
     },
   };
@@ -56,7 +80,11 @@ async function readNamespace(cluster: Cluster, config: GuardConfig, namespace: s
   for (const kind of WORKLOAD_KINDS) {
     const list = await cluster.list(kind, namespace);
     for (const item of list.items) {
-      const record = projectWorkload(kind as WorkloadKind, { ...item, metadata: { namespace, ...(item.metadata as object) } }, config);
+      const record = projectWorkload(
+        kind as WorkloadKind,
+        { ...item, metadata: { namespace, ...(item.metadata as object) } },
+        config,
+      );
       if (record) workloads.push(record);
     }
   }
@@ -69,12 +97,18 @@ async function readNamespace(cluster: Cluster, config: GuardConfig, namespace: s
 }
 
 /** The release's operation while it is open (core's openOperation reads the same from admission state). */
-async function findOpenOperation(cluster: Cluster, namespace: string, release: string): Promise<ReleaseState['operation']> {
+async function findOpenOperation(
+  cluster: Cluster,
+  namespace: string,
+  release: string,
+): Promise<ReleaseState['operation']> {
   const cm = await cluster.find('ConfigMap', namespace, operationConfigMapName(release));
   try {
     const op = readOperationConfigMap(cm)?.op;
     if (!op) return undefined;
-    return isTerminal(op.phase) ? undefined : { id: op.id, fromVersion: op.fromVersion, toVersion: op.toVersion, phase: op.phase };
+    return isTerminal(op.phase)
+      ? undefined
+      : { id: op.id, fromVersion: op.fromVersion, toVersion: op.toVersion, phase: op.phase };
   } catch {
     // An unreadable operation is the coordinator's to report; the webhook's cache skips it too.
     return undefined;

@@ -13,7 +13,10 @@ const MANIFEST_TYPES = [
   'application/vnd.oci.image.manifest.v1+json',
   'application/vnd.docker.distribution.manifest.v2+json',
 ].join(', ');
-const INDEX_TYPES = new Set(['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json']);
+const INDEX_TYPES = new Set([
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+]);
 const DOCKER_HUB = 'registry-1.docker.io';
 const MAX_BODY = 4 * 1024 * 1024;
 
@@ -53,29 +56,41 @@ export async function readImageConfig(image: ImageReference, options: RegistryOp
   const mirror = options.mirrors?.[host];
   const configs = options.dockerConfigs ?? [];
   // A mirror is read with its own credentials when the pull secrets have some, else the registry's.
-  const session = new Session(mirror ?? host, (mirror && credentialsFor(mirror, configs)) || credentialsFor(host, configs), options);
-  const repository = image.registry === undefined && !image.repository.includes('/') ? `library/${image.repository}` : image.repository;
+  const session = new Session(
+    mirror ?? host,
+    (mirror && credentialsFor(mirror, configs)) || credentialsFor(host, configs),
+    options,
+  );
+  const repository =
+    image.registry === undefined && !image.repository.includes('/') ? `library/${image.repository}` : image.repository;
   const reference = image.digest ?? image.tag ?? 'latest';
   let manifest = await session.get(`/v2/${repository}/manifests/${reference}`, MANIFEST_TYPES);
   let digest = contentDigest(manifest);
   let body = parseJson(manifest.body, 'manifest');
   if (INDEX_TYPES.has(mediaType(manifest, body))) {
-    const entries = Array.isArray(body.manifests) ? (body.manifests as Array<{ digest?: unknown; platform?: { os?: string; architecture?: string } }>) : [];
-    const chosen = entries.find((m) => m.platform?.os === 'linux' && m.platform?.architecture === 'amd64') ?? entries.find((m) => m.platform?.os !== 'unknown');
-    if (!chosen || typeof chosen.digest !== 'string') throw new RegistryError(`${describe(image)}: the image index lists no linux/amd64 image`);
+    const entries = Array.isArray(body.manifests)
+      ? (body.manifests as Array<{ digest?: unknown; platform?: { os?: string; architecture?: string } }>)
+      : [];
+    const chosen =
+      entries.find((m) => m.platform?.os === 'linux' && m.platform?.architecture === 'amd64') ??
+      entries.find((m) => m.platform?.os !== 'unknown');
+    if (!chosen || typeof chosen.digest !== 'string')
+      throw new RegistryError(`${describe(image)}: the image index lists no linux/amd64 image`);
     manifest = await session.get(`/v2/${repository}/manifests/${chosen.digest}`, MANIFEST_TYPES);
     digest = chosen.digest;
     body = parseJson(manifest.body, 'manifest');
   }
   const configDigest = (body.config as { digest?: unknown } | undefined)?.digest;
-  if (typeof configDigest !== 'string') throw new RegistryError(`${describe(image)}: the manifest names no config blob`);
+  if (typeof configDigest !== 'string')
+    throw new RegistryError(`${describe(image)}: the manifest names no config blob`);
   const blob = await session.get(`/v2/${repository}/blobs/${configDigest}`, '*/*');
   if (`sha256:${createHash('sha256').update(blob.body).digest('hex')}` !== configDigest) {
     throw new RegistryError(`${describe(image)}: the config blob does not match its digest ${configDigest}`);
   }
   const config = parseJson(blob.body, 'config blob') as { config?: { Labels?: Record<string, unknown> } };
   const labels: Record<string, string> = {};
-  for (const [key, value] of Object.entries(config.config?.Labels ?? {})) if (typeof value === 'string') labels[key] = value;
+  for (const [key, value] of Object.entries(config.config?.Labels ?? {}))
+    if (typeof value === 'string') labels[key] = value;
   return { digest, labels };
 }
 
@@ -88,12 +103,16 @@ function describe(image: ImageReference): string {
 }
 
 function credentialsFor(host: string, configs: DockerConfig[]): { username: string; password: string } | undefined {
-  const names = host === DOCKER_HUB ? [host, 'docker.io', 'index.docker.io', 'https://index.docker.io/v1/'] : [host, `https://${host}`];
+  const names =
+    host === DOCKER_HUB
+      ? [host, 'docker.io', 'index.docker.io', 'https://index.docker.io/v1/']
+      : [host, `https://${host}`];
   for (const config of configs) {
     for (const name of names) {
       const entry = config.auths?.[name];
       if (!entry) continue;
-      if (entry.username !== undefined && entry.password !== undefined) return { username: entry.username, password: entry.password };
+      if (entry.username !== undefined && entry.password !== undefined)
+        return { username: entry.username, password: entry.password };
       if (entry.auth) {
         const text = Buffer.from(entry.auth, 'base64').toString('utf8');
         const colon = text.indexOf(':');
@@ -106,7 +125,9 @@ function credentialsFor(host: string, configs: DockerConfig[]): { username: stri
 
 function contentDigest(response: Response): string {
   const header = response.headers['docker-content-digest'];
-  return typeof header === 'string' && /^sha256:[0-9a-f]{64}$/.test(header) ? header : `sha256:${createHash('sha256').update(response.body).digest('hex')}`;
+  return typeof header === 'string' && /^sha256:[0-9a-f]{64}$/.test(header)
+    ? header
+    : `sha256:${createHash('sha256').update(response.body).digest('hex')}`;
 }
 
 function mediaType(response: Response, body: Record<string, unknown>): string {
@@ -153,18 +174,24 @@ class Session {
 
   private async authorize(challenge: Response): Promise<string> {
     const header = String(challenge.headers['www-authenticate'] ?? '');
-    const basic = this.credentials ? `Basic ${Buffer.from(`${this.credentials.username}:${this.credentials.password}`).toString('base64')}` : undefined;
+    const basic = this.credentials
+      ? `Basic ${Buffer.from(`${this.credentials.username}:${this.credentials.password}`).toString('base64')}`
+      : undefined;
     if (/^basic/i.test(header)) {
       if (!basic) throw new RegistryError(`${this.host} needs credentials (none in the pull secrets)`);
       return basic;
     }
-    const params = Object.fromEntries([...header.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1]!.toLowerCase(), m[2]!]));
-    if (!/^bearer/i.test(header) || !params.realm) throw new RegistryError(`${this.host} answered 401 without a usable challenge`);
+    const params = Object.fromEntries(
+      [...header.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1]!.toLowerCase(), m[2]!]),
+    );
+    if (!/^bearer/i.test(header) || !params.realm)
+      throw new RegistryError(`${this.host} answered 401 without a usable challenge`);
     const url = new URL(params.realm);
     if (params.service) url.searchParams.set('service', params.service);
     if (params.scope) url.searchParams.set('scope', params.scope);
     const token = await this.request(url.toString(), 'application/json', basic);
-    if (token.status !== 200) throw new RegistryError(`token from ${url.host}: HTTP ${token.status}${basic ? '' : ' (anonymous)'}`);
+    if (token.status !== 200)
+      throw new RegistryError(`token from ${url.host}: HTTP ${token.status}${basic ? '' : ' (anonymous)'}`);
     const body = parseJson(token.body, 'token response');
     const value = body.token ?? body.access_token;
     if (typeof value !== 'string') throw new RegistryError(`token from ${url.host}: no token in the answer`);
@@ -193,12 +220,18 @@ class Session {
             if (size > MAX_BODY) req.destroy(new RegistryError(`${target.host}: answer larger than ${MAX_BODY} bytes`));
             else chunks.push(chunk);
           });
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+          );
           res.on('error', reject);
         },
       );
-      req.on('timeout', () => req.destroy(new RegistryError(`${target.host}: no answer within ${this.options.timeoutMs ?? 10_000} ms`)));
-      req.on('error', (error) => reject(error instanceof RegistryError ? error : new RegistryError(`${target.host}: ${error.message}`)));
+      req.on('timeout', () =>
+        req.destroy(new RegistryError(`${target.host}: no answer within ${this.options.timeoutMs ?? 10_000} ms`)),
+      );
+      req.on('error', (error) =>
+        reject(error instanceof RegistryError ? error : new RegistryError(`${target.host}: ${error.message}`)),
+      );
     });
   }
 }

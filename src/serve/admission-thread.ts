@@ -6,7 +6,13 @@ import type { ServingPair } from '../certs/source.js';
 import { releaseKey } from '../core/release.js';
 import type { DecisionRecord } from '../webhook/app.js';
 import type { Logger } from '../log/logger.js';
-import { WorkerStateMirror, type DecisionSummary, type FromWorker, type ToWorker, type WorkerSettings } from './admission-protocol.js';
+import {
+  WorkerStateMirror,
+  type DecisionSummary,
+  type FromWorker,
+  type ToWorker,
+  type WorkerSettings,
+} from './admission-protocol.js';
 
 export interface AdmissionWorkerOptions {
   settings: WorkerSettings;
@@ -82,7 +88,8 @@ export function startAdmissionWorker(options: AdmissionWorkerOptions): Admission
   const answerMetrics = (id: number): void => {
     options.metrics().then(
       ({ text, contentType }) => send({ type: 'metrics', id, text, contentType }),
-      (error: unknown) => send({ type: 'metrics', id, text: '', contentType: 'text/plain', error: (error as Error).message }),
+      (error: unknown) =>
+        send({ type: 'metrics', id, text: '', contentType: 'text/plain', error: (error as Error).message }),
     );
   };
 
@@ -127,7 +134,8 @@ export function startAdmissionWorker(options: AdmissionWorkerOptions): Admission
     });
     worker.on('exit', (code) => {
       exited = true;
-      for (const pending of certificates.values()) pending.reject(new Error(`admission worker exited with code ${code}`));
+      for (const pending of certificates.values())
+        pending.reject(new Error(`admission worker exited with code ${code}`));
       certificates.clear();
       if (!started) reject(new Error(`admission worker exited with code ${code} before listening`));
       else crash(new Error(`admission worker exited with code ${code}`));

@@ -27,7 +27,9 @@ function post(message: FromWorker): void {
 
 // A release nobody deployed (or not yet seen) has no records: the same answer the caches give.
 // The core only reads the state, so the stored one is handed out as it is.
-const NO_RECORDS: ReleaseState = Object.freeze({ workloads: Object.freeze([]) as unknown as ReleaseState['workloads'] });
+const NO_RECORDS: ReleaseState = Object.freeze({
+  workloads: Object.freeze([]) as unknown as ReleaseState['workloads'],
+});
 
 function releaseState(namespace: string, release: string): ReleaseState {
   return states.get(releaseKey(namespace, release)) ?? NO_RECORDS;
@@ -53,7 +55,10 @@ function postDecisions(): void {
   try {
     post({ type: 'decisions', records });
   } catch (error) {
-    logger.error({ err: (error as Error).message, count: records.length }, 'decision records could not be sent for metrics and audit');
+    logger.error(
+      { err: (error as Error).message, count: records.length },
+      'decision records could not be sent for metrics and audit',
+    );
   }
 }
 
@@ -123,7 +128,11 @@ port.on('message', (message: ToWorker) => {
 
 async function main(): Promise<void> {
   try {
-    server = await startHttpsServer(buildApp(), { certificate: settings.certificate, port: settings.port, host: settings.host });
+    server = await startHttpsServer(buildApp(), {
+      certificate: settings.certificate,
+      port: settings.port,
+      host: settings.host,
+    });
   } catch (error) {
     post({ type: 'start-failed', error: (error as Error).message });
     port.close();

@@ -11,7 +11,11 @@ const FILES_CHECK_MS = 30_000;
 const SECRET_CHECK_MS = 15 * 60_000;
 
 export function certificateSource(config: ServeConfig, cluster: Cluster, logger: Logger): CertificateSource {
-  const onError = (error: unknown): void => logger.error({ err: (error as Error).message }, 'looking for a renewed serving certificate failed; keeping the current one');
+  const onError = (error: unknown): void =>
+    logger.error(
+      { err: (error as Error).message },
+      'looking for a renewed serving certificate failed; keeping the current one',
+    );
   if (config.certMode === 'self-managed') {
     return selfManagedCertificateSource(
       certificateCluster(cluster),
@@ -26,15 +30,20 @@ export function certificateSource(config: ServeConfig, cluster: Cluster, logger:
     );
   }
   // loadServeConfig makes sure files and cert-manager modes have both files.
-  return fileCertificateSource({ certFile: config.tlsCertFile!, keyFile: config.tlsKeyFile! }, { intervalMs: config.certificateCheckMs ?? FILES_CHECK_MS, onError });
+  return fileCertificateSource(
+    { certFile: config.tlsCertFile!, keyFile: config.tlsKeyFile! },
+    { intervalMs: config.certificateCheckMs ?? FILES_CHECK_MS, onError },
+  );
 }
 
 function certificateCluster(cluster: Cluster): CertificateCluster {
   return {
     getSecret: async (ns, name) => (await cluster.find('Secret', ns, name)) ?? null,
     createSecret: (ns, secret) => cluster.create('Secret', ns, secret as unknown as Record<string, unknown>),
-    replaceSecret: (ns, name, secret) => cluster.replace('Secret', ns, name, secret as unknown as Record<string, unknown>),
-    getWebhookConfiguration: async (name) => (await cluster.find('MutatingWebhookConfiguration', undefined, name)) ?? null,
+    replaceSecret: (ns, name, secret) =>
+      cluster.replace('Secret', ns, name, secret as unknown as Record<string, unknown>),
+    getWebhookConfiguration: async (name) =>
+      (await cluster.find('MutatingWebhookConfiguration', undefined, name)) ?? null,
     patchWebhookConfiguration: async (name, patch) => {
       await cluster.patch('MutatingWebhookConfiguration', undefined, name, patch as never);
     },

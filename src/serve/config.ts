@@ -22,7 +22,9 @@ export const serveConfigSchema = z.strictObject({
   tlsKeyFile: z.string().optional(),
   tlsSecretName: z.string().default('airflow-downgrade-guard-tls'),
   /** Extra subject names of the self-managed serving certificate (IP addresses become IP SANs), for a guard reached by URL. */
-  certExtraNames: z.array(z.string().refine((name) => isIP(name) !== 0 || DNS_NAME.test(name), 'must be a DNS name or an IP address')).default([]),
+  certExtraNames: z
+    .array(z.string().refine((name) => isIP(name) !== 0 || DNS_NAME.test(name), 'must be a DNS name or an IP address'))
+    .default([]),
   serviceName: z.string().default('airflow-downgrade-guard'),
   webhookConfigurationName: z.string().default('airflow-downgrade-guard'),
   /**
@@ -120,7 +122,9 @@ export function loadServeConfig(flags: Flags, env: NodeJS.ProcessEnv = process.e
   }
   const result = serveConfigSchema.safeParse(merged);
   if (!result.success) {
-    const problems = result.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(top level)'}: ${i.message}`);
+    const problems = result.error.issues.map(
+      (i) => `${i.path.length ? i.path.join('.') : '(top level)'}: ${i.message}`,
+    );
     throw new ServeConfigError(`invalid serve configuration: ${problems.join('; ')}`);
   }
   const config = result.data as ServeConfig;
@@ -136,7 +140,9 @@ export function loadServeConfig(flags: Flags, env: NodeJS.ProcessEnv = process.e
   // The admission path describes the plan in the order the coordinator follows: one setting, `order`.
   const guardOrder = isJsonObject(merged.guard) ? merged.guard.order : undefined;
   if (guardOrder !== undefined && guardOrder !== config.order) {
-    throw new ServeConfigError(`invalid serve configuration: guard.order ${JSON.stringify(guardOrder)} conflicts with order ${config.order}; set order (--order) only`);
+    throw new ServeConfigError(
+      `invalid serve configuration: guard.order ${JSON.stringify(guardOrder)} conflicts with order ${config.order}; set order (--order) only`,
+    );
   }
   config.guard = { ...config.guard, order: config.order };
   if (config.certMode === 'cert-manager') {
@@ -151,6 +157,7 @@ export function loadServeConfig(flags: Flags, env: NodeJS.ProcessEnv = process.e
   }
   // The guard's own patches (drain, release) must pass its webhook untouched.
   const self = `system:serviceaccount:${config.podNamespace}:${config.serviceName}`;
-  if (!config.guard.trustedUsernames.includes(self)) config.guard = { ...config.guard, trustedUsernames: [...config.guard.trustedUsernames, self] };
+  if (!config.guard.trustedUsernames.includes(self))
+    config.guard = { ...config.guard, trustedUsernames: [...config.guard.trustedUsernames, self] };
   return config;
 }

@@ -28,7 +28,10 @@ export interface RunningGuard {
 
 function patchSummary(record: DecisionRecord): string {
   if (record.patch.operations === 0) return '';
-  return record.patch.paths.slice(0, 8).join('; ') + (record.patch.paths.length > 8 ? `; +${record.patch.paths.length - 8} more` : '');
+  return (
+    record.patch.paths.slice(0, 8).join('; ') +
+    (record.patch.paths.length > 8 ? `; +${record.patch.paths.length - 8} more` : '')
+  );
 }
 
 function auditAdmission(audit: AuditLog | undefined, record: DecisionRecord): void {
@@ -76,7 +79,9 @@ function auditStep(audit: AuditLog | undefined, identity: string, report: StepRe
     ...(report.exitCode !== undefined ? { exitCode: report.exitCode } : {}),
     ...(report.output ? { outputExcerpt: outputExcerpt(report.output) } : {}),
     ...(report.error ? { error: report.error } : {}),
-    ...(report.detail || report.outcome === 'waiting' ? { detail: [report.outcome === 'waiting' ? 'waiting' : undefined, report.detail].filter(Boolean).join(': ') } : {}),
+    ...(report.detail || report.outcome === 'waiting'
+      ? { detail: [report.outcome === 'waiting' ? 'waiting' : undefined, report.detail].filter(Boolean).join(': ') }
+      : {}),
     actor: identity,
   });
 }
@@ -98,11 +103,15 @@ function exitOnCrash(logger: Logger): (error: Error) => void {
   };
 }
 
-export async function startGuard(config: ServeConfig, logger: Logger = createLogger({ level: config.logLevel })): Promise<RunningGuard> {
+export async function startGuard(
+  config: ServeConfig,
+  logger: Logger = createLogger({ level: config.logLevel }),
+): Promise<RunningGuard> {
   const kubeConfig = loadKubeConfig(config.kubeconfig);
   const rest = new KubeRest(kubeConfig);
   const cluster = new Cluster(rest, {
-    onRetry: (error, attempt) => logger.warn({ err: (error as Error).message, attempt }, 'Kubernetes API call failed; retrying'),
+    onRetry: (error, attempt) =>
+      logger.warn({ err: (error as Error).message, attempt }, 'Kubernetes API call failed; retrying'),
   });
   const metrics = createMetrics();
   const audit = config.auditDatabaseUrl ? createAuditLog({ databaseUrl: config.auditDatabaseUrl, logger }) : undefined;
@@ -112,8 +121,7 @@ export async function startGuard(config: ServeConfig, logger: Logger = createLog
     void audit.start().then((up) => {
       if (!up) logger.warn('audit store unreachable at start: records are buffered until it returns');
     });
-  }
-  else logger.warn('no audit database configured (ADG_AUDIT_DATABASE_URL): audit records go to the log only');
+  } else logger.warn('no audit database configured (ADG_AUDIT_DATABASE_URL): audit records go to the log only');
 
   const stalled = new Set<string>();
   const coordinator = new Coordinator(
@@ -142,7 +150,10 @@ export async function startGuard(config: ServeConfig, logger: Logger = createLog
         onStep: (report) => {
           auditStep(audit, config.identity, report);
           if (report.event === 'end' && report.durationMs !== undefined && report.outcome !== 'waiting') {
-            metrics.operationStepDuration.observe({ step: report.step, outcome: report.outcome ?? 'ok' }, report.durationMs / 1000);
+            metrics.operationStepDuration.observe(
+              { step: report.step, outcome: report.outcome ?? 'ok' },
+              report.durationMs / 1000,
+            );
             if (report.step === 'downgrade' || report.step === 'roll-forward') {
               metrics.execDuration.observe({ outcome: report.outcome ?? 'ok' }, report.durationMs / 1000);
             }
@@ -175,7 +186,11 @@ export async function startGuard(config: ServeConfig, logger: Logger = createLog
           metrics.observeCertificate(renewed.cert);
           logger.info({ source: certificates.origin, ...certificateFields(renewed) }, 'serving a renewed certificate');
         },
-        (error: unknown) => logger.error({ err: (error as Error).message, source: certificates.origin }, 'renewed serving certificate not usable; keeping the current one'),
+        (error: unknown) =>
+          logger.error(
+            { err: (error as Error).message, source: certificates.origin },
+            'renewed serving certificate not usable; keeping the current one',
+          ),
       );
     });
   } catch (error) {
@@ -183,16 +198,31 @@ export async function startGuard(config: ServeConfig, logger: Logger = createLog
     rest.close();
     throw error;
   }
-  logger.info({ certMode: config.certMode, source: certificates.origin, ...certificateFields(certificate) }, 'serving certificate loaded');
+  logger.info(
+    { certMode: config.certMode, source: certificates.origin, ...certificateFields(certificate) },
+    'serving certificate loaded',
+  );
   metrics.observeCertificate(certificate.cert);
   // Admission runs in a worker thread (own isolate and heap): the coordinator's garbage collection
   // cannot pause it. It is started before the coordinator's caches so it sees their first list.
   admission = startAdmissionWorker({
-    settings: { guard: config.guard, logLevel: config.logLevel, certificate, port: config.port, host: config.host, fullRecords: audit !== undefined },
+    settings: {
+      guard: config.guard,
+      logLevel: config.logLevel,
+      certificate,
+      port: config.port,
+      host: config.host,
+      fullRecords: audit !== undefined,
+    },
     releaseState: (namespace, release) => coordinator.releaseState(namespace, release),
     ready: () => coordinator.ready,
     onDecision: (record) => {
-      metrics.recordAdmission(record.allowed ? record.decision : 'denied', record.kind, record.dryRun, record.latencyMs / 1000);
+      metrics.recordAdmission(
+        record.allowed ? record.decision : 'denied',
+        record.kind,
+        record.dryRun,
+        record.latencyMs / 1000,
+      );
       if (isFullRecord(record)) auditAdmission(audit, record);
     },
     metrics: registryExposition(metrics.registry),
@@ -212,7 +242,10 @@ export async function startGuard(config: ServeConfig, logger: Logger = createLog
     rest.close();
     throw error;
   }
-  logger.info({ port, identity: config.identity, namespaces: config.watchNamespaces }, 'airflow-downgrade-guard serving');
+  logger.info(
+    { port, identity: config.identity, namespaces: config.watchNamespaces },
+    'airflow-downgrade-guard serving',
+  );
 
   return {
     port,

@@ -21,10 +21,15 @@ const THIS_THREAD: PriorityControl = {
 };
 
 /** Lowers the calling (main) thread's priority by `by` nice steps (at most to 19); 0 leaves it alone. */
-export function lowerMainThreadPriority(by: number, logger: Logger, control: PriorityControl = THIS_THREAD): PriorityOutcome {
+export function lowerMainThreadPriority(
+  by: number,
+  logger: Logger,
+  control: PriorityControl = THIS_THREAD,
+): PriorityOutcome {
   let outcome: PriorityOutcome;
   if (by <= 0) outcome = { applied: false, reason: 'disabled (--coordinator-nice 0)' };
-  else if (control.platform !== 'linux') outcome = { applied: false, reason: `thread priorities are per process on ${control.platform}` };
+  else if (control.platform !== 'linux')
+    outcome = { applied: false, reason: `thread priorities are per process on ${control.platform}` };
   else {
     try {
       const from = control.get();
@@ -35,7 +40,11 @@ export function lowerMainThreadPriority(by: number, logger: Logger, control: Pri
       outcome = { applied: false, reason: (error as Error).message };
     }
   }
-  if (outcome.applied) logger.info({ nice: outcome.to, was: outcome.from }, 'coordinator thread runs below the admission thread\'s priority');
+  if (outcome.applied)
+    logger.info(
+      { nice: outcome.to, was: outcome.from },
+      "coordinator thread runs below the admission thread's priority",
+    );
   else if (by > 0) logger.warn({ reason: outcome.reason }, 'coordinator thread priority left as it is');
   return outcome;
 }

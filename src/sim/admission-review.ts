@@ -12,7 +12,8 @@ const RESOURCES: Record<Kind, { group: string; resource: string }> = {
 };
 
 /** Who sent the change: Helm with the admin kubeconfig, kubectl, or a ServiceAccount (Argo CD, the guard). */
-export type Client = 'helm' | 'kubectl-set' | 'kubectl-apply' | { username: string; groups?: string[]; fieldManager?: string };
+export type Client =
+  'helm' | 'kubectl-set' | 'kubectl-apply' | { username: string; groups?: string[]; fieldManager?: string };
 
 export interface ReviewOptions {
   operation: 'CREATE' | 'UPDATE' | 'DELETE';
@@ -27,13 +28,31 @@ export interface ReviewOptions {
 let uidCounter = 0;
 
 function clientInfo(client: Client, operation: string): { userInfo: Json; options: Json } {
-  const optionsKind = operation === 'CREATE' ? 'CreateOptions' : client === 'kubectl-set' ? 'PatchOptions' : 'UpdateOptions';
+  const optionsKind =
+    operation === 'CREATE' ? 'CreateOptions' : client === 'kubectl-set' ? 'PatchOptions' : 'UpdateOptions';
   const admin = { username: 'kubernetes-admin', groups: ['kubeadm:cluster-admins', 'system:authenticated'] };
-  if (client === 'helm') return { userInfo: admin, options: { kind: optionsKind, apiVersion: 'meta.k8s.io/v1', fieldManager: 'helm' } };
-  if (client === 'kubectl-set') return { userInfo: admin, options: { kind: optionsKind, apiVersion: 'meta.k8s.io/v1', fieldManager: 'kubectl-set' } };
-  if (client === 'kubectl-apply') return { userInfo: admin, options: { kind: optionsKind, apiVersion: 'meta.k8s.io/v1', fieldManager: 'kubectl-client-side-apply', fieldValidation: 'Strict' } };
+  if (client === 'helm')
+    return { userInfo: admin, options: { kind: optionsKind, apiVersion: 'meta.k8s.io/v1', fieldManager: 'helm' } };
+  if (client === 'kubectl-set')
+    return {
+      userInfo: admin,
+      options: { kind: optionsKind, apiVersion: 'meta.k8s.io/v1', fieldManager: 'kubectl-set' },
+    };
+  if (client === 'kubectl-apply')
+    return {
+      userInfo: admin,
+      options: {
+        kind: optionsKind,
+        apiVersion: 'meta.k8s.io/v1',
+        fieldManager: 'kubectl-client-side-apply',
+        fieldValidation: 'Strict',
+      },
+    };
   return {
-    userInfo: { username: client.username, groups: client.groups ?? ['system:serviceaccounts', 'system:authenticated'] },
+    userInfo: {
+      username: client.username,
+      groups: client.groups ?? ['system:serviceaccounts', 'system:authenticated'],
+    },
     options: { kind: optionsKind, apiVersion: 'meta.k8s.io/v1', fieldManager: client.fieldManager ?? 'manager' },
   };
 }

@@ -53,7 +53,10 @@ function labelsFor(o: WorkloadOptions, release: string): Record<string, string> 
 function podTemplate(o: WorkloadOptions, release: string, restartPolicy: string): Json {
   const image = o.image ?? `apache/airflow:${o.version ?? '3.1.0'}`;
   const labels = { ...labelsFor(o, release), ...(o.extraLabels ?? {}) };
-  const command = o.kind === 'Job' && o.component === 'run-airflow-migrations' ? ['bash', '-c', 'exec airflow db migrate'] : undefined;
+  const command =
+    o.kind === 'Job' && o.component === 'run-airflow-migrations'
+      ? ['bash', '-c', 'exec airflow db migrate']
+      : undefined;
   const container: Json = {
     name: o.containerName ?? o.component,
     image,
@@ -62,7 +65,12 @@ function podTemplate(o: WorkloadOptions, release: string, restartPolicy: string)
     resources: {},
     terminationMessagePath: '/dev/termination-log',
     terminationMessagePolicy: 'File',
-    env: [{ name: 'AIRFLOW__DATABASE__SQL_ALCHEMY_CONN', valueFrom: { secretKeyRef: { name: `${release}-metadata`, key: 'connection' } } }],
+    env: [
+      {
+        name: 'AIRFLOW__DATABASE__SQL_ALCHEMY_CONN',
+        valueFrom: { secretKeyRef: { name: `${release}-metadata`, key: 'connection' } },
+      },
+    ],
   };
   const spec: Json = {
     restartPolicy,
@@ -105,7 +113,11 @@ export function chartWorkload(o: WorkloadOptions): Json {
     name,
     namespace,
     labels,
-    annotations: { 'meta.helm.sh/release-name': release, 'meta.helm.sh/release-namespace': namespace, ...(o.annotations ?? {}) },
+    annotations: {
+      'meta.helm.sh/release-name': release,
+      'meta.helm.sh/release-namespace': namespace,
+      ...(o.annotations ?? {}),
+    },
   };
   if (o.stored) {
     Object.assign(metadata, {
@@ -191,7 +203,6 @@ export function chartWorkload(o: WorkloadOptions): Json {
       };
   }
 }
-
 
 /** One workload of a release as the official chart renders it: statsd runs no Airflow image and no
  * migration wait; Celery workers run `airflow celery worker`. */

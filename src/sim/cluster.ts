@@ -65,7 +65,9 @@ export function defaultDatabaseRuntime(runtime: ContainerRuntime, databaseUrl: s
     start: (req: ContainerStart) => {
       const pod = withDefaultDatabase(req.pod, databaseUrl);
       const spec = pod.spec as { containers?: Container[]; initContainers?: Container[] };
-      const container = [...(spec.containers ?? []), ...(spec.initContainers ?? [])].find((c) => c.name === req.container.name);
+      const container = [...(spec.containers ?? []), ...(spec.initContainers ?? [])].find(
+        (c) => c.name === req.container.name,
+      );
       return runtime.start({ ...req, pod, container: (container ?? req.container) as ContainerStart['container'] });
     },
     exec: (req: ExecRequest, io) => runtime.exec({ ...req, pod: withDefaultDatabase(req.pod, databaseUrl) }, io),
@@ -77,7 +79,8 @@ export async function startSimCluster(options: SimClusterOptions = {}): Promise<
   const runtime = createAirflowRuntime({
     ...options.runtime,
     resolveSecret: (namespace, name, key) => {
-      const secret = store.get(RESOURCES.secrets, namespace, name) as (KubeObject & { data?: Record<string, string> }) | undefined;
+      const secret = store.get(RESOURCES.secrets, namespace, name) as
+        (KubeObject & { data?: Record<string, string> }) | undefined;
       const value = secret?.data?.[key];
       return value === undefined ? undefined : Buffer.from(value, 'base64').toString('utf8');
     },
@@ -87,11 +90,17 @@ export async function startSimCluster(options: SimClusterOptions = {}): Promise<
   let controllers: Controllers | undefined;
   const protobuf = options.protobufConverter ? startProtobufDecoder(options.protobufConverter) : undefined;
   try {
-    api = await startApiServer({ ...options.api, store, execHandler: containers.exec, ...(protobuf ? { protobuf } : {}) });
+    api = await startApiServer({
+      ...options.api,
+      store,
+      execHandler: containers.exec,
+      ...(protobuf ? { protobuf } : {}),
+    });
     const registry = api.registry;
     controllers = startControllers(store, containers, {
       // Jobs of CronJobs go through admission (webhooks) as the real controller's creates do.
-      admitCreate: async (type, obj) => (await registry.create(CRONJOB_CONTROLLER, type, obj.metadata.namespace, obj)).body,
+      admitCreate: async (type, obj) =>
+        (await registry.create(CRONJOB_CONTROLLER, type, obj.metadata.namespace, obj)).body,
       ...options.controllers,
       ...(options.podStartDelayMs !== undefined ? { podStartDelayMs: options.podStartDelayMs } : {}),
     });

@@ -15,7 +15,8 @@ export function cloneJson<T>(value: T): T {
   for (const key of Object.keys(value)) {
     const copy = cloneJson((value as Record<string, unknown>)[key]);
     // An own "__proto__" key (JSON.parse makes them) must stay a key, not become the prototype.
-    if (key === '__proto__') Object.defineProperty(out, key, { value: copy, enumerable: true, writable: true, configurable: true });
+    if (key === '__proto__')
+      Object.defineProperty(out, key, { value: copy, enumerable: true, writable: true, configurable: true });
     else out[key] = copy;
   }
   return out as T;

@@ -32,10 +32,21 @@ async function main(argv: string[]): Promise<void> {
   const program = new Command('sim')
     .description('Run the simulated Kubernetes API server, controllers and Airflow runtime on 127.0.0.1')
     .requiredOption('--kubeconfig-out <file>', 'where to write the admin kubeconfig')
-    .option('--database-url <url>', 'metadata database for Airflow containers that configure none', process.env.DATABASE_URL)
+    .option(
+      '--database-url <url>',
+      'metadata database for Airflow containers that configure none',
+      process.env.DATABASE_URL,
+    )
     .option('--postgres', 'start an embedded PostgreSQL as that database when no --database-url/DATABASE_URL is given')
-    .option('--guard-kubeconfig-out <file>', `also write a kubeconfig with a token of the ServiceAccount ${GUARD_NAMESPACE}/${GUARD_SERVICE_ACCOUNT}`)
-    .option('--protobuf-converter <binary>', 'the src/sim/protobuf converter (default: built with Go into the cache on first use)', process.env.ADG_SIM_PROTOBUF_CONVERTER)
+    .option(
+      '--guard-kubeconfig-out <file>',
+      `also write a kubeconfig with a token of the ServiceAccount ${GUARD_NAMESPACE}/${GUARD_SERVICE_ACCOUNT}`,
+    )
+    .option(
+      '--protobuf-converter <binary>',
+      'the src/sim/protobuf converter (default: built with Go into the cache on first use)',
+      process.env.ADG_SIM_PROTOBUF_CONVERTER,
+    )
     .option('--pod-start-delay-ms <ms>', 'delay from scheduling to container start', nonNegativeInt)
     .parse(argv);
   const opts = program.opts<Options>();
@@ -71,11 +82,15 @@ async function main(argv: string[]): Promise<void> {
     const guardPath = resolve(opts.guardKubeconfigOut);
     const token = cluster.api.tokens.issueServiceAccountToken(GUARD_NAMESPACE, GUARD_SERVICE_ACCOUNT);
     await writeFile(guardPath, cluster.api.kubeconfig(token, GUARD_NAMESPACE), { mode: 0o600 });
-    lines.push(`kubeconfig (system:serviceaccount:${GUARD_NAMESPACE}:${GUARD_SERVICE_ACCOUNT}) written to ${guardPath}`);
+    lines.push(
+      `kubeconfig (system:serviceaccount:${GUARD_NAMESPACE}:${GUARD_SERVICE_ACCOUNT}) written to ${guardPath}`,
+    );
   }
   lines.push(
     `controllers: Deployment, ReplicaSet, StatefulSet, Job, CronJob, kubelet; Airflow container runtime`,
-    databaseUrl ? `default metadata database${postgres ? ' (embedded PostgreSQL)' : ''}: ${redact(databaseUrl)}` : 'no default metadata database (containers must set AIRFLOW__DATABASE__SQL_ALCHEMY_CONN)',
+    databaseUrl
+      ? `default metadata database${postgres ? ' (embedded PostgreSQL)' : ''}: ${redact(databaseUrl)}`
+      : 'no default metadata database (containers must set AIRFLOW__DATABASE__SQL_ALCHEMY_CONN)',
     'press Ctrl-C to stop',
     '',
   );

@@ -62,7 +62,6 @@ function objectKey(namespace: string | undefined, name: string): string {
   return `${namespace ?? ''}/${name}`;
 }
 
-
 /** Fields whose change does not bump metadata.generation (as for real: metadata and status). */
 function specOf(obj: KubeObject): string {
   const { metadata: _m, status: _s, ...rest } = obj;
@@ -119,7 +118,10 @@ export class Store {
     const bucket = this.bucket(type);
     const key = objectKey(meta.namespace, meta.name);
     if (bucket.objects.has(key)) {
-      throw new StoreError('AlreadyExists', `${type.plural}${type.group ? '.' + type.group : ''} "${meta.name}" already exists`);
+      throw new StoreError(
+        'AlreadyExists',
+        `${type.plural}${type.group ? '.' + type.group : ''} "${meta.name}" already exists`,
+      );
     }
     meta.uid = randomUUID();
     meta.creationTimestamp = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
@@ -161,8 +163,10 @@ export class Store {
       obj.metadata.deletionTimestamp = current.metadata.deletionTimestamp;
       obj.metadata.deletionGracePeriodSeconds = current.metadata.deletionGracePeriodSeconds;
     }
-    if (JSON.stringify({ ...obj, metadata: { ...obj.metadata, resourceVersion: '' } }) ===
-        JSON.stringify({ ...current, metadata: { ...current.metadata, resourceVersion: '' } })) {
+    if (
+      JSON.stringify({ ...obj, metadata: { ...obj.metadata, resourceVersion: '' } }) ===
+      JSON.stringify({ ...current, metadata: { ...current.metadata, resourceVersion: '' } })
+    ) {
       return cloneJson(current); // a no-op write changes nothing, as on a real server
     }
     obj.metadata.resourceVersion = String(++this.rv);
@@ -224,7 +228,8 @@ export class Store {
         throw new StoreError('Gone', `too old resource version: ${since} (${bucket.compactedRv})`);
       }
       for (const entry of bucket.history) {
-        if (entry.rv > since && (ns === undefined || entry.namespace === ns)) onEvent(options.readOnly ? entry.event : cloneJson(entry.event));
+        if (entry.rv > since && (ns === undefined || entry.namespace === ns))
+          onEvent(options.readOnly ? entry.event : cloneJson(entry.event));
       }
     }
     const watcher: Watcher = { namespace: ns, onEvent, readOnly: options.readOnly === true };

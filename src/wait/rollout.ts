@@ -3,9 +3,7 @@
 import { isJsonObject, valueAt, type WorkloadKind } from '../core/objects.js';
 
 export type Rollout =
-  | { state: 'done' }
-  | { state: 'progressing'; detail: string }
-  | { state: 'failed'; detail: string };
+  { state: 'done' } | { state: 'progressing'; detail: string } | { state: 'failed'; detail: string };
 
 const DONE: Rollout = { state: 'done' };
 
@@ -14,7 +12,10 @@ function int(object: unknown, path: readonly string[], fallback: number): number
   return typeof value === 'number' && Number.isFinite(value) ? value : fallback;
 }
 
-function condition(object: unknown, type: string): { status?: unknown; reason?: unknown; message?: unknown } | undefined {
+function condition(
+  object: unknown,
+  type: string,
+): { status?: unknown; reason?: unknown; message?: unknown } | undefined {
   const conditions = valueAt(object, ['status', 'conditions']);
   if (!Array.isArray(conditions)) return undefined;
   return conditions.find((c): c is Record<string, unknown> => isJsonObject(c) && c.type === type);
@@ -24,17 +25,25 @@ function condition(object: unknown, type: string): { status?: unknown; reason?: 
 function unobserved(object: unknown): Rollout | undefined {
   const generation = int(object, ['metadata', 'generation'], 0);
   const observed = int(object, ['status', 'observedGeneration'], 0);
-  if (observed < generation) return { state: 'progressing', detail: `its controller has not observed generation ${generation} yet (status is of ${observed})` };
+  if (observed < generation)
+    return {
+      state: 'progressing',
+      detail: `its controller has not observed generation ${generation} yet (status is of ${observed})`,
+    };
   return undefined;
 }
 
 function deployment(object: unknown): Rollout {
-  if (valueAt(object, ['spec', 'paused']) === true) return { state: 'progressing', detail: 'paused (spec.paused=true)' };
+  if (valueAt(object, ['spec', 'paused']) === true)
+    return { state: 'progressing', detail: 'paused (spec.paused=true)' };
   const pending = unobserved(object);
   if (pending) return pending;
   const progressing = condition(object, 'Progressing');
   if (progressing?.reason === 'ProgressDeadlineExceeded') {
-    return { state: 'failed', detail: `exceeded its progress deadline${typeof progressing.message === 'string' ? `: ${progressing.message}` : ''}` };
+    return {
+      state: 'failed',
+      detail: `exceeded its progress deadline${typeof progressing.message === 'string' ? `: ${progressing.message}` : ''}`,
+    };
   }
   const replicas = int(object, ['spec', 'replicas'], 1);
   const updated = int(object, ['status', 'updatedReplicas'], 0);
@@ -56,13 +65,16 @@ function statefulSet(object: unknown): Rollout {
     const updated = int(object, ['status', 'updatedReplicas'], 0);
     if (partition > 0) {
       const expected = Math.max(0, replicas - partition);
-      if (partition >= replicas) return { state: 'progressing', detail: `partition ${partition} keeps every pod on the previous revision` };
-      if (updated < expected) return { state: 'progressing', detail: `${updated} of ${expected} pods updated (partition ${partition})` };
+      if (partition >= replicas)
+        return { state: 'progressing', detail: `partition ${partition} keeps every pod on the previous revision` };
+      if (updated < expected)
+        return { state: 'progressing', detail: `${updated} of ${expected} pods updated (partition ${partition})` };
     } else {
       if (updated < replicas) return { state: 'progressing', detail: `${updated} of ${replicas} pods updated` };
       const current = valueAt(object, ['status', 'currentRevision']);
       const update = valueAt(object, ['status', 'updateRevision']);
-      if (update !== undefined && current !== update) return { state: 'progressing', detail: `rolling out revision ${String(update)}` };
+      if (update !== undefined && current !== update)
+        return { state: 'progressing', detail: `rolling out revision ${String(update)}` };
     }
   }
   if (ready < replicas) return { state: 'progressing', detail: `${ready} of ${replicas} pods ready` };
@@ -73,16 +85,24 @@ function job(object: unknown): Rollout {
   if (condition(object, 'Complete')?.status === 'True') return DONE;
   const failed = condition(object, 'Failed');
   if (failed?.status === 'True') {
-    return { state: 'failed', detail: `failed${typeof failed.reason === 'string' ? ` (${failed.reason})` : ''}${typeof failed.message === 'string' ? `: ${failed.message}` : ''}` };
+    return {
+      state: 'failed',
+      detail: `failed${typeof failed.reason === 'string' ? ` (${failed.reason})` : ''}${typeof failed.message === 'string' ? `: ${failed.message}` : ''}`,
+    };
   }
-  if (valueAt(object, ['spec', 'suspend']) === true) return { state: 'progressing', detail: 'suspended (spec.suspend=true)' };
+  if (valueAt(object, ['spec', 'suspend']) === true)
+    return { state: 'progressing', detail: 'suspended (spec.suspend=true)' };
   const completions = int(object, ['spec', 'completions'], 1);
-  return { state: 'progressing', detail: `running (${int(object, ['status', 'succeeded'], 0)} of ${completions} completions)` };
+  return {
+    state: 'progressing',
+    detail: `running (${int(object, ['status', 'succeeded'], 0)} of ${completions} completions)`,
+  };
 }
 
 /** How far the workload is in rolling out its current spec. A CronJob has nothing to roll out. */
 export function rolloutOf(kind: WorkloadKind, object: unknown): Rollout {
-  if (valueAt(object, ['metadata', 'deletionTimestamp']) !== undefined) return { state: 'progressing', detail: 'being deleted' };
+  if (valueAt(object, ['metadata', 'deletionTimestamp']) !== undefined)
+    return { state: 'progressing', detail: 'being deleted' };
   switch (kind) {
     case 'Deployment':
       return deployment(object);

@@ -49,30 +49,48 @@ function holdOperation(w: WorkloadSnapshot): string | undefined {
 
 export function releaseVerdict(snapshot: ReleaseSnapshot): Verdict {
   const name = `${snapshot.namespace}/${snapshot.release}`;
-  if (snapshot.operationProblem) return { state: 'failed', reason: `the operation record of ${name} cannot be read: ${snapshot.operationProblem}` };
+  if (snapshot.operationProblem)
+    return { state: 'failed', reason: `the operation record of ${name} cannot be read: ${snapshot.operationProblem}` };
   const op = snapshot.operation;
   if (op?.phase === 'held') {
-    return { state: 'held', reason: `operation ${op.id} (${transition(op)}) is held at ${op.heldFrom ?? 'confirm'}: ${op.heldReason ?? 'no reason recorded'}` };
+    return {
+      state: 'held',
+      reason: `operation ${op.id} (${transition(op)}) is held at ${op.heldFrom ?? 'confirm'}: ${op.heldReason ?? 'no reason recorded'}`,
+    };
   }
-  if (op && !isTerminal(op.phase)) return { state: 'waiting', reasons: [`operation ${op.id} (${transition(op)}) is at ${op.phase}: ${currentStep(op)}`] };
+  if (op && !isTerminal(op.phase))
+    return {
+      state: 'waiting',
+      reasons: [`operation ${op.id} (${transition(op)}) is at ${op.phase}: ${currentStep(op)}`],
+    };
 
   const held = snapshot.workloads.filter((w) => holdOperation(w) !== undefined);
   if (op?.phase === 'aborted') {
     const stillHeld = held.filter((w) => holdOperation(w) === op.id).map(ref);
     if (stillHeld.length > 0) {
-      return { state: 'aborted', reason: `operation ${op.id} (${transition(op)}) was aborted; held until changed back to ${op.fromVersion}: ${stillHeld.join(', ')}` };
+      return {
+        state: 'aborted',
+        reason: `operation ${op.id} (${transition(op)}) was aborted; held until changed back to ${op.fromVersion}: ${stillHeld.join(', ')}`,
+      };
     }
   }
   const unnamed = held.filter((w) => holdOperation(w) === '');
   if (unnamed.length > 0) {
-    return { state: 'held', reason: `held by the guard with no operation: ${unnamed.map(ref).join(', ')} (kubectl describe shows why)` };
+    return {
+      state: 'held',
+      reason: `held by the guard with no operation: ${unnamed.map(ref).join(', ')} (kubectl describe shows why)`,
+    };
   }
 
   const reasons: string[] = [];
   // Holds whose operation is not open: admitted just now (the record follows), or naming one that ended.
   for (const w of held) {
     const id = holdOperation(w) as string;
-    reasons.push(id === op?.id ? `${ref(w)} is held for operation ${id}, which ended (${op.phase}); waiting for the guard to take it up` : `${ref(w)} is held for operation ${id}, which has not opened yet`);
+    reasons.push(
+      id === op?.id
+        ? `${ref(w)} is held for operation ${id}, which ended (${op.phase}); waiting for the guard to take it up`
+        : `${ref(w)} is held for operation ${id}, which has not opened yet`,
+    );
   }
   let failure: string | undefined;
   for (const w of snapshot.workloads) {
@@ -89,7 +107,10 @@ export function releaseVerdict(snapshot: ReleaseSnapshot): Verdict {
   if (snapshot.workloads.length === 0) reasons.push(`no workload of release ${name} found yet`);
   if (reasons.length > 0) return { state: 'waiting', reasons };
   const last = op ? `; last operation ${op.id} (${transition(op)}) ${op.phase}` : '';
-  return { state: 'done', summary: `release ${name}: ${snapshot.workloads.length} workloads rolled out, none held${last}` };
+  return {
+    state: 'done',
+    summary: `release ${name}: ${snapshot.workloads.length} workloads rolled out, none held${last}`,
+  };
 }
 
 /** The exit codes of `wait` (issue 17): 0 done, 3 held/aborted/failed, 124 timeout, 1 cluster unreadable, 2 usage. */

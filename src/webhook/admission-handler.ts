@@ -65,7 +65,13 @@ class ReleaseStateUnavailable extends Error {}
 
 // Decisions that happen all day (every pod-less Deployment edit, every scale, every upgrade): debug.
 // What an operator must see — holds, joins, cancels, denials, unknown versions, break-glass — stays info.
-const ROUTINE_DECISIONS: ReadonlySet<DecisionKind> = new Set<DecisionKind>(['pass-through', 'no-version-change', 'same-head', 'forward', 'trusted-user']);
+const ROUTINE_DECISIONS: ReadonlySet<DecisionKind> = new Set<DecisionKind>([
+  'pass-through',
+  'no-version-change',
+  'same-head',
+  'forward',
+  'trusted-user',
+]);
 
 const JSON_HEADERS = 'application/json; charset=utf-8';
 
@@ -91,7 +97,12 @@ export function createMutateHandler(options: MutateHandlerOptions): MutateHandle
   };
 }
 
-function answer(res: ServerResponse, body: Buffer, lookup: MutateHandlerOptions['releaseState'], options: MutateHandlerOptions): void {
+function answer(
+  res: ServerResponse,
+  body: Buffer,
+  lookup: MutateHandlerOptions['releaseState'],
+  options: MutateHandlerOptions,
+): void {
   let review: unknown;
   try {
     review = parseJson(body);
@@ -122,7 +133,8 @@ function unsupportedBody(req: IncomingMessage): HttpError | undefined {
     return new HttpError(415, 'expected Content-Type application/json with an AdmissionReview');
   }
   const charset = charsetOf(type);
-  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') return new HttpError(415, `unsupported charset "${charset.toUpperCase()}"`);
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8')
+    return new HttpError(415, `unsupported charset "${charset.toUpperCase()}"`);
   const encoding = (headers['content-encoding'] ?? 'identity').toLowerCase();
   if (encoding !== 'identity') return new HttpError(415, `unsupported content encoding "${encoding}"`);
   const length = Number(headers['content-length']);
@@ -150,7 +162,11 @@ function tooLarge(): HttpError {
  * Collects the body as Buffers up to `limit` bytes. Past the limit it keeps reading and discards
  * (so the client, still sending, gets to read the 413), bounded by the server's request timeout.
  */
-function readBody(req: IncomingMessage, limit: number, done: (error: HttpError | undefined, body?: Buffer) => void): void {
+function readBody(
+  req: IncomingMessage,
+  limit: number,
+  done: (error: HttpError | undefined, body?: Buffer) => void,
+): void {
   let chunks: Buffer[] = [];
   let length = 0;
   let over = false;
@@ -188,7 +204,9 @@ function stateLookup(lookup: MutateHandlerOptions['releaseState']): MutateHandle
     try {
       return lookup(namespace, release);
     } catch (error) {
-      throw new ReleaseStateUnavailable(`release state of ${namespace}/${release} unavailable: ${(error as Error).message}`);
+      throw new ReleaseStateUnavailable(
+        `release state of ${namespace}/${release} unavailable: ${(error as Error).message}`,
+      );
     }
   };
 }
@@ -198,7 +216,8 @@ export function describeError(error: unknown): { status: number; message: string
   if (error instanceof HttpError) return { status: error.status, message: error.message };
   if (error instanceof ReleaseStateUnavailable) return { status: 503, message: error.message };
   const e = error as { status?: number; message?: string } | undefined;
-  if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) return { status: e.status, message: String(e.message) };
+  if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500)
+    return { status: e.status, message: String(e.message) };
   return { status: 500, message: 'internal error while deciding the admission request' };
 }
 
@@ -249,7 +268,13 @@ function toRecord(result: ReviewResult, body: unknown, latencyMs: number): Decis
   return record;
 }
 
-function notify(onDecision: (record: DecisionRecord) => void, result: ReviewResult, review: unknown, latencyMs: number, logger: Logger): void {
+function notify(
+  onDecision: (record: DecisionRecord) => void,
+  result: ReviewResult,
+  review: unknown,
+  latencyMs: number,
+  logger: Logger,
+): void {
   try {
     onDecision(toRecord(result, review, latencyMs));
   } catch (error) {

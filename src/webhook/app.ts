@@ -34,7 +34,12 @@ export type AdmissionApp = RequestListener;
 
 export function createAdmissionApp(options: AdmissionAppOptions): AdmissionApp {
   const logger = options.logger ?? silentLogger();
-  const mutate = createMutateHandler({ config: options.config, releaseState: options.releaseState, logger, ...(options.onDecision ? { onDecision: options.onDecision } : {}) });
+  const mutate = createMutateHandler({
+    config: options.config,
+    releaseState: options.releaseState,
+    logger,
+    ...(options.onDecision ? { onDecision: options.onDecision } : {}),
+  });
   const routes = probeRoutes(options, logger);
   return (req, res) => {
     if (isMutateRequest(req)) mutate(req, res);
@@ -52,10 +57,16 @@ function probeRoutes(options: AdmissionAppOptions, logger: Logger): express.Expr
   app.get('/readyz', (_req, res) => {
     const readiness = readinessOf(options.ready, logger);
     if (readiness.ready) res.type('text/plain').send('ok');
-    else res.status(503).type('text/plain').send(`not ready${readiness.reason ? `: ${readiness.reason}` : ''}`);
+    else
+      res
+        .status(503)
+        .type('text/plain')
+        .send(`not ready${readiness.reason ? `: ${readiness.reason}` : ''}`);
   });
   if (options.metrics) app.get('/metrics', metricsHandler(options.metrics));
-  const notFound = JSON.stringify({ error: `not found: the webhook serves POST /mutate, GET /healthz, GET /readyz${options.metrics ? ' and GET /metrics' : ''}` });
+  const notFound = JSON.stringify({
+    error: `not found: the webhook serves POST /mutate, GET /healthz, GET /readyz${options.metrics ? ' and GET /metrics' : ''}`,
+  });
   app.use((_req: Request, res: Response) => {
     sendJson(res, 404, notFound);
   });

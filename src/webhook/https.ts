@@ -64,7 +64,10 @@ export async function startHttpsServer(app: RequestListener, options: HttpsServe
       requestTimeout: limits.requestTimeoutMs,
       keepAliveTimeout: limits.keepAliveTimeoutMs,
       // Node enforces the two timeouts above on this interval; keep it well under the shortest.
-      connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs) / 4))),
+      connectionsCheckingInterval: Math.min(
+        30_000,
+        Math.max(100, Math.floor(Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs) / 4)),
+      ),
     },
     app,
   );

@@ -19,15 +19,80 @@ const GUARD = 'airflow-downgrade-guard-5c6d7-xyz12';
 
 const seeded: AuditRecord[] = [
   admissionRecord({ at: at(0) }),
-  admissionRecord({ at: at(500), requestUid: 'uid-2', objectName: 'airflow-api-server', airflowComponent: 'api-server', decision: 'join-operation', latencyMs: 0.31 }),
-  stepRecord({ at: at(1000), step: 'choose-exec-pod', event: 'start', outcome: undefined, durationMs: undefined, execPod: undefined, command: undefined, exitCode: undefined, outputExcerpt: undefined }),
-  stepRecord({ at: at(1020), step: 'choose-exec-pod', event: 'end', outcome: 'ok', durationMs: 20, command: undefined, exitCode: undefined, outputExcerpt: undefined }),
-  stepRecord({ at: at(1100), step: 'downgrade', event: 'start', outcome: undefined, durationMs: undefined, exitCode: undefined, outputExcerpt: undefined }),
+  admissionRecord({
+    at: at(500),
+    requestUid: 'uid-2',
+    objectName: 'airflow-api-server',
+    airflowComponent: 'api-server',
+    decision: 'join-operation',
+    latencyMs: 0.31,
+  }),
+  stepRecord({
+    at: at(1000),
+    step: 'choose-exec-pod',
+    event: 'start',
+    outcome: undefined,
+    durationMs: undefined,
+    execPod: undefined,
+    command: undefined,
+    exitCode: undefined,
+    outputExcerpt: undefined,
+  }),
+  stepRecord({
+    at: at(1020),
+    step: 'choose-exec-pod',
+    event: 'end',
+    outcome: 'ok',
+    durationMs: 20,
+    command: undefined,
+    exitCode: undefined,
+    outputExcerpt: undefined,
+  }),
+  stepRecord({
+    at: at(1100),
+    step: 'downgrade',
+    event: 'start',
+    outcome: undefined,
+    durationMs: undefined,
+    exitCode: undefined,
+    outputExcerpt: undefined,
+  }),
   stepRecord({ at: at(49_350), step: 'downgrade', event: 'end', outcome: 'ok', durationMs: 48_250 }),
-  stepRecord({ at: at(49_400), step: 'drain', event: 'start', outcome: undefined, durationMs: undefined, execPod: undefined, command: undefined, exitCode: undefined, outputExcerpt: undefined }),
+  stepRecord({
+    at: at(49_400),
+    step: 'drain',
+    event: 'start',
+    outcome: undefined,
+    durationMs: undefined,
+    execPod: undefined,
+    command: undefined,
+    exitCode: undefined,
+    outputExcerpt: undefined,
+  }),
   operatorRecord({ at: at(60_000), action: 'retry', reason: 'drain looked stuck' }),
-  admissionRecord({ at: at(3_600_000), requestUid: 'uid-dry', namespace: 'ci', release: 'staging', decision: 'downgrade', dryRun: true, user: 'ci-bot', operationId: undefined, latencyMs: 0.8 }),
-  admissionRecord({ at: at(3_700_000), requestUid: 'uid-pass', namespace: 'ci', release: 'staging', decision: 'pass-through', user: 'ci-bot', operationId: undefined, fromVersion: '3.0.2', toVersion: '3.1.0', latencyMs: 0.05 }),
+  admissionRecord({
+    at: at(3_600_000),
+    requestUid: 'uid-dry',
+    namespace: 'ci',
+    release: 'staging',
+    decision: 'downgrade',
+    dryRun: true,
+    user: 'ci-bot',
+    operationId: undefined,
+    latencyMs: 0.8,
+  }),
+  admissionRecord({
+    at: at(3_700_000),
+    requestUid: 'uid-pass',
+    namespace: 'ci',
+    release: 'staging',
+    decision: 'pass-through',
+    user: 'ci-bot',
+    operationId: undefined,
+    fromVersion: '3.0.2',
+    toVersion: '3.1.0',
+    latencyMs: 0.05,
+  }),
 ].map((record) => JSON.parse(JSON.stringify(record)) as AuditRecord); // drop undefined fields like the store does
 
 interface Captured {
@@ -113,12 +178,30 @@ describe('audit command', () => {
     expect(result.code).toBe(0);
     const lines = result.stdout.trimEnd().split('\n');
     expect(lines).toHaveLength(3);
-    expect(lines[0]).toMatch(/^TIME +KIND +NAMESPACE\/RELEASE +OBJECT +DECISION\/STEP +OUTCOME +USER +OPERATION +LATENCY\/DURATION$/);
+    expect(lines[0]).toMatch(
+      /^TIME +KIND +NAMESPACE\/RELEASE +OBJECT +DECISION\/STEP +OUTCOME +USER +OPERATION +LATENCY\/DURATION$/,
+    );
     expect(lines[1]!.split(/ {2,}/)).toEqual([
-      '2025-06-01T11:00:00.000Z', 'admission', 'ci/staging', 'Deployment/airflow-scheduler', 'downgrade (dry-run)', '-', 'ci-bot', '-', '0.80ms',
+      '2025-06-01T11:00:00.000Z',
+      'admission',
+      'ci/staging',
+      'Deployment/airflow-scheduler',
+      'downgrade (dry-run)',
+      '-',
+      'ci-bot',
+      '-',
+      '0.80ms',
     ]);
     expect(lines[2]!.split(/ {2,}/)).toEqual([
-      '2025-06-01T11:01:40.000Z', 'admission', 'ci/staging', 'Deployment/airflow-scheduler', 'pass-through', '-', 'ci-bot', '-', '0.05ms',
+      '2025-06-01T11:01:40.000Z',
+      'admission',
+      'ci/staging',
+      'Deployment/airflow-scheduler',
+      'pass-through',
+      '-',
+      'ci-bot',
+      '-',
+      '0.05ms',
     ]);
   });
 
@@ -126,7 +209,15 @@ describe('audit command', () => {
     const result = await run(options({ databaseUrl: db.url, kind: 'operation-step', user: GUARD }));
     const row = result.stdout.split('\n').find((line) => line.includes('downgrade end'))!;
     expect(row.split(/ {2,}/)).toEqual([
-      '2025-06-01T10:00:49.350Z', 'operation-step', 'data/airflow', 'pod/airflow-api-server-7d9f8-abcde', 'downgrade end', 'ok', GUARD, 'op-airflow-1', '48.3s',
+      '2025-06-01T10:00:49.350Z',
+      'operation-step',
+      'data/airflow',
+      'pod/airflow-api-server-7d9f8-abcde',
+      'downgrade end',
+      'ok',
+      GUARD,
+      'op-airflow-1',
+      '48.3s',
     ]);
   });
 
@@ -155,12 +246,19 @@ describe('audit command', () => {
     const json = async (overrides: Partial<AuditCliOptions>): Promise<string[]> => {
       const result = await run(options({ databaseUrl: db.url, output: 'json', ...overrides }));
       expect(result.code).toBe(0);
-      return result.stdout.trimEnd().split('\n').filter(Boolean).map((line) => (JSON.parse(line) as AuditRecord).at);
+      return result.stdout
+        .trimEnd()
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => (JSON.parse(line) as AuditRecord).at);
     };
     expect(await json({ operation: 'op-airflow-1' })).toHaveLength(8);
     expect(await json({ decision: 'pass-through' })).toEqual([at(3_700_000)]);
     expect(await json({ namespace: 'ci', decision: 'downgrade' })).toEqual([at(3_600_000)]);
-    expect(await json({ since: new Date(at(49_400)), until: new Date(at(3_600_000)) })).toEqual([at(49_400), at(60_000)]);
+    expect(await json({ since: new Date(at(49_400)), until: new Date(at(3_600_000)) })).toEqual([
+      at(49_400),
+      at(60_000),
+    ]);
     expect(await json({ limit: 1 })).toEqual([at(3_700_000)]);
     expect(await json({ release: 'nope' })).toEqual([]);
     expect((await run(options({ databaseUrl: db.url, release: 'nope' }))).stdout).toBe('no audit records match\n');
@@ -172,7 +270,11 @@ describe('audit command', () => {
     const result = await run(options({ databaseUrl: url }));
     expect(result.code).toBe(1);
     expect(result.stdout).toBe('');
-    expect(result.stderr).toMatch(new RegExp(`^cannot reach the audit database at postgresql://auditor:\\*\\*\\*@127\\.0\\.0\\.1:${port}/audit: .*ECONNREFUSED.*\\n$`));
+    expect(result.stderr).toMatch(
+      new RegExp(
+        `^cannot reach the audit database at postgresql://auditor:\\*\\*\\*@127\\.0\\.0\\.1:${port}/audit: .*ECONNREFUSED.*\\n$`,
+      ),
+    );
     expect(result.stderr).not.toContain('pa55word');
   });
 
@@ -198,12 +300,20 @@ describe('audit command', () => {
     expect(parseTimeFlag('7d', now).toISOString()).toBe('2025-05-26T00:00:00.000Z');
     expect(parseTimeFlag('2025-06-01T10:00:00Z', now).toISOString()).toBe('2025-06-01T10:00:00.000Z');
     expect(parseTimeFlag('2025-06-01', now).toISOString()).toBe('2025-06-01T00:00:00.000Z');
-    for (const bad of ['yesterday', '24', '-1h', '1y', '2025-13-45']) expect(() => parseTimeFlag(bad, now)).toThrow(/expected a duration/);
+    for (const bad of ['yesterday', '24', '-1h', '1y', '2025-13-45'])
+      expect(() => parseTimeFlag(bad, now)).toThrow(/expected a duration/);
   });
 
   it('formats durations for people', () => {
     expect([0.42, 5, 20, 999, 1500, 48_250, 90_000, 7_500_000].map(formatDuration)).toEqual([
-      '0.42ms', '5.0ms', '20ms', '999ms', '1.50s', '48.3s', '1m30s', '2h05m',
+      '0.42ms',
+      '5.0ms',
+      '20ms',
+      '999ms',
+      '1.50s',
+      '48.3s',
+      '1m30s',
+      '2h05m',
     ]);
   });
 
@@ -214,7 +324,9 @@ describe('audit command', () => {
     }, 120_000);
 
     it('prints records and exits 0', async () => {
-      const result = await runProcess(['--release', 'staging', '--output', 'json', '--since', '3650d'], { ADG_AUDIT_DATABASE_URL: db.url });
+      const result = await runProcess(['--release', 'staging', '--output', 'json', '--since', '3650d'], {
+        ADG_AUDIT_DATABASE_URL: db.url,
+      });
       expect(result.stderr).toBe('');
       expect(result.code).toBe(0);
       expect(result.stdout.trimEnd().split('\n')).toHaveLength(2);
@@ -222,7 +334,14 @@ describe('audit command', () => {
 
     it('exits 2 on bad flags and 1 on an unreachable store', async () => {
       const env = { ADG_AUDIT_DATABASE_URL: db.url };
-      for (const args of [['--output', 'yaml'], ['--since', 'yesterday'], ['--limit', '0'], ['--kind', 'nope'], ['--bogus'], ['--release']]) {
+      for (const args of [
+        ['--output', 'yaml'],
+        ['--since', 'yesterday'],
+        ['--limit', '0'],
+        ['--kind', 'nope'],
+        ['--bogus'],
+        ['--release'],
+      ]) {
         const result = await runProcess(args, env);
         expect({ args, code: result.code }).toEqual({ args, code: 2 });
         expect(result.stderr).toMatch(/error/);

@@ -4,11 +4,22 @@ import { AuditLog } from '../../src/audit/log.js';
 import { createLogger } from '../../src/log/logger.js';
 import type { AuditRecord, OperationStepRecord } from '../../src/audit/records.js';
 import { queryAudit } from '../../src/audit/store.js';
-import { createTestDatabase, freePort, startPrivatePostgres, type EmbeddedServer, type TestDatabase } from '../support/postgres.js';
+import {
+  createTestDatabase,
+  freePort,
+  startPrivatePostgres,
+  type EmbeddedServer,
+  type TestDatabase,
+} from '../support/postgres.js';
 import { admissionRecord, captureLogger, silentLogger, stepRecord } from './fixtures.js';
 
 function numberedStep(i: number): OperationStepRecord {
-  return stepRecord({ at: new Date(Date.UTC(2025, 5, 1, 10, 0, 0, i)).toISOString(), step: `s${i}`, event: 'start', outputExcerpt: `#${i}` });
+  return stepRecord({
+    at: new Date(Date.UTC(2025, 5, 1, 10, 0, 0, i)).toISOString(),
+    step: `s${i}`,
+    event: 'start',
+    outputExcerpt: `#${i}`,
+  });
 }
 
 async function waitFor(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
@@ -66,7 +77,15 @@ describe('AuditLog against a reachable store', () => {
       kind: { group: '', version: 'v1', kind: 'Secret' },
       object: {
         kind: 'Secret',
-        metadata: { name: 'airflow-metadata', annotations: { 'kubectl.kubernetes.io/last-applied-configuration': JSON.stringify({ kind: 'Secret', data: { connection: 'c2VjcmV0LXBhc3N3b3Jk' } }) } },
+        metadata: {
+          name: 'airflow-metadata',
+          annotations: {
+            'kubectl.kubernetes.io/last-applied-configuration': JSON.stringify({
+              kind: 'Secret',
+              data: { connection: 'c2VjcmV0LXBhc3N3b3Jk' },
+            }),
+          },
+        },
         data: { connection: 'c2VjcmV0LXBhc3N3b3Jk' },
       },
     };
@@ -80,7 +99,10 @@ describe('AuditLog against a reachable store', () => {
                 {
                   name: 'scheduler',
                   env: [
-                    { name: 'AIRFLOW__DATABASE__SQL_ALCHEMY_CONN', value: 'postgresql+psycopg2://airflow:hunter2@db:5432/airflow' },
+                    {
+                      name: 'AIRFLOW__DATABASE__SQL_ALCHEMY_CONN',
+                      value: 'postgresql+psycopg2://airflow:hunter2@db:5432/airflow',
+                    },
                     { name: 'AIRFLOW__API_AUTH__JWT_SECRET', value: 'jwt-s3cr3t' },
                     { name: 'AIRFLOW__CORE__PARALLELISM', value: '32' },
                   ],
@@ -92,22 +114,38 @@ describe('AuditLog against a reachable store', () => {
       },
     };
     log.append(admissionRecord({ requestUid: 'u1', objectKind: 'Secret', request: secretRequest }));
-    log.append(admissionRecord({ requestUid: 'u2', request: deploymentRequest, breakGlassReason: 'db at postgresql://admin:topsecret@10.0.0.5/airflow is stuck' }));
-    log.append(stepRecord({ outputExcerpt: 'connecting with host=db password=letmein user=airflow', error: 'token=abc' }));
+    log.append(
+      admissionRecord({
+        requestUid: 'u2',
+        request: deploymentRequest,
+        breakGlassReason: 'db at postgresql://admin:topsecret@10.0.0.5/airflow is stuck',
+      }),
+    );
+    log.append(
+      stepRecord({ outputExcerpt: 'connecting with host=db password=letmein user=airflow', error: 'token=abc' }),
+    );
 
     // Logged synchronously, before any write.
     expect(captured.lines.filter((l) => l.msg === 'audit')).toHaveLength(3);
     const text = captured.text();
-    for (const secret of ['c2VjcmV0LXBhc3N3b3Jk', 'hunter2', 'jwt-s3cr3t', 'topsecret', 'letmein']) expect(text).not.toContain(secret);
+    for (const secret of ['c2VjcmV0LXBhc3N3b3Jk', 'hunter2', 'jwt-s3cr3t', 'topsecret', 'letmein'])
+      expect(text).not.toContain(secret);
     const second = captured.lines[1]!;
-    expect(second).toMatchObject({ msg: 'audit', kind: 'admission', requestUid: 'u2', decision: 'downgrade', level: 30 });
+    expect(second).toMatchObject({
+      msg: 'audit',
+      kind: 'admission',
+      requestUid: 'u2',
+      decision: 'downgrade',
+      level: 30,
+    });
     expect(second.request).toBeUndefined(); // the full request goes to the store, not the log
     expect(second.breakGlassReason).toBe('db at postgresql://admin:***@10.0.0.5/airflow is stuck');
 
     expect(await log.flush()).toBe(true);
     const stored = await queryAudit(pool, { schema: 'audit_redact' });
     const storedText = JSON.stringify(stored);
-    for (const secret of ['c2VjcmV0LXBhc3N3b3Jk', 'hunter2', 'jwt-s3cr3t', 'topsecret', 'letmein']) expect(storedText).not.toContain(secret);
+    for (const secret of ['c2VjcmV0LXBhc3N3b3Jk', 'hunter2', 'jwt-s3cr3t', 'topsecret', 'letmein'])
+      expect(storedText).not.toContain(secret);
     expect(storedText).toContain('AIRFLOW__CORE__PARALLELISM');
     expect(storedText).toContain('"32"'); // harmless values stay
     const secretObject = (stored[0] as { request: { object: { data: Record<string, string> } } }).request.object;
@@ -116,13 +154,22 @@ describe('AuditLog against a reachable store', () => {
 
   it('writes stable fields through the service logger', async () => {
     const lines: Array<Record<string, unknown>> = [];
-    const logger = createLogger({ name: 'webhook', destination: { write: (chunk: string) => void lines.push(JSON.parse(chunk)) } });
+    const logger = createLogger({
+      name: 'webhook',
+      destination: { write: (chunk: string) => void lines.push(JSON.parse(chunk)) },
+    });
     const log = new AuditLog({ pool, schema: 'audit_service_logger', logger, migrate: true });
     const record = admissionRecord({ breakGlassReason: 'see postgresql://a:b@c/d' });
     log.append(record);
     expect(await log.flush()).toBe(true);
     const { request: _request, ...expected } = record;
-    expect(lines[0]).toMatchObject({ ...expected, breakGlassReason: 'see postgresql://a:***@c/d', msg: 'audit', level: 'info', component: 'webhook' });
+    expect(lines[0]).toMatchObject({
+      ...expected,
+      breakGlassReason: 'see postgresql://a:***@c/d',
+      msg: 'audit',
+      level: 'info',
+      component: 'webhook',
+    });
     expect(lines[0]).not.toHaveProperty('request');
   });
 
@@ -163,7 +210,13 @@ describe('AuditLog while the store is away', () => {
 
   it('buffers during an outage and writes everything in order when Postgres returns', async () => {
     const captured = captureLogger();
-    const log = new AuditLog({ databaseUrl: server.url, schema: 'audit_outage', logger: captured.logger, retryMinMs: 20, retryMaxMs: 200 });
+    const log = new AuditLog({
+      databaseUrl: server.url,
+      schema: 'audit_outage',
+      logger: captured.logger,
+      retryMinMs: 20,
+      retryMaxMs: 200,
+    });
     expect(await log.start()).toBe(true);
     for (let i = 0; i < 10; i++) log.append(numberedStep(i));
     expect(await log.flush()).toBe(true);
@@ -185,7 +238,9 @@ describe('AuditLog while the store is away', () => {
     const mean = timings.reduce((sum, t) => sum + t, 0) / timings.length;
     expect(timings[Math.floor(timings.length / 2)]).toBeLessThan(0.1);
     expect(mean).toBeLessThan(0.25);
-    expect(captured.lines.some((l) => l.level === 40 && String(l.msg).startsWith('audit store unreachable'))).toBe(true);
+    expect(captured.lines.some((l) => l.level === 40 && String(l.msg).startsWith('audit store unreachable'))).toBe(
+      true,
+    );
 
     await server.start();
     expect(await log.flush(15_000)).toBe(true);
@@ -199,7 +254,15 @@ describe('AuditLog while the store is away', () => {
 
   it('drops the oldest records beyond the bound, counts and reports the loss', async () => {
     const captured = captureLogger();
-    const log = new AuditLog({ databaseUrl: server.url, schema: 'audit_overflow', logger: captured.logger, maxBuffered: 100, batchSize: 30, retryMinMs: 20, retryMaxMs: 100 });
+    const log = new AuditLog({
+      databaseUrl: server.url,
+      schema: 'audit_overflow',
+      logger: captured.logger,
+      maxBuffered: 100,
+      batchSize: 30,
+      retryMinMs: 20,
+      retryMaxMs: 100,
+    });
     expect(await log.start()).toBe(true);
     await server.stop();
     log.append(numberedStep(0));
@@ -221,10 +284,18 @@ describe('AuditLog while the store is away', () => {
   });
 
   it('bounds the bytes of buffered requests too, dropping the oldest', async () => {
-    const log = new AuditLog({ databaseUrl: server.url, schema: 'audit_bytes', logger: silentLogger(), maxBufferedBytes: 20_000, retryMinMs: 20, retryMaxMs: 100 });
+    const log = new AuditLog({
+      databaseUrl: server.url,
+      schema: 'audit_bytes',
+      logger: silentLogger(),
+      maxBufferedBytes: 20_000,
+      retryMinMs: 20,
+      retryMaxMs: 100,
+    });
     expect(await log.start()).toBe(true);
     await server.stop();
-    const big = (i: number) => admissionRecord({ requestUid: `big-${i}`, request: { uid: `big-${i}`, padding: 'x'.repeat(4_000) } });
+    const big = (i: number) =>
+      admissionRecord({ requestUid: `big-${i}`, request: { uid: `big-${i}`, padding: 'x'.repeat(4_000) } });
     for (let i = 0; i < 20; i++) log.append(big(i));
     await waitFor(() => !log.stats().storeUp);
     await new Promise((resolve) => setTimeout(resolve, 50));
@@ -242,7 +313,13 @@ describe('AuditLog while the store is away', () => {
 
   it('starts while the store is unreachable and catches up once it is there', async () => {
     await server.stop();
-    const log = new AuditLog({ databaseUrl: server.url, schema: 'audit_late', logger: silentLogger(), retryMinMs: 20, retryMaxMs: 50 });
+    const log = new AuditLog({
+      databaseUrl: server.url,
+      schema: 'audit_late',
+      logger: silentLogger(),
+      retryMinMs: 20,
+      retryMaxMs: 50,
+    });
     expect(await log.start()).toBe(false);
     log.append(numberedStep(1));
     expect(await log.flush(100)).toBe(false);
@@ -261,7 +338,13 @@ describe('AuditLog while the store is away', () => {
     const port = await freePort();
     const captured = captureLogger();
     const url = server.url.replace(/:\d+\//, `:${port}/`);
-    const log = new AuditLog({ databaseUrl: url, schema: 'audit_never', logger: captured.logger, retryMinMs: 20, retryMaxMs: 50 });
+    const log = new AuditLog({
+      databaseUrl: url,
+      schema: 'audit_never',
+      logger: captured.logger,
+      retryMinMs: 20,
+      retryMaxMs: 50,
+    });
     log.append(numberedStep(1));
     const started = Date.now();
     const stats = await log.close(200);

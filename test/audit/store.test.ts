@@ -100,7 +100,10 @@ describe('audit store', () => {
       expect(await queryAudit(pool, { user: step.actor })).toEqual([step]);
       expect(await queryAudit(pool, { kind: 'operation-step' })).toEqual([step]);
       expect(
-        await queryAudit(pool, { since: new Date('2025-06-01T10:00:01.000Z'), until: new Date('2025-06-01T11:00:00.000Z') }),
+        await queryAudit(pool, {
+          since: new Date('2025-06-01T10:00:01.000Z'),
+          until: new Date('2025-06-01T11:00:00.000Z'),
+        }),
       ).toEqual([step, action]);
       expect(await queryAudit(pool, { release: 'airflow', decision: 'same-head' })).toEqual([]);
     });
@@ -115,9 +118,30 @@ describe('audit store', () => {
         `SELECT kind, decision, step, outcome, username, dry_run FROM ${DEFAULT_AUDIT_SCHEMA}.audit_records ORDER BY id`,
       );
       expect(rows.rows).toEqual([
-        { kind: 'admission', decision: 'downgrade', step: null, outcome: null, username: admission.user, dry_run: false },
-        { kind: 'operation-step', decision: null, step: 'downgrade', outcome: 'ok', username: step.actor, dry_run: false },
-        { kind: 'operator-action', decision: 'retry', step: null, outcome: 'ok', username: 'alice@example.com', dry_run: false },
+        {
+          kind: 'admission',
+          decision: 'downgrade',
+          step: null,
+          outcome: null,
+          username: admission.user,
+          dry_run: false,
+        },
+        {
+          kind: 'operation-step',
+          decision: null,
+          step: 'downgrade',
+          outcome: 'ok',
+          username: step.actor,
+          dry_run: false,
+        },
+        {
+          kind: 'operator-action',
+          decision: 'retry',
+          step: null,
+          outcome: 'ok',
+          username: 'alice@example.com',
+          dry_run: false,
+        },
         { kind: 'admission', decision: 'same-head', step: null, outcome: null, username: 'bob', dry_run: true },
       ]);
     });

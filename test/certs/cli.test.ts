@@ -14,7 +14,9 @@ beforeAll(async () => {
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
 function program(): Command {
-  const p = new Command('airflow-downgrade-guard').exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
+  const p = new Command('airflow-downgrade-guard')
+    .exitOverride()
+    .configureOutput({ writeErr: () => {}, writeOut: () => {} });
   register(p);
   // exitOverride is not inherited by subcommands added before it was set on them.
   for (const c of p.commands) {
@@ -27,8 +29,20 @@ function program(): Command {
 describe('certs generate', () => {
   it('writes the four files, keys 0600, and prints the Secret command and caBundle', async () => {
     const out = join(dir, 'a');
-    const text = await runCertsGenerate({ service: 'guard', namespace: 'ops', out, days: 30, ip: ['127.0.0.1'], dns: ['localhost'] });
-    for (const [file, mode] of [['ca.crt', 0o644], ['ca.key', 0o600], ['tls.crt', 0o644], ['tls.key', 0o600]] as const) {
+    const text = await runCertsGenerate({
+      service: 'guard',
+      namespace: 'ops',
+      out,
+      days: 30,
+      ip: ['127.0.0.1'],
+      dns: ['localhost'],
+    });
+    for (const [file, mode] of [
+      ['ca.crt', 0o644],
+      ['ca.key', 0o600],
+      ['tls.crt', 0o644],
+      ['tls.key', 0o600],
+    ] as const) {
       expect((await stat(join(out, file))).mode & 0o777).toBe(mode);
       expect(text).toContain(join(out, file));
     }
@@ -36,7 +50,9 @@ describe('certs generate', () => {
     expect(text).toContain(`caBundle: ${Buffer.from(ca).toString('base64')}`);
     expect(text).toContain('kubectl -n ops create secret generic airflow-downgrade-guard-tls --type=kubernetes.io/tls');
     const info = describeCertificate(await readFile(join(out, 'tls.crt'), 'utf8'));
-    expect(info.subjectAltNames).toEqual(expect.arrayContaining(['DNS:guard.ops.svc', 'DNS:localhost', 'IP Address:127.0.0.1']));
+    expect(info.subjectAltNames).toEqual(
+      expect.arrayContaining(['DNS:guard.ops.svc', 'DNS:localhost', 'IP Address:127.0.0.1']),
+    );
   });
 
   it('runs through commander with defaults for service and namespace', async () => {
@@ -60,20 +76,35 @@ describe('certs generate', () => {
   ])('exits 2 on bad values: %j', async (args, message) => {
     const err = await program()
       .parseAsync(['certs', 'generate', '--out', join(dir, 'c'), ...args], { from: 'user' })
-      .then(() => null, (e: unknown) => e);
+      .then(
+        () => null,
+        (e: unknown) => e,
+      );
     expect(err).toBeInstanceOf(CommanderError);
     expect((err as CommanderError).exitCode).toBe(2);
     expect((err as CommanderError).message).toMatch(message);
   });
 
   it('requires --out', async () => {
-    const err = await program().parseAsync(['certs', 'generate'], { from: 'user' }).then(() => null, (e: unknown) => e);
+    const err = await program()
+      .parseAsync(['certs', 'generate'], { from: 'user' })
+      .then(
+        () => null,
+        (e: unknown) => e,
+      );
     expect((err as CommanderError).code).toBe('commander.missingMandatoryOptionValue');
   });
 });
 
 describe('certs generate never replaces a CA by accident', () => {
-  const base = (out: string): CertsGenerateOptions => ({ service: 'guard', namespace: 'ops', out, days: 30, ip: [], dns: [] });
+  const base = (out: string): CertsGenerateOptions => ({
+    service: 'guard',
+    namespace: 'ops',
+    out,
+    days: 30,
+    ip: [],
+    dns: [],
+  });
   const read = (out: string, file: string) => readFile(join(out, file), 'utf8');
 
   it('refuses to overwrite without --force, and names the way to renew', async () => {
@@ -102,15 +133,24 @@ describe('certs generate never replaces a CA by accident', () => {
     expect(text).toContain(`caBundle: ${Buffer.from(ca).toString('base64')}`);
   });
 
-  it('refuses a CA key that is not the CA certificate\'s, a certificate that is no CA, and half a pair', async () => {
+  it("refuses a CA key that is not the CA certificate's, a certificate that is no CA, and half a pair", async () => {
     const one = join(dir, 'one');
     const two = join(dir, 'two');
     await runCertsGenerate(base(one));
     await runCertsGenerate(base(two));
-    await expect(runCertsGenerate({ ...base(join(dir, 'x')), caCert: join(one, 'ca.crt'), caKey: join(two, 'ca.key') })).rejects.toThrow(`${join(two, 'ca.key')} is not the private key of ${join(one, 'ca.crt')}`);
-    await expect(runCertsGenerate({ ...base(join(dir, 'x')), caCert: join(one, 'tls.crt'), caKey: join(one, 'tls.key') })).rejects.toThrow(`${join(one, 'tls.crt')} is not a CA certificate`);
-    await expect(runCertsGenerate({ ...base(join(dir, 'x')), caCert: join(one, 'ca.crt') })).rejects.toThrow('--ca-cert and --ca-key go together');
-    await expect(runCertsGenerate({ ...base(one), caCert: join(two, 'ca.crt'), caKey: join(two, 'ca.key') })).rejects.toThrow(`${join(one, 'ca.crt')} holds another CA than ${join(two, 'ca.crt')}; refusing to replace it without --force`);
+    await expect(
+      runCertsGenerate({ ...base(join(dir, 'x')), caCert: join(one, 'ca.crt'), caKey: join(two, 'ca.key') }),
+    ).rejects.toThrow(`${join(two, 'ca.key')} is not the private key of ${join(one, 'ca.crt')}`);
+    await expect(
+      runCertsGenerate({ ...base(join(dir, 'x')), caCert: join(one, 'tls.crt'), caKey: join(one, 'tls.key') }),
+    ).rejects.toThrow(`${join(one, 'tls.crt')} is not a CA certificate`);
+    await expect(runCertsGenerate({ ...base(join(dir, 'x')), caCert: join(one, 'ca.crt') })).rejects.toThrow(
+      '--ca-cert and --ca-key go together',
+    );
+    await expect(
+      runCertsGenerate({ ...base(one), caCert: join(two, 'ca.crt'), caKey: join(two, 'ca.key') }),
+    ).rejects.toThrow(
+      `${join(one, 'ca.crt')} holds another CA than ${join(two, 'ca.crt')}; refusing to replace it without --force`,
+    );
   });
 });
-

@@ -1,7 +1,15 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import type https from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { describeCertificate, generateCertificates, issueServingCertificate, serialNumber, serviceDnsNames, splitPemBundle, type GeneratedCertificates } from '../../src/certs/generate.js';
+import {
+  describeCertificate,
+  generateCertificates,
+  issueServingCertificate,
+  serialNumber,
+  serviceDnsNames,
+  splitPemBundle,
+  type GeneratedCertificates,
+} from '../../src/certs/generate.js';
 import { closeServer, startHttpsServer, tlsGet } from './tls-helpers.js';
 
 const DAY = 86_400_000;
@@ -10,7 +18,12 @@ describe('generateCertificates', () => {
   const now = new Date('2025-06-01T00:00:00Z');
   let certs: GeneratedCertificates;
   beforeAll(() => {
-    certs = generateCertificates({ service: 'airflow-downgrade-guard', namespace: 'guard-ns', now, dnsNames: ['localhost', '127.0.0.1'] });
+    certs = generateCertificates({
+      service: 'airflow-downgrade-guard',
+      namespace: 'guard-ns',
+      now,
+      dnsNames: ['localhost', '127.0.0.1'],
+    });
   });
 
   it('makes a CA that can sign and a serving certificate it signed', () => {
@@ -28,7 +41,8 @@ describe('generateCertificates', () => {
 
   it('covers every name the Service is reached by, plus extra names and IPs', () => {
     const info = describeCertificate(certs.cert);
-    for (const name of serviceDnsNames('airflow-downgrade-guard', 'guard-ns')) expect(info.subjectAltNames).toContain(`DNS:${name}`);
+    for (const name of serviceDnsNames('airflow-downgrade-guard', 'guard-ns'))
+      expect(info.subjectAltNames).toContain(`DNS:${name}`);
     expect(serviceDnsNames('svc', 'ns')).toEqual(['svc', 'svc.ns', 'svc.ns.svc', 'svc.ns.svc.cluster.local']);
     expect(info.subjectAltNames).toContain('DNS:localhost');
     expect(info.subjectAltNames).toContain('IP Address:127.0.0.1');
@@ -46,14 +60,20 @@ describe('generateCertificates', () => {
     const ca = { cert: certs.caCert, key: certs.caKey };
     const late = new Date(now.getTime() + 3600 * DAY);
     const serving = issueServingCertificate({ service: 's', namespace: 'n', now: late, ca });
-    expect(describeCertificate(serving.cert).notAfter.getTime()).toBeLessThanOrEqual(describeCertificate(certs.caCert).notAfter.getTime());
+    expect(describeCertificate(serving.cert).notAfter.getTime()).toBeLessThanOrEqual(
+      describeCertificate(certs.caCert).notAfter.getTime(),
+    );
   });
 
   it('rejects names that are not DNS labels and odd validity', () => {
     expect(() => generateCertificates({ service: 'Bad_Name', namespace: 'ns' })).toThrow(/service must be a DNS label/);
-    expect(() => generateCertificates({ service: 'svc', namespace: 'ns.sub' })).toThrow(/namespace must be a DNS label/);
+    expect(() => generateCertificates({ service: 'svc', namespace: 'ns.sub' })).toThrow(
+      /namespace must be a DNS label/,
+    );
     expect(() => generateCertificates({ service: 'svc', namespace: 'ns', validityDays: 0 })).toThrow(/validity/);
-    expect(() => generateCertificates({ service: 'svc', namespace: 'ns', dnsNames: ['not a name'] })).toThrow(/not a DNS name or IP/);
+    expect(() => generateCertificates({ service: 'svc', namespace: 'ns', dnsNames: ['not a name'] })).toThrow(
+      /not a DNS name or IP/,
+    );
   });
 
   it('splits a CA bundle into its certificates', () => {
@@ -68,7 +88,11 @@ describe('a TLS client that trusts only the CA', () => {
   let server: https.Server;
   let port: number;
   beforeAll(async () => {
-    certs = generateCertificates({ service: 'airflow-downgrade-guard', namespace: 'guard-ns', dnsNames: ['localhost', '127.0.0.1'] });
+    certs = generateCertificates({
+      service: 'airflow-downgrade-guard',
+      namespace: 'guard-ns',
+      dnsNames: ['localhost', '127.0.0.1'],
+    });
     ({ server, port } = await startHttpsServer(certs));
   });
   afterAll(() => closeServer(server));
@@ -79,16 +103,22 @@ describe('a TLS client that trusts only the CA', () => {
 
   it('connects as localhost and as the service DNS name', async () => {
     expect((await tlsGet({ port, ca: certs.caCert, servername: 'localhost' })).status).toBe(200);
-    expect((await tlsGet({ port, ca: certs.caCert, servername: 'airflow-downgrade-guard.guard-ns.svc' })).status).toBe(200);
+    expect((await tlsGet({ port, ca: certs.caCert, servername: 'airflow-downgrade-guard.guard-ns.svc' })).status).toBe(
+      200,
+    );
   });
 
   it('refuses a name the certificate does not cover', async () => {
-    await expect(tlsGet({ port, ca: certs.caCert, servername: 'other.guard-ns.svc' })).rejects.toThrow(/altnames|Hostname/i);
+    await expect(tlsGet({ port, ca: certs.caCert, servername: 'other.guard-ns.svc' })).rejects.toThrow(
+      /altnames|Hostname/i,
+    );
   });
 
   it('refuses the server when it trusts a different CA', async () => {
     const stranger = generateCertificates({ service: 'airflow-downgrade-guard', namespace: 'guard-ns' });
-    await expect(tlsGet({ port, ca: stranger.caCert, servername: 'localhost' })).rejects.toThrow(/self-signed|unable to verify|certificate/i);
+    await expect(tlsGet({ port, ca: stranger.caCert, servername: 'localhost' })).rejects.toThrow(
+      /self-signed|unable to verify|certificate/i,
+    );
   });
 });
 

@@ -1,14 +1,34 @@
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
-import { describeCertificate, generateCertificates, splitPemBundle, type GeneratedCertificates } from '../../src/certs/generate.js';
-import { certificateSecret, certificatesFromSecret, injectCaBundle, needsRotation, rotationDueAt, type SecretObject } from '../../src/certs/rotation.js';
-import { ensureServingCertificate, startCertificateManager, type CertificateCluster, type SelfManagedOptions } from '../../src/certs/self-managed.js';
+import {
+  describeCertificate,
+  generateCertificates,
+  splitPemBundle,
+  type GeneratedCertificates,
+} from '../../src/certs/generate.js';
+import {
+  certificateSecret,
+  certificatesFromSecret,
+  injectCaBundle,
+  needsRotation,
+  rotationDueAt,
+  type SecretObject,
+} from '../../src/certs/rotation.js';
+import {
+  ensureServingCertificate,
+  startCertificateManager,
+  type CertificateCluster,
+  type SelfManagedOptions,
+} from '../../src/certs/self-managed.js';
 import { selfManagedCertificateSource, type ServingPair } from '../../src/certs/source.js';
 
 const DAY = 86_400_000;
 const T0 = new Date('2025-01-01T00:00:00Z');
 
-type WebhookConfig = { metadata: { name: string }; webhooks: Array<{ name: string; clientConfig: { caBundle?: string; service?: object } }> };
+type WebhookConfig = {
+  metadata: { name: string };
+  webhooks: Array<{ name: string; clientConfig: { caBundle?: string; service?: object } }>;
+};
 
 class Conflict extends Error {
   code = 409;
@@ -42,7 +62,8 @@ class FakeCluster implements CertificateCluster {
     await this.runBeforeWrite();
     const key = `${namespace}/${name}`;
     const current = this.secrets.get(key);
-    if (!current || current.metadata.resourceVersion !== secret.metadata.resourceVersion) throw new Conflict('conflict');
+    if (!current || current.metadata.resourceVersion !== secret.metadata.resourceVersion)
+      throw new Conflict('conflict');
     const stored = { ...structuredClone(secret), metadata: { ...secret.metadata, resourceVersion: String(this.rv++) } };
     this.secrets.set(key, stored);
     return structuredClone(stored);
@@ -68,7 +89,10 @@ class FakeCluster implements CertificateCluster {
 function webhookConfig(): WebhookConfig {
   return {
     metadata: { name: 'airflow-downgrade-guard' },
-    webhooks: ['a.example.io', 'b.example.io'].map((name) => ({ name, clientConfig: { service: { name: 'airflow-downgrade-guard' } } })),
+    webhooks: ['a.example.io', 'b.example.io'].map((name) => ({
+      name,
+      clientConfig: { service: { name: 'airflow-downgrade-guard' } },
+    })),
   };
 }
 
@@ -84,7 +108,9 @@ function options(now: Date, extra: Partial<SelfManagedOptions> = {}): SelfManage
 }
 
 function caBundles(cluster: FakeCluster): string[] {
-  return cluster.webhooks.get('airflow-downgrade-guard')!.webhooks.map((w) => Buffer.from(w.clientConfig.caBundle ?? '', 'base64').toString());
+  return cluster.webhooks
+    .get('airflow-downgrade-guard')!
+    .webhooks.map((w) => Buffer.from(w.clientConfig.caBundle ?? '', 'base64').toString());
 }
 
 describe('rotation helpers', () => {
@@ -119,7 +145,8 @@ describe('rotation helpers', () => {
     const config = webhookConfig();
     const patch = injectCaBundle(config, certs.caCert);
     const patched = jsonpatch.applyPatch(structuredClone(config), patch, true).newDocument;
-    for (const w of patched.webhooks) expect(Buffer.from(w.clientConfig.caBundle!, 'base64').toString()).toBe(certs.caCert);
+    for (const w of patched.webhooks)
+      expect(Buffer.from(w.clientConfig.caBundle!, 'base64').toString()).toBe(certs.caCert);
     expect(injectCaBundle(patched, certs.caCert)).toEqual([]);
   });
 
@@ -179,7 +206,14 @@ describe('ensureServingCertificate', () => {
   it('adopts a Secret without a CA key by issuing a fresh set', async () => {
     const cluster = new FakeCluster();
     cluster.webhooks.set('airflow-downgrade-guard', webhookConfig());
-    await cluster.createSecret('guard', { ...certificateSecret({ name: 'airflow-downgrade-guard-tls', namespace: 'guard', certs: generateCertificates({ service: 's', namespace: 'n' }) }), data: { 'tls.crt': 'eA==' } });
+    await cluster.createSecret('guard', {
+      ...certificateSecret({
+        name: 'airflow-downgrade-guard-tls',
+        namespace: 'guard',
+        certs: generateCertificates({ service: 's', namespace: 'n' }),
+      }),
+      data: { 'tls.crt': 'eA==' },
+    });
     const result = await ensureServingCertificate(cluster, options(T0));
     expect(result.action).toBe('adopted');
     expect(certificatesFromSecret(cluster.secrets.get('guard/airflow-downgrade-guard-tls')!)).toEqual(result.certs);
@@ -217,7 +251,9 @@ describe('ensureServingCertificate', () => {
 
   it('says what to do when the webhook configuration is missing', async () => {
     const cluster = new FakeCluster();
-    await expect(ensureServingCertificate(cluster, options(T0))).rejects.toThrow(/MutatingWebhookConfiguration airflow-downgrade-guard not found/);
+    await expect(ensureServingCertificate(cluster, options(T0))).rejects.toThrow(
+      /MutatingWebhookConfiguration airflow-downgrade-guard not found/,
+    );
   });
 
   it('passes on errors other than conflicts', async () => {
@@ -236,7 +272,12 @@ describe('startCertificateManager', () => {
     cluster.webhooks.set('airflow-downgrade-guard', webhookConfig());
     let now = T0;
     const seen: string[] = [];
-    const manager = await startCertificateManager(cluster, { ...options(T0), now: () => now, intervalMs: 3_600_000, onChange: (c) => seen.push(c.cert) });
+    const manager = await startCertificateManager(cluster, {
+      ...options(T0),
+      now: () => now,
+      intervalMs: 3_600_000,
+      onChange: (c) => seen.push(c.cert),
+    });
     try {
       expect(seen).toHaveLength(1);
       await manager.refresh();
@@ -252,12 +293,21 @@ describe('startCertificateManager', () => {
 });
 
 describe('the self-managed certificate source', () => {
-  it('starts with the Secret pair and hands on a renewal (its own or another replica\'s), not the first pair again', async () => {
+  it("starts with the Secret pair and hands on a renewal (its own or another replica's), not the first pair again", async () => {
     const cluster = new FakeCluster();
     cluster.webhooks.set('airflow-downgrade-guard', webhookConfig());
     let now = T0;
     const renewed: ServingPair[] = [];
-    const source = selfManagedCertificateSource(cluster, { ...options(T0), now: () => now }, { intervalMs: 20, onError: (e) => { throw e; } });
+    const source = selfManagedCertificateSource(
+      cluster,
+      { ...options(T0), now: () => now },
+      {
+        intervalMs: 20,
+        onError: (e) => {
+          throw e;
+        },
+      },
+    );
     try {
       const first = await source.start((pair) => renewed.push(pair));
       const stored = certificatesFromSecret(cluster.secrets.get('guard/airflow-downgrade-guard-tls')!)!;

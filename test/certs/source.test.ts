@@ -6,7 +6,8 @@ import { generateCa, issueServingCertificate } from '../../src/certs/generate.js
 import { fileCertificateSource, type CertificateSource, type ServingPair } from '../../src/certs/source.js';
 
 const ca = generateCa();
-const issue = () => issueServingCertificate({ service: 'airflow-downgrade-guard', namespace: 'guard', dnsNames: ['localhost'], ca });
+const issue = () =>
+  issueServingCertificate({ service: 'airflow-downgrade-guard', namespace: 'guard', dnsNames: ['localhost'], ca });
 
 describe('the files certificate source', () => {
   const cleanups: Array<() => Promise<void>> = [];
@@ -38,7 +39,10 @@ describe('the files certificate source', () => {
     const second = issue();
     await writeFile(files.certFile, second.cert);
     await writeFile(files.keyFile, second.key);
-    await vi.waitFor(() => expect(renewed.at(-1)).toEqual({ cert: second.cert, key: second.key }), { timeout: 5000, interval: 20 });
+    await vi.waitFor(() => expect(renewed.at(-1)).toEqual({ cert: second.cert, key: second.key }), {
+      timeout: 5000,
+      interval: 20,
+    });
     // Unchanged files are not handed on again.
     const seen = renewed.length;
     await new Promise((resolve) => setTimeout(resolve, 100));
@@ -50,7 +54,9 @@ describe('the files certificate source', () => {
   it('a pair that cannot be read at start is a clear error', async () => {
     const files = await filesDir();
     const source = started(fileCertificateSource(files, { intervalMs: 20, onError: () => {} }));
-    await expect(source.start(() => {})).rejects.toThrow(/^cannot read the serving certificate: .*ENOENT.*tls\.(crt|key)/);
+    await expect(source.start(() => {})).rejects.toThrow(
+      /^cannot read the serving certificate: .*ENOENT.*tls\.(crt|key)/,
+    );
   });
 
   it('files gone after start are reported and the current pair stays; they are picked up when back', async () => {

@@ -3,7 +3,10 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 
-export async function startHttpsServer(pair: { cert: string; key: string }): Promise<{ server: https.Server; port: number }> {
+export async function startHttpsServer(pair: {
+  cert: string;
+  key: string;
+}): Promise<{ server: https.Server; port: number }> {
   const server = https.createServer({ cert: pair.cert, key: pair.key, keepAlive: true }, (req, res) => {
     res.setHeader('content-type', 'text/plain');
     res.end(`ok ${req.socket.remotePort}`);
@@ -24,7 +27,13 @@ export interface TlsGetResult {
  * GET https://127.0.0.1:port with a CA-only trust store. With servername, the certificate is
  * checked against that DNS name (SNI); without, against the IP 127.0.0.1.
  */
-export function tlsGet(options: { port: number; ca: string; servername?: string; agent?: https.Agent | false; path?: string }): Promise<TlsGetResult> {
+export function tlsGet(options: {
+  port: number;
+  ca: string;
+  servername?: string;
+  agent?: https.Agent | false;
+  path?: string;
+}): Promise<TlsGetResult> {
   return new Promise((resolve, reject) => {
     const req = https.request(
       {

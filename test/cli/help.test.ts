@@ -7,7 +7,11 @@ import { CERT_MODES } from '../../src/install/serve-contract.js';
 const root = new URL('../../', import.meta.url).pathname;
 
 function cli(...args: string[]) {
-  const result = spawnSync(process.execPath, [join(root, 'bin/airflow-downgrade-guard.js'), ...args], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+  const result = spawnSync(process.execPath, [join(root, 'bin/airflow-downgrade-guard.js'), ...args], {
+    cwd: root,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
@@ -23,13 +27,16 @@ describe('help and messages', () => {
     for (const command of commands) {
       const help = cli(command, '--help').stdout.replace(/\s+/g, ' ');
       const options = help.split(/ (?=--?[a-z])/);
-      for (const option of options) expect((option.match(/\(default/g) ?? []).length, `${command}: ${option}`).toBeLessThanOrEqual(1);
+      for (const option of options)
+        expect((option.match(/\(default/g) ?? []).length, `${command}: ${option}`).toBeLessThanOrEqual(1);
     }
   });
 
   it('audit names the audit database when its URL is bad', () => {
     const { code, stderr } = cli('audit', '--database-url', 'notaurl');
     expect(code).toBe(2);
-    expect(stderr).toBe("error: invalid audit database URL 'notaurl': scheme '(none)' is not PostgreSQL (expected postgresql://, postgresql+psycopg2:// or postgres://)\n");
+    expect(stderr).toBe(
+      "error: invalid audit database URL 'notaurl': scheme '(none)' is not PostgreSQL (expected postgresql://, postgresql+psycopg2:// or postgres://)\n",
+    );
   });
 });

@@ -30,7 +30,10 @@ function olderNode(): string | undefined {
     } catch {
       continue;
     }
-    const version = spawnSync(candidate, ['-p', 'process.versions.node'], { encoding: 'utf8', timeout: 10_000 }).stdout.trim();
+    const version = spawnSync(candidate, ['-p', 'process.versions.node'], {
+      encoding: 'utf8',
+      timeout: 10_000,
+    }).stdout.trim();
     if (Number.parseInt(version, 10) < 24) return candidate;
   }
   return undefined;

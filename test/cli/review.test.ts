@@ -12,9 +12,12 @@ const node = process.execPath;
 const tmp = mkdtempSync(join(tmpdir(), 'adg-review-'));
 
 function newestMtime(dir: string): number {
-  return Math.max(0, ...readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter((e) => e.isFile() && e.name.endsWith('.ts'))
-    .map((e) => statSync(join(e.parentPath, e.name)).mtimeMs));
+  return Math.max(
+    0,
+    ...readdirSync(dir, { recursive: true, withFileTypes: true })
+      .filter((e) => e.isFile() && e.name.endsWith('.ts'))
+      .map((e) => statSync(join(e.parentPath, e.name)).mtimeMs),
+  );
 }
 
 /** `npm test` builds first; when run alone, build if dist is older than the sources it runs. */
@@ -42,12 +45,20 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('review', () => {
   it('prints the webhook response for a Helm downgrade of the scheduler', () => {
-    const { code, stdout, stderr } = cli(['review', '--file', join(fixtures, 'helm-upgrade-scheduler-3.1.0-to-3.0.2.json')]);
+    const { code, stdout, stderr } = cli([
+      'review',
+      '--file',
+      join(fixtures, 'helm-upgrade-scheduler-3.1.0-to-3.0.2.json'),
+    ]);
     expect(stderr).toBe('');
     expect(code).toBe(0);
     expect(stdout.endsWith('\n')).toBe(true);
     const review = JSON.parse(stdout);
-    expect(review).toMatchObject({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: '5c1f2d0a-1b2c-4d3e-8f90-000000000001', allowed: true, patchType: 'JSONPatch' } });
+    expect(review).toMatchObject({
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      response: { uid: '5c1f2d0a-1b2c-4d3e-8f90-000000000001', allowed: true, patchType: 'JSONPatch' },
+    });
     expect(decodePatch(review.response)).toContainEqual({ op: 'add', path: '/spec/paused', value: true });
     expect(review.response.warnings[0]).toMatch(/DOWNGRADE of release airflow from 3\.1\.0 to 3\.0\.2/);
   });
@@ -65,7 +76,10 @@ describe('review', () => {
   it('exit 0 with a denial in strict mode, from the flag or a config file', () => {
     const file = join(fixtures, 'kubectl-set-image-scheduler-latest.json');
     const lax = cli(['review', '--file', file]);
-    expect(JSON.parse(lax.stdout).response).toMatchObject({ allowed: true, warnings: [expect.stringMatching(/moving tag/), expect.any(String)] });
+    expect(JSON.parse(lax.stdout).response).toMatchObject({
+      allowed: true,
+      warnings: [expect.stringMatching(/moving tag/), expect.any(String)],
+    });
     const denied = cli(['review', '--file', file, '--strict']);
     expect(denied.code).toBe(0);
     expect(JSON.parse(denied.stdout).response).toMatchObject({ allowed: false, status: { code: 403 } });
@@ -76,15 +90,24 @@ describe('review', () => {
 
   it('--unknown-version deny denies like --strict; the two contradicting each other exit 2', () => {
     const file = join(fixtures, 'kubectl-set-image-scheduler-latest.json');
-    expect(JSON.parse(cli(['review', '--file', file, '--unknown-version', 'deny']).stdout).response).toMatchObject({ allowed: false, status: { code: 403 } });
-    expect(JSON.parse(cli(['review', '--file', file, '--unknown-version', 'allow']).stdout).response.allowed).toBe(true);
+    expect(JSON.parse(cli(['review', '--file', file, '--unknown-version', 'deny']).stdout).response).toMatchObject({
+      allowed: false,
+      status: { code: 403 },
+    });
+    expect(JSON.parse(cli(['review', '--file', file, '--unknown-version', 'allow']).stdout).response.allowed).toBe(
+      true,
+    );
     const conflict = cli(['review', '--file', file, '--strict', '--unknown-version', 'allow']);
     expect(conflict.code).toBe(2);
-    expect(conflict.stderr).toMatch(/--strict \(deprecated alias of --unknown-version deny\) conflicts with --unknown-version allow/);
+    expect(conflict.stderr).toMatch(
+      /--strict \(deprecated alias of --unknown-version deny\) conflicts with --unknown-version allow/,
+    );
   });
 
   it('accepts an audit record holding the AdmissionReview', () => {
-    const review = JSON.parse(readFileSync(join(fixtures, 'helm-upgrade-worker-statefulset-3.1.0-to-3.0.2.json'), 'utf8'));
+    const review = JSON.parse(
+      readFileSync(join(fixtures, 'helm-upgrade-worker-statefulset-3.1.0-to-3.0.2.json'), 'utf8'),
+    );
     const record = join(tmp, 'record.json');
     writeFileSync(record, JSON.stringify({ uid: review.request.uid, decision: 'downgrade', admissionReview: review }));
     const direct = cli(['review', '--file', join(fixtures, 'helm-upgrade-worker-statefulset-3.1.0-to-3.0.2.json')]);
@@ -95,14 +118,21 @@ describe('review', () => {
     const file = join(fixtures, 'helm-upgrade-database-cleanup-cronjob-3.1.0-to-3.0.2.json');
     const { stdout, stderr } = cli(['review', '--file', file, '--explain']);
     expect(stdout).toBe(cli(['review', '--file', file]).stdout);
-    expect(JSON.parse(stderr)).toMatchObject({ kind: 'downgrade', plan: { argv: ['airflow', 'db', 'downgrade', '--to-revision', '29ce7909c52b', '--yes'] } });
+    expect(JSON.parse(stderr)).toMatchObject({
+      kind: 'downgrade',
+      plan: { argv: ['airflow', 'db', 'downgrade', '--to-revision', '29ce7909c52b', '--yes'] },
+    });
   });
 
   it.each([
     [['review', '--file', '/nonexistent/review.json'], undefined, /cannot read \/nonexistent\/review\.json: ENOENT/],
     [['review', '--file', '-'], '{"apiVersion": ', /stdin is not valid JSON/],
     [['review', '--file', '-'], '{"apiVersion":"v1","kind":"ConfigMap"}', /invalid AdmissionReview: apiVersion/],
-    [['review', '--file', '-', '--release-version', '3.1.0; rm -rf /'], '{}', /--release-version .* is not an Airflow version/],
+    [
+      ['review', '--file', '-', '--release-version', '3.1.0; rm -rf /'],
+      '{}',
+      /--release-version .* is not an Airflow version/,
+    ],
     [['review', '--file', '-', '--db-revision', 'DROP TABLE'], '{}', /--db-revision .* is not an alembic revision/],
     [['review'], undefined, /required option '-f, --file <path>'/],
   ])('exit 2 with a one-line reason: %j', (args, input, message) => {
@@ -117,7 +147,10 @@ describe('review', () => {
     const review = JSON.parse(readFileSync(join(fixtures, 'helm-upgrade-scheduler-3.1.0-to-3.0.2.json'), 'utf8'));
     const padded = (bytes: number) => {
       const copy = structuredClone(review);
-      copy.request.object.metadata.annotations = { ...copy.request.object.metadata.annotations, padding: 'x'.repeat(bytes) };
+      copy.request.object.metadata.annotations = {
+        ...copy.request.object.metadata.annotations,
+        padding: 'x'.repeat(bytes),
+      };
       return JSON.stringify(copy);
     };
     const big = join(tmp, 'big-review.json');
@@ -125,7 +158,9 @@ describe('review', () => {
     const refused = cli(['review', '--file', big]);
     expect(refused.code).toBe(2);
     expect(refused.stdout).toBe('');
-    expect(refused.stderr).toMatch(/^error: the AdmissionReview is \d+ bytes: the webhook refuses requests over its 3145728 byte \(3 MiB\) limit with 413 Payload Too Large/);
+    expect(refused.stderr).toMatch(
+      /^error: the AdmissionReview is \d+ bytes: the webhook refuses requests over its 3145728 byte \(3 MiB\) limit with 413 Payload Too Large/,
+    );
     writeFileSync(big, padded(3 * 1024 * 1024 - 64 * 1024));
     expect(cli(['review', '--file', big]).code).toBe(0);
   });
@@ -133,7 +168,13 @@ describe('review', () => {
   it('a bad config file is invalid input', () => {
     const config = join(tmp, 'bad.yaml');
     writeFileSync(config, 'strict: maybe\n');
-    const { code, stderr } = cli(['review', '--file', join(fixtures, 'helm-upgrade-pgbouncer.json'), '--config', config]);
+    const { code, stderr } = cli([
+      'review',
+      '--file',
+      join(fixtures, 'helm-upgrade-pgbouncer.json'),
+      '--config',
+      config,
+    ]);
     expect(code).toBe(2);
     expect(stderr).toMatch(/invalid guard configuration: strict/);
   });
@@ -149,7 +190,11 @@ describe('program', () => {
   });
 
   it('runs the same through node dist/src/cli/main.js', () => {
-    const out = execFileSync(node, [join(root, 'dist/src/cli/main.js'), 'review', '--file', join(fixtures, 'helm-upgrade-pgbouncer.json')], { encoding: 'utf8' });
+    const out = execFileSync(
+      node,
+      [join(root, 'dist/src/cli/main.js'), 'review', '--file', join(fixtures, 'helm-upgrade-pgbouncer.json')],
+      { encoding: 'utf8' },
+    );
     expect(JSON.parse(out).response).toEqual({ uid: '5c1f2d0a-1b2c-4d3e-8f90-000000000006', allowed: true });
   });
 });

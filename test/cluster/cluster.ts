@@ -38,7 +38,10 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
   const controlPlane = await startControlPlane({ binaries, log, ...(options.verbose ? { verbose: true } : {}) });
   const t2 = Date.now();
   const nodeName = options.nodeName ?? 'node-1';
-  const nodeKubeconfig = controlPlane.kubeconfigFor({ commonName: `system:node:${nodeName}`, organizations: ['system:nodes'] });
+  const nodeKubeconfig = controlPlane.kubeconfigFor({
+    commonName: `system:node:${nodeName}`,
+    organizations: ['system:nodes'],
+  });
   const nodeConfig = new KubeConfig();
   nodeConfig.loadFromString(nodeKubeconfig);
   const nodeRest = new KubeRest(nodeConfig);
@@ -47,12 +50,19 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
   const adminRest = new KubeRest(admin);
   const runtime = createAirflowRuntime({
     ...options.runtime,
-    ...(options.verbose ? { log: (line: string, at: { namespace: string; pod: string; container: string }) => log(`[${at.namespace}/${at.pod}/${at.container}] ${line}`) } : {}),
+    ...(options.verbose
+      ? {
+          log: (line: string, at: { namespace: string; pod: string; container: string }) =>
+            log(`[${at.namespace}/${at.pod}/${at.container}] ${line}`),
+        }
+      : {}),
     // The node reads the Secrets its pods reference, as a kubelet does (Node authorizer).
     resolveSecret: async (namespace, name, key) => {
       const secret = await nodeRest
         .request<{ data?: Record<string, string> }>('GET', `/api/v1/namespaces/${namespace}/secrets/${name}`)
-        .catch((error: { code?: number }) => (error.code === 404 || error.code === 403 ? undefined : Promise.reject(error)));
+        .catch((error: { code?: number }) =>
+          error.code === 404 || error.code === 403 ? undefined : Promise.reject(error),
+        );
       const value = secret?.data?.[key];
       return value === undefined ? undefined : Buffer.from(value, 'base64').toString('utf8');
     },
@@ -87,9 +97,13 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
     adminKubeconfig: controlPlane.adminKubeconfig,
     timings: { buildMs: t1 - t0, controlPlaneMs: t2 - t1, nodeMs: t3 - t2 },
     async serviceAccountToken(namespace, name) {
-      const answer = await adminRest.request<{ status: { token: string } }>('POST', `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`, {
-        body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
-      });
+      const answer = await adminRest.request<{ status: { token: string } }>(
+        'POST',
+        `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`,
+        {
+          body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
+        },
+      );
       return answer.status.token;
     },
     stop: () =>
@@ -107,10 +121,16 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
 async function waitForNodeReady(rest: KubeRest, name: string, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const node = await rest.request<{ spec?: { taints?: Array<{ key: string }> }; status?: { conditions?: Array<{ type: string; status: string }> } }>('GET', `/api/v1/nodes/${name}`);
+    const node = await rest.request<{
+      spec?: { taints?: Array<{ key: string }> };
+      status?: { conditions?: Array<{ type: string; status: string }> };
+    }>('GET', `/api/v1/nodes/${name}`);
     const ready = node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
     if (ready && !(node.spec?.taints ?? []).some((t) => t.key.startsWith('node.kubernetes.io/'))) return;
-    if (Date.now() > deadline) throw new Error(`node ${name} not Ready and untainted within ${timeoutMs} ms: ${JSON.stringify(node.spec?.taints ?? [])}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `node ${name} not Ready and untainted within ${timeoutMs} ms: ${JSON.stringify(node.spec?.taints ?? [])}`,
+      );
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }

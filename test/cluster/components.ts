@@ -27,7 +27,9 @@ export interface ControlPlaneBinaries {
 
 /** The pinned k8s.io/kubernetes release of go.mod, e.g. v1.36.3. */
 export function kubernetesVersion(moduleDir = CLUSTER_MODULE_DIR): string {
-  const found = /^\s*k8s\.io\/kubernetes\s+(v1\.\d+\.\d+)(\s*\/\/ indirect)?\s*$/m.exec(readFileSync(join(moduleDir, 'go.mod'), 'utf8'));
+  const found = /^\s*k8s\.io\/kubernetes\s+(v1\.\d+\.\d+)(\s*\/\/ indirect)?\s*$/m.exec(
+    readFileSync(join(moduleDir, 'go.mod'), 'utf8'),
+  );
   if (!found?.[1]) throw new Error(`no k8s.io/kubernetes requirement in ${join(moduleDir, 'go.mod')}`);
   return found[1];
 }
@@ -53,6 +55,10 @@ export function controlPlaneOutputs(moduleDir = CLUSTER_MODULE_DIR): GoOutput[] 
 
 /** Builds what is missing (minutes the first time, a hash and a stat afterwards). */
 export async function buildControlPlane(log?: (line: string) => void): Promise<ControlPlaneBinaries> {
-  const paths = await goBuild({ moduleDir: CLUSTER_MODULE_DIR, outputs: controlPlaneOutputs(), ...(log ? { log } : {}) });
+  const paths = await goBuild({
+    moduleDir: CLUSTER_MODULE_DIR,
+    outputs: controlPlaneOutputs(),
+    ...(log ? { log } : {}),
+  });
   return paths as unknown as ControlPlaneBinaries;
 }

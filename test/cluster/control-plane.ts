@@ -9,7 +9,12 @@ import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../src/db/embedded-postgres.js';
-import { createCertificateAuthority, issueClientCertificate, issueServerCertificate, type CertificateAuthority } from '../../src/sim/apiserver/tls.js';
+import {
+  createCertificateAuthority,
+  issueClientCertificate,
+  issueServerCertificate,
+  type CertificateAuthority,
+} from '../../src/sim/apiserver/tls.js';
 import type { ControlPlaneBinaries } from './components.js';
 
 export interface ControlPlaneOptions {
@@ -49,7 +54,9 @@ export function kubeconfig(server: string, caPem: string, user: Record<string, s
     {
       apiVersion: 'v1',
       kind: 'Config',
-      clusters: [{ name: 'real', cluster: { server, 'certificate-authority-data': Buffer.from(caPem).toString('base64') } }],
+      clusters: [
+        { name: 'real', cluster: { server, 'certificate-authority-data': Buffer.from(caPem).toString('base64') } },
+      ],
       users: [{ name, user }],
       contexts: [{ name: 'real', context: { cluster: 'real', user: name } }],
       'current-context': 'real',
@@ -129,7 +136,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
 
     const serving = issueServerCertificate(ca, {
       commonName: 'kube-apiserver',
-      dnsNames: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local'],
+      dnsNames: [
+        'localhost',
+        'kubernetes',
+        'kubernetes.default',
+        'kubernetes.default.svc',
+        'kubernetes.default.svc.cluster.local',
+      ],
       ipAddresses: ['127.0.0.1', '10.96.0.1'],
     });
     const servingCert = file('apiserver.crt', serving.certPem);
@@ -141,81 +154,138 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     });
     const saKey = file('sa.key', privateKey);
     const saPub = file('sa.pub', publicKey);
-    const kubeletClient = clientFiles('apiserver-kubelet-client', { commonName: 'kube-apiserver-kubelet-client', organizations: ['system:masters'] });
+    const kubeletClient = clientFiles('apiserver-kubelet-client', {
+      commonName: 'kube-apiserver-kubelet-client',
+      organizations: ['system:masters'],
+    });
     const admin = clientFiles('admin', { commonName: 'kubernetes-admin', organizations: ['system:masters'] });
     const adminKubeconfig = kubeconfig(server, ca.certPem, clientUser(admin.credentials));
     const componentKubeconfig = (name: string, commonName: string): string =>
-      file(`${name}.kubeconfig`, kubeconfig(server, ca.certPem, clientUser(issueClientCertificate(ca, { commonName })), name));
+      file(
+        `${name}.kubeconfig`,
+        kubeconfig(server, ca.certPem, clientUser(issueClientCertificate(ca, { commonName })), name),
+      );
 
     run('etcd', options.binaries.etcd, [
-      '--name', 'default',
-      '--data-dir', join(dir, 'etcd'),
-      '--listen-client-urls', `http://127.0.0.1:${etcdClientPort}`,
-      '--advertise-client-urls', `http://127.0.0.1:${etcdClientPort}`,
-      '--listen-peer-urls', `http://127.0.0.1:${etcdPeerPort}`,
-      '--initial-advertise-peer-urls', `http://127.0.0.1:${etcdPeerPort}`,
-      '--initial-cluster', `default=http://127.0.0.1:${etcdPeerPort}`,
+      '--name',
+      'default',
+      '--data-dir',
+      join(dir, 'etcd'),
+      '--listen-client-urls',
+      `http://127.0.0.1:${etcdClientPort}`,
+      '--advertise-client-urls',
+      `http://127.0.0.1:${etcdClientPort}`,
+      '--listen-peer-urls',
+      `http://127.0.0.1:${etcdPeerPort}`,
+      '--initial-advertise-peer-urls',
+      `http://127.0.0.1:${etcdPeerPort}`,
+      '--initial-cluster',
+      `default=http://127.0.0.1:${etcdPeerPort}`,
       // A throwaway test store: no fsync (it would cost seconds per write on a loaded disk).
       '--unsafe-no-fsync',
-      '--log-level', 'warn',
+      '--log-level',
+      'warn',
     ]);
     run('kube-apiserver', options.binaries['kube-apiserver'], [
-      '--etcd-servers', `http://127.0.0.1:${etcdClientPort}`,
-      '--bind-address', '127.0.0.1',
-      '--advertise-address', '127.0.0.1',
-      '--secure-port', String(apiPort),
-      '--tls-cert-file', servingCert,
-      '--tls-private-key-file', servingKey,
-      '--client-ca-file', caFile,
-      '--authorization-mode', 'Node,RBAC',
-      '--enable-admission-plugins', 'NodeRestriction',
-      '--service-account-issuer', SERVICE_ACCOUNT_ISSUER,
-      '--service-account-key-file', saPub,
-      '--service-account-signing-key-file', saKey,
-      '--service-cluster-ip-range', SERVICE_CIDR,
-      '--kubelet-client-certificate', kubeletClient.cert,
-      '--kubelet-client-key', kubeletClient.key,
-      '--kubelet-certificate-authority', caFile,
-      '--kubelet-preferred-address-types', 'InternalIP',
+      '--etcd-servers',
+      `http://127.0.0.1:${etcdClientPort}`,
+      '--bind-address',
+      '127.0.0.1',
+      '--advertise-address',
+      '127.0.0.1',
+      '--secure-port',
+      String(apiPort),
+      '--tls-cert-file',
+      servingCert,
+      '--tls-private-key-file',
+      servingKey,
+      '--client-ca-file',
+      caFile,
+      '--authorization-mode',
+      'Node,RBAC',
+      '--enable-admission-plugins',
+      'NodeRestriction',
+      '--service-account-issuer',
+      SERVICE_ACCOUNT_ISSUER,
+      '--service-account-key-file',
+      saPub,
+      '--service-account-signing-key-file',
+      saKey,
+      '--service-cluster-ip-range',
+      SERVICE_CIDR,
+      '--kubelet-client-certificate',
+      kubeletClient.cert,
+      '--kubelet-client-key',
+      kubeletClient.key,
+      '--kubelet-certificate-authority',
+      caFile,
+      '--kubelet-preferred-address-types',
+      'InternalIP',
       '--allow-privileged',
       '--profiling=false',
-      '--v', '1',
+      '--v',
+      '1',
     ]);
-    const readyzMs = await waitForReadyz(server, ca.certPem, admin.credentials, () => processes.find((p) => p.name === 'kube-apiserver')!.child);
-    log(`kube-apiserver ready on ${server} after ${((Date.now() - started) / 1000).toFixed(1)} s (readyz polled ${readyzMs} ms)`);
+    const readyzMs = await waitForReadyz(
+      server,
+      ca.certPem,
+      admin.credentials,
+      () => processes.find((p) => p.name === 'kube-apiserver')!.child,
+    );
+    log(
+      `kube-apiserver ready on ${server} after ${((Date.now() - started) / 1000).toFixed(1)} s (readyz polled ${readyzMs} ms)`,
+    );
     // The node agent's kubelet endpoint is signed by the same CA (--kubelet-certificate-authority).
     run('kube-controller-manager', options.binaries['kube-controller-manager'], [
-      '--kubeconfig', componentKubeconfig('controller-manager', 'system:kube-controller-manager'),
-      '--authentication-kubeconfig', join(dir, 'controller-manager.kubeconfig'),
-      '--authorization-kubeconfig', join(dir, 'controller-manager.kubeconfig'),
-      '--bind-address', '127.0.0.1',
-      '--secure-port', '0',
+      '--kubeconfig',
+      componentKubeconfig('controller-manager', 'system:kube-controller-manager'),
+      '--authentication-kubeconfig',
+      join(dir, 'controller-manager.kubeconfig'),
+      '--authorization-kubeconfig',
+      join(dir, 'controller-manager.kubeconfig'),
+      '--bind-address',
+      '127.0.0.1',
+      '--secure-port',
+      '0',
       '--leader-elect=false',
       '--use-service-account-credentials',
-      '--service-account-private-key-file', saKey,
-      '--root-ca-file', caFile,
-      '--cluster-signing-cert-file', caFile,
-      '--cluster-signing-key-file', file('ca.key', ca.keyPem),
-      '--service-cluster-ip-range', SERVICE_CIDR,
+      '--service-account-private-key-file',
+      saKey,
+      '--root-ca-file',
+      caFile,
+      '--cluster-signing-cert-file',
+      caFile,
+      '--cluster-signing-key-file',
+      file('ca.key', ca.keyPem),
+      '--service-cluster-ip-range',
+      SERVICE_CIDR,
       '--profiling=false',
-      '--v', '1',
+      '--v',
+      '1',
     ]);
     run('kube-scheduler', options.binaries['kube-scheduler'], [
-      '--kubeconfig', componentKubeconfig('scheduler', 'system:kube-scheduler'),
-      '--authentication-kubeconfig', join(dir, 'scheduler.kubeconfig'),
-      '--authorization-kubeconfig', join(dir, 'scheduler.kubeconfig'),
-      '--bind-address', '127.0.0.1',
-      '--secure-port', '0',
+      '--kubeconfig',
+      componentKubeconfig('scheduler', 'system:kube-scheduler'),
+      '--authentication-kubeconfig',
+      join(dir, 'scheduler.kubeconfig'),
+      '--authorization-kubeconfig',
+      join(dir, 'scheduler.kubeconfig'),
+      '--bind-address',
+      '127.0.0.1',
+      '--secure-port',
+      '0',
       '--leader-elect=false',
       '--profiling=false',
-      '--v', '1',
+      '--v',
+      '1',
     ]);
     return {
       dir,
       server,
       ca,
       adminKubeconfig,
-      kubeconfigFor: (user) => kubeconfig(server, ca.certPem, clientUser(issueClientCertificate(ca, user)), user.commonName),
+      kubeconfigFor: (user) =>
+        kubeconfig(server, ca.certPem, clientUser(issueClientCertificate(ca, user)), user.commonName),
       kubeconfigWithToken: (token, user = 'token') => kubeconfig(server, ca.certPem, { token }, user),
       servingCertificate: (ipAddresses) => {
         const c = issueServerCertificate(ca, { ipAddresses });
@@ -231,20 +301,32 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
 }
 
 /** Polls /readyz until it answers 200; fails at once when the API server exits. */
-async function waitForReadyz(server: string, caPem: string, admin: Credentials, child: () => ChildProcess, timeoutMs = 120_000): Promise<number> {
+async function waitForReadyz(
+  server: string,
+  caPem: string,
+  admin: Credentials,
+  child: () => ChildProcess,
+  timeoutMs = 120_000,
+): Promise<number> {
   const started = Date.now();
   for (;;) {
-    if (child().exitCode !== null || child().signalCode !== null) throw new Error('kube-apiserver exited during start-up (see its last lines above)');
+    if (child().exitCode !== null || child().signalCode !== null)
+      throw new Error('kube-apiserver exited during start-up (see its last lines above)');
     const status = await new Promise<number>((resolve) => {
-      const req = https.get(`${server}/readyz`, { ca: caPem, cert: admin.certPem, key: admin.keyPem, timeout: 2_000 }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
+      const req = https.get(
+        `${server}/readyz`,
+        { ca: caPem, cert: admin.certPem, key: admin.keyPem, timeout: 2_000 },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
       req.on('timeout', () => req.destroy());
       req.on('error', () => resolve(0));
     });
     if (status === 200) return Date.now() - started;
-    if (Date.now() - started > timeoutMs) throw new Error(`kube-apiserver not ready within ${timeoutMs} ms (last /readyz status ${status})`);
+    if (Date.now() - started > timeoutMs)
+      throw new Error(`kube-apiserver not ready within ${timeoutMs} ms (last /readyz status ${status})`);
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }

@@ -26,7 +26,9 @@ let e2e: E2E<ClusterUnderTest> | undefined;
 
 beforeAll(async () => {
   cluster = await startClusterForE2E((line) => console.log(line));
-  console.log(`start-up: build check ${cluster.timings.buildMs} ms, control plane ${cluster.timings.controlPlaneMs} ms, node Ready ${cluster.timings.nodeMs} ms`);
+  console.log(
+    `start-up: build check ${cluster.timings.buildMs} ms, control plane ${cluster.timings.controlPlaneMs} ms, node Ready ${cluster.timings.nodeMs} ms`,
+  );
 });
 afterEach(async () => {
   await e2e?.stop();
@@ -46,7 +48,17 @@ async function withoutWorkerMigrationWait(e: E2E<ClusterUnderTest>, s: ReleaseSp
     body: [{ op: 'remove', path: '/spec/template/spec/initContainers' }],
     contentType: 'application/json-patch+json',
   });
-  await waitFor('worker rolled out without its init container', () => releaseReady(e.sim, s) && e.sim.store.list(RESOURCES.pods, s.namespace).items.filter((p) => p.metadata.labels?.component === 'worker' && !p.metadata.deletionTimestamp).every((p) => !(p.spec as { initContainers?: unknown[] }).initContainers), 60_000, 100);
+  await waitFor(
+    'worker rolled out without its init container',
+    () =>
+      releaseReady(e.sim, s) &&
+      e.sim.store
+        .list(RESOURCES.pods, s.namespace)
+        .items.filter((p) => p.metadata.labels?.component === 'worker' && !p.metadata.deletionTimestamp)
+        .every((p) => !(p.spec as { initContainers?: unknown[] }).initContainers),
+    60_000,
+    100,
+  );
 }
 
 describe('downgrade 3.1.0 -> 3.0.2 on the real control plane', () => {
@@ -61,7 +73,16 @@ describe('downgrade 3.1.0 -> 3.0.2 on the real control plane', () => {
     expect(stepSequence(op)).toEqual(FULL_SEQUENCE);
     expect(op.execPod).toMatchObject({ component: 'api-server', runner: false });
     const reasons = new Set(eventsOf(e2e, s.namespace).map((ev) => ev.reason));
-    for (const r of ['DowngradeOpened', 'DowngradeRunning', 'DowngradeSucceeded', 'SchemaVerified', 'Draining', 'Drained', 'Released']) expect(reasons, r).toContain(r);
+    for (const r of [
+      'DowngradeOpened',
+      'DowngradeRunning',
+      'DowngradeSucceeded',
+      'SchemaVerified',
+      'Draining',
+      'Drained',
+      'Released',
+    ])
+      expect(reasons, r).toContain(r);
     // Every call of the guard was allowed by the real authorizer (RBAC from the install manifests).
     expect(e2e.guards[0]!.logs.filter((l) => /forbidden/i.test(l))).toEqual([]);
   });
@@ -75,7 +96,13 @@ describe('downgrade 3.1.0 -> 3.0.2 on the real control plane', () => {
     await upgradeRelease(e2e, s, '3.0.2', { hook: 'none' });
     await waitFor('a violation recorded', () => e2e!.sim.runtime.violations.list().length > 0, 60_000, 100);
     const [violation] = e2e.sim.runtime.violations.list();
-    expect(violation).toMatchObject({ kind: 'unknown-schema', namespace: 'airflow', container: 'worker', imageVersion: '3.0.2', dbRevision: headOf('3.1.0') });
+    expect(violation).toMatchObject({
+      kind: 'unknown-schema',
+      namespace: 'airflow',
+      container: 'worker',
+      imageVersion: '3.0.2',
+      dbRevision: headOf('3.1.0'),
+    });
   });
 
   it('the same release shape with the guard: drained before release, zero violations', async () => {
@@ -95,13 +122,24 @@ describe('downgrade 3.1.0 -> 3.0.2 on the real control plane', () => {
     await e2e.installRelease(s);
     await e2e.startGuard();
     await setImage(e2e, 'Deployment', 'airflow', 'airflow-api-server', '3.0.2');
-    const op = await waitFor('operation done', () => e2e!.operation('airflow', 'airflow')?.phase === 'done' && e2e!.operation('airflow', 'airflow'), 60_000, 100);
+    const op = await waitFor(
+      'operation done',
+      () => e2e!.operation('airflow', 'airflow')?.phase === 'done' && e2e!.operation('airflow', 'airflow'),
+      60_000,
+      100,
+    );
     expect(stepSequence(op)).toEqual(FULL_SEQUENCE);
     expect(await e2e.revision()).toBe(headOf('3.0.2'));
     const scheduler = e2e.workload('Deployment', 'airflow', 'airflow-scheduler') as { spec: { replicas: number } };
     expect(scheduler.spec.replicas).toBe(0);
-    for (const c of ['scheduler', 'dag-processor', 'triggerer', 'worker']) await setImage(e2e, 'Deployment', 'airflow', `airflow-${c}`, '3.0.2');
-    await waitFor('release running 3.0.2', () => releaseReady(e2e!.sim, { ...s, version: '3.0.2', cronJobs: false }), 60_000, 100);
+    for (const c of ['scheduler', 'dag-processor', 'triggerer', 'worker'])
+      await setImage(e2e, 'Deployment', 'airflow', `airflow-${c}`, '3.0.2');
+    await waitFor(
+      'release running 3.0.2',
+      () => releaseReady(e2e!.sim, { ...s, version: '3.0.2', cronJobs: false }),
+      60_000,
+      100,
+    );
     await e2e.sim.runtime.sweep();
     expect(e2e.sim.runtime.violations.list()).toEqual([]);
   });

@@ -9,7 +9,14 @@ import { RESOURCES } from '../../src/sim/resources.js';
 import { Store, StoreError } from '../../src/sim/store.js';
 import type { KubeObject, ResourceType } from '../../src/sim/types.js';
 import { createTestDatabase } from '../support/postgres.js';
-import { GUARD_NAMESPACE, startE2EOn, waitFor, type ClusterUnderTest, type E2E, type E2EOptions } from '../e2e/harness.js';
+import {
+  GUARD_NAMESPACE,
+  startE2EOn,
+  waitFor,
+  type ClusterUnderTest,
+  type E2E,
+  type E2EOptions,
+} from '../e2e/harness.js';
 import { startRealCluster, type RealCluster } from './cluster.js';
 
 /** The same scaled-down timing as the simulated cluster's end-to-end runs (test/e2e/harness.ts). */
@@ -19,7 +26,12 @@ export const E2E_TIMING = {
 };
 
 export function startClusterForE2E(log?: (line: string) => void): Promise<RealCluster> {
-  return startRealCluster({ runtime: E2E_TIMING.runtime, timing: E2E_TIMING.node, ...(log ? { log } : {}), ...(process.env.ADG_DEBUG ? { verbose: true } : {}) });
+  return startRealCluster({
+    runtime: E2E_TIMING.runtime,
+    timing: E2E_TIMING.node,
+    ...(log ? { log } : {}),
+    ...(process.env.ADG_DEBUG ? { verbose: true } : {}),
+  });
 }
 
 const MIRRORED: Array<{ type: ResourceType; path: string }> = [
@@ -63,10 +75,12 @@ async function mirrorOf(kubeconfig: string): Promise<{ store: Store; stop(): voi
     for (const cache of caches) cache.stop();
     rest.close();
   };
-  await waitFor('mirror of the real API server listed', () => caches.every((c) => c.ready), 30_000).catch((error: Error) => {
-    stop();
-    throw error;
-  });
+  await waitFor('mirror of the real API server listed', () => caches.every((c) => c.ready), 30_000).catch(
+    (error: Error) => {
+      stop();
+      throw error;
+    },
+  );
   return { store, stop };
 }
 
@@ -82,23 +96,37 @@ export async function startRealE2E(cluster: RealCluster, options: E2EOptions = {
   const kc = new KubeConfig();
   kc.loadFromString(cluster.adminKubeconfig);
   const admin = new KubeRest(kc);
-  const before = new Set((await admin.request<{ items: KubeObject[] }>('GET', '/api/v1/namespaces')).items.map((n) => n.metadata.name));
+  const before = new Set(
+    (await admin.request<{ items: KubeObject[] }>('GET', '/api/v1/namespaces')).items.map((n) => n.metadata.name),
+  );
   return startE2EOn(
     {
       cluster: { store: mirror.store, runtime: cluster.runtime },
       adminKubeconfig: cluster.adminKubeconfig,
       serviceAccountKubeconfig: async (namespace, name) =>
-        cluster.controlPlane.kubeconfigWithToken(await cluster.serviceAccountToken(namespace, name), `system:serviceaccount:${namespace}:${name}`),
+        cluster.controlPlane.kubeconfigWithToken(
+          await cluster.serviceAccountToken(namespace, name),
+          `system:serviceaccount:${namespace}:${name}`,
+        ),
       stop: async () => {
         // The next scenario starts from a cluster without this one's webhook, releases and guard state.
-        await admin.request('DELETE', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/airflow-downgrade-guard').catch(() => undefined);
-        const now = (await admin.request<{ items: KubeObject[] }>('GET', '/api/v1/namespaces')).items.map((n) => n.metadata.name);
+        await admin
+          .request(
+            'DELETE',
+            '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/airflow-downgrade-guard',
+          )
+          .catch(() => undefined);
+        const now = (await admin.request<{ items: KubeObject[] }>('GET', '/api/v1/namespaces')).items.map(
+          (n) => n.metadata.name,
+        );
         const created = now.filter((name) => !before.has(name) || name === GUARD_NAMESPACE);
         for (const name of created) await admin.request('DELETE', `/api/v1/namespaces/${name}`).catch(() => undefined);
         await waitFor(
           `namespaces ${created.join(', ')} gone`,
           async () => {
-            const left = (await admin.request<{ items: KubeObject[] }>('GET', '/api/v1/namespaces')).items.map((n) => n.metadata.name);
+            const left = (await admin.request<{ items: KubeObject[] }>('GET', '/api/v1/namespaces')).items.map(
+              (n) => n.metadata.name,
+            );
             return created.every((name) => !left.includes(name));
           },
           120_000,

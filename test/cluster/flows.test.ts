@@ -60,7 +60,12 @@ describe('deploy-tool flows', () => {
 
   it('Argo-style sync: one workload at a time, 300 ms apart; drained workloads stay at 0 whatever replicas the sync sends', async () => {
     e2e = await startRealE2E(cluster!);
-    const s: ReleaseSpec = { release: 'argo', namespace: 'argo', version: '3.1.0', replicas: { scheduler: 2, worker: 2 } };
+    const s: ReleaseSpec = {
+      release: 'argo',
+      namespace: 'argo',
+      version: '3.1.0',
+      replicas: { scheduler: 2, worker: 2 },
+    };
     await e2e.installRelease(s);
     await e2e.startGuard();
     const sync = await upgradeRelease(e2e, s, '3.0.2', { hook: 'post-upgrade', pauseMs: 300 });
@@ -96,7 +101,12 @@ function onDowngradeWalk(runtime: AirflowRuntime, then: () => void): () => void 
 describe('the guard is killed (SIGKILL) and restarted mid-operation', () => {
   it('during the downgrade exec: the restarted guard completes it with zero violations', async () => {
     e2e = await startRealE2E(cluster!);
-    const s: ReleaseSpec = { release: 'kill-exec', namespace: 'kill-exec', version: '3.1.0', replicas: { scheduler: 2 } };
+    const s: ReleaseSpec = {
+      release: 'kill-exec',
+      namespace: 'kill-exec',
+      version: '3.1.0',
+      replicas: { scheduler: 2 },
+    };
     await e2e.installRelease(s);
     const guard = await e2e.startGuard();
     let killed: () => void = () => undefined;
@@ -122,7 +132,9 @@ describe('the guard is killed (SIGKILL) and restarted mid-operation', () => {
  * What a Service in front of the guard's replicas does for the API server (there is no kube-proxy
  * here): each connection goes to the next replica that accepts it. TLS passes through untouched.
  */
-async function startReplicaProxy(ports: number[]): Promise<{ port: number; connections: Map<number, number>; refused: Map<number, number>; close(): Promise<void> }> {
+async function startReplicaProxy(
+  ports: number[],
+): Promise<{ port: number; connections: Map<number, number>; refused: Map<number, number>; close(): Promise<void> }> {
   const connections = new Map<number, number>();
   const refused = new Map<number, number>();
   const sockets = new Set<net.Socket>();
@@ -183,16 +195,25 @@ describe('HA: two replicas of the guard', () => {
     const leasePath = `/apis/coordination.k8s.io/v1/namespaces/${s.namespace}/leases/${leaseName(s.release)}`;
     const pollLease = (async () => {
       while (polling) {
-        holder = (await e.admin.rest.request<{ spec?: { holderIdentity?: string } }>('GET', leasePath).catch(() => undefined))?.spec?.holderIdentity ?? holder;
+        holder =
+          (await e.admin.rest.request<{ spec?: { holderIdentity?: string } }>('GET', leasePath).catch(() => undefined))
+            ?.spec?.holderIdentity ?? holder;
         await new Promise((r) => setTimeout(r, 20));
       }
     })();
     let restore: (() => void) | undefined;
     try {
       const hookPath = '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/airflow-downgrade-guard';
-      const config = await e.admin.rest.request<{ webhooks: Array<{ clientConfig: { url: string } }> }>('GET', hookPath);
+      const config = await e.admin.rest.request<{ webhooks: Array<{ clientConfig: { url: string } }> }>(
+        'GET',
+        hookPath,
+      );
       await e.admin.rest.request('PATCH', hookPath, {
-        body: config.webhooks.map((_, i) => ({ op: 'replace', path: `/webhooks/${i}/clientConfig/url`, value: `https://127.0.0.1:${proxy.port}/mutate` })),
+        body: config.webhooks.map((_, i) => ({
+          op: 'replace',
+          path: `/webhooks/${i}/clientConfig/url`,
+          value: `https://127.0.0.1:${proxy.port}/mutate`,
+        })),
         contentType: 'application/json-patch+json',
       });
       await e.installRelease(s);
@@ -215,17 +236,30 @@ describe('HA: two replicas of the guard', () => {
       expect(killed, 'the Lease holder was known when the exec began').toBeDefined();
       const { driver, at: killedAt } = killed!;
       const survivor = driver === a ? b : a;
-      const newHolder = await waitFor('survivor holds the lease', () => holder === survivor.identity && holder, 30_000, 20);
+      const newHolder = await waitFor(
+        'survivor holds the lease',
+        () => holder === survivor.identity && holder,
+        30_000,
+        20,
+      );
       const handoverMs = Date.now() - killedAt;
       expect(newHolder).toBe(survivor.identity);
       await upgrade;
       const done = await expectDowngraded(e, s, '3.0.2');
-      console.log(`[ha] driver ${driver.identity} SIGKILLed inside the downgrade exec; ${survivor.identity} took the Lease after ${handoverMs} ms (bound ${HANDOVER_BOUND_MS} ms); operation done ${Date.now() - killedAt} ms after the kill`);
-      console.log(`[ha] replicas ${a.identity}:${a.port} ${b.identity}:${b.port}; connections per replica port: ${[...proxy.connections].map(([p, n]) => `${p}=${n}`).join(', ')}; failed: ${[...proxy.refused].map(([p, n]) => `${p}=${n}`).join(', ')}`);
+      console.log(
+        `[ha] driver ${driver.identity} SIGKILLed inside the downgrade exec; ${survivor.identity} took the Lease after ${handoverMs} ms (bound ${HANDOVER_BOUND_MS} ms); operation done ${Date.now() - killedAt} ms after the kill`,
+      );
+      console.log(
+        `[ha] replicas ${a.identity}:${a.port} ${b.identity}:${b.port}; connections per replica port: ${[...proxy.connections].map(([p, n]) => `${p}=${n}`).join(', ')}; failed: ${[...proxy.refused].map(([p, n]) => `${p}=${n}`).join(', ')}`,
+      );
       expect(handoverMs).toBeLessThan(HANDOVER_BOUND_MS);
       expect(stepSequence(done)).toEqual(FULL_SEQUENCE);
       expect(releaseReady(e.sim, { ...s, version: '3.0.2' })).toBe(true);
-      for (const g of e.guards) expect(g.logs.filter((l) => /forbidden/i.test(l)), g.identity).toEqual([]);
+      for (const g of e.guards)
+        expect(
+          g.logs.filter((l) => /forbidden/i.test(l)),
+          g.identity,
+        ).toEqual([]);
     } finally {
       restore?.();
       polling = false;

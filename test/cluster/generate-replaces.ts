@@ -51,11 +51,15 @@ const next =
     : `${goMod.trimEnd()}\n\n${block}\n`;
 if (process.argv.includes('--check')) {
   if (next !== goMod) {
-    console.error(`${goModPath}: the replace block differs from k8s.io/kubernetes ${version}'s staging modules; run node test/cluster/generate-replaces.ts`);
+    console.error(
+      `${goModPath}: the replace block differs from k8s.io/kubernetes ${version}'s staging modules; run node test/cluster/generate-replaces.ts`,
+    );
     process.exit(1);
   }
   console.log(`${goModPath}: ${staging.length} replace lines match k8s.io/kubernetes ${version}`);
   process.exit(0);
 }
 writeFileSync(goModPath, next);
-console.log(`${goModPath}: ${staging.length} replace lines for k8s.io/kubernetes ${version} (staging ${stagingVersion})`);
+console.log(
+  `${goModPath}: ${staging.length} replace lines for k8s.io/kubernetes ${version} (staging ${stagingVersion})`,
+);

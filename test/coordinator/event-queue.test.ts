@@ -6,7 +6,10 @@ import { EventQueue } from '../../src/coordinator/event-queue.js';
 function capture(): { logger: pino.Logger; lines: () => Array<Record<string, unknown>> } {
   const out: string[] = [];
   const stream = new Writable({ write: (chunk, _enc, done) => (out.push(String(chunk)), done()) });
-  return { logger: pino({ level: 'info' }, stream), lines: () => out.map((l) => JSON.parse(l) as Record<string, unknown>) };
+  return {
+    logger: pino({ level: 'info' }, stream),
+    lines: () => out.map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
 }
 
 describe('EventQueue', () => {
@@ -60,7 +63,9 @@ describe('EventQueue', () => {
     expect(recorder.written).toBe(2);
     const logged = lines();
     expect(logged.some((l) => l.msg === 'event queue full; event not recorded' && l.reason === 'Dropped')).toBe(true);
-    expect(logged.some((l) => l.msg === 'could not record event' && l.reason === 'Bad' && l.err === 'events is forbidden')).toBe(true);
+    expect(
+      logged.some((l) => l.msg === 'could not record event' && l.reason === 'Bad' && l.err === 'events is forbidden'),
+    ).toBe(true);
   });
 
   it('flush resolves at once when nothing is pending, and after the last write otherwise', async () => {

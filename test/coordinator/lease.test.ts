@@ -26,14 +26,23 @@ class FakeLeases {
     this.calls.push('PUT');
     const current = this.objects.get(`${namespace}/${name}`);
     const sent = (body.metadata as { resourceVersion?: string }).resourceVersion;
-    if (!current || (current.metadata as { resourceVersion: string }).resourceVersion !== sent) throw new KubeApiError(409, 'Conflict', 'stale');
+    if (!current || (current.metadata as { resourceVersion: string }).resourceVersion !== sent)
+      throw new KubeApiError(409, 'Conflict', 'stale');
     return this.store(namespace, name, body) as T;
   }
 
   /** Another replica writes the Lease (as if it took it over). */
   steal(namespace: string, name: string, holder: string): void {
     const current = this.objects.get(`${namespace}/${name}`)!;
-    this.store(namespace, name, { ...current, spec: { ...(current.spec as object), holderIdentity: holder, leaseDurationSeconds: 15, renewTime: new Date().toISOString() } });
+    this.store(namespace, name, {
+      ...current,
+      spec: {
+        ...(current.spec as object),
+        holderIdentity: holder,
+        leaseDurationSeconds: 15,
+        renewTime: new Date().toISOString(),
+      },
+    });
   }
 
   holder(namespace: string, name: string): unknown {
@@ -41,7 +50,10 @@ class FakeLeases {
   }
 
   private store(namespace: string, name: string, body: Record<string, unknown>): Record<string, unknown> {
-    const obj = structuredClone({ ...body, metadata: { ...(body.metadata as object), name, namespace, resourceVersion: String(++this.rv) } });
+    const obj = structuredClone({
+      ...body,
+      metadata: { ...(body.metadata as object), name, namespace, resourceVersion: String(++this.rv) },
+    });
     this.objects.set(`${namespace}/${name}`, obj);
     return structuredClone(obj);
   }
@@ -99,7 +111,11 @@ describe('LeaseKeeper', () => {
     const rival = setInterval(() => void b.acquire('ns', 'airflow'), 20);
     try {
       // The step lasts more than three lease durations.
-      const { value, lost } = await a.whileHolding('ns', 'airflow', () => new Promise((r) => setTimeout(() => r('done'), 1_000)));
+      const { value, lost } = await a.whileHolding(
+        'ns',
+        'airflow',
+        () => new Promise((r) => setTimeout(() => r('done'), 1_000)),
+      );
       expect(value).toBe('done');
       expect(lost).toBe(false);
     } finally {

@@ -1,6 +1,19 @@
 import { describe, expect, it } from 'vitest';
-import { newOperation, PHASES, RETURN_NEEDS_FORWARD, type OperationState, type Phase } from '../../src/coordinator/operation.js';
-import { belongsTo, freshOperationId, returnEvent, returnedFrom, returnsAfterDone, stallOutcome } from '../../src/coordinator/membership.js';
+import {
+  newOperation,
+  PHASES,
+  RETURN_NEEDS_FORWARD,
+  type OperationState,
+  type Phase,
+} from '../../src/coordinator/operation.js';
+import {
+  belongsTo,
+  freshOperationId,
+  returnEvent,
+  returnedFrom,
+  returnsAfterDone,
+  stallOutcome,
+} from '../../src/coordinator/membership.js';
 import { canHappen } from '../../src/coordinator/transitions.js';
 
 const base = newOperation({
@@ -14,7 +27,12 @@ const base = newOperation({
   openedBy: 'Deployment/airflow-api-server',
   now: new Date('2026-12-01T10:00:00Z'),
 });
-const op = (phase: Phase, extra: Partial<OperationState> = {}): OperationState => ({ ...base, phase, admittedAs: 'dg-aaaaaaaaaaaaaaaa', ...extra });
+const op = (phase: Phase, extra: Partial<OperationState> = {}): OperationState => ({
+  ...base,
+  phase,
+  admittedAs: 'dg-aaaaaaaaaaaaaaaa',
+  ...extra,
+});
 
 describe('membership of held workloads', () => {
   it('a hold under the operation id or the id the webhook derived belongs to it; others do not', () => {
@@ -28,10 +46,18 @@ describe('membership of held workloads', () => {
   });
 
   it('a fresh id differs from the derived one and from the previous operation, and is a valid id', () => {
-    const id = freshOperationId('airflow', 'airflow', 'dg-aaaaaaaaaaaaaaaa', 'dg-aaaaaaaaaaaaaaaa', new Date('2026-12-01T10:00:00Z'));
+    const id = freshOperationId(
+      'airflow',
+      'airflow',
+      'dg-aaaaaaaaaaaaaaaa',
+      'dg-aaaaaaaaaaaaaaaa',
+      new Date('2026-12-01T10:00:00Z'),
+    );
     expect(id).toMatch(/^dg-[0-9a-f]{16}$/);
     expect(id).not.toBe('dg-aaaaaaaaaaaaaaaa');
-    expect(freshOperationId('airflow', 'airflow', 'dg-aaaaaaaaaaaaaaaa', id, new Date('2026-12-01T10:05:00Z'))).not.toBe(id);
+    expect(
+      freshOperationId('airflow', 'airflow', 'dg-aaaaaaaaaaaaaaaa', id, new Date('2026-12-01T10:05:00Z')),
+    ).not.toBe(id);
   });
 });
 
@@ -43,7 +69,8 @@ describe('returnsAfterDone: a held workload back on the from-version after the d
     // A late member of the downgrade (its spec on the target) is released by the done operation.
     expect(returnsAfterDone(op('done'), { ...member, head: '29ce7909c52b' })).toBe(false);
     expect(returnsAfterDone(op('done'), { holdOperation: 'dg-cccccccccccccccc', head: 'cc92b33c6709' })).toBe(false);
-    for (const phase of PHASES.filter((p) => p !== 'done')) expect(returnsAfterDone(op(phase), { ...member, head: 'cc92b33c6709' }), phase).toBe(false);
+    for (const phase of PHASES.filter((p) => p !== 'done'))
+      expect(returnsAfterDone(op(phase), { ...member, head: 'cc92b33c6709' }), phase).toBe(false);
   });
 });
 
@@ -82,7 +109,8 @@ describe('returnEvent: the release changed back to the from-version', () => {
     for (const phase of PHASES) {
       for (const workloads of [[unrelated], [returned]]) {
         const event = returnEvent(op(phase), workloads, true);
-        if (event && !['done', 'aborted', 'cancelled', 'returned'].includes(phase)) expect(canHappen(phase, event), `${phase} ${event}`).toBe(true);
+        if (event && !['done', 'aborted', 'cancelled', 'returned'].includes(phase))
+          expect(canHappen(phase, event), `${phase} ${event}`).toBe(true);
       }
     }
   });
@@ -93,21 +121,31 @@ describe('stallOutcome', () => {
 
   it('a new stall is shown at once with its start; the same reason again changes nothing', () => {
     const first = stallOutcome(op('confirm'), 'metadata Secret not found', t0, 60_000);
-    expect(first).toEqual({ kind: 'new', op: { ...op('confirm'), stalled: { reason: 'metadata Secret not found', since: '2026-12-01T10:00:00.000Z' } } });
+    expect(first).toEqual({
+      kind: 'new',
+      op: { ...op('confirm'), stalled: { reason: 'metadata Secret not found', since: '2026-12-01T10:00:00.000Z' } },
+    });
     const stalled = (first as { op: OperationState }).op;
     expect(stallOutcome(stalled, 'metadata Secret not found', t0 + 30_000, 60_000)).toEqual({ kind: 'unchanged' });
   });
 
   it('a new reason is shown again but keeps the stall start', () => {
     const stalled = op('confirm', { stalled: { reason: 'a', since: '2026-12-01T10:00:00.000Z' } });
-    expect(stallOutcome(stalled, 'b', t0 + 10_000, 60_000)).toEqual({ kind: 'new', op: { ...stalled, stalled: { reason: 'b', since: '2026-12-01T10:00:00.000Z' } } });
+    expect(stallOutcome(stalled, 'b', t0 + 10_000, 60_000)).toEqual({
+      kind: 'new',
+      op: { ...stalled, stalled: { reason: 'b', since: '2026-12-01T10:00:00.000Z' } },
+    });
   });
 
   it('past the bound: held, with where it stopped and why', () => {
     const stalled = op('drain', { stalled: { reason: 'pods left', since: '2026-12-01T10:00:00.000Z' } });
     const outcome = stallOutcome(stalled, 'pods left', t0 + 61_000, 60_000);
     expect(outcome.kind).toBe('held');
-    expect((outcome as { op: OperationState }).op).toMatchObject({ heldFrom: 'drain', heldReason: 'stalled for 61 s: pods left', stalled: { reason: 'pods left' } });
+    expect((outcome as { op: OperationState }).op).toMatchObject({
+      heldFrom: 'drain',
+      heldReason: 'stalled for 61 s: pods left',
+      stalled: { reason: 'pods left' },
+    });
     expect(canHappen('drain', 'stalled')).toBe(true);
   });
 });

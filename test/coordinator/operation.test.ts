@@ -26,14 +26,29 @@ describe('operation state', () => {
   it('a new operation starts at confirm with its open step recorded', () => {
     const op = newOperation(input);
     expect(op).toMatchObject({ phase: 'confirm', attempts: 0, openedAt: '2025-06-02T10:00:00.000Z' });
-    expect(op.steps).toEqual([{ step: 'open', outcome: 'ok', at: '2025-06-02T10:00:00.000Z', durationMs: 0, detail: 'opened by Deployment/airflow-api-server' }]);
+    expect(op.steps).toEqual([
+      {
+        step: 'open',
+        outcome: 'ok',
+        at: '2025-06-02T10:00:00.000Z',
+        durationMs: 0,
+        detail: 'opened by Deployment/airflow-api-server',
+      },
+    ]);
     expect('now' in op).toBe(false);
   });
 
   it('round-trips through its ConfigMap', () => {
     const op = newOperation(input);
-    const cm = operationConfigMap(op, '42') as { metadata: { name: string; resourceVersion: string; labels: Record<string, string> }; data: Record<string, string> };
-    expect(cm.metadata).toMatchObject({ name: 'airflow-downgrade-guard-op-airflow', resourceVersion: '42', labels: { 'app.kubernetes.io/managed-by': 'airflow-downgrade-guard' } });
+    const cm = operationConfigMap(op, '42') as {
+      metadata: { name: string; resourceVersion: string; labels: Record<string, string> };
+      data: Record<string, string>;
+    };
+    expect(cm.metadata).toMatchObject({
+      name: 'airflow-downgrade-guard-op-airflow',
+      resourceVersion: '42',
+      labels: { 'app.kubernetes.io/managed-by': 'airflow-downgrade-guard' },
+    });
     expect(parseOperation(cm.data['operation.json']!)).toEqual(op);
   });
 
@@ -48,7 +63,8 @@ describe('operation state', () => {
 
   it('keeps the newest 200 steps', () => {
     let op = newOperation(input);
-    for (let i = 0; i < 250; i++) op = withStep(op, { step: 'drain', outcome: 'waiting', at: String(i), durationMs: 1 });
+    for (let i = 0; i < 250; i++)
+      op = withStep(op, { step: 'drain', outcome: 'waiting', at: String(i), durationMs: 1 });
     expect(op.steps).toHaveLength(200);
     expect(op.steps.at(-1)?.at).toBe('249');
     expect(() => parseOperation(JSON.stringify(op))).not.toThrow();

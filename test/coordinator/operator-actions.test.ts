@@ -22,7 +22,8 @@ describe('operator actions follow the transition table', () => {
       if (phase === 'held') continue;
       expect(() => retryPhase(op(phase)), phase).toThrow(OperatorActionError);
     }
-    for (const from of PHASES) expect(retryPhase(op('held', { heldFrom: from }))).toBe(nextPhase('held', 'retry', from));
+    for (const from of PHASES)
+      expect(retryPhase(op('held', { heldFrom: from }))).toBe(nextPhase('held', 'retry', from));
   });
 
   it('abort only where the table allows it and the schema cannot have moved', () => {
@@ -44,7 +45,9 @@ describe('operator actions follow the transition table', () => {
     expect(() => checkAbortable(op('confirm', { order: 'drain-first' }))).not.toThrow();
     for (const where of ['quiesce', 'downgrade'] as const) {
       expect(() => checkAbortable(op(where, { order: 'drain-first' })), where).toThrow(/leave it at 0 replicas/);
-      expect(() => checkAbortable(op('held', { order: 'drain-first', heldFrom: where })), `held from ${where}`).toThrow(/leave it at 0 replicas/);
+      expect(() => checkAbortable(op('held', { order: 'drain-first', heldFrom: where })), `held from ${where}`).toThrow(
+        /leave it at 0 replicas/,
+      );
     }
     expect(() => checkAbortable(op('downgrade', { order: 'downgrade-first' }))).not.toThrow();
   });

@@ -1,7 +1,14 @@
 // ReleaseStateCache: admission's release state from the caches' release index, the same as
 // releaseStateFrom over every record, recomputed only when one of the release's records changes.
 import { describe, expect, it } from 'vitest';
-import { releaseKeyOf, releaseStateFrom, ReleaseStateCache, type PodRecord, type ReleaseRecords, type WorkloadRecord } from '../../src/coordinator/release-view.js';
+import {
+  releaseKeyOf,
+  releaseStateFrom,
+  ReleaseStateCache,
+  type PodRecord,
+  type ReleaseRecords,
+  type WorkloadRecord,
+} from '../../src/coordinator/release-view.js';
 
 /** A minimal indexed cache: what WatchCache with groupBy: releaseKeyOf offers. */
 class Indexed<T extends { namespace: string; release: string; name: string }> implements ReleaseRecords<T> {
@@ -26,12 +33,34 @@ class Indexed<T extends { namespace: string; release: string; name: string }> im
 }
 
 function workload(release: string, component: string, version: string, replicas = 1): WorkloadRecord {
-  return { kind: 'Deployment', namespace: 'ns', name: `${release}-${component}`, release, component, role: 'metadata-db', version, replicas, resourceVersion: '1' };
+  return {
+    kind: 'Deployment',
+    namespace: 'ns',
+    name: `${release}-${component}`,
+    release,
+    component,
+    role: 'metadata-db',
+    version,
+    replicas,
+    resourceVersion: '1',
+  };
 }
 
 function pod(release: string, component: string, version: string): PodRecord {
   const head = version === '3.1.0' ? 'cc92b33c6709' : '29ce7909c52b';
-  return { namespace: 'ns', name: `${release}-${component}-${version}`, release, component, role: 'metadata-db', version, head, phase: 'Running', ready: true, terminating: false, container: component };
+  return {
+    namespace: 'ns',
+    name: `${release}-${component}-${version}`,
+    release,
+    component,
+    role: 'metadata-db',
+    version,
+    head,
+    phase: 'Running',
+    ready: true,
+    terminating: false,
+    container: component,
+  };
 }
 
 function setup() {
@@ -46,7 +75,14 @@ function setup() {
   }
   const cache = new ReleaseStateCache(() => ({ workloads: [deployments, cronJobs], pods }));
   const full = (release: string, operation?: Parameters<typeof releaseStateFrom>[4], db?: string) =>
-    releaseStateFrom('ns', release, [...deployments.records.values(), ...cronJobs.records.values()], pods.records.values(), operation, db);
+    releaseStateFrom(
+      'ns',
+      release,
+      [...deployments.records.values(), ...cronJobs.records.values()],
+      pods.records.values(),
+      operation,
+      db,
+    );
   return { deployments, pods, cache, full };
 }
 
@@ -57,7 +93,10 @@ describe('ReleaseStateCache', () => {
     const { cache, full } = setup();
     expect(cache.get('ns', 'a', undefined, undefined)).toEqual(full('a'));
     expect(cache.get('ns', 'b', OPERATION, 'cc92b33c6709')).toEqual(full('b', OPERATION, 'cc92b33c6709'));
-    expect(cache.get('ns', 'a', undefined, undefined).execPod).toEqual({ name: 'a-api-server-3.1.0', component: 'api-server' });
+    expect(cache.get('ns', 'a', undefined, undefined).execPod).toEqual({
+      name: 'a-api-server-3.1.0',
+      component: 'api-server',
+    });
   });
 
   it('reads the records once while they do not change; operation and DB revision are never stale', () => {

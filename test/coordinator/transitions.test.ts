@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { PHASES, TERMINAL_PHASES, type Phase } from '../../src/coordinator/operation.js';
-import { OPERATION_EVENTS, RESUMABLE, TRANSITIONS, TransitionError, canHappen, nextPhase, type OperationEvent } from '../../src/coordinator/transitions.js';
+import {
+  OPERATION_EVENTS,
+  RESUMABLE,
+  TRANSITIONS,
+  TransitionError,
+  canHappen,
+  nextPhase,
+  type OperationEvent,
+} from '../../src/coordinator/transitions.js';
 
 // The whole table, written out once more as (phase, event) -> next: a change to the table must
 // change this list too, so every transition is one a reviewer agreed to.
@@ -63,7 +71,8 @@ describe('operation transition table', () => {
   });
 
   it('terminal phases have no way out; every other phase has one', () => {
-    for (const phase of PHASES) expect(Object.keys(TRANSITIONS[phase]).length === 0, phase).toBe(TERMINAL_PHASES.includes(phase));
+    for (const phase of PHASES)
+      expect(Object.keys(TRANSITIONS[phase]).length === 0, phase).toBe(TERMINAL_PHASES.includes(phase));
   });
 
   it('retry resumes where a held operation stopped when that is safe to repeat, else confirm', () => {
@@ -75,13 +84,14 @@ describe('operation transition table', () => {
   });
 
   it('a return after the schema may have changed always goes forward, never to a cancel', () => {
-    for (const phase of ['quiesce', 'downgrade', 'verify', 'drain', 'release', 'held'] as const) expect(nextPhase(phase, 'returned')).toBe('forward');
+    for (const phase of ['quiesce', 'downgrade', 'verify', 'drain', 'release', 'held'] as const)
+      expect(nextPhase(phase, 'returned')).toBe('forward');
     for (const phase of PHASES) if (canHappen(phase, 'reverted')) expect(['confirm', 'held']).toContain(phase);
   });
 
   it('every phase is reachable from confirm', () => {
     const seen = new Set<Phase>(['confirm']);
-    for (let changed = true; changed; ) {
+    for (let changed = true; changed;) {
       changed = false;
       for (const [from, , to] of EXPECTED) {
         if (seen.has(from) && !seen.has(to)) {

@@ -7,11 +7,29 @@ import { FIXTURE_REVIEWS, hostileReview } from '../faults/fuzz.js';
 
 type Json = Record<string, unknown>;
 
-const FIELDS = ['uid', 'kind', 'resource', 'subResource', 'requestKind', 'requestResource', 'requestSubResource', 'name', 'namespace', 'operation', 'userInfo', 'dryRun', 'options'];
+const FIELDS = [
+  'uid',
+  'kind',
+  'resource',
+  'subResource',
+  'requestKind',
+  'requestResource',
+  'requestSubResource',
+  'name',
+  'namespace',
+  'operation',
+  'userInfo',
+  'dryRun',
+  'options',
+];
 
 /** A fixture review with one request field (or one of userInfo's) replaced by anything. */
 const mutatedReview = fc
-  .tuple(fc.constantFrom(...FIXTURE_REVIEWS), fc.constantFrom(...FIELDS, 'userInfo.username', 'userInfo.groups', 'userInfo.uid', 'userInfo.extra'), fc.anything())
+  .tuple(
+    fc.constantFrom(...FIXTURE_REVIEWS),
+    fc.constantFrom(...FIELDS, 'userInfo.username', 'userInfo.groups', 'userInfo.uid', 'userInfo.extra'),
+    fc.anything(),
+  )
   .map(([review, field, value]) => {
     const copy = structuredClone(review) as { request: Json };
     const [head, tail] = field.split('.') as [string, string | undefined];
@@ -58,10 +76,16 @@ describe('AdmissionReview fast check vs schema', () => {
   });
 
   it('never accepts a mutated review the schema refuses', () => {
-    fc.assert(fc.property(mutatedReview, (review) => agrees(review)), { numRuns: 3000, seed: 7 });
+    fc.assert(
+      fc.property(mutatedReview, (review) => agrees(review)),
+      { numRuns: 3000, seed: 7 },
+    );
   });
 
   it('never accepts a hostile review the schema refuses', () => {
-    fc.assert(fc.property(hostileReview, (review) => agrees(review)), { numRuns: 1000, seed: 11 });
+    fc.assert(
+      fc.property(hostileReview, (review) => agrees(review)),
+      { numRuns: 1000, seed: 11 },
+    );
   });
 });

@@ -1,11 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import { AdmissionReviewError, guardedWorkloadKind, parseAdmissionReview, parseAdmissionReviewJson } from '../../src/core/admission.js';
+import {
+  AdmissionReviewError,
+  guardedWorkloadKind,
+  parseAdmissionReview,
+  parseAdmissionReviewJson,
+} from '../../src/core/admission.js';
 import { ConfigError, DEFAULT_CONFIG, parseGuardConfig } from '../../src/core/config.js';
 import { admissionReview, chartWorkload, versionChange } from '../fixtures/admission/builders.js';
 
 describe('parseAdmissionReview', () => {
   it('normalises a Helm UPDATE', () => {
-    const r = parseAdmissionReview(versionChange({ kind: 'Deployment', component: 'scheduler' }, '3.1.0', '3.0.2', { uid: 'abc-1' }));
+    const r = parseAdmissionReview(
+      versionChange({ kind: 'Deployment', component: 'scheduler' }, '3.1.0', '3.0.2', { uid: 'abc-1' }),
+    );
     expect(r).toMatchObject({
       uid: 'abc-1',
       operation: 'UPDATE',
@@ -20,15 +27,67 @@ describe('parseAdmissionReview', () => {
   const valid = () => versionChange({ kind: 'Deployment', component: 'scheduler' }, '3.1.0', '3.0.2') as any;
   it.each([
     ['not an object', () => [1, 2], /expected a JSON object/],
-    ['wrong apiVersion', () => ({ ...valid(), apiVersion: 'admission.k8s.io/v1beta1' }), /apiVersion must be 'admission.k8s.io\/v1'/],
+    [
+      'wrong apiVersion',
+      () => ({ ...valid(), apiVersion: 'admission.k8s.io/v1beta1' }),
+      /apiVersion must be 'admission.k8s.io\/v1'/,
+    ],
     ['wrong kind', () => ({ ...valid(), kind: 'ConfigMap' }), /kind must be 'AdmissionReview'/],
     ['no request', () => ({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' }), /request/],
-    ['no uid', () => { const v = valid(); delete v.request.uid; return v; }, /request\.uid/],
-    ['uid with spaces', () => { const v = valid(); v.request.uid = 'a b'; return v; }, /request\.uid/],
-    ['bad operation', () => { const v = valid(); v.request.operation = 'PATCH'; return v; }, /request\.operation/],
-    ['no object on UPDATE', () => { const v = valid(); v.request.object = null; return v; }, /request\.object must be a Deployment/],
-    ['no oldObject on UPDATE', () => { const v = valid(); v.request.oldObject = null; return v; }, /request\.oldObject must be a Deployment/],
-    ['dryRun not boolean', () => { const v = valid(); v.request.dryRun = 'yes'; return v; }, /request\.dryRun/],
+    [
+      'no uid',
+      () => {
+        const v = valid();
+        delete v.request.uid;
+        return v;
+      },
+      /request\.uid/,
+    ],
+    [
+      'uid with spaces',
+      () => {
+        const v = valid();
+        v.request.uid = 'a b';
+        return v;
+      },
+      /request\.uid/,
+    ],
+    [
+      'bad operation',
+      () => {
+        const v = valid();
+        v.request.operation = 'PATCH';
+        return v;
+      },
+      /request\.operation/,
+    ],
+    [
+      'no object on UPDATE',
+      () => {
+        const v = valid();
+        v.request.object = null;
+        return v;
+      },
+      /request\.object must be a Deployment/,
+    ],
+    [
+      'no oldObject on UPDATE',
+      () => {
+        const v = valid();
+        v.request.oldObject = null;
+        return v;
+      },
+      /request\.oldObject must be a Deployment/,
+    ],
+    [
+      'dryRun not boolean',
+      () => {
+        const v = valid();
+        v.request.dryRun = 'yes';
+        return v;
+      },
+      /request\.dryRun/,
+    ],
   ])('%s is a one-line AdmissionReviewError', (_name, build, message) => {
     let error: unknown;
     try {
@@ -42,7 +101,11 @@ describe('parseAdmissionReview', () => {
   });
 
   it('DELETE needs no object', () => {
-    const review = admissionReview({ operation: 'DELETE', object: null, oldObject: chartWorkload({ kind: 'Job', component: 'x' }) });
+    const review = admissionReview({
+      operation: 'DELETE',
+      object: null,
+      oldObject: chartWorkload({ kind: 'Job', component: 'x' }),
+    });
     expect(parseAdmissionReview(review).operation).toBe('DELETE');
   });
 
@@ -56,7 +119,9 @@ describe('parseAdmissionReview', () => {
     expect(guardedWorkloadKind({ kind: gvk('batch', 'CronJob'), operation: 'UPDATE' })).toBe('CronJob');
     expect(guardedWorkloadKind({ kind: gvk('apps', 'DaemonSet'), operation: 'UPDATE' })).toBeUndefined();
     expect(guardedWorkloadKind({ kind: gvk('apps', 'Deployment'), operation: 'DELETE' })).toBeUndefined();
-    expect(guardedWorkloadKind({ kind: gvk('apps', 'Deployment'), operation: 'UPDATE', subResource: 'status' })).toBeUndefined();
+    expect(
+      guardedWorkloadKind({ kind: gvk('apps', 'Deployment'), operation: 'UPDATE', subResource: 'status' }),
+    ).toBeUndefined();
     expect(guardedWorkloadKind({ kind: gvk('extensions', 'Deployment'), operation: 'UPDATE' })).toBeUndefined();
   });
 });
@@ -64,7 +129,12 @@ describe('parseAdmissionReview', () => {
 describe('parseGuardConfig', () => {
   it('defaults', () => {
     expect(parseGuardConfig({})).toEqual(DEFAULT_CONFIG);
-    expect(DEFAULT_CONFIG).toEqual({ labels: { release: [], component: [], marker: [] }, strict: false, trustedUsernames: [], order: 'drain-first' });
+    expect(DEFAULT_CONFIG).toEqual({
+      labels: { release: [], component: [], marker: [] },
+      strict: false,
+      trustedUsernames: [],
+      order: 'drain-first',
+    });
   });
 
   it.each([

@@ -11,7 +11,9 @@ function version(text: string): AirflowVersion {
 
 describe('built-in head table against the migration chain', () => {
   it('lists exactly the releases that introduced migrations, each with its last revision', () => {
-    expect(REVISION_HEADS.map(([v, head]) => [v, head])).toEqual(RELEASE_HEADS.map((row) => [row.release.text, row.head]));
+    expect(REVISION_HEADS.map(([v, head]) => [v, head])).toEqual(
+      RELEASE_HEADS.map((row) => [row.release.text, row.head]),
+    );
   });
 
   it('gives every release listed in the chain the head the chain ends at for it', () => {

@@ -1,10 +1,29 @@
 import fastJsonPatch from 'fast-json-patch';
 import { describe, expect, it } from 'vitest';
-import { HOLD_PARTITION, clearReturnedPatch, escapePointerSegment, holdOperationPatch, holdPatch, readHoldRecord, readHoldTarget, readReturnedFrom, releasePatch, returnPatch, setOps, type JsonPatchOperation } from '../../src/core/hold.js';
+import {
+  HOLD_PARTITION,
+  clearReturnedPatch,
+  escapePointerSegment,
+  holdOperationPatch,
+  holdPatch,
+  readHoldRecord,
+  readHoldTarget,
+  readReturnedFrom,
+  releasePatch,
+  returnPatch,
+  setOps,
+  type JsonPatchOperation,
+} from '../../src/core/hold.js';
 import { chartWorkload, type Kind } from '../fixtures/admission/builders.js';
 
 const { applyPatch } = fastJsonPatch;
-const target = { operationId: 'dg-0123456789abcdef', fromVersion: '3.1.0', toVersion: '3.0.2', fromRevision: 'cc92b33c6709', toRevision: '29ce7909c52b' };
+const target = {
+  operationId: 'dg-0123456789abcdef',
+  fromVersion: '3.1.0',
+  toVersion: '3.0.2',
+  fromRevision: 'cc92b33c6709',
+  toRevision: '29ce7909c52b',
+};
 
 /** Applies like the API server does: every op must validate against the object. */
 function apply<T>(object: T, patch: JsonPatchOperation[]): T {
@@ -58,7 +77,12 @@ describe('holdPatch', () => {
   });
 
   it('switches a StatefulSet with OnDelete to a partitioned RollingUpdate and says so; release restores OnDelete', () => {
-    const object = chartWorkload({ kind: 'StatefulSet', component: 'worker', updateStrategy: { type: 'OnDelete' }, replicas: 2 });
+    const object = chartWorkload({
+      kind: 'StatefulSet',
+      component: 'worker',
+      updateStrategy: { type: 'OnDelete' },
+      replicas: 2,
+    });
     const { patch, record } = holdPatch('StatefulSet', object, target, 'UPDATE');
     const held = apply(object, patch) as any;
     expect(held.spec.updateStrategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { partition: HOLD_PARTITION } });
@@ -75,35 +99,58 @@ describe('holdPatch', () => {
   });
 
   it('releasePatch without a record only removes the guard annotations that exist', () => {
-    const object = chartWorkload({ kind: 'Job', component: 'run-airflow-migrations', annotations: { 'airflow-downgrade-guard/operation': 'dg-1' } });
-    expect(releasePatch(object)).toEqual([{ op: 'remove', path: '/metadata/annotations/airflow-downgrade-guard~1operation' }]);
+    const object = chartWorkload({
+      kind: 'Job',
+      component: 'run-airflow-migrations',
+      annotations: { 'airflow-downgrade-guard/operation': 'dg-1' },
+    });
+    expect(releasePatch(object)).toEqual([
+      { op: 'remove', path: '/metadata/annotations/airflow-downgrade-guard~1operation' },
+    ]);
   });
 
   it('an unreadable hold record is ignored', () => {
-    const object = chartWorkload({ kind: 'Job', component: 'x', annotations: { 'airflow-downgrade-guard/hold': '{not json' } });
+    const object = chartWorkload({
+      kind: 'Job',
+      component: 'x',
+      annotations: { 'airflow-downgrade-guard/hold': '{not json' },
+    });
     expect(readHoldRecord(object)).toBeUndefined();
   });
 });
 
 describe('readHoldRecord', () => {
   it('ignores recorded paths a hold never changes (the annotation is user-editable)', () => {
-    const record = { kind: 'Deployment', changes: [{ path: '/spec/paused', existed: false, held: true }, { path: '/spec/template/spec/containers/0/image', existed: true, previous: 'evil:1', held: 'x' }] };
-    const object = chartWorkload({ kind: 'Deployment', component: 'scheduler', annotations: { 'airflow-downgrade-guard/hold': JSON.stringify(record) } });
+    const record = {
+      kind: 'Deployment',
+      changes: [
+        { path: '/spec/paused', existed: false, held: true },
+        { path: '/spec/template/spec/containers/0/image', existed: true, previous: 'evil:1', held: 'x' },
+      ],
+    };
+    const object = chartWorkload({
+      kind: 'Deployment',
+      component: 'scheduler',
+      annotations: { 'airflow-downgrade-guard/hold': JSON.stringify(record) },
+    });
     expect(readHoldRecord(object)?.changes.map((c) => c.path)).toEqual(['/spec/paused']);
     expect(releasePatch(object).some((op) => op.path.includes('containers'))).toBe(false);
   });
 });
 
 describe('hold target codec', () => {
-  it.each(['Deployment', 'StatefulSet', 'Job', 'CronJob'] as const)('readHoldTarget is the inverse of holdPatch (%s)', (kind) => {
-    const object = chartWorkload({ kind, component: 'scheduler', version: '3.0.2', replicas: 2 });
-    expect(readHoldTarget(object)).toBeUndefined();
-    const held = apply(object, holdPatch(kind, object, target, 'UPDATE').patch);
-    expect(readHoldTarget(held)).toEqual(target);
-    const { fromRevision: _omitted, ...withoutFrom } = target;
-    expect(readHoldTarget(apply(object, holdPatch(kind, object, withoutFrom, 'UPDATE').patch))).toEqual(withoutFrom);
-    expect(readHoldTarget(apply(held, releasePatch(held)))).toBeUndefined();
-  });
+  it.each(['Deployment', 'StatefulSet', 'Job', 'CronJob'] as const)(
+    'readHoldTarget is the inverse of holdPatch (%s)',
+    (kind) => {
+      const object = chartWorkload({ kind, component: 'scheduler', version: '3.0.2', replicas: 2 });
+      expect(readHoldTarget(object)).toBeUndefined();
+      const held = apply(object, holdPatch(kind, object, target, 'UPDATE').patch);
+      expect(readHoldTarget(held)).toEqual(target);
+      const { fromRevision: _omitted, ...withoutFrom } = target;
+      expect(readHoldTarget(apply(object, holdPatch(kind, object, withoutFrom, 'UPDATE').patch))).toEqual(withoutFrom);
+      expect(readHoldTarget(apply(held, releasePatch(held)))).toBeUndefined();
+    },
+  );
 
   it('holdOperationPatch moves a hold to another operation and changes nothing else', () => {
     const object = chartWorkload({ kind: 'Deployment', component: 'scheduler', version: '3.0.2' });
@@ -123,6 +170,8 @@ describe('hold target codec', () => {
     expect(readReturnedFrom(returned)).toBe(target.operationId);
     expect(readReturnedFrom(apply(returned, clearReturnedPatch(returned)))).toBeUndefined();
     expect(clearReturnedPatch(object)).toEqual([]);
-    expect(readReturnedFrom(apply(returned, holdPatch('Deployment', returned, target, 'UPDATE').patch))).toBeUndefined();
+    expect(
+      readReturnedFrom(apply(returned, holdPatch('Deployment', returned, target, 'UPDATE').patch)),
+    ).toBeUndefined();
   });
 });

@@ -6,20 +6,31 @@ describe('parseImageReference', () => {
     ['apache/airflow:3.0.2', { repository: 'apache/airflow', tag: '3.0.2' }],
     ['registry.local:5000/airflow:3.0.2', { registry: 'registry.local:5000', repository: 'airflow', tag: '3.0.2' }],
     ['localhost/team/airflow:2.10.5', { registry: 'localhost', repository: 'team/airflow', tag: '2.10.5' }],
-    ['docker.io/bitnami/airflow:2.10.5-debian-12-r3', { registry: 'docker.io', repository: 'bitnami/airflow', tag: '2.10.5-debian-12-r3' }],
-    [`apache/airflow:3.0.2@sha256:${'a'.repeat(64)}`, { repository: 'apache/airflow', tag: '3.0.2', digest: `sha256:${'a'.repeat(64)}` }],
+    [
+      'docker.io/bitnami/airflow:2.10.5-debian-12-r3',
+      { registry: 'docker.io', repository: 'bitnami/airflow', tag: '2.10.5-debian-12-r3' },
+    ],
+    [
+      `apache/airflow:3.0.2@sha256:${'a'.repeat(64)}`,
+      { repository: 'apache/airflow', tag: '3.0.2', digest: `sha256:${'a'.repeat(64)}` },
+    ],
     [`apache/airflow@sha256:${'b'.repeat(64)}`, { repository: 'apache/airflow', digest: `sha256:${'b'.repeat(64)}` }],
     ['airflow', { repository: 'airflow' }],
   ])('%s', (text, expected) => {
     expect(parseImageReference(text)).toEqual(expected);
   });
 
-  it.each(['', 'Apache/Airflow:3.0.2', 'apache/airflow:3.0.2;rm -rf /', 'apache/airflow:$(id)', 'apache/airflow@sha256:short', 'a b:1', 'x'.repeat(600)])(
-    'rejects %j',
-    (text) => {
-      expect(parseImageReference(text)).toBeUndefined();
-    },
-  );
+  it.each([
+    '',
+    'Apache/Airflow:3.0.2',
+    'apache/airflow:3.0.2;rm -rf /',
+    'apache/airflow:$(id)',
+    'apache/airflow@sha256:short',
+    'a b:1',
+    'x'.repeat(600),
+  ])('rejects %j', (text) => {
+    expect(parseImageReference(text)).toBeUndefined();
+  });
 });
 
 describe('versionFromImage', () => {

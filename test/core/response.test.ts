@@ -6,7 +6,11 @@ import { chartWorkload, admissionReview, versionChange } from '../fixtures/admis
 
 describe('toAdmissionResponse', () => {
   it('a downgrade: allowed with a base64 JSON Patch and warnings', () => {
-    const { response, decision } = reviewAdmission(versionChange({ kind: 'Deployment', component: 'scheduler' }, '3.1.0', '3.0.2', { uid: 'u-1' }), () => ({}), DEFAULT_CONFIG);
+    const { response, decision } = reviewAdmission(
+      versionChange({ kind: 'Deployment', component: 'scheduler' }, '3.1.0', '3.0.2', { uid: 'u-1' }),
+      () => ({}),
+      DEFAULT_CONFIG,
+    );
     expect(response.apiVersion).toBe('admission.k8s.io/v1');
     expect(response.kind).toBe('AdmissionReview');
     expect(response.response).toMatchObject({ uid: 'u-1', allowed: true, patchType: 'JSONPatch' });
@@ -16,12 +20,21 @@ describe('toAdmissionResponse', () => {
   });
 
   it('a pass-through: allowed, no patch, no warnings', () => {
-    const { response } = reviewAdmission(versionChange({ kind: 'Deployment', component: 'scheduler' }, '3.0.2', '3.1.0', { uid: 'u-2' }), () => ({}), DEFAULT_CONFIG);
+    const { response } = reviewAdmission(
+      versionChange({ kind: 'Deployment', component: 'scheduler' }, '3.0.2', '3.1.0', { uid: 'u-2' }),
+      () => ({}),
+      DEFAULT_CONFIG,
+    );
     expect(response.response).toEqual({ uid: 'u-2', allowed: true });
   });
 
   it('a denial carries status code and message', () => {
-    const review = admissionReview({ operation: 'UPDATE', uid: 'u-3', oldObject: chartWorkload({ kind: 'Job', component: 'run-airflow-migrations', version: '3.0.2' }), object: chartWorkload({ kind: 'Job', component: 'run-airflow-migrations', image: 'apache/airflow:latest' }) });
+    const review = admissionReview({
+      operation: 'UPDATE',
+      uid: 'u-3',
+      oldObject: chartWorkload({ kind: 'Job', component: 'run-airflow-migrations', version: '3.0.2' }),
+      object: chartWorkload({ kind: 'Job', component: 'run-airflow-migrations', image: 'apache/airflow:latest' }),
+    });
     const { response } = reviewAdmission(review, () => ({}), parseGuardConfig({ strict: true }));
     expect(response.response).toMatchObject({ uid: 'u-3', allowed: false, status: { code: 403 } });
     expect(response.response.patch).toBeUndefined();
@@ -30,15 +43,31 @@ describe('toAdmissionResponse', () => {
   it('asks for release state only for Airflow workloads', () => {
     const asked: string[] = [];
     const stateFor = (ns: string, release: string) => (asked.push(`${ns}/${release}`), {});
-    reviewAdmission(versionChange({ kind: 'Deployment', component: 'nginx', scheme: 'none' }, '1.0.0', '1.0.1'), stateFor, DEFAULT_CONFIG);
-    reviewAdmission(versionChange({ kind: 'Deployment', component: 'scheduler', release: 'etl', namespace: 'data' }, '3.0.2', '3.0.2'), stateFor, DEFAULT_CONFIG);
+    reviewAdmission(
+      versionChange({ kind: 'Deployment', component: 'nginx', scheme: 'none' }, '1.0.0', '1.0.1'),
+      stateFor,
+      DEFAULT_CONFIG,
+    );
+    reviewAdmission(
+      versionChange(
+        { kind: 'Deployment', component: 'scheduler', release: 'etl', namespace: 'data' },
+        '3.0.2',
+        '3.0.2',
+      ),
+      stateFor,
+      DEFAULT_CONFIG,
+    );
     expect(asked).toEqual(['data/etl']);
   });
 });
 
 describe('boundedWarnings', () => {
   it('cuts long warnings to 256 characters, keeps ASCII, and stops at 4096 in total', () => {
-    const out = boundedWarnings(['x'.repeat(300), 'caf\u00e9\nline', ...Array.from({ length: 40 }, () => 'y'.repeat(200))]);
+    const out = boundedWarnings([
+      'x'.repeat(300),
+      'caf\u00e9\nline',
+      ...Array.from({ length: 40 }, () => 'y'.repeat(200)),
+    ]);
     expect(out[0]).toHaveLength(256);
     expect(out[0]!.endsWith('...')).toBe(true);
     expect(out[1]).toBe('caf  line');
@@ -48,11 +77,22 @@ describe('boundedWarnings', () => {
 
 describe('warnings carry their reason within the first 256 characters (what Helm and kubectl print)', () => {
   it('an unknown version behind a long image reference still says why, and what the guard did', () => {
-    const image = 'registry.internal.example.com/platform/data-engineering/airflow/custom-airflow:rel-agnostic-airflow-main-20241203-abcdef0123456789';
+    const image =
+      'registry.internal.example.com/platform/data-engineering/airflow/custom-airflow:rel-agnostic-airflow-main-20241203-abcdef0123456789';
     const review = admissionReview({
       operation: 'UPDATE',
-      oldObject: chartWorkload({ kind: 'Deployment', component: 'scheduler', name: 'airflow-production-scheduler', version: '3.1.0' }),
-      object: chartWorkload({ kind: 'Deployment', component: 'scheduler', name: 'airflow-production-scheduler', image }),
+      oldObject: chartWorkload({
+        kind: 'Deployment',
+        component: 'scheduler',
+        name: 'airflow-production-scheduler',
+        version: '3.1.0',
+      }),
+      object: chartWorkload({
+        kind: 'Deployment',
+        component: 'scheduler',
+        name: 'airflow-production-scheduler',
+        image,
+      }),
     });
     const { response, decision } = reviewAdmission(review, () => ({ runningVersion: '3.1.0' }), DEFAULT_CONFIG);
     expect(decision.kind).toBe('unknown-version');
@@ -64,7 +104,8 @@ describe('warnings carry their reason within the first 256 characters (what Helm
   });
 
   it('short warnings and their quoted values stay exactly as written', () => {
-    expect(boundedWarnings([`tag 'rel-agnostic-airflow-main-20241203-abcdef0123456789' is fine`])).toEqual([`tag 'rel-agnostic-airflow-main-20241203-abcdef0123456789' is fine`]);
+    expect(boundedWarnings([`tag 'rel-agnostic-airflow-main-20241203-abcdef0123456789' is fine`])).toEqual([
+      `tag 'rel-agnostic-airflow-main-20241203-abcdef0123456789' is fine`,
+    ]);
   });
 });
-

@@ -52,9 +52,9 @@ describe('readAlembicRevision against PostgreSQL', () => {
   it('fails fast and without the password when nothing listens', async () => {
     const port = await freePort();
     const started = Date.now();
-    const error = await readAlembicRevision(`postgresql://airflow:hunter2@127.0.0.1:${port}/airflow`, { timeoutMs: 1000 }).catch(
-      (e: unknown) => e,
-    );
+    const error = await readAlembicRevision(`postgresql://airflow:hunter2@127.0.0.1:${port}/airflow`, {
+      timeoutMs: 1000,
+    }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AlembicProbeError);
     expect((error as Error).message).toMatch(/cannot connect to postgresql:\/\/airflow:\*\*\*@127\.0\.0\.1/);
     expect((error as Error).message).not.toContain('hunter2');

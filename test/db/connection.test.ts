@@ -37,11 +37,18 @@ describe('parseDatabaseUrl', () => {
       statement_timeout: 2000,
       query_timeout: 2000,
     });
-    expect(parseDatabaseUrl('postgresql://h/d?connect_timeout=1', { timeoutMs: 2000 }).connectionTimeoutMillis).toBe(1000);
+    expect(parseDatabaseUrl('postgresql://h/d?connect_timeout=1', { timeoutMs: 2000 }).connectionTimeoutMillis).toBe(
+      1000,
+    );
   });
 
   it('rejects databases that are not PostgreSQL, with the scheme named and no password', () => {
-    for (const url of ['mysql://u:hunter2@h/d', 'mysql+mysqldb://u:hunter2@h/d', 'sqlite:////tmp/airflow.db', 'mssql+pyodbc://u:hunter2@h/d']) {
+    for (const url of [
+      'mysql://u:hunter2@h/d',
+      'mysql+mysqldb://u:hunter2@h/d',
+      'sqlite:////tmp/airflow.db',
+      'mssql+pyodbc://u:hunter2@h/d',
+    ]) {
       expect(isPostgresUrl(url)).toBe(false);
       let error: unknown;
       try {
@@ -73,7 +80,9 @@ describe('redactConnectionString', () => {
       'postgresql://airflow:***@db:5432/airflow?sslmode=require',
     );
     expect(redactConnectionString('postgresql+psycopg2://u:p@ss@h/d')).toBe('postgresql+psycopg2://u:***@h/d');
-    expect(redactConnectionString('postgresql://h/d?user=u&password=secret&x=1')).toBe('postgresql://h/d?user=u&password=***&x=1');
+    expect(redactConnectionString('postgresql://h/d?user=u&password=secret&x=1')).toBe(
+      'postgresql://h/d?user=u&password=***&x=1',
+    );
     expect(redactConnectionString('postgresql://u@h/d')).toBe('postgresql://u@h/d');
     expect(redactConnectionString('postgresql://h:5432/d')).toBe('postgresql://h:5432/d');
   });

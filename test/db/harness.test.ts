@@ -38,7 +38,10 @@ describe('test PostgreSQL harness', () => {
     await b.drop();
     await lingering.end().catch(() => undefined);
     const admin = await adminDatabaseUrl();
-    const left = await queryOnce(admin, `SELECT count(*)::int AS n FROM pg_database WHERE datname IN ('${a.name}', '${b.name}')`);
+    const left = await queryOnce(
+      admin,
+      `SELECT count(*)::int AS n FROM pg_database WHERE datname IN ('${a.name}', '${b.name}')`,
+    );
     expect(left.rows[0]).toEqual({ n: 0 });
   });
 

@@ -43,8 +43,20 @@ function readyz(port: number, ca: string): Promise<boolean> {
 
 /** Everything the dry run must leave alone, as the store holds it. */
 function snapshot(): string {
-  const lists = [RESOURCES.deployments, RESOURCES.statefulsets, RESOURCES.jobs, RESOURCES.cronjobs, RESOURCES.configmaps].map((r) =>
-    e2e.sim.store.list(r, spec.namespace).items.map((o) => ({ kind: o.kind, name: o.metadata.name, rv: o.metadata.resourceVersion, annotations: o.metadata.annotations ?? {}, spec: o.spec })),
+  const lists = [
+    RESOURCES.deployments,
+    RESOURCES.statefulsets,
+    RESOURCES.jobs,
+    RESOURCES.cronjobs,
+    RESOURCES.configmaps,
+  ].map((r) =>
+    e2e.sim.store.list(r, spec.namespace).items.map((o) => ({
+      kind: o.kind,
+      name: o.metadata.name,
+      rv: o.metadata.resourceVersion,
+      annotations: o.metadata.annotations ?? {},
+      spec: o.spec,
+    })),
   );
   return JSON.stringify(lists);
 }
@@ -69,7 +81,11 @@ afterAll(async () => {
 
 describe('kubectl apply --dry-run=server of a downgrade', () => {
   it('the install manifests declare sideEffects: NoneOnDryRun', () => {
-    const install = renderInstallManifests({ namespace: 'airflow-downgrade-guard', watchNamespaces: [], certMode: 'files' } as never) as Array<{ kind: string; webhooks?: Array<{ sideEffects?: string }> }>;
+    const install = renderInstallManifests({
+      namespace: 'airflow-downgrade-guard',
+      watchNamespaces: [],
+      certMode: 'files',
+    } as never) as Array<{ kind: string; webhooks?: Array<{ sideEffects?: string }> }>;
     const hooks = install.find((o) => o.kind === 'MutatingWebhookConfiguration')?.webhooks ?? [];
     expect(hooks.length).toBeGreaterThan(0);
     for (const hook of hooks) expect(hook.sideEffects).toBe('NoneOnDryRun');
@@ -77,7 +93,19 @@ describe('kubectl apply --dry-run=server of a downgrade', () => {
 
   it('prints the full plan as warnings, changes nothing and leaves a dryRun audit record', async () => {
     const manifest = path.join(dir, 'scheduler-3.0.2.yaml');
-    writeFileSync(manifest, stringify(chartWorkload({ kind: 'Deployment', component: 'scheduler', release: spec.release, namespace: spec.namespace, version: '3.0.2', replicas: 2 })));
+    writeFileSync(
+      manifest,
+      stringify(
+        chartWorkload({
+          kind: 'Deployment',
+          component: 'scheduler',
+          release: spec.release,
+          namespace: spec.namespace,
+          version: '3.0.2',
+          replicas: 2,
+        }),
+      ),
+    );
     const before = snapshot();
     const revisionBefore = await e2e.revision();
     expect(revisionBefore).toBe(FROM_HEAD);
@@ -86,12 +114,17 @@ describe('kubectl apply --dry-run=server of a downgrade', () => {
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toMatch(/deployment\.apps\/airflow-scheduler (configured|unchanged) \(server dry run\)/);
     // kubectl adds a warning of its own (no last-applied annotation); the guard's start with its name.
-    const all = result.stderr.split('\n').filter((l) => l.startsWith('Warning: ')).map((l) => l.slice('Warning: '.length));
+    const all = result.stderr
+      .split('\n')
+      .filter((l) => l.startsWith('Warning: '))
+      .map((l) => l.slice('Warning: '.length));
     const warnings = all.slice(all.findIndex((l) => l.startsWith('airflow-downgrade-guard: ')));
     const text = warnings.join('\n');
     const opId = operationIdFor('airflow', 'airflow', FROM_HEAD, TO_HEAD);
     // detected versions and heads, and that it is a dry run
-    expect(warnings[0]).toBe(`airflow-downgrade-guard: DOWNGRADE of release airflow from 3.1.0 to 3.0.2 (schema ${FROM_HEAD} -> ${TO_HEAD}); deployment/airflow-scheduler is held (spec.paused=true), operation ${opId}. Dry run: nothing is held and no operation starts.`);
+    expect(warnings[0]).toBe(
+      `airflow-downgrade-guard: DOWNGRADE of release airflow from 3.1.0 to 3.0.2 (schema ${FROM_HEAD} -> ${TO_HEAD}); deployment/airflow-scheduler is held (spec.paused=true), operation ${opId}. Dry run: nothing is held and no operation starts.`,
+    );
     // the plan in the guard's order (drain-first, the default): the workloads drained first (statsd
     // does not use the database), then the exact command in a runner pod, then the outage shape
     expect(warnings.slice(1, 5)).toEqual([
@@ -106,21 +139,33 @@ describe('kubectl apply --dry-run=server of a downgrade', () => {
     // Nothing changed: give the coordinator time to (wrongly) react, then compare.
     await new Promise((r) => setTimeout(r, 1500));
     expect(snapshot()).toBe(before);
-    const scheduler = e2e.workload('Deployment', 'airflow', 'airflow-scheduler') as { spec: { paused?: boolean; replicas: number; template: { spec: { containers: Array<{ image: string }> } } }; metadata: { annotations?: Record<string, string> } };
+    const scheduler = e2e.workload('Deployment', 'airflow', 'airflow-scheduler') as {
+      spec: { paused?: boolean; replicas: number; template: { spec: { containers: Array<{ image: string }> } } };
+      metadata: { annotations?: Record<string, string> };
+    };
     expect(scheduler.spec.paused ?? false).toBe(false);
     expect(scheduler.spec.replicas).toBe(2);
     expect(scheduler.spec.template.spec.containers[0]?.image).toBe('apache/airflow:3.1.0');
-    expect(Object.keys(scheduler.metadata.annotations ?? {}).filter((k) => k.startsWith('airflow-downgrade-guard/'))).toEqual([]);
+    expect(
+      Object.keys(scheduler.metadata.annotations ?? {}).filter((k) => k.startsWith('airflow-downgrade-guard/')),
+    ).toEqual([]);
     expect(e2e.operation('airflow', 'airflow')).toBeUndefined();
     expect(await e2e.revision()).toBe(FROM_HEAD);
 
     // One audit record, marked dryRun, with the plan.
     const pool = new pg.Pool({ connectionString: auditDb.url, max: 1 });
     try {
-      const records = await waitFor('dry-run audit record', async () => {
-        const found = (await queryAudit(pool, { kind: 'admission', release: 'airflow' }).catch(() => [])) as AdmissionRecord[];
-        return found.length > 0 ? found : undefined;
-      }, 15_000, 100);
+      const records = await waitFor(
+        'dry-run audit record',
+        async () => {
+          const found = (await queryAudit(pool, { kind: 'admission', release: 'airflow' }).catch(
+            () => [],
+          )) as AdmissionRecord[];
+          return found.length > 0 ? found : undefined;
+        },
+        15_000,
+        100,
+      );
       expect(records).toHaveLength(1);
       expect(records[0]).toMatchObject({
         kind: 'admission',
@@ -149,14 +194,19 @@ describe('kubectl apply --dry-run=server of a downgrade', () => {
 
   it('review replays the admission record that `audit --output json` prints', async () => {
     let lines = '';
-    const code = await runAudit({ databaseUrl: auditDb.url, kind: 'admission', release: 'airflow', limit: 10, output: 'json' }, { stdout: (t) => (lines += t), stderr: () => undefined, env: {} });
+    const code = await runAudit(
+      { databaseUrl: auditDb.url, kind: 'admission', release: 'airflow', limit: 10, output: 'json' },
+      { stdout: (t) => (lines += t), stderr: () => undefined, env: {} },
+    );
     expect(code).toBe(0);
     const record = JSON.parse(lines.trim().split('\n')[0] as string) as AdmissionRecord;
     expect(record).toMatchObject({ kind: 'admission', dryRun: true, decision: 'downgrade' });
     const file = path.join(dir, 'record.json');
     writeFileSync(file, JSON.stringify(record));
     const { stdout } = await runReview({ file });
-    const review = JSON.parse(stdout) as { response: { uid: string; allowed: boolean; patch?: string; warnings: string[] } };
+    const review = JSON.parse(stdout) as {
+      response: { uid: string; allowed: boolean; patch?: string; warnings: string[] };
+    };
     expect(review.response.uid).toBe(record.requestUid);
     expect(review.response.allowed).toBe(true);
     expect(decodePatch(review.response as never)).toContainEqual({ op: 'add', path: '/spec/paused', value: true });
@@ -166,7 +216,19 @@ describe('kubectl apply --dry-run=server of a downgrade', () => {
 
   it('a dry run of a same-head change prints no warning', async () => {
     const manifest = path.join(dir, 'scheduler-3.1.7.yaml');
-    writeFileSync(manifest, stringify(chartWorkload({ kind: 'Deployment', component: 'scheduler', release: spec.release, namespace: spec.namespace, version: '3.1.7', replicas: 2 })));
+    writeFileSync(
+      manifest,
+      stringify(
+        chartWorkload({
+          kind: 'Deployment',
+          component: 'scheduler',
+          release: spec.release,
+          namespace: spec.namespace,
+          version: '3.1.7',
+          replicas: 2,
+        }),
+      ),
+    );
     const result = await kubectl(['apply', '--dry-run=server', '-f', manifest]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stderr).not.toMatch(/airflow-downgrade-guard/);

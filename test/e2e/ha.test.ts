@@ -27,7 +27,13 @@ afterEach(async () => {
 const SPEC: ReleaseSpec = { release: 'airflow', namespace: 'airflow', version: '3.1.0', replicas: { scheduler: 2 } };
 
 function guardDenials(e: InstalledE2E): string[] {
-  return e.rbac.denials().filter((d) => d.user === e.guardIdentity.user).map((d) => `${d.verb} ${d.apiGroup || 'core'}/${d.resource}${d.subresource ? `/${d.subresource}` : ''} ${d.namespace ?? ''}/${d.name ?? ''}`);
+  return e.rbac
+    .denials()
+    .filter((d) => d.user === e.guardIdentity.user)
+    .map(
+      (d) =>
+        `${d.verb} ${d.apiGroup || 'core'}/${d.resource}${d.subresource ? `/${d.subresource}` : ''} ${d.namespace ?? ''}/${d.name ?? ''}`,
+    );
 }
 
 function byIdentity(guards: Guard[], identity: string | undefined): Guard {
@@ -55,31 +61,61 @@ describe.skipIf(!hasKubectl)('HA: two replicas of the installed guard', () => {
     const upgrade = helmUpgrade(e, SPEC, '3.0.2', 'post-upgrade');
     upgrade.catch(() => undefined); // awaited below; avoid an unhandled rejection while we wait elsewhere
     // The driver is the Lease holder; wait until its exec of `airflow db downgrade` has started.
-    const driverId = await waitFor('operation in its downgrade step', () => e.operation(SPEC.namespace, SPEC.release)?.phase === 'downgrade' && e.leaseHolder(SPEC.namespace, SPEC.release), 30_000, 25);
+    const driverId = await waitFor(
+      'operation in its downgrade step',
+      () =>
+        e.operation(SPEC.namespace, SPEC.release)?.phase === 'downgrade' && e.leaseHolder(SPEC.namespace, SPEC.release),
+      30_000,
+      25,
+    );
     const driver = byIdentity(e.guards, driverId);
     const survivor = e.guards.find((g) => g !== driver)!;
-    await waitFor('downgrade exec started by the driver', () => driver.logs.some((l) => l.includes('operation downgrade start')), 30_000, 25);
+    await waitFor(
+      'downgrade exec started by the driver',
+      () => driver.logs.some((l) => l.includes('operation downgrade start')),
+      30_000,
+      25,
+    );
     await new Promise((r) => setTimeout(r, 500)); // inside the exec, not at its edge
     expect(await e.revision()).not.toBe(head('3.0.2'));
     expect(survivor.logs.some((l) => l.includes('operation downgrade start'))).toBe(false); // one driver only
 
     const killedAt = Date.now();
     await driver.stop('SIGKILL');
-    const newHolder = await waitFor('survivor holds the lease', () => e.leaseHolder(SPEC.namespace, SPEC.release) === survivor.identity && survivor.identity, 30_000, 20);
+    const newHolder = await waitFor(
+      'survivor holds the lease',
+      () => e.leaseHolder(SPEC.namespace, SPEC.release) === survivor.identity && survivor.identity,
+      30_000,
+      20,
+    );
     const handoverMs = Date.now() - killedAt;
     expect(newHolder).toBe(survivor.identity);
 
-    const done = await waitFor('operation done', () => e.operation(SPEC.namespace, SPEC.release)?.phase === 'done' && e.operation(SPEC.namespace, SPEC.release), 60_000, 100);
+    const done = await waitFor(
+      'operation done',
+      () => e.operation(SPEC.namespace, SPEC.release)?.phase === 'done' && e.operation(SPEC.namespace, SPEC.release),
+      60_000,
+      100,
+    );
     const completedMs = Date.now() - killedAt;
     await upgrade;
     await waitFor('release running 3.0.2', () => releaseReady(e.sim, { ...SPEC, version: '3.0.2' }), 60_000, 100);
-    console.log(`[ha] driver ${driver.identity} SIGKILLed mid-downgrade; ${survivor.identity} took the Lease after ${handoverMs} ms (bound ${HANDOVER_BOUND_MS} ms); operation done ${completedMs} ms after the kill`);
+    console.log(
+      `[ha] driver ${driver.identity} SIGKILLed mid-downgrade; ${survivor.identity} took the Lease after ${handoverMs} ms (bound ${HANDOVER_BOUND_MS} ms); operation done ${completedMs} ms after the kill`,
+    );
     console.log(`[ha] admissions per replica: ${[...e.webhookCalls].map(([id, n]) => `${id}=${n}`).join(', ')}`);
     console.log(`[ha] steps: ${done.steps.map((s) => `${s.step} ${s.outcome}`).join(', ')}`);
 
     expect(handoverMs).toBeLessThan(HANDOVER_BOUND_MS);
     expect(await e.revision()).toBe(head('3.0.2'));
-    expect(done.steps.filter((s) => s.outcome !== 'waiting').map((s) => s.step)).toEqual(['open', 'confirm', 'downgrade', 'verify', 'drain', 'release']);
+    expect(done.steps.filter((s) => s.outcome !== 'waiting').map((s) => s.step)).toEqual([
+      'open',
+      'confirm',
+      'downgrade',
+      'verify',
+      'drain',
+      'release',
+    ]);
     await e.sim.runtime.sweep();
     expect(e.sim.runtime.violations.list()).toEqual([]);
     expect(guardDenials(e)).toEqual([]);
@@ -107,7 +143,9 @@ describe.skipIf(!hasKubectl)('HA: two replicas of the installed guard', () => {
       clearInterval(watch);
     }
     console.log(`[ha] long exec: lease holders in order: ${holders.join(' -> ')}`);
-    const execStarts = e.guards.flatMap((g) => g.logs.filter((l) => l.includes('operation downgrade start')).map(() => g.identity));
+    const execStarts = e.guards.flatMap((g) =>
+      g.logs.filter((l) => l.includes('operation downgrade start')).map(() => g.identity),
+    );
     expect(execStarts).toHaveLength(1);
     expect(holders).toEqual([execStarts[0]]);
     expect(e.guards.some((g) => g.logs.some((l) => l.includes('lost the Lease')))).toBe(false);

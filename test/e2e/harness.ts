@@ -72,7 +72,12 @@ export interface E2E<C extends ClusterUnderTest = SimCluster> {
   stop(): Promise<void>;
 }
 
-export async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000, everyMs = 50): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 30_000,
+  everyMs = 50,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -82,7 +87,10 @@ export async function waitFor<T>(what: string, probe: () => T | undefined | fals
     } catch (error) {
       last = error;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`,
+      );
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
@@ -147,8 +155,19 @@ export async function startE2E(options: E2EOptions = {}): Promise<E2E> {
   const sim = await startSimCluster({
     databaseUrl: db.url,
     podStartDelayMs: options.podStartDelayMs ?? 40,
-    controllers: { readyDelayMs: 40, probeIntervalMs: 25, graceUnitMs: 10, ...(options.stuckTerminating ? { stuckTerminating: options.stuckTerminating } : {}) },
-    runtime: { stepDurationMs: options.stepDurationMs ?? 40, checkIntervalMs: 25, readyDelayMs: 30, secondMs: 100, taskDurationMs: 200 },
+    controllers: {
+      readyDelayMs: 40,
+      probeIntervalMs: 25,
+      graceUnitMs: 10,
+      ...(options.stuckTerminating ? { stuckTerminating: options.stuckTerminating } : {}),
+    },
+    runtime: {
+      stepDurationMs: options.stepDurationMs ?? 40,
+      checkIntervalMs: 25,
+      readyDelayMs: 30,
+      secondMs: 100,
+      taskDurationMs: 200,
+    },
     api: holder.rbac ? { authorize: (req) => holder.rbac!.authorize(req) } : {},
     protobufConverter: simProtobufConverter(),
   });
@@ -156,7 +175,8 @@ export async function startE2E(options: E2EOptions = {}): Promise<E2E> {
   const backend: E2EBackend = {
     cluster: sim,
     adminKubeconfig: sim.api.kubeconfig(),
-    serviceAccountKubeconfig: async (namespace, name) => sim.api.kubeconfig(sim.api.tokens.issueServiceAccountToken(namespace, name)),
+    serviceAccountKubeconfig: async (namespace, name) =>
+      sim.api.kubeconfig(sim.api.tokens.issueServiceAccountToken(namespace, name)),
     ...(holder.rbac ? { rbac: holder.rbac } : {}),
     stop: () => sim.stop(),
   };
@@ -164,15 +184,25 @@ export async function startE2E(options: E2EOptions = {}): Promise<E2E> {
 }
 
 /** The harness on a running cluster; `db` is the metadata database of its Airflow releases. */
-export async function startE2EOn<C extends ClusterUnderTest>(backend: E2EBackend<C>, db: TestDatabase, options: E2EOptions = {}): Promise<E2E<C>> {
+export async function startE2EOn<C extends ClusterUnderTest>(
+  backend: E2EBackend<C>,
+  db: TestDatabase,
+  options: E2EOptions = {},
+): Promise<E2E<C>> {
   const sim = backend.cluster;
   const admin = restFor(backend.adminKubeconfig);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'adg-e2e-'));
-  const certs = generateCertificates({ service: 'airflow-downgrade-guard', namespace: GUARD_NAMESPACE, dnsNames: ['127.0.0.1', 'localhost'] });
+  const certs = generateCertificates({
+    service: 'airflow-downgrade-guard',
+    namespace: GUARD_NAMESPACE,
+    dnsNames: ['127.0.0.1', 'localhost'],
+  });
   writeFileSync(path.join(dir, 'tls.crt'), certs.cert);
   writeFileSync(path.join(dir, 'tls.key'), certs.key, { mode: 0o600 });
 
-  await admin.create('Namespace', undefined, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: GUARD_NAMESPACE } }).catch(() => undefined);
+  await admin
+    .create('Namespace', undefined, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: GUARD_NAMESPACE } })
+    .catch(() => undefined);
   const install = renderInstallManifests({
     namespace: GUARD_NAMESPACE,
     watchNamespaces: options.watchNamespaces ?? [],
@@ -184,7 +214,9 @@ export async function startE2EOn<C extends ClusterUnderTest>(backend: E2EBackend
     }
   }
   const guardKubeconfig = path.join(dir, 'guard-kubeconfig');
-  writeFileSync(guardKubeconfig, await backend.serviceAccountKubeconfig(GUARD_NAMESPACE, 'airflow-downgrade-guard'), { mode: 0o600 });
+  writeFileSync(guardKubeconfig, await backend.serviceAccountKubeconfig(GUARD_NAMESPACE, 'airflow-downgrade-guard'), {
+    mode: 0o600,
+  });
   const guards: Guard[] = [];
   // Every guard process from its spawn on (also one still starting when the test ends).
   const children = new Set<ChildProcess>();
@@ -216,16 +248,24 @@ export async function startE2EOn<C extends ClusterUnderTest>(backend: E2EBackend
         [
           path.join(ROOT, 'dist/src/cli/main.js'),
           'serve',
-          '--host', '127.0.0.1',
-          '--port', String(port),
+          '--host',
+          '127.0.0.1',
+          '--port',
+          String(port),
           ...tls,
-          '--kubeconfig', guardKubeconfig,
-          '--identity', identity,
-          '--lease-duration-seconds', '3',
-          '--drain-timeout-ms', '20000',
-          '--exec-timeout-ms', '20000',
+          '--kubeconfig',
+          guardKubeconfig,
+          '--identity',
+          identity,
+          '--lease-duration-seconds',
+          '3',
+          '--drain-timeout-ms',
+          '20000',
+          '--exec-timeout-ms',
+          '20000',
           // The scenarios written for the downgrade-first order; drain-first ones pass --order drain-first.
-          '--order', options.order ?? 'downgrade-first',
+          '--order',
+          options.order ?? 'downgrade-first',
           ...(options.watchNamespaces?.length ? ['--watch-namespaces', options.watchNamespaces.join(',')] : []),
           ...extraArgs,
         ],
@@ -245,7 +285,11 @@ export async function startE2EOn<C extends ClusterUnderTest>(backend: E2EBackend
       return guard;
     },
     async installRelease(spec) {
-      await createObject(admin, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: spec.namespace, labels: { 'kubernetes.io/metadata.name': spec.namespace } } });
+      await createObject(admin, {
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: { name: spec.namespace, labels: { 'kubernetes.io/metadata.name': spec.namespace } },
+      });
       await createObject(admin, {
         apiVersion: 'v1',
         kind: 'Secret',
@@ -254,12 +298,30 @@ export async function startE2EOn<C extends ClusterUnderTest>(backend: E2EBackend
         data: { connection: Buffer.from(db.url).toString('base64') },
       });
       // The chart's ServiceAccounts: a real API server refuses pods whose ServiceAccount does not exist.
-      for (const component of ['run-airflow-migrations', 'database-cleanup', ...(spec.components ?? DEFAULT_COMPONENTS)]) {
-        await createObject(admin, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: `${spec.release}-${component}`, namespace: spec.namespace } });
+      for (const component of [
+        'run-airflow-migrations',
+        'database-cleanup',
+        ...(spec.components ?? DEFAULT_COMPONENTS),
+      ]) {
+        await createObject(admin, {
+          apiVersion: 'v1',
+          kind: 'ServiceAccount',
+          metadata: { name: `${spec.release}-${component}`, namespace: spec.namespace },
+        });
       }
-      const migrate = chartWorkload({ kind: 'Job', component: 'run-airflow-migrations', release: spec.release, namespace: spec.namespace, version: spec.version }) as KubeObject;
+      const migrate = chartWorkload({
+        kind: 'Job',
+        component: 'run-airflow-migrations',
+        release: spec.release,
+        namespace: spec.namespace,
+        version: spec.version,
+      }) as KubeObject;
       await createObject(admin, migrate);
-      await waitFor('migration job complete', () => jobComplete(sim, spec.namespace, `${spec.release}-run-airflow-migrations`), 30_000);
+      await waitFor(
+        'migration job complete',
+        () => jobComplete(sim, spec.namespace, `${spec.release}-run-airflow-migrations`),
+        30_000,
+      );
       await admin.delete('Job', spec.namespace, `${spec.release}-run-airflow-migrations`, 0);
       for (const component of spec.components ?? DEFAULT_COMPONENTS) {
         const kind = spec.statefulSets?.includes(component) ? 'StatefulSet' : 'Deployment';
@@ -275,7 +337,16 @@ export async function startE2EOn<C extends ClusterUnderTest>(backend: E2EBackend
         await createObject(admin, chartShaped(chartWorkload(options) as KubeObject, component));
       }
       if (spec.cronJobs !== false) {
-        await createObject(admin, chartWorkload({ kind: 'CronJob', component: 'database-cleanup', release: spec.release, namespace: spec.namespace, version: spec.version }) as KubeObject);
+        await createObject(
+          admin,
+          chartWorkload({
+            kind: 'CronJob',
+            component: 'database-cleanup',
+            release: spec.release,
+            namespace: spec.namespace,
+            version: spec.version,
+          }) as KubeObject,
+        );
       }
       await waitFor('release pods ready', () => releaseReady(sim, spec), 30_000);
     },
@@ -283,7 +354,8 @@ export async function startE2EOn<C extends ClusterUnderTest>(backend: E2EBackend
       return sim.store.get(kindType(kind), namespace, name);
     },
     operation(namespace, release) {
-      const cm = sim.store.get(RESOURCES.configmaps, namespace, operationConfigMapName(release)) as (KubeObject & { data?: Record<string, string> }) | undefined;
+      const cm = sim.store.get(RESOURCES.configmaps, namespace, operationConfigMapName(release)) as
+        (KubeObject & { data?: Record<string, string> }) | undefined;
       const text = cm?.data?.['operation.json'];
       return text ? parseOperation(text) : undefined;
     },
@@ -303,7 +375,9 @@ export async function startE2EOn<C extends ClusterUnderTest>(backend: E2EBackend
 
 /** What the official chart renders beyond the generic builder: statsd has no Airflow init container; Celery workers run `airflow celery worker`. */
 function chartShaped(obj: KubeObject, component: string): KubeObject {
-  const spec = (obj.spec as { template: { spec: { containers: Array<Record<string, unknown>>; initContainers?: unknown[] } } }).template.spec;
+  const spec = (
+    obj.spec as { template: { spec: { containers: Array<Record<string, unknown>>; initContainers?: unknown[] } } }
+  ).template.spec;
   if (component === 'statsd') {
     delete spec.initContainers;
     for (const c of spec.containers) {
@@ -321,7 +395,13 @@ function chartShaped(obj: KubeObject, component: string): KubeObject {
  * with the port it bound. `beforeStop` runs first in `stop()`; `onSpawn` learns of the process at
  * once, so an owner can kill a guard that is still starting.
  */
-export async function spawnGuard(identity: string, args: string[], env: NodeJS.ProcessEnv, beforeStop?: () => void, onSpawn?: (child: ChildProcess) => void): Promise<Guard> {
+export async function spawnGuard(
+  identity: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  beforeStop?: () => void,
+  onSpawn?: (child: ChildProcess) => void,
+): Promise<Guard> {
   const child = spawnOwned(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   onSpawn?.(child);
   const logs: string[] = [];
@@ -344,7 +424,11 @@ export async function spawnGuard(identity: string, args: string[], env: NodeJS.P
   try {
     const serving = await waitFor(
       `guard ${identity} serving`,
-      () => logs.find((l) => l.includes('airflow-downgrade-guard serving')) ?? (child.exitCode !== null || child.signalCode !== null ? Promise.reject(new Error(`guard exited: ${logs.slice(-5).join('\n')}`)) : false),
+      () =>
+        logs.find((l) => l.includes('airflow-downgrade-guard serving')) ??
+        (child.exitCode !== null || child.signalCode !== null
+          ? Promise.reject(new Error(`guard exited: ${logs.slice(-5).join('\n')}`))
+          : false),
       20_000,
     );
     guard.port = servingPort(serving);
@@ -402,19 +486,28 @@ const PLURALS: Record<string, string> = {
 };
 
 /** Registers the install's webhook by URL; without caPem the guard injects the caBundle itself (self-managed mode). */
-async function registerWebhook(admin: Cluster, install: KubeObject[], port: number, caPem: string | undefined): Promise<void> {
+async function registerWebhook(
+  admin: Cluster,
+  install: KubeObject[],
+  port: number,
+  caPem: string | undefined,
+): Promise<void> {
   const config = structuredClone(install.find((o) => o.kind === 'MutatingWebhookConfiguration')) as KubeObject & {
     webhooks: Array<Record<string, unknown>>;
   };
   for (const hook of config.webhooks) {
-    hook.clientConfig = { url: `https://127.0.0.1:${port}/mutate`, ...(caPem ? { caBundle: Buffer.from(caPem).toString('base64') } : {}) };
+    hook.clientConfig = {
+      url: `https://127.0.0.1:${port}/mutate`,
+      ...(caPem ? { caBundle: Buffer.from(caPem).toString('base64') } : {}),
+    };
   }
   delete (config.metadata as Record<string, unknown>).annotations;
   await createObject(admin, config);
 }
 
 function jobComplete(sim: ClusterUnderTest, namespace: string, name: string): boolean {
-  const job = sim.store.get(RESOURCES.jobs, namespace, name) as { status?: { conditions?: Array<{ type: string; status: string }> } } | undefined;
+  const job = sim.store.get(RESOURCES.jobs, namespace, name) as
+    { status?: { conditions?: Array<{ type: string; status: string }> } } | undefined;
   return job?.status?.conditions?.some((c) => c.type === 'Complete' && c.status === 'True') ?? false;
 }
 
@@ -429,7 +522,9 @@ export function podImage(pod: KubeObject): string {
 
 function isReady(pod: KubeObject): boolean {
   const status = pod.status as { phase?: string; conditions?: Array<{ type: string; status: string }> } | undefined;
-  return status?.phase === 'Running' && (status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+  return (
+    status?.phase === 'Running' && (status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True')
+  );
 }
 
 /** Every workload of the release runs its replicas, all Ready, all on the spec's version. */
@@ -445,7 +540,12 @@ export function releaseReady(sim: ClusterUnderTest, spec: ReleaseSpec): boolean 
 }
 
 /** A Helm upgrade to `version`: every workload's image changes; the migration Job as a hook. */
-export async function helmUpgrade(e2e: E2E<ClusterUnderTest>, spec: ReleaseSpec, version: string, hook: 'pre-upgrade' | 'post-upgrade'): Promise<UpgradeResult> {
+export async function helmUpgrade(
+  e2e: E2E<ClusterUnderTest>,
+  spec: ReleaseSpec,
+  version: string,
+  hook: 'pre-upgrade' | 'post-upgrade',
+): Promise<UpgradeResult> {
   return upgradeRelease(e2e, spec, version, { hook });
 }
 
@@ -476,14 +576,30 @@ export interface UpgradeResult {
 }
 
 /** Every workload of the release moves to `version` the way a deploy tool applies a chart. */
-export async function upgradeRelease(e2e: E2E<ClusterUnderTest>, spec: ReleaseSpec, version: string, options: UpgradeOptions): Promise<UpgradeResult> {
+export async function upgradeRelease(
+  e2e: E2E<ClusterUnderTest>,
+  spec: ReleaseSpec,
+  version: string,
+  options: UpgradeOptions,
+): Promise<UpgradeResult> {
   const result: UpgradeResult = { applied: [] };
   const runJob = async (): Promise<void> => {
-    const job = chartWorkload({ kind: 'Job', component: 'run-airflow-migrations', release: spec.release, namespace: spec.namespace, version }) as KubeObject;
+    const job = chartWorkload({
+      kind: 'Job',
+      component: 'run-airflow-migrations',
+      release: spec.release,
+      namespace: spec.namespace,
+      version,
+    }) as KubeObject;
     const started = Date.now();
     await replaceHookJob(e2e, spec, job);
     // Helm waits for the hook Job to complete (pre-upgrade: before it applies the rest of the release).
-    await waitFor(`${options.hook} hook job complete`, () => jobComplete(e2e.sim, spec.namespace, `${spec.release}-run-airflow-migrations`), 60_000, 20);
+    await waitFor(
+      `${options.hook} hook job complete`,
+      () => jobComplete(e2e.sim, spec.namespace, `${spec.release}-run-airflow-migrations`),
+      60_000,
+      20,
+    );
     result.hookJobMs = Date.now() - started;
   };
   if (options.hook === 'pre-upgrade') await runJob();
@@ -493,8 +609,18 @@ export async function upgradeRelease(e2e: E2E<ClusterUnderTest>, spec: ReleaseSp
     const name = `${spec.release}-${component}`;
     const wasDrained = guardAnnotations(e2e.workload(kind, spec.namespace, name)).includes(ANNOTATIONS.drained);
     // Helm's three-way merge and Argo's apply set every field of the chart, spec.replicas included.
-    const admitted = await send(`${name} admitted`, () => setImage(e2e, kind, spec.namespace, name, version, { replicas: spec.replicas?.[component] ?? 1 }), options);
-    result.applied.push({ kind, name, wasDrained, admittedReplicas: (admitted.spec as { replicas?: unknown } | undefined)?.replicas, admittedAt: Date.now() });
+    const admitted = await send(
+      `${name} admitted`,
+      () => setImage(e2e, kind, spec.namespace, name, version, { replicas: spec.replicas?.[component] ?? 1 }),
+      options,
+    );
+    result.applied.push({
+      kind,
+      name,
+      wasDrained,
+      admittedReplicas: (admitted.spec as { replicas?: unknown } | undefined)?.replicas,
+      admittedAt: Date.now(),
+    });
     if (options.pauseMs) await new Promise((r) => setTimeout(r, options.pauseMs));
   }
   await updateCronJobs(e2e, spec, version, options);
@@ -509,7 +635,13 @@ export async function upgradeRelease(e2e: E2E<ClusterUnderTest>, spec: ReleaseSp
  */
 async function send<T>(what: string, apply: () => Promise<T>, options: UpgradeOptions): Promise<T> {
   if (!options.retryUnreachableWebhook) return apply();
-  return waitFor(what, () => apply().catch((error: Error) => (/failed calling webhook/.test(error.message) ? false : Promise.reject(error))), 30_000, 100);
+  return waitFor(
+    what,
+    () =>
+      apply().catch((error: Error) => (/failed calling webhook/.test(error.message) ? false : Promise.reject(error))),
+    30_000,
+    100,
+  );
 }
 
 /** Helm's `before-hook-creation` delete policy: the previous hook Job goes before the new one is created. */
@@ -522,30 +654,77 @@ async function replaceHookJob(e2e: E2E<ClusterUnderTest>, spec: ReleaseSpec, job
   await createObject(e2e.admin, job);
 }
 
-async function updateCronJobs(e2e: E2E<ClusterUnderTest>, spec: ReleaseSpec, version: string, options: UpgradeOptions): Promise<void> {
+async function updateCronJobs(
+  e2e: E2E<ClusterUnderTest>,
+  spec: ReleaseSpec,
+  version: string,
+  options: UpgradeOptions,
+): Promise<void> {
   if (spec.cronJobs === false) return;
   const name = `${spec.release}-database-cleanup`;
-  const current = e2e.workload('CronJob', spec.namespace, name) as (KubeObject & { spec: { jobTemplate: { spec: { template: { spec: { containers: Array<{ image: string }> } } } } } }) | undefined;
+  const current = e2e.workload('CronJob', spec.namespace, name) as
+    | (KubeObject & {
+        spec: { jobTemplate: { spec: { template: { spec: { containers: Array<{ image: string }> } } } } };
+      })
+    | undefined;
   if (!current) return;
-  await send(`${name} admitted`, () => e2e.admin.patch('CronJob', spec.namespace, name, [
-    { op: 'replace', path: '/spec/jobTemplate/spec/template/spec/containers/0/image', value: `apache/airflow:${version}` },
-  ]), options);
+  await send(
+    `${name} admitted`,
+    () =>
+      e2e.admin.patch('CronJob', spec.namespace, name, [
+        {
+          op: 'replace',
+          path: '/spec/jobTemplate/spec/template/spec/containers/0/image',
+          value: `apache/airflow:${version}`,
+        },
+      ]),
+    options,
+  );
 }
 
 /**
  * `kubectl set image` on one workload: a strategic merge patch of the main container's image. With
  * `replicas` it is what `helm upgrade`/`kubectl apply`/an Argo sync send: the chart's replica count too.
  */
-export async function setImage(e2e: E2E<ClusterUnderTest>, kind: string, namespace: string, name: string, version: string, options: { replicas?: number } = {}): Promise<KubeObject> {
-  const obj = e2e.workload(kind, namespace, name) as (KubeObject & { spec: { template: { spec: { containers: Array<{ name: string; image: string }>; initContainers?: Array<{ name: string; image: string }> } } } }) | undefined;
+export async function setImage(
+  e2e: E2E<ClusterUnderTest>,
+  kind: string,
+  namespace: string,
+  name: string,
+  version: string,
+  options: { replicas?: number } = {},
+): Promise<KubeObject> {
+  const obj = e2e.workload(kind, namespace, name) as
+    | (KubeObject & {
+        spec: {
+          template: {
+            spec: {
+              containers: Array<{ name: string; image: string }>;
+              initContainers?: Array<{ name: string; image: string }>;
+            };
+          };
+        };
+      })
+    | undefined;
   if (!obj) throw new Error(`${kind} ${namespace}/${name} not found`);
-  const containers = obj.spec.template.spec.containers.map((c) => ({ name: c.name, image: `apache/airflow:${version}` }));
-  const initContainers = (obj.spec.template.spec.initContainers ?? []).map((c) => ({ name: c.name, image: `apache/airflow:${version}` }));
+  const containers = obj.spec.template.spec.containers.map((c) => ({
+    name: c.name,
+    image: `apache/airflow:${version}`,
+  }));
+  const initContainers = (obj.spec.template.spec.initContainers ?? []).map((c) => ({
+    name: c.name,
+    image: `apache/airflow:${version}`,
+  }));
   const plural = PLURALS[kind];
   const group = kind === 'Job' || kind === 'CronJob' ? '/apis/batch/v1' : '/apis/apps/v1';
   // The response is the object as admitted (after the guard's mutation).
   return e2e.admin.rest.request<KubeObject>('PATCH', `${group}/namespaces/${namespace}/${plural}/${name}`, {
-    body: { spec: { ...(options.replicas !== undefined ? { replicas: options.replicas } : {}), template: { spec: { containers, ...(initContainers.length ? { initContainers } : {}) } } } },
+    body: {
+      spec: {
+        ...(options.replicas !== undefined ? { replicas: options.replicas } : {}),
+        template: { spec: { containers, ...(initContainers.length ? { initContainers } : {}) } },
+      },
+    },
     contentType: 'application/strategic-merge-patch+json',
   });
 }
@@ -566,7 +745,12 @@ export function headOf(version: string): string {
 export const FULL_SEQUENCE = ['open', 'confirm', 'downgrade', 'verify', 'drain', 'release'];
 
 interface WorkloadShape {
-  spec: { paused?: boolean; replicas?: number; suspend?: boolean; updateStrategy?: { rollingUpdate?: { partition?: number } } };
+  spec: {
+    paused?: boolean;
+    replicas?: number;
+    suspend?: boolean;
+    updateStrategy?: { rollingUpdate?: { partition?: number } };
+  };
   metadata: { annotations?: Record<string, string> };
 }
 
@@ -576,7 +760,9 @@ export function guardAnnotations(obj: unknown): string[] {
 }
 
 /** The release's workloads as the spec lists them, with their kind. */
-export function releaseWorkloads(s: ReleaseSpec): Array<{ kind: string; name: string; component: string; replicas: number }> {
+export function releaseWorkloads(
+  s: ReleaseSpec,
+): Array<{ kind: string; name: string; component: string; replicas: number }> {
   return (s.components ?? DEFAULT_COMPONENTS).map((component) => ({
     kind: s.statefulSets?.includes(component) ? 'StatefulSet' : 'Deployment',
     name: `${s.release}-${component}`,
@@ -590,15 +776,25 @@ export function releaseWorkloads(s: ReleaseSpec): Array<{ kind: string; name: st
  * target version with its original replicas and no hold left, the schema is at the target head,
  * and no pod ever ran against a schema its image does not know. Returns the finished operation.
  */
-export async function expectDowngraded(e: E2E<ClusterUnderTest>, s: ReleaseSpec, target: string): Promise<OperationState> {
-  const done = await waitFor('operation done', () => e.operation(s.namespace, s.release)?.phase === 'done' && e.operation(s.namespace, s.release), 60_000, 100);
+export async function expectDowngraded(
+  e: E2E<ClusterUnderTest>,
+  s: ReleaseSpec,
+  target: string,
+): Promise<OperationState> {
+  const done = await waitFor(
+    'operation done',
+    () => e.operation(s.namespace, s.release)?.phase === 'done' && e.operation(s.namespace, s.release),
+    60_000,
+    100,
+  );
   await waitFor(`release running ${target}`, () => releaseReady(e.sim, { ...s, version: target }), 60_000, 100);
   expect(await e.revision()).toBe(headOf(target));
   for (const w of releaseWorkloads(s)) {
     const obj = e.workload(w.kind, s.namespace, w.name) as WorkloadShape;
     expect(obj.spec.replicas, `${w.name} replicas`).toBe(w.replicas);
     if (w.kind === 'Deployment') expect(obj.spec.paused ?? false, `${w.name} paused`).toBe(false);
-    if (w.kind === 'StatefulSet') expect(obj.spec.updateStrategy?.rollingUpdate?.partition ?? 0, `${w.name} partition`).toBe(0);
+    if (w.kind === 'StatefulSet')
+      expect(obj.spec.updateStrategy?.rollingUpdate?.partition ?? 0, `${w.name} partition`).toBe(0);
     expect(guardAnnotations(obj), `${w.name} guard annotations`).toEqual([]);
   }
   if (s.cronJobs !== false) {
@@ -615,12 +811,21 @@ export async function expectNoViolations(e: E2E<ClusterUnderTest>): Promise<void
   expect(e.sim.runtime.violations.list()).toEqual([]);
 }
 
-export function eventsOf(e: E2E<ClusterUnderTest>, namespace: string): Array<{ reason: string; message: string; type: string; involvedObject: { kind: string; name: string } }> {
+export function eventsOf(
+  e: E2E<ClusterUnderTest>,
+  namespace: string,
+): Array<{ reason: string; message: string; type: string; involvedObject: { kind: string; name: string } }> {
   return e.sim.store.list(RESOURCES.events, namespace).items as never;
 }
 
 /** Resolves (synchronously with the store write) the first time the release's operation satisfies `when`. */
-export function whenOperation(e: E2E<ClusterUnderTest>, namespace: string, release: string, when: (op: OperationState) => boolean, then?: (op: OperationState) => void): Promise<OperationState> {
+export function whenOperation(
+  e: E2E<ClusterUnderTest>,
+  namespace: string,
+  release: string,
+  when: (op: OperationState) => boolean,
+  then?: (op: OperationState) => void,
+): Promise<OperationState> {
   return new Promise((resolve) => {
     let stop: (() => void) | undefined;
     const check = (): boolean => {
@@ -661,7 +866,13 @@ export function recordPods(e: E2E<ClusterUnderTest>, namespace: string): { event
   const events: PodEvent[] = [];
   const stop = e.sim.store.watch(RESOURCES.pods, namespace, undefined, (event) => {
     const pod = event.object as KubeObject;
-    events.push({ at: Date.now(), type: event.type as PodEvent['type'], name: pod.metadata.name, image: podImage(pod), ready: isReady(pod) });
+    events.push({
+      at: Date.now(),
+      type: event.type as PodEvent['type'],
+      name: pod.metadata.name,
+      image: podImage(pod),
+      ready: isReady(pod),
+    });
   });
   return { events, stop };
 }

@@ -10,7 +10,11 @@ import { upgradeRelease, type E2E, type ReleaseSpec } from './harness.js';
 
 export interface HelmDriver {
   readonly name: string;
-  upgrade(spec: ReleaseSpec, version: string, options?: { hook?: 'pre-upgrade' | 'post-upgrade' | 'none' }): Promise<void>;
+  upgrade(
+    spec: ReleaseSpec,
+    version: string,
+    options?: { hook?: 'pre-upgrade' | 'post-upgrade' | 'none' },
+  ): Promise<void>;
   /** Back to the revision that ran `version` (no hooks run). */
   rollback(spec: ReleaseSpec, version: string): Promise<void>;
   /**

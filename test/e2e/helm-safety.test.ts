@@ -11,13 +11,32 @@ import { writeAirflowFixtureChart } from '../support/airflow-chart.js';
 import { helmFor, type Helm, type HelmMajor } from '../support/helm.js';
 import { spawnOwned, stopOwned } from '../support/processes.js';
 import { removeKubectlDirs } from '../sim/support.js';
-import { eventsOf, expectNoViolations, FULL_SEQUENCE, guardAnnotations, headOf, releaseReady, releaseWorkloads, ROOT, stepSequence, waitFor, type ReleaseSpec } from './harness.js';
+import {
+  eventsOf,
+  expectNoViolations,
+  FULL_SEQUENCE,
+  guardAnnotations,
+  headOf,
+  releaseReady,
+  releaseWorkloads,
+  ROOT,
+  stepSequence,
+  waitFor,
+  type ReleaseSpec,
+} from './harness.js';
 import { kustomize, startInstalledE2E, type InstalledE2E } from './install-harness.js';
 
 const FROM = '3.1.0';
 const TO = '3.0.2';
 const COMPONENTS = ['api-server', 'scheduler', 'dag-processor', 'triggerer', 'worker', 'statsd'];
-const spec = (version: string): ReleaseSpec => ({ release: 'airflow', namespace: 'airflow', version, components: COMPONENTS, statefulSets: ['triggerer', 'worker'], replicas: { scheduler: 2 } });
+const spec = (version: string): ReleaseSpec => ({
+  release: 'airflow',
+  namespace: 'airflow',
+  version,
+  components: COMPONENTS,
+  statefulSets: ['triggerer', 'worker'],
+  replicas: { scheduler: 2 },
+});
 const TERMINAL = ['done', 'held', 'aborted', 'cancelled', 'returned'];
 
 /** Helm version × scenario × outcome × time, printed at the end (the report's table). */
@@ -50,22 +69,52 @@ async function setup(major: HelmMajor, options: { guards?: number; stepDurationM
   current = { e2e, helm, chart, dir };
   const names = ['a', 'b'].slice(0, options.guards ?? 1);
   await Promise.all(names.map((n) => e2e.startGuard(`airflow-downgrade-guard-${n}`)));
-  await helm.ok(['install', 'airflow', chart, '-n', 'airflow', '--create-namespace', '--set', `metadataConnection=${e2e.db.url}`, '--set', `airflowVersion=${FROM}`, '--timeout', '5m']);
+  await helm.ok([
+    'install',
+    'airflow',
+    chart,
+    '-n',
+    'airflow',
+    '--create-namespace',
+    '--set',
+    `metadataConnection=${e2e.db.url}`,
+    '--set',
+    `airflowVersion=${FROM}`,
+    '--timeout',
+    '5m',
+  ]);
   await waitFor(`release running ${FROM}`, () => releaseReady(e2e.sim, spec(FROM)), 60_000, 50);
   expect(await e2e.revision()).toBe(headOf(FROM));
   return current;
 }
 
-const upgradeArgs = (s: Setup, version: string, extra: string[] = []) => ['upgrade', 'airflow', s.chart, '-n', 'airflow', '--reuse-values', '--set', `airflowVersion=${version}`, '--timeout', '5m', ...extra];
+const upgradeArgs = (s: Setup, version: string, extra: string[] = []) => [
+  'upgrade',
+  'airflow',
+  s.chart,
+  '-n',
+  'airflow',
+  '--reuse-values',
+  '--set',
+  `airflowVersion=${version}`,
+  '--timeout',
+  '5m',
+  ...extra,
+];
 
 const operation = (s: Setup) => s.e2e.operation('airflow', 'airflow');
 
 /** The operation with an id not in `seen` once it has ended. */
 function ended(s: Setup, seen: string[], what: string): Promise<OperationState> {
-  return waitFor(what, () => {
-    const op = operation(s);
-    return op && !seen.includes(op.id) && TERMINAL.includes(op.phase) && op;
-  }, 90_000, 100);
+  return waitFor(
+    what,
+    () => {
+      const op = operation(s);
+      return op && !seen.includes(op.id) && TERMINAL.includes(op.phase) && op;
+    },
+    90_000,
+    100,
+  );
 }
 
 function logged(s: Setup, text: string): boolean {
@@ -85,32 +134,41 @@ async function expectSettledAt(s: Setup, version: string): Promise<void> {
   await expectNoViolations(s.e2e);
 }
 
-const warnings = (s: Setup) => eventsOf(s.e2e, 'airflow').filter((e) => e.type === 'Warning').map((e) => `${e.reason}: ${e.message}`);
+const warnings = (s: Setup) =>
+  eventsOf(s.e2e, 'airflow')
+    .filter((e) => e.type === 'Warning')
+    .map((e) => `${e.reason}: ${e.message}`);
 
 for (const major of [3, 4] as const) {
   describe(`Helm ${major}: issue 17 safety scenarios with real Helm`, () => {
-    it(`(a) ${FROM} -> ${TO} -> ${FROM} -> ${TO} on one release, two guard replicas: each downgrade its own operation`, { timeout: 600_000 }, async () => {
-      const started = Date.now();
-      const s = await setup(major, { guards: 2 });
-      const ids: string[] = [];
-      for (let round = 1; round <= 2; round++) {
-        s.e2e.sim.runtime.violations.clear();
-        const result = await s.helm.run(upgradeArgs(s, TO, ['--wait']));
-        expect(result.code, result.stderr).toBe(0);
-        const op = await ended(s, ids, `downgrade ${round} ended`);
-        expect(op.phase, op.heldReason ?? '').toBe('done');
-        expect(stepSequence(op)).toEqual(FULL_SEQUENCE);
-        if (round > 1) expect(op.admittedAs).toMatch(/^dg-/);
-        await expectSettledAt(s, TO);
-        ids.push(op.id);
-        if (round === 1) {
-          await s.helm.ok(upgradeArgs(s, FROM));
-          await waitFor(`back on ${FROM}`, () => releaseReady(s.e2e.sim, spec(FROM)), 90_000, 100);
+    it(
+      `(a) ${FROM} -> ${TO} -> ${FROM} -> ${TO} on one release, two guard replicas: each downgrade its own operation`,
+      { timeout: 600_000 },
+      async () => {
+        const started = Date.now();
+        const s = await setup(major, { guards: 2 });
+        const ids: string[] = [];
+        for (let round = 1; round <= 2; round++) {
+          s.e2e.sim.runtime.violations.clear();
+          const result = await s.helm.run(upgradeArgs(s, TO, ['--wait']));
+          expect(result.code, result.stderr).toBe(0);
+          const op = await ended(s, ids, `downgrade ${round} ended`);
+          expect(op.phase, op.heldReason ?? '').toBe('done');
+          expect(stepSequence(op)).toEqual(FULL_SEQUENCE);
+          if (round > 1) expect(op.admittedAs).toMatch(/^dg-/);
+          await expectSettledAt(s, TO);
+          ids.push(op.id);
+          if (round === 1) {
+            await s.helm.ok(upgradeArgs(s, FROM));
+            await waitFor(`back on ${FROM}`, () => releaseReady(s.e2e.sim, spec(FROM)), 90_000, 100);
+          }
         }
-      }
-      expect(new Set(ids).size, ids.join(', ')).toBe(2);
-      table.push(`${major} | (a) repeated downgrade, 2 replicas | 2 operations ${ids.join(', ')}, both done, 0 violations | ${Date.now() - started}`);
-    });
+        expect(new Set(ids).size, ids.join(', ')).toBe(2);
+        table.push(
+          `${major} | (a) repeated downgrade, 2 replicas | 2 operations ${ids.join(', ')}, both done, 0 violations | ${Date.now() - started}`,
+        );
+      },
+    );
 
     // Found with real Helm 3 (not the imitation, whose upgrade in returns.test.ts creates no hook Job):
     // `helm upgrade` without --wait creates the 3.0.2 post-upgrade migration Job at once, the guard
@@ -118,24 +176,27 @@ for (const major of [3, 4] as const) {
     // guard then takes the return as partial ("changed back to 3.1.0 while the rest is held for
     // 3.0.2"): the exec runs to the end, verify and drain follow, and the operation stalls in `release`
     // with every workload at 0 and the schema at 3.0.2; the upgrade itself times out on the held Job.
-    it.skip('(b) `helm rollback` to the from-version while the downgrade exec runs (post-upgrade hook Job created) [bug: the held 3.0.2 hook Job keeps the return partial; operation stalls in release with every workload drained]', { timeout: 600_000 }, async () => {
-      const started = Date.now();
-      const s = await setup(major, { stepDurationMs: 3000 });
-      const upgrade = s.helm.run(upgradeArgs(s, TO).map((a) => (a === '5m' ? '20s' : a)));
-      await waitFor('downgrade exec running', () => logged(s, 'operation downgrade start'), 60_000, 20);
-      await s.helm.ok(['rollback', 'airflow', '1', '-n', 'airflow', '--wait', '--timeout', '2m']);
-      await upgrade;
-      const op = await ended(s, [], 'operation ended');
-      expect(op.phase).toBe('returned');
-      expect(warnings(s).some((w) => w.startsWith('DowngradeReturned'))).toBe(true);
-      await expectSettledAt(s, FROM);
-      table.push(`${major} | (b) rollback during exec | ${op.phase} | ${Date.now() - started}`);
-    });
+    it.skip(
+      '(b) `helm rollback` to the from-version while the downgrade exec runs (post-upgrade hook Job created) [bug: the held 3.0.2 hook Job keeps the return partial; operation stalls in release with every workload drained]',
+      { timeout: 600_000 },
+      async () => {
+        const started = Date.now();
+        const s = await setup(major, { stepDurationMs: 3000 });
+        const upgrade = s.helm.run(upgradeArgs(s, TO).map((a) => (a === '5m' ? '20s' : a)));
+        await waitFor('downgrade exec running', () => logged(s, 'operation downgrade start'), 60_000, 20);
+        await s.helm.ok(['rollback', 'airflow', '1', '-n', 'airflow', '--wait', '--timeout', '2m']);
+        await upgrade;
+        const op = await ended(s, [], 'operation ended');
+        expect(op.phase).toBe('returned');
+        expect(warnings(s).some((w) => w.startsWith('DowngradeReturned'))).toBe(true);
+        await expectSettledAt(s, FROM);
+        table.push(`${major} | (b) rollback during exec | ${op.phase} | ${Date.now() - started}`);
+      },
+    );
 
-    // `helm rollback` runs no hooks, so nothing migrates the schema forward to 3.1.0: the guard lets the
-    // forward change through (operation stays `done`), the 3.1.0 pods crash-loop in
-    // wait-for-airflow-migrations and helm --wait times out (seen on Helm 3 and 4).
-    it.skip('(b) `helm rollback` to the from-version after the downgrade is done [bug: a return after release is not migrated forward by the guard; 3.1.0 pods wait for migrations forever]', { timeout: 600_000 }, async () => {
+    // `helm rollback` runs no hooks, so no chart Job migrates the schema forward to 3.1.0: the guard holds
+    // the return and runs it as an operation of its own (forward, then restore).
+    it('(b) `helm rollback` to the from-version after the downgrade is done', { timeout: 600_000 }, async () => {
       const started = Date.now();
       const s = await setup(major);
       await s.helm.ok(upgradeArgs(s, TO, ['--wait']));
@@ -146,51 +207,98 @@ for (const major of [3, 4] as const) {
       const op = operation(s);
       expect(rollback.code, rollback.stderr).toBe(0);
       await expectSettledAt(s, FROM);
-      table.push(`${major} | (b) rollback after done | exit ${rollback.code}, op ${op?.id} ${op?.phase} | ${Date.now() - started}`);
+      table.push(
+        `${major} | (b) rollback after done | exit ${rollback.code}, op ${op?.id} ${op?.phase} | ${Date.now() - started}`,
+      );
     });
 
-    it(`(c) \`helm upgrade ${major === 3 ? '--atomic' : '--rollback-on-failure'} --timeout 20s\` of a downgrade whose exec fails`, { timeout: 600_000 }, async () => {
-      const started = Date.now();
-      const s = await setup(major);
-      s.e2e.sim.runtime.faults.add({ command: 'db downgrade', fault: { kind: 'exec-fail', exitCode: 1, message: 'sqlalchemy.exc.OperationalError: deadlock detected' }, times: 1 });
-      const result = await s.helm.run(['upgrade', 'airflow', s.chart, '-n', 'airflow', '--reuse-values', '--set', `airflowVersion=${TO}`, major === 3 ? '--atomic' : '--rollback-on-failure', '--timeout', '20s']);
-      const op = operation(s);
-      const history = await s.helm.history('airflow', 'airflow');
-      // Helm: the held 3.0.2 post-upgrade Job never completes, the hook times out, and the atomic
-      // rollback deploys revision 1 again. The exec failed, so the schema never moved.
-      expect(result.code).not.toBe(0);
-      expect(history.map((h) => h.status)).toEqual(['superseded', 'failed', 'deployed']);
-      expect(op?.heldReason).toMatch(/deadlock detected.*schema is unchanged at 3\.1\.0/);
-      expect(warnings(s).some((w) => w.startsWith('DowngradeHeld: ') && w.includes('deadlock detected'))).toBe(true);
-      // Never pods on a schema they do not match, and nothing left at 0, whatever Helm did.
-      await waitFor(`release running ${FROM}`, () => releaseReady(s.e2e.sim, spec(FROM)), 90_000, 100);
-      expect(await s.e2e.revision()).toBe(headOf(FROM));
-      for (const w of releaseWorkloads(spec(FROM))) {
-        const obj = s.e2e.workload(w.kind, 'airflow', w.name) as { spec: { replicas?: number; paused?: boolean } };
-        expect(obj.spec.replicas, `${w.name} replicas`).toBe(w.replicas);
-        expect(obj.spec.paused ?? false, `${w.name} paused`).toBe(false);
-      }
-      await expectNoViolations(s.e2e);
-      const after = operation(s);
-      table.push(`${major} | (c) atomic, exec fails | helm exit ${result.code}, history ${history.map((h) => `${h.revision}:${h.status}`).join(' ')}, op ${op?.phase} then ${after?.phase}; annotations left: ${JSON.stringify(guardAnnotations(s.e2e.workload('Deployment', 'airflow', 'airflow-scheduler')))} | ${Date.now() - started}`);
-    });
+    it(
+      `(c) \`helm upgrade ${major === 3 ? '--atomic' : '--rollback-on-failure'} --timeout 20s\` of a downgrade whose exec fails`,
+      { timeout: 600_000 },
+      async () => {
+        const started = Date.now();
+        const s = await setup(major);
+        s.e2e.sim.runtime.faults.add({
+          command: 'db downgrade',
+          fault: { kind: 'exec-fail', exitCode: 1, message: 'sqlalchemy.exc.OperationalError: deadlock detected' },
+          times: 1,
+        });
+        const result = await s.helm.run([
+          'upgrade',
+          'airflow',
+          s.chart,
+          '-n',
+          'airflow',
+          '--reuse-values',
+          '--set',
+          `airflowVersion=${TO}`,
+          major === 3 ? '--atomic' : '--rollback-on-failure',
+          '--timeout',
+          '20s',
+        ]);
+        const op = operation(s);
+        const history = await s.helm.history('airflow', 'airflow');
+        // Helm: the held 3.0.2 post-upgrade Job never completes, the hook times out, and the atomic
+        // rollback deploys revision 1 again. The exec failed, so the schema never moved.
+        expect(result.code).not.toBe(0);
+        expect(history.map((h) => h.status)).toEqual(['superseded', 'failed', 'deployed']);
+        expect(op?.heldReason).toMatch(/deadlock detected.*schema is unchanged at 3\.1\.0/);
+        expect(warnings(s).some((w) => w.startsWith('DowngradeHeld: ') && w.includes('deadlock detected'))).toBe(true);
+        // Never pods on a schema they do not match, and nothing left at 0, whatever Helm did.
+        await waitFor(`release running ${FROM}`, () => releaseReady(s.e2e.sim, spec(FROM)), 90_000, 100);
+        expect(await s.e2e.revision()).toBe(headOf(FROM));
+        for (const w of releaseWorkloads(spec(FROM))) {
+          const obj = s.e2e.workload(w.kind, 'airflow', w.name) as { spec: { replicas?: number; paused?: boolean } };
+          expect(obj.spec.replicas, `${w.name} replicas`).toBe(w.replicas);
+          expect(obj.spec.paused ?? false, `${w.name} paused`).toBe(false);
+        }
+        await expectNoViolations(s.e2e);
+        const after = operation(s);
+        table.push(
+          `${major} | (c) atomic, exec fails | helm exit ${result.code}, history ${history.map((h) => `${h.revision}:${h.status}`).join(' ')}, op ${op?.phase} then ${after?.phase}; annotations left: ${JSON.stringify(guardAnnotations(s.e2e.workload('Deployment', 'airflow', 'airflow-scheduler')))} | ${Date.now() - started}`,
+        );
+      },
+    );
 
-    it('`airflow-downgrade-guard wait --release airflow/airflow` after `helm upgrade --wait` of a downgrade exits 0 only once it is done', { timeout: 600_000 }, async () => {
-      const started = Date.now();
-      const s = await setup(major, { stepDurationMs: 2000 });
-      await s.helm.ok(upgradeArgs(s, TO, ['--wait']));
-      const helmReturned = operation(s)?.phase;
-      const kubeconfig = path.join(s.dir, 'wait-kubeconfig');
-      writeFileSync(kubeconfig, s.e2e.sim.api.kubeconfig(), { mode: 0o600 });
-      const child = spawnOwned(process.execPath, [path.join(ROOT, 'bin/airflow-downgrade-guard.js'), 'wait', '--release', 'airflow/airflow', '--kubeconfig', kubeconfig, '--interval', '100ms', '--timeout', '2m'], { stdio: ['ignore', 'ignore', 'pipe'] });
-      let stderr = '';
-      child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-      const atExit = await new Promise<{ code: number | null; phase?: string; ready: boolean }>((resolve) =>
-        child.once('exit', (code) => resolve({ code, phase: operation(s)?.phase, ready: releaseReady(s.e2e.sim, spec(TO)) })),
-      ).finally(() => stopOwned(child, 'SIGKILL'));
-      expect(atExit, stderr).toEqual({ code: 0, phase: 'done', ready: true });
-      await expectSettledAt(s, TO);
-      table.push(`${major} | wait after upgrade --wait | helm returned at phase ${helmReturned}; wait exit 0 at done, all Ready | ${Date.now() - started}`);
-    });
+    it(
+      '`airflow-downgrade-guard wait --release airflow/airflow` after `helm upgrade --wait` of a downgrade exits 0 only once it is done',
+      { timeout: 600_000 },
+      async () => {
+        const started = Date.now();
+        const s = await setup(major, { stepDurationMs: 2000 });
+        await s.helm.ok(upgradeArgs(s, TO, ['--wait']));
+        const helmReturned = operation(s)?.phase;
+        const kubeconfig = path.join(s.dir, 'wait-kubeconfig');
+        writeFileSync(kubeconfig, s.e2e.sim.api.kubeconfig(), { mode: 0o600 });
+        const child = spawnOwned(
+          process.execPath,
+          [
+            path.join(ROOT, 'bin/airflow-downgrade-guard.js'),
+            'wait',
+            '--release',
+            'airflow/airflow',
+            '--kubeconfig',
+            kubeconfig,
+            '--interval',
+            '100ms',
+            '--timeout',
+            '2m',
+          ],
+          { stdio: ['ignore', 'ignore', 'pipe'] },
+        );
+        let stderr = '';
+        child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+        const atExit = await new Promise<{ code: number | null; phase?: string; ready: boolean }>((resolve) =>
+          child.once('exit', (code) =>
+            resolve({ code, phase: operation(s)?.phase, ready: releaseReady(s.e2e.sim, spec(TO)) }),
+          ),
+        ).finally(() => stopOwned(child, 'SIGKILL'));
+        expect(atExit, stderr).toEqual({ code: 0, phase: 'done', ready: true });
+        await expectSettledAt(s, TO);
+        table.push(
+          `${major} | wait after upgrade --wait | helm returned at phase ${helmReturned}; wait exit 0 at done, all Ready | ${Date.now() - started}`,
+        );
+      },
+    );
   });
 }

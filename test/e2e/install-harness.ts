@@ -18,13 +18,27 @@ import { Cluster } from '../../src/k8s/cluster.js';
 import { KubeRest } from '../../src/k8s/rest.js';
 import { chartComponent, chartWorkload } from '../../src/sim/chart.js';
 import { startSimCluster } from '../../src/sim/cluster.js';
-import { createRbacAuthorizer, rbacObjectsFrom, serviceAccountIdentity, type RbacAuthorizer } from '../../src/sim/rbac/authorizer.js';
+import {
+  createRbacAuthorizer,
+  rbacObjectsFrom,
+  serviceAccountIdentity,
+  type RbacAuthorizer,
+} from '../../src/sim/rbac/authorizer.js';
 import { RESOURCES } from '../../src/sim/resources.js';
 import type { KubeObject } from '../../src/sim/types.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 import { stopOwned } from '../support/processes.js';
 import { simProtobufConverter } from '../support/sim-protobuf.js';
-import { DEFAULT_COMPONENTS, ROOT, releaseReady, spawnGuard, waitFor, type E2E, type Guard, type ReleaseSpec } from './harness.js';
+import {
+  DEFAULT_COMPONENTS,
+  ROOT,
+  releaseReady,
+  spawnGuard,
+  waitFor,
+  type E2E,
+  type Guard,
+  type ReleaseSpec,
+} from './harness.js';
 
 export const DEPLOY_DIR = path.join(ROOT, 'deploy');
 
@@ -36,7 +50,11 @@ export function kustomize(dir: string): Manifest[] {
 
 /** `airflow-downgrade-guard manifests <args>` (the built CLI), parsed. */
 export function manifestsCommand(args: string[]): Manifest[] {
-  const out = execFileSync(process.execPath, [path.join(ROOT, 'bin/airflow-downgrade-guard.js'), 'manifests', ...args], { encoding: 'utf8', timeout: 30_000 });
+  const out = execFileSync(
+    process.execPath,
+    [path.join(ROOT, 'bin/airflow-downgrade-guard.js'), 'manifests', ...args],
+    { encoding: 'utf8', timeout: 30_000 },
+  );
   return parseAllDocuments(out).map((d) => d.toJS() as Manifest);
 }
 
@@ -78,7 +96,9 @@ function restFor(kubeconfig: string): Cluster {
 }
 
 function pluralOf(obj: Manifest): string {
-  const type = Object.values(RESOURCES).find((t) => t.kind === obj.kind && (t.group ? `${t.group}/${t.version}` : t.version) === obj.apiVersion);
+  const type = Object.values(RESOURCES).find(
+    (t) => t.kind === obj.kind && (t.group ? `${t.group}/${t.version}` : t.version) === obj.apiVersion,
+  );
   if (!type) throw new Error(`the simulated API server serves no ${obj.apiVersion} ${obj.kind}`);
   return type.plural;
 }
@@ -88,22 +108,27 @@ export async function createObject(admin: Cluster, obj: Manifest | KubeObject): 
   const prefix = obj.apiVersion.includes('/') ? `/apis/${obj.apiVersion}` : `/api/${obj.apiVersion}`;
   const ns = obj.metadata.namespace;
   try {
-    await admin.rest.request('POST', `${prefix}${ns ? `/namespaces/${ns}` : ''}/${pluralOf(obj as Manifest)}`, { body: obj });
+    await admin.rest.request('POST', `${prefix}${ns ? `/namespaces/${ns}` : ''}/${pluralOf(obj as Manifest)}`, {
+      body: obj,
+    });
   } catch (error) {
     if ((error as { code?: number }).code !== 409) throw error;
   }
 }
 
 async function createNamespace(admin: Cluster, name: string): Promise<void> {
-  await createObject(admin, { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { 'kubernetes.io/metadata.name': name } } });
+  await createObject(admin, {
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { name, labels: { 'kubernetes.io/metadata.name': name } },
+  });
 }
 
 type Container = { args?: string[]; env?: Array<{ name: string; value?: string; valueFrom?: Record<string, any> }> };
 
 function guardContainer(manifests: Manifest[]): { namespace: string; container: Container } {
   const deployment = manifests.find((o) => o.kind === 'Deployment' && o.metadata.name === GUARD_NAME) as
-    | (Manifest & { spec: { template: { spec: { containers: Container[] } } } })
-    | undefined;
+    (Manifest & { spec: { template: { spec: { containers: Container[] } } } }) | undefined;
   const container = deployment?.spec.template.spec.containers[0];
   if (!deployment || !container) throw new Error('the install has no guard Deployment');
   return { namespace: deployment.metadata.namespace!, container };
@@ -113,7 +138,12 @@ function guardContainer(manifests: Manifest[]): { namespace: string; container: 
  * The container's environment as the kubelet would resolve it for pod `podName`: downward API
  * fields, Secret keys (optional ones skipped when absent) and literal values.
  */
-function resolveEnv(sim: InstalledE2E['sim'], namespace: string, podName: string, container: Container): Record<string, string> {
+function resolveEnv(
+  sim: InstalledE2E['sim'],
+  namespace: string,
+  podName: string,
+  container: Container,
+): Record<string, string> {
   const env: Record<string, string> = {};
   for (const e of container.env ?? []) {
     if (e.value !== undefined) env[e.name] = e.value;
@@ -123,10 +153,12 @@ function resolveEnv(sim: InstalledE2E['sim'], namespace: string, podName: string
     else if (field !== undefined) throw new Error(`env ${e.name}: unsupported fieldRef ${field}`);
     const secretRef = e.valueFrom?.secretKeyRef as { name: string; key: string; optional?: boolean } | undefined;
     if (secretRef) {
-      const secret = sim.store.get(RESOURCES.secrets, namespace, secretRef.name) as (KubeObject & { data?: Record<string, string> }) | undefined;
+      const secret = sim.store.get(RESOURCES.secrets, namespace, secretRef.name) as
+        (KubeObject & { data?: Record<string, string> }) | undefined;
       const value = secret?.data?.[secretRef.key];
       if (value !== undefined) env[e.name] = Buffer.from(value, 'base64').toString('utf8');
-      else if (!secretRef.optional) throw new Error(`env ${e.name}: Secret ${namespace}/${secretRef.name} key ${secretRef.key} missing`);
+      else if (!secretRef.optional)
+        throw new Error(`env ${e.name}: Secret ${namespace}/${secretRef.name} key ${secretRef.key} missing`);
     }
   }
   return env;
@@ -135,11 +167,16 @@ function resolveEnv(sim: InstalledE2E['sim'], namespace: string, podName: string
 /** The test runner's environment without anything that would configure the guard behind the manifests' back. */
 function baseEnv(): Record<string, string> {
   return Object.fromEntries(
-    Object.entries(process.env).filter(([k, v]) => v !== undefined && !k.startsWith('ADG_') && !k.startsWith('POD_') && k !== 'KUBECONFIG'),
+    Object.entries(process.env).filter(
+      ([k, v]) => v !== undefined && !k.startsWith('ADG_') && !k.startsWith('POD_') && k !== 'KUBECONFIG',
+    ),
   ) as Record<string, string>;
 }
 
-export async function startInstalledE2E(manifests: Manifest[], options: InstalledE2EOptions = {}): Promise<InstalledE2E> {
+export async function startInstalledE2E(
+  manifests: Manifest[],
+  options: InstalledE2EOptions = {},
+): Promise<InstalledE2E> {
   const db = await createTestDatabase('e2e-install');
   const extraDatabases: TestDatabase[] = [];
   const { namespace: guardNamespace, container } = guardContainer(manifests);
@@ -153,7 +190,9 @@ export async function startInstalledE2E(manifests: Manifest[], options: Installe
   const rbac = createRbacAuthorizer(() =>
     rbacObjectsFrom(
       simRef
-        ? [RESOURCES.roles, RESOURCES.rolebindings, RESOURCES.clusterroles, RESOURCES.clusterrolebindings].flatMap((t) => simRef!.store.list(t).items)
+        ? [RESOURCES.roles, RESOURCES.rolebindings, RESOURCES.clusterroles, RESOURCES.clusterrolebindings].flatMap(
+            (t) => simRef!.store.list(t).items,
+          )
         : [],
     ),
   );
@@ -162,7 +201,9 @@ export async function startInstalledE2E(manifests: Manifest[], options: Installe
   const resolveService = (namespace: string, name: string): { host: string; port: number } | undefined => {
     if (!simRef?.store.get(RESOURCES.services, namespace, name)) return undefined;
     if (namespace !== guardNamespace || name !== GUARD_NAME) return undefined;
-    const endpoints = guards.filter((g) => ready.has(g) && g.process.exitCode === null && g.process.signalCode === null);
+    const endpoints = guards.filter(
+      (g) => ready.has(g) && g.process.exitCode === null && g.process.signalCode === null,
+    );
     if (endpoints.length === 0) return undefined;
     const guard = endpoints[nextEndpoint++ % endpoints.length]!;
     webhookCalls.set(guard.identity, (webhookCalls.get(guard.identity) ?? 0) + 1);
@@ -173,7 +214,13 @@ export async function startInstalledE2E(manifests: Manifest[], options: Installe
     databaseUrl: db.url,
     podStartDelayMs: options.podStartDelayMs ?? 40,
     controllers: { readyDelayMs: 40, probeIntervalMs: 25, graceUnitMs: 10 },
-    runtime: { stepDurationMs: options.stepDurationMs ?? 40, checkIntervalMs: 25, readyDelayMs: 30, secondMs: 100, taskDurationMs: 200 },
+    runtime: {
+      stepDurationMs: options.stepDurationMs ?? 40,
+      checkIntervalMs: 25,
+      readyDelayMs: 30,
+      secondMs: 100,
+      taskDurationMs: 200,
+    },
     api: { authorize: (req) => rbac.authorize(req), webhookServiceResolver: resolveService },
     protobufConverter: simProtobufConverter(),
   });
@@ -183,7 +230,9 @@ export async function startInstalledE2E(manifests: Manifest[], options: Installe
   // Namespaced objects of the install that live outside it (Roles in Airflow namespaces) need their
   // namespace first, as `kubectl apply` would.
   const installed = new Set(manifests.filter((o) => o.kind === 'Namespace').map((o) => o.metadata.name));
-  for (const ns of new Set(manifests.map((o) => o.metadata.namespace).filter((n): n is string => n !== undefined && !installed.has(n)))) {
+  for (const ns of new Set(
+    manifests.map((o) => o.metadata.namespace).filter((n): n is string => n !== undefined && !installed.has(n)),
+  )) {
     await createNamespace(admin, ns);
   }
   if (options.install) await options.install(sim.api.kubeconfig());
@@ -194,7 +243,11 @@ export async function startInstalledE2E(manifests: Manifest[], options: Installe
   const children = new Set<ChildProcess>();
   let stopped = false;
   const kubeconfigFile = path.join(dir, 'guard-kubeconfig');
-  writeFileSync(kubeconfigFile, sim.api.kubeconfig(sim.api.tokens.issueServiceAccountToken(guardNamespace, GUARD_NAME), guardNamespace), { mode: 0o600 });
+  writeFileSync(
+    kubeconfigFile,
+    sim.api.kubeconfig(sim.api.tokens.issueServiceAccountToken(guardNamespace, GUARD_NAME), guardNamespace),
+    { mode: 0o600 },
+  );
 
   const e2e: InstalledE2E = {
     sim,
@@ -207,7 +260,8 @@ export async function startInstalledE2E(manifests: Manifest[], options: Installe
     guardIdentity,
     webhookCalls,
     get caPem(): string {
-      const secret = sim.store.get(RESOURCES.secrets, guardNamespace, TLS_SECRET_NAME) as (KubeObject & { data?: Record<string, string> }) | undefined;
+      const secret = sim.store.get(RESOURCES.secrets, guardNamespace, TLS_SECRET_NAME) as
+        (KubeObject & { data?: Record<string, string> }) | undefined;
       const ca = secret?.data?.['ca.crt'];
       return ca ? Buffer.from(ca, 'base64').toString('utf8') : '';
     },
@@ -220,9 +274,27 @@ export async function startInstalledE2E(manifests: Manifest[], options: Installe
       // and they go with the test's directory.
       const podTmp = path.join(dir, `tmp-${identity}-${children.size}`);
       mkdirSync(podTmp);
-      const env = { ...baseEnv(), ...resolveEnv(sim, guardNamespace, identity, container), ADG_PORT: String(port), KUBECONFIG: kubeconfigFile, TMPDIR: podTmp };
-      const args = [path.join(ROOT, 'dist/src/cli/main.js'), ...(container.args ?? []), ...GUARD_ARGS, ...(options.guardArgs ?? []), ...extraArgs];
-      const guard: Guard = await spawnGuard(identity, args, env, () => ready.delete(guard), (child) => children.add(child));
+      const env = {
+        ...baseEnv(),
+        ...resolveEnv(sim, guardNamespace, identity, container),
+        ADG_PORT: String(port),
+        KUBECONFIG: kubeconfigFile,
+        TMPDIR: podTmp,
+      };
+      const args = [
+        path.join(ROOT, 'dist/src/cli/main.js'),
+        ...(container.args ?? []),
+        ...GUARD_ARGS,
+        ...(options.guardArgs ?? []),
+        ...extraArgs,
+      ];
+      const guard: Guard = await spawnGuard(
+        identity,
+        args,
+        env,
+        () => ready.delete(guard),
+        (child) => children.add(child),
+      );
       if (stopped) {
         await guard.stop('SIGKILL');
         throw new Error(`guard ${identity} started after the test environment stopped`);
@@ -246,16 +318,23 @@ export async function startInstalledE2E(manifests: Manifest[], options: Installe
       return sim.store.get(type, namespace, name);
     },
     operation(namespace, release) {
-      const cm = sim.store.get(RESOURCES.configmaps, namespace, operationConfigMapName(release)) as (KubeObject & { data?: Record<string, string> }) | undefined;
+      const cm = sim.store.get(RESOURCES.configmaps, namespace, operationConfigMapName(release)) as
+        (KubeObject & { data?: Record<string, string> }) | undefined;
       const text = cm?.data?.['operation.json'];
       return text ? parseOperation(text) : undefined;
     },
     leaseHolder(namespace, release) {
-      const lease = sim.store.get(RESOURCES.leases, namespace, leaseName(release)) as (KubeObject & { spec?: { holderIdentity?: string } }) | undefined;
+      const lease = sim.store.get(RESOURCES.leases, namespace, leaseName(release)) as
+        (KubeObject & { spec?: { holderIdentity?: string } }) | undefined;
       return lease?.spec?.holderIdentity;
     },
     unusedGrants() {
-      return rbac.unusedGrants(guardIdentity).map((g) => `${g.verb} ${g.apiGroup || 'core'}/${g.resource}${g.resourceNames ? ` [${g.resourceNames.join(',')}]` : ''} (${g.role})`);
+      return rbac
+        .unusedGrants(guardIdentity)
+        .map(
+          (g) =>
+            `${g.verb} ${g.apiGroup || 'core'}/${g.resource}${g.resourceNames ? ` [${g.resourceNames.join(',')}]` : ''} (${g.role})`,
+        );
     },
     async revision() {
       return (await readAlembicRevision(db.url)).revision;
@@ -272,7 +351,8 @@ export async function startInstalledE2E(manifests: Manifest[], options: Installe
 }
 
 function jobComplete(e2e: E2E, namespace: string, name: string): boolean {
-  const job = e2e.workload('Job', namespace, name) as { status?: { conditions?: Array<{ type: string; status: string }> } } | undefined;
+  const job = e2e.workload('Job', namespace, name) as
+    { status?: { conditions?: Array<{ type: string; status: string }> } } | undefined;
   return job?.status?.conditions?.some((c) => c.type === 'Complete' && c.status === 'True') ?? false;
 }
 
@@ -286,17 +366,39 @@ async function installRelease(e2e: E2E, spec: ReleaseSpec, databaseUrl: string):
     type: 'Opaque',
     data: { connection: Buffer.from(databaseUrl).toString('base64') },
   } as KubeObject);
-  const migrate = chartWorkload({ kind: 'Job', component: 'run-airflow-migrations', release: spec.release, namespace: spec.namespace, version: spec.version }) as KubeObject;
+  const migrate = chartWorkload({
+    kind: 'Job',
+    component: 'run-airflow-migrations',
+    release: spec.release,
+    namespace: spec.namespace,
+    version: spec.version,
+  }) as KubeObject;
   await createObject(e2e.admin, migrate);
   await waitFor('migration job complete', () => jobComplete(e2e, spec.namespace, migrate.metadata.name), 30_000);
   await e2e.admin.delete('Job', spec.namespace, migrate.metadata.name, 0);
   for (const component of spec.components ?? DEFAULT_COMPONENTS) {
     const kind = spec.statefulSets?.includes(component) ? 'StatefulSet' : 'Deployment';
-    const obj = chartComponent({ kind, component, release: spec.release, namespace: spec.namespace, version: spec.version, replicas: spec.replicas?.[component] ?? 1 });
+    const obj = chartComponent({
+      kind,
+      component,
+      release: spec.release,
+      namespace: spec.namespace,
+      version: spec.version,
+      replicas: spec.replicas?.[component] ?? 1,
+    });
     await createObject(e2e.admin, obj as KubeObject);
   }
   if (spec.cronJobs !== false) {
-    await createObject(e2e.admin, chartWorkload({ kind: 'CronJob', component: 'database-cleanup', release: spec.release, namespace: spec.namespace, version: spec.version }) as KubeObject);
+    await createObject(
+      e2e.admin,
+      chartWorkload({
+        kind: 'CronJob',
+        component: 'database-cleanup',
+        release: spec.release,
+        namespace: spec.namespace,
+        version: spec.version,
+      }) as KubeObject,
+    );
   }
   await waitFor('release pods ready', () => releaseReady(e2e.sim, spec), 30_000);
 }

@@ -44,13 +44,25 @@ const SPEC: ReleaseSpec = { release: 'airflow', namespace: 'airflow', version: '
 const WITH_STATEFUL_WORKER: ReleaseSpec = { ...SPEC, statefulSets: ['worker'] };
 // A release scaled to zero before its downgrade: no pod of the newer version to exec into, so the
 // guard starts a runner pod from the newer version's old ReplicaSet and removes it afterwards.
-const SCALED_DOWN: ReleaseSpec = { release: 'quiet', namespace: 'airflow', version: '3.1.0', replicas: Object.fromEntries(DEFAULT_COMPONENTS.map((c) => [c, 0])) };
+const SCALED_DOWN: ReleaseSpec = {
+  release: 'quiet',
+  namespace: 'airflow',
+  version: '3.1.0',
+  replicas: Object.fromEntries(DEFAULT_COMPONENTS.map((c) => [c, 0])),
+};
 
-type WebhookConfiguration = { webhooks: Array<{ name: string; clientConfig: { caBundle?: string; service?: { name: string; namespace: string } } }> };
+type WebhookConfiguration = {
+  webhooks: Array<{ name: string; clientConfig: { caBundle?: string; service?: { name: string; namespace: string } } }>;
+};
 
 function expectCaBundleInjected(e: InstalledE2E): void {
-  const config = e.sim.store.get(RESOURCES.mutatingwebhookconfigurations, undefined, WEBHOOK_CONFIGURATION_NAME) as unknown as WebhookConfiguration;
-  const secret = e.sim.store.get(RESOURCES.secrets, e.guardNamespace, TLS_SECRET_NAME) as unknown as { type: string; data: Record<string, string> } | undefined;
+  const config = e.sim.store.get(
+    RESOURCES.mutatingwebhookconfigurations,
+    undefined,
+    WEBHOOK_CONFIGURATION_NAME,
+  ) as unknown as WebhookConfiguration;
+  const secret = e.sim.store.get(RESOURCES.secrets, e.guardNamespace, TLS_SECRET_NAME) as unknown as
+    { type: string; data: Record<string, string> } | undefined;
   expect(secret?.type).toBe('kubernetes.io/tls');
   const servingCert = new X509Certificate(Buffer.from(secret!.data['tls.crt']!, 'base64'));
   expect(servingCert.subjectAltName).toContain(`DNS:airflow-downgrade-guard.${e.guardNamespace}.svc`);
@@ -66,13 +78,22 @@ function guardDenials(e: InstalledE2E): string[] {
   return e.rbac
     .denials()
     .filter((d) => d.user === e.guardIdentity.user)
-    .map((d) => `${d.verb} ${d.apiGroup || 'core'}/${d.resource}${d.subresource ? `/${d.subresource}` : ''} ${d.namespace ?? '(cluster)'}/${d.name ?? ''}`);
+    .map(
+      (d) =>
+        `${d.verb} ${d.apiGroup || 'core'}/${d.resource}${d.subresource ? `/${d.subresource}` : ''} ${d.namespace ?? '(cluster)'}/${d.name ?? ''}`,
+    );
 }
 
 /** waitFor that gives up at the first RBAC denial of the guard instead of running into its timeout. */
 async function until<T>(e: InstalledE2E, what: string, probe: () => T | undefined | false): Promise<T> {
-  const result = await waitFor(what, () => (guardDenials(e).length > 0 ? { denied: true as const } : ((v) => (v ? { value: v } : false))(probe())), 60_000, 100);
-  if ('denied' in result) throw new Error(`RBAC denied the guard while waiting for ${what}:\n${[...new Set(guardDenials(e))].join('\n')}`);
+  const result = await waitFor(
+    what,
+    () => (guardDenials(e).length > 0 ? { denied: true as const } : ((v) => (v ? { value: v } : false))(probe())),
+    60_000,
+    100,
+  );
+  if ('denied' in result)
+    throw new Error(`RBAC denied the guard while waiting for ${what}:\n${[...new Set(guardDenials(e))].join('\n')}`);
   return result.value;
 }
 
@@ -80,7 +101,11 @@ async function runHelmDowngrade(e: InstalledE2E, spec: ReleaseSpec): Promise<voi
   await e.installRelease(spec);
   expect(await e.revision()).toBe(head('3.1.0'));
   await helmUpgrade(e, spec, '3.0.2', 'post-upgrade');
-  const done = await until(e, 'operation done', () => e.operation(spec.namespace, spec.release)?.phase === 'done' && e.operation(spec.namespace, spec.release));
+  const done = await until(
+    e,
+    'operation done',
+    () => e.operation(spec.namespace, spec.release)?.phase === 'done' && e.operation(spec.namespace, spec.release),
+  );
   await until(e, 'release running 3.0.2', () => releaseReady(e.sim, { ...spec, version: '3.0.2' }));
   console.log(`operation steps: ${done.steps.map((st) => `${st.step} ${st.outcome} ${st.durationMs} ms`).join(', ')}`);
   expect(stepSequence(done)).toEqual(['open', 'confirm', 'downgrade', 'verify', 'drain', 'release']);
@@ -92,11 +117,22 @@ async function runHelmDowngrade(e: InstalledE2E, spec: ReleaseSpec): Promise<voi
 async function runScaledDownDowngrade(e: InstalledE2E, spec: ReleaseSpec): Promise<void> {
   const databaseUrl = await e.installReleaseOnOwnDatabase(spec);
   await helmUpgrade(e, spec, '3.0.2', 'post-upgrade');
-  const done = await until(e, `operation of ${spec.release} done`, () => e.operation(spec.namespace, spec.release)?.phase === 'done' && e.operation(spec.namespace, spec.release));
+  const done = await until(
+    e,
+    `operation of ${spec.release} done`,
+    () => e.operation(spec.namespace, spec.release)?.phase === 'done' && e.operation(spec.namespace, spec.release),
+  );
   expect(done.execPod?.runner).toBe(true);
   expect(stepSequence(done)).toEqual(['open', 'confirm', 'downgrade', 'verify', 'drain', 'release']);
   expect((await readAlembicRevision(databaseUrl)).revision).toBe(head('3.0.2'));
-  await until(e, 'runner pod removed', () => !e.sim.store.list(RESOURCES.pods, spec.namespace).items.some((p) => p.metadata.name.startsWith('airflow-downgrade-guard-runner-')));
+  await until(
+    e,
+    'runner pod removed',
+    () =>
+      !e.sim.store
+        .list(RESOURCES.pods, spec.namespace)
+        .items.some((p) => p.metadata.name.startsWith('airflow-downgrade-guard-runner-')),
+  );
 }
 
 function sortedByKey(objects: Manifest[]): Manifest[] {
@@ -110,30 +146,43 @@ function expectNoDenials(e: InstalledE2E): void {
 function reportUnused(e: InstalledE2E, label: string): string[] {
   const unused = e.rbac.unusedGrants(e.guardIdentity);
   const lines = unused.map(describeGrant);
-  console.log(`[${label}] granted permissions no scenario used (${lines.length}):\n${lines.map((l) => `  - ${l}`).join('\n') || '  (none)'}`);
+  console.log(
+    `[${label}] granted permissions no scenario used (${lines.length}):\n${lines.map((l) => `  - ${l}`).join('\n') || '  (none)'}`,
+  );
   const mine = e.unusedGrants();
   // An allow-list entry that no longer matches an unused grant is stale: remove it.
-  const stale = ALLOWED_UNUSED.filter((a) => !mine.some((line) => a.grant.test(line))).map((a) => `stale ALLOWED_UNUSED entry ${a.grant} (${a.why})`);
+  const stale = ALLOWED_UNUSED.filter((a) => !mine.some((line) => a.grant.test(line))).map(
+    (a) => `stale ALLOWED_UNUSED entry ${a.grant} (${a.why})`,
+  );
   return [...stale, ...mine.filter((line) => !ALLOWED_UNUSED.some((a) => a.grant.test(line)))];
 }
 
 describe.skipIf(!hasKubectl)('install from deploy/ with RBAC enforced, then 3.1.0 -> 3.0.2', () => {
   it.each([
     ['base', 'cluster-wide RBAC', [], WITH_STATEFUL_WORKER],
-    ['overlays/namespaced', "RBAC limited to watchNamespaces ['airflow']", ['--watch-namespaces', 'airflow'], WITH_STATEFUL_WORKER],
-  ] as const)('deploy/%s (%s)', async (dir, _what, cliArgs, spec) => {
-    const install = kustomize(dir);
-    // What gets applied is what both install paths render: kubectl kustomize and the manifests command.
-    expect(sortedByKey(manifestsCommand([...cliArgs]))).toEqual(sortedByKey(install));
-    // Steps slow enough that the operation outlives a third of the 3 s lease: the holder renews it.
-    e2e = await startInstalledE2E(install, { stepDurationMs: 700 });
-    await e2e.startGuard();
-    expectCaBundleInjected(e2e);
-    await runHelmDowngrade(e2e, spec);
-    await runScaledDownDowngrade(e2e, SCALED_DOWN);
-    await e2e.sim.runtime.sweep();
-    expect(e2e.sim.runtime.violations.list()).toEqual([]);
-    expectNoDenials(e2e);
-    expect(reportUnused(e2e, dir)).toEqual([]);
-  }, 150_000);
+    [
+      'overlays/namespaced',
+      "RBAC limited to watchNamespaces ['airflow']",
+      ['--watch-namespaces', 'airflow'],
+      WITH_STATEFUL_WORKER,
+    ],
+  ] as const)(
+    'deploy/%s (%s)',
+    async (dir, _what, cliArgs, spec) => {
+      const install = kustomize(dir);
+      // What gets applied is what both install paths render: kubectl kustomize and the manifests command.
+      expect(sortedByKey(manifestsCommand([...cliArgs]))).toEqual(sortedByKey(install));
+      // Steps slow enough that the operation outlives a third of the 3 s lease: the holder renews it.
+      e2e = await startInstalledE2E(install, { stepDurationMs: 700 });
+      await e2e.startGuard();
+      expectCaBundleInjected(e2e);
+      await runHelmDowngrade(e2e, spec);
+      await runScaledDownDowngrade(e2e, SCALED_DOWN);
+      await e2e.sim.runtime.sweep();
+      expect(e2e.sim.runtime.violations.list()).toEqual([]);
+      expectNoDenials(e2e);
+      expect(reportUnused(e2e, dir)).toEqual([]);
+    },
+    150_000,
+  );
 });

@@ -13,7 +13,12 @@ afterEach(async () => {
   e2e = undefined;
 });
 
-const spec = (name: string): ReleaseSpec => ({ release: name, namespace: name, version: '3.1.0', replicas: { scheduler: 2 } });
+const spec = (name: string): ReleaseSpec => ({
+  release: name,
+  namespace: name,
+  version: '3.1.0',
+  replicas: { scheduler: 2 },
+});
 
 describe('--order', () => {
   it('drain-first (the default): drained, downgraded in a runner pod, verified, released; zero exposures', async () => {

@@ -7,7 +7,16 @@ import { expect } from 'vitest';
 import { ANNOTATIONS } from '../../src/core/config.js';
 import type { OperationState } from '../../src/coordinator/operation.js';
 import { RESOURCES } from '../../src/sim/resources.js';
-import { FULL_SEQUENCE, guardAnnotations, headOf, releaseReady, releaseWorkloads, stepSequence, waitFor, type ReleaseSpec } from './harness.js';
+import {
+  FULL_SEQUENCE,
+  guardAnnotations,
+  headOf,
+  releaseReady,
+  releaseWorkloads,
+  stepSequence,
+  waitFor,
+  type ReleaseSpec,
+} from './harness.js';
 import { imitatedHelm } from './helm-imitation.js';
 import { kustomize, startInstalledE2E, type InstalledE2E } from './install-harness.js';
 
@@ -20,7 +29,10 @@ export interface RepeatedRun {
 }
 
 /** Runs `downgrades` downgrades FROM -> TO, each followed (but the last) by the upgrade back. */
-export async function runRepeatedDowngrades(downgrades: number, started: (e: InstalledE2E) => void): Promise<RepeatedRun> {
+export async function runRepeatedDowngrades(
+  downgrades: number,
+  started: (e: InstalledE2E) => void,
+): Promise<RepeatedRun> {
   const e = await startInstalledE2E(kustomize('base'));
   started(e);
   await Promise.all([e.startGuard('airflow-downgrade-guard-a'), e.startGuard('airflow-downgrade-guard-b')]);
@@ -42,17 +54,29 @@ export async function runRepeatedDowngrades(downgrades: number, started: (e: Ins
     // schema until the rollout ends, as with any Airflow upgrade): only this downgrade's count.
     e.sim.runtime.violations.clear();
     await helm.upgrade(s, TO, { hook: 'post-upgrade' });
-    const op = await waitFor(`downgrade ${round} done`, () => {
-      const o = e.operation(s.namespace, s.release);
-      return o && !ids.includes(o.id) && ['done', 'held', 'aborted', 'cancelled', 'returned'].includes(o.phase) && o;
-    }, 60_000, 100);
+    const op = await waitFor(
+      `downgrade ${round} done`,
+      () => {
+        const o = e.operation(s.namespace, s.release);
+        return o && !ids.includes(o.id) && ['done', 'held', 'aborted', 'cancelled', 'returned'].includes(o.phase) && o;
+      },
+      60_000,
+      100,
+    );
     expectDowngradeDone(op, round);
     // The fresh id reached every held workload (those admitted under the derived one were moved to it).
-    for (const w of releaseWorkloads(s).filter((x) => x.component !== 'statsd')) expect([...(heldUnder.get(w.name) ?? [])], `${w.name} round ${round}`).toContain(op.id);
+    for (const w of releaseWorkloads(s).filter((x) => x.component !== 'statsd'))
+      expect([...(heldUnder.get(w.name) ?? [])], `${w.name} round ${round}`).toContain(op.id);
     heldUnder.clear();
-    await waitFor(`release running ${TO} (round ${round})`, () => releaseReady(e.sim, { ...s, version: TO }), 60_000, 100);
+    await waitFor(
+      `release running ${TO} (round ${round})`,
+      () => releaseReady(e.sim, { ...s, version: TO }),
+      60_000,
+      100,
+    );
     expect(await e.revision()).toBe(headOf(TO));
-    for (const w of releaseWorkloads(s)) expect(guardAnnotations(e.workload(w.kind, s.namespace, w.name)), `${w.name} round ${round}`).toEqual([]);
+    for (const w of releaseWorkloads(s))
+      expect(guardAnnotations(e.workload(w.kind, s.namespace, w.name)), `${w.name} round ${round}`).toEqual([]);
     await e.sim.runtime.sweep();
     expect(e.sim.runtime.violations.list(), `violations in round ${round}`).toEqual([]);
     ids.push(op.id);
@@ -70,7 +94,10 @@ export async function runRepeatedDowngrades(downgrades: number, started: (e: Ins
 function expectDowngradeDone(op: OperationState, round: number): void {
   expect(op.phase, `round ${round}: ${op.heldReason ?? ''}`).toBe('done');
   expect(stepSequence(op), `round ${round}`).toEqual(FULL_SEQUENCE);
-  expect(op.steps.some((s) => s.step === 'downgrade' && s.outcome === 'ok'), `round ${round} ran the downgrade`).toBe(true);
+  expect(
+    op.steps.some((s) => s.step === 'downgrade' && s.outcome === 'ok'),
+    `round ${round} ran the downgrade`,
+  ).toBe(true);
   // Rounds after the first get a fresh id; the id the webhook derived is kept as admittedAs.
   if (round > 1) expect(op.admittedAs).toMatch(/^dg-/);
 }

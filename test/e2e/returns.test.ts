@@ -31,7 +31,10 @@ vi.mock('../../src/sim/cluster.js', async (importOriginal) => {
   return {
     ...original,
     startSimCluster: (options: Parameters<typeof original.startSimCluster>[0] = {}) =>
-      original.startSimCluster({ ...options, controllers: { ...options.controllers, stuckTerminating: (pod) => stuck.predicate(pod) } }),
+      original.startSimCluster({
+        ...options,
+        controllers: { ...options.controllers, stuckTerminating: (pod) => stuck.predicate(pod) },
+      }),
   };
 });
 
@@ -45,7 +48,12 @@ afterEach(async () => {
   e2e = undefined;
 });
 
-const spec = (name: string): ReleaseSpec => ({ release: name, namespace: name, version: FROM, replicas: { scheduler: 2 } });
+const spec = (name: string): ReleaseSpec => ({
+  release: name,
+  namespace: name,
+  version: FROM,
+  replicas: { scheduler: 2 },
+});
 
 interface WorkloadShape {
   spec: { paused?: boolean; replicas?: number; suspend?: boolean };
@@ -53,10 +61,15 @@ interface WorkloadShape {
 
 /** The release runs FROM again as its last applied spec says, with nothing of the guard left on it. */
 async function expectBackAtFrom(e: E2E, s: ReleaseSpec, phase: OperationState['phase']): Promise<OperationState> {
-  const op = await waitFor(`operation ${phase}`, () => {
-    const o = e.operation(s.namespace, s.release);
-    return o && ['done', 'returned', 'cancelled', 'held', 'aborted'].includes(o.phase) && o;
-  }, 60_000, 100);
+  const op = await waitFor(
+    `operation ${phase}`,
+    () => {
+      const o = e.operation(s.namespace, s.release);
+      return o && ['done', 'returned', 'cancelled', 'held', 'aborted'].includes(o.phase) && o;
+    },
+    60_000,
+    100,
+  );
   expect(op.phase, `${op.phase}: ${op.heldReason ?? ''}`).toBe(phase);
   await waitFor(`release running ${FROM}`, () => releaseReady(e.sim, s), 60_000, 100);
   expect(await e.revision()).toBe(headOf(FROM));
@@ -90,14 +103,29 @@ describe('a return to the from-version during the downgrade (order downgrade-fir
     await e.startGuard('guard', ['--stall-timeout-ms', '600000']);
     const secret = `${s.release}-metadata`;
     const url = Buffer.from(e.db.url).toString('base64');
-    await e.admin.patch('Secret', s.namespace, secret, [{ op: 'replace', path: '/data/connection', value: Buffer.from(e.db.url.replace(/:(\d+)\//, ':1/')).toString('base64') }]);
+    await e.admin.patch('Secret', s.namespace, secret, [
+      {
+        op: 'replace',
+        path: '/data/connection',
+        value: Buffer.from(e.db.url.replace(/:(\d+)\//, ':1/')).toString('base64'),
+      },
+    ]);
     const helm = imitatedHelm(e);
     await helm.upgrade(s, TO, { hook: 'none' });
     // 17.3: the wait is visible at once, in the record and as a Warning Event on the held workloads.
-    const stalled = await waitFor('stall recorded', () => e.operation(s.namespace, s.release)?.stalled && e.operation(s.namespace, s.release), 30_000, 50);
+    const stalled = await waitFor(
+      'stall recorded',
+      () => e.operation(s.namespace, s.release)?.stalled && e.operation(s.namespace, s.release),
+      30_000,
+      50,
+    );
     expect(stalled.phase).toBe('confirm');
     expect(stalled.stalled?.reason).toMatch(/cannot read the metadata database/);
-    await waitFor('DowngradeStalled event', () => eventsOf(e, s.namespace).some((ev) => ev.reason === 'DowngradeStalled' && ev.type === 'Warning'), 10_000);
+    await waitFor(
+      'DowngradeStalled event',
+      () => eventsOf(e, s.namespace).some((ev) => ev.reason === 'DowngradeStalled' && ev.type === 'Warning'),
+      10_000,
+    );
     await helm.rollback(s, FROM);
     const op = await expectBackAtFrom(e, s, 'cancelled');
     expect(steps(op)).toEqual(['open', 'cancel']);
@@ -112,7 +140,9 @@ describe('a return to the from-version during the downgrade (order downgrade-fir
     await e.installRelease(s);
     await e.startGuard();
     const helm = imitatedHelm(e);
-    const timedOut = waitFor('downgrade exec running', () => logged(e, 'operation downgrade start'), 30_000, 20).then(() => new Promise((r) => setTimeout(r, 300)));
+    const timedOut = waitFor('downgrade exec running', () => logged(e, 'operation downgrade start'), 30_000, 20).then(
+      () => new Promise((r) => setTimeout(r, 300)),
+    );
     await helm.atomicUpgrade(s, TO, FROM, timedOut);
     const op = await expectBackAtFrom(e, s, 'returned');
     expect(steps(op)).toEqual(['open', 'confirm', 'downgrade', 'forward', 'forward', 'restore']);
@@ -133,10 +163,15 @@ describe('a return to the from-version during the downgrade (order downgrade-fir
     await helm.upgrade(s, TO, { hook: 'none' });
     await waitFor('downgrade exec running', () => logged(e, 'operation downgrade start'), 30_000, 20);
     await helm.upgrade(s, FROM, { hook: 'post-upgrade' });
-    const op = await waitFor('operation ended', () => {
-      const o = e.operation(s.namespace, s.release);
-      return o && ['returned', 'cancelled'].includes(o.phase) && o;
-    }, 60_000, 100);
+    const op = await waitFor(
+      'operation ended',
+      () => {
+        const o = e.operation(s.namespace, s.release);
+        return o && ['returned', 'cancelled'].includes(o.phase) && o;
+      },
+      60_000,
+      100,
+    );
     // Whether the chart's Job or the guard moved the schema forward first, the release ends on 3.1.0.
     await expectBackAtFrom(e, s, op.phase);
   });
@@ -147,7 +182,8 @@ describe('a return to the from-version during the downgrade (order downgrade-fir
     const s = spec('verified');
     await e.installRelease(s);
     await e.startGuard();
-    stuck.predicate = (pod) => pod.metadata.labels?.component === 'scheduler' && JSON.stringify(pod.spec).includes(`apache/airflow:${FROM}`);
+    stuck.predicate = (pod) =>
+      pod.metadata.labels?.component === 'scheduler' && JSON.stringify(pod.spec).includes(`apache/airflow:${FROM}`);
     const helm = imitatedHelm(e);
     const timedOut = whenOperation(e, s.namespace, s.release, (op) => op.phase === 'drain');
     await helm.atomicUpgrade(s, TO, FROM, timedOut);
@@ -161,13 +197,21 @@ describe('a return to the from-version during the downgrade (order downgrade-fir
     const s = spec('draining');
     await e.installRelease(s);
     await e.startGuard();
-    stuck.predicate = (pod) => pod.metadata.labels?.component === 'scheduler' && JSON.stringify(pod.spec).includes(`apache/airflow:${FROM}`);
+    stuck.predicate = (pod) =>
+      pod.metadata.labels?.component === 'scheduler' && JSON.stringify(pod.spec).includes(`apache/airflow:${FROM}`);
     const helm = imitatedHelm(e);
     await helm.upgrade(s, TO, { hook: 'none' });
-    await waitFor('every workload drained', () => {
-      if (e.operation(s.namespace, s.release)?.phase !== 'drain') return false;
-      return releaseWorkloads(s).filter((w) => w.component !== 'statsd').every((w) => (e.workload(w.kind, s.namespace, w.name) as WorkloadShape).spec.replicas === 0);
-    }, 30_000, 20);
+    await waitFor(
+      'every workload drained',
+      () => {
+        if (e.operation(s.namespace, s.release)?.phase !== 'drain') return false;
+        return releaseWorkloads(s)
+          .filter((w) => w.component !== 'statsd')
+          .every((w) => (e.workload(w.kind, s.namespace, w.name) as WorkloadShape).spec.replicas === 0);
+      },
+      30_000,
+      20,
+    );
     await helm.rollback(s, FROM);
     const op = await expectBackAtFrom(e, s, 'returned');
     expect(steps(op)).toEqual(['open', 'confirm', 'downgrade', 'verify', 'forward', 'forward', 'restore']);
@@ -175,7 +219,8 @@ describe('a return to the from-version during the downgrade (order downgrade-fir
 });
 
 describe('a return to the from-version during the downgrade (order drain-first)', () => {
-  const oldScheduler = (pod: KubeObject): boolean => pod.metadata.labels?.component === 'scheduler' && JSON.stringify(pod.spec).includes(`apache/airflow:${FROM}`);
+  const oldScheduler = (pod: KubeObject): boolean =>
+    pod.metadata.labels?.component === 'scheduler' && JSON.stringify(pod.spec).includes(`apache/airflow:${FROM}`);
 
   it('during the drain before the downgrade (old scheduler pods stuck Terminating), by helm rollback: nothing to migrate, replicas back', async () => {
     e2e = await startE2E({ order: 'drain-first' });
@@ -186,10 +231,17 @@ describe('a return to the from-version during the downgrade (order drain-first)'
     stuck.predicate = oldScheduler;
     const helm = imitatedHelm(e);
     await helm.upgrade(s, TO, { hook: 'none' });
-    await waitFor('every workload drained before the downgrade', () => {
-      if (e.operation(s.namespace, s.release)?.phase !== 'quiesce') return false;
-      return releaseWorkloads(s).filter((w) => w.component !== 'statsd').every((w) => (e.workload(w.kind, s.namespace, w.name) as WorkloadShape).spec.replicas === 0);
-    }, 30_000, 20);
+    await waitFor(
+      'every workload drained before the downgrade',
+      () => {
+        if (e.operation(s.namespace, s.release)?.phase !== 'quiesce') return false;
+        return releaseWorkloads(s)
+          .filter((w) => w.component !== 'statsd')
+          .every((w) => (e.workload(w.kind, s.namespace, w.name) as WorkloadShape).spec.replicas === 0);
+      },
+      30_000,
+      20,
+    );
     await helm.rollback(s, FROM);
     const op = await expectBackAtFrom(e, s, 'returned');
     expect(steps(op)).toEqual(['open', 'confirm', 'forward', 'forward', 'restore']);
@@ -203,7 +255,9 @@ describe('a return to the from-version during the downgrade (order drain-first)'
     await e.installRelease(s);
     await e.startGuard();
     const helm = imitatedHelm(e);
-    const timedOut = waitFor('downgrade exec running', () => logged(e, 'operation downgrade start'), 30_000, 20).then(() => new Promise((r) => setTimeout(r, 300)));
+    const timedOut = waitFor('downgrade exec running', () => logged(e, 'operation downgrade start'), 30_000, 20).then(
+      () => new Promise((r) => setTimeout(r, 300)),
+    );
     await helm.atomicUpgrade(s, TO, FROM, timedOut);
     const op = await expectBackAtFrom(e, s, 'returned');
     expect(steps(op)).toEqual(['open', 'confirm', 'quiesce', 'downgrade', 'forward', 'forward', 'restore']);
@@ -232,36 +286,49 @@ describe('a return to the from-version during the downgrade (order drain-first)'
 // After release (the operation is `done`): `helm rollback` applies the from-version's manifests with
 // no hooks, so no migration Job comes. The guard holds the return, opens a new operation and moves
 // the schema forward itself; without it the from-version pods would wait for migrations forever.
-describe.each(['drain-first', 'downgrade-first'] as const)('a return to the from-version after release (order %s)', (order) => {
-  it('by helm rollback: held, a new operation migrates the schema forward, the release runs the from-version again', async () => {
-    e2e = await startE2E({ order });
-    const e = e2e;
-    const s = spec(`after-${order}`);
-    await e.installRelease(s);
-    await e.startGuard();
-    const helm = imitatedHelm(e);
-    await helm.upgrade(s, TO, { hook: 'post-upgrade' });
-    const done = await waitFor('downgrade done', () => e.operation(s.namespace, s.release)?.phase === 'done' && e.operation(s.namespace, s.release), 60_000, 100);
-    await waitFor(`release running ${TO}`, () => releaseReady(e.sim, { ...s, version: TO }), 60_000, 100);
-    e.sim.runtime.violations.clear();
-    await helm.rollback(s, FROM);
-    const op = await waitFor('return operation ended', () => {
-      const o = e.operation(s.namespace, s.release);
-      return o && o.id !== done.id && ['done', 'returned', 'cancelled', 'held', 'aborted'].includes(o.phase) && o;
-    }, 60_000, 100);
-    expect(op.phase, `${op.phase}: ${op.heldReason ?? ''}`).toBe('returned');
-    expect(op.admittedAs).toBe(done.id);
-    expect([op.fromVersion, op.toVersion]).toEqual([FROM, TO]);
-    expect(steps(op)).toEqual(['open', 'confirm', 'forward', 'restore']);
-    await expectBackAtFrom(e, s, 'returned');
-    const reasons = eventsOf(e, s.namespace).map((ev) => `${ev.type} ${ev.reason}`);
-    expect(reasons).toContain('Warning ReturnAfterDowngrade');
-    expect(reasons).toContain('Normal MigrateForwardSucceeded');
-    expect(reasons).toContain('Warning ReturnedToFromVersion');
-    // The target's pods are drained before the schema moves forward under them, in either order.
-    expect(e.sim.runtime.violations.exposures()).toEqual([]);
-  }, 120_000);
-});
+describe.each(['drain-first', 'downgrade-first'] as const)(
+  'a return to the from-version after release (order %s)',
+  (order) => {
+    it('by helm rollback: held, a new operation migrates the schema forward, the release runs the from-version again', async () => {
+      e2e = await startE2E({ order });
+      const e = e2e;
+      const s = spec(`after-${order}`);
+      await e.installRelease(s);
+      await e.startGuard();
+      const helm = imitatedHelm(e);
+      await helm.upgrade(s, TO, { hook: 'post-upgrade' });
+      const done = await waitFor(
+        'downgrade done',
+        () => e.operation(s.namespace, s.release)?.phase === 'done' && e.operation(s.namespace, s.release),
+        60_000,
+        100,
+      );
+      await waitFor(`release running ${TO}`, () => releaseReady(e.sim, { ...s, version: TO }), 60_000, 100);
+      e.sim.runtime.violations.clear();
+      await helm.rollback(s, FROM);
+      const op = await waitFor(
+        'return operation ended',
+        () => {
+          const o = e.operation(s.namespace, s.release);
+          return o && o.id !== done.id && ['done', 'returned', 'cancelled', 'held', 'aborted'].includes(o.phase) && o;
+        },
+        60_000,
+        100,
+      );
+      expect(op.phase, `${op.phase}: ${op.heldReason ?? ''}`).toBe('returned');
+      expect(op.admittedAs).toBe(done.id);
+      expect([op.fromVersion, op.toVersion]).toEqual([FROM, TO]);
+      expect(steps(op)).toEqual(['open', 'confirm', 'forward', 'restore']);
+      await expectBackAtFrom(e, s, 'returned');
+      const reasons = eventsOf(e, s.namespace).map((ev) => `${ev.type} ${ev.reason}`);
+      expect(reasons).toContain('Warning ReturnAfterDowngrade');
+      expect(reasons).toContain('Normal MigrateForwardSucceeded');
+      expect(reasons).toContain('Warning ReturnedToFromVersion');
+      // The target's pods are drained before the schema moves forward under them, in either order.
+      expect(e.sim.runtime.violations.exposures()).toEqual([]);
+    }, 120_000);
+  },
+);
 
 // Issue 17 item 1: every downgrade is its own operation, also after an aborted one. The webhook
 // derives the same id for the same release and schema pair; a later downgrade must not be taken
@@ -275,10 +342,21 @@ describe('a downgrade after an aborted one', () => {
     await e.startGuard('guard', ['--stall-timeout-ms', '600000']);
     const secret = `${s.release}-metadata`;
     const url = Buffer.from(e.db.url).toString('base64');
-    await e.admin.patch('Secret', s.namespace, secret, [{ op: 'replace', path: '/data/connection', value: Buffer.from(e.db.url.replace(/:(\d+)\//, ':1/')).toString('base64') }]);
+    await e.admin.patch('Secret', s.namespace, secret, [
+      {
+        op: 'replace',
+        path: '/data/connection',
+        value: Buffer.from(e.db.url.replace(/:(\d+)\//, ':1/')).toString('base64'),
+      },
+    ]);
     const helm = imitatedHelm(e);
     await helm.upgrade(s, TO, { hook: 'none' });
-    const stalled = await waitFor('stall recorded', () => e.operation(s.namespace, s.release)?.stalled && e.operation(s.namespace, s.release), 30_000, 50);
+    const stalled = await waitFor(
+      'stall recorded',
+      () => e.operation(s.namespace, s.release)?.stalled && e.operation(s.namespace, s.release),
+      30_000,
+      50,
+    );
     const aborted = await abortOperation(e.admin, stalled, 'admin');
     expect(aborted.phase).toBe('aborted');
     // Back to the from-version (its holds are removed), the database fixed, the downgrade again.
@@ -286,10 +364,15 @@ describe('a downgrade after an aborted one', () => {
     await waitFor(`release running ${FROM}`, () => releaseReady(e.sim, s), 30_000, 100);
     await e.admin.patch('Secret', s.namespace, secret, [{ op: 'replace', path: '/data/connection', value: url }]);
     await helm.upgrade(s, TO, { hook: 'none' });
-    const op = await waitFor('second downgrade ended', () => {
-      const o = e.operation(s.namespace, s.release);
-      return o && o.id !== aborted.id && ['done', 'held', 'aborted', 'cancelled', 'returned'].includes(o.phase) && o;
-    }, 30_000, 100);
+    const op = await waitFor(
+      'second downgrade ended',
+      () => {
+        const o = e.operation(s.namespace, s.release);
+        return o && o.id !== aborted.id && ['done', 'held', 'aborted', 'cancelled', 'returned'].includes(o.phase) && o;
+      },
+      30_000,
+      100,
+    );
     expect(op.phase, `${op.phase}: ${op.heldReason ?? ''}`).toBe('done');
     expect(steps(op)).toContain('downgrade');
     await waitFor(`release running ${TO}`, () => releaseReady(e.sim, { ...s, version: TO }), 30_000, 100);

@@ -26,7 +26,12 @@ afterEach(async () => {
 describe('deploy-tool flows', () => {
   it('Argo-style sync: one workload at a time, 300 ms apart; drained workloads stay at 0 whatever replicas the sync sends', async () => {
     e2e = await startE2E();
-    const s: ReleaseSpec = { release: 'argo', namespace: 'argo', version: '3.1.0', replicas: { scheduler: 2, worker: 2 } };
+    const s: ReleaseSpec = {
+      release: 'argo',
+      namespace: 'argo',
+      version: '3.1.0',
+      replicas: { scheduler: 2, worker: 2 },
+    };
     await e2e.installRelease(s);
     await e2e.startGuard();
     const sync = await upgradeRelease(e2e, s, '3.0.2', { hook: 'post-upgrade', pauseMs: 300 });
@@ -46,12 +51,20 @@ describe('deploy-tool flows', () => {
     await e2e.startGuard();
     // Maintenance: everything scaled to 0 before the downgrade.
     for (const w of releaseWorkloads(s)) {
-      if (w.component !== 'statsd') await e2e.admin.patch(w.kind as 'Deployment', s.namespace, w.name, [{ op: 'replace', path: '/spec/replicas', value: 0 }]);
+      if (w.component !== 'statsd')
+        await e2e.admin.patch(w.kind as 'Deployment', s.namespace, w.name, [
+          { op: 'replace', path: '/spec/replicas', value: 0 },
+        ]);
     }
-    await waitFor('no Airflow pod left', () => podsOf(e2e!.sim, s.namespace, s.release).every((p) => p.metadata.labels?.component === 'statsd'), 20_000);
+    await waitFor(
+      'no Airflow pod left',
+      () => podsOf(e2e!.sim, s.namespace, s.release).every((p) => p.metadata.labels?.component === 'statsd'),
+      20_000,
+    );
     const created: string[] = [];
     const stopWatching = e2e.sim.store.watch(RESOURCES.pods, s.namespace, undefined, (event) => {
-      if (event.type === 'ADDED' && event.object.metadata.labels?.[RUNNER_LABEL]) created.push(event.object.metadata.name);
+      if (event.type === 'ADDED' && event.object.metadata.labels?.[RUNNER_LABEL])
+        created.push(event.object.metadata.name);
     });
     try {
       // Helm with the chart's replica counts, migration Job first.

@@ -27,7 +27,13 @@ afterEach(async () => {
 describe('downgrades of other release shapes', () => {
   it('Airflow 2: 2.10.5 -> 2.9.3 with a webserver, the downgrade runs in the webserver pod', async () => {
     e2e = await startE2E();
-    const s: ReleaseSpec = { release: 'af2', namespace: 'af2', version: '2.10.5', components: ['webserver', 'scheduler', 'triggerer', 'worker', 'statsd'], replicas: { scheduler: 2 } };
+    const s: ReleaseSpec = {
+      release: 'af2',
+      namespace: 'af2',
+      version: '2.10.5',
+      components: ['webserver', 'scheduler', 'triggerer', 'worker', 'statsd'],
+      replicas: { scheduler: 2 },
+    };
     await e2e.installRelease(s);
     await e2e.startGuard();
     expect(await e2e.revision()).toBe(headOf('2.10.5'));
@@ -58,8 +64,14 @@ describe('downgrades of other release shapes', () => {
 describe('changes the guard leaves alone', () => {
   async function expectUntouched(e: E2E, s: ReleaseSpec): Promise<void> {
     expect(e.operation(s.namespace, s.release)).toBeUndefined();
-    expect(e.sim.store.list(RESOURCES.configmaps, s.namespace).items.map((c) => c.metadata.name).filter((n) => n.startsWith('airflow-downgrade-guard'))).toEqual([]);
-    for (const w of releaseWorkloads(s)) expect(guardAnnotations(e.workload(w.kind, s.namespace, w.name)), w.name).toEqual([]);
+    expect(
+      e.sim.store
+        .list(RESOURCES.configmaps, s.namespace)
+        .items.map((c) => c.metadata.name)
+        .filter((n) => n.startsWith('airflow-downgrade-guard')),
+    ).toEqual([]);
+    for (const w of releaseWorkloads(s))
+      expect(guardAnnotations(e.workload(w.kind, s.namespace, w.name)), w.name).toEqual([]);
     await expectNoViolations(e);
   }
 
@@ -82,7 +94,9 @@ describe('changes the guard leaves alone', () => {
     // A forward upgrade is Airflow's own business: the 3.0.1 pods still running while the Job
     // migrates forward are what every such rollout does, and the guard must not step in.
     await e2e.sim.runtime.sweep();
-    expect(e2e.sim.runtime.violations.list().filter((v) => v.imageVersion !== '3.0.1' || v.dbRevision === headOf('3.0.1'))).toEqual([]);
+    expect(
+      e2e.sim.runtime.violations.list().filter((v) => v.imageVersion !== '3.0.1' || v.dbRevision === headOf('3.0.1')),
+    ).toEqual([]);
     e2e.sim.runtime.violations.clear();
     await expectUntouched(e2e, s);
 
@@ -91,11 +105,28 @@ describe('changes the guard leaves alone', () => {
       apiVersion: 'apps/v1',
       kind: 'Deployment',
       metadata: { name: 'nginx', namespace: s.namespace, labels: { app: 'nginx' } },
-      spec: { replicas: 1, selector: { matchLabels: { app: 'nginx' } }, template: { metadata: { labels: { app: 'nginx' } }, spec: { containers: [{ name: 'nginx', image: 'nginx:1.27' }] } } },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { app: 'nginx' } },
+        template: {
+          metadata: { labels: { app: 'nginx' } },
+          spec: { containers: [{ name: 'nginx', image: 'nginx:1.27' }] },
+        },
+      },
     });
-    await e2e.admin.patch('Deployment', s.namespace, 'nginx', [{ op: 'replace', path: '/spec/template/spec/containers/0/image', value: 'nginx:1.26' }]);
-    await e2e.admin.patch('Deployment', s.namespace, 'calm-statsd', [{ op: 'replace', path: '/spec/template/spec/containers/0/image', value: 'quay.io/prometheus/statsd-exporter:v0.27.0' }]);
-    const nginx = e2e.workload('Deployment', s.namespace, 'nginx') as { spec: { paused?: boolean; template: { spec: { containers: Array<{ image: string }> } } } };
+    await e2e.admin.patch('Deployment', s.namespace, 'nginx', [
+      { op: 'replace', path: '/spec/template/spec/containers/0/image', value: 'nginx:1.26' },
+    ]);
+    await e2e.admin.patch('Deployment', s.namespace, 'calm-statsd', [
+      {
+        op: 'replace',
+        path: '/spec/template/spec/containers/0/image',
+        value: 'quay.io/prometheus/statsd-exporter:v0.27.0',
+      },
+    ]);
+    const nginx = e2e.workload('Deployment', s.namespace, 'nginx') as {
+      spec: { paused?: boolean; template: { spec: { containers: Array<{ image: string }> } } };
+    };
     expect(nginx.spec.paused ?? false).toBe(false);
     expect(nginx.spec.template.spec.containers[0]?.image).toBe('nginx:1.26');
     expect(guardAnnotations(nginx)).toEqual([]);

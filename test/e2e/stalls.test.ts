@@ -25,21 +25,42 @@ describe('stalls', () => {
     const t0 = Date.now();
     await imitatedHelm(e).upgrade(s, '3.0.2', { hook: 'none' });
 
-    const stalled = await waitFor('stall in the record', () => e.operation(s.namespace, s.release)?.stalled && e.operation(s.namespace, s.release), 10_000, 25);
+    const stalled = await waitFor(
+      'stall in the record',
+      () => e.operation(s.namespace, s.release)?.stalled && e.operation(s.namespace, s.release),
+      10_000,
+      25,
+    );
     const shownMs = Date.now() - t0;
     expect(stalled.phase).toBe('confirm');
     expect(stalled.stalled?.reason).toMatch(/metadata Secret community\/community-metadata not found/);
-    const warning = await waitFor('DowngradeStalled Warning', () => eventsOf(e, s.namespace).find((ev) => ev.reason === 'DowngradeStalled'), 10_000, 25);
+    const warning = await waitFor(
+      'DowngradeStalled Warning',
+      () => eventsOf(e, s.namespace).find((ev) => ev.reason === 'DowngradeStalled'),
+      10_000,
+      25,
+    );
     expect(warning.type).toBe('Warning');
     expect(warning.message).toMatch(/metadata Secret .* not found/);
-    expect(formatStatusTable([operationStatus(stalled)])).toMatch(/stalled since .*metadata Secret community\/community-metadata not found/);
+    expect(formatStatusTable([operationStatus(stalled)])).toMatch(
+      /stalled since .*metadata Secret community\/community-metadata not found/,
+    );
 
-    const held = await waitFor('held after the stall timeout', () => e.operation(s.namespace, s.release)?.phase === 'held' && e.operation(s.namespace, s.release), 30_000, 50);
+    const held = await waitFor(
+      'held after the stall timeout',
+      () => e.operation(s.namespace, s.release)?.phase === 'held' && e.operation(s.namespace, s.release),
+      30_000,
+      50,
+    );
     expect(held.heldFrom).toBe('confirm');
-    expect(held.heldReason).toMatch(/^stalled for \d+ s: cannot read the metadata database: metadata Secret community\/community-metadata not found/);
+    expect(held.heldReason).toMatch(
+      /^stalled for \d+ s: cannot read the metadata database: metadata Secret community\/community-metadata not found/,
+    );
     expect(eventsOf(e, s.namespace).some((ev) => ev.reason === 'DowngradeHeld' && ev.type === 'Warning')).toBe(true);
     // Held before anything changed: the release still serves 3.1.0.
     expect(releaseReady(e.sim, s)).toBe(true);
-    console.log(`[stalls] stall shown ${shownMs} ms after the change; held ${Date.parse(held.updatedAt) - Date.parse(stalled.stalled!.since)} ms after the stall began (bound 3000 ms)`);
+    console.log(
+      `[stalls] stall shown ${shownMs} ms after the change; held ${Date.parse(held.updatedAt) - Date.parse(stalled.stalled!.since)} ms after the stall began (bound 3000 ms)`,
+    );
   });
 });

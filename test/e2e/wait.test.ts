@@ -6,7 +6,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawnOwned, stopOwned } from '../support/processes.js';
-import { ROOT, podImage, releaseReady, startE2E, upgradeRelease, waitFor, type E2E, type ReleaseSpec } from './harness.js';
+import {
+  ROOT,
+  podImage,
+  releaseReady,
+  startE2E,
+  upgradeRelease,
+  waitFor,
+  type E2E,
+  type ReleaseSpec,
+} from './harness.js';
 
 let e2e: E2E | undefined;
 let dir: string | undefined;
@@ -26,20 +35,47 @@ interface WaitRun {
 }
 
 /** Starts `wait` as a pipeline would; `done` records the cluster's state the moment it exits. */
-function startWait(e: E2E, s: ReleaseSpec, target: string, args: string[] = []): { stderr: () => string; done: Promise<WaitRun> } {
+function startWait(
+  e: E2E,
+  s: ReleaseSpec,
+  target: string,
+  args: string[] = [],
+): { stderr: () => string; done: Promise<WaitRun> } {
   dir ??= mkdtempSync(path.join(os.tmpdir(), 'adg-wait-'));
   const kubeconfig = path.join(dir, 'kubeconfig');
   writeFileSync(kubeconfig, e.sim.api.kubeconfig(), { mode: 0o600 });
-  const child = spawnOwned(process.execPath, [path.join(ROOT, 'bin/airflow-downgrade-guard.js'), 'wait', '--release', `${s.namespace}/${s.release}`, '--kubeconfig', kubeconfig, '--interval', '100ms', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawnOwned(
+    process.execPath,
+    [
+      path.join(ROOT, 'bin/airflow-downgrade-guard.js'),
+      'wait',
+      '--release',
+      `${s.namespace}/${s.release}`,
+      '--kubeconfig',
+      kubeconfig,
+      '--interval',
+      '100ms',
+      ...args,
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
   const exited = new Promise<{ code: number | null; atExit: WaitRun['atExit'] }>((resolve, reject) => {
     child.once('error', reject);
-    child.once('exit', (code) => resolve({ code, atExit: { phase: e.operation(s.namespace, s.release)?.phase, ready: releaseReady(e.sim, { ...s, version: target }) } }));
+    child.once('exit', (code) =>
+      resolve({
+        code,
+        atExit: {
+          phase: e.operation(s.namespace, s.release)?.phase,
+          ready: releaseReady(e.sim, { ...s, version: target }),
+        },
+      }),
+    );
   });
   // 'close' comes after the pipes drained.
   const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
@@ -53,7 +89,12 @@ function runWait(e: E2E, s: ReleaseSpec, target: string, args: string[] = []): P
   return startWait(e, s, target, args).done;
 }
 
-const spec = (name: string): ReleaseSpec => ({ release: name, namespace: name, version: '3.1.0', replicas: { scheduler: 2 } });
+const spec = (name: string): ReleaseSpec => ({
+  release: name,
+  namespace: name,
+  version: '3.1.0',
+  replicas: { scheduler: 2 },
+});
 
 describe('wait after a downgrade was applied', () => {
   it('exits 0 only once the operation is done and every workload runs the target version', async () => {
@@ -66,13 +107,19 @@ describe('wait after a downgrade was applied', () => {
     await e2e.startGuard();
     await upgradeRelease(e2e, s, '3.0.2', { hook: 'none' });
     const run = startWait(e2e, s, '3.0.2', ['--timeout', '60s']);
-    await waitFor('wait reporting the drain', () => /waiting for waitok\/waitok: operation dg-[0-9a-f]+ \(3\.1\.0 -> 3\.0\.2\) is at drain/.test(run.stderr()), 30_000);
+    await waitFor(
+      'wait reporting the drain',
+      () => /waiting for waitok\/waitok: operation dg-[0-9a-f]+ \(3\.1\.0 -> 3\.0\.2\) is at drain/.test(run.stderr()),
+      30_000,
+    );
     expect(e2e.operation(s.namespace, s.release)?.phase).toBe('drain');
     oldPodsStuck = false;
     const result = await run.done;
     expect(result.code, result.stderr).toBe(0);
     expect(result.atExit).toEqual({ phase: 'done', ready: true });
-    expect(result.stdout).toMatch(/^release waitok\/waitok: 7 workloads rolled out, none held; last operation dg-[0-9a-f]+ \(3\.1\.0 -> 3\.0\.2\) done \(after \d+s\)\n$/);
+    expect(result.stdout).toMatch(
+      /^release waitok\/waitok: 7 workloads rolled out, none held; last operation dg-[0-9a-f]+ \(3\.1\.0 -> 3\.0\.2\) done \(after \d+s\)\n$/,
+    );
   });
 
   it('exits 3 with the reason when the downgrade fails and the operation is held', async () => {
@@ -80,12 +127,18 @@ describe('wait after a downgrade was applied', () => {
     const s = spec('waitheld');
     await e2e.installRelease(s);
     await e2e.startGuard();
-    e2e.sim.runtime.faults.add({ command: 'db downgrade', fault: { kind: 'exec-fail', exitCode: 1, message: 'sqlalchemy.exc.OperationalError: deadlock detected' }, times: 1 });
+    e2e.sim.runtime.faults.add({
+      command: 'db downgrade',
+      fault: { kind: 'exec-fail', exitCode: 1, message: 'sqlalchemy.exc.OperationalError: deadlock detected' },
+      times: 1,
+    });
     await upgradeRelease(e2e, s, '3.0.2', { hook: 'none' });
     const run = await runWait(e2e, s, '3.0.2', ['--timeout', '60s']);
     expect(run.code, run.stderr).toBe(3);
     expect(run.atExit.phase).toBe('held');
-    expect(run.stdout).toMatch(/^waitheld\/waitheld is held: operation dg-[0-9a-f]+ \(3\.1\.0 -> 3\.0\.2\) is held at downgrade: downgrade failed in pod .*deadlock detected/);
+    expect(run.stdout).toMatch(
+      /^waitheld\/waitheld is held: operation dg-[0-9a-f]+ \(3\.1\.0 -> 3\.0\.2\) is held at downgrade: downgrade failed in pod .*deadlock detected/,
+    );
   });
 
   it('exits 124 when the release is not done in time', async () => {
@@ -98,6 +151,8 @@ describe('wait after a downgrade was applied', () => {
     await upgradeRelease(e2e, s, '3.0.2', { hook: 'none' });
     const run = await runWait(e2e, s, '3.0.2', ['--timeout', '1s']);
     expect(run.code, run.stderr).toBe(124);
-    expect(run.stdout).toMatch(/^waitslow\/waitslow is not done after 1s: operation dg-[0-9a-f]+ \(3\.1\.0 -> 3\.0\.2\) is at /);
+    expect(run.stdout).toMatch(
+      /^waitslow\/waitslow is not done after 1s: operation dg-[0-9a-f]+ \(3\.1\.0 -> 3\.0\.2\) is at /,
+    );
   });
 });

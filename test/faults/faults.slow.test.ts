@@ -1,7 +1,17 @@
 // The full fault table (`npm run test:faults`): SIGKILL at every step boundary and inside long
 // steps, API faults, Postgres faults (metadata DB and audit store), exec faults, workload faults.
 import { afterAll, describe, expect, it } from 'vitest';
-import { API_FAULTS, AUDIT_FAULTS, BASELINE, EXEC_FAULTS, KILLS, POSTGRES_FAULTS, WORKLOAD_FAULTS, runScenario, type Scenario } from './scenarios.js';
+import {
+  API_FAULTS,
+  AUDIT_FAULTS,
+  BASELINE,
+  EXEC_FAULTS,
+  KILLS,
+  POSTGRES_FAULTS,
+  WORKLOAD_FAULTS,
+  runScenario,
+  type Scenario,
+} from './scenarios.js';
 import { printReport, saveRows, type FaultRow } from './support.js';
 
 const rows: FaultRow[] = [];

@@ -50,9 +50,15 @@ export async function fuzzHttp(numRuns: number, seed?: number): Promise<FuzzCoun
     }
   };
   await fc.assert(
-    fc.asyncProperty(fc.oneof(hostileReview.map((r) => safeStringify(r)), rawBodies), async (body) => {
-      if (body !== undefined) await check(body);
-    }),
+    fc.asyncProperty(
+      fc.oneof(
+        hostileReview.map((r) => safeStringify(r)),
+        rawBodies,
+      ),
+      async (body) => {
+        if (body !== undefined) await check(body);
+      },
+    ),
     { numRuns, ...(seed !== undefined ? { seed } : {}) },
   );
   return counts;

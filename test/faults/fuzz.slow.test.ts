@@ -16,7 +16,11 @@ afterAll(() => {
 describe('AdmissionReview fuzzing (full)', () => {
   it('100 000 hostile reviews: each answered or cleanly rejected, nothing unvalidated in a hold or argv', () => {
     const c = fuzzReview(100_000);
-    Object.assign(counts, { 'review cases': c.cases, 'review answered': c.answered, 'review rejected (400)': c.rejected });
+    Object.assign(counts, {
+      'review cases': c.cases,
+      'review answered': c.answered,
+      'review rejected (400)': c.rejected,
+    });
     expect(c.cases).toBe(100_000);
   });
 
@@ -28,7 +32,9 @@ describe('AdmissionReview fuzzing (full)', () => {
 
   it('huge bodies: over the limit -> 413 with a message; just under it -> an answer', async () => {
     const app = fuzzApp();
-    const review = versionChange({ kind: 'Deployment', component: 'scheduler' }, '3.1.0', '3.0.2') as { request: { object: { metadata: { annotations?: Record<string, string> } } } };
+    const review = versionChange({ kind: 'Deployment', component: 'scheduler' }, '3.1.0', '3.0.2') as {
+      request: { object: { metadata: { annotations?: Record<string, string> } } };
+    };
     const big = structuredClone(review);
     big.request.object.metadata.annotations = { filler: 'x'.repeat(BODY_LIMIT_BYTES + 10) };
     const over = await request(app).post('/mutate').set('content-type', 'application/json').send(JSON.stringify(big));

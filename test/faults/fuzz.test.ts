@@ -12,7 +12,11 @@ afterAll(() => saveCounts('fuzz-fast', counts));
 describe('AdmissionReview fuzzing (fast seed)', () => {
   it('2 000 hostile reviews: each answered or cleanly rejected, nothing unvalidated in a hold or argv', () => {
     const c = fuzzReview(2000, 42);
-    Object.assign(counts, { 'review cases': c.cases, 'review answered': c.answered, 'review rejected (400)': c.rejected });
+    Object.assign(counts, {
+      'review cases': c.cases,
+      'review answered': c.answered,
+      'review rejected (400)': c.rejected,
+    });
     expect(c.cases).toBe(2000);
     expect(c.answered).toBeGreaterThan(200);
   });

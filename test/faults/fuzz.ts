@@ -50,7 +50,19 @@ export const SMUGGLED = [
 /** Characters that would mean something to a shell or split an argument. */
 export const SHELL_META = /[;&|`$()<>\\'"\s\u0000]/;
 
-const versions = fc.constantFrom('3.1.0', '3.0.2', '3.0.3', '2.10.5', '2.9.3', '3.0.0', '2.11.0', '3.2.0', 'latest', '3.0.2-python3.12', '1.10.15');
+const versions = fc.constantFrom(
+  '3.1.0',
+  '3.0.2',
+  '3.0.3',
+  '2.10.5',
+  '2.9.3',
+  '3.0.0',
+  '2.11.0',
+  '3.2.0',
+  'latest',
+  '3.0.2-python3.12',
+  '1.10.15',
+);
 const smuggled = fc.constantFrom(...SMUGGLED);
 const hostileString = fc.oneof(
   { weight: 3, arbitrary: smuggled },
@@ -79,18 +91,42 @@ const images = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 60 }),
 );
 
-const components = fc.constantFrom('scheduler', 'api-server', 'webserver', 'worker', 'triggerer', 'dag-processor', 'run-airflow-migrations', 'database-cleanup', 'statsd');
-const kinds = fc.constantFrom('Deployment', 'StatefulSet', 'Job', 'CronJob') as fc.Arbitrary<'Deployment' | 'StatefulSet' | 'Job' | 'CronJob'>;
+const components = fc.constantFrom(
+  'scheduler',
+  'api-server',
+  'webserver',
+  'worker',
+  'triggerer',
+  'dag-processor',
+  'run-airflow-migrations',
+  'database-cleanup',
+  'statsd',
+);
+const kinds = fc.constantFrom('Deployment', 'StatefulSet', 'Job', 'CronJob') as fc.Arbitrary<
+  'Deployment' | 'StatefulSet' | 'Job' | 'CronJob'
+>;
 
 /** A real-shaped version change whose images and version annotation may be hostile. */
 const realChange = fc
-  .record({ kind: kinds, component: components, from: versions, to: versions, image: fc.option(images, { nil: undefined }), annotation: fc.option(hostileString, { nil: undefined }), oldAnnotation: fc.option(hostileString, { nil: undefined }) })
+  .record({
+    kind: kinds,
+    component: components,
+    from: versions,
+    to: versions,
+    image: fc.option(images, { nil: undefined }),
+    annotation: fc.option(hostileString, { nil: undefined }),
+    oldAnnotation: fc.option(hostileString, { nil: undefined }),
+  })
   .map((o) => {
-    const review = versionChange({ kind: o.kind, component: o.component }, o.from, o.to) as { request: { object: Json; oldObject: Json } };
+    const review = versionChange({ kind: o.kind, component: o.component }, o.from, o.to) as {
+      request: { object: Json; oldObject: Json };
+    };
     const object = review.request.object as { metadata: { annotations?: Record<string, string> } };
     if (o.image !== undefined) setAllImages(object, o.image);
     if (o.annotation !== undefined) (object.metadata.annotations ??= {})[ANNOTATIONS.airflowVersion] = o.annotation;
-    if (o.oldAnnotation !== undefined) ((review.request.oldObject as typeof object).metadata.annotations ??= {})[ANNOTATIONS.airflowVersion] = o.oldAnnotation;
+    if (o.oldAnnotation !== undefined)
+      ((review.request.oldObject as typeof object).metadata.annotations ??= {})[ANNOTATIONS.airflowVersion] =
+        o.oldAnnotation;
     return review as unknown as Json;
   });
 
@@ -105,7 +141,11 @@ function setAllImages(node: unknown, image: string): void {
 }
 
 /** Every path (as keys) to a value inside a JSON document, bounded. */
-function paths(node: unknown, prefix: Array<string | number> = [], out: Array<Array<string | number>> = []): Array<Array<string | number>> {
+function paths(
+  node: unknown,
+  prefix: Array<string | number> = [],
+  out: Array<Array<string | number>> = [],
+): Array<Array<string | number>> {
   if (out.length > 400) return out;
   out.push(prefix);
   if (Array.isArray(node)) node.forEach((n, i) => paths(n, [...prefix, i], out));
@@ -145,15 +185,19 @@ const mutatedReal = fc
   .tuple(fc.oneof(fc.constantFrom(...FIXTURE_REVIEWS), realChange), fc.array(mutation, { minLength: 1, maxLength: 4 }))
   .map(([doc, ms]) => mutate(doc, ms));
 
-const deepNesting = fc.record({ depth: fc.integer({ min: 100, max: 20_000 }), where: fc.constantFrom('object', 'annotations', 'top') }).map(({ depth, where }) => {
-  let nested: unknown = 'x';
-  for (let i = 0; i < depth; i++) nested = i % 2 ? [nested] : { a: nested };
-  const review = versionChange({ kind: 'Deployment', component: 'scheduler' }, '3.1.0', '3.0.2') as { request: { object: { metadata: Json; spec: Json } } } & Json;
-  if (where === 'top') return { ...review, extra: nested };
-  if (where === 'annotations') review.request.object.metadata.annotations = nested;
-  else review.request.object.spec.extra = nested;
-  return review as Json;
-});
+const deepNesting = fc
+  .record({ depth: fc.integer({ min: 100, max: 20_000 }), where: fc.constantFrom('object', 'annotations', 'top') })
+  .map(({ depth, where }) => {
+    let nested: unknown = 'x';
+    for (let i = 0; i < depth; i++) nested = i % 2 ? [nested] : { a: nested };
+    const review = versionChange({ kind: 'Deployment', component: 'scheduler' }, '3.1.0', '3.0.2') as {
+      request: { object: { metadata: Json; spec: Json } };
+    } & Json;
+    if (where === 'top') return { ...review, extra: nested };
+    if (where === 'annotations') review.request.object.metadata.annotations = nested;
+    else review.request.object.spec.extra = nested;
+    return review as Json;
+  });
 
 const missingUid = realChange.map((r) => {
   const copy = structuredClone(r) as { request: Json };
@@ -168,7 +212,14 @@ export const hostileReview: fc.Arbitrary<unknown> = fc.oneof(
   { weight: 1, arbitrary: missingUid },
   { weight: 1, arbitrary: fc.anything({ maxDepth: 3 }) },
   { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 4 }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('AdmissionReview'), apiVersion: fc.constant('admission.k8s.io/v1'), request: fc.anything({ maxDepth: 3 }) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('AdmissionReview'),
+      apiVersion: fc.constant('admission.k8s.io/v1'),
+      request: fc.anything({ maxDepth: 3 }),
+    }),
+  },
   { weight: 1, arbitrary: deepNesting },
 );
 
@@ -191,20 +242,31 @@ export function checkReview(input: unknown, state: ReleaseState = RUNNING_STATE)
 
 export function checkResponse(result: ReviewResult): void {
   const { response } = result;
-  assert(response.apiVersion === 'admission.k8s.io/v1' && response.kind === 'AdmissionReview', 'not an AdmissionReview v1');
+  assert(
+    response.apiVersion === 'admission.k8s.io/v1' && response.kind === 'AdmissionReview',
+    'not an AdmissionReview v1',
+  );
   assert(typeof response.response.uid === 'string' && response.response.uid === result.request.uid, 'uid not echoed');
   assert(typeof response.response.allowed === 'boolean', 'allowed is not a boolean');
-  if (!response.response.allowed) assert(typeof response.response.status?.message === 'string' && response.response.status.message.length > 0, 'denial without a message');
+  if (!response.response.allowed)
+    assert(
+      typeof response.response.status?.message === 'string' && response.response.status.message.length > 0,
+      'denial without a message',
+    );
   for (const w of response.response.warnings ?? []) assert(typeof w === 'string' && w.length <= 256 * 4, 'odd warning');
   const patch = decodePatch(response.response);
   for (const op of patch) {
-    const key = decodeURIComponent(op.path.split('/').pop() ?? '').replaceAll('~1', '/').replaceAll('~0', '~');
+    const key = decodeURIComponent(op.path.split('/').pop() ?? '')
+      .replaceAll('~1', '/')
+      .replaceAll('~0', '~');
     const value = (op as { value?: unknown }).value;
-    if (key === ANNOTATIONS.fromRevision || key === ANNOTATIONS.toRevision) assert(isValidRevision(value), `patch writes revision ${JSON.stringify(value)}`);
+    if (key === ANNOTATIONS.fromRevision || key === ANNOTATIONS.toRevision)
+      assert(isValidRevision(value), `patch writes revision ${JSON.stringify(value)}`);
     if (key === ANNOTATIONS.fromVersion || key === ANNOTATIONS.toVersion) assertVersion(value);
     if (op.path.endsWith('/annotations') && value && typeof value === 'object') {
       const a = value as Record<string, unknown>;
-      for (const k of [ANNOTATIONS.fromRevision, ANNOTATIONS.toRevision]) if (k in a) assert(isValidRevision(a[k]), `patch writes revision ${JSON.stringify(a[k])}`);
+      for (const k of [ANNOTATIONS.fromRevision, ANNOTATIONS.toRevision])
+        if (k in a) assert(isValidRevision(a[k]), `patch writes revision ${JSON.stringify(a[k])}`);
       for (const k of [ANNOTATIONS.fromVersion, ANNOTATIONS.toVersion]) if (k in a) assertVersion(a[k]);
     }
   }
@@ -214,14 +276,26 @@ export function checkResponse(result: ReviewResult): void {
     assertVersion(op.toVersion);
     // What the coordinator would exec for this operation: only fixed words and a validated revision.
     const down = downgradeArgv(op.toRevision);
-    assert(JSON.stringify(down) === JSON.stringify(['airflow', 'db', 'downgrade', '--to-revision', op.toRevision, '--yes']), 'downgrade argv shape');
-    if (op.fromRevision) assert(JSON.stringify(migrateArgv(op.fromRevision)) === JSON.stringify(['airflow', 'db', 'migrate', '--to-revision', op.fromRevision]), 'migrate argv shape');
-    for (const rev of [op.toRevision, op.fromRevision ?? '0000']) assert(/^[0-9a-z_]{1,64}$/i.test(rev), `revision ${JSON.stringify(rev)} in argv`);
+    assert(
+      JSON.stringify(down) === JSON.stringify(['airflow', 'db', 'downgrade', '--to-revision', op.toRevision, '--yes']),
+      'downgrade argv shape',
+    );
+    if (op.fromRevision)
+      assert(
+        JSON.stringify(migrateArgv(op.fromRevision)) ===
+          JSON.stringify(['airflow', 'db', 'migrate', '--to-revision', op.fromRevision]),
+        'migrate argv shape',
+      );
+    for (const rev of [op.toRevision, op.fromRevision ?? '0000'])
+      assert(/^[0-9a-z_]{1,64}$/i.test(rev), `revision ${JSON.stringify(rev)} in argv`);
   }
 }
 
 function assertVersion(value: unknown): void {
-  assert(typeof value === 'string' && parseAirflowVersion(value) !== undefined && !SHELL_META.test(value), `version ${JSON.stringify(value)} in a hold or operation`);
+  assert(
+    typeof value === 'string' && parseAirflowVersion(value) !== undefined && !SHELL_META.test(value),
+    `version ${JSON.stringify(value)} in a hold or operation`,
+  );
 }
 
 function assert(condition: boolean, message: string): asserts condition {
@@ -240,7 +314,16 @@ export const rawBodies = fc.oneof(
   realChange.map((r) => `\ufeff${JSON.stringify(r)}`),
   realChange.map((r) => JSON.stringify(r).replace('"request"', '"req\\u0075est"')),
   fc.string({ unit: 'binary', maxLength: 200 }),
-  fc.constantFrom('', '{', '[]', 'null', '"AdmissionReview"', '{"request":{}}', '{"__proto__":{"allowed":true}}', '{"constructor":{"prototype":{"x":1}}}'),
+  fc.constantFrom(
+    '',
+    '{',
+    '[]',
+    'null',
+    '"AdmissionReview"',
+    '{"request":{}}',
+    '{"__proto__":{"allowed":true}}',
+    '{"constructor":{"prototype":{"x":1}}}',
+  ),
 );
 
 export { chartWorkload };

@@ -5,7 +5,16 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ANNOTATIONS } from '../../src/core/config.js';
 import { startE2E, type E2E } from '../e2e/harness.js';
 import { SMUGGLED } from './fuzz.js';
-import { ALLOWED_COMMANDS, classify, head, downgradeRelease, recordExecs, releaseSpec, saveCounts, waitTerminal } from './support.js';
+import {
+  ALLOWED_COMMANDS,
+  classify,
+  head,
+  downgradeRelease,
+  recordExecs,
+  releaseSpec,
+  saveCounts,
+  waitTerminal,
+} from './support.js';
 
 let e2e: E2E | undefined;
 afterAll(async () => {
@@ -29,7 +38,10 @@ describe('hostile versions through the real guard', () => {
       ]) {
         const answer = await e2e.admin.rest
           .request('PATCH', `${path}?dryRun=All`, { body, contentType: 'application/strategic-merge-patch+json' })
-          .then(() => 'admitted', (e: { code?: number }) => `refused ${e.code ?? '?'}`);
+          .then(
+            () => 'admitted',
+            (e: { code?: number }) => `refused ${e.code ?? '?'}`,
+          );
         answers[answer] = (answers[answer] ?? 0) + 1;
       }
     }
@@ -47,13 +59,19 @@ describe('hostile versions through the real guard', () => {
       [ANNOTATIONS.toRevision]: head('2.0.0'),
       [ANNOTATIONS.hold]: JSON.stringify({ kind: 'Deployment', changes: [{ path: '/spec/paused', existed: false }] }),
     };
-    await e2e.admin.rest.request('PATCH', path, { body: { metadata: { annotations: forged }, spec: { paused: true } }, contentType: 'application/merge-patch+json' });
+    await e2e.admin.rest.request('PATCH', path, {
+      body: { metadata: { annotations: forged }, spec: { paused: true } },
+      contentType: 'application/merge-patch+json',
+    });
     // The webhook may strip the forged hold or the coordinator refuses it (openingProblem); either way nothing runs.
     await new Promise((r) => setTimeout(r, 1500));
     expect(e2e.operation(spec.namespace, spec.release)).toBeUndefined();
     expect(execs).toEqual([]);
     await e2e.admin.rest.request('PATCH', path, {
-      body: { metadata: { annotations: Object.fromEntries(Object.keys(forged).map((k) => [k, null])) }, spec: { paused: false } },
+      body: {
+        metadata: { annotations: Object.fromEntries(Object.keys(forged).map((k) => [k, null])) },
+        spec: { paused: false },
+      },
       contentType: 'application/merge-patch+json',
     });
 

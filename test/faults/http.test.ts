@@ -18,16 +18,49 @@ import { saveCounts } from './support.js';
 const dir = mkdtempSync(join(tmpdir(), 'adg-faults-tls-'));
 const certFile = join(dir, 'tls.crt');
 const keyFile = join(dir, 'tls.key');
-execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=guard', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', keyFile, '-out', certFile], { stdio: 'ignore' });
+execFileSync(
+  'openssl',
+  [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-days',
+    '1',
+    '-subj',
+    '/CN=guard',
+    '-addext',
+    'subjectAltName=IP:127.0.0.1',
+    '-keyout',
+    keyFile,
+    '-out',
+    certFile,
+  ],
+  { stdio: 'ignore' },
+);
 const ca = readFileSync(certFile, 'utf8');
 
-const LIMITS = { headersTimeoutMs: 1000, requestTimeoutMs: 1500, handshakeTimeoutMs: 1000, keepAliveTimeoutMs: 5000, maxConnections: 400 };
+const LIMITS = {
+  headersTimeoutMs: 1000,
+  requestTimeoutMs: 1500,
+  handshakeTimeoutMs: 1000,
+  keepAliveTimeoutMs: 5000,
+  maxConnections: 400,
+};
 let server: RunningHttpsServer;
 const counts: Record<string, number> = {};
 
 beforeAll(async () => {
   const app = createAdmissionApp({ config: DEFAULT_CONFIG, releaseState: () => ({ runningVersion: '3.1.0' }) });
-  server = await startHttpsServer(app, { certificate: { cert: ca, key: readFileSync(keyFile, 'utf8') }, port: 0, host: '127.0.0.1', limits: LIMITS });
+  server = await startHttpsServer(app, {
+    certificate: { cert: ca, key: readFileSync(keyFile, 'utf8') },
+    port: 0,
+    host: '127.0.0.1',
+    limits: LIMITS,
+  });
 });
 afterAll(async () => {
   await server.close();
@@ -37,10 +70,13 @@ afterAll(async () => {
 
 function health(timeoutMs = 2000): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = https.get({ host: '127.0.0.1', port: server.port, path: '/healthz', ca, agent: false, timeout: timeoutMs }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
+    const req = https.get(
+      { host: '127.0.0.1', port: server.port, path: '/healthz', ca, agent: false, timeout: timeoutMs },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('health timed out')));
     req.on('error', reject);
   });
@@ -102,7 +138,10 @@ describe('hostile HTTP clients', () => {
       const sockets = await Promise.all(Array.from({ length: 20 }, () => tlsSocket()));
       const closed = sockets.map((s) => untilClosed(s));
       const body = JSON.stringify(versionChange({ kind: 'Deployment', component: 'scheduler' }, '3.1.0', '3.0.2'));
-      for (const s of sockets) s.write(`POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`);
+      for (const s of sockets)
+        s.write(
+          `POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`,
+        );
       let i = 0;
       const drip = setInterval(() => {
         for (const s of sockets) if (!s.destroyed) s.write(body[i] ?? ' ');
@@ -156,10 +195,13 @@ describe('hostile HTTP clients', () => {
     ['TLSv1.1', 'TLSv1.1'],
   ] as const)('%s is refused', async (min, max) => {
     const error = await new Promise<Error | undefined>((resolve) => {
-      const s = tls.connect({ host: '127.0.0.1', port: server.port, ca, minVersion: min, maxVersion: max, ciphers: 'DEFAULT@SECLEVEL=0' }, () => {
-        s.end();
-        resolve(undefined);
-      });
+      const s = tls.connect(
+        { host: '127.0.0.1', port: server.port, ca, minVersion: min, maxVersion: max, ciphers: 'DEFAULT@SECLEVEL=0' },
+        () => {
+          s.end();
+          resolve(undefined);
+        },
+      );
       s.on('error', (e) => resolve(e));
     });
     expect(error).toBeInstanceOf(Error);
@@ -167,10 +209,13 @@ describe('hostile HTTP clients', () => {
 
   it.each(['TLSv1.2', 'TLSv1.3'] as const)('%s is accepted', async (version) => {
     const protocol = await new Promise<string | null>((resolve, reject) => {
-      const s = tls.connect({ host: '127.0.0.1', port: server.port, ca, minVersion: version, maxVersion: version }, () => {
-        resolve(s.getProtocol());
-        s.end();
-      });
+      const s = tls.connect(
+        { host: '127.0.0.1', port: server.port, ca, minVersion: version, maxVersion: version },
+        () => {
+          resolve(s.getProtocol());
+          s.end();
+        },
+      );
       s.on('error', reject);
     });
     expect(protocol).toBe(version);
@@ -181,8 +226,19 @@ describe('hostile HTTP clients', () => {
     // to the limit (opening 400 connections takes longer than the short timeouts on a busy machine).
     const shared = server;
     const app = createAdmissionApp({ config: DEFAULT_CONFIG, releaseState: () => ({ runningVersion: '3.1.0' }) });
-    const patient = { ...LIMITS, headersTimeoutMs: 120_000, requestTimeoutMs: 120_000, handshakeTimeoutMs: 120_000, keepAliveTimeoutMs: 120_000 };
-    server = await startHttpsServer(app, { certificate: { cert: ca, key: readFileSync(keyFile, 'utf8') }, port: 0, host: '127.0.0.1', limits: patient });
+    const patient = {
+      ...LIMITS,
+      headersTimeoutMs: 120_000,
+      requestTimeoutMs: 120_000,
+      handshakeTimeoutMs: 120_000,
+      keepAliveTimeoutMs: 120_000,
+    };
+    server = await startHttpsServer(app, {
+      certificate: { cert: ca, key: readFileSync(keyFile, 'utf8') },
+      port: 0,
+      host: '127.0.0.1',
+      limits: patient,
+    });
     try {
       await idleConnectionsThenLimit();
     } finally {
@@ -196,15 +252,21 @@ async function idleConnectionsThenLimit(): Promise<void> {
   const idle = await healthyThroughout(async () => Promise.all(Array.from({ length: 300 }, () => tlsSocket())));
   counts['idle TLS connections held'] = idle.length;
   // Fill up to the limit with plain sockets, then one more is refused.
-  const filler = Array.from({ length: LIMITS.maxConnections - 300 + 20 }, () => net.connect({ host: '127.0.0.1', port: server.port }));
+  const filler = Array.from({ length: LIMITS.maxConnections - 300 + 20 }, () =>
+    net.connect({ host: '127.0.0.1', port: server.port }),
+  );
   const open = (): Promise<number> => new Promise((resolve) => server.server.getConnections((_e, n) => resolve(n)));
   const deadline = Date.now() + 30_000;
   while ((await open()) < LIMITS.maxConnections && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   expect(await open()).toBe(LIMITS.maxConnections);
-  const refused = await health(1000).then(() => false, () => true);
+  const refused = await health(1000).then(
+    () => false,
+    () => true,
+  );
   expect(refused).toBe(true);
   for (const s of [...idle, ...filler]) s.destroy();
   // Service resumes once the server has seen the connections go.
-  while ((await open()) >= LIMITS.maxConnections && Date.now() < deadline + 30_000) await new Promise((r) => setTimeout(r, 50));
+  while ((await open()) >= LIMITS.maxConnections && Date.now() < deadline + 30_000)
+    await new Promise((r) => setTimeout(r, 50));
   expect(await health()).toBe(200);
 }

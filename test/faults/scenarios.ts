@@ -63,12 +63,22 @@ export async function runScenario(s: Scenario): Promise<FaultRow> {
     cleanup = extra.cleanup;
     const execs = recordExecs(e2e);
     const guard = await e2e.startGuard('guard-1', [...(s.guardArgs ?? []), ...(extra.args ?? [])]);
-    const ctx: Ctx = { e2e, spec, guard, execs, faultAt: Date.now(), target: TO, ...(extra.auditUrl ? { auditUrl: extra.auditUrl } : {}) };
+    const ctx: Ctx = {
+      e2e,
+      spec,
+      guard,
+      execs,
+      faultAt: Date.now(),
+      target: TO,
+      ...(extra.auditUrl ? { auditUrl: extra.auditUrl } : {}),
+    };
     await s.run(ctx);
     const op = await waitTerminal(e2e, spec, OP_TIMEOUT_MS).catch(() => e2e.operation(spec.namespace, spec.release));
     const recoverMs = Date.now() - ctx.faultAt;
     if (s.after) await s.after(ctx);
-    const result = op ? await classify(e2e, ctx.spec, op, ctx.target) : { outcome: 'failed' as Outcome, violations: -1, alembic: (await e2e.revision()) ?? '(none)' };
+    const result = op
+      ? await classify(e2e, ctx.spec, op, ctx.target)
+      : { outcome: 'failed' as Outcome, violations: -1, alembic: (await e2e.revision()) ?? '(none)' };
     const row: FaultRow = {
       fault: s.fault,
       outcome: result.outcome,
@@ -77,21 +87,32 @@ export async function runScenario(s: Scenario): Promise<FaultRow> {
       violations: result.violations,
       alembic: result.alembic,
       recoverMs,
-      note: [ctx.note, op?.phase === 'held' ? `held: ${(op.heldReason ?? '').slice(0, 120)}` : undefined].filter(Boolean).join('; ').replaceAll('|', '/'),
+      note: [ctx.note, op?.phase === 'held' ? `held: ${(op.heldReason ?? '').slice(0, 120)}` : undefined]
+        .filter(Boolean)
+        .join('; ')
+        .replaceAll('|', '/'),
     };
     if (ctx.auditUrl) {
       const appended = auditAppended(e2e.guards);
-      const stored = await waitFor('audit flushed', async () => {
-        const now = await auditStored(ctx.auditUrl!);
-        return lostRecords(appended, now) === 0 ? now : undefined;
-      }, 30_000, 200).catch(() => auditStored(ctx.auditUrl!));
+      const stored = await waitFor(
+        'audit flushed',
+        async () => {
+          const now = await auditStored(ctx.auditUrl!);
+          return lostRecords(appended, now) === 0 ? now : undefined;
+        },
+        30_000,
+        200,
+      ).catch(() => auditStored(ctx.auditUrl!));
       row.lostAudit = lostRecords(appended, stored);
       row.note = `${row.note ? `${row.note}; ` : ''}audit appended ${JSON.stringify(appended)} stored ${JSON.stringify(stored)}`;
     }
     // Exec only ever ran the fixed argv, only in pods of this release.
     for (const call of execs) {
       expect(ALLOWED_COMMANDS, `exec ${call.command} in ${call.pod}`).toContain(call.command);
-      expect(call.pod.startsWith(`${spec.release}-`) || call.pod.startsWith('airflow-downgrade-guard-runner-'), call.pod).toBe(true);
+      expect(
+        call.pod.startsWith(`${spec.release}-`) || call.pod.startsWith('airflow-downgrade-guard-runner-'),
+        call.pod,
+      ).toBe(true);
     }
     return row;
   } finally {
@@ -127,7 +148,12 @@ async function untilPhase(ctx: Ctx, phases: string[], timeoutMs = 60_000): Promi
 
 async function untilLog(ctx: Ctx, text: string | string[], timeoutMs = 60_000): Promise<void> {
   const texts = [text].flat();
-  await waitFor(`log "${texts.join('" or "')}"`, () => ctx.guard.logs.some((l) => texts.some((t) => l.includes(t))), timeoutMs, 5);
+  await waitFor(
+    `log "${texts.join('" or "')}"`,
+    () => ctx.guard.logs.some((l) => texts.some((t) => l.includes(t))),
+    timeoutMs,
+    5,
+  );
 }
 
 /** SIGKILL the guard once `when` resolves, restart it, recovery measured from the kill. */
@@ -168,13 +194,20 @@ function apiFault(fault: string, rules: E2E['sim']['api']['faults'], extra: Part
     },
     async after(ctx) {
       ctx.e2e.sim.api.faults.length = 0;
-      const hit = ctx.e2e.sim.api.requests.filter((r) => r.code >= 409 && r.user.includes('airflow-downgrade-guard')).length;
+      const hit = ctx.e2e.sim.api.requests.filter(
+        (r) => r.code >= 409 && r.user.includes('airflow-downgrade-guard'),
+      ).length;
       ctx.note = `${hit} guard requests answered with an error`;
     },
   };
 }
 
-function execFault(fault: string, rule: Parameters<E2E['sim']['runtime']['faults']['add']>[0], expected: Outcome | Outcome[], extra: Partial<Scenario> = {}): Scenario {
+function execFault(
+  fault: string,
+  rule: Parameters<E2E['sim']['runtime']['faults']['add']>[0],
+  expected: Outcome | Outcome[],
+  extra: Partial<Scenario> = {},
+): Scenario {
   return {
     fault: `exec ${fault}`,
     expected,
@@ -203,10 +236,14 @@ export const BASELINE: Scenario = {
 export const KILLS: Scenario[] = [
   killAt('after open', (ctx) => untilPhase(ctx, ['confirm'])),
   killAt('after confirm', (ctx) => untilPhase(ctx, ['downgrade'])),
-  killAt('during exec', async (ctx) => {
-    await untilLog(ctx, 'operation downgrade start');
-    await new Promise((r) => setTimeout(r, 250));
-  }, { stepDurationMs: 200 }),
+  killAt(
+    'during exec',
+    async (ctx) => {
+      await untilLog(ctx, 'operation downgrade start');
+      await new Promise((r) => setTimeout(r, 250));
+    },
+    { stepDurationMs: 200 },
+  ),
   killAt('after downgrade', (ctx) => untilPhase(ctx, ['verify', 'drain'])),
   killAt('after verify', (ctx) => untilPhase(ctx, ['drain'])),
   killAt('during drain wait', async (ctx) => {
@@ -220,18 +257,35 @@ export const KILLS: Scenario[] = [
 const GUARD = 'system:serviceaccount:airflow-downgrade-guard:airflow-downgrade-guard';
 
 export const API_FAULTS: Scenario[] = [
-  apiFault('409 on operation ConfigMap updates (x3)', [{ match: { verb: 'update', resource: 'configmaps', user: GUARD }, respond: { code: 409, times: 3 } }]),
-  apiFault('429 on workload patches (x4)', [{ match: { verb: 'patch', resource: 'deployments', user: GUARD }, respond: { code: 429, times: 4 } }]),
-  apiFault('500 on Secret reads (x3)', [{ match: { verb: 'get', resource: 'secrets', user: GUARD }, respond: { code: 500, times: 3 } }]),
-  apiFault('503 on Lease calls (x4)', [{ match: { resource: 'leases', user: GUARD }, respond: { code: 503, times: 4 } }]),
-  apiFault('503 on exec (x2)', [{ match: { verb: 'create', resource: 'pods/exec', user: GUARD }, respond: { code: 503, times: 2 } }]),
-  apiFault('timeouts: 12 s delay on ConfigMap reads (x2)', [{ match: { verb: 'get', resource: 'configmaps', user: GUARD }, respond: { delayMs: 12_000, times: 2 } }]),
-  apiFault('watch disconnects every 150 ms (x40)', [{ match: { verb: 'watch', user: GUARD }, respond: { dropWatchAfterMs: 150, times: 40 } }]),
+  apiFault('409 on operation ConfigMap updates (x3)', [
+    { match: { verb: 'update', resource: 'configmaps', user: GUARD }, respond: { code: 409, times: 3 } },
+  ]),
+  apiFault('429 on workload patches (x4)', [
+    { match: { verb: 'patch', resource: 'deployments', user: GUARD }, respond: { code: 429, times: 4 } },
+  ]),
+  apiFault('500 on Secret reads (x3)', [
+    { match: { verb: 'get', resource: 'secrets', user: GUARD }, respond: { code: 500, times: 3 } },
+  ]),
+  apiFault('503 on Lease calls (x4)', [
+    { match: { resource: 'leases', user: GUARD }, respond: { code: 503, times: 4 } },
+  ]),
+  apiFault('503 on exec (x2)', [
+    { match: { verb: 'create', resource: 'pods/exec', user: GUARD }, respond: { code: 503, times: 2 } },
+  ]),
+  apiFault('timeouts: 12 s delay on ConfigMap reads (x2)', [
+    { match: { verb: 'get', resource: 'configmaps', user: GUARD }, respond: { delayMs: 12_000, times: 2 } },
+  ]),
+  apiFault('watch disconnects every 150 ms (x40)', [
+    { match: { verb: 'watch', user: GUARD }, respond: { dropWatchAfterMs: 150, times: 40 } },
+  ]),
   {
     fault: 'API watch drop + 410 Gone on resume',
     expected: 'completed',
     async run(ctx) {
-      ctx.e2e.sim.api.faults.push({ match: { verb: 'watch', user: GUARD }, respond: { dropWatchAfterMs: 300, times: 30 } });
+      ctx.e2e.sim.api.faults.push({
+        match: { verb: 'watch', user: GUARD },
+        respond: { dropWatchAfterMs: 300, times: 30 },
+      });
       ctx.faultAt = Date.now();
       const compact = setInterval(() => ctx.e2e.sim.store.compactHistory(), 100);
       await downgradeRelease(ctx.e2e, ctx.spec);
@@ -271,17 +325,41 @@ export const POSTGRES_FAULTS: Scenario[] = [
 ];
 
 export const EXEC_FAULTS: Scenario[] = [
-  execFault('non-zero exit', { command: 'db downgrade', fault: { kind: 'exec-fail', exitCode: 1, message: 'boom' }, times: 1 }, 'held safely'),
-  execFault('halfway, then exit 1 (intermediate revision)', { command: 'db downgrade', fault: { kind: 'exec-halfway', steps: 1, then: 'exit' }, times: 1 }, 'held safely'),
-  execFault('halfway, then connection dropped (no exit status)', { command: 'db downgrade', fault: { kind: 'exec-halfway', steps: 1, then: 'drop' }, times: 1 }, ['held safely', 'completed']),
-  execFault('hangs past --exec-timeout-ms', { command: 'db downgrade', fault: { kind: 'exec-hang' }, times: 1 }, 'held safely', { guardArgs: ['--exec-timeout-ms', '1500'] }),
+  execFault(
+    'non-zero exit',
+    { command: 'db downgrade', fault: { kind: 'exec-fail', exitCode: 1, message: 'boom' }, times: 1 },
+    'held safely',
+  ),
+  execFault(
+    'halfway, then exit 1 (intermediate revision)',
+    { command: 'db downgrade', fault: { kind: 'exec-halfway', steps: 1, then: 'exit' }, times: 1 },
+    'held safely',
+  ),
+  execFault(
+    'halfway, then connection dropped (no exit status)',
+    { command: 'db downgrade', fault: { kind: 'exec-halfway', steps: 1, then: 'drop' }, times: 1 },
+    ['held safely', 'completed'],
+  ),
+  execFault(
+    'hangs past --exec-timeout-ms',
+    { command: 'db downgrade', fault: { kind: 'exec-hang' }, times: 1 },
+    'held safely',
+    { guardArgs: ['--exec-timeout-ms', '1500'] },
+  ),
   // After a lost exec the guard waits for the migration lock and reads the schema again: from an
   // intermediate revision it either rolls forward and holds, or (lock free, next attempt) finishes.
-  execFault('halfway, then hangs past the timeout', { command: 'db downgrade', fault: { kind: 'exec-halfway', steps: 1, then: 'hang' }, times: 1 }, ['held safely', 'completed'], { guardArgs: ['--exec-timeout-ms', '1500'] }),
+  execFault(
+    'halfway, then hangs past the timeout',
+    { command: 'db downgrade', fault: { kind: 'exec-halfway', steps: 1, then: 'hang' }, times: 1 },
+    ['held safely', 'completed'],
+    { guardArgs: ['--exec-timeout-ms', '1500'] },
+  ),
 ];
 
 function podsOfRelease(ctx: Ctx): KubeObject[] {
-  return ctx.e2e.sim.store.list(RESOURCES.pods, ctx.spec.namespace).items.filter((p) => p.metadata.labels?.release === ctx.spec.release);
+  return ctx.e2e.sim.store
+    .list(RESOURCES.pods, ctx.spec.namespace)
+    .items.filter((p) => p.metadata.labels?.release === ctx.spec.release);
 }
 
 export const WORKLOAD_FAULTS: Scenario[] = [
@@ -305,7 +383,10 @@ export const WORKLOAD_FAULTS: Scenario[] = [
       await downgradeRelease(ctx.e2e, ctx.spec);
       await untilLog(ctx, 'operation downgrade start');
       ctx.faultAt = Date.now();
-      const answer = await downgradeRelease(ctx.e2e, ctx.spec, '2.10.5').then(() => 'admitted', (e: Error) => `refused: ${e.message.slice(0, 100)}`);
+      const answer = await downgradeRelease(ctx.e2e, ctx.spec, '2.10.5').then(
+        () => 'admitted',
+        (e: Error) => `refused: ${e.message.slice(0, 100)}`,
+      );
       ctx.note = `second change ${answer}`;
     },
     async after(ctx) {
@@ -365,7 +446,12 @@ export const AUDIT_FAULTS: Scenario[] = [
     async setup() {
       const store = await startPrivatePostgres();
       await store.stop();
-      return { args: ['--audit-database-url', store.url], auditUrl: store.url, cleanup: () => store.destroy(), store } as never;
+      return {
+        args: ['--audit-database-url', store.url],
+        auditUrl: store.url,
+        cleanup: () => store.destroy(),
+        store,
+      } as never;
     },
     async run(ctx) {
       ctx.faultAt = Date.now();
@@ -381,7 +467,12 @@ export const AUDIT_FAULTS: Scenario[] = [
     },
     async after(ctx) {
       const url = ctx.auditUrl!;
-      await waitFor('break-glass audited', async () => (await auditRows(url, "decision = 'break-glass'")).length > 0, 30_000, 200);
+      await waitFor(
+        'break-glass audited',
+        async () => (await auditRows(url, "decision = 'break-glass'")).length > 0,
+        30_000,
+        200,
+      );
       const breakGlass = await auditRows(url, "decision = 'break-glass'");
       expect(JSON.stringify(breakGlass)).toContain('fault-suite: emergency rollback drill');
       const password = decodeURIComponent(new URL(ctx.e2e.db.url).password);
@@ -389,7 +480,10 @@ export const AUDIT_FAULTS: Scenario[] = [
       const logs = ctx.e2e.guards.flatMap((g) => g.logs).join('\n');
       const events = JSON.stringify(ctx.e2e.sim.store.list(RESOURCES.events, ctx.spec.namespace).items);
       const audit = JSON.stringify(await auditRows(url, 'true'));
-      const warnings = ctx.e2e.guards.flatMap((g) => g.logs).filter((l) => l.includes('warning')).join('\n');
+      const warnings = ctx.e2e.guards
+        .flatMap((g) => g.logs)
+        .filter((l) => l.includes('warning'))
+        .join('\n');
       for (const [where, text] of Object.entries({ logs, events, audit, warnings })) {
         expect(text.includes(password), `metadata password in ${where}`).toBe(false);
         expect(text.includes(ctx.e2e.db.url), `connection string in ${where}`).toBe(false);
@@ -411,20 +505,26 @@ async function startPrivatePostgres(): Promise<EmbeddedServer> {
 /** `kubectl apply --dry-run=server` of a break-glass downgrade: decided and audited, nothing changes. */
 async function breakGlassDryRun(ctx: Ctx): Promise<void> {
   const name = `${ctx.spec.release}-scheduler`;
-  await ctx.e2e.admin.rest.request('PATCH', `/apis/apps/v1/namespaces/${ctx.spec.namespace}/deployments/${name}?dryRun=All`, {
-    body: {
-      metadata: { annotations: { 'airflow-downgrade-guard/break-glass': 'fault-suite: emergency rollback drill' } },
-      spec: { template: { spec: { containers: [{ name: 'scheduler', image: 'apache/airflow:2.10.5' }] } } },
+  await ctx.e2e.admin.rest.request(
+    'PATCH',
+    `/apis/apps/v1/namespaces/${ctx.spec.namespace}/deployments/${name}?dryRun=All`,
+    {
+      body: {
+        metadata: { annotations: { 'airflow-downgrade-guard/break-glass': 'fault-suite: emergency rollback drill' } },
+        spec: { template: { spec: { containers: [{ name: 'scheduler', image: 'apache/airflow:2.10.5' }] } } },
+      },
+      contentType: 'application/strategic-merge-patch+json',
     },
-    contentType: 'application/strategic-merge-patch+json',
-  });
+  );
 }
 
 async function auditRows(url: string, where: string): Promise<unknown[]> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    return (await client.query(`SELECT record, request, decision FROM airflow_downgrade_guard.audit_records WHERE ${where}`)).rows;
+    return (
+      await client.query(`SELECT record, request, decision FROM airflow_downgrade_guard.audit_records WHERE ${where}`)
+    ).rows;
   } finally {
     await client.end();
   }

@@ -12,7 +12,10 @@ vi.mock('../../src/sim/cluster.js', async (importOriginal) => {
   return {
     ...original,
     startSimCluster: (options: Parameters<typeof original.startSimCluster>[0] = {}) =>
-      original.startSimCluster({ ...options, controllers: { ...options.controllers, stuckTerminating: (pod) => stuck.predicate(pod) } }),
+      original.startSimCluster({
+        ...options,
+        controllers: { ...options.controllers, stuckTerminating: (pod) => stuck.predicate(pod) },
+      }),
   };
 });
 

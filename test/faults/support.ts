@@ -50,33 +50,66 @@ export interface FaultRow {
 const TERMINAL = new Set(['done', 'held', 'cancelled', 'aborted']);
 
 export async function waitTerminal(e2e: E2E, spec: ReleaseSpec, timeoutMs = 60_000): Promise<OperationState> {
-  return waitFor('operation terminal', () => {
-    const op = e2e.operation(spec.namespace, spec.release);
-    return op && TERMINAL.has(op.phase) ? op : undefined;
-  }, timeoutMs, 25);
+  return waitFor(
+    'operation terminal',
+    () => {
+      const op = e2e.operation(spec.namespace, spec.release);
+      return op && TERMINAL.has(op.phase) ? op : undefined;
+    },
+    timeoutMs,
+    25,
+  );
 }
 
 /**
  * completed: done, schema at the target, release running it. held safely: held, schema back at
  * (or never left) the running version and the running pods on it. cancelled: likewise, no downgrade.
  */
-export async function classify(e2e: E2E, spec: ReleaseSpec, op: OperationState, target = TO): Promise<{ outcome: Outcome; violations: number; alembic: string }> {
+export async function classify(
+  e2e: E2E,
+  spec: ReleaseSpec,
+  op: OperationState,
+  target = TO,
+): Promise<{ outcome: Outcome; violations: number; alembic: string }> {
   const alembic = (await e2e.revision()) ?? '(none)';
   await e2e.sim.runtime.sweep();
   const violations = e2e.sim.runtime.violations.list().length;
   let outcome: Outcome = 'failed';
   if (op.phase === 'done' && alembic === head(target)) {
-    const ready = await waitFor(`release on ${target}`, () => releaseReady(e2e.sim, { ...spec, version: target }), 30_000, 50).catch(() => false);
+    const ready = await waitFor(
+      `release on ${target}`,
+      () => releaseReady(e2e.sim, { ...spec, version: target }),
+      30_000,
+      50,
+    ).catch(() => false);
     if (ready) outcome = 'completed';
   } else if ((op.phase === 'held' || op.phase === 'cancelled') && alembic === head(spec.version)) {
-    const ready = await waitFor(`release still on ${spec.version}`, () => releaseReady(e2e.sim, spec), 30_000, 50).catch(() => false);
+    const ready = await waitFor(
+      `release still on ${spec.version}`,
+      () => releaseReady(e2e.sim, spec),
+      30_000,
+      50,
+    ).catch(() => false);
     if (ready) outcome = op.phase === 'held' ? 'held safely' : 'cancelled';
   }
-  return { outcome, violations, alembic: alembic === head(target) ? `${alembic} (${target})` : alembic === head(spec.version) ? `${alembic} (${spec.version})` : alembic };
+  return {
+    outcome,
+    violations,
+    alembic:
+      alembic === head(target)
+        ? `${alembic} (${target})`
+        : alembic === head(spec.version)
+          ? `${alembic} (${spec.version})`
+          : alembic,
+  };
 }
 
 /** Kills the guard with SIGKILL and starts a replacement under a new identity. */
-export async function killAndRestart(e2e: E2E, guard: Guard, extraArgs: string[] = []): Promise<{ guard: Guard; killedAt: number }> {
+export async function killAndRestart(
+  e2e: E2E,
+  guard: Guard,
+  extraArgs: string[] = [],
+): Promise<{ guard: Guard; killedAt: number }> {
   await guard.stop('SIGKILL');
   const killedAt = Date.now();
   const next = await e2e.startGuard(`${guard.identity}-r`, extraArgs);
@@ -87,9 +120,20 @@ export async function killAndRestart(e2e: E2E, guard: Guard, extraArgs: string[]
 /** The Service would route to the new replica; the harness registered the first guard's port. */
 export async function pointWebhookAt(e2e: E2E, port: number): Promise<void> {
   const configs = await e2e.admin.list('MutatingWebhookConfiguration', undefined);
-  for (const config of configs.items as Array<{ metadata: { name: string }; webhooks?: Array<{ clientConfig?: { url?: string } }> }>) {
+  for (const config of configs.items as Array<{
+    metadata: { name: string };
+    webhooks?: Array<{ clientConfig?: { url?: string } }>;
+  }>) {
     const ops = (config.webhooks ?? []).flatMap((hook, i) =>
-      hook.clientConfig?.url?.includes('127.0.0.1') ? [{ op: 'replace' as const, path: `/webhooks/${i}/clientConfig/url`, value: `https://127.0.0.1:${port}/mutate` }] : [],
+      hook.clientConfig?.url?.includes('127.0.0.1')
+        ? [
+            {
+              op: 'replace' as const,
+              path: `/webhooks/${i}/clientConfig/url`,
+              value: `https://127.0.0.1:${port}/mutate`,
+            },
+          ]
+        : [],
     );
     if (ops.length) await e2e.admin.patch('MutatingWebhookConfiguration', undefined, config.metadata.name, ops);
   }
@@ -122,7 +166,11 @@ export function recordExecs(e2e: E2E): ExecCall[] {
       return false;
     }
   }
-  e2e.sim.runtime.faults.add({ pod: new PodProbe('.*'), command: new CommandProbe('.*'), fault: { kind: 'exec-fail' } });
+  e2e.sim.runtime.faults.add({
+    pod: new PodProbe('.*'),
+    command: new CommandProbe('.*'),
+    fault: { kind: 'exec-fail' },
+  });
   return calls;
 }
 
@@ -154,12 +202,20 @@ export async function auditStored(url: string): Promise<Record<string, number>> 
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    const res = await client.query<{ kind: string; n: string }>('SELECT kind, count(*) AS n FROM airflow_downgrade_guard.audit_records GROUP BY kind').catch(async () => {
-      const schemas = await client.query<{ nspname: string }>("SELECT table_schema AS nspname FROM information_schema.tables WHERE table_name = 'audit_records'");
-      const schema = schemas.rows[0]?.nspname;
-      if (!schema) return { rows: [] as Array<{ kind: string; n: string }> };
-      return client.query<{ kind: string; n: string }>(`SELECT kind, count(*) AS n FROM "${schema}".audit_records GROUP BY kind`);
-    });
+    const res = await client
+      .query<{ kind: string; n: string }>(
+        'SELECT kind, count(*) AS n FROM airflow_downgrade_guard.audit_records GROUP BY kind',
+      )
+      .catch(async () => {
+        const schemas = await client.query<{ nspname: string }>(
+          "SELECT table_schema AS nspname FROM information_schema.tables WHERE table_name = 'audit_records'",
+        );
+        const schema = schemas.rows[0]?.nspname;
+        if (!schema) return { rows: [] as Array<{ kind: string; n: string }> };
+        return client.query<{ kind: string; n: string }>(
+          `SELECT kind, count(*) AS n FROM "${schema}".audit_records GROUP BY kind`,
+        );
+      });
     return Object.fromEntries(res.rows.map((r) => [r.kind, Number(r.n)]));
   } finally {
     await client.end();
@@ -195,17 +251,26 @@ export function renderReport(): string {
     .sort();
   // The fast rows (faults.test.ts) are also in the full table: the full run's row wins.
   const byFault = new Map<string, FaultRow>();
-  for (const f of fresh.filter((name) => name.endsWith('.rows.json'))) for (const r of JSON.parse(readFileSync(f, 'utf8')) as FaultRow[]) byFault.set(r.fault, r);
+  for (const f of fresh.filter((name) => name.endsWith('.rows.json')))
+    for (const r of JSON.parse(readFileSync(f, 'utf8')) as FaultRow[]) byFault.set(r.fault, r);
   const rows = [...byFault.values()];
   const lines = [
     '| fault | outcome | expected | violations | alembic_version | recover (ms) | lost audit | note |',
     '|---|---|---|---|---|---|---|---|',
-    ...rows.map((r) =>
-      `| ${r.fault} | ${r.outcome} | ${[r.expected].flat().join(' / ')} | ${r.violations} | ${r.alembic} | ${r.recoverMs} | ${r.lostAudit ?? '-'} | ${r.note ?? ''} |`,
+    ...rows.map(
+      (r) =>
+        `| ${r.fault} | ${r.outcome} | ${[r.expected].flat().join(' / ')} | ${r.violations} | ${r.alembic} | ${r.recoverMs} | ${r.lostAudit ?? '-'} | ${r.note ?? ''} |`,
     ),
   ];
-  const counts = fresh.filter((f) => f.endsWith('.counts.json')).map((f) => [path.basename(f, '.counts.json'), JSON.parse(readFileSync(f, 'utf8'))] as const);
-  const fuzz = counts.map(([name, c]) => `- ${name}: ${Object.entries(c as Record<string, unknown>).map(([k, v]) => `${k} ${String(v)}`).join(', ')}`);
+  const counts = fresh
+    .filter((f) => f.endsWith('.counts.json'))
+    .map((f) => [path.basename(f, '.counts.json'), JSON.parse(readFileSync(f, 'utf8'))] as const);
+  const fuzz = counts.map(
+    ([name, c]) =>
+      `- ${name}: ${Object.entries(c as Record<string, unknown>)
+        .map(([k, v]) => `${k} ${String(v)}`)
+        .join(', ')}`,
+  );
   const totalViolations = rows.reduce((n, r) => n + r.violations, 0);
   const lost = rows.reduce((n, r) => n + (r.lostAudit ?? 0), 0);
   const failedRows = rows.filter((r) => ![r.expected].flat().includes(r.outcome)).length;

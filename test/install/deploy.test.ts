@@ -62,13 +62,17 @@ describe.skipIf(!hasKubectl)('kubectl kustomize renders the same objects as the 
 
   it('namespaced overlay has no cluster-wide access to workloads or secrets', () => {
     const objects = kustomize('overlays/namespaced');
-    const clusterRoles = objects.filter((o) => o.kind === 'ClusterRole') as Array<Manifest & { rules: Array<{ resources: string[] }> }>;
+    const clusterRoles = objects.filter((o) => o.kind === 'ClusterRole') as Array<
+      Manifest & { rules: Array<{ resources: string[] }> }
+    >;
     expect(clusterRoles.map((r) => r.metadata.name)).toEqual(['airflow-downgrade-guard']);
     expect(clusterRoles[0]!.rules.flatMap((r) => r.resources)).toEqual(['mutatingwebhookconfigurations']);
-    expect(objects.filter((o) => o.kind === 'Role').map((o) => `${o.metadata.namespace}/${o.metadata.name}`).sort()).toEqual([
-      'airflow-downgrade-guard/airflow-downgrade-guard',
-      'airflow/airflow-downgrade-guard-workloads',
-    ]);
+    expect(
+      objects
+        .filter((o) => o.kind === 'Role')
+        .map((o) => `${o.metadata.namespace}/${o.metadata.name}`)
+        .sort(),
+    ).toEqual(['airflow-downgrade-guard/airflow-downgrade-guard', 'airflow/airflow-downgrade-guard-workloads']);
   });
 });
 

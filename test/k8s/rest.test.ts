@@ -21,16 +21,26 @@ describe('KubeRest request bodies', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const kc = new KubeConfig();
     kc.loadFromOptions({
-      clusters: [{ name: 'c', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true }],
+      clusters: [
+        { name: 'c', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true },
+      ],
       users: [{ name: 'u' }],
       contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
       currentContext: 'x',
     });
     const rest = new KubeRest(kc);
     try {
-      const options = { apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 0, preconditions: { uid: 'é-uid' } };
+      const options = {
+        apiVersion: 'v1',
+        kind: 'DeleteOptions',
+        gracePeriodSeconds: 0,
+        preconditions: { uid: 'é-uid' },
+      };
       await rest.request('DELETE', '/api/v1/namespaces/a/pods/b', { body: options });
-      await rest.request('PATCH', '/api/v1/namespaces/a/pods/b/status', { body: { status: { phase: 'Running' } }, contentType: 'application/merge-patch+json' });
+      await rest.request('PATCH', '/api/v1/namespaces/a/pods/b/status', {
+        body: { status: { phase: 'Running' } },
+        contentType: 'application/merge-patch+json',
+      });
       await rest.request('GET', '/api/v1/namespaces');
     } finally {
       rest.close();

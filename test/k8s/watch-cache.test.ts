@@ -23,7 +23,12 @@ function project(obj: unknown): Rec | undefined {
 }
 
 function configMap(namespace: string, name: string, release?: string) {
-  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace, ...(release ? { labels: { release } } : {}) }, data: {} };
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name, namespace, ...(release ? { labels: { release } } : {}) },
+    data: {},
+  };
 }
 
 async function until(what: string, check: () => boolean): Promise<void> {
@@ -43,14 +48,20 @@ describe('WatchCache groupBy index', () => {
   beforeAll(async () => {
     sim = await startSimCluster();
     await sim.controllers.stop();
-    for (const ns of ['a', 'b']) sim.store.create(RESOURCES.namespaces, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+    for (const ns of ['a', 'b'])
+      sim.store.create(RESOURCES.namespaces, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
     sim.store.create(RESOURCES.configmaps, configMap('a', 'one', 'r1'));
     sim.store.create(RESOURCES.configmaps, configMap('a', 'two', 'r1'));
     sim.store.create(RESOURCES.configmaps, configMap('b', 'one', 'r1'));
     const kubeConfig = new KubeConfig();
     kubeConfig.loadFromString(sim.api.kubeconfig());
     rest = new KubeRest(kubeConfig);
-    cache = new WatchCache<Rec>(kubeConfig, rest, { name: 'ConfigMap', paths: ['/api/v1/configmaps'], project, groupBy: (r) => `${r.namespace}/${r.release}` });
+    cache = new WatchCache<Rec>(kubeConfig, rest, {
+      name: 'ConfigMap',
+      paths: ['/api/v1/configmaps'],
+      project,
+      groupBy: (r) => `${r.namespace}/${r.release}`,
+    });
     cache.start();
     await until('synced', () => cache.ready);
   });
@@ -114,9 +125,20 @@ describe('WatchCache with no reachable API server', () => {
     });
     const rest = new KubeRest(kubeConfig, 1_000);
     const lines: Array<{ level: number; msg: string }> = [];
-    const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
+    const logger = pino(
+      { level: 'debug' },
+      { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) },
+    );
     const caches = ['deployments', 'statefulsets', 'pods'].map(
-      (plural) => new WatchCache<Rec>(kubeConfig, rest, { name: plural, paths: [`/apis/apps/v1/${plural}`], project, logger, minBackoffMs: 5, maxBackoffMs: 20 }),
+      (plural) =>
+        new WatchCache<Rec>(kubeConfig, rest, {
+          name: plural,
+          paths: [`/apis/apps/v1/${plural}`],
+          project,
+          logger,
+          minBackoffMs: 5,
+          maxBackoffMs: 20,
+        }),
     );
     try {
       for (const c of caches) c.start();
@@ -127,8 +149,11 @@ describe('WatchCache with no reachable API server', () => {
     }
     const warnings = lines.filter((l) => l.level >= 40);
     expect(warnings.map((l) => l.msg)).toEqual([
-      expect.stringMatching(new RegExp(`^cannot reach the Kubernetes API at https://127\\.0\\.0\\.1:${port} \\(.*ECONNREFUSED.*\\); retrying quietly with backoff \\(at most 20 ms apart\\) until it answers$`)),
+      expect.stringMatching(
+        new RegExp(
+          `^cannot reach the Kubernetes API at https://127\\.0\\.0\\.1:${port} \\(.*ECONNREFUSED.*\\); retrying quietly with backoff \\(at most 20 ms apart\\) until it answers$`,
+        ),
+      ),
     ]);
   });
 });
-

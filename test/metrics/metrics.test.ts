@@ -44,9 +44,15 @@ describe('metrics', () => {
     metrics.recordAdmission('downgrade', 'Deployment', true, 0.002);
     metrics.recordAdmission('pass-through', 'Job', false, 0.00005);
     const text = await metrics.registry.metrics();
-    expect(text).toContain('airflow_downgrade_guard_admission_requests_total{decision="downgrade",kind="Deployment",dry_run="false"} 2');
-    expect(text).toContain('airflow_downgrade_guard_admission_requests_total{decision="downgrade",kind="Deployment",dry_run="true"} 1');
-    expect(text).toContain('airflow_downgrade_guard_admission_requests_total{decision="pass-through",kind="Job",dry_run="false"} 1');
+    expect(text).toContain(
+      'airflow_downgrade_guard_admission_requests_total{decision="downgrade",kind="Deployment",dry_run="false"} 2',
+    );
+    expect(text).toContain(
+      'airflow_downgrade_guard_admission_requests_total{decision="downgrade",kind="Deployment",dry_run="true"} 1',
+    );
+    expect(text).toContain(
+      'airflow_downgrade_guard_admission_requests_total{decision="pass-through",kind="Job",dry_run="false"} 1',
+    );
     expect(text).toContain('airflow_downgrade_guard_admission_duration_seconds_bucket{le="0.0001"} 1');
     expect(text).toContain('airflow_downgrade_guard_admission_duration_seconds_bucket{le="0.0005"} 3');
     expect(text).toContain('airflow_downgrade_guard_admission_duration_seconds_count 4');
@@ -75,7 +81,9 @@ describe('metrics', () => {
     metrics.operations.inc({ outcome: 'released' });
     const text = await metrics.registry.metrics();
     expect(text).toContain('airflow_downgrade_guard_operations_in_progress 1');
-    expect(text).toContain('airflow_downgrade_guard_operation_step_duration_seconds_count{step="downgrade",outcome="ok"} 1');
+    expect(text).toContain(
+      'airflow_downgrade_guard_operation_step_duration_seconds_count{step="downgrade",outcome="ok"} 1',
+    );
     expect(text).toContain('airflow_downgrade_guard_exec_duration_seconds_sum{outcome="ok"} 41');
     expect(text).toContain('airflow_downgrade_guard_operations_total{outcome="released"} 1');
   });
@@ -100,15 +108,20 @@ describe('certificate expiry gauge', () => {
   it('exports the expiry of the certificate served, renewals included', async () => {
     const { describeCertificate, generateCertificates } = await import('../../src/certs/generate.js');
     const metrics = createMetrics({ defaultMetrics: false });
-    const value = async () => (await metrics.registry.getSingleMetric('airflow_downgrade_guard_certificate_expiry_timestamp_seconds')!.get()).values[0]?.value;
+    const value = async () =>
+      (await metrics.registry.getSingleMetric('airflow_downgrade_guard_certificate_expiry_timestamp_seconds')!.get())
+        .values[0]?.value;
     expect(await value()).toBeUndefined();
     for (const days of [30, 90]) {
-      const certs = generateCertificates({ service: 'airflow-downgrade-guard', namespace: 'guard', now: new Date(Date.now() - (365 - days) * 86_400_000) });
+      const certs = generateCertificates({
+        service: 'airflow-downgrade-guard',
+        namespace: 'guard',
+        now: new Date(Date.now() - (365 - days) * 86_400_000),
+      });
       metrics.observeCertificate(certs.cert);
       expect(await value()).toBe(describeCertificate(certs.cert).notAfter.getTime() / 1000);
     }
     metrics.observeCertificate('not a certificate');
     expect(await value()).toBeGreaterThan(Date.now() / 1000);
   });
-
 });

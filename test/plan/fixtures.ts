@@ -24,26 +24,59 @@ export function renderChart(o: RenderOptions): string {
   const namespace = o.namespace === null ? undefined : (o.namespace ?? 'airflow');
   const labels = { tier: 'airflow', release, chart: 'airflow-1.18.0', heritage: 'Helm' };
   const meta = (name: string): Record<string, unknown> => ({ name, ...(namespace ? { namespace } : {}), labels });
-  const workload = (options: Omit<WorkloadOptions, 'release' | 'namespace' | 'version'> & { version?: string }): Record<string, unknown> => {
-    const object = chartWorkload({ release, namespace: namespace ?? 'default', version: o.version, replicas: o.replicas?.[options.component] ?? 1, ...options });
+  const workload = (
+    options: Omit<WorkloadOptions, 'release' | 'namespace' | 'version'> & { version?: string },
+  ): Record<string, unknown> => {
+    const object = chartWorkload({
+      release,
+      namespace: namespace ?? 'default',
+      version: o.version,
+      replicas: o.replicas?.[options.component] ?? 1,
+      ...options,
+    });
     return namespace ? object : stripNamespace(object);
   };
   const docs: unknown[] = [
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(`${release}-scheduler`) },
-    { apiVersion: 'v1', kind: 'Secret', metadata: meta(`${release}-metadata`), type: 'Opaque', data: { connection: Buffer.from('postgresql://airflow:airflow@pg/airflow').toString('base64') } },
-    { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(`${release}-config`), data: { 'airflow.cfg': '[core]\nexecutor = CeleryExecutor\n' } },
-    { apiVersion: 'v1', kind: 'Service', metadata: meta(`${release}-api-server`), spec: { selector: { tier: 'airflow', component: 'api-server', release }, ports: [{ port: 8080 }] } },
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: meta(`${release}-metadata`),
+      type: 'Opaque',
+      data: { connection: Buffer.from('postgresql://airflow:airflow@pg/airflow').toString('base64') },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: meta(`${release}-config`),
+      data: { 'airflow.cfg': '[core]\nexecutor = CeleryExecutor\n' },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: meta(`${release}-api-server`),
+      spec: { selector: { tier: 'airflow', component: 'api-server', release }, ports: [{ port: 8080 }] },
+    },
     workload({ kind: 'Deployment', component: 'api-server' }),
     workload({ kind: 'Deployment', component: 'scheduler' }),
     workload({ kind: 'Deployment', component: 'dag-processor' }),
     workload({ kind: 'StatefulSet', component: 'triggerer' }),
     workload({ kind: 'StatefulSet', component: 'worker' }),
     workload({ kind: 'Deployment', component: 'statsd', image: 'quay.io/prometheus/statsd-exporter:v0.28.0' }),
-    workload({ kind: 'Deployment', component: 'pgbouncer', image: 'apache/airflow:airflow-pgbouncer-2025.03.05-1.23.1' }),
+    workload({
+      kind: 'Deployment',
+      component: 'pgbouncer',
+      image: 'apache/airflow:airflow-pgbouncer-2025.03.05-1.23.1',
+    }),
   ];
   if (o.hooks) {
     docs.push(workload({ kind: 'Job', component: 'run-airflow-migrations' }));
     docs.push(workload({ kind: 'CronJob', component: 'database-cleanup' }));
   }
-  return docs.map((d) => `---\n# Source: airflow/templates/${String((d as { kind: string }).kind).toLowerCase()}.yaml\n${stringify(d)}`).join('');
+  return docs
+    .map(
+      (d) =>
+        `---\n# Source: airflow/templates/${String((d as { kind: string }).kind).toLowerCase()}.yaml\n${stringify(d)}`,
+    )
+    .join('');
 }

@@ -9,7 +9,13 @@ import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { describeCertificate, generateCa, issueServingCertificate, splitPemBundle, type PemPair } from '../../src/certs/generate.js';
+import {
+  describeCertificate,
+  generateCa,
+  issueServingCertificate,
+  splitPemBundle,
+  type PemPair,
+} from '../../src/certs/generate.js';
 import { certificatesFromSecret, type SecretObject } from '../../src/certs/rotation.js';
 import { renderInstallManifests } from '../../src/install/manifests.js';
 import { GUARD_NAME, TLS_SECRET_NAME } from '../../src/install/names.js';
@@ -53,8 +59,25 @@ afterAll(async () => {
 });
 
 function startServe(identity: string, args: string[]): Promise<Guard> {
-  const cli = [path.join(ROOT, 'dist/src/cli/main.js'), 'serve', '--host', '127.0.0.1', '--port', '0', '--kubeconfig', kubeconfig, '--identity', identity, '--config', path.join(dir, 'serve.yaml')];
-  return spawnGuard(identity, [...cli, ...args], { ...process.env, POD_NAMESPACE: NAMESPACE, ADG_LOG_LEVEL: 'info' }).then((guard) => {
+  const cli = [
+    path.join(ROOT, 'dist/src/cli/main.js'),
+    'serve',
+    '--host',
+    '127.0.0.1',
+    '--port',
+    '0',
+    '--kubeconfig',
+    kubeconfig,
+    '--identity',
+    identity,
+    '--config',
+    path.join(dir, 'serve.yaml'),
+  ];
+  return spawnGuard(identity, [...cli, ...args], {
+    ...process.env,
+    POD_NAMESPACE: NAMESPACE,
+    ADG_LOG_LEVEL: 'info',
+  }).then((guard) => {
     guards.push(guard);
     return guard;
   });
@@ -67,13 +90,28 @@ interface Served {
 }
 
 /** GET /healthz, trusting only `ca`; with an agent, over its open keep-alive connection when it has one. */
-function healthz(port: number, ca: string, options: { servername?: string; agent?: https.Agent } = {}): Promise<Served> {
+function healthz(
+  port: number,
+  ca: string,
+  options: { servername?: string; agent?: https.Agent } = {},
+): Promise<Served> {
   return new Promise((resolve, reject) => {
     const req = https.get(
-      { host: '127.0.0.1', port, path: '/healthz', ca, agent: options.agent ?? false, ...(options.servername ? { servername: options.servername } : {}) },
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/healthz',
+        ca,
+        agent: options.agent ?? false,
+        ...(options.servername ? { servername: options.servername } : {}),
+      },
       (res) => {
         const socket = res.socket as TLSSocket;
-        const served = { status: res.statusCode ?? 0, fingerprint: socket.getPeerCertificate().fingerprint256, localPort: socket.localPort ?? -1 };
+        const served = {
+          status: res.statusCode ?? 0,
+          fingerprint: socket.getPeerCertificate().fingerprint256,
+          localPort: socket.localPort ?? -1,
+        };
         res.resume();
         res.on('end', () => resolve(served));
       },
@@ -111,12 +149,18 @@ function writeMountedSecret(mount: string, pair: PemPair, generation: number): v
 describe('serve reloads a renewed certificate without a restart', () => {
   it('files mode: the files renewed on disk are served to new connections; the open connection carries on', async () => {
     const ca = generateCa();
-    const issue = (): PemPair => issueServingCertificate({ service: GUARD_NAME, namespace: NAMESPACE, dnsNames: ['127.0.0.1'], ca });
+    const issue = (): PemPair =>
+      issueServingCertificate({ service: GUARD_NAME, namespace: NAMESPACE, dnsNames: ['127.0.0.1'], ca });
     const mount = path.join(dir, 'tls');
     mkdirSync(mount);
     const first = issue();
     writeMountedSecret(mount, first, 1);
-    const guard = await startServe('guard-files', ['--tls-cert-file', path.join(mount, 'tls.crt'), '--tls-key-file', path.join(mount, 'tls.key')]);
+    const guard = await startServe('guard-files', [
+      '--tls-cert-file',
+      path.join(mount, 'tls.crt'),
+      '--tls-key-file',
+      path.join(mount, 'tls.key'),
+    ]);
 
     const agent = keepAliveAgent();
     const before = await healthz(guard.port, ca.cert, { agent });
@@ -124,35 +168,54 @@ describe('serve reloads a renewed certificate without a restart', () => {
 
     const second = issue();
     writeMountedSecret(mount, second, 2);
-    await waitFor('the renewed certificate served to a new connection', async () => (await healthz(guard.port, ca.cert)).fingerprint === fingerprint(second.cert), 20_000);
+    await waitFor(
+      'the renewed certificate served to a new connection',
+      async () => (await healthz(guard.port, ca.cert)).fingerprint === fingerprint(second.cert),
+      20_000,
+    );
 
     // The keep-alive connection opened before the renewal is still open and answering.
     const reused = await healthz(guard.port, ca.cert, { agent });
     expect(reused).toMatchObject({ status: 200, localPort: before.localPort, fingerprint: fingerprint(first.cert) });
     expect(guard.process.exitCode).toBeNull();
-    expect(guard.logs.some((l) => l.includes('serving a renewed certificate') && l.includes(fingerprint(second.cert)))).toBe(true);
+    expect(
+      guard.logs.some((l) => l.includes('serving a renewed certificate') && l.includes(fingerprint(second.cert))),
+    ).toBe(true);
   });
 
   it('files mode: a renewal whose key does not match is refused and the current certificate stays served', async () => {
     const ca = generateCa();
-    const issue = (): PemPair => issueServingCertificate({ service: GUARD_NAME, namespace: NAMESPACE, dnsNames: ['127.0.0.1'], ca });
+    const issue = (): PemPair =>
+      issueServingCertificate({ service: GUARD_NAME, namespace: NAMESPACE, dnsNames: ['127.0.0.1'], ca });
     const mount = path.join(dir, 'tls-mismatch');
     mkdirSync(mount);
     const first = issue();
     writeMountedSecret(mount, first, 1);
-    const guard = await startServe('guard-mismatch', ['--tls-cert-file', path.join(mount, 'tls.crt'), '--tls-key-file', path.join(mount, 'tls.key')]);
+    const guard = await startServe('guard-mismatch', [
+      '--tls-cert-file',
+      path.join(mount, 'tls.crt'),
+      '--tls-key-file',
+      path.join(mount, 'tls.key'),
+    ]);
 
     writeMountedSecret(mount, { cert: issue().cert, key: first.key }, 2);
-    await waitFor('the refusal logged', () => guard.logs.some((l) => l.includes('renewed serving certificate not usable')), 20_000);
+    await waitFor(
+      'the refusal logged',
+      () => guard.logs.some((l) => l.includes('renewed serving certificate not usable')),
+      20_000,
+    );
     expect(await healthz(guard.port, ca.cert)).toMatchObject({ status: 200, fingerprint: fingerprint(first.cert) });
   });
 
   it('self-managed mode: a certificate renewed in the Secret is served to new connections; the open connection carries on', async () => {
-    const [webhook] = renderInstallManifests({ namespace: NAMESPACE, certMode: 'self-managed' }).filter((o) => o.kind === 'MutatingWebhookConfiguration');
+    const [webhook] = renderInstallManifests({ namespace: NAMESPACE, certMode: 'self-managed' }).filter(
+      (o) => o.kind === 'MutatingWebhookConfiguration',
+    );
     await admin.create('MutatingWebhookConfiguration', undefined, webhook as never);
     const guard = await startServe('guard-self-managed', ['--cert-mode', 'self-managed']);
 
-    const secret = async (): Promise<SecretObject> => (await admin.get<SecretObject>('Secret', NAMESPACE, TLS_SECRET_NAME));
+    const secret = async (): Promise<SecretObject> =>
+      await admin.get<SecretObject>('Secret', NAMESPACE, TLS_SECRET_NAME);
     const created = certificatesFromSecret(await secret())!;
     const agent = keepAliveAgent();
     const before = await healthz(guard.port, created.caCert, { agent, servername: SERVICE_NAME });
@@ -160,13 +223,29 @@ describe('serve reloads a renewed certificate without a restart', () => {
 
     // Another replica renews the serving certificate with the same CA (what self-managed mode does 30 days ahead).
     const current = await secret();
-    const renewed = issueServingCertificate({ service: GUARD_NAME, namespace: NAMESPACE, ca: { cert: splitPemBundle(created.caCert)[0]!, key: created.caKey } });
-    const data = { ...current.data, 'tls.crt': Buffer.from(renewed.cert).toString('base64'), 'tls.key': Buffer.from(renewed.key).toString('base64') };
+    const renewed = issueServingCertificate({
+      service: GUARD_NAME,
+      namespace: NAMESPACE,
+      ca: { cert: splitPemBundle(created.caCert)[0]!, key: created.caKey },
+    });
+    const data = {
+      ...current.data,
+      'tls.crt': Buffer.from(renewed.cert).toString('base64'),
+      'tls.key': Buffer.from(renewed.key).toString('base64'),
+    };
     await admin.replace('Secret', NAMESPACE, TLS_SECRET_NAME, { ...current, data } as never);
 
-    await waitFor('the renewed certificate served to a new connection', async () => (await healthz(guard.port, created.caCert, { servername: SERVICE_NAME })).fingerprint === fingerprint(renewed.cert), 20_000);
+    await waitFor(
+      'the renewed certificate served to a new connection',
+      async () =>
+        (await healthz(guard.port, created.caCert, { servername: SERVICE_NAME })).fingerprint ===
+        fingerprint(renewed.cert),
+      20_000,
+    );
     const reused = await healthz(guard.port, created.caCert, { agent, servername: SERVICE_NAME });
     expect(reused).toMatchObject({ status: 200, localPort: before.localPort, fingerprint: fingerprint(created.cert) });
-    expect(guard.logs.some((l) => l.includes('serving a renewed certificate') && l.includes(fingerprint(renewed.cert)))).toBe(true);
+    expect(
+      guard.logs.some((l) => l.includes('serving a renewed certificate') && l.includes(fingerprint(renewed.cert))),
+    ).toBe(true);
   });
 });

@@ -29,15 +29,21 @@ describe('lowerMainThreadPriority (the coordinator thread yields to the admissio
     expect(lowerMainThreadPriority(5, logger, c)).toEqual({ applied: true, from: 17, to: 19 });
   });
 
-  it('does nothing when disabled, or where a priority is the whole process\'s', () => {
+  it("does nothing when disabled, or where a priority is the whole process's", () => {
     const off = control('linux', 0);
     expect(lowerMainThreadPriority(0, logger, off)).toMatchObject({ applied: false });
     const mac = control('darwin', 0);
-    expect(lowerMainThreadPriority(5, logger, mac)).toEqual({ applied: false, reason: 'thread priorities are per process on darwin' });
+    expect(lowerMainThreadPriority(5, logger, mac)).toEqual({
+      applied: false,
+      reason: 'thread priorities are per process on darwin',
+    });
     expect([...off.set_, ...mac.set_]).toEqual([]);
   });
 
   it('reports a refusal instead of failing the start', () => {
-    expect(lowerMainThreadPriority(5, logger, control('linux', 0, 'EACCES'))).toEqual({ applied: false, reason: 'EACCES' });
+    expect(lowerMainThreadPriority(5, logger, control('linux', 0, 'EACCES'))).toEqual({
+      applied: false,
+      reason: 'EACCES',
+    });
   });
 });

@@ -17,9 +17,13 @@ describe('argparse emulation', () => {
   });
 
   it('words errors like argparse', () => {
-    expect(() => parseOptions(SPECS, ['--to-version'])).toThrow(new UsageError('argument -n/--to-version: expected one argument'));
+    expect(() => parseOptions(SPECS, ['--to-version'])).toThrow(
+      new UsageError('argument -n/--to-version: expected one argument'),
+    );
     expect(() => parseOptions(SPECS, ['-n', '--yes'])).toThrow(/expected one argument/);
-    expect(() => parseOptions(SPECS, ['--to', 'x'])).toThrow(/ambiguous option: --to could match --to-version, --to-revision/);
+    expect(() => parseOptions(SPECS, ['--to', 'x'])).toThrow(
+      /ambiguous option: --to could match --to-version, --to-revision/,
+    );
     expect(() => parseOptions(SPECS, ['--force', 'extra'])).toThrow('unrecognized arguments: --force extra');
     expect(() => parseOptions(SPECS, ['--yes=1'])).toThrow(/ignored explicit argument '1'/);
   });
@@ -29,26 +33,50 @@ describe('container argv', () => {
   it('unwraps the chart\'s bash -c "exec airflow …"', () => {
     expect(processArgv(undefined, ['bash', '-c', 'exec airflow scheduler'])).toEqual(['airflow', 'scheduler']);
     // The official image's ENTRYPOINT spelled out, as some charts and users do.
-    expect(processArgv(['/usr/bin/dumb-init', '--', '/entrypoint'], ['bash', '-c', 'exec airflow scheduler'])).toEqual(['airflow', 'scheduler']);
-    expect(processArgv(['dumb-init', '--single-child', '--', '/entrypoint'], ['db', 'migrate'])).toEqual(['airflow', 'db', 'migrate']);
+    expect(processArgv(['/usr/bin/dumb-init', '--', '/entrypoint'], ['bash', '-c', 'exec airflow scheduler'])).toEqual([
+      'airflow',
+      'scheduler',
+    ]);
+    expect(processArgv(['dumb-init', '--single-child', '--', '/entrypoint'], ['db', 'migrate'])).toEqual([
+      'airflow',
+      'db',
+      'migrate',
+    ]);
     expect(processArgv(['/entrypoint'], ['airflow', 'version'])).toEqual(['airflow', 'version']);
     // The community chart's check-db and wait-for-db-migrations init containers.
-    expect(processArgv(['/usr/bin/dumb-init', '--'], ['bash', '-c', 'exec timeout 16s airflow db check'])).toEqual(['airflow', 'db', 'check']);
-    expect(processArgv(['/usr/bin/dumb-init', '--'], ['bash', '-c', 'exec airflow db check-migrations -t 60'])).toEqual(['airflow', 'db', 'check-migrations', '-t', '60']);
+    expect(processArgv(['/usr/bin/dumb-init', '--'], ['bash', '-c', 'exec timeout 16s airflow db check'])).toEqual([
+      'airflow',
+      'db',
+      'check',
+    ]);
+    expect(processArgv(['/usr/bin/dumb-init', '--'], ['bash', '-c', 'exec airflow db check-migrations -t 60'])).toEqual(
+      ['airflow', 'db', 'check-migrations', '-t', '60'],
+    );
     expect(processArgv(['bash', '-c'], ['exec \\\nairflow db migrate'])).toEqual(['airflow', 'db', 'migrate']);
     expect(processArgv(undefined, ['airflow', 'db', 'check-migrations', '--migration-wait-timeout=60'])).toEqual([
-      'airflow', 'db', 'check-migrations', '--migration-wait-timeout=60',
+      'airflow',
+      'db',
+      'check-migrations',
+      '--migration-wait-timeout=60',
     ]);
   });
 
   it('expands "$@" like bash -c does for the chart\'s create-user job', () => {
-    expect(processArgv(undefined, ['bash', '-c', 'exec \\\nairflow users create "$@"', '--', '-r', 'Admin', '-u', 'ad min'])).toEqual([
-      'airflow', 'users', 'create', '-r', 'Admin', '-u', 'ad min',
-    ]);
+    expect(
+      processArgv(undefined, ['bash', '-c', 'exec \\\nairflow users create "$@"', '--', '-r', 'Admin', '-u', 'ad min']),
+    ).toEqual(['airflow', 'users', 'create', '-r', 'Admin', '-u', 'ad min']);
   });
 
   it('splits quoted words and refuses other shell syntax', () => {
-    expect(shellWords(`airflow users create -u "ad min" -p 'x y'`)).toEqual(['airflow', 'users', 'create', '-u', 'ad min', '-p', 'x y']);
+    expect(shellWords(`airflow users create -u "ad min" -p 'x y'`)).toEqual([
+      'airflow',
+      'users',
+      'create',
+      '-u',
+      'ad min',
+      '-p',
+      'x y',
+    ]);
     expect(() => shellWords('airflow db migrate && rm -rf /')).toThrow(/unsupported shell syntax/);
     expect(() => shellWords('airflow "db')).toThrow(/unterminated quote/);
   });

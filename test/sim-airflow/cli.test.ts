@@ -29,7 +29,12 @@ function context(imageRef: string, overrides: Partial<CliContext> = {}): CliCont
   };
 }
 
-async function run(imageRef: string, argv: string[], stdin: string[] | 'open' = [], overrides: Partial<CliContext> = {}) {
+async function run(
+  imageRef: string,
+  argv: string[],
+  stdin: string[] | 'open' = [],
+  overrides: Partial<CliContext> = {},
+) {
   const io = recordingIO(stdin);
   const ctx = context(imageRef, overrides);
   const result = await runAirflowCommand({ ...ctx, target: { ...ctx.target, argv } }, argv, io);
@@ -139,27 +144,42 @@ describe('airflow db downgrade', () => {
     await setRevision(db.url, V310);
     const r = await run('apache/airflow:3.1.0', ['airflow', 'db', 'downgrade', '-n', '3.0.2', '-s', '-y']);
     expect(r.exitCode).toBe(0);
-    expect(r.out).toMatch(new RegExp(`UPDATE alembic_version SET version_num='\\w+' WHERE alembic_version.version_num = '${V310}';`));
-    expect(r.out).toContain(`UPDATE alembic_version SET version_num='${V300}' WHERE alembic_version.version_num = '${V303}';`);
+    expect(r.out).toMatch(
+      new RegExp(`UPDATE alembic_version SET version_num='\\w+' WHERE alembic_version.version_num = '${V310}';`),
+    );
+    expect(r.out).toContain(
+      `UPDATE alembic_version SET version_num='${V300}' WHERE alembic_version.version_num = '${V303}';`,
+    );
     expect(r.out).not.toContain('Downgrade complete');
     expect(await getRevision(db.url)).toBe(V310);
   });
 
   it('holds pg_advisory_lock(1) while it runs: a second downgrade waits for it', async () => {
     await setRevision(db.url, V310);
-    const first = run('apache/airflow:3.1.0', ['airflow', 'db', 'downgrade', '-n', '3.0.3', '-y'], [], { stepDurationMs: 400 });
+    const first = run('apache/airflow:3.1.0', ['airflow', 'db', 'downgrade', '-n', '3.0.3', '-y'], [], {
+      stepDurationMs: 400,
+    });
     const probe = new pg.Client({ connectionString: db.url });
     await probe.connect();
     try {
-      await waitFor(async () => {
-        const held = await probe.query("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = 1 AND granted");
-        return held.rows[0].n === 1;
-      }, 5000, 'the advisory lock');
+      await waitFor(
+        async () => {
+          const held = await probe.query(
+            "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = 1 AND granted",
+          );
+          return held.rows[0].n === 1;
+        },
+        5000,
+        'the advisory lock',
+      );
       const lockedOut = await probe.query('SELECT pg_try_advisory_lock(1) AS got');
       expect(lockedOut.rows[0].got).toBe(false);
       const finished: string[] = [];
       const second = run('apache/airflow:3.1.0', ['airflow', 'db', 'downgrade', '-n', '3.0.2', '-y']);
-      const [a, b] = await Promise.all([first.finally(() => finished.push('first')), second.finally(() => finished.push('second'))]);
+      const [a, b] = await Promise.all([
+        first.finally(() => finished.push('first')),
+        second.finally(() => finished.push('second')),
+      ]);
       expect(finished).toEqual(['first', 'second']);
       expect(a.exitCode).toBe(0);
       expect(b.exitCode).toBe(0);
@@ -185,7 +205,9 @@ describe('airflow db downgrade', () => {
   it('a dropped halfway downgrade throws ExecConnectionDropped after committing its steps', async () => {
     await setRevision(db.url, V310);
     faults.add({ fault: { kind: 'exec-halfway', steps: 1, then: 'drop' }, times: 1 });
-    await expect(run('apache/airflow:3.1.0', ['airflow', 'db', 'downgrade', '-n', '3.0.2', '-y'])).rejects.toBeInstanceOf(ExecConnectionDropped);
+    await expect(
+      run('apache/airflow:3.1.0', ['airflow', 'db', 'downgrade', '-n', '3.0.2', '-y']),
+    ).rejects.toBeInstanceOf(ExecConnectionDropped);
     expect(await getRevision(db.url)).toBe(V303);
   });
 
@@ -202,7 +224,11 @@ describe('airflow db downgrade', () => {
     const probe = new pg.Client({ connectionString: db.url });
     await probe.connect();
     try {
-      await waitFor(async () => (await probe.query('SELECT pg_try_advisory_lock(1) AS got')).rows[0].got === true, 3000, 'the lock');
+      await waitFor(
+        async () => (await probe.query('SELECT pg_try_advisory_lock(1) AS got')).rows[0].got === true,
+        3000,
+        'the lock',
+      );
     } finally {
       await probe.end();
     }
@@ -212,7 +238,9 @@ describe('airflow db downgrade', () => {
     faults.add({ fault: { kind: 'db-error', message: 'connection to server at "db" failed: timeout expired' } });
     const r = await run('apache/airflow:3.1.0', ['airflow', 'db', 'downgrade', '-n', '3.0.2', '-y']);
     expect(r.exitCode).toBe(1);
-    expect(r.err).toContain('sqlalchemy.exc.OperationalError: (psycopg2.OperationalError) connection to server at "db" failed: timeout expired');
+    expect(r.err).toContain(
+      'sqlalchemy.exc.OperationalError: (psycopg2.OperationalError) connection to server at "db" failed: timeout expired',
+    );
   });
 });
 
@@ -305,7 +333,9 @@ describe('other commands', () => {
   it('prints the version and the heads map of the image', async () => {
     expect((await run('apache/airflow:3.1.0', ['airflow', 'version'])).out).toBe('3.1.0\n');
     const r = await run('apache/airflow:3.0.3', [
-      'python', '-c', 'from airflow.utils.db import _REVISION_HEADS_MAP; import json; print(json.dumps(_REVISION_HEADS_MAP))',
+      'python',
+      '-c',
+      'from airflow.utils.db import _REVISION_HEADS_MAP; import json; print(json.dumps(_REVISION_HEADS_MAP))',
     ]);
     expect(r.exitCode).toBe(0);
     const map = JSON.parse(r.out) as Record<string, string>;

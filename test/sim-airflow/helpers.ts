@@ -19,7 +19,9 @@ export function recordingIO(stdin: string[] | 'open' = []): RecordingIO {
   const waiters = new Set<() => void>();
   async function* input(): AsyncIterable<Buffer> {
     if (stdin === 'open') {
-      await new Promise<void>((resolve) => controller.signal.addEventListener('abort', () => resolve(), { once: true }));
+      await new Promise<void>((resolve) =>
+        controller.signal.addEventListener('abort', () => resolve(), { once: true }),
+      );
       return;
     }
     for (const line of stdin) yield Buffer.from(line);
@@ -73,7 +75,11 @@ export async function getRevision(url: string): Promise<string | null> {
   return (await readAlembicRevision(url)).revision;
 }
 
-export async function waitFor(predicate: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
+export async function waitFor(
+  predicate: () => boolean | Promise<boolean>,
+  timeoutMs = 5000,
+  what = 'condition',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { airflowImage, airflowImageVersion, ImageCatalog, resolveToVersion, type AirflowImage } from '../../src/sim/airflow/image.js';
+import {
+  airflowImage,
+  airflowImageVersion,
+  ImageCatalog,
+  resolveToVersion,
+  type AirflowImage,
+} from '../../src/sim/airflow/image.js';
 
 function image(ref: string): AirflowImage {
   const known = airflowImage(ref);
@@ -17,7 +23,14 @@ describe('simulated image versions', () => {
   });
 
   it('treats pgbouncer, moving tags and other images as not Airflow', () => {
-    for (const ref of ['apache/airflow:airflow-pgbouncer-2025.03.05-1.23.1', 'apache/airflow:latest', 'busybox:1.36', 'redis:7.2', 'quay.io/prometheus/statsd-exporter:v0.28.0', undefined]) {
+    for (const ref of [
+      'apache/airflow:airflow-pgbouncer-2025.03.05-1.23.1',
+      'apache/airflow:latest',
+      'busybox:1.36',
+      'redis:7.2',
+      'quay.io/prometheus/statsd-exporter:v0.28.0',
+      undefined,
+    ]) {
       expect(airflowImage(ref)).toBeUndefined();
     }
   });

@@ -21,9 +21,17 @@ describe('the simulated Airflow migration chain (test/fixtures/airflow-migration
   });
 
   it('rejects a file that is not one linear chain, naming the entry', () => {
-    const entry = (revision: string, down: string, version: string) => ({ revision, down_revision: down, airflow_version: version });
-    expect(() => parseMigrationChain({ migrations: [entry('b', 'a', '2.0.0'), entry('d', 'c', '2.0.0')] })).toThrow(/d revises c, not the entry before it \(b\)/);
-    expect(() => parseMigrationChain({ migrations: [entry('b', 'a', '2.1.0'), entry('c', 'b', '2.0.0')] })).toThrow(/c \(2\.0\.0\) is listed after a migration of 2\.1\.0/);
+    const entry = (revision: string, down: string, version: string) => ({
+      revision,
+      down_revision: down,
+      airflow_version: version,
+    });
+    expect(() => parseMigrationChain({ migrations: [entry('b', 'a', '2.0.0'), entry('d', 'c', '2.0.0')] })).toThrow(
+      /d revises c, not the entry before it \(b\)/,
+    );
+    expect(() => parseMigrationChain({ migrations: [entry('b', 'a', '2.1.0'), entry('c', 'b', '2.0.0')] })).toThrow(
+      /c \(2\.0\.0\) is listed after a migration of 2\.1\.0/,
+    );
     expect(() => parseMigrationChain({ migrations: [{ revision: 'b' }] })).toThrow(/entry 0 needs/);
     expect(() => parseMigrationChain({})).toThrow(/non-empty list/);
   });
@@ -36,6 +44,9 @@ describe('the simulated Airflow migration chain (test/fixtures/airflow-migration
         { revision: 'b1', down_revision: 'a2', airflow_version: '2.1.0' },
       ],
     });
-    expect(releaseHeads(chain).map((row) => [row.release.text, row.head])).toEqual([['2.0.0', 'a2'], ['2.1.0', 'b1']]);
+    expect(releaseHeads(chain).map((row) => [row.release.text, row.head])).toEqual([
+      ['2.0.0', 'a2'],
+      ['2.1.0', 'b1'],
+    ]);
   });
 });

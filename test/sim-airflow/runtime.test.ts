@@ -1,5 +1,10 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createAirflowRuntime, ExecConnectionDropped, ImageCatalog, type AirflowRuntime } from '../../src/sim/airflow/index.js';
+import {
+  createAirflowRuntime,
+  ExecConnectionDropped,
+  ImageCatalog,
+  type AirflowRuntime,
+} from '../../src/sim/airflow/index.js';
 import type { ContainerStart, KubeObject } from '../../src/sim/types.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 import { getRevision, recordingIO, setRevision, waitFor } from './helpers.js';
@@ -16,7 +21,10 @@ let secrets: Map<string, string>;
 type Container = ContainerStart['container'];
 
 const metadataEnv = [
-  { name: 'AIRFLOW__DATABASE__SQL_ALCHEMY_CONN', valueFrom: { secretKeyRef: { name: 'airflow-metadata', key: 'connection' } } },
+  {
+    name: 'AIRFLOW__DATABASE__SQL_ALCHEMY_CONN',
+    valueFrom: { secretKeyRef: { name: 'airflow-metadata', key: 'connection' } },
+  },
 ];
 
 function container(name: string, version: string, args?: string[], extra: Record<string, unknown> = {}): Container {
@@ -66,15 +74,26 @@ afterEach(async () => {
 describe('containers of Airflow pods', () => {
   it('wait-for-airflow-migrations blocks until the schema matches its image, then exits 0', async () => {
     await setRevision(db.url, V300);
-    const p = pod('airflow-scheduler-1', [container('scheduler', '3.1.0', ['bash', '-c', 'exec airflow scheduler'])], [
-      container('wait-for-airflow-migrations', '3.1.0', ['airflow', 'db', 'check-migrations', '--migration-wait-timeout=60']),
-    ]);
+    const p = pod(
+      'airflow-scheduler-1',
+      [container('scheduler', '3.1.0', ['bash', '-c', 'exec airflow scheduler'])],
+      [
+        container('wait-for-airflow-migrations', '3.1.0', [
+          'airflow',
+          'db',
+          'check-migrations',
+          '--migration-wait-timeout=60',
+        ]),
+      ],
+    );
     const init = startInit(p);
     let done = false;
     void init.exited.then(() => (done = true));
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(done).toBe(false);
-    const job = pod('airflow-run-airflow-migrations-x', [container('run-airflow-migrations', '3.1.0', ['bash', '-c', 'exec \\\nairflow db migrate'])]);
+    const job = pod('airflow-run-airflow-migrations-x', [
+      container('run-airflow-migrations', '3.1.0', ['bash', '-c', 'exec \\\nairflow db migrate']),
+    ]);
     const migrate = startMain(job);
     expect(await migrate.exited).toEqual({ exitCode: 0, reason: 'Completed' });
     expect(await getRevision(db.url)).toBe(V310);
@@ -83,9 +102,18 @@ describe('containers of Airflow pods', () => {
 
   it('wait-for-airflow-migrations of an older image fails after its timeout on a newer schema', async () => {
     await setRevision(db.url, V310);
-    const p = pod('airflow-scheduler-2', [container('scheduler', '3.0.2')], [
-      container('wait-for-airflow-migrations', '3.0.2', ['airflow', 'db', 'check-migrations', '--migration-wait-timeout=2']),
-    ]);
+    const p = pod(
+      'airflow-scheduler-2',
+      [container('scheduler', '3.0.2')],
+      [
+        container('wait-for-airflow-migrations', '3.0.2', [
+          'airflow',
+          'db',
+          'check-migrations',
+          '--migration-wait-timeout=2',
+        ]),
+      ],
+    );
     expect(await startInit(p).exited).toEqual({ exitCode: 1, reason: 'Error' });
   });
 
@@ -93,52 +121,121 @@ describe('containers of Airflow pods', () => {
     const images = new ImageCatalog();
     const image = 'registry.example.com/catalog-airflow-airflow:build-4711';
     images.declare(image, { 'org.apache.airflow.version': '3.1.0' });
-    const labelled = createAirflowRuntime({ resolveSecret: (namespace, name, key) => secrets.get(`${namespace}/${name}/${key}`), stepDurationMs: 2, readyDelayMs: 30, secondMs: 20, images });
+    const labelled = createAirflowRuntime({
+      resolveSecret: (namespace, name, key) => secrets.get(`${namespace}/${name}/${key}`),
+      stepDurationMs: 2,
+      readyDelayMs: 30,
+      secondMs: 20,
+      images,
+    });
     try {
       await setRevision(db.url, V300);
       const entrypoint = { command: ['/usr/bin/dumb-init', '--', '/entrypoint'], image };
-      const job = pod('private-migrate', [container('run-airflow-migrations', '3.1.0', ['bash', '-c', 'exec airflow db migrate'], entrypoint)]);
+      const job = pod('private-migrate', [
+        container('run-airflow-migrations', '3.1.0', ['bash', '-c', 'exec airflow db migrate'], entrypoint),
+      ]);
       const spec = (job.spec as { containers: Container[] }).containers[0] as Container;
-      expect(await labelled.start({ namespace: NS, pod: job, container: spec, role: 'main' }).exited).toEqual({ exitCode: 0, reason: 'Completed' });
+      expect(await labelled.start({ namespace: NS, pod: job, container: spec, role: 'main' }).exited).toEqual({
+        exitCode: 0,
+        reason: 'Completed',
+      });
       expect(await getRevision(db.url)).toBe(V310);
       // Without the catalog entry the same image is no Airflow image: its `airflow` does not exist.
       const io = recordingIO();
-      const plain = await runtime.exec({ namespace: NS, pod: job, container: 'run-airflow-migrations', command: ['airflow', 'version'], stdin: false, tty: false }, io);
+      const plain = await runtime.exec(
+        {
+          namespace: NS,
+          pod: job,
+          container: 'run-airflow-migrations',
+          command: ['airflow', 'version'],
+          stdin: false,
+          tty: false,
+        },
+        io,
+      );
       expect(plain.exitCode).toBe(127);
       const known = recordingIO();
-      expect(await labelled.exec({ namespace: NS, pod: job, container: 'run-airflow-migrations', command: ['airflow', 'version'], stdin: false, tty: false }, known)).toEqual({ exitCode: 0 });
+      expect(
+        await labelled.exec(
+          {
+            namespace: NS,
+            pod: job,
+            container: 'run-airflow-migrations',
+            command: ['airflow', 'version'],
+            stdin: false,
+            tty: false,
+          },
+          known,
+        ),
+      ).toEqual({ exitCode: 0 });
       expect(known.out()).toBe('3.1.0\n');
     } finally {
       await labelled.close();
     }
   });
 
-  it('AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD: echo, printenv and the community chart\'s DATABASE_* command', async () => {
+  it("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD: echo, printenv and the community chart's DATABASE_* command", async () => {
     await setRevision(db.url, V310);
     const url = new URL(db.url);
     secrets.set(`${NS}/airflow-postgresql/postgresql-password`, decodeURIComponent(url.password));
     const forms: Array<Array<Record<string, unknown>>> = [
       [{ name: 'AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD', value: `echo -n ${db.url}` }],
-      [{ name: 'CONN', value: db.url }, { name: 'AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD', value: 'printenv CONN' }],
+      [
+        { name: 'CONN', value: db.url },
+        { name: 'AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD', value: 'printenv CONN' },
+      ],
       [
         { name: 'DATABASE_HOST', value: url.hostname },
         { name: 'DATABASE_PORT', value: url.port },
         { name: 'DATABASE_DB', value: url.pathname.slice(1) },
         { name: 'DATABASE_USER', value: decodeURIComponent(url.username) },
-        { name: 'DATABASE_PASSWORD', valueFrom: { secretKeyRef: { name: 'airflow-postgresql', key: 'postgresql-password' } } },
+        {
+          name: 'DATABASE_PASSWORD',
+          valueFrom: { secretKeyRef: { name: 'airflow-postgresql', key: 'postgresql-password' } },
+        },
         { name: 'AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD', value: 'bash -c \'eval "$DATABASE_SQLALCHEMY_CMD"\'' },
       ],
     ];
     for (const env of forms) {
       const p = pod('cmd-conn', [{ name: 'scheduler', image: 'apache/airflow:3.1.0', env }]);
       const io = recordingIO();
-      const result = await runtime.exec({ namespace: NS, pod: p, container: 'scheduler', command: ['airflow', 'db', 'check'], stdin: false, tty: false }, io);
+      const result = await runtime.exec(
+        {
+          namespace: NS,
+          pod: p,
+          container: 'scheduler',
+          command: ['airflow', 'db', 'check'],
+          stdin: false,
+          tty: false,
+        },
+        io,
+      );
       expect(result, JSON.stringify(env.at(-1))).toEqual({ exitCode: 0 });
       expect(io.out()).toContain('Connection successful.');
     }
-    const unsupported = pod('cmd-conn', [{ name: 'scheduler', image: 'apache/airflow:3.1.0', env: [{ name: 'AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD', value: 'vault read -field=url secret/airflow' }] }]);
+    const unsupported = pod('cmd-conn', [
+      {
+        name: 'scheduler',
+        image: 'apache/airflow:3.1.0',
+        env: [{ name: 'AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD', value: 'vault read -field=url secret/airflow' }],
+      },
+    ]);
     const io = recordingIO();
-    expect((await runtime.exec({ namespace: NS, pod: unsupported, container: 'scheduler', command: ['airflow', 'db', 'check'], stdin: false, tty: false }, io)).exitCode).toBe(1);
+    expect(
+      (
+        await runtime.exec(
+          {
+            namespace: NS,
+            pod: unsupported,
+            container: 'scheduler',
+            command: ['airflow', 'db', 'check'],
+            stdin: false,
+            tty: false,
+          },
+          io,
+        )
+      ).exitCode,
+    ).toBe(1);
     expect(io.err()).toContain('cannot run this SQL_ALCHEMY_CONN_CMD');
   });
 
@@ -158,12 +255,21 @@ describe('containers of Airflow pods', () => {
       image: 'apache/airflow:3.1.0',
       command: ['/usr/bin/dumb-init', '--'],
       envFrom: [{ secretRef: { name: 'community-config' } }],
-      env: [{ name: 'DATABASE_PASSWORD', valueFrom: { secretKeyRef: { name: 'community-postgresql', key: 'postgresql-password' } } }],
+      env: [
+        {
+          name: 'DATABASE_PASSWORD',
+          valueFrom: { secretKeyRef: { name: 'community-postgresql', key: 'postgresql-password' } },
+        },
+      ],
     };
     const p = {
       apiVersion: 'v1',
       kind: 'Pod',
-      metadata: { name: 'community-scheduler-1', namespace: NS, labels: { app: 'airflow', component: 'scheduler', release: 'community' } },
+      metadata: {
+        name: 'community-scheduler-1',
+        namespace: NS,
+        labels: { app: 'airflow', component: 'scheduler', release: 'community' },
+      },
       spec: {
         initContainers: [
           { name: 'check-db', ...shared, args: ['bash', '-c', 'exec timeout 16s airflow db check'] },
@@ -176,9 +282,18 @@ describe('containers of Airflow pods', () => {
     expect(await startInit(p, 1).exited).toEqual({ exitCode: 0, reason: 'Completed' });
   });
 
-  it('the chart\'s create-user job completes', async () => {
+  it("the chart's create-user job completes", async () => {
     const job = pod('airflow-create-user-z', [
-      container('create-user', '3.1.0', ['bash', '-c', 'exec \\\nairflow users create "$@"', '--', '-r', 'Admin', '-u', 'admin']),
+      container('create-user', '3.1.0', [
+        'bash',
+        '-c',
+        'exec \\\nairflow users create "$@"',
+        '--',
+        '-r',
+        'Admin',
+        '-u',
+        'admin',
+      ]),
     ]);
     expect(await startMain(job).exited).toEqual({ exitCode: 0, reason: 'Completed' });
   });
@@ -188,7 +303,10 @@ describe('containers of Airflow pods', () => {
     const logging = createAirflowRuntime({ resolveSecret: () => undefined, log: (line) => lines.push(line) });
     const odd = pod('odd', [container('odd', '3.1.0', ['bash', '-c', 'airflow db migrate && airflow version'])]);
     const spec = (odd.spec as { containers: Container[] }).containers[0] as Container;
-    expect(await logging.start({ namespace: NS, pod: odd, container: spec, role: 'main' }).exited).toEqual({ exitCode: 2, reason: 'Error' });
+    expect(await logging.start({ namespace: NS, pod: odd, container: spec, role: 'main' }).exited).toEqual({
+      exitCode: 2,
+      reason: 'Error',
+    });
     expect(lines.join('\n')).toContain("unsupported shell syntax '&'");
     await logging.close();
   });
@@ -202,10 +320,14 @@ describe('containers of Airflow pods', () => {
 
   it('servers run until stopped and become ready after the delay; non-Airflow containers just run', async () => {
     await setRevision(db.url, V310);
-    const api = startMain(pod('airflow-api-server-1', [container('api-server', '3.1.0', ['bash', '-c', 'exec airflow api-server'])]));
+    const api = startMain(
+      pod('airflow-api-server-1', [container('api-server', '3.1.0', ['bash', '-c', 'exec airflow api-server'])]),
+    );
     const bouncer = runtime.start({
       namespace: NS,
-      pod: pod('airflow-pgbouncer-1', [{ name: 'pgbouncer', image: 'apache/airflow:airflow-pgbouncer-2025.03.05-1.23.1' }]),
+      pod: pod('airflow-pgbouncer-1', [
+        { name: 'pgbouncer', image: 'apache/airflow:airflow-pgbouncer-2025.03.05-1.23.1' },
+      ]),
       container: { name: 'pgbouncer', image: 'apache/airflow:airflow-pgbouncer-2025.03.05-1.23.1' },
       role: 'main',
     });
@@ -233,7 +355,9 @@ describe('containers of Airflow pods', () => {
     await setRevision(db.url, V310);
     const seen: string[] = [];
     runtime.violations.onViolation((v) => seen.push(v.pod));
-    const old = startMain(pod('airflow-scheduler-old', [container('scheduler', '3.0.2', ['bash', '-c', 'exec airflow scheduler'])]));
+    const old = startMain(
+      pod('airflow-scheduler-old', [container('scheduler', '3.0.2', ['bash', '-c', 'exec airflow scheduler'])]),
+    );
     const current = startMain(pod('airflow-scheduler-new', [container('scheduler', '3.1.0')]));
     await waitFor(() => runtime.violations.list().length > 0, 2000, 'a violation');
     await new Promise((resolve) => setTimeout(resolve, 100));
@@ -261,7 +385,14 @@ describe('containers of Airflow pods', () => {
     const api = startMain(pod('airflow-api-server-2', [container('api-server', '3.1.0')]));
     await runtime.sweep();
     const exec = await runtime.exec(
-      { namespace: NS, pod: pod('airflow-api-server-2', [container('api-server', '3.1.0')]), container: 'api-server', command: ['airflow', 'db', 'downgrade', '-n', '3.0.2', '-y'], stdin: false, tty: false },
+      {
+        namespace: NS,
+        pod: pod('airflow-api-server-2', [container('api-server', '3.1.0')]),
+        container: 'api-server',
+        command: ['airflow', 'db', 'downgrade', '-n', '3.0.2', '-y'],
+        stdin: false,
+        tty: false,
+      },
       recordingIO(),
     );
     expect(exec.exitCode).toBe(0);
@@ -271,14 +402,21 @@ describe('containers of Airflow pods', () => {
     expect(runtime.violations.list()).toEqual([]);
     const [exposure, ...more] = runtime.violations.exposures();
     expect(more).toEqual([]);
-    expect(exposure).toMatchObject({ kind: 'stale-schema', pod: 'airflow-api-server-2', imageVersion: '3.1.0', dbRevision: V300 });
+    expect(exposure).toMatchObject({
+      kind: 'stale-schema',
+      pod: 'airflow-api-server-2',
+      imageVersion: '3.1.0',
+      dbRevision: V300,
+    });
     expect(exposure?.until).toBeDefined();
     expect(exposure?.durationMs).toBeGreaterThanOrEqual(50);
   });
 
   it('task pods (airflow tasks run) read the schema and complete', async () => {
     await setRevision(db.url, V310);
-    const task = startMain(pod('example-task-abc', [container('base', '3.0.2', ['airflow', 'tasks', 'run', 'dag', 'task', 'run_id'])]));
+    const task = startMain(
+      pod('example-task-abc', [container('base', '3.0.2', ['airflow', 'tasks', 'run', 'dag', 'task', 'run_id'])]),
+    );
     expect(await task.exited).toEqual({ exitCode: 0, reason: 'Completed' });
     expect(runtime.violations.list().map((v) => v.pod)).toEqual(['example-task-abc']);
   });
@@ -294,12 +432,32 @@ describe('containers of Airflow pods', () => {
       { ...base },
     ];
     for (const spec of variants) {
-      const r = await runtime.exec({ namespace: NS, pod: pod('p', [spec]), container: 'scheduler', command: ['airflow', 'db', 'check'], stdin: false, tty: false }, recordingIO());
+      const r = await runtime.exec(
+        {
+          namespace: NS,
+          pod: pod('p', [spec]),
+          container: 'scheduler',
+          command: ['airflow', 'db', 'check'],
+          stdin: false,
+          tty: false,
+        },
+        recordingIO(),
+      );
       expect(r.exitCode).toBe(0);
     }
     secrets.clear();
     const io = recordingIO();
-    const r = await runtime.exec({ namespace: NS, pod: pod('p', [base]), container: 'scheduler', command: ['airflow', 'db', 'check'], stdin: false, tty: false }, io);
+    const r = await runtime.exec(
+      {
+        namespace: NS,
+        pod: pod('p', [base]),
+        container: 'scheduler',
+        command: ['airflow', 'db', 'check'],
+        stdin: false,
+        tty: false,
+      },
+      io,
+    );
     expect(r.exitCode).toBe(1);
     expect(io.err()).toContain('no metadata database configured');
   });
@@ -308,9 +466,16 @@ describe('containers of Airflow pods', () => {
 describe('exec through the runtime', () => {
   const apiPod = () => pod('airflow-api-server-7d9', [container('api-server', '3.1.0')]);
   const downgrade = ['airflow', 'db', 'downgrade', '--to-version', '3.0.2', '--yes'];
-  const request = (command: string[], target = apiPod(), name = 'api-server') => ({ namespace: NS, pod: target, container: name, command, stdin: false, tty: false });
+  const request = (command: string[], target = apiPod(), name = 'api-server') => ({
+    namespace: NS,
+    pod: target,
+    container: name,
+    command,
+    stdin: false,
+    tty: false,
+  });
 
-  it('runs the CLI with the container\'s image and env', async () => {
+  it("runs the CLI with the container's image and env", async () => {
     await setRevision(db.url, V310);
     const io = recordingIO();
     expect(await runtime.exec(request(downgrade), io)).toEqual({ exitCode: 0 });
@@ -329,7 +494,12 @@ describe('exec through the runtime', () => {
 
   it('injected failure: exits non-zero with the message, a limited number of times', async () => {
     await setRevision(db.url, V310);
-    runtime.faults.add({ pod: /api-server/, command: 'db downgrade', fault: { kind: 'exec-fail', exitCode: 3, message: 'boom' }, times: 1 });
+    runtime.faults.add({
+      pod: /api-server/,
+      command: 'db downgrade',
+      fault: { kind: 'exec-fail', exitCode: 3, message: 'boom' },
+      times: 1,
+    });
     const io = recordingIO();
     expect(await runtime.exec(request(downgrade), io)).toEqual({ exitCode: 3, message: 'boom' });
     expect(io.err()).toBe('boom\n');

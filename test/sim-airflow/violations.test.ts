@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { createViolationRecorder } from '../../src/sim/airflow/violations.js';
 
-const ref = { namespace: 'airflow', pod: 'airflow-api-server-1', container: 'api-server', imageVersion: '3.1.0', imageHead: 'cc92b33c6709' };
+const ref = {
+  namespace: 'airflow',
+  pod: 'airflow-api-server-1',
+  container: 'api-server',
+  imageVersion: '3.1.0',
+  imageHead: 'cc92b33c6709',
+};
 
 describe('violation recorder', () => {
   it('records one violation per container instance and revision', () => {
@@ -34,7 +40,12 @@ describe('violation recorder', () => {
     recorder.observe('i1', ref, { kind: 'stale', dbRevision: '29ce7909c52b' }, t(500)); // runtime guards this; recorder reopens
     recorder.ended('i1', t(520));
     expect(recorder.exposures()).toEqual([
-      expect.objectContaining({ dbRevision: '29ce7909c52b', since: t(100).toISOString(), until: t(450).toISOString(), durationMs: 350 }),
+      expect.objectContaining({
+        dbRevision: '29ce7909c52b',
+        since: t(100).toISOString(),
+        until: t(450).toISOString(),
+        durationMs: 350,
+      }),
       expect.objectContaining({ durationMs: 20 }),
     ]);
     expect(recorder.list()).toEqual([]);

@@ -3,7 +3,17 @@ import { RESOURCES } from '../../src/sim/resources.js';
 import { Store } from '../../src/sim/store.js';
 import type { KubeObject } from '../../src/sim/types.js';
 import type { Controllers } from '../../src/sim/controllers/index.js';
-import { deploymentRolloutStatus, FakeRuntime, imageOf, isReady, pods, podTemplate, sleep, start, waitFor } from './fake-runtime.js';
+import {
+  deploymentRolloutStatus,
+  FakeRuntime,
+  imageOf,
+  isReady,
+  pods,
+  podTemplate,
+  sleep,
+  start,
+  waitFor,
+} from './fake-runtime.js';
 
 const NS = 'airflow';
 const LABELS = { app: 'web' };
@@ -22,7 +32,12 @@ afterEach(async () => {
   await controllers.stop();
 });
 
-function createDeployment(name: string, replicas: number, image: string, extra: Record<string, unknown> = {}): KubeObject {
+function createDeployment(
+  name: string,
+  replicas: number,
+  image: string,
+  extra: Record<string, unknown> = {},
+): KubeObject {
   return store.create(RESOURCES.deployments, {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -45,7 +60,9 @@ function patchDeployment(name: string, change: (spec: Record<string, unknown>) =
 
 function setImage(name: string, image: string): void {
   patchDeployment(name, (spec) => {
-    ((spec.template as { spec: { containers: Array<{ image: string }> } }).spec.containers[0] as { image: string }).image = image;
+    (
+      (spec.template as { spec: { containers: Array<{ image: string }> } }).spec.containers[0] as { image: string }
+    ).image = image;
   });
 }
 
@@ -88,7 +105,10 @@ describe('Deployment controller', () => {
     });
     expect((d.status as Record<string, unknown>).unavailableReplicas).toBeUndefined();
     const conditions = (d.status as { conditions: Array<Record<string, string>> }).conditions;
-    expect(conditions.find((c) => c.type === 'Available')).toMatchObject({ status: 'True', reason: 'MinimumReplicasAvailable' });
+    expect(conditions.find((c) => c.type === 'Available')).toMatchObject({
+      status: 'True',
+      reason: 'MinimumReplicasAvailable',
+    });
     expect(conditions.find((c) => c.type === 'Progressing')).toMatchObject({
       status: 'True',
       reason: 'NewReplicaSetAvailable',
@@ -97,7 +117,9 @@ describe('Deployment controller', () => {
     // The same template always gives the same hash.
     createDeployment('web2', 1, 'apache/airflow:3.1.0');
     await rolledOut('web2');
-    expect(replicaSets().find((r) => r.metadata.name.startsWith('web2-'))?.metadata.labels?.['pod-template-hash']).toBe(hash);
+    expect(replicaSets().find((r) => r.metadata.name.startsWith('web2-'))?.metadata.labels?.['pod-template-hash']).toBe(
+      hash,
+    );
   });
 
   it('rolls a changed template out within maxSurge/maxUnavailable and reports progress like kubectl expects', async () => {
@@ -112,7 +134,9 @@ describe('Deployment controller', () => {
       minAvailableOld = Math.min(minAvailableOld, active.filter(isReady).length);
     });
     setImage('web', 'apache/airflow:3.0.2');
-    expect(deploymentRolloutStatus(getDeployment('web')).message).toBe('Waiting for deployment spec update to be observed...');
+    expect(deploymentRolloutStatus(getDeployment('web')).message).toBe(
+      'Waiting for deployment spec update to be observed...',
+    );
     await waitFor('rollout', () => {
       const status = deploymentRolloutStatus(getDeployment('web'));
       messages.add(status.message);
@@ -122,7 +146,13 @@ describe('Deployment controller', () => {
     // 25% of 4: one extra pod, one unavailable at most.
     expect(maxActive).toBeLessThanOrEqual(5);
     expect(minAvailableOld).toBeGreaterThanOrEqual(3);
-    expect([...messages].some((m) => /out of 4 new replicas have been updated|updated replicas are available|old replicas are pending termination/.test(m))).toBe(true);
+    expect(
+      [...messages].some((m) =>
+        /out of 4 new replicas have been updated|updated replicas are available|old replicas are pending termination/.test(
+          m,
+        ),
+      ),
+    ).toBe(true);
     const rsList = replicaSets();
     expect(rsList).toHaveLength(2);
     const newRS = rsList.find((r) => r.metadata.annotations?.['deployment.kubernetes.io/revision'] === '2');
@@ -134,24 +164,48 @@ describe('Deployment controller', () => {
     const d = getDeployment('web');
     expect(d.metadata.annotations?.['deployment.kubernetes.io/revision']).toBe('2');
     const events = store.list(RESOURCES.events, NS, (e) => (e.involvedObject as { name: string }).name === 'web').items;
-    expect(events.some((e) => e.reason === 'ScalingReplicaSet' && String(e.message).startsWith(`Scaled up replica set ${newRS?.metadata.name}`))).toBe(true);
-    expect(events.some((e) => e.reason === 'ScalingReplicaSet' && String(e.message).startsWith(`Scaled down replica set ${oldRS?.metadata.name}`))).toBe(true);
+    expect(
+      events.some(
+        (e) =>
+          e.reason === 'ScalingReplicaSet' &&
+          String(e.message).startsWith(`Scaled up replica set ${newRS?.metadata.name}`),
+      ),
+    ).toBe(true);
+    expect(
+      events.some(
+        (e) =>
+          e.reason === 'ScalingReplicaSet' &&
+          String(e.message).startsWith(`Scaled down replica set ${oldRS?.metadata.name}`),
+      ),
+    ).toBe(true);
   });
 
   it('does not roll a paused Deployment, and rolls it once resumed', async () => {
     createDeployment('web', 2, 'apache/airflow:3.1.0');
     await rolledOut('web');
-    const before = pods(store, NS).map((p) => p.metadata.name).sort();
+    const before = pods(store, NS)
+      .map((p) => p.metadata.name)
+      .sort();
     patchDeployment('web', (spec) => (spec.paused = true));
     setImage('web', 'apache/airflow:3.0.2');
     await waitFor('paused condition', () => {
       const d = getDeployment('web');
-      const progressing = (d.status as { conditions: Array<Record<string, string>> }).conditions.find((c) => c.type === 'Progressing');
-      return (d.status as { observedGeneration: number }).observedGeneration === d.metadata.generation && progressing?.reason === 'DeploymentPaused' && progressing;
+      const progressing = (d.status as { conditions: Array<Record<string, string>> }).conditions.find(
+        (c) => c.type === 'Progressing',
+      );
+      return (
+        (d.status as { observedGeneration: number }).observedGeneration === d.metadata.generation &&
+        progressing?.reason === 'DeploymentPaused' &&
+        progressing
+      );
     });
     await sleep(100);
     expect(replicaSets()).toHaveLength(1);
-    expect(pods(store, NS).map((p) => p.metadata.name).sort()).toEqual(before);
+    expect(
+      pods(store, NS)
+        .map((p) => p.metadata.name)
+        .sort(),
+    ).toEqual(before);
     expect(pods(store, NS).every((p) => imageOf(p) === 'apache/airflow:3.1.0')).toBe(true);
     // Scaling still applies while paused, to the ReplicaSet there is.
     patchDeployment('web', (spec) => (spec.replicas = 1));
@@ -161,7 +215,10 @@ describe('Deployment controller', () => {
     patchDeployment('web', (spec) => (spec.paused = false));
     await rolledOut('web');
     expect(replicaSets()).toHaveLength(2);
-    await waitFor('new pods only', () => pods(store, NS).length === 1 && pods(store, NS).every((p) => imageOf(p) === 'apache/airflow:3.0.2'));
+    await waitFor(
+      'new pods only',
+      () => pods(store, NS).length === 1 && pods(store, NS).every((p) => imageOf(p) === 'apache/airflow:3.0.2'),
+    );
   });
 
   it('a held rollout drained to zero and released with replicas restored never starts an old pod', async () => {
@@ -169,7 +226,9 @@ describe('Deployment controller', () => {
     await rolledOut('web');
     patchDeployment('web', (spec) => {
       spec.paused = true;
-      ((spec.template as { spec: { containers: Array<{ image: string }> } }).spec.containers[0] as { image: string }).image = 'apache/airflow:3.0.2';
+      (
+        (spec.template as { spec: { containers: Array<{ image: string }> } }).spec.containers[0] as { image: string }
+      ).image = 'apache/airflow:3.0.2';
     });
     patchDeployment('web', (spec) => (spec.replicas = 0));
     await waitFor('drained', () => pods(store, NS).length === 0);
@@ -239,6 +298,10 @@ describe('Deployment controller', () => {
     });
     createDeployment('web', 1, 'apache/airflow:3.1.0');
     await rolledOut('web');
-    expect(replicaSets().map((r) => r.metadata.name).every((n) => n.startsWith('web-'))).toBe(true);
+    expect(
+      replicaSets()
+        .map((r) => r.metadata.name)
+        .every((n) => n.startsWith('web-')),
+    ).toBe(true);
   });
 });

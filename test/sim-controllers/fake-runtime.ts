@@ -27,7 +27,8 @@ export class FakeProcess implements ContainerProcess {
   ) {
     this.readyFlag = behaviour.ready ?? true;
     this.exited = new Promise((resolve) => (this.resolveExit = resolve));
-    if (behaviour.exitAfterMs !== undefined) setTimeout(() => this.exit(behaviour.exitCode ?? 0), behaviour.exitAfterMs);
+    if (behaviour.exitAfterMs !== undefined)
+      setTimeout(() => this.exit(behaviour.exitCode ?? 0), behaviour.exitAfterMs);
   }
 
   get pod(): string {
@@ -135,7 +136,11 @@ export function container(name: string, image: string): Record<string, unknown> 
   return { name, image };
 }
 
-export function podTemplate(labels: Record<string, string>, image: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+export function podTemplate(
+  labels: Record<string, string>,
+  image: string,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
   return { metadata: { labels }, spec: { containers: [container('main', image)], ...extra } };
 }
 
@@ -150,7 +155,9 @@ export function imageOf(pod: KubeObject): string {
 
 export function isReady(pod: KubeObject): boolean {
   const status = pod.status as { phase?: string; conditions?: Array<{ type: string; status: string }> } | undefined;
-  return status?.phase === 'Running' && (status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+  return (
+    status?.phase === 'Running' && (status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True')
+  );
 }
 
 /** A DELETE with the pod's grace period, as the API server performs it. */
@@ -165,21 +172,33 @@ export function deleteGracefully(store: Store, pod: KubeObject, graceSeconds: nu
 /** `kubectl rollout status deployment` (k8s.io/kubectl/pkg/polymorphichelpers/rollout_status.go), message for message. */
 export function deploymentRolloutStatus(d: KubeObject): { done: boolean; message: string } {
   const spec = d.spec as { replicas?: number };
-  const status = (d.status ?? {}) as Record<string, unknown> & { conditions?: Array<{ type: string; reason?: string }> };
+  const status = (d.status ?? {}) as Record<string, unknown> & {
+    conditions?: Array<{ type: string; reason?: string }>;
+  };
   const n = (k: string): number => (typeof status[k] === 'number' ? (status[k] as number) : 0);
   const name = d.metadata.name;
   if ((d.metadata.generation ?? 0) <= n('observedGeneration')) {
     const progressing = status.conditions?.find((c) => c.type === 'Progressing');
-    if (progressing?.reason === 'ProgressDeadlineExceeded') return { done: false, message: `deployment "${name}" exceeded its progress deadline` };
+    if (progressing?.reason === 'ProgressDeadlineExceeded')
+      return { done: false, message: `deployment "${name}" exceeded its progress deadline` };
     const replicas = spec.replicas ?? 1;
     if (n('updatedReplicas') < replicas) {
-      return { done: false, message: `Waiting for deployment "${name}" rollout to finish: ${n('updatedReplicas')} out of ${replicas} new replicas have been updated...` };
+      return {
+        done: false,
+        message: `Waiting for deployment "${name}" rollout to finish: ${n('updatedReplicas')} out of ${replicas} new replicas have been updated...`,
+      };
     }
     if (n('replicas') > n('updatedReplicas')) {
-      return { done: false, message: `Waiting for deployment "${name}" rollout to finish: ${n('replicas') - n('updatedReplicas')} old replicas are pending termination...` };
+      return {
+        done: false,
+        message: `Waiting for deployment "${name}" rollout to finish: ${n('replicas') - n('updatedReplicas')} old replicas are pending termination...`,
+      };
     }
     if (n('availableReplicas') < n('updatedReplicas')) {
-      return { done: false, message: `Waiting for deployment "${name}" rollout to finish: ${n('availableReplicas')} of ${n('updatedReplicas')} updated replicas are available...` };
+      return {
+        done: false,
+        message: `Waiting for deployment "${name}" rollout to finish: ${n('availableReplicas')} of ${n('updatedReplicas')} updated replicas are available...`,
+      };
     }
     return { done: true, message: `deployment "${name}" successfully rolled out` };
   }
@@ -188,24 +207,41 @@ export function deploymentRolloutStatus(d: KubeObject): { done: boolean; message
 
 /** `kubectl rollout status statefulset`, message for message. */
 export function statefulSetRolloutStatus(sts: KubeObject): { done: boolean; message: string } {
-  const spec = sts.spec as { replicas?: number; updateStrategy?: { type?: string; rollingUpdate?: { partition?: number } } };
+  const spec = sts.spec as {
+    replicas?: number;
+    updateStrategy?: { type?: string; rollingUpdate?: { partition?: number } };
+  };
   const status = (sts.status ?? {}) as Record<string, unknown>;
   const n = (k: string): number => (typeof status[k] === 'number' ? (status[k] as number) : 0);
-  if ((spec.updateStrategy?.type ?? 'RollingUpdate') !== 'RollingUpdate') throw new Error('rollout status is only available for RollingUpdate strategy type');
+  if ((spec.updateStrategy?.type ?? 'RollingUpdate') !== 'RollingUpdate')
+    throw new Error('rollout status is only available for RollingUpdate strategy type');
   if (n('observedGeneration') === 0 || (sts.metadata.generation ?? 0) > n('observedGeneration')) {
     return { done: false, message: 'Waiting for statefulset spec update to be observed...' };
   }
   const replicas = spec.replicas ?? 1;
-  if (n('readyReplicas') < replicas) return { done: false, message: `Waiting for ${replicas - n('readyReplicas')} pods to be ready...` };
+  if (n('readyReplicas') < replicas)
+    return { done: false, message: `Waiting for ${replicas - n('readyReplicas')} pods to be ready...` };
   const partition = spec.updateStrategy?.rollingUpdate?.partition;
   if (partition !== undefined) {
     if (n('updatedReplicas') < replicas - partition) {
-      return { done: false, message: `Waiting for partitioned roll out to finish: ${n('updatedReplicas')} out of ${replicas - partition} new pods have been updated...` };
+      return {
+        done: false,
+        message: `Waiting for partitioned roll out to finish: ${n('updatedReplicas')} out of ${replicas - partition} new pods have been updated...`,
+      };
     }
-    return { done: true, message: `partitioned roll out complete: ${n('updatedReplicas')} new pods have been updated...` };
+    return {
+      done: true,
+      message: `partitioned roll out complete: ${n('updatedReplicas')} new pods have been updated...`,
+    };
   }
   if (status.updateRevision !== status.currentRevision) {
-    return { done: false, message: `waiting for statefulset rolling update to complete ${n('updatedReplicas')} pods at revision ${String(status.updateRevision)}...` };
+    return {
+      done: false,
+      message: `waiting for statefulset rolling update to complete ${n('updatedReplicas')} pods at revision ${String(status.updateRevision)}...`,
+    };
   }
-  return { done: true, message: `statefulset rolling update complete ${n('currentReplicas')} pods at revision ${String(status.currentRevision)}...` };
+  return {
+    done: true,
+    message: `statefulset rolling update complete ${n('currentReplicas')} pods at revision ${String(status.currentRevision)}...`,
+  };
 }

@@ -25,19 +25,30 @@ afterEach(async () => {
 const jobSpec = (extra: Record<string, unknown> = {}): Record<string, unknown> => ({
   template: {
     metadata: { labels: { component: 'run-airflow-migrations' } },
-    spec: { restartPolicy: 'Never', containers: [{ name: 'run-airflow-migrations', image: 'apache/airflow:3.1.0', args: ['airflow', 'db', 'migrate'] }] },
+    spec: {
+      restartPolicy: 'Never',
+      containers: [
+        { name: 'run-airflow-migrations', image: 'apache/airflow:3.1.0', args: ['airflow', 'db', 'migrate'] },
+      ],
+    },
   },
   ...extra,
 });
 
 function createJob(name: string, extra: Record<string, unknown> = {}): KubeObject {
-  return store.create(RESOURCES.jobs, { apiVersion: 'batch/v1', kind: 'Job', metadata: { name, namespace: NS }, spec: jobSpec(extra) });
+  return store.create(RESOURCES.jobs, {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: { name, namespace: NS },
+    spec: jobSpec(extra),
+  });
 }
 
 const job = (name: string): KubeObject | undefined => store.get(RESOURCES.jobs, NS, name);
 const jobStatus = (name: string): Record<string, unknown> & { conditions?: Array<Record<string, string>> } =>
   (job(name)?.status ?? {}) as Record<string, unknown> & { conditions?: Array<Record<string, string>> };
-const condition = (name: string, type: string): Record<string, string> | undefined => jobStatus(name).conditions?.find((c) => c.type === type);
+const condition = (name: string, type: string): Record<string, string> | undefined =>
+  jobStatus(name).conditions?.find((c) => c.type === type);
 
 function patchJob(name: string, change: (spec: Record<string, unknown>) => void): void {
   const current = job(name)!;
@@ -82,13 +93,18 @@ describe('Job controller', () => {
     expect(jobStatus('migrate').startTime).toBeUndefined();
 
     patchJob('migrate', (spec) => (spec.suspend = false));
-    await waitFor('running pod', () => pods(store, NS).find((p) => (p.status as { phase: string }).phase === 'Running'));
+    await waitFor('running pod', () =>
+      pods(store, NS).find((p) => (p.status as { phase: string }).phase === 'Running'),
+    );
     expect(condition('migrate', 'Suspended')).toMatchObject({ status: 'False', reason: 'JobResumed' });
     await waitFor('ready counted', () => jobStatus('migrate').ready === 1);
 
     patchJob('migrate', (spec) => (spec.suspend = true));
     await waitFor('pods gone', () => pods(store, NS).length === 0);
-    await waitFor('suspended again', () => condition('migrate', 'Suspended')?.status === 'True' && jobStatus('migrate').active === undefined);
+    await waitFor(
+      'suspended again',
+      () => condition('migrate', 'Suspended')?.status === 'True' && jobStatus('migrate').active === undefined,
+    );
     expect(jobStatus('migrate').failed).toBeUndefined();
     expect(runtime.processes.every((p) => !p.running)).toBe(true);
   });
@@ -97,7 +113,10 @@ describe('Job controller', () => {
     runtime.behaviour = () => ({ exitAfterMs: 5, exitCode: 1 });
     createJob('migrate', { backoffLimit: 1 });
     await waitFor('failed', () => condition('migrate', 'Failed')?.status === 'True');
-    expect(condition('migrate', 'Failed')).toMatchObject({ reason: 'BackoffLimitExceeded', message: 'Job has reached the specified backoff limit' });
+    expect(condition('migrate', 'Failed')).toMatchObject({
+      reason: 'BackoffLimitExceeded',
+      message: 'Job has reached the specified backoff limit',
+    });
     expect(jobStatus('migrate').failed).toBe(2);
     expect(jobStatus('migrate').succeeded).toBeUndefined();
     expect(jobStatus('migrate').completionTime).toBeUndefined();
@@ -108,13 +127,17 @@ describe('Job controller', () => {
 
   it('a pod deleted by someone else counts as failed and is replaced', async () => {
     createJob('migrate');
-    const first = await waitFor('running pod', () => pods(store, NS).find((p) => (p.status as { phase: string }).phase === 'Running'));
+    const first = await waitFor('running pod', () =>
+      pods(store, NS).find((p) => (p.status as { phase: string }).phase === 'Running'),
+    );
     const fresh = store.get(RESOURCES.pods, NS, first.metadata.name)!;
     fresh.metadata.deletionTimestamp = new Date().toISOString();
     fresh.metadata.deletionGracePeriodSeconds = 1;
     store.update(RESOURCES.pods, fresh);
     await waitFor('failure counted', () => jobStatus('migrate').failed === 1);
-    await waitFor('replacement', () => pods(store, NS).some((p) => p.metadata.name !== first.metadata.name && !p.metadata.deletionTimestamp));
+    await waitFor('replacement', () =>
+      pods(store, NS).some((p) => p.metadata.name !== first.metadata.name && !p.metadata.deletionTimestamp),
+    );
     await waitFor('first pod removed', () => !store.get(RESOURCES.pods, NS, first.metadata.name));
   });
 
@@ -146,17 +169,30 @@ describe('CronJob controller', () => {
     const at = new Date('2030-01-01T00:00:00Z');
     const created = await controllers.cronJobs.trigger(NS, 'cleanup', { scheduledTime: at });
     expect(created?.metadata.name).toBe(`cleanup-${Math.floor(at.getTime() / 60000)}`);
-    expect(created?.metadata.ownerReferences?.[0]).toMatchObject({ kind: 'CronJob', name: 'cleanup', uid: cj.metadata.uid, controller: true });
-    expect(created?.metadata.annotations?.['batch.kubernetes.io/cronjob-scheduled-timestamp']).toBe('2030-01-01T00:00:00Z');
+    expect(created?.metadata.ownerReferences?.[0]).toMatchObject({
+      kind: 'CronJob',
+      name: 'cleanup',
+      uid: cj.metadata.uid,
+      controller: true,
+    });
+    expect(created?.metadata.annotations?.['batch.kubernetes.io/cronjob-scheduled-timestamp']).toBe(
+      '2030-01-01T00:00:00Z',
+    );
     expect(created?.metadata.labels).toEqual({ component: 'cleanup' });
-    const cronStatus = (): Record<string, unknown> => (store.get(RESOURCES.cronjobs, NS, 'cleanup')?.status ?? {}) as Record<string, unknown>;
+    const cronStatus = (): Record<string, unknown> =>
+      (store.get(RESOURCES.cronjobs, NS, 'cleanup')?.status ?? {}) as Record<string, unknown>;
     expect(cronStatus().lastScheduleTime).toBe('2030-01-01T00:00:00Z');
-    await waitFor('job complete and seen', () => cronStatus().lastSuccessfulTime !== undefined && cronStatus().active === undefined);
+    await waitFor(
+      'job complete and seen',
+      () => cronStatus().lastSuccessfulTime !== undefined && cronStatus().active === undefined,
+    );
 
     const suspended = store.get(RESOURCES.cronjobs, NS, 'cleanup')!;
     (suspended.spec as Record<string, unknown>).suspend = true;
     store.update(RESOURCES.cronjobs, suspended);
-    expect(await controllers.cronJobs.trigger(NS, 'cleanup', { scheduledTime: new Date('2030-01-02T00:00:00Z') })).toBeUndefined();
+    expect(
+      await controllers.cronJobs.trigger(NS, 'cleanup', { scheduledTime: new Date('2030-01-02T00:00:00Z') }),
+    ).toBeUndefined();
     expect(store.list(RESOURCES.jobs, NS).items).toHaveLength(1);
   });
 
@@ -184,7 +220,9 @@ describe('CronJob controller', () => {
   it('Forbid skips a run while one is active', async () => {
     createCronJob({ concurrencyPolicy: 'Forbid' });
     await controllers.cronJobs.trigger(NS, 'cleanup', { scheduledTime: new Date('2030-01-01T00:00:00Z') });
-    expect(await controllers.cronJobs.trigger(NS, 'cleanup', { scheduledTime: new Date('2030-01-01T00:01:00Z') })).toBeUndefined();
+    expect(
+      await controllers.cronJobs.trigger(NS, 'cleanup', { scheduledTime: new Date('2030-01-01T00:01:00Z') }),
+    ).toBeUndefined();
     expect(store.list(RESOURCES.jobs, NS).items).toHaveLength(1);
   });
 
@@ -199,7 +237,9 @@ describe('CronJob controller', () => {
     expect(() => parseCron('61 * * * *')).toThrow(/out of range/);
     expect(() => parseCron('* * *')).toThrow(/5 fields/);
     const now = Date.parse('2030-01-01T10:52:30Z');
-    expect(lastScheduleBetween(every15, Date.parse('2030-01-01T10:00:00Z'), now)).toBe(Date.parse('2030-01-01T10:45:00Z'));
+    expect(lastScheduleBetween(every15, Date.parse('2030-01-01T10:00:00Z'), now)).toBe(
+      Date.parse('2030-01-01T10:45:00Z'),
+    );
     expect(lastScheduleBetween(every15, Date.parse('2030-01-01T10:45:00Z'), now)).toBeUndefined();
   });
 });

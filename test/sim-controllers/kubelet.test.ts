@@ -27,8 +27,16 @@ type PodStatus = {
   podIP?: string;
   startTime?: string;
   conditions?: Array<{ type: string; status: string; reason?: string }>;
-  initContainerStatuses?: Array<Record<string, unknown> & { state: Record<string, Record<string, unknown>>; restartCount: number }>;
-  containerStatuses?: Array<Record<string, unknown> & { state: Record<string, Record<string, unknown>>; restartCount: number; lastState: Record<string, Record<string, unknown>> }>;
+  initContainerStatuses?: Array<
+    Record<string, unknown> & { state: Record<string, Record<string, unknown>>; restartCount: number }
+  >;
+  containerStatuses?: Array<
+    Record<string, unknown> & {
+      state: Record<string, Record<string, unknown>>;
+      restartCount: number;
+      lastState: Record<string, Record<string, unknown>>;
+    }
+  >;
 };
 
 function createPod(name: string, spec: Record<string, unknown>): KubeObject {
@@ -37,7 +45,8 @@ function createPod(name: string, spec: Record<string, unknown>): KubeObject {
 
 const getPod = (name: string): KubeObject | undefined => store.get(RESOURCES.pods, NS, name);
 const statusOf = (name: string): PodStatus => (getPod(name)?.status ?? {}) as PodStatus;
-const conditionOf = (name: string, type: string): string | undefined => statusOf(name).conditions?.find((c) => c.type === type)?.status;
+const conditionOf = (name: string, type: string): string | undefined =>
+  statusOf(name).conditions?.find((c) => c.type === type)?.status;
 const main = (image = 'apache/airflow:3.1.0'): Record<string, unknown> => ({ name: 'scheduler', image });
 
 describe('kubelet', () => {
@@ -58,10 +67,18 @@ describe('kubelet', () => {
       'PodScheduled=True',
     ]);
     const [cs] = status.containerStatuses ?? [];
-    expect(cs).toMatchObject({ name: 'scheduler', ready: true, started: true, restartCount: 0, image: 'apache/airflow:3.1.0' });
+    expect(cs).toMatchObject({
+      name: 'scheduler',
+      ready: true,
+      started: true,
+      restartCount: 0,
+      image: 'apache/airflow:3.1.0',
+    });
     expect(cs?.imageID).toMatch(/^docker\.io\/apache\/airflow@sha256:[0-9a-f]{64}$/);
     expect(cs?.state.running?.startedAt).toEqual(expect.any(String));
-    expect(controllers!.kubelet.runningProcesses().map((p) => `${p.pod}/${p.container}/${p.role}`)).toEqual(['runner/scheduler/main']);
+    expect(controllers!.kubelet.runningProcesses().map((p) => `${p.pod}/${p.container}/${p.role}`)).toEqual([
+      'runner/scheduler/main',
+    ]);
     const reasons = store.list(RESOURCES.events, NS).items.map((e) => e.reason);
     expect(reasons).toEqual(expect.arrayContaining(['Scheduled', 'Pulled', 'Created', 'Started']));
   });
@@ -101,7 +118,10 @@ describe('kubelet', () => {
     second.exit(0);
     await waitFor('ready', () => isReady(getPod('web')!));
     expect(conditionOf('web', 'Initialized')).toBe('True');
-    expect(statusOf('web').initContainerStatuses?.map((s) => s.state.terminated?.reason)).toEqual(['Completed', 'Completed']);
+    expect(statusOf('web').initContainerStatuses?.map((s) => s.state.terminated?.reason)).toEqual([
+      'Completed',
+      'Completed',
+    ]);
   });
 
   it('restarts a failing init container with back-off (Init:Error, then Init:CrashLoopBackOff)', async () => {
@@ -125,7 +145,10 @@ describe('kubelet', () => {
     runtime.behaviour = (req) => (req.role === 'init' ? { exitAfterMs: 1, exitCode: 2 } : {});
     createPod('task', { restartPolicy: 'Never', initContainers: [{ name: 'init', image: 'x' }], containers: [main()] });
     await waitFor('failed', () => statusOf('task').phase === 'Failed');
-    expect(statusOf('task').initContainerStatuses?.[0]?.state.terminated).toMatchObject({ exitCode: 2, reason: 'Error' });
+    expect(statusOf('task').initContainerStatuses?.[0]?.state.terminated).toMatchObject({
+      exitCode: 2,
+      reason: 'Error',
+    });
   });
 
   it('restarts an exited main container under restartPolicy Always; Never ends in Succeeded/Failed', async () => {
@@ -141,7 +164,10 @@ describe('kubelet', () => {
       const cs = statusOf('always').containerStatuses?.[0];
       return cs?.restartCount === 1 && cs.state.running && cs;
     });
-    expect(statusOf('always').containerStatuses?.[0]?.lastState.terminated).toMatchObject({ exitCode: 1, reason: 'Error' });
+    expect(statusOf('always').containerStatuses?.[0]?.lastState.terminated).toMatchObject({
+      exitCode: 1,
+      reason: 'Error',
+    });
     await waitFor('ok succeeded', () => statusOf('ok').phase === 'Succeeded');
     await waitFor('bad failed', () => statusOf('bad').phase === 'Failed');
     expect(conditionOf('ok', 'Ready')).toBe('False');
@@ -156,7 +182,10 @@ describe('kubelet', () => {
     await waitFor('ready', () => isReady(getPod('web')!));
     const started = performance.now(); // monotonic: a wall-clock adjustment must not shorten the measured grace
     deleteGracefully(store, getPod('web')!, 10); // 10 s x 100 ms
-    await waitFor('stop called', () => runtime.runningFor('web').every((p) => p.stopCalls === 1) && runtime.processes.length === 2);
+    await waitFor(
+      'stop called',
+      () => runtime.runningFor('web').every((p) => p.stopCalls === 1) && runtime.processes.length === 2,
+    );
     await sleep(20);
     expect(getPod('web')).toBeDefined();
     await waitFor('removed', () => getPod('web') === undefined);

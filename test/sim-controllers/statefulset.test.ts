@@ -38,7 +38,13 @@ function createSts(replicas: number, image: string, extra: Record<string, unknow
     apiVersion: 'apps/v1',
     kind: 'StatefulSet',
     metadata: { name: 'worker', namespace: NS },
-    spec: { replicas, serviceName: 'worker', selector: { matchLabels: LABELS }, template: podTemplate(LABELS, image), ...extra },
+    spec: {
+      replicas,
+      serviceName: 'worker',
+      selector: { matchLabels: LABELS },
+      template: podTemplate(LABELS, image),
+      ...extra,
+    },
   });
 }
 
@@ -56,7 +62,9 @@ function patchSts(change: (spec: Record<string, unknown>) => void): void {
 
 function setImage(image: string): void {
   patchSts((spec) => {
-    ((spec.template as { spec: { containers: Array<{ image: string }> } }).spec.containers[0] as { image: string }).image = image;
+    (
+      (spec.template as { spec: { containers: Array<{ image: string }> } }).spec.containers[0] as { image: string }
+    ).image = image;
   });
 }
 
@@ -70,7 +78,11 @@ const imagesByOrdinal = (): string[] =>
 async function allReady(replicas: number): Promise<void> {
   await waitFor(`${replicas} ready`, () => {
     const s = status();
-    return s.readyReplicas === replicas && pods(store, NS).length === replicas && s.observedGeneration === sts().metadata.generation;
+    return (
+      s.readyReplicas === replicas &&
+      pods(store, NS).length === replicas &&
+      s.observedGeneration === sts().metadata.generation
+    );
   });
 }
 
@@ -92,9 +104,18 @@ describe('StatefulSet controller', () => {
     expect(p2.metadata.labels?.['controller-revision-hash']).toBe(status().updateRevision);
     expect((p2.spec as Record<string, unknown>).hostname).toBe('worker-2');
     expect((p2.spec as Record<string, unknown>).subdomain).toBe('worker');
-    expect(status()).toMatchObject({ replicas: 3, readyReplicas: 3, currentReplicas: 3, updatedReplicas: 3, availableReplicas: 3 });
+    expect(status()).toMatchObject({
+      replicas: 3,
+      readyReplicas: 3,
+      currentReplicas: 3,
+      updatedReplicas: 3,
+      availableReplicas: 3,
+    });
     expect(status().currentRevision).toBe(status().updateRevision);
-    expect(statefulSetRolloutStatus(sts())).toEqual({ done: true, message: `statefulset rolling update complete 3 pods at revision ${String(status().updateRevision)}...` });
+    expect(statefulSetRolloutStatus(sts())).toEqual({
+      done: true,
+      message: `statefulset rolling update complete 3 pods at revision ${String(status().updateRevision)}...`,
+    });
     const revisions = store.list(RESOURCES.controllerrevisions, NS).items;
     expect(revisions.map((r) => r.metadata.name)).toEqual([status().updateRevision]);
   });
@@ -106,17 +127,24 @@ describe('StatefulSet controller', () => {
   });
 
   it('rolls from the highest ordinal down and only to the partition', async () => {
-    createSts(3, 'apache/airflow:3.1.0', { updateStrategy: { type: 'RollingUpdate', rollingUpdate: { partition: 2 } } });
+    createSts(3, 'apache/airflow:3.1.0', {
+      updateStrategy: { type: 'RollingUpdate', rollingUpdate: { partition: 2 } },
+    });
     await allReady(3);
     const oldRevision = status().currentRevision;
     setImage('apache/airflow:3.0.2');
-    await waitFor('pod 2 updated', () => imageOf(pod(2) ?? ({ spec: { containers: [] } } as never)) === 'apache/airflow:3.0.2' && isReady(pod(2)!));
+    await waitFor(
+      'pod 2 updated',
+      () => imageOf(pod(2) ?? ({ spec: { containers: [] } } as never)) === 'apache/airflow:3.0.2' && isReady(pod(2)!),
+    );
     await allReady(3);
     await sleep(60);
     expect(imagesByOrdinal()).toEqual(['apache/airflow:3.1.0', 'apache/airflow:3.1.0', 'apache/airflow:3.0.2']);
     expect(status()).toMatchObject({ currentRevision: oldRevision, currentReplicas: 2, updatedReplicas: 1 });
     expect(status().updateRevision).not.toBe(oldRevision);
-    expect(statefulSetRolloutStatus(sts()).message).toBe('partitioned roll out complete: 1 new pods have been updated...');
+    expect(statefulSetRolloutStatus(sts()).message).toBe(
+      'partitioned roll out complete: 1 new pods have been updated...',
+    );
 
     // A pod below the partition that is deleted comes back at the current (old) revision.
     deleteGracefully(store, pod(0)!, 1);

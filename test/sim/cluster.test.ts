@@ -38,9 +38,20 @@ describe('the simulated cluster under kubectl', () => {
 
   it('rolls the chart out: migration job, then deployments kubectl sees complete', async () => {
     await ok(['apply', '-f', '-'], CHART_MANIFESTS);
-    await ok(['-n', 'airflow', 'wait', '--for=condition=complete', 'job/airflow-run-airflow-migrations', '--timeout=30s']);
-    expect(await ok(['-n', 'airflow', 'rollout', 'status', 'deploy/airflow-scheduler', '--timeout=30s'])).toContain('successfully rolled out');
-    expect(await ok(['-n', 'airflow', 'rollout', 'status', 'sts/airflow-triggerer', '--timeout=30s'])).toContain('roll out complete');
+    await ok([
+      '-n',
+      'airflow',
+      'wait',
+      '--for=condition=complete',
+      'job/airflow-run-airflow-migrations',
+      '--timeout=30s',
+    ]);
+    expect(await ok(['-n', 'airflow', 'rollout', 'status', 'deploy/airflow-scheduler', '--timeout=30s'])).toContain(
+      'successfully rolled out',
+    );
+    expect(await ok(['-n', 'airflow', 'rollout', 'status', 'sts/airflow-triggerer', '--timeout=30s'])).toContain(
+      'roll out complete',
+    );
     const version = await ok(['-n', 'airflow', 'exec', 'deploy/airflow-api-server', '--', 'airflow', 'version']);
     expect(version.trim()).toBe('3.1.0');
   });
@@ -51,19 +62,43 @@ describe('the simulated cluster under kubectl', () => {
     const held = await kubectl(['-n', 'airflow', 'rollout', 'status', 'deploy/airflow-api-server', '--timeout=1s']);
     expect(held.code).not.toBe(0);
     await ok(['-n', 'airflow', 'rollout', 'resume', 'deploy/airflow-api-server']);
-    expect(await ok(['-n', 'airflow', 'rollout', 'status', 'deploy/airflow-api-server', '--timeout=30s'])).toContain('successfully rolled out');
-    const pods = JSON.parse(await ok(['-n', 'airflow', 'get', 'pods', '-l', 'component=api-server', '--field-selector=status.phase=Running', '-o', 'json']));
-    expect(pods.items.some((p: any) => p.spec.containers[0].env?.some((e: any) => e.name === 'AIRFLOW__API__WORKERS'))).toBe(true);
+    expect(await ok(['-n', 'airflow', 'rollout', 'status', 'deploy/airflow-api-server', '--timeout=30s'])).toContain(
+      'successfully rolled out',
+    );
+    const pods = JSON.parse(
+      await ok([
+        '-n',
+        'airflow',
+        'get',
+        'pods',
+        '-l',
+        'component=api-server',
+        '--field-selector=status.phase=Running',
+        '-o',
+        'json',
+      ]),
+    );
+    expect(
+      pods.items.some((p: any) => p.spec.containers[0].env?.some((e: any) => e.name === 'AIRFLOW__API__WORKERS')),
+    ).toBe(true);
   });
 
   it('deletes a deployment and garbage-collects its ReplicaSets and pods', async () => {
     await ok(['-n', 'airflow', 'delete', 'deploy', 'airflow-api-server']);
     await ok(['-n', 'airflow', 'wait', '--for=delete', 'pod', '-l', 'component=api-server', '--timeout=30s']);
-    expect(cluster.store.list(RESOURCES.replicasets, 'airflow', (rs) => rs.metadata.labels?.component === 'api-server').items).toHaveLength(0);
+    expect(
+      cluster.store.list(RESOURCES.replicasets, 'airflow', (rs) => rs.metadata.labels?.component === 'api-server')
+        .items,
+    ).toHaveLength(0);
   });
 
   it('a Job deleted without a propagation policy orphans its pods (batch/v1 default), as on a real API server', async () => {
-    const jobPods = () => cluster.store.list(RESOURCES.pods, 'airflow', (p) => p.metadata.labels?.['job-name'] === 'airflow-run-airflow-migrations').items;
+    const jobPods = () =>
+      cluster.store.list(
+        RESOURCES.pods,
+        'airflow',
+        (p) => p.metadata.labels?.['job-name'] === 'airflow-run-airflow-migrations',
+      ).items;
     expect(jobPods().length).toBeGreaterThan(0);
     const kc = new KubeConfig();
     kc.loadFromString(cluster.api.kubeconfig());

@@ -5,7 +5,14 @@ import { startApiServer, type ApiServer } from '../../src/sim/apiserver/index.js
 import { RESOURCES } from '../../src/sim/resources.js';
 import { Store } from '../../src/sim/store.js';
 import type { ExecHandler } from '../../src/sim/types.js';
-import { CHART_MANIFESTS, kubectlFor, removeKubectlDirs, startTestWebhook, type Kubectl, type TestWebhook } from './support.js';
+import {
+  CHART_MANIFESTS,
+  kubectlFor,
+  removeKubectlDirs,
+  startTestWebhook,
+  type Kubectl,
+  type TestWebhook,
+} from './support.js';
 
 const echoExec: ExecHandler = async (req, io) => {
   if (req.command[0] === 'cat') {
@@ -68,9 +75,30 @@ describe('kubectl against the simulated API server', () => {
   it('gets with label selectors, as JSON and as a table', async () => {
     const list = JSON.parse(await ok(['-n', 'airflow', 'get', 'deploy', '-l', 'component=scheduler', '-o', 'json']));
     expect(list.items.map((d: any) => d.metadata.name)).toEqual(['airflow-scheduler']);
-    const names = await ok(['-n', 'airflow', 'get', 'deploy,sts', '-l', 'component in (scheduler,triggerer),release', '-o', 'name']);
-    expect(names.trim().split('\n').sort()).toEqual(['deployment.apps/airflow-scheduler', 'statefulset.apps/airflow-triggerer']);
-    const none = await ok(['-n', 'airflow', 'get', 'deploy', '-l', 'component!=scheduler,component!=api-server', '-o', 'name']);
+    const names = await ok([
+      '-n',
+      'airflow',
+      'get',
+      'deploy,sts',
+      '-l',
+      'component in (scheduler,triggerer),release',
+      '-o',
+      'name',
+    ]);
+    expect(names.trim().split('\n').sort()).toEqual([
+      'deployment.apps/airflow-scheduler',
+      'statefulset.apps/airflow-triggerer',
+    ]);
+    const none = await ok([
+      '-n',
+      'airflow',
+      'get',
+      'deploy',
+      '-l',
+      'component!=scheduler,component!=api-server',
+      '-o',
+      'name',
+    ]);
     expect(none.trim()).toBe('');
     const table = await ok(['-n', 'airflow', 'get', 'deploy']);
     expect(table).toMatch(/NAME\s+READY\s+UP-TO-DATE\s+AVAILABLE\s+AGE/);
@@ -81,14 +109,34 @@ describe('kubectl against the simulated API server', () => {
     const missing = await kubectl(['-n', 'airflow', 'get', 'deploy', 'nope']);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('Error from server (NotFound): deployments.apps "nope" not found');
-    const noNs = await kubectl(['-n', 'ghost', 'create', 'configmap', 'x', '--from-literal=a=b', '-o', 'json', '--dry-run=client']);
+    const noNs = await kubectl([
+      '-n',
+      'ghost',
+      'create',
+      'configmap',
+      'x',
+      '--from-literal=a=b',
+      '-o',
+      'json',
+      '--dry-run=client',
+    ]);
     expect(noNs.code).toBe(0);
-    const created = await kubectl(['apply', '-f', '-'], { input: 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: ghost}\n' });
+    const created = await kubectl(['apply', '-f', '-'], {
+      input: 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: ghost}\n',
+    });
     expect(created.stderr).toContain('namespaces "ghost" not found');
   });
 
   it('sets images with a strategic merge patch', async () => {
-    await ok(['-n', 'airflow', 'set', 'image', 'deploy/airflow-scheduler', 'scheduler=apache/airflow:3.0.2', 'wait-for-airflow-migrations=apache/airflow:3.0.2']);
+    await ok([
+      '-n',
+      'airflow',
+      'set',
+      'image',
+      'deploy/airflow-scheduler',
+      'scheduler=apache/airflow:3.0.2',
+      'wait-for-airflow-migrations=apache/airflow:3.0.2',
+    ]);
     const d = deployment('airflow-scheduler');
     expect(d.spec.template.spec.containers[0].image).toBe('apache/airflow:3.0.2');
     expect(d.spec.template.spec.initContainers[0].image).toBe('apache/airflow:3.0.2');
@@ -97,7 +145,14 @@ describe('kubectl against the simulated API server', () => {
   });
 
   it('scales through the scale subresource and waits on it with a watch', async () => {
-    const waiting = kubectl(['-n', 'airflow', 'wait', '--for=jsonpath={.spec.replicas}=4', 'deploy/airflow-scheduler', '--timeout=15s']);
+    const waiting = kubectl([
+      '-n',
+      'airflow',
+      'wait',
+      '--for=jsonpath={.spec.replicas}=4',
+      'deploy/airflow-scheduler',
+      '--timeout=15s',
+    ]);
     await new Promise((r) => setTimeout(r, 300));
     await ok(['-n', 'airflow', 'scale', 'deploy/airflow-scheduler', '--replicas=4']);
     await ok(['-n', 'airflow', 'scale', 'sts/airflow-triggerer', '--replicas=2']);
@@ -109,16 +164,58 @@ describe('kubectl against the simulated API server', () => {
   });
 
   it('patches with --type json, merge and strategic', async () => {
-    await ok(['-n', 'airflow', 'patch', 'deploy', 'airflow-scheduler', '--type', 'json', '-p', '[{"op":"replace","path":"/spec/replicas","value":2}]']);
-    await ok(['-n', 'airflow', 'patch', 'deploy', 'airflow-scheduler', '--type', 'merge', '-p', '{"metadata":{"annotations":{"a":"b"}}}']);
-    await ok(['-n', 'airflow', 'patch', 'deploy', 'airflow-scheduler', '--type', 'strategic', '-p',
-      '{"spec":{"template":{"spec":{"containers":[{"name":"scheduler","env":[{"name":"EXTRA","value":"1"},{"name":"AIRFLOW__CORE__LOAD_EXAMPLES","$patch":"delete"}]}]}}}}']);
+    await ok([
+      '-n',
+      'airflow',
+      'patch',
+      'deploy',
+      'airflow-scheduler',
+      '--type',
+      'json',
+      '-p',
+      '[{"op":"replace","path":"/spec/replicas","value":2}]',
+    ]);
+    await ok([
+      '-n',
+      'airflow',
+      'patch',
+      'deploy',
+      'airflow-scheduler',
+      '--type',
+      'merge',
+      '-p',
+      '{"metadata":{"annotations":{"a":"b"}}}',
+    ]);
+    await ok([
+      '-n',
+      'airflow',
+      'patch',
+      'deploy',
+      'airflow-scheduler',
+      '--type',
+      'strategic',
+      '-p',
+      '{"spec":{"template":{"spec":{"containers":[{"name":"scheduler","env":[{"name":"EXTRA","value":"1"},{"name":"AIRFLOW__CORE__LOAD_EXAMPLES","$patch":"delete"}]}]}}}}',
+    ]);
     const d = deployment('airflow-scheduler');
     expect(d.spec.replicas).toBe(2);
     expect(d.metadata.annotations.a).toBe('b');
-    expect(d.spec.template.spec.containers[0].env.map((e: any) => e.name)).toEqual(['AIRFLOW__CORE__EXECUTOR', 'EXTRA']);
+    expect(d.spec.template.spec.containers[0].env.map((e: any) => e.name)).toEqual([
+      'AIRFLOW__CORE__EXECUTOR',
+      'EXTRA',
+    ]);
     expect(d.spec.template.spec.containers[0].image).toBe('apache/airflow:3.0.2');
-    const bad = await kubectl(['-n', 'airflow', 'patch', 'deploy', 'airflow-scheduler', '--type', 'json', '-p', '[{"op":"test","path":"/spec/replicas","value":9}]']);
+    const bad = await kubectl([
+      '-n',
+      'airflow',
+      'patch',
+      'deploy',
+      'airflow-scheduler',
+      '--type',
+      'json',
+      '-p',
+      '[{"op":"test","path":"/spec/replicas","value":9}]',
+    ]);
     expect(bad.code).not.toBe(0);
   });
 
@@ -135,7 +232,10 @@ describe('kubectl against the simulated API server', () => {
     webhook.seen.length = 0;
     webhook.reply = (req) =>
       req.kind.kind === 'Deployment' && req.operation === 'UPDATE'
-        ? { warnings: ['airflow-downgrade-guard: would hold this rollout'], patch: [{ op: 'add', path: '/spec/paused', value: true }] }
+        ? {
+            warnings: ['airflow-downgrade-guard: would hold this rollout'],
+            patch: [{ op: 'add', path: '/spec/paused', value: true }],
+          }
         : {};
     await ok(['apply', '-f', '-'], webhookConfig('guard', webhook.caBundle, 'None'));
     const changed = CHART_MANIFESTS.replaceAll('apache/airflow:3.1.0', 'apache/airflow:2.10.5');
@@ -154,41 +254,133 @@ describe('kubectl against the simulated API server', () => {
     expect(seen[0]?.options).toMatchObject({ kind: 'PatchOptions', apiVersion: 'meta.k8s.io/v1', dryRun: ['All'] });
 
     // For real: the webhook's patch is what gets stored.
-    const real = await kubectl(['-n', 'airflow', 'set', 'image', 'deploy/airflow-api-server', 'api-server=apache/airflow:2.10.5']);
+    const real = await kubectl([
+      '-n',
+      'airflow',
+      'set',
+      'image',
+      'deploy/airflow-api-server',
+      'api-server=apache/airflow:2.10.5',
+    ]);
     expect(real.stderr).toContain('Warning: airflow-downgrade-guard: would hold this rollout');
     expect(deployment('airflow-api-server').spec.paused).toBe(true);
   });
 
   it('words webhook denials and failures as the real server', async () => {
-    webhook.reply = (req) => (req.kind.kind === 'Deployment' ? { allowed: false, status: { code: 403, message: 'downgrade needs a running 3.1.0 pod' } } : {});
-    const denied = await kubectl(['-n', 'airflow', 'scale', 'deploy/airflow-api-server', '--replicas=1', '--dry-run=server']);
+    webhook.reply = (req) =>
+      req.kind.kind === 'Deployment'
+        ? { allowed: false, status: { code: 403, message: 'downgrade needs a running 3.1.0 pod' } }
+        : {};
+    const denied = await kubectl([
+      '-n',
+      'airflow',
+      'scale',
+      'deploy/airflow-api-server',
+      '--replicas=1',
+      '--dry-run=server',
+    ]);
     expect(denied.code).toBe(0); // the scale subresource is not in the webhook's rules
-    const patchDenied = await kubectl(['-n', 'airflow', 'patch', 'deploy', 'airflow-api-server', '--type', 'merge', '-p', '{"spec":{"replicas":5}}']);
-    expect(patchDenied.stderr).toContain('admission webhook "guard.airflow.apache.org" denied the request: downgrade needs a running 3.1.0 pod');
+    const patchDenied = await kubectl([
+      '-n',
+      'airflow',
+      'patch',
+      'deploy',
+      'airflow-api-server',
+      '--type',
+      'merge',
+      '-p',
+      '{"spec":{"replicas":5}}',
+    ]);
+    expect(patchDenied.stderr).toContain(
+      'admission webhook "guard.airflow.apache.org" denied the request: downgrade needs a running 3.1.0 pod',
+    );
     // The webhook gave a code but no reason: kubectl then prints no "(Reason)", as with a real server.
     expect(patchDenied.stderr).toMatch(/^Error from server: admission webhook/m);
-    webhook.reply = (req) => (req.kind.kind === 'Deployment' ? { allowed: false, status: { code: 403, reason: 'Forbidden', message: 'held' } } : {});
-    const withReason = await kubectl(['-n', 'airflow', 'patch', 'deploy', 'airflow-api-server', '--type', 'merge', '-p', '{"spec":{"replicas":5}}']);
-    expect(withReason.stderr).toContain('Error from server (Forbidden): admission webhook "guard.airflow.apache.org" denied the request: held');
+    webhook.reply = (req) =>
+      req.kind.kind === 'Deployment'
+        ? { allowed: false, status: { code: 403, reason: 'Forbidden', message: 'held' } }
+        : {};
+    const withReason = await kubectl([
+      '-n',
+      'airflow',
+      'patch',
+      'deploy',
+      'airflow-api-server',
+      '--type',
+      'merge',
+      '-p',
+      '{"spec":{"replicas":5}}',
+    ]);
+    expect(withReason.stderr).toContain(
+      'Error from server (Forbidden): admission webhook "guard.airflow.apache.org" denied the request: held',
+    );
 
     await ok(['apply', '-f', '-'], webhookConfig('guard', webhook.wrongCaBundle, 'None'));
-    const tls = await kubectl(['-n', 'airflow', 'patch', 'deploy', 'airflow-api-server', '--type', 'merge', '-p', '{"spec":{"replicas":5}}']);
-    expect(tls.stderr).toContain(`Internal error occurred: failed calling webhook "guard.airflow.apache.org": failed to call webhook: Post "https://127.0.0.1:${webhook.port}/mutate?timeout=5s": tls: failed to verify certificate: x509: certificate signed by unknown authority`);
+    const tls = await kubectl([
+      '-n',
+      'airflow',
+      'patch',
+      'deploy',
+      'airflow-api-server',
+      '--type',
+      'merge',
+      '-p',
+      '{"spec":{"replicas":5}}',
+    ]);
+    expect(tls.stderr).toContain(
+      `Internal error occurred: failed calling webhook "guard.airflow.apache.org": failed to call webhook: Post "https://127.0.0.1:${webhook.port}/mutate?timeout=5s": tls: failed to verify certificate: x509: certificate signed by unknown authority`,
+    );
 
     await ok(['apply', '-f', '-'], webhookConfig('guard', webhook.caBundle, 'Some'));
-    const sideEffects = await kubectl(['-n', 'airflow', 'patch', 'deploy', 'airflow-api-server', '--type', 'merge', '-p', '{"spec":{"replicas":5}}', '--dry-run=server']);
+    const sideEffects = await kubectl([
+      '-n',
+      'airflow',
+      'patch',
+      'deploy',
+      'airflow-api-server',
+      '--type',
+      'merge',
+      '-p',
+      '{"spec":{"replicas":5}}',
+      '--dry-run=server',
+    ]);
     expect(sideEffects.stderr).toContain('admission webhook "guard.airflow.apache.org" does not support dry run');
     await ok(['delete', 'mutatingwebhookconfiguration', 'guard']);
   });
 
   it('execs in a running pod: output, stdin and exit codes', async () => {
-    await ok(['apply', '-f', '-'], 'apiVersion: v1\nkind: Pod\nmetadata: {name: api-0, namespace: airflow}\nspec:\n  nodeName: sim-node\n  containers:\n  - {name: api-server, image: "apache/airflow:3.1.0"}\n');
+    await ok(
+      ['apply', '-f', '-'],
+      'apiVersion: v1\nkind: Pod\nmetadata: {name: api-0, namespace: airflow}\nspec:\n  nodeName: sim-node\n  containers:\n  - {name: api-server, image: "apache/airflow:3.1.0"}\n',
+    );
     const pending = await kubectl(['-n', 'airflow', 'exec', 'api-0', '--', 'airflow', 'version']);
     expect(pending.code).toBe(1);
     expect(pending.stderr).toContain('container not found ("api-server")');
-    await ok(['-n', 'airflow', 'patch', 'pod', 'api-0', '--subresource=status', '--type', 'merge', '-p',
-      '{"status":{"phase":"Running","containerStatuses":[{"name":"api-server","ready":true,"restartCount":0,"image":"apache/airflow:3.1.0","imageID":"","state":{"running":{"startedAt":"2025-01-01T00:00:00Z"}}}]}}']);
-    const out = await kubectl(['-n', 'airflow', 'exec', 'api-0', '--', 'airflow', 'db', 'downgrade', '--to-version', '3.0.2', '--yes']);
+    await ok([
+      '-n',
+      'airflow',
+      'patch',
+      'pod',
+      'api-0',
+      '--subresource=status',
+      '--type',
+      'merge',
+      '-p',
+      '{"status":{"phase":"Running","containerStatuses":[{"name":"api-server","ready":true,"restartCount":0,"image":"apache/airflow:3.1.0","imageID":"","state":{"running":{"startedAt":"2025-01-01T00:00:00Z"}}}]}}',
+    ]);
+    const out = await kubectl([
+      '-n',
+      'airflow',
+      'exec',
+      'api-0',
+      '--',
+      'airflow',
+      'db',
+      'downgrade',
+      '--to-version',
+      '3.0.2',
+      '--yes',
+    ]);
     expect(out.code).toBe(0);
     expect(out.stdout).toBe('api-server: airflow db downgrade --to-version 3.0.2 --yes\n');
     expect(out.stderr).toContain('to stderr');
@@ -215,7 +407,9 @@ describe('kubectl against the simulated API server', () => {
   it('answers a service account without rights with the real 403 message', async () => {
     const sa = kubectlFor(api.kubeconfig(api.tokens.issueServiceAccountToken('airflow', 'reader'), 'airflow'));
     const denied = await sa(['get', 'deploy']);
-    expect(denied.stderr).toContain('Error from server (Forbidden): deployments.apps is forbidden: User "system:serviceaccount:airflow:reader" cannot list resource "deployments" in API group "apps" in the namespace "airflow"');
+    expect(denied.stderr).toContain(
+      'Error from server (Forbidden): deployments.apps is forbidden: User "system:serviceaccount:airflow:reader" cannot list resource "deployments" in API group "apps" in the namespace "airflow"',
+    );
     allowReaders.add('system:serviceaccount:airflow:reader list deployments');
     const allowed = await sa(['get', 'deploy', '-o', 'name']);
     expect(allowed.code).toBe(0);

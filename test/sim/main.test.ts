@@ -21,7 +21,20 @@ it('starts Postgres, writes both kubeconfigs, takes protobuf, and stops all on S
   const guard = join(dir, 'guard');
   const env = { ...process.env };
   delete env.DATABASE_URL;
-  const child = spawn(process.execPath, [MAIN, '--kubeconfig-out', admin, '--guard-kubeconfig-out', guard, '--postgres', '--protobuf-converter', simProtobufConverter()], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [
+      MAIN,
+      '--kubeconfig-out',
+      admin,
+      '--guard-kubeconfig-out',
+      guard,
+      '--postgres',
+      '--protobuf-converter',
+      simProtobufConverter(),
+    ],
+    { env, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -35,7 +48,10 @@ it('starts Postgres, writes both kubeconfigs, takes protobuf, and stops all on S
     const url = /default metadata database \(embedded PostgreSQL\): (\S+)/.exec(output)?.[1];
     expect(url).toMatch(/^postgres(ql)?:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\//);
 
-    const guardConfig = parseYaml(readFileSync(guard, 'utf8')) as { users: Array<{ user: { token: string } }>; contexts: Array<{ context: { namespace: string } }> };
+    const guardConfig = parseYaml(readFileSync(guard, 'utf8')) as {
+      users: Array<{ user: { token: string } }>;
+      contexts: Array<{ context: { namespace: string } }>;
+    };
     const adminConfig = parseYaml(readFileSync(admin, 'utf8')) as typeof guardConfig;
     expect(guardConfig.users[0]!.user.token).not.toBe(adminConfig.users[0]!.user.token);
     expect(guardConfig.contexts[0]!.context.namespace).toBe('airflow-downgrade-guard');
@@ -54,7 +70,19 @@ it('starts Postgres, writes both kubeconfigs, takes protobuf, and stops all on S
 it('keeps a given database URL to itself', async () => {
   // The redaction of the printed URL: a password never reaches the terminal.
   const admin = join(dir, 'admin2');
-  const child = spawn(process.execPath, [MAIN, '--kubeconfig-out', admin, '--database-url', 'postgresql://airflow:hunter2@127.0.0.1:1/airflow', '--protobuf-converter', simProtobufConverter()], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [
+      MAIN,
+      '--kubeconfig-out',
+      admin,
+      '--database-url',
+      'postgresql://airflow:hunter2@127.0.0.1:1/airflow',
+      '--protobuf-converter',
+      simProtobufConverter(),
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const exited = new Promise<string>((r) => child.on('exit', (code, signal) => r(`${code} ${signal}`)));
@@ -65,4 +93,3 @@ it('keeps a given database URL to itself', async () => {
   expect(output).toContain('default metadata database: postgresql://airflow:***@127.0.0.1:1/airflow');
   expect(output).not.toContain('hunter2');
 });
-

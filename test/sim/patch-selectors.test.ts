@@ -6,7 +6,15 @@ import { matchesLabelRequirements, parseLabelSelector, parseFieldSelector } from
 const pod = {
   spec: {
     containers: [
-      { name: 'a', image: 'a:1', env: [{ name: 'X', value: '1' }, { name: 'Y', value: '2' }], ports: [{ containerPort: 80 }] },
+      {
+        name: 'a',
+        image: 'a:1',
+        env: [
+          { name: 'X', value: '1' },
+          { name: 'Y', value: '2' },
+        ],
+        ports: [{ containerPort: 80 }],
+      },
       { name: 'b', image: 'b:1' },
     ],
     volumes: [{ name: 'v1', emptyDir: {} }],
@@ -17,7 +25,13 @@ const pod = {
 describe('strategic merge patch', () => {
   it('merges containers, env and ports by their merge keys and appends new elements', () => {
     const out = applyStrategicMergePatch(pod, {
-      spec: { containers: [{ name: 'b', image: 'b:2' }, { name: 'a', env: [{ name: 'Z', value: '3' }], ports: [{ containerPort: 80, name: 'http' }] }, { name: 'c', image: 'c:1' }] },
+      spec: {
+        containers: [
+          { name: 'b', image: 'b:2' },
+          { name: 'a', env: [{ name: 'Z', value: '3' }], ports: [{ containerPort: 80, name: 'http' }] },
+          { name: 'c', image: 'c:1' },
+        ],
+      },
     }) as any;
     expect(out.spec.containers.map((c: any) => `${c.name}=${c.image}`)).toEqual(['a=a:1', 'b=b:2', 'c=c:1']);
     expect(out.spec.containers[0].env.map((e: any) => e.name)).toEqual(['X', 'Y', 'Z']);
@@ -28,7 +42,10 @@ describe('strategic merge patch', () => {
     const out = applyStrategicMergePatch(pod, {
       spec: {
         $setElementOrder: { containers: [{ name: 'a' }] },
-        containers: [{ name: 'b', $patch: 'delete' }, { name: 'a', env: [{ $patch: 'replace' }, { name: 'ONLY', value: '1' }] }],
+        containers: [
+          { name: 'b', $patch: 'delete' },
+          { name: 'a', env: [{ $patch: 'replace' }, { name: 'ONLY', value: '1' }] },
+        ],
         volumes: [{ name: 'v1', $retainKeys: ['name', 'configMap'], configMap: { name: 'cm' } }],
         tolerations: [{ key: 'u' }],
       },
@@ -41,7 +58,10 @@ describe('strategic merge patch', () => {
   });
 
   it('merge patch replaces lists and deletes with null (RFC 7386)', () => {
-    expect(applyMergePatch({ a: [1, 2], b: { c: 1, d: 2 } }, { a: [3], b: { c: null } })).toEqual({ a: [3], b: { d: 2 } });
+    expect(applyMergePatch({ a: [1, 2], b: { c: 1, d: 2 } }, { a: [3], b: { c: null } })).toEqual({
+      a: [3],
+      b: { d: 2 },
+    });
   });
 });
 

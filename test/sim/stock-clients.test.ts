@@ -22,7 +22,8 @@ const PYTHON_CLIENT = resolve(import.meta.dirname, '../fixtures/python/kubernete
 
 describe('query booleans, converted as the real API server converts them', () => {
   it('reads absent, 0 and false (any case) as false and everything else as true', () => {
-    const value = (v: string | undefined) => queryBool(new URLSearchParams(v === undefined ? '' : `x=${encodeURIComponent(v)}`), 'x');
+    const value = (v: string | undefined) =>
+      queryBool(new URLSearchParams(v === undefined ? '' : `x=${encodeURIComponent(v)}`), 'x');
     for (const v of ['1', 't', 'T', 'TRUE', 'true', 'True', '', 'yes']) expect(value(v), v).toBe(true);
     for (const v of [undefined, '0', 'false', 'False', 'FALSE', 'fAlSe']) expect(value(v), String(v)).toBe(false);
   });
@@ -72,19 +73,39 @@ describe('stock kubectl, Helm and the Python client against the simulated cluste
   it('runs the imperative kubectl commands (protobuf bodies)', async () => {
     expect(await ok(['create', 'namespace', 'imperative'])).toContain('namespace/imperative created');
     const n = ['-n', 'imperative'];
-    expect(await ok([...n, 'create', 'secret', 'generic', 'creds', '--from-literal=password=s3cret'])).toContain('secret/creds created');
-    expect(await ok([...n, 'create', 'configmap', 'settings', '--from-literal=mode=fast'])).toContain('configmap/settings created');
-    expect(await ok([...n, 'create', 'deployment', 'web', '--image=nginx:1.27', '--replicas=2', '--port=80'])).toContain('deployment.apps/web created');
+    expect(await ok([...n, 'create', 'secret', 'generic', 'creds', '--from-literal=password=s3cret'])).toContain(
+      'secret/creds created',
+    );
+    expect(await ok([...n, 'create', 'configmap', 'settings', '--from-literal=mode=fast'])).toContain(
+      'configmap/settings created',
+    );
+    expect(
+      await ok([...n, 'create', 'deployment', 'web', '--image=nginx:1.27', '--replicas=2', '--port=80']),
+    ).toContain('deployment.apps/web created');
     expect(await ok([...n, 'create', 'serviceaccount', 'robot'])).toContain('serviceaccount/robot created');
     expect(await ok([...n, 'expose', 'deployment', 'web', '--port=80'])).toContain('service/web exposed');
-    expect(await ok([...n, 'create', 'service', 'clusterip', 'headless', '--clusterip=None'])).toContain('service/headless created');
-    expect(await ok([...n, 'create', 'ingress', 'web', '--rule=web.example.com/=web:80'])).toContain('ingress.networking.k8s.io/web created');
-    expect(await ok([...n, 'create', 'job', 'once', '--image=busybox', '--', 'true'])).toContain('job.batch/once created');
-    expect(await ok([...n, 'create', 'cronjob', 'nightly', '--image=busybox', '--schedule=0 3 * * *', '--', 'true'])).toContain('cronjob.batch/nightly created');
-    expect(await ok([...n, 'create', 'role', 'reader', '--verb=get', '--resource=pods'])).toContain('role.rbac.authorization.k8s.io/reader created');
-    expect(await ok([...n, 'create', 'rolebinding', 'reader', '--role=reader', '--serviceaccount=imperative:robot'])).toContain('rolebinding.rbac.authorization.k8s.io/reader created');
+    expect(await ok([...n, 'create', 'service', 'clusterip', 'headless', '--clusterip=None'])).toContain(
+      'service/headless created',
+    );
+    expect(await ok([...n, 'create', 'ingress', 'web', '--rule=web.example.com/=web:80'])).toContain(
+      'ingress.networking.k8s.io/web created',
+    );
+    expect(await ok([...n, 'create', 'job', 'once', '--image=busybox', '--', 'true'])).toContain(
+      'job.batch/once created',
+    );
+    expect(
+      await ok([...n, 'create', 'cronjob', 'nightly', '--image=busybox', '--schedule=0 3 * * *', '--', 'true']),
+    ).toContain('cronjob.batch/nightly created');
+    expect(await ok([...n, 'create', 'role', 'reader', '--verb=get', '--resource=pods'])).toContain(
+      'role.rbac.authorization.k8s.io/reader created',
+    );
+    expect(
+      await ok([...n, 'create', 'rolebinding', 'reader', '--role=reader', '--serviceaccount=imperative:robot']),
+    ).toContain('rolebinding.rbac.authorization.k8s.io/reader created');
 
-    expect(Buffer.from(get(RESOURCES.secrets, 'imperative', 'creds')!.data.password, 'base64').toString()).toBe('s3cret');
+    expect(Buffer.from(get(RESOURCES.secrets, 'imperative', 'creds')!.data.password, 'base64').toString()).toBe(
+      's3cret',
+    );
     expect(get(RESOURCES.configmaps, 'imperative', 'settings')!.data).toEqual({ mode: 'fast' });
     expect(get(RESOURCES.deployments, 'imperative', 'web')!.spec.replicas).toBe(2);
     const service = get(RESOURCES.services, 'imperative', 'web')!;
@@ -92,7 +113,9 @@ describe('stock kubectl, Helm and the Python client against the simulated cluste
     expect(service.spec.clusterIPs).toEqual([service.spec.clusterIP]);
     expect(get(RESOURCES.services, 'imperative', 'headless')!.spec.clusterIP).toBe('None');
     const table = await ok([...n, 'get', 'service', 'web']);
-    expect(table).toMatch(new RegExp(`web\\s+ClusterIP\\s+${service.spec.clusterIP.replace(/\./g, '\\.')}\\s+<none>\\s+80/TCP`));
+    expect(table).toMatch(
+      new RegExp(`web\\s+ClusterIP\\s+${service.spec.clusterIP.replace(/\./g, '\\.')}\\s+<none>\\s+80/TCP`),
+    );
     expect(await ok([...n, 'delete', 'configmap', 'settings'])).toContain('configmap "settings" deleted');
   });
 
@@ -102,7 +125,14 @@ describe('stock kubectl, Helm and the Python client against the simulated cluste
     const service = get(RESOURCES.services, 'imperative', 'web')!;
     delete service.spec.clusterIP;
     delete service.spec.clusterIPs;
-    await sim.api.registry.update({ user: { username: 'admin', groups: ['system:masters'] }, dryRun: false }, RESOURCES.services, 'imperative', 'web', undefined, service);
+    await sim.api.registry.update(
+      { user: { username: 'admin', groups: ['system:masters'] }, dryRun: false },
+      RESOURCES.services,
+      'imperative',
+      'web',
+      undefined,
+      service,
+    );
     expect(get(RESOURCES.services, 'imperative', 'web')!.spec.clusterIP).toBe(before);
     await ok([...n, 'create', 'service', 'clusterip', 'second', '--tcp=81:81']);
     expect(get(RESOURCES.services, 'imperative', 'second')!.spec.clusterIP).not.toBe(before);
@@ -131,7 +161,20 @@ describe('stock kubectl, Helm and the Python client against the simulated cluste
       });
 
       it('upgrades, rolls back and uninstalls with --wait', async () => {
-        await helm.ok(['upgrade', 'site', WEB_CHART, '-n', ns, '--set', 'replicas=2', '--set', 'message=changed', '--wait', '--timeout', '2m']);
+        await helm.ok([
+          'upgrade',
+          'site',
+          WEB_CHART,
+          '-n',
+          ns,
+          '--set',
+          'replicas=2',
+          '--set',
+          'message=changed',
+          '--wait',
+          '--timeout',
+          '2m',
+        ]);
         expect(deployment()!.spec.replicas).toBe(2);
         expect(deployment()!.status.readyReplicas).toBe(2);
         expect(get(RESOURCES.configmaps, ns, 'site-config')!.data.message).toBe('changed');
@@ -144,8 +187,17 @@ describe('stock kubectl, Helm and the Python client against the simulated cluste
           [3, 'deployed'],
         ]);
         await helm.ok(['uninstall', 'site', '-n', ns, '--wait', '--timeout', '2m']);
-        for (const type of [RESOURCES.deployments, RESOURCES.services, RESOURCES.persistentvolumeclaims, RESOURCES.ingresses, RESOURCES.configmaps]) {
-          expect(sim.store.list(type, ns).items.filter((o) => o.metadata.name.startsWith('site')), type.plural).toEqual([]);
+        for (const type of [
+          RESOURCES.deployments,
+          RESOURCES.services,
+          RESOURCES.persistentvolumeclaims,
+          RESOURCES.ingresses,
+          RESOURCES.configmaps,
+        ]) {
+          expect(
+            sim.store.list(type, ns).items.filter((o) => o.metadata.name.startsWith('site')),
+            type.plural,
+          ).toEqual([]);
         }
         expect(sim.store.list(RESOURCES.secrets, ns).items.map((s) => s.metadata.name)).toEqual([]);
       });
@@ -172,7 +224,10 @@ describe('stock kubectl, Helm and the Python client against the simulated cluste
 });
 
 async function waitForRunningPod(sim: SimCluster, namespace: string): Promise<string> {
-  const running = () => sim.store.list(RESOURCES.pods, namespace).items.find((p) => (p.status as { phase?: string } | undefined)?.phase === 'Running');
+  const running = () =>
+    sim.store
+      .list(RESOURCES.pods, namespace)
+      .items.find((p) => (p.status as { phase?: string } | undefined)?.phase === 'Running');
   return (await waitFor(`a running pod in ${namespace}`, running)).metadata.name;
 }
 
@@ -184,7 +239,13 @@ function runPython(args: string[]): Promise<string> {
     execFile(PYTHON, args, { timeout: 60_000 }, (error, stdout, stderr) => {
       if (!error) return resolvePromise(String(stdout));
       const missing = /No module named 'kubernetes'/.test(String(stderr));
-      reject(new Error(missing ? `the Python kubernetes client is required: apt-get install python3-kubernetes\n${stderr}` : `${PYTHON} ${args.join(' ')}: ${error.message}\n${stderr}`));
+      reject(
+        new Error(
+          missing
+            ? `the Python kubernetes client is required: apt-get install python3-kubernetes\n${stderr}`
+            : `${PYTHON} ${args.join(' ')}: ${error.message}\n${stderr}`,
+        ),
+      );
     });
   });
 }

@@ -14,7 +14,9 @@ describe('cloneJson (the simulated store copies every object in and out)', () =>
   });
 
   it('keeps an own "__proto__" key a key (JSON.parse makes them) and does not touch the prototype', () => {
-    const input = JSON.parse('{"metadata":{"__proto__":{"polluted":true},"name":"x"}}') as { metadata: Record<string, unknown> };
+    const input = JSON.parse('{"metadata":{"__proto__":{"polluted":true},"name":"x"}}') as {
+      metadata: Record<string, unknown>;
+    };
     const copy = cloneJson(input);
     expect(Object.getPrototypeOf(copy.metadata)).toBe(Object.prototype);
     expect(Object.keys(copy.metadata)).toEqual(['__proto__', 'name']);
@@ -47,7 +49,11 @@ describe('Store watchers that only read', () => {
       seen.copied.push(e.object);
     });
     store.watch(RESOURCES.configmaps, undefined, undefined, (e) => seen.shared.push(e.object), { readOnly: true });
-    store.create(RESOURCES.configmaps, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', namespace: 'ns' } });
+    store.create(RESOURCES.configmaps, {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'c', namespace: 'ns' },
+    });
     expect(seen.shared).toHaveLength(2);
     expect(seen.shared[0]).toBe(seen.shared[1]);
     expect(seen.copied[0]).not.toBe(seen.shared[0]);

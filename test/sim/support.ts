@@ -14,7 +14,8 @@ import { KUBECTL_ENV } from '../support/kube-tools-env.js';
  */
 export function findKubectl(): string {
   const candidate = process.env.KUBECTL ?? process.env[KUBECTL_ENV];
-  if (!candidate) throw new Error(`No kubectl: run through vitest (globalSetup extracts it into ${KUBECTL_ENV}) or set KUBECTL`);
+  if (!candidate)
+    throw new Error(`No kubectl: run through vitest (globalSetup extracts it into ${KUBECTL_ENV}) or set KUBECTL`);
   return candidate;
 }
 
@@ -120,7 +121,10 @@ export async function startTestWebhook(reply: TestWebhook['reply']): Promise<Tes
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const review = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { apiVersion: string; request: AdmissionRequestSeen };
+      const review = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+        apiVersion: string;
+        request: AdmissionRequestSeen;
+      };
       hook.seen.push(review.request);
       const answer = hook.reply(review.request);
       const response: Record<string, unknown> = { uid: review.request.uid, allowed: answer.allowed ?? true };

@@ -45,7 +45,14 @@ function template(obj: Json, replicasKey?: string): string {
 
 /** The official chart's pgbouncer: an `apache/airflow:airflow-pgbouncer-…` image that is not Airflow, no migration wait. */
 function pgbouncer(kind: Extract<Kind, 'Deployment' | 'StatefulSet'>): Json {
-  const obj = chartWorkload({ release: RELEASE, namespace: NAMESPACE, kind, component: 'pgbouncer', image: 'apache/airflow:airflow-pgbouncer-2025.03.05-1.23.1', replicas: 1 });
+  const obj = chartWorkload({
+    release: RELEASE,
+    namespace: NAMESPACE,
+    kind,
+    component: 'pgbouncer',
+    image: 'apache/airflow:airflow-pgbouncer-2025.03.05-1.23.1',
+    replicas: 1,
+  });
   const spec = (obj.spec as { template: { spec: { containers: Json[]; initContainers?: unknown[] } } }).template.spec;
   delete spec.initContainers;
   for (const c of spec.containers) {
@@ -60,10 +67,24 @@ export function writeAirflowFixtureChart(dir: string, options: AirflowChartOptio
   const components = options.components ?? FIXTURE_COMPONENTS;
   const templates = join(dir, 'templates');
   mkdirSync(templates, { recursive: true });
-  writeFileSync(join(dir, 'Chart.yaml'), stringify({ apiVersion: 'v2', name: 'airflow', description: 'Airflow fixture chart shaped like the official chart (tests only)', type: 'application', version: '1.18.0', appVersion: '3.1.0' }));
+  writeFileSync(
+    join(dir, 'Chart.yaml'),
+    stringify({
+      apiVersion: 'v2',
+      name: 'airflow',
+      description: 'Airflow fixture chart shaped like the official chart (tests only)',
+      type: 'application',
+      version: '1.18.0',
+      appVersion: '3.1.0',
+    }),
+  );
   writeFileSync(
     join(dir, 'values.yaml'),
-    stringify({ airflowVersion: '3.1.0', metadataConnection: '', replicas: Object.fromEntries(components.map((c) => [c.component, c.component === 'scheduler' ? 2 : 1])) }),
+    stringify({
+      airflowVersion: '3.1.0',
+      metadataConnection: '',
+      replicas: Object.fromEntries(components.map((c) => [c.component, c.component === 'scheduler' ? 2 : 1])),
+    }),
   );
   const base = { release: RELEASE, namespace: NAMESPACE, version: VERSION };
   writeFileSync(
@@ -88,6 +109,9 @@ export function writeAirflowFixtureChart(dir: string, options: AirflowChartOptio
   const annotations = (migrate.metadata as { annotations: Record<string, string> }).annotations;
   annotations['helm.sh/hook'] = 'post-install,post-upgrade';
   writeFileSync(join(templates, 'run-airflow-migrations.yaml'), template(migrate));
-  writeFileSync(join(templates, 'database-cleanup.yaml'), template(chartWorkload({ ...base, kind: 'CronJob', component: 'database-cleanup' })));
+  writeFileSync(
+    join(templates, 'database-cleanup.yaml'),
+    template(chartWorkload({ ...base, kind: 'CronJob', component: 'database-cleanup' })),
+  );
   return dir;
 }

@@ -12,7 +12,10 @@ describe('goBuild', () => {
   const moduleDir = join(root, 'hello');
   execFileSync('mkdir', ['-p', moduleDir]);
   writeFileSync(join(moduleDir, 'go.mod'), 'module example.test/hello\n\ngo 1.26\n');
-  writeFileSync(join(moduleDir, 'main.go'), 'package main\n\nimport "fmt"\n\nvar stamp = "unset"\n\nfunc main() { fmt.Println("hello", stamp) }\n');
+  writeFileSync(
+    join(moduleDir, 'main.go'),
+    'package main\n\nimport "fmt"\n\nvar stamp = "unset"\n\nfunc main() { fmt.Println("hello", stamp) }\n',
+  );
   const outputs = [{ name: 'hello', pkg: '.', ldflags: ['-X', 'main.stamp=v1'] }];
 
   afterAll(() => {
@@ -44,6 +47,8 @@ describe('goBuild', () => {
     execFileSync('mkdir', ['-p', broken]);
     writeFileSync(join(broken, 'go.mod'), 'module example.test/broken\n\ngo 1.26\n');
     writeFileSync(join(broken, 'main.go'), 'package main\n\nfunc main() { undefinedThing() }\n');
-    await expect(goBuild({ moduleDir: broken, outputs: [{ name: 'broken', pkg: '.' }] })).rejects.toThrow(/undefined: undefinedThing/);
+    await expect(goBuild({ moduleDir: broken, outputs: [{ name: 'broken', pkg: '.' }] })).rejects.toThrow(
+      /undefined: undefinedThing/,
+    );
   }, 120_000);
 });

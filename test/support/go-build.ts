@@ -39,7 +39,9 @@ function goVersion(): string {
   try {
     return execFileSync('go', ['env', 'GOVERSION'], { encoding: 'utf8', env: goEnv() }).trim();
   } catch (error) {
-    throw new Error(`Go is required to build the Go test programs (Go 1.26 with the module proxy): ${(error as Error).message}`);
+    throw new Error(
+      `Go is required to build the Go test programs (Go 1.26 with the module proxy): ${(error as Error).message}`,
+    );
   }
 }
 
@@ -83,7 +85,10 @@ export async function goBuild(options: GoBuildOptions): Promise<Record<string, s
       options.log?.(`building ${output.name} (${output.pkg}) with ${version}`);
       const ldflags = ['-s', '-w', ...(output.ldflags ?? [])].join(' ');
       const tags = output.tags?.length ? ['-tags', output.tags.join(',')] : [];
-      await run(['build', '-trimpath', ...tags, '-ldflags', ldflags, '-o', join(staging, output.name), output.pkg], options.moduleDir);
+      await run(
+        ['build', '-trimpath', ...tags, '-ldflags', ldflags, '-o', join(staging, output.name), output.pkg],
+        options.moduleDir,
+      );
       options.log?.(`built ${output.name} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     }
     try {

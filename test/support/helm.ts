@@ -40,7 +40,10 @@ export interface Helm {
   /** `helm template` output (YAML stream). */
   template(args: string[], options?: HelmRunOptions): Promise<string>;
   /** `helm history RELEASE -n NS -o json`. */
-  history(release: string, namespace: string): Promise<Array<{ revision: number; status: string; description: string; chart: string; app_version: string }>>;
+  history(
+    release: string,
+    namespace: string,
+  ): Promise<Array<{ revision: number; status: string; description: string; chart: string; app_version: string }>>;
   /** Removes the temporary directory (kubeconfig, Helm homes). */
   cleanup(): void;
 }
@@ -82,7 +85,8 @@ export function helmFor(major: HelmMajor, kubeconfig: string): Helm {
     });
   const ok = async (args: string[], options?: HelmRunOptions): Promise<HelmResult> => {
     const result = await run(args, options);
-    if (result.code !== 0) throw new Error(`helm ${major} ${args.join(' ')} exited ${result.code}:\n${result.stderr}${result.stdout}`);
+    if (result.code !== 0)
+      throw new Error(`helm ${major} ${args.join(' ')} exited ${result.code}:\n${result.stderr}${result.stdout}`);
     return result;
   };
   return {

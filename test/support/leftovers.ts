@@ -19,7 +19,10 @@ import { fileURLToPath } from 'node:url';
 export const RUN_ENV = 'ADG_TEST_RUN';
 
 /** The named cache for Node's compile cache during test runs. */
-export const COMPILE_CACHE = resolve(dirname(fileURLToPath(import.meta.url)), '../../node_modules/.cache/airflow-downgrade-guard/node-compile-cache');
+export const COMPILE_CACHE = resolve(
+  dirname(fileURLToPath(import.meta.url)),
+  '../../node_modules/.cache/airflow-downgrade-guard/node-compile-cache',
+);
 
 export interface LeftoverProcess {
   pid: number;
@@ -98,6 +101,8 @@ export async function closeRunScope(scope: RunScope, graceMs = 10_000): Promise<
     ...files.map((f) => `file left in TMPDIR (removed now): ${f}`),
   ];
   if (problems.length > 0) {
-    throw new Error(`the test run left ${processes.length} process(es) and ${files.length} file(s) behind:\n  ${problems.join('\n  ')}`);
+    throw new Error(
+      `the test run left ${processes.length} process(es) and ${files.length} file(s) behind:\n  ${problems.join('\n  ')}`,
+    );
   }
 }

@@ -44,7 +44,11 @@ function databaseUrl(adminUrl: string, database: string): string {
 }
 
 function uniqueDatabaseName(prefix: string): string {
-  const clean = prefix.toLowerCase().replace(/[^a-z0-9_]/g, '_').slice(0, 30) || 'test';
+  const clean =
+    prefix
+      .toLowerCase()
+      .replace(/[^a-z0-9_]/g, '_')
+      .slice(0, 30) || 'test';
   return `${clean}_${process.pid}_${randomBytes(4).toString('hex')}`;
 }
 

@@ -19,13 +19,20 @@ function moduleDir(): string {
 const MODULE_DIR = moduleDir();
 
 export async function buildSimProtobufConverter(log?: (line: string) => void): Promise<string> {
-  const paths = await goBuild({ moduleDir: MODULE_DIR, outputs: [{ name: 'sim-protobuf-json', pkg: '.' }], ...(log ? { log } : {}) });
+  const paths = await goBuild({
+    moduleDir: MODULE_DIR,
+    outputs: [{ name: 'sim-protobuf-json', pkg: '.' }],
+    ...(log ? { log } : {}),
+  });
   return paths['sim-protobuf-json']!;
 }
 
 /** The converter built by the global setup (tests run under it). */
 export function simProtobufConverter(): string {
   const path = process.env[SIM_PROTOBUF_ENV];
-  if (!path) throw new Error(`${SIM_PROTOBUF_ENV} is not set: run the tests through vitest (test/support/global-setup.ts builds ${join(MODULE_DIR, 'main.go')})`);
+  if (!path)
+    throw new Error(
+      `${SIM_PROTOBUF_ENV} is not set: run the tests through vitest (test/support/global-setup.ts builds ${join(MODULE_DIR, 'main.go')})`,
+    );
   return path;
 }

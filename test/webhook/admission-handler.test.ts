@@ -35,17 +35,24 @@ afterEach(async () => {
 });
 
 /** A raw request, for headers supertest would correct (a Content-Length with no body behind it). */
-async function raw(app: http.RequestListener, headers: Record<string, string>, body = ''): Promise<{ status: number; body: string }> {
+async function raw(
+  app: http.RequestListener,
+  headers: Record<string, string>,
+  body = '',
+): Promise<{ status: number; body: string }> {
   const server = http.createServer(app);
   servers.push(server);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as AddressInfo;
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/mutate', headers, agent: false }, (res) => {
-      let text = '';
-      res.on('data', (c: Buffer) => (text += c.toString('utf8')));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-    });
+    const req = http.request(
+      { host: '127.0.0.1', port, method: 'POST', path: '/mutate', headers, agent: false },
+      (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString('utf8')));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -55,7 +62,11 @@ describe('POST /mutate without the framework', () => {
   const app = createAdmissionApp({ config: DEFAULT_CONFIG, releaseState: () => ({ runningVersion: '3.1.0' }) });
 
   it('answers with exactly the serialised review response, as JSON', async () => {
-    const res = await request(app).post('/mutate').set('content-type', 'application/json').send(fixtureText(DOWNGRADE)).expect(200);
+    const res = await request(app)
+      .post('/mutate')
+      .set('content-type', 'application/json')
+      .send(fixtureText(DOWNGRADE))
+      .expect(200);
     const expected = reviewAdmission(fixture(DOWNGRADE), () => ({ runningVersion: '3.1.0' }), DEFAULT_CONFIG).response;
     expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
     expect(res.text).toBe(JSON.stringify(expected));
@@ -64,7 +75,11 @@ describe('POST /mutate without the framework', () => {
 
   it('accepts the ?timeout= the API server appends, and */*+json media types with a utf-8 charset', async () => {
     await request(app).post('/mutate?timeout=10s').send(fixture(PASS_THROUGH)).expect(200);
-    const res = await request(app).post('/mutate').set('content-type', 'application/vnd.kubernetes+json; charset=UTF-8').send(fixtureText(PASS_THROUGH)).expect(200);
+    const res = await request(app)
+      .post('/mutate')
+      .set('content-type', 'application/vnd.kubernetes+json; charset=UTF-8')
+      .send(fixtureText(PASS_THROUGH))
+      .expect(200);
     expect(res.body.response.uid).toBe(fixture(PASS_THROUGH).request.uid);
   });
 
@@ -77,7 +92,11 @@ describe('POST /mutate without the framework', () => {
   });
 
   it('refuses what it cannot read as a JSON AdmissionReview with 415', async () => {
-    const latin1 = await request(app).post('/mutate').set('content-type', 'application/json; charset=latin1').send('{}').expect(415);
+    const latin1 = await request(app)
+      .post('/mutate')
+      .set('content-type', 'application/json; charset=latin1')
+      .send('{}')
+      .expect(415);
     expect(latin1.body.error).toMatch(/charset "LATIN1"/);
     const gzip = await raw(app, { 'content-type': 'application/json', 'content-encoding': 'gzip' }, '{}');
     expect(gzip.status).toBe(415);
@@ -93,7 +112,11 @@ describe('POST /mutate without the framework', () => {
   });
 
   it('answers 413 to a chunked body that grows past the limit, then keeps serving', async () => {
-    const res = await raw(app, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' }, ' '.repeat(BODY_LIMIT_BYTES + 1));
+    const res = await raw(
+      app,
+      { 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
+      ' '.repeat(BODY_LIMIT_BYTES + 1),
+    );
     expect(res.status).toBe(413);
     await request(app).post('/mutate').send(fixture(PASS_THROUGH)).expect(200);
   });
@@ -108,7 +131,11 @@ describe('POST /mutate without the framework', () => {
 
 describe('routes besides /mutate', () => {
   it('serves GET /metrics from the collector it is given; others get a JSON 404', async () => {
-    const app = createAdmissionApp({ config: DEFAULT_CONFIG, releaseState: () => ({}), metrics: async () => ({ text: '# metrics', contentType: 'text/plain; version=0.0.4' }) });
+    const app = createAdmissionApp({
+      config: DEFAULT_CONFIG,
+      releaseState: () => ({}),
+      metrics: async () => ({ text: '# metrics', contentType: 'text/plain; version=0.0.4' }),
+    });
     const metrics = await request(app).get('/metrics').expect(200, '# metrics');
     expect(metrics.headers['content-type']).toMatch(/^text\/plain; version=0.0.4/);
     const missing = await request(app).get('/nowhere').expect(404);
@@ -123,7 +150,11 @@ describe('routes besides /mutate', () => {
   });
 
   it('a metrics collector that fails is a 500 with its reason', async () => {
-    const app = createAdmissionApp({ config: DEFAULT_CONFIG, releaseState: () => ({}), metrics: () => Promise.reject(new Error('main thread gone')) });
+    const app = createAdmissionApp({
+      config: DEFAULT_CONFIG,
+      releaseState: () => ({}),
+      metrics: () => Promise.reject(new Error('main thread gone')),
+    });
     const res = await request(app).get('/metrics').expect(500);
     expect(res.text).toMatch(/cannot collect metrics: main thread gone/);
   });
@@ -131,7 +162,11 @@ describe('routes besides /mutate', () => {
   it('an error thrown while routing is a JSON 500 without details, logged', async () => {
     const { lines, logger } = capture('info');
     // A readiness answer whose fields throw when read: the route handler itself fails.
-    const hostile = Object.defineProperty({}, 'ready', { get: () => { throw new Error('secret internals'); } }) as { ready: boolean };
+    const hostile = Object.defineProperty({}, 'ready', {
+      get: () => {
+        throw new Error('secret internals');
+      },
+    }) as { ready: boolean };
     const app = createAdmissionApp({ config: DEFAULT_CONFIG, releaseState: () => ({}), logger, ready: () => hostile });
     const res = await request(app).get('/readyz').expect(500);
     expect(res.body).toEqual({ error: 'internal error while deciding the admission request' });
@@ -142,20 +177,36 @@ describe('routes besides /mutate', () => {
 
 describe('decision logging', () => {
   it('routine decisions (pass-through, forward, no change) are debug lines: absent at info, present at debug', async () => {
-    for (const [level, expected] of [['info', 0], ['debug', 2]] as const) {
+    for (const [level, expected] of [
+      ['info', 0],
+      ['debug', 2],
+    ] as const) {
       const { lines, logger } = capture(level);
-      const app = createAdmissionApp({ config: DEFAULT_CONFIG, releaseState: () => ({ runningVersion: '3.0.2' }), logger });
+      const app = createAdmissionApp({
+        config: DEFAULT_CONFIG,
+        releaseState: () => ({ runningVersion: '3.0.2' }),
+        logger,
+      });
       await request(app).post('/mutate').send(fixture(PASS_THROUGH)).expect(200);
       await request(app).post('/mutate').send(fixture(FORWARD)).expect(200);
       const decisions = lines.filter((l) => typeof l.decision === 'string');
       expect(decisions).toHaveLength(expected);
-      if (expected) expect(decisions.map((d) => [d.level, d.decision])).toEqual([['debug', 'pass-through'], ['debug', 'forward']]);
+      if (expected)
+        expect(decisions.map((d) => [d.level, d.decision])).toEqual([
+          ['debug', 'pass-through'],
+          ['debug', 'forward'],
+        ]);
     }
   });
 
   it('a routine decision is still reported to onDecision (metrics, audit)', async () => {
     const seen: string[] = [];
-    const app = createAdmissionApp({ config: DEFAULT_CONFIG, releaseState: () => ({}), onDecision: (r) => seen.push(r.decision), logger: capture('info').logger });
+    const app = createAdmissionApp({
+      config: DEFAULT_CONFIG,
+      releaseState: () => ({}),
+      onDecision: (r) => seen.push(r.decision),
+      logger: capture('info').logger,
+    });
     await request(app).post('/mutate').send(fixture(PASS_THROUGH)).expect(200);
     expect(seen).toEqual(['pass-through']);
   });

@@ -8,19 +8,32 @@ import { decodePatch } from '../../src/core/response.js';
 import { BODY_LIMIT_BYTES, createAdmissionApp, type DecisionRecord } from '../../src/webhook/app.js';
 import { createLogger } from '../../src/log/logger.js';
 
-const fixture = (name: string) => JSON.parse(readFileSync(new URL(`../fixtures/admission/${name}`, import.meta.url), 'utf8'));
+const fixture = (name: string) =>
+  JSON.parse(readFileSync(new URL(`../fixtures/admission/${name}`, import.meta.url), 'utf8'));
 
 function appWith(state: ReleaseState = {}, extra: Partial<Parameters<typeof createAdmissionApp>[0]> = {}) {
   const records: DecisionRecord[] = [];
-  const app = createAdmissionApp({ config: DEFAULT_CONFIG, releaseState: () => state, onDecision: (r) => records.push(r), ...extra });
+  const app = createAdmissionApp({
+    config: DEFAULT_CONFIG,
+    releaseState: () => state,
+    onDecision: (r) => records.push(r),
+    ...extra,
+  });
   return { app, records };
 }
 
 describe('POST /mutate', () => {
   it('holds a Helm downgrade of the scheduler and reports the decision', async () => {
     const { app, records } = appWith();
-    const res = await request(app).post('/mutate').send(fixture('helm-upgrade-scheduler-3.1.0-to-3.0.2.json')).expect(200);
-    expect(res.body).toMatchObject({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: '5c1f2d0a-1b2c-4d3e-8f90-000000000001', allowed: true, patchType: 'JSONPatch' } });
+    const res = await request(app)
+      .post('/mutate')
+      .send(fixture('helm-upgrade-scheduler-3.1.0-to-3.0.2.json'))
+      .expect(200);
+    expect(res.body).toMatchObject({
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      response: { uid: '5c1f2d0a-1b2c-4d3e-8f90-000000000001', allowed: true, patchType: 'JSONPatch' },
+    });
     expect(decodePatch(res.body.response)).toContainEqual({ op: 'add', path: '/spec/paused', value: true });
     expect(res.body.response.warnings[0]).toMatch(/DOWNGRADE/);
     expect(records).toHaveLength(1);
@@ -56,8 +69,14 @@ describe('POST /mutate', () => {
 
   it('passes the pre-upgrade migration Job the release state, by namespace and release', async () => {
     const asked: string[] = [];
-    const app = createAdmissionApp({ config: DEFAULT_CONFIG, releaseState: (ns, rel) => (asked.push(`${ns}/${rel}`), { runningVersion: '3.1.0' }) });
-    const res = await request(app).post('/mutate').send(fixture('helm-pre-upgrade-migration-job-3.0.2.json')).expect(200);
+    const app = createAdmissionApp({
+      config: DEFAULT_CONFIG,
+      releaseState: (ns, rel) => (asked.push(`${ns}/${rel}`), { runningVersion: '3.1.0' }),
+    });
+    const res = await request(app)
+      .post('/mutate')
+      .send(fixture('helm-pre-upgrade-migration-job-3.0.2.json'))
+      .expect(200);
     expect(decodePatch(res.body.response)).toContainEqual({ op: 'add', path: '/spec/suspend', value: true });
     expect(asked).toEqual(['airflow/airflow']);
   });
@@ -82,15 +101,26 @@ describe('POST /mutate', () => {
   it('strict mode denies an unknown version with a status message', async () => {
     const app = createAdmissionApp({ config: parseGuardConfig({ strict: true }), releaseState: () => ({}) });
     const res = await request(app).post('/mutate').send(fixture('kubectl-set-image-scheduler-latest.json')).expect(200);
-    expect(res.body.response).toMatchObject({ allowed: false, status: { code: 403, message: expect.stringMatching(/strict mode/) } });
+    expect(res.body.response).toMatchObject({
+      allowed: false,
+      status: { code: 403, message: expect.stringMatching(/strict mode/) },
+    });
   });
 
   it('answers bad bodies with a clear 4xx and keeps serving', async () => {
     const { app } = appWith();
     const tooBig = Buffer.alloc(BODY_LIMIT_BYTES + 10, 0x20);
-    const big = await request(app).post('/mutate').set('content-type', 'application/json').send(tooBig.toString()).expect(413);
+    const big = await request(app)
+      .post('/mutate')
+      .set('content-type', 'application/json')
+      .send(tooBig.toString())
+      .expect(413);
     expect(big.body.error).toMatch(/larger than/);
-    const notJson = await request(app).post('/mutate').set('content-type', 'application/json').send('{"apiVersion": ').expect(400);
+    const notJson = await request(app)
+      .post('/mutate')
+      .set('content-type', 'application/json')
+      .send('{"apiVersion": ')
+      .expect(400);
     expect(notJson.body.error).toMatch(/not valid JSON/);
     const wrongKind = await request(app).post('/mutate').send({ apiVersion: 'v1', kind: 'ConfigMap' }).expect(400);
     expect(wrongKind.body.error).toMatch(/apiVersion must be 'admission.k8s.io\/v1'/);
@@ -104,24 +134,49 @@ describe('POST /mutate', () => {
   });
 
   it('a throwing onDecision never reaches the request', async () => {
-    const app = createAdmissionApp({ config: DEFAULT_CONFIG, releaseState: () => ({}), onDecision: () => { throw new Error('audit down'); } });
+    const app = createAdmissionApp({
+      config: DEFAULT_CONFIG,
+      releaseState: () => ({}),
+      onDecision: () => {
+        throw new Error('audit down');
+      },
+    });
     await request(app).post('/mutate').send(fixture('helm-upgrade-scheduler-3.1.0-to-3.0.2.json')).expect(200);
   });
 
   it('a failing release state lookup is a 503, not a guess', async () => {
-    const app = createAdmissionApp({ config: DEFAULT_CONFIG, releaseState: () => { throw new Error('cache not synced'); } });
-    const res = await request(app).post('/mutate').send(fixture('helm-pre-upgrade-migration-job-3.0.2.json')).expect(503);
+    const app = createAdmissionApp({
+      config: DEFAULT_CONFIG,
+      releaseState: () => {
+        throw new Error('cache not synced');
+      },
+    });
+    const res = await request(app)
+      .post('/mutate')
+      .send(fixture('helm-pre-upgrade-migration-job-3.0.2.json'))
+      .expect(503);
     expect(res.body.error).toMatch(/release state of airflow\/airflow unavailable: cache not synced/);
   });
 
   it('logs decisions as JSON without secrets', async () => {
     const lines: string[] = [];
-    const destination = new Writable({ write(chunk, _enc, done) { lines.push(String(chunk)); done(); } });
+    const destination = new Writable({
+      write(chunk, _enc, done) {
+        lines.push(String(chunk));
+        done();
+      },
+    });
     const logger = createLogger({ name: 'webhook', destination });
     const app = createAdmissionApp({ config: DEFAULT_CONFIG, releaseState: () => ({}), logger });
     await request(app).post('/mutate').send(fixture('helm-upgrade-scheduler-3.1.0-to-3.0.2.json')).expect(200);
     const entry = JSON.parse(lines.find((l) => l.includes('"decision":"downgrade"'))!);
-    expect(entry).toMatchObject({ level: 'info', service: 'airflow-downgrade-guard', component: 'webhook', decision: 'downgrade', uid: '5c1f2d0a-1b2c-4d3e-8f90-000000000001' });
+    expect(entry).toMatchObject({
+      level: 'info',
+      service: 'airflow-downgrade-guard',
+      component: 'webhook',
+      decision: 'downgrade',
+      uid: '5c1f2d0a-1b2c-4d3e-8f90-000000000001',
+    });
   });
 });
 

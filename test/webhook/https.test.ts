@@ -14,8 +14,29 @@ const dir = mkdtempSync(join(tmpdir(), 'adg-tls-'));
 function selfSigned(name: string): { cert: string; key: string } {
   const cert = join(dir, `${name}.crt`);
   const key = join(dir, `${name}.key`);
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-    '-subj', `/CN=${name}`, '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      `/CN=${name}`,
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ],
+    { stdio: 'ignore' },
+  );
   return { cert: readFileSync(cert, 'utf8'), key: readFileSync(key, 'utf8') };
 }
 
@@ -28,12 +49,30 @@ interface Answer {
 
 function post(port: string | number, ca: string, body: string, agent: https.Agent | false = false): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = https.request({ host: '127.0.0.1', port, path: '/mutate', method: 'POST', ca, agent, headers: { 'content-type': 'application/json' } }, (res) => {
-      let data = '';
-      const socket = res.socket as tls.TLSSocket;
-      res.on('data', (c) => (data += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data, peer: socket.getPeerCertificate().subject?.CN as string, localPort: socket.localPort ?? -1 }));
-    });
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/mutate',
+        method: 'POST',
+        ca,
+        agent,
+        headers: { 'content-type': 'application/json' },
+      },
+      (res) => {
+        let data = '';
+        const socket = res.socket as tls.TLSSocket;
+        res.on('data', (c) => (data += c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            body: data,
+            peer: socket.getPeerCertificate().subject?.CN as string,
+            localPort: socket.localPort ?? -1,
+          }),
+        );
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -43,7 +82,10 @@ describe('startHttpsServer', () => {
   let running: RunningHttpsServer;
   const first = selfSigned('first');
   const second = selfSigned('second');
-  const review = readFileSync(new URL('../fixtures/admission/helm-pre-upgrade-migration-job-3.0.2.json', import.meta.url), 'utf8');
+  const review = readFileSync(
+    new URL('../fixtures/admission/helm-pre-upgrade-migration-job-3.0.2.json', import.meta.url),
+    'utf8',
+  );
 
   beforeAll(async () => {
     const app = createAdmissionApp({ config: DEFAULT_CONFIG, releaseState: () => ({ runningVersion: '3.1.0' }) });
@@ -63,7 +105,11 @@ describe('startHttpsServer', () => {
       const before = await post(running.port, first.cert, review, agent);
       expect(before.status).toBe(200);
       expect(before.peer).toBe('first');
-      expect(JSON.parse(before.body).response).toMatchObject({ uid: '5c1f2d0a-1b2c-4d3e-8f90-000000000002', allowed: true, patchType: 'JSONPatch' });
+      expect(JSON.parse(before.body).response).toMatchObject({
+        uid: '5c1f2d0a-1b2c-4d3e-8f90-000000000002',
+        allowed: true,
+        patchType: 'JSONPatch',
+      });
 
       running.setCertificate(second);
 
@@ -91,8 +137,17 @@ describe('startHttpsServer', () => {
 
   it('refuses TLS 1.1, also after a renewal', async () => {
     const error = await new Promise<Error | undefined>((resolve) => {
-      const socket = tls.connect({ host: '127.0.0.1', port: running.port, rejectUnauthorized: false, minVersion: 'TLSv1', maxVersion: 'TLSv1.1' });
-      socket.on('secureConnect', () => { socket.destroy(); resolve(undefined); });
+      const socket = tls.connect({
+        host: '127.0.0.1',
+        port: running.port,
+        rejectUnauthorized: false,
+        minVersion: 'TLSv1',
+        maxVersion: 'TLSv1.1',
+      });
+      socket.on('secureConnect', () => {
+        socket.destroy();
+        resolve(undefined);
+      });
       socket.on('error', (e) => resolve(e));
     });
     expect(error).toBeDefined();

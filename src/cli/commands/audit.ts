@@ -44,7 +44,9 @@ export function parseTimeFlag(value: string, now: number = Date.now()): Date {
     const parsed = Date.parse(value.trim());
     if (!Number.isNaN(parsed)) return new Date(parsed);
   }
-  throw new UsageArgumentError(`expected a duration like 30m, 24h, 7d or an ISO time like 2025-06-01T10:00:00Z, got '${value}'`);
+  throw new UsageArgumentError(
+    `expected a duration like 30m, 24h, 7d or an ISO time like 2025-06-01T10:00:00Z, got '${value}'`,
+  );
 }
 
 function parseLimit(value: string): number {
@@ -63,7 +65,8 @@ function parseOutput(value: string): OutputFormat {
 }
 
 function parseKind(value: string): RecordKind {
-  if (!(RECORD_KINDS as readonly string[]).includes(value)) throw new UsageArgumentError(`must be one of ${RECORD_KINDS.join(', ')}`);
+  if (!(RECORD_KINDS as readonly string[]).includes(value))
+    throw new UsageArgumentError(`must be one of ${RECORD_KINDS.join(', ')}`);
   return value as RecordKind;
 }
 
@@ -107,7 +110,11 @@ export async function runAudit(options: AuditCliOptions, io: CliIo): Promise<num
   let config: pg.ClientConfig;
   try {
     quoteSchema(schema);
-    config = parseDatabaseUrl(url, { timeoutMs: 10_000, applicationName: 'airflow-downgrade-guard-audit-cli', role: 'audit' });
+    config = parseDatabaseUrl(url, {
+      timeoutMs: 10_000,
+      applicationName: 'airflow-downgrade-guard-audit-cli',
+      role: 'audit',
+    });
   } catch (error) {
     io.stderr(`error: ${(error as Error).message}\n`);
     return USAGE_EXIT_CODE;
@@ -131,7 +138,9 @@ export async function runAudit(options: AuditCliOptions, io: CliIo): Promise<num
     return 0;
   } catch (error) {
     if ((error as { code?: unknown }).code === '42P01') {
-      io.stderr(`the audit database at ${where} has no audit records (schema ${schema} not created yet: no guard has written to it)\n`);
+      io.stderr(
+        `the audit database at ${where} has no audit records (schema ${schema} not created yet: no guard has written to it)\n`,
+      );
     } else {
       io.stderr(`cannot read the audit database at ${where}: ${oneLine(error)}\n`);
     }
@@ -174,11 +183,18 @@ export function register(program: Command): void {
     .command('audit')
     .description('review the audit log: admission decisions, operation steps and operator actions')
     .option('--database-url <url>', `audit database URL (default: env ${AUDIT_DATABASE_URL_ENV})`)
-    .option('--schema <name>', `schema of the audit tables (default: env ${AUDIT_SCHEMA_ENV} or ${DEFAULT_AUDIT_SCHEMA})`, parseSchema)
+    .option(
+      '--schema <name>',
+      `schema of the audit tables (default: env ${AUDIT_SCHEMA_ENV} or ${DEFAULT_AUDIT_SCHEMA})`,
+      parseSchema,
+    )
     .option('--release <name>', 'only this Airflow release')
     .option('--namespace <ns>', 'only this namespace')
     .option('--operation <id>', 'only this downgrade operation')
-    .option('--decision <decision>', 'only this admission decision (downgrade, same-head, …) or operator action (retry, abort, break-glass)')
+    .option(
+      '--decision <decision>',
+      'only this admission decision (downgrade, same-head, …) or operator action (retry, abort, break-glass)',
+    )
     .option('--user <user>', 'only records by this user (admissions, operator actions) or actor (operation steps)')
     .option('--kind <kind>', `only this record kind (${RECORD_KINDS.join(', ')})`, parseKind)
     .option('--since <time>', 'records at or after this time (24h, 30m, 7d or ISO)', (v: string) => parseTimeFlag(v))

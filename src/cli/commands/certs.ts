@@ -4,7 +4,13 @@ import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { generateCertificates, issueServingCertificate, SERVING_VALIDITY_DAYS, type GeneratedCertificates, type PemPair } from '../../certs/generate.js';
+import {
+  generateCertificates,
+  issueServingCertificate,
+  SERVING_VALIDITY_DAYS,
+  type GeneratedCertificates,
+  type PemPair,
+} from '../../certs/generate.js';
 import { CERTIFICATE_FILES, writeCertificateFiles } from '../../certs/write.js';
 import { UsageArgumentError } from './manifests.js';
 import { DEFAULT_NAMESPACE, GUARD_NAME, TLS_SECRET_NAME, WEBHOOK_CONFIGURATION_NAME } from '../../install/names.js';
@@ -31,7 +37,9 @@ async function readCa(certFile: string, keyFile: string): Promise<PemPair> {
     try {
       return await readFile(file, 'utf8');
     } catch (error) {
-      throw new CertsUsageError(`cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+      throw new CertsUsageError(
+        `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      );
     }
   };
   const [cert, key] = await Promise.all([read(certFile), read(keyFile)]);
@@ -71,9 +79,15 @@ function collect(value: string, previous: string[]): string[] {
 
 /** Generates and writes the files; returns the text to print. */
 export async function runCertsGenerate(options: CertsGenerateOptions): Promise<string> {
-  if ((options.caCert === undefined) !== (options.caKey === undefined)) throw new CertsUsageError('--ca-cert and --ca-key go together');
+  if ((options.caCert === undefined) !== (options.caKey === undefined))
+    throw new CertsUsageError('--ca-cert and --ca-key go together');
   const dir = resolve(options.out);
-  const request = { service: options.service, namespace: options.namespace, validityDays: options.days, dnsNames: [...options.dns, ...options.ip] };
+  const request = {
+    service: options.service,
+    namespace: options.namespace,
+    validityDays: options.days,
+    dnsNames: [...options.dns, ...options.ip],
+  };
   let certs: GeneratedCertificates;
   let files: readonly string[] = CERTIFICATE_FILES;
   if (options.caCert !== undefined && options.caKey !== undefined) {
@@ -84,7 +98,9 @@ export async function runCertsGenerate(options: CertsGenerateOptions): Promise<s
     files = ['ca.crt', 'tls.crt', 'tls.key'];
     const caCopy = join(dir, 'ca.crt');
     if (existsSync(caCopy) && !options.force && (await readFile(caCopy, 'utf8')) !== ca.cert) {
-      throw new CertsUsageError(`${caCopy} holds another CA than ${options.caCert}; refusing to replace it without --force`);
+      throw new CertsUsageError(
+        `${caCopy} holds another CA than ${options.caCert}; refusing to replace it without --force`,
+      );
     }
   } else {
     const existing = CERTIFICATE_FILES.filter((f) => existsSync(join(dir, f)));

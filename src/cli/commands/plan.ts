@@ -7,7 +7,13 @@
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
-import { ANNOTATIONS, ConfigError, parseGuardConfig, withUnknownVersionFlags, type GuardConfig } from '../../core/config.js';
+import {
+  ANNOTATIONS,
+  ConfigError,
+  parseGuardConfig,
+  withUnknownVersionFlags,
+  type GuardConfig,
+} from '../../core/config.js';
 import { isValidRevision } from '../../core/heads.js';
 import { parseAirflowVersion } from '../../core/versions.js';
 import { evaluateManifests, planExitCode, PLAN_EXIT, type PlanSource } from '../../plan/evaluate.js';
@@ -52,7 +58,9 @@ async function readManifests(file: string, io: PlanIo): Promise<string> {
   try {
     return file === '-' ? await io.stdin() : await readFile(file, 'utf8');
   } catch (error) {
-    throw new PlanFailure(`cannot read ${file === '-' ? 'stdin' : file}: ${(error as NodeJS.ErrnoException).code ?? firstLine(error)}`);
+    throw new PlanFailure(
+      `cannot read ${file === '-' ? 'stdin' : file}: ${(error as NodeJS.ErrnoException).code ?? firstLine(error)}`,
+    );
   }
 }
 
@@ -63,7 +71,9 @@ async function loadConfig(options: PlanCliOptions): Promise<GuardConfig> {
     try {
       text = await readFile(options.config, 'utf8');
     } catch (error) {
-      throw new PlanFailure(`cannot read config ${options.config}: ${(error as NodeJS.ErrnoException).code ?? firstLine(error)}`);
+      throw new PlanFailure(
+        `cannot read config ${options.config}: ${(error as NodeJS.ErrnoException).code ?? firstLine(error)}`,
+      );
     }
     try {
       raw = parseYaml(text) ?? {};
@@ -89,7 +99,9 @@ async function registryOptions(options: PlanCliOptions): Promise<RegistryOptions
     try {
       return await readFile(file, 'utf8');
     } catch (error) {
-      throw new PlanFailure(`cannot read ${what} ${file}: ${(error as NodeJS.ErrnoException).code ?? firstLine(error)}`);
+      throw new PlanFailure(
+        `cannot read ${what} ${file}: ${(error as NodeJS.ErrnoException).code ?? firstLine(error)}`,
+      );
     }
   };
   let dockerConfig: DockerConfig;
@@ -97,9 +109,14 @@ async function registryOptions(options: PlanCliOptions): Promise<RegistryOptions
     dockerConfig = JSON.parse(await read(options.registryConfig as string, 'registry config')) as DockerConfig;
   } catch (error) {
     if (error instanceof PlanFailure) throw error;
-    throw new PlanFailure(`registry config ${options.registryConfig} is not a .dockerconfigjson (JSON with "auths"): ${firstLine(error)}`);
+    throw new PlanFailure(
+      `registry config ${options.registryConfig} is not a .dockerconfigjson (JSON with "auths"): ${firstLine(error)}`,
+    );
   }
-  return { dockerConfigs: [dockerConfig], ...(options.registryCaFile !== undefined ? { ca: [await read(options.registryCaFile, 'registry CA file')] } : {}) };
+  return {
+    dockerConfigs: [dockerConfig],
+    ...(options.registryCaFile !== undefined ? { ca: [await read(options.registryCaFile, 'registry CA file')] } : {}),
+  };
 }
 
 function statedState(options: PlanCliOptions): StatedState {
@@ -117,11 +134,19 @@ export async function runPlan(options: PlanCliOptions, io: PlanIo): Promise<numb
     const sourceName = options.file === '-' ? 'stdin' : options.file;
     let manifests = parseManifests(await readManifests(options.file, io), sourceName);
     // An empty `helm template` output is a broken pipeline, not "no downgrade".
-    if (manifests.length === 0) throw new PlanFailure(`${sourceName} holds no Kubernetes objects (an empty \`helm template\` output?): nothing to plan`);
+    if (manifests.length === 0)
+      throw new PlanFailure(
+        `${sourceName} holds no Kubernetes objects (an empty \`helm template\` output?): nothing to plan`,
+      );
     if (options.registryConfig !== undefined) {
       const resolved = await resolveManifestVersions(manifests, config, await registryOptions(options));
       manifests = resolved.manifests;
-      for (const r of resolved.resolutions) io.stderr(r.version ? `image ${r.image}: Airflow ${r.version} (image labels)\n` : `image ${r.image}: version not read from the registry: ${r.error}\n`);
+      for (const r of resolved.resolutions)
+        io.stderr(
+          r.version
+            ? `image ${r.image}: Airflow ${r.version} (image labels)\n`
+            : `image ${r.image}: version not read from the registry: ${r.error}\n`,
+        );
     }
     const stated = statedState(options);
     const offline = options.kubeconfig === undefined && Object.keys(stated).length > 0;
@@ -130,19 +155,39 @@ export async function runPlan(options: PlanCliOptions, io: PlanIo): Promise<numb
       source = statedSource(stated);
     } else {
       connection = connect(options.kubeconfig);
-      const overrides = Object.keys(stated).length > 0 ? `; stated ${Object.entries(stated).map(([k, v]) => `${k}=${v}`).join(', ')}` : '';
-      source = clusterSource(connection.cluster, config, `cluster ${connection.server} (context ${connection.context}: stored objects and running pods${overrides})`, stated);
+      const overrides =
+        Object.keys(stated).length > 0
+          ? `; stated ${Object.entries(stated)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(', ')}`
+          : '';
+      source = clusterSource(
+        connection.cluster,
+        config,
+        `cluster ${connection.server} (context ${connection.context}: stored objects and running pods${overrides})`,
+        stated,
+      );
     }
     const namespace = options.namespace ?? connection?.namespace ?? 'default';
     let report;
     try {
-      report = await evaluateManifests(manifests, source, { config, namespace, user: options.user ?? connection?.user ?? 'airflow-downgrade-guard-plan' });
+      report = await evaluateManifests(manifests, source, {
+        config,
+        namespace,
+        user: options.user ?? connection?.user ?? 'airflow-downgrade-guard-plan',
+      });
     } catch (error) {
-      if (connection && !(error instanceof ManifestError)) throw new PlanFailure(describeClusterError(error, connection.server));
+      if (connection && !(error instanceof ManifestError))
+        throw new PlanFailure(describeClusterError(error, connection.server));
       throw error;
     }
     if (connection && options.namespace === undefined && !namesNamespace(manifests)) {
-      const elsewhere = await releasesElsewhere(connection, config, report.releases.map((r) => r.release), namespace);
+      const elsewhere = await releasesElsewhere(
+        connection,
+        config,
+        report.releases.map((r) => r.release),
+        namespace,
+      );
       if (elsewhere.length > 0) {
         io.stderr(
           `undetermined: neither -n nor the manifests name a namespace, so they were evaluated in namespace ${namespace} (${connection.namespace ? "the context's" : 'the default'}), ` +
@@ -159,7 +204,12 @@ export async function runPlan(options: PlanCliOptions, io: PlanIo): Promise<numb
       io.stderr(`error: ${error.message}\n`);
       return PLAN_EXIT.usage;
     }
-    if (error instanceof PlanFailure || error instanceof ManifestError || error instanceof ClusterAccessError || error instanceof ConfigError) {
+    if (
+      error instanceof PlanFailure ||
+      error instanceof ManifestError ||
+      error instanceof ClusterAccessError ||
+      error instanceof ConfigError
+    ) {
       io.stderr(`error: ${error.message}\n`);
       return PLAN_EXIT.error;
     }
@@ -170,10 +220,20 @@ export async function runPlan(options: PlanCliOptions, io: PlanIo): Promise<numb
 }
 
 function namesNamespace(manifests: ManifestObject[]): boolean {
-  return manifests.some(({ object }) => isJsonObject(object.metadata) && typeof object.metadata.namespace === 'string' && object.metadata.namespace !== '');
+  return manifests.some(
+    ({ object }) =>
+      isJsonObject(object.metadata) &&
+      typeof object.metadata.namespace === 'string' &&
+      object.metadata.namespace !== '',
+  );
 }
 
-async function releasesElsewhere(connection: KubeConnection, config: GuardConfig, releases: string[], namespace: string): Promise<Array<{ release: string; namespaces: string[] }>> {
+async function releasesElsewhere(
+  connection: KubeConnection,
+  config: GuardConfig,
+  releases: string[],
+  namespace: string,
+): Promise<Array<{ release: string; namespaces: string[] }>> {
   const found: Array<{ release: string; namespaces: string[] }> = [];
   for (const release of new Set(releases)) {
     let namespaces: string[];
@@ -189,17 +249,22 @@ async function releasesElsewhere(connection: KubeConnection, config: GuardConfig
 }
 
 function parseOutput(value: string): PlanOutput {
-  if (!(PLAN_OUTPUTS as readonly string[]).includes(value)) throw new UsageArgumentError(`must be one of ${PLAN_OUTPUTS.join(', ')}`);
+  if (!(PLAN_OUTPUTS as readonly string[]).includes(value))
+    throw new UsageArgumentError(`must be one of ${PLAN_OUTPUTS.join(', ')}`);
   return value as PlanOutput;
 }
 
 function parseVersion(value: string): string {
-  if (!parseAirflowVersion(value)) throw new UsageArgumentError(`${JSON.stringify(value.slice(0, 40))} is not an Airflow version (like 3.1.0)`);
+  if (!parseAirflowVersion(value))
+    throw new UsageArgumentError(`${JSON.stringify(value.slice(0, 40))} is not an Airflow version (like 3.1.0)`);
   return value;
 }
 
 function parseRevision(value: string): string {
-  if (!isValidRevision(value)) throw new UsageArgumentError(`${JSON.stringify(String(value).slice(0, 40))} is not an alembic revision (like cc92b33c6709)`);
+  if (!isValidRevision(value))
+    throw new UsageArgumentError(
+      `${JSON.stringify(String(value).slice(0, 40))} is not an alembic revision (like cc92b33c6709)`,
+    );
   return value;
 }
 
@@ -249,16 +314,35 @@ Exit codes (over several releases the most severe wins: 1 > 4 > 3 > 0):
 export function register(program: Command): void {
   program
     .command('plan')
-    .description('show what the guard would do with rendered manifests, against the live cluster or a stated release state')
+    .description(
+      'show what the guard would do with rendered manifests, against the live cluster or a stated release state',
+    )
     .requiredOption('-f, --file <path>', "manifests (multi-document YAML or JSON), or '-' for stdin")
-    .option('--kubeconfig <path>', 'kubeconfig of the cluster to compare against (default: KUBECONFIG or ~/.kube/config)')
+    .option(
+      '--kubeconfig <path>',
+      'kubeconfig of the cluster to compare against (default: KUBECONFIG or ~/.kube/config)',
+    )
     .option('-n, --namespace <ns>', "namespace of objects that name none (default: the context's, else default)")
-    .option('--release-version <version>', 'the Airflow version the release runs now (offline without --kubeconfig)', parseVersion)
-    .option('--db-revision <revision>', "the metadata database's alembic revision (offline without --kubeconfig)", parseRevision)
+    .option(
+      '--release-version <version>',
+      'the Airflow version the release runs now (offline without --kubeconfig)',
+      parseVersion,
+    )
+    .option(
+      '--db-revision <revision>',
+      "the metadata database's alembic revision (offline without --kubeconfig)",
+      parseRevision,
+    )
     .option('--config <file>', 'guard configuration (YAML or JSON), as the webhook runs with')
-    .option('--unknown-version <policy>', 'decide as a guard with this setting: allow (default; unknown versions exit 4) | deny (exit 1)')
+    .option(
+      '--unknown-version <policy>',
+      'decide as a guard with this setting: allow (default; unknown versions exit 4) | deny (exit 1)',
+    )
     .option('--strict', 'deprecated alias of --unknown-version deny')
-    .option('--registry-config <file>', 'a .dockerconfigjson: read the Airflow version of private or custom images from their labels in the registry')
+    .option(
+      '--registry-config <file>',
+      'a .dockerconfigjson: read the Airflow version of private or custom images from their labels in the registry',
+    )
     .option('--registry-ca-file <file>', 'extra CA certificates (PEM) for the registries')
     .option('--user <name>', 'the user the requests are attributed to (trusted users pass untouched)')
     .option('--output <format>', PLAN_OUTPUTS.join(' | '), parseOutput, 'text' as PlanOutput)

@@ -9,7 +9,12 @@ import { createAuditLog, type AuditLog } from '../../audit/log.js';
 import { DEFAULT_AUDIT_SCHEMA } from '../../audit/migrations.js';
 import type { OperatorActionName } from '../../audit/records.js';
 import type { OperationState } from '../../coordinator/operation.js';
-import { OperatorActionError, abortOperation, findOperation, retryOperation } from '../../coordinator/operator-actions.js';
+import {
+  OperatorActionError,
+  abortOperation,
+  findOperation,
+  retryOperation,
+} from '../../coordinator/operator-actions.js';
 import { redactConnectionString } from '../../db/connection.js';
 import { ClusterAccessError, connect, describeClusterError, firstLine, type KubeConnection } from '../../plan/kube.js';
 import { AUDIT_DATABASE_URL_ENV, AUDIT_SCHEMA_ENV } from './audit.js';
@@ -31,7 +36,10 @@ export interface OperatorIo {
 
 type Action = Extract<OperatorActionName, 'retry' | 'abort'>;
 
-const ACTIONS: Record<Action, (connection: KubeConnection, op: OperationState, user: string) => Promise<OperationState>> = {
+const ACTIONS: Record<
+  Action,
+  (connection: KubeConnection, op: OperationState, user: string) => Promise<OperationState>
+> = {
   retry: (c, op, user) => retryOperation(c.cluster, op, user),
   abort: (c, op, user) => abortOperation(c.cluster, op, user),
 };
@@ -47,7 +55,9 @@ async function openAudit(url: string, schema: string, io: OperatorIo): Promise<A
   if (await audit.start()) return audit;
   const why = audit.stats().lastError ?? 'unreachable';
   await audit.close(100);
-  io.stderr(`error: cannot reach the audit database at ${redactConnectionString(url)}: ${why}; nothing changed (the action is only taken when it can be recorded)\n`);
+  io.stderr(
+    `error: cannot reach the audit database at ${redactConnectionString(url)}: ${why}; nothing changed (the action is only taken when it can be recorded)\n`,
+  );
   return undefined;
 }
 
@@ -55,11 +65,18 @@ async function closeAudit(audit: AuditLog | undefined, io: OperatorIo): Promise<
   if (!audit) return;
   const stats = await audit.close(10_000);
   if (stats.buffered > 0 || stats.dropped > 0) {
-    io.stderr(`warning: the operator-action audit record was not stored${stats.lastError ? `: ${stats.lastError}` : ''}\n`);
+    io.stderr(
+      `warning: the operator-action audit record was not stored${stats.lastError ? `: ${stats.lastError}` : ''}\n`,
+    );
   }
 }
 
-export async function runOperatorAction(action: Action, ref: string, options: OperatorCliOptions, io: OperatorIo): Promise<number> {
+export async function runOperatorAction(
+  action: Action,
+  ref: string,
+  options: OperatorCliOptions,
+  io: OperatorIo,
+): Promise<number> {
   let connection: KubeConnection;
   try {
     connection = connect(options.kubeconfig);
@@ -82,17 +99,32 @@ export async function runOperatorAction(action: Action, ref: string, options: Op
     try {
       op = await findOperation(connection.cluster, ref, options.namespace);
     } catch (error) {
-      io.stderr(`error: ${error instanceof OperatorActionError ? error.message : describeClusterError(error, connection.server)}\n`);
+      io.stderr(
+        `error: ${error instanceof OperatorActionError ? error.message : describeClusterError(error, connection.server)}\n`,
+      );
       return 1;
     }
-    const record = { kind: 'operator-action', action, user, namespace: op.namespace, release: op.release, operationId: op.id, ...(options.reason ? { reason: options.reason } : {}) } as const;
+    const record = {
+      kind: 'operator-action',
+      action,
+      user,
+      namespace: op.namespace,
+      release: op.release,
+      operationId: op.id,
+      ...(options.reason ? { reason: options.reason } : {}),
+    } as const;
     try {
       const updated = await ACTIONS[action](connection, op, user);
       audit?.append({ ...record, outcome: 'ok' });
-      io.stdout(`${action}: operation ${op.id} (${op.namespace}/${op.release}, ${op.fromVersion} -> ${op.toVersion}) ${op.phase} -> ${updated.phase}, by ${user}\n`);
+      io.stdout(
+        `${action}: operation ${op.id} (${op.namespace}/${op.release}, ${op.fromVersion} -> ${op.toVersion}) ${op.phase} -> ${updated.phase}, by ${user}\n`,
+      );
       return 0;
     } catch (error) {
-      const message = error instanceof OperatorActionError ? `${action} refused: ${error.message}` : `${action} failed: ${describeClusterError(error, connection.server)}`;
+      const message =
+        error instanceof OperatorActionError
+          ? `${action} refused: ${error.message}`
+          : `${action} failed: ${describeClusterError(error, connection.server)}`;
       audit?.append({ ...record, outcome: 'failed', error: message });
       io.stderr(`error: ${message}\n`);
       return 1;
@@ -110,13 +142,29 @@ export function operatorCommand(program: Command, action: Action, description: s
     .description(description)
     .option('--kubeconfig <path>', 'kubeconfig (default: KUBECONFIG, ~/.kube/config or in-cluster)')
     .option('-n, --namespace <ns>', 'look for the operation only in this namespace')
-    .option('--user <name>', "who takes the action, for the operation's history and the audit (default: the kubeconfig's user)")
+    .option(
+      '--user <name>',
+      "who takes the action, for the operation's history and the audit (default: the kubeconfig's user)",
+    )
     .option('--reason <text>', 'why, for the audit record')
-    .option('--audit-database-url <url>', `record the action in this audit database (default: env ${AUDIT_DATABASE_URL_ENV})`)
-    .option('--audit-schema <name>', `schema of the audit tables (default: env ${AUDIT_SCHEMA_ENV} or ${DEFAULT_AUDIT_SCHEMA})`)
-    .addHelpText('after', `\n<operation> is an operation id (dg-…) or <namespace>/<release>.\n${help}\nExit codes: 0 done, 1 refused or failed, 2 bad flags.`)
+    .option(
+      '--audit-database-url <url>',
+      `record the action in this audit database (default: env ${AUDIT_DATABASE_URL_ENV})`,
+    )
+    .option(
+      '--audit-schema <name>',
+      `schema of the audit tables (default: env ${AUDIT_SCHEMA_ENV} or ${DEFAULT_AUDIT_SCHEMA})`,
+    )
+    .addHelpText(
+      'after',
+      `\n<operation> is an operation id (dg-…) or <namespace>/<release>.\n${help}\nExit codes: 0 done, 1 refused or failed, 2 bad flags.`,
+    )
     .action(async (ref: string, options: OperatorCliOptions) => {
-      const code = await runOperatorAction(action, ref, options, { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t), env: process.env });
+      const code = await runOperatorAction(action, ref, options, {
+        stdout: (t) => process.stdout.write(t),
+        stderr: (t) => process.stderr.write(t),
+        env: process.env,
+      });
       if (code !== 0) process.exitCode = code;
     });
 }

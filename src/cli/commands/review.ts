@@ -33,7 +33,9 @@ async function readInput(file: string): Promise<string> {
     for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
     return Buffer.concat(chunks).toString('utf8');
   } catch (error) {
-    throw new InvalidInput(`cannot read ${file === '-' ? 'stdin' : file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new InvalidInput(
+      `cannot read ${file === '-' ? 'stdin' : file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
   }
 }
 
@@ -64,13 +66,17 @@ export function releaseStateFromOptions(options: Pick<ReviewOptions, 'releaseVer
   const state: ReleaseState = {};
   if (options.releaseVersion !== undefined) {
     if (!parseAirflowVersion(options.releaseVersion)) {
-      throw new InvalidInput(`--release-version ${JSON.stringify(options.releaseVersion.slice(0, 40))} is not an Airflow version (like 3.1.0)`);
+      throw new InvalidInput(
+        `--release-version ${JSON.stringify(options.releaseVersion.slice(0, 40))} is not an Airflow version (like 3.1.0)`,
+      );
     }
     state.runningVersion = options.releaseVersion;
   }
   if (options.dbRevision !== undefined) {
     if (!isValidRevision(options.dbRevision)) {
-      throw new InvalidInput(`--db-revision ${JSON.stringify(String(options.dbRevision).slice(0, 40))} is not an alembic revision (like cc92b33c6709)`);
+      throw new InvalidInput(
+        `--db-revision ${JSON.stringify(String(options.dbRevision).slice(0, 40))} is not an alembic revision (like cc92b33c6709)`,
+      );
     }
     state.dbRevision = options.dbRevision;
   }
@@ -84,12 +90,16 @@ async function loadConfig(options: ReviewOptions): Promise<GuardConfig> {
     try {
       text = await readFile(options.config, 'utf8');
     } catch (error) {
-      throw new InvalidInput(`cannot read config ${options.config}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+      throw new InvalidInput(
+        `cannot read config ${options.config}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      );
     }
     try {
       raw = parseYaml(text) ?? {};
     } catch (error) {
-      throw new InvalidInput(`config ${options.config} is not valid YAML/JSON: ${(error as Error).message.split('\n')[0]}`);
+      throw new InvalidInput(
+        `config ${options.config} is not valid YAML/JSON: ${(error as Error).message.split('\n')[0]}`,
+      );
     }
   }
   const config = parseGuardConfig(raw);
@@ -105,7 +115,9 @@ export async function runReview(options: ReviewOptions): Promise<{ stdout: strin
   // The webhook's answer includes its limits: it refuses a body over BODY_LIMIT_BYTES with 413.
   const bytes = input === parsed ? Buffer.byteLength(text, 'utf8') : Buffer.byteLength(JSON.stringify(input), 'utf8');
   if (bytes > BODY_LIMIT_BYTES) {
-    throw new InvalidInput(`the AdmissionReview is ${bytes} bytes: the webhook refuses requests over its ${BODY_LIMIT_BYTES} byte (3 MiB) limit with 413 Payload Too Large, and the API server then applies the webhook's failurePolicy`);
+    throw new InvalidInput(
+      `the AdmissionReview is ${bytes} bytes: the webhook refuses requests over its ${BODY_LIMIT_BYTES} byte (3 MiB) limit with 413 Payload Too Large, and the API server then applies the webhook's failurePolicy`,
+    );
   }
   const { response, decision } = reviewAdmission(input, () => state, config);
   const stdout = `${options.pretty ? JSON.stringify(response, null, 2) : JSON.stringify(response)}\n`;
@@ -119,7 +131,10 @@ export function register(program: Command): void {
     .requiredOption('-f, --file <path>', "AdmissionReview JSON file, or '-' for stdin")
     .option('--release-version <version>', 'the Airflow version the release runs now (for CREATE requests)')
     .option('--db-revision <revision>', "the metadata database's alembic revision")
-    .option('--unknown-version <policy>', 'a change whose Airflow version cannot be told: allow (with a warning, default) | deny')
+    .option(
+      '--unknown-version <policy>',
+      'a change whose Airflow version cannot be told: allow (with a warning, default) | deny',
+    )
     .option('--strict', 'deprecated alias of --unknown-version deny')
     .option('--config <file>', 'guard configuration (YAML or JSON)')
     .option('--pretty', 'indent the JSON (the webhook sends it compact)')

@@ -1,7 +1,12 @@
 // `status`: the downgrade operations the cluster holds (operation ConfigMaps), in progress first,
 // with their current step. Exit 0, 1 when the cluster cannot be read (one line), 2 bad flags.
 import type { Command } from 'commander';
-import { listOperations, operationStatus, sortForStatus, type OperationStatus } from '../../coordinator/operator-actions.js';
+import {
+  listOperations,
+  operationStatus,
+  sortForStatus,
+  type OperationStatus,
+} from '../../coordinator/operator-actions.js';
 import { ClusterAccessError, connect, describeClusterError, type KubeConnection } from '../../plan/kube.js';
 import { UsageArgumentError } from './manifests.js';
 
@@ -28,7 +33,10 @@ const COLUMNS: Array<{ title: string; value: (s: OperationStatus) => string }> =
   { title: 'STEP', value: (s) => s.step },
   { title: 'AGE', value: (s) => s.age },
   // A stall (not yet held) shows its reason here too: it becomes the held reason after the stall bound.
-  { title: 'HELD REASON', value: (s) => s.heldReason ?? (s.stalled ? `stalled since ${s.stalled.since}: ${s.stalled.reason}` : '') },
+  {
+    title: 'HELD REASON',
+    value: (s) => s.heldReason ?? (s.stalled ? `stalled since ${s.stalled.since}: ${s.stalled.reason}` : ''),
+  },
 ];
 
 // The held reason is last: it may run long without breaking the columns before it.
@@ -45,7 +53,11 @@ export function formatStatusTable(rows: OperationStatus[]): string {
   if (rows.length === 0) return 'No downgrade operations.\n';
   const cells = rows.map((r) => COLUMNS.map((c, i) => cell(c.value(r), i === COLUMNS.length - 1)));
   const widths = COLUMNS.map((c, i) => Math.max(c.title.length, ...cells.map((row) => (row[i] ?? '').length)));
-  const line = (values: string[]): string => values.map((v, i) => (i === values.length - 1 ? v : v.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
+  const line = (values: string[]): string =>
+    values
+      .map((v, i) => (i === values.length - 1 ? v : v.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
   return `${[line(COLUMNS.map((c) => c.title)), ...cells.map(line)].join('\n')}\n`;
 }
 
@@ -76,7 +88,8 @@ export async function runStatus(options: StatusCliOptions, io: StatusIo): Promis
 }
 
 function parseOutput(value: string): StatusOutput {
-  if (!(STATUS_OUTPUTS as readonly string[]).includes(value)) throw new UsageArgumentError(`must be one of ${STATUS_OUTPUTS.join(', ')}`);
+  if (!(STATUS_OUTPUTS as readonly string[]).includes(value))
+    throw new UsageArgumentError(`must be one of ${STATUS_OUTPUTS.join(', ')}`);
   return value as StatusOutput;
 }
 
@@ -89,7 +102,10 @@ export function register(program: Command): void {
     .option('--output <format>', STATUS_OUTPUTS.join(' | '), parseOutput, 'table' as StatusOutput)
     .addHelpText('after', '\nExit codes: 0 ok, 1 the cluster cannot be read, 2 bad flags.')
     .action(async (options: StatusCliOptions) => {
-      const code = await runStatus(options, { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) });
+      const code = await runStatus(options, {
+        stdout: (t) => process.stdout.write(t),
+        stderr: (t) => process.stderr.write(t),
+      });
       if (code !== 0) process.exitCode = code;
     });
 }

@@ -40,13 +40,15 @@ const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_0
 export function parseDuration(text: string): number {
   const parts = /^(?:\d+(?:\.\d+)?(?:ms|s|m|h))+$/.test(text) ? [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)] : [];
   const ms = parts.reduce((sum, [, n, unit]) => sum + Number(n) * (UNIT_MS[unit as string] ?? 0), 0);
-  if (parts.length === 0 || ms <= 0) throw new UsageArgumentError(`${JSON.stringify(text.slice(0, 40))} is not a duration (like 90s, 10m, 1h30m)`);
+  if (parts.length === 0 || ms <= 0)
+    throw new UsageArgumentError(`${JSON.stringify(text.slice(0, 40))} is not a duration (like 90s, 10m, 1h30m)`);
   return Math.round(ms);
 }
 
 export function parseReleaseRef(text: string): { namespace: string; name: string } {
   const match = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/([a-z0-9]([-a-z0-9.]*[a-z0-9])?)$/.exec(text);
-  if (!match || match[1]!.length > 63 || match[3]!.length > 253) throw new UsageArgumentError(`${JSON.stringify(text.slice(0, 80))} is not NAMESPACE/NAME (like airflow/airflow)`);
+  if (!match || match[1]!.length > 63 || match[3]!.length > 253)
+    throw new UsageArgumentError(`${JSON.stringify(text.slice(0, 80))} is not NAMESPACE/NAME (like airflow/airflow)`);
   return { namespace: match[1]!, name: match[3]! };
 }
 
@@ -118,7 +120,9 @@ export async function runWait(options: WaitCliOptions, io: WaitIo): Promise<numb
         shown = text;
       }
       if (io.now() >= deadline) {
-        io.stdout(`${ref} is not done after ${elapsed(options.timeout)}: ${shown || 'the cluster could not be read'}\n`);
+        io.stdout(
+          `${ref} is not done after ${elapsed(options.timeout)}: ${shown || 'the cluster could not be read'}\n`,
+        );
         return WAIT_EXIT.timeout;
       }
       await io.sleep(Math.min(options.interval, Math.max(0, deadline - io.now())));
@@ -152,8 +156,16 @@ export function register(program: Command): void {
     .command('wait')
     .description('wait until a release is done: no operation open, no hold, every workload rolled out')
     .requiredOption('--release <namespace/name>', 'the release, as NAMESPACE/NAME', parseReleaseRef)
-    .addOption(new Option('--timeout <duration>', 'give up after this long (like 90s, 10m, 1h30m)').argParser(parseDuration).default(parseDuration(DEFAULT_TIMEOUT), DEFAULT_TIMEOUT))
-    .addOption(new Option('--interval <duration>', 'how often to look').argParser(parseDuration).default(parseDuration(DEFAULT_INTERVAL), DEFAULT_INTERVAL))
+    .addOption(
+      new Option('--timeout <duration>', 'give up after this long (like 90s, 10m, 1h30m)')
+        .argParser(parseDuration)
+        .default(parseDuration(DEFAULT_TIMEOUT), DEFAULT_TIMEOUT),
+    )
+    .addOption(
+      new Option('--interval <duration>', 'how often to look')
+        .argParser(parseDuration)
+        .default(parseDuration(DEFAULT_INTERVAL), DEFAULT_INTERVAL),
+    )
     .option('--kubeconfig <path>', 'kubeconfig (default: KUBECONFIG, ~/.kube/config or in-cluster)')
     .option('--config <file>', 'guard configuration (YAML or JSON) with the labels the webhook runs with')
     .addHelpText('after', HELP_AFTER)

@@ -25,7 +25,9 @@ export interface StepReport {
  * under when that is not the phase's; or wait and try again.
  */
 // A wait `on: 'watch'` is ended by a watch event (pods gone, a pod Ready); the resync is its fallback.
-export type StepResult = { event: OperationEvent; op: OperationState; before?: StepRecord[]; as?: StepName } | { wait: true; op: OperationState; on?: 'watch' };
+export type StepResult =
+  | { event: OperationEvent; op: OperationState; before?: StepRecord[]; as?: StepName }
+  | { wait: true; op: OperationState; on?: 'watch' };
 
 export interface StepContext {
   /** alembic_version of the release's metadata database (null: no table); throws when unreadable. */

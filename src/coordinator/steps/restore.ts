@@ -13,8 +13,18 @@ export async function restore(ctx: StepContext, op: OperationState): Promise<Ste
     }),
   );
   if (waiting.length > 0) {
-    return ctx.stall(op, `returning to ${op.fromVersion}: ${waiting.sort().join(', ')} not on ${op.fromVersion}; kept at 0 until changed back`, 'watch');
+    return ctx.stall(
+      op,
+      `returning to ${op.fromVersion}: ${waiting.sort().join(', ')} not on ${op.fromVersion}; kept at 0 until changed back`,
+      'watch',
+    );
   }
-  ctx.report({ operation: op, step: 'restore', event: 'end', outcome: 'ok', detail: `every drained workload runs ${op.fromVersion} again` });
+  ctx.report({
+    operation: op,
+    step: 'restore',
+    event: 'end',
+    outcome: 'ok',
+    detail: `every drained workload runs ${op.fromVersion} again`,
+  });
   return { event: 'restored', op };
 }

@@ -36,7 +36,10 @@ export class ExecConnectionDropped extends Error {
 
 /** A Python exception: traceback on stderr, exit 1. */
 class PythonError extends Error {
-  constructor(readonly type: string, message: string) {
+  constructor(
+    readonly type: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -76,9 +79,30 @@ const CHECK_OPTIONS: OptionSpec[] = [
 ];
 
 const AIRFLOW_COMMANDS = [
-  'api-server', 'assets', 'backfill', 'cheat-sheet', 'config', 'connections', 'dag-processor', 'dags', 'db',
-  'info', 'jobs', 'kerberos', 'plugins', 'pools', 'providers', 'scheduler', 'standalone', 'tasks', 'triggerer',
-  'variables', 'version', 'celery', 'webserver', 'users',
+  'api-server',
+  'assets',
+  'backfill',
+  'cheat-sheet',
+  'config',
+  'connections',
+  'dag-processor',
+  'dags',
+  'db',
+  'info',
+  'jobs',
+  'kerberos',
+  'plugins',
+  'pools',
+  'providers',
+  'scheduler',
+  'standalone',
+  'tasks',
+  'triggerer',
+  'variables',
+  'version',
+  'celery',
+  'webserver',
+  'users',
 ];
 
 const MIGRATE_SINCE = parseAirflowVersion('2.7.0') as AirflowVersion;
@@ -89,13 +113,17 @@ export async function runAirflowCommand(ctx: CliContext, argv: readonly string[]
     return await dispatch(ctx, argv, io);
   } catch (error) {
     if (error instanceof ExecConnectionDropped) throw error;
-    if (error instanceof AbortedError || io.signal.aborted) return { exitCode: EXIT_KILLED, message: 'killed: the client went away' };
+    if (error instanceof AbortedError || io.signal.aborted)
+      return { exitCode: EXIT_KILLED, message: 'killed: the client went away' };
     if (error instanceof UsageError) return usageFailure(io, argv, error.message);
     if (error instanceof SystemExit) {
       io.stderr(`${error.message}\n`);
       return { exitCode: 1 };
     }
-    const python = error instanceof PythonError ? error : new PythonError('sqlalchemy.exc.OperationalError', `(psycopg2.OperationalError) ${messageOf(error)}`);
+    const python =
+      error instanceof PythonError
+        ? error
+        : new PythonError('sqlalchemy.exc.OperationalError', `(psycopg2.OperationalError) ${messageOf(error)}`);
     io.stderr(traceback(python));
     return { exitCode: 1 };
   }
@@ -135,7 +163,11 @@ async function dispatch(ctx: CliContext, argv: readonly string[], io: CliIO): Pr
     io.stdout(`${ctx.image.version.text}\n`);
     return { exitCode: 0 };
   }
-  if (!AIRFLOW_COMMANDS.includes(command) || (command === 'webserver' && ctx.image.version.major >= 3) || (command === 'api-server' && ctx.image.version.major < 3)) {
+  if (
+    !AIRFLOW_COMMANDS.includes(command) ||
+    (command === 'webserver' && ctx.image.version.major >= 3) ||
+    (command === 'api-server' && ctx.image.version.major < 3)
+  ) {
     throw new UsageError(`argument GROUP_OR_COMMAND: invalid choice: '${command}'`);
   }
   if (command !== 'db') {
@@ -203,8 +235,10 @@ function cantLocate(revision: string): PythonError {
 }
 
 function checkFromToOptions(opts: ParsedOptions): void {
-  if (opts.to_revision && opts.to_version) throw new SystemExit('Cannot supply both `--to-revision` and `--to-version`.');
-  if (opts.from_version && opts.from_revision) throw new SystemExit('`--from-revision` may not be combined with `--from-version`');
+  if (opts.to_revision && opts.to_version)
+    throw new SystemExit('Cannot supply both `--to-revision` and `--to-version`.');
+  if (opts.from_version && opts.from_revision)
+    throw new SystemExit('`--from-revision` may not be combined with `--from-version`');
   if ((opts.from_revision || opts.from_version) && !opts.show_sql_only) {
     throw new SystemExit('Args `--from-revision` and `--from-version` may only be used with `--show-sql-only`');
   }
@@ -222,7 +256,11 @@ function fromRevisionOption(ctx: CliContext, opts: ParsedOptions): string | unde
 
 async function openSession(ctx: CliContext, io: CliIO): Promise<MigrationSession> {
   const dbError = ctx.faults.peek(ctx.target, ['db-error']);
-  if (dbError) throw new PythonError('sqlalchemy.exc.OperationalError', `(psycopg2.OperationalError) ${dbError.message ?? 'connection to server failed: Connection refused'}`);
+  if (dbError)
+    throw new PythonError(
+      'sqlalchemy.exc.OperationalError',
+      `(psycopg2.OperationalError) ${dbError.message ?? 'connection to server failed: Connection refused'}`,
+    );
   const url = await ctx.databaseUrl();
   return MigrationSession.open(url, io.signal);
 }
@@ -232,7 +270,13 @@ async function openSession(ctx: CliContext, io: CliIO): Promise<MigrationSession
  * `stepDurationMs` is what one release's migrations take together (split over its revisions), and
  * a halfway fault stops after `steps` releases' migrations, so the database is left at a head.
  */
-async function walk(ctx: CliContext, io: CliIO, session: MigrationSession, path: string[], direction: 'upgrade' | 'downgrade'): Promise<void> {
+async function walk(
+  ctx: CliContext,
+  io: CliIO,
+  session: MigrationSession,
+  path: string[],
+  direction: 'upgrade' | 'downgrade',
+): Promise<void> {
   const halfway = path.length > 1 ? ctx.faults.take(ctx.target, ['exec-halfway']) : undefined;
   const heads = new Set(Object.values(ctx.image.headsMap));
   let releasesDone = 0;
@@ -242,7 +286,10 @@ async function walk(ctx: CliContext, io: CliIO, session: MigrationSession, path:
     const to = path[i] as string;
     // Upgrading applies `to`'s migration; downgrading reverts `from`'s.
     const release = ctx.image.releaseOfRevision.get(direction === 'upgrade' ? to : from) ?? 'unknown';
-    alembicLog(io, `Running ${direction} ${from} -> ${to}, ${direction === 'downgrade' ? 'Downgrade to' : 'Upgrade to'} Airflow ${versionOfRevision(ctx.image, to)} schema`);
+    alembicLog(
+      io,
+      `Running ${direction} ${from} -> ${to}, ${direction === 'downgrade' ? 'Downgrade to' : 'Upgrade to'} Airflow ${versionOfRevision(ctx.image, to)} schema`,
+    );
     await session.step(from, to, ctx.stepDurationMs / revisionsOf(ctx.image, release));
     if (heads.has(to)) releasesDone += 1;
   }
@@ -257,15 +304,25 @@ function revisionsOf(image: AirflowImage, release: string): number {
 async function stopHalfway(then: 'exit' | 'drop' | 'hang', io: CliIO): Promise<never> {
   if (then === 'drop') throw new ExecConnectionDropped('the exec connection dropped without a status');
   if (then === 'hang') {
-    await new Promise<never>((_, reject) => io.signal.addEventListener('abort', () => reject(new AbortedError('aborted')), { once: true }));
+    await new Promise<never>((_, reject) =>
+      io.signal.addEventListener('abort', () => reject(new AbortedError('aborted')), { once: true }),
+    );
   }
-  throw new PythonError('sqlalchemy.exc.OperationalError', '(psycopg2.OperationalError) server closed the connection unexpectedly\n\tThis probably means the server terminated abnormally\n\tbefore or while processing the request.');
+  throw new PythonError(
+    'sqlalchemy.exc.OperationalError',
+    '(psycopg2.OperationalError) server closed the connection unexpectedly\n\tThis probably means the server terminated abnormally\n\tbefore or while processing the request.',
+  );
 }
 
 function sqlFor(path: string[]): string {
   const lines = ['BEGIN;', ''];
   for (let i = 1; i < path.length; i += 1) {
-    lines.push(`-- Running ${path[i - 1]} -> ${path[i]}`, '', `UPDATE alembic_version SET version_num='${path[i]}' WHERE alembic_version.version_num = '${path[i - 1]}';`, '');
+    lines.push(
+      `-- Running ${path[i - 1]} -> ${path[i]}`,
+      '',
+      `UPDATE alembic_version SET version_num='${path[i]}' WHERE alembic_version.version_num = '${path[i - 1]}';`,
+      '',
+    );
   }
   lines.push('COMMIT;', '');
   return lines.join('\n');
@@ -302,7 +359,9 @@ async function downgrade(ctx: CliContext, opts: ParsedOptions, io: CliIO): Promi
   if (showSql) io.stdout('Generating sql for downgrade -- downgrade commands will be printed to stdout.\n');
   else io.stdout(`Performing downgrade with database ${redactConnectionString(await ctx.databaseUrl())}\n`);
   if (!opts.yes) {
-    io.stdout('\nWarning: About to reverse schema migrations for the airflow metastore. Please ensure you have backed up your database before any upgrade or downgrade operation. Proceed? (y/n)\n');
+    io.stdout(
+      '\nWarning: About to reverse schema migrations for the airflow metastore. Please ensure you have backed up your database before any upgrade or downgrade operation. Proceed? (y/n)\n',
+    );
     const answer = await readLine(io);
     if (answer === undefined) throw new PythonError('EOFError', 'EOF when reading a line');
     if (answer.toUpperCase() !== 'Y') throw new SystemExit('Cancelled');
@@ -336,7 +395,10 @@ function downgradePath(image: AirflowImage, current: string | null, target: stri
   const from = current === null ? -1 : chainIndex(image, current);
   const to = chainIndex(image, target);
   if (to > from) {
-    throw new PythonError('alembic.util.exc.CommandError', `Destination ${target} is not a valid downgrade target from current head(s)`);
+    throw new PythonError(
+      'alembic.util.exc.CommandError',
+      `Destination ${target} is not a valid downgrade target from current head(s)`,
+    );
   }
   return image.chain.slice(to, from + 1).reverse();
 }
@@ -374,7 +436,8 @@ async function migrate(ctx: CliContext, opts: ParsedOptions, io: CliIO): Promise
       alembicLog(io, 'Context impl PostgresqlImpl.');
       alembicLog(io, 'Will assume transactional DDL.');
       const path = upgradePath(ctx.image, current, target);
-      if (path.length <= 1) log(ctx, io, 'There are no migrations to apply; the database is at the requested revision.');
+      if (path.length <= 1)
+        log(ctx, io, 'There are no migrations to apply; the database is at the requested revision.');
       else log(ctx, io, `Migrating the Airflow database from ${current} to ${target}`);
       await walk(ctx, io, session, path, 'upgrade');
     }
@@ -443,12 +506,22 @@ const HEADS_MAP_PRINT = /print\(\s*json\.dumps\(\s*_REVISION_HEADS_MAP\s*\)\s*\)
 
 function runPython(ctx: CliContext, args: string[], io: CliIO): ExecResult {
   const [flag, code, ...extra] = args;
-  if (flag !== '-c' || code === undefined || extra.length > 0 || !HEADS_MAP_IMPORT.test(code) || !HEADS_MAP_PRINT.test(code)) {
-    io.stderr('simulated python: only `python -c "from airflow.utils.db import _REVISION_HEADS_MAP; import json; print(json.dumps(_REVISION_HEADS_MAP))"` is available\n');
+  if (
+    flag !== '-c' ||
+    code === undefined ||
+    extra.length > 0 ||
+    !HEADS_MAP_IMPORT.test(code) ||
+    !HEADS_MAP_PRINT.test(code)
+  ) {
+    io.stderr(
+      'simulated python: only `python -c "from airflow.utils.db import _REVISION_HEADS_MAP; import json; print(json.dumps(_REVISION_HEADS_MAP))"` is available\n',
+    );
     return { exitCode: 1 };
   }
   // json.dumps default separators: ', ' and ': '.
-  const body = Object.entries(ctx.image.headsMap).map(([version, head]) => `${JSON.stringify(version)}: ${JSON.stringify(head)}`);
+  const body = Object.entries(ctx.image.headsMap).map(
+    ([version, head]) => `${JSON.stringify(version)}: ${JSON.stringify(head)}`,
+  );
   io.stdout(`{${body.join(', ')}}\n`);
   return { exitCode: 0 };
 }

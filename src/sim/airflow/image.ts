@@ -49,7 +49,10 @@ export const DEFAULT_IMAGE_CATALOG = new ImageCatalog();
 const VERSION_LABEL = 'org.apache.airflow.version';
 
 /** The Airflow version a simulated image runs, or undefined for anything that is not Airflow. */
-export function airflowImageVersion(image: string | undefined, catalog: ImageCatalog = DEFAULT_IMAGE_CATALOG): AirflowVersion | undefined {
+export function airflowImageVersion(
+  image: string | undefined,
+  catalog: ImageCatalog = DEFAULT_IMAGE_CATALOG,
+): AirflowVersion | undefined {
   if (!image) return undefined;
   const declared = catalog.labelsOf(image)?.[VERSION_LABEL];
   if (declared !== undefined) return parseAirflowVersion(declared.trim());
@@ -61,11 +64,19 @@ export function airflowImageVersion(image: string | undefined, catalog: ImageCat
 
 /** A release candidate or post release migrates like its release: compare on X.Y.Z only. */
 function releaseOf(version: AirflowVersion): AirflowVersion {
-  return { major: version.major, minor: version.minor, patch: version.patch, text: `${version.major}.${version.minor}.${version.patch}` };
+  return {
+    major: version.major,
+    minor: version.minor,
+    patch: version.patch,
+    text: `${version.major}.${version.minor}.${version.patch}`,
+  };
 }
 
 /** Knowledge of an Airflow image, or undefined (not Airflow, or older than any schema head). */
-export function airflowImage(image: string | undefined, catalog: ImageCatalog = DEFAULT_IMAGE_CATALOG): AirflowImage | undefined {
+export function airflowImage(
+  image: string | undefined,
+  catalog: ImageCatalog = DEFAULT_IMAGE_CATALOG,
+): AirflowImage | undefined {
   const version = airflowImageVersion(image, catalog);
   if (!version || !image) return undefined;
   const release = releaseOf(version);

@@ -51,7 +51,10 @@ export class MigrationSession {
   private readonly client: pg.Client;
   private closed = false;
 
-  private constructor(client: pg.Client, private readonly signal: AbortSignal) {
+  private constructor(
+    client: pg.Client,
+    private readonly signal: AbortSignal,
+  ) {
     this.client = client;
     signal.addEventListener('abort', () => void this.close(), { once: true });
   }
@@ -88,7 +91,9 @@ export class MigrationSession {
 
   /** Fresh database: the table Alembic creates, stamped with a revision. */
   async stamp(revision: string): Promise<void> {
-    await this.run('CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) NOT NULL, CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))');
+    await this.run(
+      'CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) NOT NULL, CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))',
+    );
     await this.run('DELETE FROM alembic_version');
     await this.run('INSERT INTO alembic_version (version_num) VALUES ($1)', [revision]);
   }

@@ -20,20 +20,27 @@ export interface ReleaseHead {
 /** Checks the file's shape and that it is one linear chain; throws naming the first bad entry. */
 export function parseMigrationChain(data: unknown): Migration[] {
   const list = (data as { migrations?: unknown })?.migrations;
-  if (!Array.isArray(list) || list.length === 0) throw new Error('airflow-migrations.json: "migrations" must be a non-empty list');
+  if (!Array.isArray(list) || list.length === 0)
+    throw new Error('airflow-migrations.json: "migrations" must be a non-empty list');
   const chain: Migration[] = [];
   for (const [index, entry] of list.entries()) {
     const { revision, down_revision: downRevision, airflow_version: text } = (entry ?? {}) as Record<string, unknown>;
     const release = typeof text === 'string' ? parseAirflowVersion(text) : undefined;
     if (typeof revision !== 'string' || typeof downRevision !== 'string' || !release) {
-      throw new Error(`airflow-migrations.json: entry ${index} needs string revision, down_revision and an airflow_version`);
+      throw new Error(
+        `airflow-migrations.json: entry ${index} needs string revision, down_revision and an airflow_version`,
+      );
     }
     const previous = chain.at(-1);
     if (previous && downRevision !== previous.revision) {
-      throw new Error(`airflow-migrations.json: ${revision} revises ${downRevision}, not the entry before it (${previous.revision})`);
+      throw new Error(
+        `airflow-migrations.json: ${revision} revises ${downRevision}, not the entry before it (${previous.revision})`,
+      );
     }
     if (previous && compareVersions(release, previous.release) < 0) {
-      throw new Error(`airflow-migrations.json: ${revision} (${text}) is listed after a migration of ${previous.release.text}`);
+      throw new Error(
+        `airflow-migrations.json: ${revision} (${text}) is listed after a migration of ${previous.release.text}`,
+      );
     }
     chain.push({ revision, downRevision, release });
   }

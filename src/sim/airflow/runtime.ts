@@ -4,7 +4,15 @@
 // and report what the guard must prevent (violations) or what it should keep short (exposure).
 import { redactConnectionString } from '../../db/connection.js';
 import { readAlembicRevision } from '../../db/alembic.js';
-import type { ContainerProcess, ContainerRuntime, ContainerStart, ExecIO, ExecRequest, ExecResult, KubeObject } from '../types.js';
+import type {
+  ContainerProcess,
+  ContainerRuntime,
+  ContainerStart,
+  ExecIO,
+  ExecRequest,
+  ExecResult,
+  KubeObject,
+} from '../types.js';
 import { processArgv, shellWords } from './args.js';
 import { runAirflowCommand, type CliContext, type CliIO } from './cli.js';
 import { createFaultInjector, type FaultInjector, type FaultTarget } from './faults.js';
@@ -13,7 +21,11 @@ import { AbortedError, PoolCache, sleep } from './metadata.js';
 import { SharedSchemaReads } from './schema-reads.js';
 import { createViolationRecorder, type ContainerRef, type SchemaState, type ViolationRecorder } from './violations.js';
 
-export type ResolveSecret = (namespace: string, name: string, key: string) => string | undefined | Promise<string | undefined>;
+export type ResolveSecret = (
+  namespace: string,
+  name: string,
+  key: string,
+) => string | undefined | Promise<string | undefined>;
 
 export interface AirflowRuntimeOptions {
   /** Reads a Secret's decoded value (wired to the simulated API server's store). */
@@ -55,10 +67,25 @@ export interface AirflowRuntime extends ContainerRuntime {
 export type ContainerKind = 'server' | 'task' | 'oneshot' | 'plain';
 
 const SERVER_COMMANDS = new Set(['scheduler', 'webserver', 'api-server', 'triggerer', 'dag-processor', 'kerberos']);
-const SERVER_CONTAINER_NAMES = new Set(['scheduler', 'webserver', 'api-server', 'triggerer', 'dag-processor', 'worker', 'execution-api-server']);
+const SERVER_CONTAINER_NAMES = new Set([
+  'scheduler',
+  'webserver',
+  'api-server',
+  'triggerer',
+  'dag-processor',
+  'worker',
+  'execution-api-server',
+]);
 const DB_URL_VARIABLES = ['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN', 'AIRFLOW__CORE__SQL_ALCHEMY_CONN'];
 /** The community chart's database settings (its `<release>-config` Secret, through envFrom). */
-const COMMUNITY_DATABASE_VARIABLES = ['DATABASE_HOST', 'DATABASE_PORT', 'DATABASE_DB', 'DATABASE_USER', 'DATABASE_PASSWORD', 'DATABASE_PROPERTIES'];
+const COMMUNITY_DATABASE_VARIABLES = [
+  'DATABASE_HOST',
+  'DATABASE_PORT',
+  'DATABASE_DB',
+  'DATABASE_USER',
+  'DATABASE_PASSWORD',
+  'DATABASE_PROPERTIES',
+];
 const DEFAULT_CHECK_MIGRATIONS = ['airflow', 'db', 'check-migrations', '--migration-wait-timeout=60'];
 
 interface EnvVar {
@@ -71,10 +98,15 @@ interface EnvFrom {
 }
 type ContainerSpec = ContainerStart['container'];
 
-function kindOf(argv: string[], containerName: string, role: ContainerStart['role']): { kind: ContainerKind; argv: string[] } {
+function kindOf(
+  argv: string[],
+  containerName: string,
+  role: ContainerStart['role'],
+): { kind: ContainerKind; argv: string[] } {
   const name = argv[0]?.split('/').pop();
   if (argv.length === 0) {
-    if (role === 'init' && containerName === 'wait-for-airflow-migrations') return { kind: 'oneshot', argv: DEFAULT_CHECK_MIGRATIONS };
+    if (role === 'init' && containerName === 'wait-for-airflow-migrations')
+      return { kind: 'oneshot', argv: DEFAULT_CHECK_MIGRATIONS };
     if (containerName === 'run-airflow-migrations') return { kind: 'oneshot', argv: ['airflow', 'db', 'migrate'] };
     if (role === 'main' && SERVER_CONTAINER_NAMES.has(containerName)) return { kind: 'server', argv };
     return { kind: 'plain', argv };
@@ -120,8 +152,13 @@ export function createAirflowRuntime(options: AirflowRuntimeOptions): AirflowRun
   const images = options.images ?? DEFAULT_IMAGE_CATALOG;
   const violations = options.violations ?? createViolationRecorder();
   const pools = new PoolCache();
-  const schemaReads = new SharedSchemaReads(async (url) => (await readAlembicRevision(pools.get(url), { timeoutMs: 2000 })).revision);
-  const servers = new Map<string, { ref: ContainerRef; kind: ContainerKind; startedAt: string; check: () => Promise<void> }>();
+  const schemaReads = new SharedSchemaReads(
+    async (url) => (await readAlembicRevision(pools.get(url), { timeoutMs: 2000 })).revision,
+  );
+  const servers = new Map<
+    string,
+    { ref: ContainerRef; kind: ContainerKind; startedAt: string; check: () => Promise<void> }
+  >();
   const processes = new Set<{ stop(): Promise<void> }>();
   let instanceCounter = 0;
 
@@ -138,8 +175,13 @@ export function createAirflowRuntime(options: AirflowRuntimeOptions): AirflowRun
     for (const from of (container.envFrom as EnvFrom[] | undefined) ?? []) {
       const name = from.secretRef?.name;
       if (!name) continue;
-      for (const variable of [...DB_URL_VARIABLES, ...DB_URL_VARIABLES.map((v) => `${v}_CMD`), ...COMMUNITY_DATABASE_VARIABLES]) {
-        if ((await options.resolveSecret(namespace, name, variable)) !== undefined) env.set(variable, { name: variable, valueFrom: { secretKeyRef: { name, key: variable } } });
+      for (const variable of [
+        ...DB_URL_VARIABLES,
+        ...DB_URL_VARIABLES.map((v) => `${v}_CMD`),
+        ...COMMUNITY_DATABASE_VARIABLES,
+      ]) {
+        if ((await options.resolveSecret(namespace, name, variable)) !== undefined)
+          env.set(variable, { name: variable, valueFrom: { secretKeyRef: { name, key: variable } } });
       }
     }
     for (const entry of (container.env as EnvVar[] | undefined) ?? []) if (entry.name) env.set(entry.name, entry);
@@ -153,11 +195,15 @@ export function createAirflowRuntime(options: AirflowRuntimeOptions): AirflowRun
       const entry = env.find((e) => e.name === variable);
       if (!entry) continue;
       const value = await envValue(namespace, env, variable);
-      if (value === undefined) throw new Error(`secret ${namespace}/${entry.valueFrom?.secretKeyRef?.name ?? '?'} has no key '${entry.valueFrom?.secretKeyRef?.key ?? '?'}' (${variable})`);
+      if (value === undefined)
+        throw new Error(
+          `secret ${namespace}/${entry.valueFrom?.secretKeyRef?.name ?? '?'} has no key '${entry.valueFrom?.secretKeyRef?.key ?? '?'}' (${variable})`,
+        );
       return value;
     }
     for (const variable of DB_URL_VARIABLES) {
-      if (env.some((e) => e.name === `${variable}_CMD`)) return runConnectionCommand(namespace, env, (await envValue(namespace, env, `${variable}_CMD`)) ?? '');
+      if (env.some((e) => e.name === `${variable}_CMD`))
+        return runConnectionCommand(namespace, env, (await envValue(namespace, env, `${variable}_CMD`)) ?? '');
     }
     // Convenience for chart-shaped manifests without env: the chart's metadata Secret.
     const release = releaseOf(pod);
@@ -196,10 +242,18 @@ export function createAirflowRuntime(options: AirflowRuntimeOptions): AirflowRun
         return `postgresql://${auth}@${host}${port ? `:${port}` : ''}/${db}${properties ?? ''}`;
       }
     }
-    throw new Error(`the simulated image cannot run this SQL_ALCHEMY_CONN_CMD (supported: echo URL, printenv NAME, the community chart's DATABASE_* command)`);
+    throw new Error(
+      `the simulated image cannot run this SQL_ALCHEMY_CONN_CMD (supported: echo URL, printenv NAME, the community chart's DATABASE_* command)`,
+    );
   }
 
-  function cliContext(namespace: string, pod: KubeObject, container: ContainerSpec, image: AirflowImage, argv: readonly string[]): CliContext {
+  function cliContext(
+    namespace: string,
+    pod: KubeObject,
+    container: ContainerSpec,
+    image: AirflowImage,
+    argv: readonly string[],
+  ): CliContext {
     return {
       image,
       databaseUrl: () => databaseUrl(namespace, pod, container),
@@ -213,7 +267,9 @@ export function createAirflowRuntime(options: AirflowRuntimeOptions): AirflowRun
   function classify(image: AirflowImage, revision: string | null): SchemaState {
     if (revision === null) return { kind: 'fresh' };
     if (revision === image.head) return { kind: 'match' };
-    return chainIndex(image, revision) >= 0 ? { kind: 'stale', dbRevision: revision } : { kind: 'unknown', dbRevision: revision };
+    return chainIndex(image, revision) >= 0
+      ? { kind: 'stale', dbRevision: revision }
+      : { kind: 'unknown', dbRevision: revision };
   }
 
   /** One schema read of a running Airflow container; unreadable databases are noted, not judged. */
@@ -267,7 +323,11 @@ export function createAirflowRuntime(options: AirflowRuntimeOptions): AirflowRun
       void (async () => {
         try {
           if (slowStart) await sleep(slowStart, stopper.signal);
-          const result = await runAirflowCommand(cliContext(namespace, pod, container, image, effectiveArgv), effectiveArgv, io);
+          const result = await runAirflowCommand(
+            cliContext(namespace, pod, container, image, effectiveArgv),
+            effectiveArgv,
+            io,
+          );
           finish(result.exitCode, result.exitCode === 0 ? 'Completed' : 'Error');
         } catch (error) {
           // A dropped halfway migration in a container is a killed process.
@@ -280,7 +340,8 @@ export function createAirflowRuntime(options: AirflowRuntimeOptions): AirflowRun
     if (image && (kind === 'server' || kind === 'task')) {
       const ref: ContainerRef = { ...source, imageVersion: image.version.text, imageHead: image.head };
       const alive = () => !stopper.signal.aborted && !finished;
-      const check = () => observeSchema(instance, ref, target, image, () => databaseUrl(namespace, pod, container), alive);
+      const check = () =>
+        observeSchema(instance, ref, target, image, () => databaseUrl(namespace, pod, container), alive);
       servers.set(instance, { ref, kind, startedAt: new Date(startedAt).toISOString(), check });
       let inFlight = false;
       const tick = async () => {
@@ -291,10 +352,13 @@ export function createAirflowRuntime(options: AirflowRuntimeOptions): AirflowRun
       void tick();
       // Every container checks on the same beat (multiples of the interval), so the containers of
       // one database share a read (SharedSchemaReads) instead of sending one query each.
-      let timer = setTimeout(() => {
-        void tick();
-        timer = setInterval(() => void tick(), checkIntervalMs);
-      }, checkIntervalMs - (Date.now() % checkIntervalMs));
+      let timer = setTimeout(
+        () => {
+          void tick();
+          timer = setInterval(() => void tick(), checkIntervalMs);
+        },
+        checkIntervalMs - (Date.now() % checkIntervalMs),
+      );
       const cleanup = () => {
         clearTimeout(timer);
         servers.delete(instance);
@@ -334,7 +398,10 @@ export function createAirflowRuntime(options: AirflowRuntimeOptions): AirflowRun
     return { stdout: write, stderr: write, stdin: emptyStdin(), signal };
   }
 
-  function failedProcess(source: { namespace: string; pod: string; container: string }, message: string): ContainerProcess {
+  function failedProcess(
+    source: { namespace: string; pod: string; container: string },
+    message: string,
+  ): ContainerProcess {
     note(source, message);
     return { exited: Promise.resolve({ exitCode: 2, reason: 'Error' }), ready: () => false, stop: async () => {} };
   }
@@ -342,7 +409,12 @@ export function createAirflowRuntime(options: AirflowRuntimeOptions): AirflowRun
   async function exec(req: ExecRequest, io: ExecIO): Promise<ExecResult> {
     const container = containersOf(req.pod).find((c) => c.name === req.container);
     if (!container) return { exitCode: 1, message: `container ${req.container} not found in pod ${podName(req.pod)}` };
-    const target: FaultTarget = { namespace: req.namespace, pod: podName(req.pod), container: req.container, argv: req.command };
+    const target: FaultTarget = {
+      namespace: req.namespace,
+      pod: podName(req.pod),
+      container: req.container,
+      argv: req.command,
+    };
     const cliIO: CliIO = {
       stdout: (chunk) => io.stdout(chunk),
       stderr: (chunk) => io.stderr(chunk),
@@ -365,7 +437,11 @@ export function createAirflowRuntime(options: AirflowRuntimeOptions): AirflowRun
     const image = airflowImage(container.image, images);
     if (!image) return plainExec(req.command, cliIO);
     try {
-      return await runAirflowCommand(cliContext(req.namespace, req.pod, container, image, req.command), req.command, cliIO);
+      return await runAirflowCommand(
+        cliContext(req.namespace, req.pod, container, image, req.command),
+        req.command,
+        cliIO,
+      );
     } catch (error) {
       if (error instanceof AbortedError) return { exitCode: 137, message: 'killed: the client went away' };
       throw error;

@@ -41,9 +41,7 @@ export interface ViolationRecorder {
 }
 
 export type SchemaState =
-  | { kind: 'match' | 'fresh' }
-  | { kind: 'unknown'; dbRevision: string }
-  | { kind: 'stale'; dbRevision: string };
+  { kind: 'match' | 'fresh' } | { kind: 'unknown'; dbRevision: string } | { kind: 'stale'; dbRevision: string };
 
 interface OpenExposure {
   exposure: StaleExposure;
@@ -90,7 +88,12 @@ export function createViolationRecorder(): ViolationRecorder {
         const key = `${instance}\u0000${state.dbRevision}`;
         if (seen.has(key)) return;
         seen.add(key);
-        const violation: Violation = { ...ref, at: now.toISOString(), dbRevision: state.dbRevision, kind: 'unknown-schema' };
+        const violation: Violation = {
+          ...ref,
+          at: now.toISOString(),
+          dbRevision: state.dbRevision,
+          kind: 'unknown-schema',
+        };
         violations.push(violation);
         for (const listener of listeners) listener(violation);
         return;
@@ -104,7 +107,13 @@ export function createViolationRecorder(): ViolationRecorder {
         }
         open.set(instance, {
           started: now.getTime(),
-          exposure: { ...ref, kind: 'stale-schema', dbRevision: state.dbRevision, since: now.toISOString(), durationMs: 0 },
+          exposure: {
+            ...ref,
+            kind: 'stale-schema',
+            dbRevision: state.dbRevision,
+            since: now.toISOString(),
+            durationMs: 0,
+          },
         });
         return;
       }

@@ -77,7 +77,11 @@ function listMatches(list: string[] | undefined, value: string): boolean {
   return (list ?? []).some((entry) => entry === '*' || entry === value);
 }
 
-function resourceMatches(ruleResources: string[] | undefined, plural: string, subresource: string | undefined): boolean {
+function resourceMatches(
+  ruleResources: string[] | undefined,
+  plural: string,
+  subresource: string | undefined,
+): boolean {
   return (ruleResources ?? []).some((entry) => {
     if (entry === '*/*') return true;
     const [res, sub] = entry.split('/', 2);
@@ -156,7 +160,12 @@ function webhookTarget(hook: Webhook, timeoutSeconds: number, resolver: WebhookS
   if (config.url) {
     const url = new URL(config.url);
     url.search = url.search ? `${url.search}&${query}` : `?${query}`;
-    return { display: url.toString(), host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 443), path: url.pathname + url.search };
+    return {
+      display: url.toString(),
+      host: url.hostname.replace(/^\[|\]$/g, ''),
+      port: Number(url.port || 443),
+      path: url.pathname + url.search,
+    };
   }
   const service = config.service;
   if (!service) throw new Error('webhook has no clientConfig.url or clientConfig.service');
@@ -204,66 +213,83 @@ const webhookAgent = new https.Agent({ keepAlive: true, maxSockets: 64, maxFreeS
 /** Connection-level failures of a reused keep-alive socket the server had already closed: safe to send again. */
 const STALE_SOCKET_ERRORS = new Set(['ECONNRESET', 'EPIPE']);
 
-async function postReview(hook: Webhook, review: unknown, resolver: WebhookServiceResolver | undefined): Promise<Record<string, unknown>> {
+async function postReview(
+  hook: Webhook,
+  review: unknown,
+  resolver: WebhookServiceResolver | undefined,
+): Promise<Record<string, unknown>> {
   const timeoutSeconds = hook.timeoutSeconds ?? 10;
   const target = webhookTarget(hook, timeoutSeconds, resolver);
   const caBundle = hook.clientConfig?.caBundle;
   const ca = caBundle ? Buffer.from(caBundle, 'base64').toString('utf8') : undefined;
   const body = JSON.stringify(review);
   const deadlineAt = Date.now() + timeoutSeconds * 1000;
-  const send = (retryStale: boolean): Promise<Record<string, unknown>> => new Promise((resolve, reject) => {
-    const fail = (message: string) => reject(new WebhookCallError(`Post "${target.display}": ${message}`));
-    const remainingMs = Math.max(1, deadlineAt - Date.now());
-    const req = https.request(
-      {
-        host: target.host,
-        port: target.port,
-        path: target.path,
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json', Accept: 'application/json, */*', 'Content-Length': Buffer.byteLength(body) },
-        // No caBundle: the system roots, as the real server does.
-        ...(ca ? { ca } : {}),
-        ...(target.servername ? { servername: target.servername } : {}),
-        agent: webhookAgent,
-        timeout: remainingMs,
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', (err) => fail(err.message));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          if ((res.statusCode ?? 0) < 200 || (res.statusCode ?? 0) >= 300) {
-            reject(new WebhookCallError(`received invalid webhook response: the server responded with the status code ${res.statusCode} ${text ? `and body ${text.slice(0, 200)}` : 'but did not return more information'}`));
-            return;
-          }
-          try {
-            resolve(JSON.parse(text) as Record<string, unknown>);
-          } catch {
-            reject(new WebhookCallError(`received invalid webhook response: could not decode AdmissionReview: ${text.slice(0, 200)}`));
-          }
-        });
-      },
-    );
-    let timedOut = false;
-    const timeOut = () => {
-      timedOut = true;
-      req.destroy();
-      fail('context deadline exceeded');
-    };
-    const deadline = setTimeout(timeOut, remainingMs);
-    req.on('close', () => clearTimeout(deadline));
-    req.on('timeout', timeOut);
-    req.on('error', (err: NodeJS.ErrnoException) => {
-      if (!timedOut && retryStale && req.reusedSocket && STALE_SOCKET_ERRORS.has(err.code ?? '')) {
-        clearTimeout(deadline);
-        send(false).then(resolve, reject);
-        return;
-      }
-      fail(goStyleError(err, target));
+  const send = (retryStale: boolean): Promise<Record<string, unknown>> =>
+    new Promise((resolve, reject) => {
+      const fail = (message: string) => reject(new WebhookCallError(`Post "${target.display}": ${message}`));
+      const remainingMs = Math.max(1, deadlineAt - Date.now());
+      const req = https.request(
+        {
+          host: target.host,
+          port: target.port,
+          path: target.path,
+          method: 'POST',
+          headers: {
+            'Content-Type': 'application/json',
+            Accept: 'application/json, */*',
+            'Content-Length': Buffer.byteLength(body),
+          },
+          // No caBundle: the system roots, as the real server does.
+          ...(ca ? { ca } : {}),
+          ...(target.servername ? { servername: target.servername } : {}),
+          agent: webhookAgent,
+          timeout: remainingMs,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', (err) => fail(err.message));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            if ((res.statusCode ?? 0) < 200 || (res.statusCode ?? 0) >= 300) {
+              reject(
+                new WebhookCallError(
+                  `received invalid webhook response: the server responded with the status code ${res.statusCode} ${text ? `and body ${text.slice(0, 200)}` : 'but did not return more information'}`,
+                ),
+              );
+              return;
+            }
+            try {
+              resolve(JSON.parse(text) as Record<string, unknown>);
+            } catch {
+              reject(
+                new WebhookCallError(
+                  `received invalid webhook response: could not decode AdmissionReview: ${text.slice(0, 200)}`,
+                ),
+              );
+            }
+          });
+        },
+      );
+      let timedOut = false;
+      const timeOut = () => {
+        timedOut = true;
+        req.destroy();
+        fail('context deadline exceeded');
+      };
+      const deadline = setTimeout(timeOut, remainingMs);
+      req.on('close', () => clearTimeout(deadline));
+      req.on('timeout', timeOut);
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        if (!timedOut && retryStale && req.reusedSocket && STALE_SOCKET_ERRORS.has(err.code ?? '')) {
+          clearTimeout(deadline);
+          send(false).then(resolve, reject);
+          return;
+        }
+        fail(goStyleError(err, target));
+      });
+      req.end(body);
     });
-    req.end(body);
-  });
   return send(true);
 }
 
@@ -284,7 +310,9 @@ function reviewVersion(hook: Webhook): string {
   const versions = hook.admissionReviewVersions ?? ['v1'];
   if (versions.includes('v1')) return 'admission.k8s.io/v1';
   if (versions.includes('v1beta1')) return 'admission.k8s.io/v1beta1';
-  throw new WebhookCallError(`webhook does not accept v1 or v1beta1 AdmissionReview (admissionReviewVersions: ${JSON.stringify(versions)})`);
+  throw new WebhookCallError(
+    `webhook does not accept v1 or v1beta1 AdmissionReview (admissionReviewVersions: ${JSON.stringify(versions)})`,
+  );
 }
 
 async function callWebhook(
@@ -324,7 +352,8 @@ async function callWebhook(
   } catch (err) {
     if (err instanceof ApiError) throw err;
     if ((hook.failurePolicy ?? 'Fail') === 'Ignore') return { object: attrs.object, warnings: [] };
-    const message = err instanceof WebhookCallError ? `failed to call webhook: ${err.message}` : `${(err as Error).message}`;
+    const message =
+      err instanceof WebhookCallError ? `failed to call webhook: ${err.message}` : `${(err as Error).message}`;
     throw internalError(`failed calling webhook "${hook.name}": ${message}`);
   }
 }

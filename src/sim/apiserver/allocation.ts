@@ -56,5 +56,9 @@ export function initialStatus(type: ResourceType, o: KubeObject): Obj | undefine
   if (type !== RESOURCES.persistentvolumeclaims) return undefined;
   const spec = (o.spec ?? {}) as { accessModes?: string[]; resources?: { requests?: Obj } };
   const storage = spec.resources?.requests?.storage;
-  return { phase: 'Bound', accessModes: spec.accessModes ?? ['ReadWriteOnce'], ...(storage !== undefined ? { capacity: { storage } } : {}) };
+  return {
+    phase: 'Bound',
+    accessModes: spec.accessModes ?? ['ReadWriteOnce'],
+    ...(storage !== undefined ? { capacity: { storage } } : {}),
+  };
 }

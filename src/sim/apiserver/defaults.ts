@@ -35,7 +35,8 @@ export function defaultPodSpec(spec: Obj): void {
   setDefault(spec, 'dnsPolicy', 'ClusterFirst');
   setDefault(spec, 'securityContext', {});
   setDefault(spec, 'schedulerName', 'default-scheduler');
-  if (typeof spec.serviceAccountName === 'string' && spec.serviceAccount === undefined) spec.serviceAccount = spec.serviceAccountName;
+  if (typeof spec.serviceAccountName === 'string' && spec.serviceAccount === undefined)
+    spec.serviceAccount = spec.serviceAccountName;
   for (const c of (spec.containers as Obj[] | undefined) ?? []) defaultContainer(c);
   for (const c of (spec.initContainers as Obj[] | undefined) ?? []) defaultContainer(c);
 }
@@ -118,7 +119,8 @@ const DEFAULTERS: Record<string, (o: KubeObject) => void> = {
     const stringData = o.stringData as Record<string, string> | undefined;
     if (stringData) {
       const data = (o.data ??= {}) as Record<string, string>;
-      for (const [key, value] of Object.entries(stringData)) data[key] = Buffer.from(String(value), 'utf8').toString('base64');
+      for (const [key, value] of Object.entries(stringData))
+        data[key] = Buffer.from(String(value), 'utf8').toString('base64');
       delete o.stringData;
     }
   },
@@ -169,23 +171,40 @@ function validateContainers(prefix: string, podSpec: Obj | undefined, causes: Ca
   }
   containers.forEach((c: Obj, i) => {
     if (typeof c.name !== 'string' || !DNS1123_LABEL.test(c.name)) {
-      causes.push({ field: `${prefix}.containers[${i}].name`, message: c.name ? `Invalid value: "${String(c.name)}": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character` : 'Required value', reason: c.name ? 'FieldValueInvalid' : 'FieldValueRequired' });
+      causes.push({
+        field: `${prefix}.containers[${i}].name`,
+        message: c.name
+          ? `Invalid value: "${String(c.name)}": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character`
+          : 'Required value',
+        reason: c.name ? 'FieldValueInvalid' : 'FieldValueRequired',
+      });
     }
     if (typeof c.image !== 'string' || c.image.trim() === '') {
-      causes.push({ field: `${prefix}.containers[${i}].image`, message: 'Required value', reason: 'FieldValueRequired' });
+      causes.push({
+        field: `${prefix}.containers[${i}].image`,
+        message: 'Required value',
+        reason: 'FieldValueRequired',
+      });
     }
   });
 }
 
 function validateSelector(spec: Obj, causes: Cause[]): void {
   const selector = spec.selector as LabelSelectorObject | undefined;
-  if (!selector || (Object.keys(selector.matchLabels ?? {}).length === 0 && (selector.matchExpressions ?? []).length === 0)) {
+  if (
+    !selector ||
+    (Object.keys(selector.matchLabels ?? {}).length === 0 && (selector.matchExpressions ?? []).length === 0)
+  ) {
     causes.push({ field: 'spec.selector', message: 'Required value', reason: 'FieldValueRequired' });
     return;
   }
-  const labels = ((spec.template as Obj | undefined)?.metadata as Obj | undefined)?.labels as Record<string, string> | undefined;
+  const labels = ((spec.template as Obj | undefined)?.metadata as Obj | undefined)?.labels as
+    Record<string, string> | undefined;
   if (!matchesLabelSelectorObject(labels ?? {}, selector)) {
-    causes.push({ field: 'spec.template.metadata.labels', message: `Invalid value: ${JSON.stringify(labels ?? {})}: \`selector\` does not match template \`labels\`` });
+    causes.push({
+      field: 'spec.template.metadata.labels',
+      message: `Invalid value: ${JSON.stringify(labels ?? {})}: \`selector\` does not match template \`labels\``,
+    });
   }
 }
 
@@ -193,7 +212,10 @@ export function validateObject(type: ResourceType, o: KubeObject): void {
   const causes: Cause[] = [];
   const name = o.metadata.name;
   if (!DNS1123_SUBDOMAIN.test(name) || name.length > 253) {
-    causes.push({ field: 'metadata.name', message: `Invalid value: "${name}": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character` });
+    causes.push({
+      field: 'metadata.name',
+      message: `Invalid value: "${name}": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character`,
+    });
   }
   const spec = o.spec as Obj | undefined;
   switch (o.kind) {
@@ -206,7 +228,10 @@ export function validateObject(type: ResourceType, o: KubeObject): void {
       validateSelector(spec ?? {}, causes);
       validateContainers('spec.template.spec', (spec?.template as Obj | undefined)?.spec as Obj | undefined, causes);
       if (typeof spec?.replicas === 'number' && spec.replicas < 0) {
-        causes.push({ field: 'spec.replicas', message: `Invalid value: ${spec.replicas}: must be greater than or equal to 0` });
+        causes.push({
+          field: 'spec.replicas',
+          message: `Invalid value: ${spec.replicas}: must be greater than or equal to 0`,
+        });
       }
       break;
     case 'Job': {
@@ -214,7 +239,11 @@ export function validateObject(type: ResourceType, o: KubeObject): void {
       validateContainers('spec.template.spec', podSpec, causes);
       const policy = podSpec?.restartPolicy;
       if (policy !== 'Never' && policy !== 'OnFailure') {
-        causes.push({ field: 'spec.template.spec.restartPolicy', message: `Unsupported value: "${String(policy)}": supported values: "OnFailure", "Never"`, reason: 'FieldValueNotSupported' });
+        causes.push({
+          field: 'spec.template.spec.restartPolicy',
+          message: `Unsupported value: "${String(policy)}": supported values: "OnFailure", "Never"`,
+          reason: 'FieldValueNotSupported',
+        });
       }
       break;
     }
@@ -222,7 +251,12 @@ export function validateObject(type: ResourceType, o: KubeObject): void {
       if (typeof spec?.schedule !== 'string' || spec.schedule.trim() === '') {
         causes.push({ field: 'spec.schedule', message: 'Required value', reason: 'FieldValueRequired' });
       }
-      validateContainers('spec.jobTemplate.spec.template.spec', ((((spec?.jobTemplate as Obj | undefined)?.spec as Obj | undefined)?.template as Obj | undefined)?.spec as Obj | undefined), causes);
+      validateContainers(
+        'spec.jobTemplate.spec.template.spec',
+        (((spec?.jobTemplate as Obj | undefined)?.spec as Obj | undefined)?.template as Obj | undefined)?.spec as
+          Obj | undefined,
+        causes,
+      );
       break;
   }
   if (causes.length > 0) throw invalid(type, name, causes);

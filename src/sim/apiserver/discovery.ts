@@ -51,7 +51,10 @@ export function apiVersions(serverAddress: string): unknown {
 }
 
 function groupEntry(group: string, types: ResourceType[]): unknown {
-  const versions = [...new Set(types.map((t) => t.version))].map((version) => ({ groupVersion: `${group}/${version}`, version }));
+  const versions = [...new Set(types.map((t) => t.version))].map((version) => ({
+    groupVersion: `${group}/${version}`,
+    version,
+  }));
   return { name: group, versions, preferredVersion: versions[0] };
 }
 
@@ -86,7 +89,13 @@ export function apiResourceList(group: string, version: string): unknown | undef
     resources.push(entry);
     for (const sub of t.subresources ?? []) {
       const kind = subresourceKind(t, sub);
-      const subEntry: Record<string, unknown> = { name: `${t.plural}/${sub}`, singularName: '', namespaced: t.namespaced, kind: kind.kind, verbs: SUBRESOURCE_VERBS[sub] ?? ['get'] };
+      const subEntry: Record<string, unknown> = {
+        name: `${t.plural}/${sub}`,
+        singularName: '',
+        namespaced: t.namespaced,
+        kind: kind.kind,
+        verbs: SUBRESOURCE_VERBS[sub] ?? ['get'],
+      };
       if (kind.group !== t.group) {
         subEntry.group = kind.group;
         subEntry.version = kind.version;
@@ -94,7 +103,12 @@ export function apiResourceList(group: string, version: string): unknown | undef
       resources.push(subEntry);
     }
   }
-  return { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: group ? `${group}/${version}` : version, resources };
+  return {
+    kind: 'APIResourceList',
+    apiVersion: 'v1',
+    groupVersion: group ? `${group}/${version}` : version,
+    resources,
+  };
 }
 
 function aggregatedResource(t: ResourceType): unknown {
@@ -120,7 +134,18 @@ function aggregatedResource(t: ResourceType): unknown {
 /** apidiscovery.k8s.io/v2 APIGroupDiscoveryList for /api (core) or /apis (named groups). */
 export function aggregatedDiscovery(core: boolean): unknown {
   const items = core
-    ? [{ metadata: { creationTimestamp: null }, versions: [{ version: 'v1', resources: ALL_RESOURCES.filter((t) => t.group === '').map(aggregatedResource), freshness: 'Current' }] }]
+    ? [
+        {
+          metadata: { creationTimestamp: null },
+          versions: [
+            {
+              version: 'v1',
+              resources: ALL_RESOURCES.filter((t) => t.group === '').map(aggregatedResource),
+              freshness: 'Current',
+            },
+          ],
+        },
+      ]
     : [...groups()].map(([group, types]) => ({
         metadata: { name: group, creationTimestamp: null },
         versions: [...new Set(types.map((t) => t.version))].map((version) => ({
@@ -137,6 +162,11 @@ export const AGGREGATED_CONTENT_TYPE = 'application/json;g=apidiscovery.k8s.io;v
 export function wantsAggregated(accept: string | undefined): boolean {
   return (accept ?? '').split(',').some((part) => {
     const p = part.replace(/\s+/g, '');
-    return p.includes('g=apidiscovery.k8s.io') && p.includes('v=v2;') && p.includes('as=APIGroupDiscoveryList') && !p.includes('v=v2beta1');
+    return (
+      p.includes('g=apidiscovery.k8s.io') &&
+      p.includes('v=v2;') &&
+      p.includes('as=APIGroupDiscoveryList') &&
+      !p.includes('v=v2beta1')
+    );
   });
 }

@@ -58,7 +58,14 @@ export function exitStatus(exitCode: number, command: string[], message?: string
 }
 
 function internalStatus(message: string): Record<string, unknown> {
-  return { metadata: {}, status: 'Failure', message: `Internal error occurred: ${message}`, reason: 'InternalError', details: { causes: [{ message }] }, code: 500 };
+  return {
+    metadata: {},
+    status: 'Failure',
+    message: `Internal error occurred: ${message}`,
+    reason: 'InternalError',
+    details: { causes: [{ message }] },
+    code: 500,
+  };
 }
 
 export interface ExecStreams {
@@ -72,7 +79,13 @@ export interface ExecStreams {
  * the upgraded connection: as the real API server does, it is ended right after the close frame,
  * without waiting for the client's close frame (the Python client never sends one).
  */
-export async function serveExec(ws: WebSocket, request: ExecRequest, streams: ExecStreams, handler: ExecHandler, socket?: Duplex): Promise<void> {
+export async function serveExec(
+  ws: WebSocket,
+  request: ExecRequest,
+  streams: ExecStreams,
+  handler: ExecHandler,
+  socket?: Duplex,
+): Promise<void> {
   const stdin = new ByteQueue();
   if (!streams.stdin) stdin.end();
   const abort = new AbortController();
@@ -97,11 +110,13 @@ export async function serveExec(ws: WebSocket, request: ExecRequest, streams: Ex
       // Terminal size changes mean nothing to a simulated process.
     }
   });
-  const closed = new Promise<void>((resolve) => ws.on('close', () => {
-    abort.abort();
-    stdin.end();
-    resolve();
-  }));
+  const closed = new Promise<void>((resolve) =>
+    ws.on('close', () => {
+      abort.abort();
+      stdin.end();
+      resolve();
+    }),
+  );
 
   let status: Record<string, unknown>;
   try {

@@ -19,7 +19,11 @@ function ownerExists(registry: Registry, uid: string, namespace: string | undefi
   return false;
 }
 
-function ownerByUid(registry: Registry, uid: string, namespace: string | undefined): { type: ResourceType; obj: KubeObject } | undefined {
+function ownerByUid(
+  registry: Registry,
+  uid: string,
+  namespace: string | undefined,
+): { type: ResourceType; obj: KubeObject } | undefined {
   for (const type of Object.values(RESOURCES)) {
     const scope = type.namespaced ? namespace : undefined;
     const found = registry.store.list(type, scope, (o) => o.metadata.uid === uid).items[0];
@@ -32,14 +36,17 @@ export function startGarbageCollector(registry: Registry): GarbageCollector {
   let queue: Promise<void> = Promise.resolve();
   const enqueue = (work: () => void) => {
     queue = queue.then(
-      () => new Promise<void>((resolve) => setImmediate(() => {
-        try {
-          work();
-        } catch {
-          // Objects may vanish between the event and the work: nothing left to collect.
-        }
-        resolve();
-      })),
+      () =>
+        new Promise<void>((resolve) =>
+          setImmediate(() => {
+            try {
+              work();
+            } catch {
+              // Objects may vanish between the event and the work: nothing left to collect.
+            }
+            resolve();
+          }),
+        ),
     );
   };
 
@@ -53,7 +60,9 @@ export function startGarbageCollector(registry: Registry): GarbageCollector {
   };
 
   // Read-only watchers: every event of every resource reaches the collector, which only reads deletions.
-  const stops = Object.values(RESOURCES).map((type) => registry.store.watch(type, undefined, undefined, onDeleted, { readOnly: true }));
+  const stops = Object.values(RESOURCES).map((type) =>
+    registry.store.watch(type, undefined, undefined, onDeleted, { readOnly: true }),
+  );
   return {
     stop: () => stops.forEach((stop) => stop()),
     idle: () => queue,

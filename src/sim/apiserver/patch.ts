@@ -19,7 +19,7 @@ export function applyJsonPatch(target: Json, patch: unknown): Json {
     const doc = structuredClone(target);
     return fastJsonPatch.applyPatch(doc, patch as Operation[], true, true).newDocument;
   } catch (err) {
-    const message = err instanceof Error ? err.message.split('\n')[0] ?? err.message : String(err);
+    const message = err instanceof Error ? (err.message.split('\n')[0] ?? err.message) : String(err);
     throw new PatchError(message);
   }
 }
@@ -136,7 +136,8 @@ function mergeList(original: unknown[], patch: unknown[], field: string): unknow
   for (const item of patch) {
     if (!isObject(item)) throw new PatchError(`${field}: list items must be objects with the merge key "${mergeKey}"`);
     const key = item[mergeKey];
-    if (key === undefined) throw new PatchError(`map: ${JSON.stringify(item)} does not contain declared merge key: ${mergeKey}`);
+    if (key === undefined)
+      throw new PatchError(`map: ${JSON.stringify(item)} does not contain declared merge key: ${mergeKey}`);
     const index = result.findIndex((existing) => isObject(existing) && existing[mergeKey] === key);
     if (item[DIRECTIVE] === 'delete') {
       if (index >= 0) result.splice(index, 1);
@@ -153,7 +154,8 @@ function stripDirectives(value: unknown): unknown {
   if (!isObject(value)) return value;
   const out: JsonObject = {};
   for (const [key, inner] of Object.entries(value)) {
-    if (key === DIRECTIVE || key === RETAIN_KEYS || key.startsWith(SET_ORDER) || key.startsWith(DELETE_FROM_PRIMITIVE)) continue;
+    if (key === DIRECTIVE || key === RETAIN_KEYS || key.startsWith(SET_ORDER) || key.startsWith(DELETE_FROM_PRIMITIVE))
+      continue;
     if (inner === null) continue;
     out[key] = stripDirectives(inner);
   }

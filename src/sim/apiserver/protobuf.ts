@@ -33,7 +33,9 @@ export function startProtobufDecoder(binary: string): ProtobufDecoder {
     for (const p of pending.splice(0)) p.reject(failure);
   };
   child.on('error', (error) => fail(new Error(`protobuf converter ${binary}: ${error.message}`)));
-  child.on('exit', (code, signal) => fail(new Error(`protobuf converter exited (${signal ?? code}): ${stderr.trim()}`)));
+  child.on('exit', (code, signal) =>
+    fail(new Error(`protobuf converter exited (${signal ?? code}): ${stderr.trim()}`)),
+  );
   child.stderr.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-4000);
   });

@@ -10,7 +10,16 @@ import { admit, type AdmissionOperation, type UserInfo, type WebhookServiceResol
 import { allocateOnCreate, initialStatus, keepOnUpdate } from './allocation.js';
 import { applyDefaults, validateObject } from './defaults.js';
 import { applyPatch, PatchError, type PatchType } from './patch.js';
-import { ApiError, apiError, alreadyExists, badRequest, conflict, notFound, statusBody, type StatusBody } from './status.js';
+import {
+  ApiError,
+  apiError,
+  alreadyExists,
+  badRequest,
+  conflict,
+  notFound,
+  statusBody,
+  type StatusBody,
+} from './status.js';
 
 export interface RequestContext {
   user: UserInfo;
@@ -52,7 +61,11 @@ export function translateStoreError(err: unknown, type: ResourceType, name: stri
     case 'AlreadyExists':
       return alreadyExists(type, name);
     case 'Conflict':
-      return conflict(type, name, 'the object has been modified; please apply your changes to the latest version and try again');
+      return conflict(
+        type,
+        name,
+        'the object has been modified; please apply your changes to the latest version and try again',
+      );
     case 'Gone':
       return apiError(410, 'Expired', err.message);
     case 'Invalid':
@@ -89,7 +102,9 @@ export class Registry {
     const o = structuredClone(body) as KubeObject;
     const expected = groupVersion(type);
     if (o.apiVersion !== undefined && o.apiVersion !== expected) {
-      throw badRequest(`the API version in the data (${String(o.apiVersion)}) does not match the expected API version (${expected})`);
+      throw badRequest(
+        `the API version in the data (${String(o.apiVersion)}) does not match the expected API version (${expected})`,
+      );
     }
     if (o.kind !== undefined && o.kind !== type.kind) {
       throw badRequest(`the kind in the data (${String(o.kind)}) does not match the expected kind (${type.kind})`);
@@ -134,7 +149,10 @@ export class Registry {
     if (outcome.object && object) {
       // A webhook may not change what the request is about.
       const o = outcome.object;
-      if (o.metadata?.name !== object.metadata.name || (o.metadata?.namespace ?? undefined) !== (object.metadata.namespace ?? undefined)) {
+      if (
+        o.metadata?.name !== object.metadata.name ||
+        (o.metadata?.namespace ?? undefined) !== (object.metadata.namespace ?? undefined)
+      ) {
         throw badRequest('mutating admission webhooks may not change the object name or namespace');
       }
     }
@@ -155,14 +173,32 @@ export class Registry {
     return options;
   }
 
-  async create(ctx: RequestContext, type: ResourceType, namespace: string | undefined, body: unknown, optionsKind = 'CreateOptions'): Promise<Result<KubeObject>> {
+  async create(
+    ctx: RequestContext,
+    type: ResourceType,
+    namespace: string | undefined,
+    body: unknown,
+    optionsKind = 'CreateOptions',
+  ): Promise<Result<KubeObject>> {
     const o = this.decodeBody(type, body, namespace);
     this.requireNamespace(type, o.metadata.namespace);
     if (!o.metadata.name && o.metadata.generateName) o.metadata.name = o.metadata.generateName + randomSuffix();
     if (!o.metadata.name) {
-      throw apiError(422, 'Invalid', `${type.kind}${type.group ? '.' + type.group : ''} "" is invalid: metadata.name: Required value: name or generateName is required`);
+      throw apiError(
+        422,
+        'Invalid',
+        `${type.kind}${type.group ? '.' + type.group : ''} "" is invalid: metadata.name: Required value: name or generateName is required`,
+      );
     }
-    for (const key of ['uid', 'resourceVersion', 'creationTimestamp', 'deletionTimestamp', 'deletionGracePeriodSeconds', 'generation', 'selfLink']) {
+    for (const key of [
+      'uid',
+      'resourceVersion',
+      'creationTimestamp',
+      'deletionTimestamp',
+      'deletionGracePeriodSeconds',
+      'generation',
+      'selfLink',
+    ]) {
       delete o.metadata[key];
     }
     if (this.store.get(type, o.metadata.namespace, o.metadata.name)) throw alreadyExists(type, o.metadata.name);
@@ -176,7 +212,8 @@ export class Registry {
     const status = initialStatus(type, final);
     if (status) final.status = status;
     if (ctx.dryRun) {
-      if (this.store.get(type, final.metadata.namespace, final.metadata.name)) throw alreadyExists(type, final.metadata.name);
+      if (this.store.get(type, final.metadata.namespace, final.metadata.name))
+        throw alreadyExists(type, final.metadata.name);
       final.metadata.uid = randomUUID();
       final.metadata.creationTimestamp = nowIso();
       final.metadata.generation = 1;
@@ -204,7 +241,12 @@ export class Registry {
   }
 
   /** Builds the object to store from the desired one: status/spec separation and immutable metadata. */
-  private mergeForUpdate(type: ResourceType, current: KubeObject, desired: KubeObject, subresource: string | undefined): KubeObject {
+  private mergeForUpdate(
+    type: ResourceType,
+    current: KubeObject,
+    desired: KubeObject,
+    subresource: string | undefined,
+  ): KubeObject {
     let next: KubeObject;
     if (subresource === 'status') {
       next = structuredClone(current);
@@ -249,20 +291,38 @@ export class Registry {
       const current = this.getObject(type, namespace, name);
       const desired = produce(structuredClone(current));
       if (desired.metadata.name !== name) {
-        throw badRequest(`the name of the object (${desired.metadata.name}) does not match the name on the URL (${name})`);
+        throw badRequest(
+          `the name of the object (${desired.metadata.name}) does not match the name on the URL (${name})`,
+        );
       }
       const preconditionRv = desired.metadata.resourceVersion;
       if (preconditionRv && preconditionRv !== current.metadata.resourceVersion) {
-        throw conflict(type, name, 'the object has been modified; please apply your changes to the latest version and try again');
+        throw conflict(
+          type,
+          name,
+          'the object has been modified; please apply your changes to the latest version and try again',
+        );
       }
       if (desired.metadata.uid && desired.metadata.uid !== current.metadata.uid) {
-        throw conflict(type, name, `Precondition failed: UID in precondition: ${desired.metadata.uid}, UID in object meta: ${current.metadata.uid}`);
+        throw conflict(
+          type,
+          name,
+          `Precondition failed: UID in precondition: ${desired.metadata.uid}, UID in object meta: ${current.metadata.uid}`,
+        );
       }
       const next = this.mergeForUpdate(type, current, desired, subresource);
       keepOnUpdate(type, current, next);
       next.metadata.resourceVersion = current.metadata.resourceVersion;
       applyDefaults(next);
-      const admitted = await this.runAdmission(ctx, 'UPDATE', type, next, current, this.updateOptions(ctx, optionsKind), subresource ? { subresource } : {});
+      const admitted = await this.runAdmission(
+        ctx,
+        'UPDATE',
+        type,
+        next,
+        current,
+        this.updateOptions(ctx, optionsKind),
+        subresource ? { subresource } : {},
+      );
       const final = admitted.object ?? next;
       applyDefaults(final);
       validateObject(type, final);
@@ -279,7 +339,14 @@ export class Registry {
     }
   }
 
-  async update(ctx: RequestContext, type: ResourceType, namespace: string | undefined, name: string, subresource: string | undefined, body: unknown): Promise<Result<KubeObject>> {
+  async update(
+    ctx: RequestContext,
+    type: ResourceType,
+    namespace: string | undefined,
+    name: string,
+    subresource: string | undefined,
+    body: unknown,
+  ): Promise<Result<KubeObject>> {
     const desired = this.decodeBody(type, body, namespace);
     if (!this.store.get(type, namespace, name)) throw notFound(type, name);
     if (!desired.metadata.resourceVersion && subresource === undefined && !this.allowsUnconditionalUpdate(type)) {
@@ -308,41 +375,75 @@ export class Registry {
       throw badRequest(`error decoding patch: ${(err as Error).message}`);
     }
     if (patchType === 'apply') {
-      if (!ctx.fieldManager) throw badRequest('PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch');
+      if (!ctx.fieldManager)
+        throw badRequest(
+          'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch',
+        );
       if (!this.store.get(type, namespace, name)) {
         const o = this.decodeBody(type, patch, namespace);
-        if (o.metadata.name && o.metadata.name !== name) throw badRequest(`the name of the object (${o.metadata.name}) does not match the name on the URL (${name})`);
+        if (o.metadata.name && o.metadata.name !== name)
+          throw badRequest(`the name of the object (${o.metadata.name}) does not match the name on the URL (${name})`);
         o.metadata.name = name;
         return this.create(ctx, type, namespace, o, 'PatchOptions');
       }
     }
-    const explicitRv = typeof patch === 'object' && patch !== null && !Array.isArray(patch)
-      && typeof (patch as { metadata?: { resourceVersion?: unknown } }).metadata?.resourceVersion === 'string';
-    return this.updateWith(ctx, type, namespace, name, subresource, 'PatchOptions', (current) => {
-      let patched: unknown;
-      try {
-        patched = applyPatch(patchType, current, patch);
-      } catch (err) {
-        if (err instanceof PatchError) throw apiError(422, 'Invalid', err.message);
-        throw err;
-      }
-      if (typeof patched !== 'object' || patched === null || Array.isArray(patched)) {
-        throw apiError(422, 'Invalid', 'the patched object is not an object');
-      }
-      const o = patched as KubeObject;
-      if (o.apiVersion !== current.apiVersion || o.kind !== current.kind) throw badRequest('a patch may not change apiVersion or kind');
-      if (!explicitRv) o.metadata = { ...o.metadata, resourceVersion: current.metadata.resourceVersion };
-      return o;
-    }, !explicitRv);
+    const explicitRv =
+      typeof patch === 'object' &&
+      patch !== null &&
+      !Array.isArray(patch) &&
+      typeof (patch as { metadata?: { resourceVersion?: unknown } }).metadata?.resourceVersion === 'string';
+    return this.updateWith(
+      ctx,
+      type,
+      namespace,
+      name,
+      subresource,
+      'PatchOptions',
+      (current) => {
+        let patched: unknown;
+        try {
+          patched = applyPatch(patchType, current, patch);
+        } catch (err) {
+          if (err instanceof PatchError) throw apiError(422, 'Invalid', err.message);
+          throw err;
+        }
+        if (typeof patched !== 'object' || patched === null || Array.isArray(patched)) {
+          throw apiError(422, 'Invalid', 'the patched object is not an object');
+        }
+        const o = patched as KubeObject;
+        if (o.apiVersion !== current.apiVersion || o.kind !== current.kind)
+          throw badRequest('a patch may not change apiVersion or kind');
+        if (!explicitRv) o.metadata = { ...o.metadata, resourceVersion: current.metadata.resourceVersion };
+        return o;
+      },
+      !explicitRv,
+    );
   }
 
-  async delete(ctx: RequestContext, type: ResourceType, namespace: string | undefined, name: string, options: DeleteOptions): Promise<Result<KubeObject | StatusBody>> {
+  async delete(
+    ctx: RequestContext,
+    type: ResourceType,
+    namespace: string | undefined,
+    name: string,
+    options: DeleteOptions,
+  ): Promise<Result<KubeObject | StatusBody>> {
     const current = this.getObject(type, namespace, name);
     if (options.preconditions?.uid && options.preconditions.uid !== current.metadata.uid) {
-      throw conflict(type, name, `Precondition failed: UID in precondition: ${options.preconditions.uid}, UID in object meta: ${current.metadata.uid}`);
+      throw conflict(
+        type,
+        name,
+        `Precondition failed: UID in precondition: ${options.preconditions.uid}, UID in object meta: ${current.metadata.uid}`,
+      );
     }
-    if (options.preconditions?.resourceVersion && options.preconditions.resourceVersion !== current.metadata.resourceVersion) {
-      throw conflict(type, name, `Precondition failed: ResourceVersion in precondition: ${options.preconditions.resourceVersion}, ResourceVersion in object meta: ${current.metadata.resourceVersion}`);
+    if (
+      options.preconditions?.resourceVersion &&
+      options.preconditions.resourceVersion !== current.metadata.resourceVersion
+    ) {
+      throw conflict(
+        type,
+        name,
+        `Precondition failed: ResourceVersion in precondition: ${options.preconditions.resourceVersion}, ResourceVersion in object meta: ${current.metadata.resourceVersion}`,
+      );
     }
     const deleteOptions: Record<string, unknown> = { kind: 'DeleteOptions' };
     if (options.gracePeriodSeconds !== undefined) deleteOptions.gracePeriodSeconds = options.gracePeriodSeconds;
@@ -379,7 +480,10 @@ export class Registry {
     marked.metadata.deletionTimestamp = new Date(Date.now() + grace * 1000).toISOString().replace(/\.\d+Z$/, 'Z');
     marked.metadata.deletionGracePeriodSeconds = grace;
     if (finalizers.size > 0) marked.metadata.finalizers = [...finalizers];
-    if (type === RESOURCES.namespaces) (marked.status as Record<string, unknown> | undefined ?? (marked.status = {}) as Record<string, unknown>).phase = 'Terminating';
+    if (type === RESOURCES.namespaces)
+      (
+        (marked.status as Record<string, unknown> | undefined) ?? ((marked.status = {}) as Record<string, unknown>)
+      ).phase = 'Terminating';
     let stored: KubeObject;
     try {
       stored = this.store.update(type, marked);
@@ -398,7 +502,8 @@ export class Registry {
     const phase = (current.status as { phase?: string } | undefined)?.phase;
     if (!spec.nodeName || phase === 'Succeeded' || phase === 'Failed') return 0;
     const grace = options.gracePeriodSeconds ?? spec.terminationGracePeriodSeconds ?? 30;
-    if (current.metadata.deletionGracePeriodSeconds !== undefined) return Math.min(grace, current.metadata.deletionGracePeriodSeconds);
+    if (current.metadata.deletionGracePeriodSeconds !== undefined)
+      return Math.min(grace, current.metadata.deletionGracePeriodSeconds);
     return Math.max(0, grace);
   }
 
@@ -419,7 +524,8 @@ export class Registry {
     status.status = 'Success';
     delete status.message;
     delete status.reason;
-    if (type.group) status.details = { name: obj.metadata.name, group: type.group, kind: type.plural, uid: obj.metadata.uid };
+    if (type.group)
+      status.details = { name: obj.metadata.name, group: type.group, kind: type.plural, uid: obj.metadata.uid };
     return status;
   }
 
@@ -437,7 +543,9 @@ export class Registry {
   dependentsOf(uid: string): Array<{ type: ResourceType; obj: KubeObject }> {
     const out: Array<{ type: ResourceType; obj: KubeObject }> = [];
     for (const type of uniqueTypes()) {
-      for (const obj of this.store.list(type, undefined, (o) => (o.metadata.ownerReferences ?? []).some((r) => r.uid === uid)).items) {
+      for (const obj of this.store.list(type, undefined, (o) =>
+        (o.metadata.ownerReferences ?? []).some((r) => r.uid === uid),
+      ).items) {
         out.push({ type, obj });
       }
     }
@@ -480,7 +588,11 @@ export class Registry {
 }
 
 function invalidRv(type: ResourceType, name: string): ApiError {
-  return apiError(422, 'Invalid', `${type.kind} "${name}" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update`);
+  return apiError(
+    422,
+    'Invalid',
+    `${type.kind} "${name}" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update`,
+  );
 }
 
 let typesCache: ResourceType[] | undefined;

@@ -63,7 +63,10 @@ export function parseLabelSelector(text: string | undefined | null): LabelRequir
   return splitTopLevel(text).map(parseRequirement);
 }
 
-export function matchesLabelRequirements(labels: Record<string, string> | undefined, reqs: LabelRequirement[]): boolean {
+export function matchesLabelRequirements(
+  labels: Record<string, string> | undefined,
+  reqs: LabelRequirement[],
+): boolean {
   const l = labels ?? {};
   return reqs.every((req) => {
     const has = Object.hasOwn(l, req.key);
@@ -116,7 +119,10 @@ export function labelSelectorObjectToRequirements(selector: LabelSelectorObject 
   return reqs;
 }
 
-export function matchesLabelSelectorObject(labels: Record<string, string> | undefined, selector: LabelSelectorObject | undefined): boolean {
+export function matchesLabelSelectorObject(
+  labels: Record<string, string> | undefined,
+  selector: LabelSelectorObject | undefined,
+): boolean {
   return matchesLabelRequirements(labels, labelSelectorObjectToRequirements(selector));
 }
 
@@ -142,8 +148,33 @@ export function parseFieldSelector(text: string | undefined | null): FieldRequir
 
 const COMMON_FIELDS = ['metadata.name', 'metadata.namespace'];
 const FIELDS_BY_KIND: Record<string, string[]> = {
-  Pod: ['spec.nodeName', 'spec.restartPolicy', 'spec.schedulerName', 'spec.serviceAccountName', 'spec.hostNetwork', 'status.phase', 'status.podIP', 'status.nominatedNodeName'],
-  Event: ['involvedObject.kind', 'involvedObject.namespace', 'involvedObject.name', 'involvedObject.uid', 'involvedObject.apiVersion', 'involvedObject.resourceVersion', 'involvedObject.fieldPath', 'reason', 'reportingComponent', 'source', 'type', 'regarding.kind', 'regarding.name', 'regarding.namespace', 'regarding.uid'],
+  Pod: [
+    'spec.nodeName',
+    'spec.restartPolicy',
+    'spec.schedulerName',
+    'spec.serviceAccountName',
+    'spec.hostNetwork',
+    'status.phase',
+    'status.podIP',
+    'status.nominatedNodeName',
+  ],
+  Event: [
+    'involvedObject.kind',
+    'involvedObject.namespace',
+    'involvedObject.name',
+    'involvedObject.uid',
+    'involvedObject.apiVersion',
+    'involvedObject.resourceVersion',
+    'involvedObject.fieldPath',
+    'reason',
+    'reportingComponent',
+    'source',
+    'type',
+    'regarding.kind',
+    'regarding.name',
+    'regarding.namespace',
+    'regarding.uid',
+  ],
   Secret: ['type'],
   Namespace: ['status.phase'],
   Job: ['status.successful'],

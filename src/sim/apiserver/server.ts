@@ -12,7 +12,16 @@ import { RESOURCES, resourceFor } from '../resources.js';
 import type { ExecHandler, KubeObject, ResourceType, WatchEvent } from '../types.js';
 import { admit, type UserInfo, type WebhookServiceResolver } from './admission.js';
 import { MASTERS_GROUP, TokenRegistry } from './auth.js';
-import { AGGREGATED_CONTENT_TYPE, aggregatedDiscovery, apiGroup, apiGroupList, apiResourceList, apiVersions, SERVER_VERSION, wantsAggregated } from './discovery.js';
+import {
+  AGGREGATED_CONTENT_TYPE,
+  aggregatedDiscovery,
+  apiGroup,
+  apiGroupList,
+  apiResourceList,
+  apiVersions,
+  SERVER_VERSION,
+  wantsAggregated,
+} from './discovery.js';
 import { EXEC_PROTOCOLS, serveExec } from './exec.js';
 import { startGarbageCollector, type GarbageCollector } from './garbage-collector.js';
 import { openApiV3Document, openApiV3Root } from './openapi.js';
@@ -20,8 +29,25 @@ import { applyPatch, patchTypeOf } from './patch.js';
 import { queryBool } from './query.js';
 import { PROTOBUF_CONTENT_TYPE, ProtobufDecodeError, type ProtobufDecoder } from './protobuf.js';
 import { Registry, translateStoreError, type DeleteOptions, type RequestContext, type Result } from './registry.js';
-import { checkFieldSelector, matchesFieldRequirements, matchesLabelRequirements, parseFieldSelector, parseLabelSelector, SelectorError } from './selectors.js';
-import { ApiError, apiError, badRequest, methodNotAllowed, notFoundPath, qualifiedResource, statusBody, unsupportedMediaType, type StatusBody } from './status.js';
+import {
+  checkFieldSelector,
+  matchesFieldRequirements,
+  matchesLabelRequirements,
+  parseFieldSelector,
+  parseLabelSelector,
+  SelectorError,
+} from './selectors.js';
+import {
+  ApiError,
+  apiError,
+  badRequest,
+  methodNotAllowed,
+  notFoundPath,
+  qualifiedResource,
+  statusBody,
+  unsupportedMediaType,
+  type StatusBody,
+} from './status.js';
 import { selectorString, toTable, wantsTable } from './table.js';
 import { createCertificateAuthority, issueServerCertificate } from './tls.js';
 
@@ -123,7 +149,10 @@ const MAX_BODY = 3 * 1024 * 1024;
 
 /** Parses /api/v1/... and /apis/<g>/<v>/... into the addressed resource. */
 export function parseResourcePath(pathname: string): ResourcePath | 'discovery' | undefined {
-  const segs = pathname.split('/').filter((s) => s !== '').map(decodeURIComponent);
+  const segs = pathname
+    .split('/')
+    .filter((s) => s !== '')
+    .map(decodeURIComponent);
   let group: string;
   let version: string;
   let rest: string[];
@@ -178,20 +207,32 @@ function verbOf(method: string, path: ResourcePath, query: URLSearchParams): Ver
 
 export function forbiddenError(user: string, verb: string, path: ResourcePath): ApiError {
   const resource = path.subresource ? `${path.type.plural}/${path.subresource}` : path.type.plural;
-  const label = path.name !== undefined ? `${qualifiedResource(path.type)} "${path.name}"` : qualifiedResource(path.type);
+  const label =
+    path.name !== undefined ? `${qualifiedResource(path.type)} "${path.name}"` : qualifiedResource(path.type);
   const scope = path.namespace ? `in the namespace "${path.namespace}"` : 'at the cluster scope';
   const details: NonNullable<StatusBody['details']> = {};
   if (path.name !== undefined) details.name = path.name;
   if (path.type.group) details.group = path.type.group;
   details.kind = path.type.plural;
-  return apiError(403, 'Forbidden', `${label} is forbidden: User "${user}" cannot ${verb} resource "${resource}" in API group "${path.type.group}" ${scope}`, details);
+  return apiError(
+    403,
+    'Forbidden',
+    `${label} is forbidden: User "${user}" cannot ${verb} resource "${resource}" in API group "${path.type.group}" ${scope}`,
+    details,
+  );
 }
 
 function warningHeader(text: string): string {
   return `299 - "${text.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
 
-function sendJson(res: ServerResponse, code: number, body: unknown, warnings: string[] = [], contentType = 'application/json'): void {
+function sendJson(
+  res: ServerResponse,
+  code: number,
+  body: unknown,
+  warnings: string[] = [],
+  contentType = 'application/json',
+): void {
   const text = JSON.stringify(body);
   const headers: Record<string, string | string[]> = {
     'Content-Type': contentType,
@@ -235,7 +276,11 @@ async function readObjectBody(req: IncomingMessage, protobuf: ProtobufDecoder | 
   }
   if (type !== 'application/json' && type !== '' && type !== '*/*' && type !== 'application/yaml') {
     const accepted = ['application/json', 'application/yaml', ...(protobuf ? [PROTOBUF_CONTENT_TYPE] : [])].join(', ');
-    throw apiError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: ${accepted}`);
+    throw apiError(
+      415,
+      'UnsupportedMediaType',
+      `the body of the request was in an unknown format - accepted media types include: ${accepted}`,
+    );
   }
   return parseJsonBody(await readBody(req));
 }
@@ -295,14 +340,21 @@ function toScale(_type: ResourceType, o: KubeObject): KubeObject {
       creationTimestamp: o.metadata.creationTimestamp,
     },
     spec: { replicas: spec.replicas ?? 0 },
-    status: { replicas: status.replicas ?? 0, selector: selectorString(spec.selector) === '<none>' ? '' : selectorString(spec.selector) },
+    status: {
+      replicas: status.replicas ?? 0,
+      selector: selectorString(spec.selector) === '<none>' ? '' : selectorString(spec.selector),
+    },
   };
 }
 
 export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
   const { store, logger } = options;
   const ca = createCertificateAuthority('sim-kube-apiserver-ca');
-  const serving = issueServerCertificate(ca, { dnsNames: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc'], ipAddresses: ['127.0.0.1'], commonName: 'kube-apiserver' });
+  const serving = issueServerCertificate(ca, {
+    dnsNames: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc'],
+    ipAddresses: ['127.0.0.1'],
+    commonName: 'kube-apiserver',
+  });
   const tokens = new TokenRegistry();
   const registry = new Registry(store, options.webhookServiceResolver);
   const faults: FaultRule[] = options.faults ?? [];
@@ -317,7 +369,12 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   if (options.bootstrapNamespaces !== false) {
     for (const name of ['default', 'kube-system', 'kube-public', 'kube-node-lease']) {
       if (!store.get(RESOURCES.namespaces, undefined, name)) {
-        await registry.create({ user: { username: 'system:apiserver', groups: [MASTERS_GROUP] }, dryRun: false }, RESOURCES.namespaces, undefined, { metadata: { name } });
+        await registry.create(
+          { user: { username: 'system:apiserver', groups: [MASTERS_GROUP] }, dryRun: false },
+          RESOURCES.namespaces,
+          undefined,
+          { metadata: { name } },
+        );
       }
     }
   }
@@ -330,7 +387,13 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
 
   const authorize = async (user: UserInfo, verb: string, path: ResourcePath): Promise<void> => {
     if (!options.authorize || user.groups.includes(MASTERS_GROUP)) return;
-    const request: AuthorizationRequest = { user: user.username, groups: user.groups, verb, apiGroup: path.type.group, resource: path.type.plural };
+    const request: AuthorizationRequest = {
+      user: user.username,
+      groups: user.groups,
+      verb,
+      apiGroup: path.type.group,
+      resource: path.type.plural,
+    };
     if (path.subresource) request.subresource = path.subresource;
     // The real server's request info puts a Namespace's own name in the namespace attribute.
     const namespace = path.type === RESOURCES.namespaces ? path.name : path.namespace;
@@ -365,7 +428,13 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     return dropAfter;
   };
 
-  const handleResource = async (req: IncomingMessage, res: ServerResponse, url: URL, user: UserInfo, path: ResourcePath): Promise<number> => {
+  const handleResource = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+    user: UserInfo,
+    path: ResourcePath,
+  ): Promise<number> => {
     const method = req.method ?? 'GET';
     const query = url.searchParams;
     const verb = verbOf(method, path, query);
@@ -386,7 +455,13 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         const obj = registry.getObject(path.type, path.namespace, path.name ?? '');
         const body = path.subresource === 'scale' ? toScale(path.type, obj) : obj;
         if (wantsTable(accept) && !path.subresource) {
-          sendJson(res, 200, toTable([obj], { resourceVersion: obj.metadata.resourceVersion }, query.get('includeObject') ?? undefined), [], 'application/json;as=Table;v=v1;g=meta.k8s.io');
+          sendJson(
+            res,
+            200,
+            toTable([obj], { resourceVersion: obj.metadata.resourceVersion }, query.get('includeObject') ?? undefined),
+            [],
+            'application/json;as=Table;v=v1;g=meta.k8s.io',
+          );
           return 200;
         }
         return send({ code: 200, body, warnings: [] });
@@ -417,12 +492,19 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
           const parsed = patchType === 'apply' ? parseYaml(raw) : parseJsonBody(raw);
           return send(await scaleUpdate(ctx, path, (scale) => applyPatch(patchType, scale, parsed) as KubeObject));
         }
-        return send(await registry.patch(ctx, path.type, path.namespace, path.name ?? '', path.subresource, patchType, raw));
+        return send(
+          await registry.patch(ctx, path.type, path.namespace, path.name ?? '', path.subresource, patchType, raw),
+        );
       }
       case 'delete': {
-        const body = ((await readObjectBody(req, options.protobuf)) ?? {}) as DeleteOptions & { dryRun?: string[]; orphanDependents?: boolean };
+        const body = ((await readObjectBody(req, options.protobuf)) ?? {}) as DeleteOptions & {
+          dryRun?: string[];
+          orphanDependents?: boolean;
+        };
         const ctx: RequestContext = { ...ctxBase, dryRun: dryRunOf(query, body) };
-        return send(await registry.delete(ctx, path.type, path.namespace, path.name ?? '', deleteOptionsOf(query, body)));
+        return send(
+          await registry.delete(ctx, path.type, path.namespace, path.name ?? '', deleteOptionsOf(query, body)),
+        );
       }
       case 'deletecollection': {
         const body = ((await readObjectBody(req, options.protobuf)) ?? {}) as DeleteOptions & { dryRun?: string[] };
@@ -430,34 +512,70 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         const items = selectObjects(path, query);
         const deleted: unknown[] = [];
         for (const item of items) {
-          const result = await registry.delete(ctx, path.type, item.metadata.namespace, item.metadata.name, deleteOptionsOf(query, body));
+          const result = await registry.delete(
+            ctx,
+            path.type,
+            item.metadata.namespace,
+            item.metadata.name,
+            deleteOptionsOf(query, body),
+          );
           deleted.push(result.body);
         }
-        return send({ code: 200, body: { kind: listKind(path.type), apiVersion: groupVersionOf(path.type), metadata: { resourceVersion: store.resourceVersion }, items: deleted }, warnings: [] });
+        return send({
+          code: 200,
+          body: {
+            kind: listKind(path.type),
+            apiVersion: groupVersionOf(path.type),
+            metadata: { resourceVersion: store.resourceVersion },
+            items: deleted,
+          },
+          warnings: [],
+        });
       }
     }
   };
 
-  const scaleUpdate = async (ctx: RequestContext, path: ResourcePath, produce: (scale: KubeObject) => KubeObject): Promise<Result> => {
+  const scaleUpdate = async (
+    ctx: RequestContext,
+    path: ResourcePath,
+    produce: (scale: KubeObject) => KubeObject,
+  ): Promise<Result> => {
     const current = registry.getObject(path.type, path.namespace, path.name ?? '');
     const oldScale = toScale(path.type, current);
     const newScale = produce(structuredClone(oldScale));
     const replicas = (newScale.spec as { replicas?: unknown } | undefined)?.replicas;
     if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 0) {
-      throw apiError(422, 'Invalid', `Scale.autoscaling "${path.name}" is invalid: spec.replicas: Invalid value: ${JSON.stringify(replicas)}: must be greater than or equal to 0`);
+      throw apiError(
+        422,
+        'Invalid',
+        `Scale.autoscaling "${path.name}" is invalid: spec.replicas: Invalid value: ${JSON.stringify(replicas)}: must be greater than or equal to 0`,
+      );
     }
     const rv = newScale.metadata?.resourceVersion;
-    const outcome = await admit(store, {
-      operation: 'UPDATE', type: path.type, kind: { group: 'autoscaling', version: 'v1', kind: 'Scale' }, subresource: 'scale',
-      namespace: path.namespace, name: path.name ?? '', object: newScale, oldObject: oldScale, dryRun: ctx.dryRun,
-      options: { kind: 'UpdateOptions', apiVersion: 'meta.k8s.io/v1', ...(ctx.dryRun ? { dryRun: ['All'] } : {}) }, user: ctx.user,
-    }, options.webhookServiceResolver);
+    const outcome = await admit(
+      store,
+      {
+        operation: 'UPDATE',
+        type: path.type,
+        kind: { group: 'autoscaling', version: 'v1', kind: 'Scale' },
+        subresource: 'scale',
+        namespace: path.namespace,
+        name: path.name ?? '',
+        object: newScale,
+        oldObject: oldScale,
+        dryRun: ctx.dryRun,
+        options: { kind: 'UpdateOptions', apiVersion: 'meta.k8s.io/v1', ...(ctx.dryRun ? { dryRun: ['All'] } : {}) },
+        user: ctx.user,
+      },
+      options.webhookServiceResolver,
+    );
     const admittedReplicas = ((outcome.object?.spec ?? {}) as { replicas?: number }).replicas ?? replicas;
     const next = structuredClone(current);
     (next.spec as Record<string, unknown>).replicas = admittedReplicas;
     next.metadata.resourceVersion = rv || current.metadata.resourceVersion;
     if (ctx.dryRun) {
-      if (rv && rv !== current.metadata.resourceVersion) throw translateStoreError(new StoreError('Conflict', ''), path.type, path.name ?? '');
+      if (rv && rv !== current.metadata.resourceVersion)
+        throw translateStoreError(new StoreError('Conflict', ''), path.type, path.name ?? '');
       return { code: 200, body: toScale(path.type, next), warnings: outcome.warnings };
     }
     try {
@@ -472,10 +590,19 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     const labels = parseLabelSelector(query.get('labelSelector'));
     const fields = parseFieldSelector(query.get('fieldSelector'));
     checkFieldSelector(path.type, fields);
-    return store.list(path.type, path.namespace, (o) => matchesLabelRequirements(o.metadata.labels, labels) && matchesFieldRequirements(o, fields)).items;
+    return store.list(
+      path.type,
+      path.namespace,
+      (o) => matchesLabelRequirements(o.metadata.labels, labels) && matchesFieldRequirements(o, fields),
+    ).items;
   };
 
-  const listObjects = (res: ServerResponse, path: ResourcePath, query: URLSearchParams, accept: string | undefined): number => {
+  const listObjects = (
+    res: ServerResponse,
+    path: ResourcePath,
+    query: URLSearchParams,
+    accept: string | undefined,
+  ): number => {
     const resourceVersion = store.resourceVersion;
     let items = selectObjects(path, query);
     const limit = Number(query.get('limit') ?? '0');
@@ -492,23 +619,44 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     const meta: Record<string, unknown> = { resourceVersion };
     if (offset > 0) items = items.slice(offset);
     if (limit > 0 && items.length > limit) {
-      meta.continue = Buffer.from(JSON.stringify({ offset: offset + limit, rv: resourceVersion })).toString('base64url');
+      meta.continue = Buffer.from(JSON.stringify({ offset: offset + limit, rv: resourceVersion })).toString(
+        'base64url',
+      );
       meta.remainingItemCount = items.length - limit;
       items = items.slice(0, limit);
     }
     if (wantsTable(accept)) {
-      sendJson(res, 200, toTable(items, meta, query.get('includeObject') ?? undefined, path.type.kind), [], 'application/json;as=Table;v=v1;g=meta.k8s.io');
+      sendJson(
+        res,
+        200,
+        toTable(items, meta, query.get('includeObject') ?? undefined, path.type.kind),
+        [],
+        'application/json;as=Table;v=v1;g=meta.k8s.io',
+      );
       return 200;
     }
-    sendJson(res, 200, { kind: listKind(path.type), apiVersion: groupVersionOf(path.type), metadata: meta, items: items.map(stripTypeMeta) });
+    sendJson(res, 200, {
+      kind: listKind(path.type),
+      apiVersion: groupVersionOf(path.type),
+      metadata: meta,
+      items: items.map(stripTypeMeta),
+    });
     return 200;
   };
 
-  const watchObjects = (req: IncomingMessage, res: ServerResponse, path: ResourcePath, query: URLSearchParams, accept: string | undefined, dropAfter: number | undefined): number => {
+  const watchObjects = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: ResourcePath,
+    query: URLSearchParams,
+    accept: string | undefined,
+    dropAfter: number | undefined,
+  ): number => {
     const labels = parseLabelSelector(query.get('labelSelector'));
     const fields = parseFieldSelector(query.get('fieldSelector'));
     checkFieldSelector(path.type, fields);
-    const matches = (o: KubeObject) => matchesLabelRequirements(o.metadata.labels, labels) && matchesFieldRequirements(o, fields);
+    const matches = (o: KubeObject) =>
+      matchesLabelRequirements(o.metadata.labels, labels) && matchesFieldRequirements(o, fields);
     const table = wantsTable(accept);
     const includeObject = query.get('includeObject') ?? undefined;
     const rv = query.get('resourceVersion') ?? '';
@@ -517,12 +665,20 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     const key = (o: KubeObject) => `${o.metadata.namespace ?? ''}/${o.metadata.name}`;
     const known = new Set<string>();
 
-    res.writeHead(200, { 'Content-Type': table ? 'application/json;as=Table;v=v1;g=meta.k8s.io' : 'application/json', 'Cache-Control': 'no-cache, private', 'Transfer-Encoding': 'chunked', 'Audit-Id': randomUUID() });
+    res.writeHead(200, {
+      'Content-Type': table ? 'application/json;as=Table;v=v1;g=meta.k8s.io' : 'application/json',
+      'Cache-Control': 'no-cache, private',
+      'Transfer-Encoding': 'chunked',
+      'Audit-Id': randomUUID(),
+    });
     res.flushHeaders();
     openStreams.add(res);
     const write = (event: { type: string; object: unknown }) => {
       if (res.writableEnded) return;
-      const object = table && event.type !== 'ERROR' && event.type !== 'BOOKMARK' ? toTable([event.object as KubeObject], {}, includeObject, path.type.kind) : event.object;
+      const object =
+        table && event.type !== 'ERROR' && event.type !== 'BOOKMARK'
+          ? toTable([event.object as KubeObject], {}, includeObject, path.type.kind)
+          : event.object;
       res.write(JSON.stringify({ type: event.type, object }) + '\n');
     };
     const onEvent = (event: WatchEvent) => {
@@ -542,11 +698,14 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     let stop: () => void;
     try {
       // The stream only serialises what it is sent: no copy per watch connection.
-      stop = store.watch(path.type, path.namespace, rv === '' || rv === '0' ? undefined : rv, onEvent, { readOnly: true });
+      stop = store.watch(path.type, path.namespace, rv === '' || rv === '0' ? undefined : rv, onEvent, {
+        readOnly: true,
+      });
     } catch (err) {
-      const status = err instanceof StoreError && err.reason === 'Gone'
-        ? statusBody(410, 'Expired', err.message)
-        : toStatus(translateStoreError(err, path.type, ''));
+      const status =
+        err instanceof StoreError && err.reason === 'Gone'
+          ? statusBody(410, 'Expired', err.message)
+          : toStatus(translateStoreError(err, path.type, ''));
       write({ type: 'ERROR', object: status });
       openStreams.delete(res);
       res.end();
@@ -561,7 +720,14 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       for (const o of current) known.add(key(o));
     }
     const bookmark = (annotations?: Record<string, string>) =>
-      write({ type: 'BOOKMARK', object: { kind: path.type.kind, apiVersion: groupVersionOf(path.type), metadata: { resourceVersion: store.resourceVersion, ...(annotations ? { annotations } : {}) } } });
+      write({
+        type: 'BOOKMARK',
+        object: {
+          kind: path.type.kind,
+          apiVersion: groupVersionOf(path.type),
+          metadata: { resourceVersion: store.resourceVersion, ...(annotations ? { annotations } : {}) },
+        },
+      });
     if (sendInitial && bookmarks) bookmark({ 'k8s.io/initial-events-end': 'true' });
 
     const timers: NodeJS.Timeout[] = [];
@@ -668,7 +834,13 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       code = sendError(res, err, logger);
     } finally {
       if (user && path && path !== 'discovery') {
-        const entry: Omit<RequestRecord, 'time' | 'durationMs'> = { verb, resource: path.type.plural, user: user.username, code, dryRun: url.searchParams.has('dryRun') };
+        const entry: Omit<RequestRecord, 'time' | 'durationMs'> = {
+          verb,
+          resource: path.type.plural,
+          user: user.username,
+          code,
+          dryRun: url.searchParams.has('dryRun'),
+        };
         if (path.subresource) entry.subresource = path.subresource;
         if (path.namespace) entry.namespace = path.namespace;
         if (path.name) entry.name = path.name;
@@ -681,8 +853,19 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const rejectUpgrade = (socket: Socket, err: unknown) => {
     const status = toStatus(err);
     const text = JSON.stringify(status);
-    const reason = status.code === 404 ? 'Not Found' : status.code === 403 ? 'Forbidden' : status.code === 401 ? 'Unauthorized' : status.code >= 500 ? 'Internal Server Error' : 'Bad Request';
-    socket.end(`HTTP/1.1 ${status.code} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
+    const reason =
+      status.code === 404
+        ? 'Not Found'
+        : status.code === 403
+          ? 'Forbidden'
+          : status.code === 401
+            ? 'Unauthorized'
+            : status.code >= 500
+              ? 'Internal Server Error'
+              : 'Bad Request';
+    socket.end(
+      `HTTP/1.1 ${status.code} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
+    );
   };
 
   const onUpgrade = async (req: IncomingMessage, socket: Socket, head: Buffer) => {
@@ -693,7 +876,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     const path = parseResourcePath(url.pathname);
     try {
       if (!user) throw apiError(401, 'Unauthorized', 'Unauthorized');
-      if (path === undefined || path === 'discovery' || path.subresource !== 'exec' || path.name === undefined) throw notFoundPath();
+      if (path === undefined || path === 'discovery' || path.subresource !== 'exec' || path.name === undefined)
+        throw notFoundPath();
       // Since 1.35 a WebSocket (GET) exec needs `create` as well as `get` on pods/exec.
       if (req.method === 'GET') await authorize(user, 'get', path);
       await authorize(user, 'create', path);
@@ -704,7 +888,9 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       }
       const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
       if (!EXEC_PROTOCOLS.some((p) => offered.includes(p))) {
-        throw badRequest(`unable to upgrade connection: none of the offered subprotocols ${JSON.stringify(offered)} is supported (want one of ${EXEC_PROTOCOLS.join(', ')})`);
+        throw badRequest(
+          `unable to upgrade connection: none of the offered subprotocols ${JSON.stringify(offered)} is supported (want one of ${EXEC_PROTOCOLS.join(', ')})`,
+        );
       }
       wss.handleUpgrade(req, socket, head, (ws) => {
         void serveExec(ws, request, streams, options.execHandler as ExecHandler, socket);
@@ -714,7 +900,14 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       rejectUpgrade(socket, err);
     } finally {
       if (user && path && path !== 'discovery') {
-        const entry: Omit<RequestRecord, 'time' | 'durationMs'> = { verb: 'create', resource: path.type.plural, subresource: 'exec', user: user.username, code, dryRun: false };
+        const entry: Omit<RequestRecord, 'time' | 'durationMs'> = {
+          verb: 'create',
+          resource: path.type.plural,
+          subresource: 'exec',
+          user: user.username,
+          code,
+          dryRun: false,
+        };
         if (path.namespace) entry.namespace = path.namespace;
         if (path.name) entry.name = path.name;
         record(entry, startedAt);
@@ -724,7 +917,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
 
   // Idle keep-alive connections stay open 90 s, as kube-apiserver's secure serving keeps them (Node's
   // default of 5 s made every client open a new TLS connection after each quiet moment).
-  const server = https.createServer({ cert: serving.certPem, key: serving.keyPem, keepAliveTimeout: 90_000 }, (req, res) => void onRequest(req, res));
+  const server = https.createServer(
+    { cert: serving.certPem, key: serving.keyPem, keepAliveTimeout: 90_000 },
+    (req, res) => void onRequest(req, res),
+  );
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => void onUpgrade(req, socket, head));
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);
@@ -771,28 +967,42 @@ function groupVersionOf(type: ResourceType): string {
 function injectedError(code: number, message: string | undefined, path: ResourcePath): ApiError {
   switch (code) {
     case 409:
-      return apiError(409, 'Conflict', message ?? `Operation cannot be fulfilled on ${qualifiedResource(path.type)} "${path.name ?? ''}": the object has been modified; please apply your changes to the latest version and try again`, { name: path.name, kind: path.type.plural, ...(path.type.group ? { group: path.type.group } : {}) });
+      return apiError(
+        409,
+        'Conflict',
+        message ??
+          `Operation cannot be fulfilled on ${qualifiedResource(path.type)} "${path.name ?? ''}": the object has been modified; please apply your changes to the latest version and try again`,
+        { name: path.name, kind: path.type.plural, ...(path.type.group ? { group: path.type.group } : {}) },
+      );
     case 429:
-      return apiError(429, 'TooManyRequests', message ?? 'Too many requests, please try again later.', { retryAfterSeconds: 1 });
+      return apiError(429, 'TooManyRequests', message ?? 'Too many requests, please try again later.', {
+        retryAfterSeconds: 1,
+      });
     case 503:
       return apiError(503, 'ServiceUnavailable', message ?? 'the server is currently unable to handle the request');
     default:
-      return apiError(500, 'InternalError', `Internal error occurred: ${message ?? 'injected fault'}`, { causes: [{ message: message ?? 'injected fault' }] });
+      return apiError(500, 'InternalError', `Internal error occurred: ${message ?? 'injected fault'}`, {
+        causes: [{ message: message ?? 'injected fault' }],
+      });
   }
 }
 
 function deleteOptionsOf(query: URLSearchParams, body: DeleteOptions & { orphanDependents?: boolean }): DeleteOptions {
   const options: DeleteOptions = {};
-  const grace = query.get('gracePeriodSeconds') ?? (body.gracePeriodSeconds !== undefined ? String(body.gracePeriodSeconds) : null);
+  const grace =
+    query.get('gracePeriodSeconds') ?? (body.gracePeriodSeconds !== undefined ? String(body.gracePeriodSeconds) : null);
   if (grace !== null) {
     const n = Number(grace);
     if (!Number.isInteger(n)) throw badRequest(`invalid gracePeriodSeconds "${grace}"`);
     options.gracePeriodSeconds = Math.max(0, n);
   }
-  const policy = query.get('propagationPolicy') ?? body.propagationPolicy ?? (body.orphanDependents ? 'Orphan' : undefined);
+  const policy =
+    query.get('propagationPolicy') ?? body.propagationPolicy ?? (body.orphanDependents ? 'Orphan' : undefined);
   if (policy !== undefined && policy !== null) {
     if (policy !== 'Background' && policy !== 'Foreground' && policy !== 'Orphan') {
-      throw badRequest(`DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value: "${policy}": supported values: "Foreground", "Background", "Orphan", "nil"`);
+      throw badRequest(
+        `DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value: "${policy}": supported values: "Foreground", "Background", "Orphan", "nil"`,
+      );
     }
     options.propagationPolicy = policy;
   }
@@ -802,8 +1012,13 @@ function deleteOptionsOf(query: URLSearchParams, body: DeleteOptions & { orphanD
 
 function mergeScale(current: KubeObject, body: unknown): KubeObject {
   const scale = (body ?? {}) as KubeObject;
-  if (scale.kind !== undefined && scale.kind !== 'Scale') throw badRequest(`the kind in the data (${String(scale.kind)}) does not match the expected kind (Scale)`);
-  return { ...current, metadata: { ...current.metadata, resourceVersion: scale.metadata?.resourceVersion ?? '' }, spec: scale.spec ?? {} };
+  if (scale.kind !== undefined && scale.kind !== 'Scale')
+    throw badRequest(`the kind in the data (${String(scale.kind)}) does not match the expected kind (Scale)`);
+  return {
+    ...current,
+    metadata: { ...current.metadata, resourceVersion: scale.metadata?.resourceVersion ?? '' },
+    spec: scale.spec ?? {},
+  };
 }
 
 function prepareExec(registry: Registry, path: ResourcePath, query: URLSearchParams, handler: ExecHandler | undefined) {
@@ -812,23 +1027,40 @@ function prepareExec(registry: Registry, path: ResourcePath, query: URLSearchPar
   if (command.length === 0) throw badRequest('you must specify at least 1 command');
   const bool = (name: string) => queryBool(query, name);
   const streams = { stdin: bool('stdin'), stdout: bool('stdout'), stderr: bool('stderr') };
-  if (!streams.stdin && !streams.stdout && !streams.stderr) throw badRequest('you must specify at least 1 of stdin, stdout, stderr');
-  const containers = (((pod.spec ?? {}) as { containers?: Array<{ name: string }> }).containers ?? []).map((c) => c.name);
+  if (!streams.stdin && !streams.stdout && !streams.stderr)
+    throw badRequest('you must specify at least 1 of stdin, stdout, stderr');
+  const containers = (((pod.spec ?? {}) as { containers?: Array<{ name: string }> }).containers ?? []).map(
+    (c) => c.name,
+  );
   let container = query.get('container') ?? '';
   if (!container) {
     if (containers.length !== 1) {
-      throw badRequest(`a container name must be specified for pod ${pod.metadata.name}, choose one of: [${containers.join(' ')}]`);
+      throw badRequest(
+        `a container name must be specified for pod ${pod.metadata.name}, choose one of: [${containers.join(' ')}]`,
+      );
     }
     container = containers[0] ?? '';
   }
-  if (!containers.includes(container)) throw badRequest(`container ${container} is not valid for pod ${pod.metadata.name}`);
-  const status = (pod.status ?? {}) as { phase?: string; containerStatuses?: Array<{ name: string; state?: { running?: unknown } }> };
+  if (!containers.includes(container))
+    throw badRequest(`container ${container} is not valid for pod ${pod.metadata.name}`);
+  const status = (pod.status ?? {}) as {
+    phase?: string;
+    containerStatuses?: Array<{ name: string; state?: { running?: unknown } }>;
+  };
   if (status.phase === 'Succeeded' || status.phase === 'Failed') {
     throw badRequest(`cannot exec into a container in a completed pod; current phase is ${status.phase}`);
   }
-  const running = status.phase === 'Running' && (status.containerStatuses === undefined || status.containerStatuses.some((c) => c.name === container && c.state?.running !== undefined));
+  const running =
+    status.phase === 'Running' &&
+    (status.containerStatuses === undefined ||
+      status.containerStatuses.some((c) => c.name === container && c.state?.running !== undefined));
   if (!running) throw badRequest(`unable to upgrade connection: container not found ("${container}")`);
-  if (!handler) throw apiError(500, 'InternalError', 'Internal error occurred: no container runtime serves exec in this simulated cluster');
+  if (!handler)
+    throw apiError(
+      500,
+      'InternalError',
+      'Internal error occurred: no container runtime serves exec in this simulated cluster',
+    );
   return {
     request: { namespace: path.namespace ?? '', pod, container, command, stdin: streams.stdin, tty: bool('tty') },
     streams,
@@ -839,11 +1071,12 @@ function kubeconfigYaml(server: string, caPem: string, token: string, namespace:
   return toYaml({
     apiVersion: 'v1',
     kind: 'Config',
-    clusters: [{ name: 'sim', cluster: { server, 'certificate-authority-data': Buffer.from(caPem).toString('base64') } }],
+    clusters: [
+      { name: 'sim', cluster: { server, 'certificate-authority-data': Buffer.from(caPem).toString('base64') } },
+    ],
     users: [{ name: 'sim-user', user: { token } }],
     contexts: [{ name: 'sim', context: { cluster: 'sim', user: 'sim-user', namespace } }],
     'current-context': 'sim',
     preferences: {},
   });
 }
-

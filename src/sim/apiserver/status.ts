@@ -14,7 +14,14 @@ export interface StatusBody {
   status: 'Failure' | 'Success';
   message?: string;
   reason?: string;
-  details?: { name?: string; group?: string; kind?: string; uid?: string; causes?: StatusCause[]; retryAfterSeconds?: number };
+  details?: {
+    name?: string;
+    group?: string;
+    kind?: string;
+    uid?: string;
+    causes?: StatusCause[];
+    retryAfterSeconds?: number;
+  };
   code: number;
 }
 
@@ -27,12 +34,7 @@ export class ApiError extends Error {
   }
 }
 
-export function statusBody(
-  code: number,
-  reason: string,
-  message: string,
-  details?: StatusBody['details'],
-): StatusBody {
+export function statusBody(code: number, reason: string, message: string, details?: StatusBody['details']): StatusBody {
   const body: StatusBody = { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code };
   if (details) body.details = details;
   return body;
@@ -47,7 +49,10 @@ export function qualifiedResource(type: Pick<ResourceType, 'plural' | 'group'>):
   return type.group ? `${type.plural}.${type.group}` : type.plural;
 }
 
-function resourceDetails(type: Pick<ResourceType, 'plural' | 'group'>, name?: string): NonNullable<StatusBody['details']> {
+function resourceDetails(
+  type: Pick<ResourceType, 'plural' | 'group'>,
+  name?: string,
+): NonNullable<StatusBody['details']> {
   const details: NonNullable<StatusBody['details']> = {};
   if (name !== undefined) details.name = name;
   if (type.group) details.group = type.group;
@@ -60,7 +65,12 @@ export function notFound(type: Pick<ResourceType, 'plural' | 'group'>, name: str
 }
 
 export function alreadyExists(type: Pick<ResourceType, 'plural' | 'group'>, name: string): ApiError {
-  return apiError(409, 'AlreadyExists', `${qualifiedResource(type)} "${name}" already exists`, resourceDetails(type, name));
+  return apiError(
+    409,
+    'AlreadyExists',
+    `${qualifiedResource(type)} "${name}" already exists`,
+    resourceDetails(type, name),
+  );
 }
 
 export function conflict(type: Pick<ResourceType, 'plural' | 'group'>, name: string, why: string): ApiError {
@@ -76,10 +86,18 @@ export function badRequest(message: string): ApiError {
   return apiError(400, 'BadRequest', message);
 }
 
-export function invalid(type: ResourceType, name: string, causes: Array<{ field: string; message: string; reason?: string }>): ApiError {
+export function invalid(
+  type: ResourceType,
+  name: string,
+  causes: Array<{ field: string; message: string; reason?: string }>,
+): ApiError {
   const kind = type.group ? `${type.kind}.${type.group}` : type.kind;
   const text = causes.map((c) => `${c.field}: ${c.message}`).join(', ');
-  const details: NonNullable<StatusBody['details']> = { name, kind: type.kind, causes: causes.map((c) => ({ reason: c.reason ?? 'FieldValueInvalid', message: c.message, field: c.field })) };
+  const details: NonNullable<StatusBody['details']> = {
+    name,
+    kind: type.kind,
+    causes: causes.map((c) => ({ reason: c.reason ?? 'FieldValueInvalid', message: c.message, field: c.field })),
+  };
   if (type.group) details.group = type.group;
   return apiError(422, 'Invalid', `${kind} "${name}" is invalid: ${text}`, details);
 }
@@ -97,5 +115,9 @@ export function notFoundPath(): ApiError {
 }
 
 export function unsupportedMediaType(contentType: string): ApiError {
-  return apiError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got ${contentType})`);
+  return apiError(
+    415,
+    'UnsupportedMediaType',
+    `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got ${contentType})`,
+  );
 }

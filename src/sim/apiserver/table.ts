@@ -47,7 +47,10 @@ function templateSpec(o: KubeObject): Obj | undefined {
 }
 
 function selectorString(selector: unknown): string {
-  const s = (selector ?? {}) as { matchLabels?: Record<string, string>; matchExpressions?: Array<{ key: string; operator: string; values?: string[] }> };
+  const s = (selector ?? {}) as {
+    matchLabels?: Record<string, string>;
+    matchExpressions?: Array<{ key: string; operator: string; values?: string[] }>;
+  };
   // Requirements sorted by key, as labels.Selector.String() prints them.
   const parts: Array<[string, string]> = Object.entries(s.matchLabels ?? {}).map(([k, v]) => [k, `${k}=${v}`]);
   for (const e of s.matchExpressions ?? []) {
@@ -63,8 +66,17 @@ function selectorString(selector: unknown): string {
 
 export { selectorString };
 
-const NAME: Column = { name: 'Name', type: 'string', format: 'name', description: 'Name must be unique within a namespace.' };
-const AGE: Column = { name: 'Age', type: 'string', description: 'CreationTimestamp is a timestamp representing the server time when this object was created.' };
+const NAME: Column = {
+  name: 'Name',
+  type: 'string',
+  format: 'name',
+  description: 'Name must be unique within a namespace.',
+};
+const AGE: Column = {
+  name: 'Age',
+  type: 'string',
+  description: 'CreationTimestamp is a timestamp representing the server time when this object was created.',
+};
 const CONTAINERS_WIDE: Column[] = [
   { name: 'Containers', type: 'string', priority: 1 },
   { name: 'Images', type: 'string', priority: 1 },
@@ -78,7 +90,7 @@ function containerCells(podSpec: Obj | undefined): string[] {
 function podStatusText(o: KubeObject): string {
   const st = status(o);
   let reason = (st.reason as string | undefined) ?? (st.phase as string | undefined) ?? 'Unknown';
-  for (const cs of ((st.initContainerStatuses as Obj[] | undefined) ?? [])) {
+  for (const cs of (st.initContainerStatuses as Obj[] | undefined) ?? []) {
     const state = (cs.state ?? {}) as Obj;
     const term = state.terminated as Obj | undefined;
     const waiting = state.waiting as Obj | undefined;
@@ -87,12 +99,15 @@ function podStatusText(o: KubeObject): string {
       break;
     }
     if (!term) {
-      reason = waiting?.reason && waiting.reason !== 'PodInitializing' ? `Init:${String(waiting.reason)}` : `Init:${((st.initContainerStatuses as Obj[]).indexOf(cs))}/${(st.initContainerStatuses as Obj[]).length}`;
+      reason =
+        waiting?.reason && waiting.reason !== 'PodInitializing'
+          ? `Init:${String(waiting.reason)}`
+          : `Init:${(st.initContainerStatuses as Obj[]).indexOf(cs)}/${(st.initContainerStatuses as Obj[]).length}`;
       break;
     }
   }
   if (!reason.startsWith('Init:')) {
-    for (const cs of ((st.containerStatuses as Obj[] | undefined) ?? [])) {
+    for (const cs of (st.containerStatuses as Obj[] | undefined) ?? []) {
       const state = (cs.state ?? {}) as Obj;
       const waiting = state.waiting as Obj | undefined;
       const term = state.terminated as Obj | undefined;
@@ -106,46 +121,139 @@ function podStatusText(o: KubeObject): string {
 
 const PRINTERS: Record<string, Printer> = {
   Pod: {
-    columns: [NAME, { name: 'Ready', type: 'string' }, { name: 'Status', type: 'string' }, { name: 'Restarts', type: 'string' }, AGE,
-      { name: 'IP', type: 'string', priority: 1 }, { name: 'Node', type: 'string', priority: 1 }, { name: 'Nominated Node', type: 'string', priority: 1 }, { name: 'Readiness Gates', type: 'string', priority: 1 }],
+    columns: [
+      NAME,
+      { name: 'Ready', type: 'string' },
+      { name: 'Status', type: 'string' },
+      { name: 'Restarts', type: 'string' },
+      AGE,
+      { name: 'IP', type: 'string', priority: 1 },
+      { name: 'Node', type: 'string', priority: 1 },
+      { name: 'Nominated Node', type: 'string', priority: 1 },
+      { name: 'Readiness Gates', type: 'string', priority: 1 },
+    ],
     cells: (o) => {
       const statuses = (status(o).containerStatuses as Obj[] | undefined) ?? [];
       const total = podContainers(spec(o)).length;
       const ready = statuses.filter((c) => c.ready === true).length;
       const restarts = statuses.reduce((sum, c) => sum + num(c.restartCount), 0);
-      return [o.metadata.name, `${ready}/${total}`, podStatusText(o), String(restarts), age(o),
-        (status(o).podIP as string | undefined) ?? '<none>', (spec(o).nodeName as string | undefined) ?? '<none>', '<none>', '<none>'];
+      return [
+        o.metadata.name,
+        `${ready}/${total}`,
+        podStatusText(o),
+        String(restarts),
+        age(o),
+        (status(o).podIP as string | undefined) ?? '<none>',
+        (spec(o).nodeName as string | undefined) ?? '<none>',
+        '<none>',
+        '<none>',
+      ];
     },
   },
   Deployment: {
-    columns: [NAME, { name: 'Ready', type: 'string' }, { name: 'Up-to-date', type: 'integer' }, { name: 'Available', type: 'integer' }, AGE, ...CONTAINERS_WIDE, { name: 'Selector', type: 'string', priority: 1 }],
-    cells: (o) => [o.metadata.name, `${num(status(o).readyReplicas)}/${num(spec(o).replicas)}`, num(status(o).updatedReplicas), num(status(o).availableReplicas), age(o), ...containerCells(templateSpec(o)), selectorString(spec(o).selector)],
+    columns: [
+      NAME,
+      { name: 'Ready', type: 'string' },
+      { name: 'Up-to-date', type: 'integer' },
+      { name: 'Available', type: 'integer' },
+      AGE,
+      ...CONTAINERS_WIDE,
+      { name: 'Selector', type: 'string', priority: 1 },
+    ],
+    cells: (o) => [
+      o.metadata.name,
+      `${num(status(o).readyReplicas)}/${num(spec(o).replicas)}`,
+      num(status(o).updatedReplicas),
+      num(status(o).availableReplicas),
+      age(o),
+      ...containerCells(templateSpec(o)),
+      selectorString(spec(o).selector),
+    ],
   },
   ReplicaSet: {
-    columns: [NAME, { name: 'Desired', type: 'integer' }, { name: 'Current', type: 'integer' }, { name: 'Ready', type: 'integer' }, AGE, ...CONTAINERS_WIDE, { name: 'Selector', type: 'string', priority: 1 }],
-    cells: (o) => [o.metadata.name, num(spec(o).replicas), num(status(o).replicas), num(status(o).readyReplicas), age(o), ...containerCells(templateSpec(o)), selectorString(spec(o).selector)],
+    columns: [
+      NAME,
+      { name: 'Desired', type: 'integer' },
+      { name: 'Current', type: 'integer' },
+      { name: 'Ready', type: 'integer' },
+      AGE,
+      ...CONTAINERS_WIDE,
+      { name: 'Selector', type: 'string', priority: 1 },
+    ],
+    cells: (o) => [
+      o.metadata.name,
+      num(spec(o).replicas),
+      num(status(o).replicas),
+      num(status(o).readyReplicas),
+      age(o),
+      ...containerCells(templateSpec(o)),
+      selectorString(spec(o).selector),
+    ],
   },
   StatefulSet: {
     columns: [NAME, { name: 'Ready', type: 'string' }, AGE, ...CONTAINERS_WIDE],
-    cells: (o) => [o.metadata.name, `${num(status(o).readyReplicas)}/${num(spec(o).replicas)}`, age(o), ...containerCells(templateSpec(o))],
+    cells: (o) => [
+      o.metadata.name,
+      `${num(status(o).readyReplicas)}/${num(spec(o).replicas)}`,
+      age(o),
+      ...containerCells(templateSpec(o)),
+    ],
   },
   Job: {
-    columns: [NAME, { name: 'Status', type: 'string' }, { name: 'Completions', type: 'string' }, { name: 'Duration', type: 'string' }, AGE, ...CONTAINERS_WIDE],
+    columns: [
+      NAME,
+      { name: 'Status', type: 'string' },
+      { name: 'Completions', type: 'string' },
+      { name: 'Duration', type: 'string' },
+      AGE,
+      ...CONTAINERS_WIDE,
+    ],
     cells: (o) => {
       const st = status(o);
       const conditions = (st.conditions as Obj[] | undefined) ?? [];
       const has = (type: string) => conditions.some((c) => c.type === type && c.status === 'True');
-      const state = has('Complete') ? 'Complete' : has('Failed') ? 'Failed' : spec(o).suspend === true ? 'Suspended' : has('FailureTarget') ? 'FailureTarget' : 'Running';
+      const state = has('Complete')
+        ? 'Complete'
+        : has('Failed')
+          ? 'Failed'
+          : spec(o).suspend === true
+            ? 'Suspended'
+            : has('FailureTarget')
+              ? 'FailureTarget'
+              : 'Running';
       const start = st.startTime ? Date.parse(String(st.startTime)) : undefined;
       const end = st.completionTime ? Date.parse(String(st.completionTime)) : Date.now();
-      return [o.metadata.name, state, `${num(st.succeeded)}/${num(spec(o).completions) || 1}`, start ? humanDuration(end - start) : '', age(o), ...containerCells(templateSpec(o))];
+      return [
+        o.metadata.name,
+        state,
+        `${num(st.succeeded)}/${num(spec(o).completions) || 1}`,
+        start ? humanDuration(end - start) : '',
+        age(o),
+        ...containerCells(templateSpec(o)),
+      ];
     },
   },
   CronJob: {
-    columns: [NAME, { name: 'Schedule', type: 'string' }, { name: 'Timezone', type: 'string' }, { name: 'Suspend', type: 'boolean' }, { name: 'Active', type: 'integer' }, { name: 'Last Schedule', type: 'string' }, AGE],
+    columns: [
+      NAME,
+      { name: 'Schedule', type: 'string' },
+      { name: 'Timezone', type: 'string' },
+      { name: 'Suspend', type: 'boolean' },
+      { name: 'Active', type: 'integer' },
+      { name: 'Last Schedule', type: 'string' },
+      AGE,
+    ],
     cells: (o) => {
       const last = status(o).lastScheduleTime;
-      return [o.metadata.name, String(spec(o).schedule ?? ''), (spec(o).timeZone as string | undefined) ?? '<none>', spec(o).suspend === true, ((status(o).active as unknown[] | undefined) ?? []).length, last ? humanDuration(Date.now() - Date.parse(String(last))) : '<none>', age(o)];
+      return [
+        o.metadata.name,
+        String(spec(o).schedule ?? ''),
+        (spec(o).timeZone as string | undefined) ?? '<none>',
+        spec(o).suspend === true,
+        ((status(o).active as unknown[] | undefined) ?? []).length,
+        last ? humanDuration(Date.now() - Date.parse(String(last))) : '<none>',
+        age(o),
+      ];
     },
   },
   Namespace: {
@@ -154,25 +262,71 @@ const PRINTERS: Record<string, Printer> = {
   },
   Secret: {
     columns: [NAME, { name: 'Type', type: 'string' }, { name: 'Data', type: 'string' }, AGE],
-    cells: (o) => [o.metadata.name, String(o.type ?? 'Opaque'), String(Object.keys((o.data ?? {}) as Obj).length), age(o)],
+    cells: (o) => [
+      o.metadata.name,
+      String(o.type ?? 'Opaque'),
+      String(Object.keys((o.data ?? {}) as Obj).length),
+      age(o),
+    ],
   },
   ConfigMap: {
     columns: [NAME, { name: 'Data', type: 'string' }, AGE],
-    cells: (o) => [o.metadata.name, String(Object.keys((o.data ?? {}) as Obj).length + Object.keys((o.binaryData ?? {}) as Obj).length), age(o)],
+    cells: (o) => [
+      o.metadata.name,
+      String(Object.keys((o.data ?? {}) as Obj).length + Object.keys((o.binaryData ?? {}) as Obj).length),
+      age(o),
+    ],
   },
   Service: {
-    columns: [NAME, { name: 'Type', type: 'string' }, { name: 'Cluster-IP', type: 'string' }, { name: 'External-IP', type: 'string' }, { name: 'Port(s)', type: 'string' }, AGE],
+    columns: [
+      NAME,
+      { name: 'Type', type: 'string' },
+      { name: 'Cluster-IP', type: 'string' },
+      { name: 'External-IP', type: 'string' },
+      { name: 'Port(s)', type: 'string' },
+      AGE,
+    ],
     cells: (o) => {
-      const ports = ((spec(o).ports as Obj[] | undefined) ?? []).map((p) => `${String(p.port)}/${String(p.protocol ?? 'TCP')}`).join(',');
-      return [o.metadata.name, String(spec(o).type ?? 'ClusterIP'), String(spec(o).clusterIP ?? '<none>'), '<none>', ports || '<none>', age(o)];
+      const ports = ((spec(o).ports as Obj[] | undefined) ?? [])
+        .map((p) => `${String(p.port)}/${String(p.protocol ?? 'TCP')}`)
+        .join(',');
+      return [
+        o.metadata.name,
+        String(spec(o).type ?? 'ClusterIP'),
+        String(spec(o).clusterIP ?? '<none>'),
+        '<none>',
+        ports || '<none>',
+        age(o),
+      ];
     },
   },
   PersistentVolumeClaim: {
-    columns: [NAME, { name: 'Status', type: 'string' }, { name: 'Volume', type: 'string' }, { name: 'Capacity', type: 'string' }, { name: 'Access Modes', type: 'string' }, { name: 'StorageClass', type: 'string' }, AGE],
+    columns: [
+      NAME,
+      { name: 'Status', type: 'string' },
+      { name: 'Volume', type: 'string' },
+      { name: 'Capacity', type: 'string' },
+      { name: 'Access Modes', type: 'string' },
+      { name: 'StorageClass', type: 'string' },
+      AGE,
+    ],
     cells: (o) => {
       const capacity = ((status(o).capacity as Obj | undefined) ?? {}).storage;
-      const modes = ((status(o).accessModes as string[] | undefined) ?? []).map((m) => ({ ReadWriteOnce: 'RWO', ReadOnlyMany: 'ROX', ReadWriteMany: 'RWX', ReadWriteOncePod: 'RWOP' })[m] ?? m).join(',');
-      return [o.metadata.name, String(status(o).phase ?? 'Pending'), String(spec(o).volumeName ?? ''), String(capacity ?? ''), modes, String(spec(o).storageClassName ?? 'standard'), age(o)];
+      const modes = ((status(o).accessModes as string[] | undefined) ?? [])
+        .map(
+          (m) =>
+            ({ ReadWriteOnce: 'RWO', ReadOnlyMany: 'ROX', ReadWriteMany: 'RWX', ReadWriteOncePod: 'RWOP' })[m] ?? m,
+        )
+        .join(',');
+      return [
+        o.metadata.name,
+        String(status(o).phase ?? 'Pending'),
+        String(spec(o).volumeName ?? ''),
+        String(capacity ?? ''),
+        modes,
+        String(spec(o).storageClassName ?? 'standard'),
+        age(o),
+      ];
     },
   },
   ServiceAccount: {
@@ -184,11 +338,23 @@ const PRINTERS: Record<string, Printer> = {
     cells: (o) => [o.metadata.name, String(spec(o).holderIdentity ?? ''), age(o)],
   },
   Event: {
-    columns: [{ name: 'Last Seen', type: 'string' }, { name: 'Type', type: 'string' }, { name: 'Reason', type: 'string' }, { name: 'Object', type: 'string' }, { name: 'Message', type: 'string' }],
+    columns: [
+      { name: 'Last Seen', type: 'string' },
+      { name: 'Type', type: 'string' },
+      { name: 'Reason', type: 'string' },
+      { name: 'Object', type: 'string' },
+      { name: 'Message', type: 'string' },
+    ],
     cells: (o) => {
       const involved = (o.involvedObject ?? o.regarding ?? {}) as Obj;
       const last = (o.lastTimestamp ?? o.eventTime ?? o.metadata.creationTimestamp) as string | undefined;
-      return [last ? humanDuration(Date.now() - Date.parse(last)) : '<unknown>', String(o.type ?? ''), String(o.reason ?? ''), `${String(involved.kind ?? '').toLowerCase()}/${String(involved.name ?? '')}`, String(o.message ?? o.note ?? '')];
+      return [
+        last ? humanDuration(Date.now() - Date.parse(last)) : '<unknown>',
+        String(o.type ?? ''),
+        String(o.reason ?? ''),
+        `${String(involved.kind ?? '').toLowerCase()}/${String(involved.name ?? '')}`,
+        String(o.message ?? o.note ?? ''),
+      ];
     },
   },
 };
@@ -206,9 +372,20 @@ function rowObject(o: KubeObject, include: string | undefined): unknown {
   return { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: o.metadata };
 }
 
-export function toTable(objects: KubeObject[], listMeta: Obj, includeObject: string | undefined, kind?: string): unknown {
+export function toTable(
+  objects: KubeObject[],
+  listMeta: Obj,
+  includeObject: string | undefined,
+  kind?: string,
+): unknown {
   const printer = PRINTERS[kind ?? objects[0]?.kind ?? ''] ?? DEFAULT_PRINTER;
-  const columnDefinitions = printer.columns.map((c) => ({ name: c.name, type: c.type, format: c.format ?? '', description: c.description ?? '', priority: c.priority ?? 0 }));
+  const columnDefinitions = printer.columns.map((c) => ({
+    name: c.name,
+    type: c.type,
+    format: c.format ?? '',
+    description: c.description ?? '',
+    priority: c.priority ?? 0,
+  }));
   return {
     kind: 'Table',
     apiVersion: 'meta.k8s.io/v1',

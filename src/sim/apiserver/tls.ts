@@ -23,7 +23,6 @@ function newKeyPair(): { publicKey: forge.pki.rsa.PublicKey; privateKey: forge.p
   return { publicKey, privateKey: forgeKey, keyPem };
 }
 
-
 function validity(cert: forge.pki.Certificate, days: number): void {
   const now = Date.now();
   cert.validity.notBefore = new Date(now - 60_000);
@@ -80,7 +79,10 @@ export function issueServerCertificate(
 }
 
 /** A client certificate: the API server takes the common name as the user and each organization as a group. */
-export function issueClientCertificate(ca: CertificateAuthority, names: { commonName: string; organizations?: string[] }): { certPem: string; keyPem: string } {
+export function issueClientCertificate(
+  ca: CertificateAuthority,
+  names: { commonName: string; organizations?: string[] },
+): { certPem: string; keyPem: string } {
   const caCert = forge.pki.certificateFromPem(ca.certPem);
   const caKey = forge.pki.privateKeyFromPem(ca.keyPem);
   const keys = newKeyPair();

@@ -242,11 +242,16 @@ export function setCondition(
 ): Condition[] {
   const now = rfc3339();
   const existing = findCondition(conditions, next.type);
-  if (existing && existing.status === next.status && existing.reason === next.reason && existing.message === next.message) {
+  if (
+    existing &&
+    existing.status === next.status &&
+    existing.reason === next.reason &&
+    existing.message === next.message
+  ) {
     if (forceUpdateTime && style === 'deployment') existing.lastUpdateTime = now;
     return conditions;
   }
-  const transition = !existing || existing.status !== next.status ? now : existing.lastTransitionTime ?? now;
+  const transition = !existing || existing.status !== next.status ? now : (existing.lastTransitionTime ?? now);
   const cond: Condition = { type: next.type, status: next.status };
   if (style === 'deployment') cond.lastUpdateTime = now;
   if (style === 'job') cond.lastProbeTime = now;
@@ -264,7 +269,9 @@ export function stableStringify(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(stableStringify).join(',')}]`;
   const rec = asRecord(value);
   if (rec) {
-    const keys = Object.keys(rec).filter((k) => rec[k] !== undefined).sort();
+    const keys = Object.keys(rec)
+      .filter((k) => rec[k] !== undefined)
+      .sort();
     return `{${keys.map((k) => `${JSON.stringify(k)}:${stableStringify(rec[k])}`).join(',')}}`;
   }
   return JSON.stringify(value) ?? 'null';

@@ -70,7 +70,8 @@ function parseField(text: string, field: FieldSpec): { values: Set<number>; star
 
 export function parseCron(expression: string, timeZone?: string): CronSchedule {
   let text = expression.trim();
-  if (text.startsWith('TZ=') || text.startsWith('CRON_TZ=')) throw new Error('TZ in the schedule is not supported; use spec.timeZone');
+  if (text.startsWith('TZ=') || text.startsWith('CRON_TZ='))
+    throw new Error('TZ in the schedule is not supported; use spec.timeZone');
   text = MACROS[text.toLowerCase()] ?? text;
   const parts = text.split(/\s+/);
   if (parts.length !== 5) throw new Error(`expected exactly 5 fields, found ${parts.length}: "${expression}"`);
@@ -104,7 +105,13 @@ interface Fields {
 }
 
 function utcFields(d: Date): Fields {
-  return { minute: d.getUTCMinutes(), hour: d.getUTCHours(), day: d.getUTCDate(), month: d.getUTCMonth() + 1, weekday: d.getUTCDay() };
+  return {
+    minute: d.getUTCMinutes(),
+    hour: d.getUTCHours(),
+    day: d.getUTCDate(),
+    month: d.getUTCMonth() + 1,
+    weekday: d.getUTCDay(),
+  };
 }
 
 function zonedFields(timeZone: string): (d: Date) => Fields {

@@ -56,7 +56,10 @@ export class CronJobController {
     this.updateStatus(cj, undefined);
     if (specOf(cj).suspend === true) return;
     const due = this.dueTime(cj);
-    if (due !== undefined) void this.fire(cj, due).catch((err) => this.ctx.log.warn({ cronjob: key, err: errorMessage(err) }, 'scheduled run failed'));
+    if (due !== undefined)
+      void this.fire(cj, due).catch((err) =>
+        this.ctx.log.warn({ cronjob: key, err: errorMessage(err) }, 'scheduled run failed'),
+      );
     // Look again at the next minute boundary.
     this.queue.addAfter(key, 60_000 - (Date.now() % 60_000) + 50);
   }
@@ -80,7 +83,13 @@ export class CronJobController {
     } catch (err) {
       if (this.badSchedules.get(key) !== scheduleText) {
         this.badSchedules.set(key, scheduleText);
-        this.ctx.events.record(cj, 'Warning', 'UnparseableSchedule', `unparseable schedule: "${scheduleText}" : ${errorMessage(err)}`, 'cronjob-controller');
+        this.ctx.events.record(
+          cj,
+          'Warning',
+          'UnparseableSchedule',
+          `unparseable schedule: "${scheduleText}" : ${errorMessage(err)}`,
+          'cronjob-controller',
+        );
       }
       return undefined;
     }
@@ -102,13 +111,25 @@ export class CronJobController {
     const active = ownedBy(this.ctx.store, RESOURCES.jobs, cj).filter((j) => !jobFinished(j));
     const policy = asString(specOf(cj).concurrencyPolicy) ?? 'Allow';
     if (policy === 'Forbid' && active.length > 0) {
-      this.ctx.events.record(cj, 'Normal', 'JobAlreadyActive', 'Not starting job because prior execution is running and concurrency policy is Forbid', 'cronjob-controller');
+      this.ctx.events.record(
+        cj,
+        'Normal',
+        'JobAlreadyActive',
+        'Not starting job because prior execution is running and concurrency policy is Forbid',
+        'cronjob-controller',
+      );
       return undefined;
     }
     if (policy === 'Replace') {
       for (const job of active) {
         deleteJobWithPods(this.ctx.store, job, this.ctx.defaultGraceSeconds);
-        this.ctx.events.record(cj, 'Normal', 'SuccessfulDelete', `Deleted job ${job.metadata.name}`, 'cronjob-controller');
+        this.ctx.events.record(
+          cj,
+          'Normal',
+          'SuccessfulDelete',
+          `Deleted job ${job.metadata.name}`,
+          'cronjob-controller',
+        );
       }
     }
     this.inFlight.add(jobName);
@@ -117,12 +138,24 @@ export class CronJobController {
       const created = this.admitCreate
         ? await this.admitCreate(RESOURCES.jobs, job)
         : this.ctx.store.create(RESOURCES.jobs, job);
-      this.ctx.events.record(cj, 'Normal', 'SuccessfulCreate', `Created job ${created.metadata.name}`, 'cronjob-controller');
+      this.ctx.events.record(
+        cj,
+        'Normal',
+        'SuccessfulCreate',
+        `Created job ${created.metadata.name}`,
+        'cronjob-controller',
+      );
       const fresh = this.ctx.store.get(RESOURCES.cronjobs, cj.metadata.namespace, cj.metadata.name);
       if (fresh && fresh.metadata.uid === cj.metadata.uid) this.updateStatus(fresh, scheduledMs);
       return created;
     } catch (err) {
-      this.ctx.events.record(cj, 'Warning', 'FailedCreate', `Error creating job: ${errorMessage(err)}`, 'cronjob-controller');
+      this.ctx.events.record(
+        cj,
+        'Warning',
+        'FailedCreate',
+        `Error creating job: ${errorMessage(err)}`,
+        'cronjob-controller',
+      );
       throw err;
     } finally {
       this.inFlight.delete(jobName);
@@ -187,10 +220,20 @@ export class CronJobController {
     const trim = (kind: 'Complete' | 'Failed', limit: number): void => {
       const done = jobs
         .filter((j) => jobFinished(j) === kind)
-        .sort((a, b) => (Date.parse(a.metadata.creationTimestamp ?? '') || 0) - (Date.parse(b.metadata.creationTimestamp ?? '') || 0));
+        .sort(
+          (a, b) =>
+            (Date.parse(a.metadata.creationTimestamp ?? '') || 0) -
+            (Date.parse(b.metadata.creationTimestamp ?? '') || 0),
+        );
       for (const job of done.slice(0, Math.max(0, done.length - limit))) {
         deleteJobWithPods(this.ctx.store, job, this.ctx.defaultGraceSeconds);
-        this.ctx.events.record(cj, 'Normal', 'SuccessfulDelete', `Deleted job ${job.metadata.name}`, 'cronjob-controller');
+        this.ctx.events.record(
+          cj,
+          'Normal',
+          'SuccessfulDelete',
+          `Deleted job ${job.metadata.name}`,
+          'cronjob-controller',
+        );
       }
     };
     trim('Complete', Math.max(0, asInt(spec.successfulJobsHistoryLimit, 3)));

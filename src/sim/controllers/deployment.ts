@@ -63,7 +63,8 @@ function sum(list: KubeObject[], f: (rs: KubeObject) => number): number {
 }
 
 function byCreation(a: KubeObject, b: KubeObject): number {
-  const d = (Date.parse(a.metadata.creationTimestamp ?? '') || 0) - (Date.parse(b.metadata.creationTimestamp ?? '') || 0);
+  const d =
+    (Date.parse(a.metadata.creationTimestamp ?? '') || 0) - (Date.parse(b.metadata.creationTimestamp ?? '') || 0);
   return d !== 0 ? d : a.metadata.name.localeCompare(b.metadata.name);
 }
 
@@ -188,10 +189,16 @@ export class DeploymentController {
 
   private syncDeploymentRevision(d: KubeObject, revision: number): void {
     if (d.metadata.annotations?.[REVISION_ANNOTATION] === String(revision)) return;
-    const updated = updateWithRetry(this.ctx.store, RESOURCES.deployments, d.metadata.namespace, d.metadata.name, (cur) => {
-      if (cur.metadata.uid !== d.metadata.uid) return false;
-      cur.metadata.annotations = { ...cur.metadata.annotations, [REVISION_ANNOTATION]: String(revision) };
-    });
+    const updated = updateWithRetry(
+      this.ctx.store,
+      RESOURCES.deployments,
+      d.metadata.namespace,
+      d.metadata.name,
+      (cur) => {
+        if (cur.metadata.uid !== d.metadata.uid) return false;
+        cur.metadata.annotations = { ...cur.metadata.annotations, [REVISION_ANNOTATION]: String(revision) };
+      },
+    );
     if (updated) d.metadata = updated.metadata;
   }
 
@@ -284,15 +291,21 @@ export class DeploymentController {
 
   private scaleRS(plan: Plan, rs: KubeObject, replicas: number): KubeObject {
     const from = rsReplicas(rs);
-    const updated = updateWithRetry(this.ctx.store, RESOURCES.replicasets, rs.metadata.namespace, rs.metadata.name, (cur) => {
-      if (cur.metadata.uid !== rs.metadata.uid) return false;
-      cur.spec = { ...specOf(cur), replicas };
-      cur.metadata.annotations = {
-        ...cur.metadata.annotations,
-        [DESIRED_ANNOTATION]: String(plan.replicas),
-        [MAX_ANNOTATION]: String(plan.replicas + plan.maxSurge),
-      };
-    });
+    const updated = updateWithRetry(
+      this.ctx.store,
+      RESOURCES.replicasets,
+      rs.metadata.namespace,
+      rs.metadata.name,
+      (cur) => {
+        if (cur.metadata.uid !== rs.metadata.uid) return false;
+        cur.spec = { ...specOf(cur), replicas };
+        cur.metadata.annotations = {
+          ...cur.metadata.annotations,
+          [DESIRED_ANNOTATION]: String(plan.replicas),
+          [MAX_ANNOTATION]: String(plan.replicas + plan.maxSurge),
+        };
+      },
+    );
     if (!updated) return rs;
     if (from !== replicas) this.recordScale(plan.deployment, updated, from, replicas);
     return updated;
@@ -348,8 +361,18 @@ export class DeploymentController {
     conditions = setCondition(
       conditions,
       available
-        ? { type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable', message: 'Deployment has minimum availability.' }
-        : { type: 'Available', status: 'False', reason: 'MinimumReplicasUnavailable', message: 'Deployment does not have minimum availability.' },
+        ? {
+            type: 'Available',
+            status: 'True',
+            reason: 'MinimumReplicasAvailable',
+            message: 'Deployment has minimum availability.',
+          }
+        : {
+            type: 'Available',
+            status: 'False',
+            reason: 'MinimumReplicasUnavailable',
+            message: 'Deployment does not have minimum availability.',
+          },
       'deployment',
     );
     conditions = this.progressing(plan, current, conditions, status, prev, newRS);
@@ -371,10 +394,18 @@ export class DeploymentController {
   ): Condition[] {
     const existing = findCondition(conditions, 'Progressing');
     if (specOf(d).paused === true) {
-      return setCondition(conditions, { type: 'Progressing', status: 'Unknown', reason: 'DeploymentPaused', message: 'Deployment is paused' }, 'deployment');
+      return setCondition(
+        conditions,
+        { type: 'Progressing', status: 'Unknown', reason: 'DeploymentPaused', message: 'Deployment is paused' },
+        'deployment',
+      );
     }
     if (existing?.reason === 'DeploymentPaused') {
-      conditions = setCondition(conditions, { type: 'Progressing', status: 'Unknown', reason: 'DeploymentResumed', message: 'Deployment is resumed' }, 'deployment');
+      conditions = setCondition(
+        conditions,
+        { type: 'Progressing', status: 'Unknown', reason: 'DeploymentResumed', message: 'Deployment is resumed' },
+        'deployment',
+      );
     }
     if (!newRS) return conditions;
     const rsName = newRS.metadata.name;
@@ -384,10 +415,28 @@ export class DeploymentController {
       n(status, 'replicas') === plan.replicas &&
       n(status, 'availableReplicas') === plan.replicas;
     if (complete) {
-      return setCondition(conditions, { type: 'Progressing', status: 'True', reason: 'NewReplicaSetAvailable', message: `ReplicaSet "${rsName}" has successfully progressed.` }, 'deployment');
+      return setCondition(
+        conditions,
+        {
+          type: 'Progressing',
+          status: 'True',
+          reason: 'NewReplicaSetAvailable',
+          message: `ReplicaSet "${rsName}" has successfully progressed.`,
+        },
+        'deployment',
+      );
     }
     if (plan.createdNewRS) {
-      return setCondition(conditions, { type: 'Progressing', status: 'True', reason: 'NewReplicaSetCreated', message: `Created new replica set "${rsName}"` }, 'deployment');
+      return setCondition(
+        conditions,
+        {
+          type: 'Progressing',
+          status: 'True',
+          reason: 'NewReplicaSetCreated',
+          message: `Created new replica set "${rsName}"`,
+        },
+        'deployment',
+      );
     }
     const moved =
       n(status, 'updatedReplicas') > n(prev, 'updatedReplicas') ||
@@ -396,12 +445,31 @@ export class DeploymentController {
       n(status, 'availableReplicas') > n(prev, 'availableReplicas');
     const current = findCondition(conditions, 'Progressing');
     if (moved || !current || current.reason === 'DeploymentResumed' || current.reason === 'NewReplicaSetAvailable') {
-      return setCondition(conditions, { type: 'Progressing', status: 'True', reason: 'ReplicaSetUpdated', message: `ReplicaSet "${rsName}" is progressing.` }, 'deployment', moved);
+      return setCondition(
+        conditions,
+        {
+          type: 'Progressing',
+          status: 'True',
+          reason: 'ReplicaSetUpdated',
+          message: `ReplicaSet "${rsName}" is progressing.`,
+        },
+        'deployment',
+        moved,
+      );
     }
     const deadline = asInt(specOf(d).progressDeadlineSeconds, 600);
     const since = Date.parse(current.lastUpdateTime ?? current.lastTransitionTime ?? '');
     if (current.status === 'True' && Number.isFinite(since) && since + deadline * 1000 <= Date.now()) {
-      return setCondition(conditions, { type: 'Progressing', status: 'False', reason: 'ProgressDeadlineExceeded', message: `ReplicaSet "${rsName}" has timed out progressing.` }, 'deployment');
+      return setCondition(
+        conditions,
+        {
+          type: 'Progressing',
+          status: 'False',
+          reason: 'ProgressDeadlineExceeded',
+          message: `ReplicaSet "${rsName}" has timed out progressing.`,
+        },
+        'deployment',
+      );
     }
     return conditions;
   }
@@ -412,7 +480,10 @@ export class DeploymentController {
     const deadline = asInt(specOf(d).progressDeadlineSeconds, 600);
     const since = Date.parse(cond.lastUpdateTime ?? '');
     if (!Number.isFinite(since)) return;
-    this.queue.addAfter(`${d.metadata.namespace}/${d.metadata.name}`, Math.max(0, since + deadline * 1000 - Date.now()) + 1000);
+    this.queue.addAfter(
+      `${d.metadata.namespace}/${d.metadata.name}`,
+      Math.max(0, since + deadline * 1000 - Date.now()) + 1000,
+    );
   }
 }
 

@@ -58,7 +58,11 @@ export interface Controllers {
   };
 }
 
-export function startControllers(store: Store, runtime: ContainerRuntime, options: ControllerOptions = {}): Controllers {
+export function startControllers(
+  store: Store,
+  runtime: ContainerRuntime,
+  options: ControllerOptions = {},
+): Controllers {
   const log = options.logger ?? quietLogger;
   const events = new EventRecorder(store, log);
   const defaultGraceSeconds = options.defaultTerminationGraceSeconds ?? 30;
@@ -97,10 +101,14 @@ export function startControllers(store: Store, runtime: ContainerRuntime, option
     [RESOURCES.statefulsets, statefulSets.queue, () => {}],
     [RESOURCES.jobs, jobs.queue, (e) => enqueueOwner(e.object)],
     [RESOURCES.cronjobs, cronJobs.queue, () => {}],
-    [RESOURCES.pods, undefined, (e) => {
-      enqueueOwner(e.object);
-      kubelet.onPodEvent(e);
-    }],
+    [
+      RESOURCES.pods,
+      undefined,
+      (e) => {
+        enqueueOwner(e.object);
+        kubelet.onPodEvent(e);
+      },
+    ],
   ];
 
   const unwatch = routes.map(([type, queue, extra]) =>

@@ -54,7 +54,8 @@ export function deleteJobWithPods(store: Store, job: KubeObject, defaultGraceSec
   for (const pod of pods) {
     dropTrackingFinalizer(store, pod);
     const fresh = store.get(RESOURCES.pods, pod.metadata.namespace, pod.metadata.name);
-    if (fresh && fresh.metadata.uid === pod.metadata.uid && !isTerminating(fresh)) deletePod(store, fresh, defaultGraceSeconds);
+    if (fresh && fresh.metadata.uid === pod.metadata.uid && !isTerminating(fresh))
+      deletePod(store, fresh, defaultGraceSeconds);
   }
 }
 
@@ -103,13 +104,21 @@ export class JobController {
     }
     if (spec.suspend === true) {
       this.deleteActive(job, pods);
-      conditions = setCondition(conditions, { type: 'Suspended', status: 'True', reason: 'JobSuspended', message: 'Job suspended' }, 'job');
+      conditions = setCondition(
+        conditions,
+        { type: 'Suspended', status: 'True', reason: 'JobSuspended', message: 'Job suspended' },
+        'job',
+      );
       delete status.startTime;
       this.writeJobStatus(job, status, conditions);
       return;
     }
     if (findCondition(conditions, 'Suspended')?.status === 'True') {
-      conditions = setCondition(conditions, { type: 'Suspended', status: 'False', reason: 'JobResumed', message: 'Job resumed' }, 'job');
+      conditions = setCondition(
+        conditions,
+        { type: 'Suspended', status: 'False', reason: 'JobResumed', message: 'Job resumed' },
+        'job',
+      );
       delete status.startTime;
     }
     status.startTime ??= rfc3339();
@@ -126,14 +135,28 @@ export class JobController {
     const completions = Math.max(1, asInt(spec.completions, 1));
     if (counts.succeeded >= completions) {
       this.deleteActive(job, pods);
-      conditions = setCondition(conditions, { type: 'Complete', status: 'True', reason: 'CompletionsReached', message: 'Reached expected number of succeeded pods' }, 'job');
+      conditions = setCondition(
+        conditions,
+        {
+          type: 'Complete',
+          status: 'True',
+          reason: 'CompletionsReached',
+          message: 'Reached expected number of succeeded pods',
+        },
+        'job',
+      );
       status.completionTime = rfc3339();
       this.writeJobStatus(job, status, conditions);
       this.event(job, 'Normal', 'Completed', 'Job completed');
       this.scheduleTtl(job);
       return;
     }
-    this.scaleActive(job, found.template, pods, Math.min(Math.max(0, asInt(spec.parallelism, 1)), completions - counts.succeeded));
+    this.scaleActive(
+      job,
+      found.template,
+      pods,
+      Math.min(Math.max(0, asInt(spec.parallelism, 1)), completions - counts.succeeded),
+    );
     this.writeJobStatus(job, status, conditions);
     this.scheduleDeadline(job, status.startTime as string);
   }
@@ -153,10 +176,15 @@ export class JobController {
     return { succeeded, failed };
   }
 
-  private failureReason(job: KubeObject, failed: number, startTime: string): { reason: string; message: string } | undefined {
+  private failureReason(
+    job: KubeObject,
+    failed: number,
+    startTime: string,
+  ): { reason: string; message: string } | undefined {
     const spec = specOf(job);
     const backoffLimit = Math.max(0, asInt(spec.backoffLimit, 6));
-    if (failed > backoffLimit) return { reason: 'BackoffLimitExceeded', message: 'Job has reached the specified backoff limit' };
+    if (failed > backoffLimit)
+      return { reason: 'BackoffLimitExceeded', message: 'Job has reached the specified backoff limit' };
     const deadline = spec.activeDeadlineSeconds;
     if (typeof deadline === 'number' && Date.parse(startTime) + deadline * 1000 <= Date.now()) {
       return { reason: 'DeadlineExceeded', message: 'Job was active longer than specified deadline' };
@@ -167,12 +195,17 @@ export class JobController {
   private scaleActive(job: KubeObject, template: Json, pods: KubeObject[], want: number): void {
     const active = pods.filter(isActive);
     for (let i = active.length; i < want; i++) {
-      const pod = podFromTemplate(template, job, { generateName: `${job.metadata.name}-` }, {
-        'batch.kubernetes.io/controller-uid': job.metadata.uid ?? '',
-        'batch.kubernetes.io/job-name': job.metadata.name,
-        'controller-uid': job.metadata.uid ?? '',
-        'job-name': job.metadata.name,
-      });
+      const pod = podFromTemplate(
+        template,
+        job,
+        { generateName: `${job.metadata.name}-` },
+        {
+          'batch.kubernetes.io/controller-uid': job.metadata.uid ?? '',
+          'batch.kubernetes.io/job-name': job.metadata.name,
+          'controller-uid': job.metadata.uid ?? '',
+          'job-name': job.metadata.name,
+        },
+      );
       pod.metadata.finalizers = [TRACKING_FINALIZER];
       const created = this.ctx.store.create(RESOURCES.pods, pod);
       this.event(job, 'Normal', 'SuccessfulCreate', `Created pod: ${created.metadata.name}`);
@@ -235,7 +268,12 @@ export class JobController {
   private releaseOrphans(namespace: string, name: string, currentUid: string | undefined): void {
     const orphans = this.ctx.store.list(RESOURCES.pods, namespace, (pod) => {
       const ref = controllerRef(pod);
-      return ref?.kind === 'Job' && ref.name === name && ref.uid !== currentUid && (pod.metadata.finalizers?.includes(TRACKING_FINALIZER) ?? false);
+      return (
+        ref?.kind === 'Job' &&
+        ref.name === name &&
+        ref.uid !== currentUid &&
+        (pod.metadata.finalizers?.includes(TRACKING_FINALIZER) ?? false)
+      );
     }).items;
     for (const pod of orphans) dropTrackingFinalizer(this.ctx.store, pod);
   }

@@ -105,7 +105,10 @@ export class Kubelet {
       try {
         this.handle(event);
       } catch (err) {
-        this.log.warn({ pod: event.object?.metadata?.name, err: errorMessage(err) }, 'kubelet could not handle a pod event');
+        this.log.warn(
+          { pod: event.object?.metadata?.name, err: errorMessage(err) },
+          'kubelet could not handle a pod event',
+        );
       }
     });
   }
@@ -163,7 +166,10 @@ export class Kubelet {
     if (!worker) {
       const invalid = invalidPodSpec(pod);
       if (invalid) {
-        this.log.warn({ pod: `${pod.metadata.namespace}/${pod.metadata.name}`, error: invalid }, 'kubelet skips a pod it cannot run');
+        this.log.warn(
+          { pod: `${pod.metadata.namespace}/${pod.metadata.name}`, error: invalid },
+          'kubelet skips a pod it cannot run',
+        );
         return;
       }
       if (isTerminal(pod) && !pod.metadata.deletionTimestamp) return;
@@ -190,7 +196,11 @@ function containerID(): string {
 
 function imageID(image: string): string {
   const repo = image.replace(/@.*$/, '').replace(/:[^/:]+$/, '');
-  const qualified = repo.includes('/') ? (repo.split('/')[0]?.includes('.') ? repo : `docker.io/${repo}`) : `docker.io/library/${repo}`;
+  const qualified = repo.includes('/')
+    ? repo.split('/')[0]?.includes('.')
+      ? repo
+      : `docker.io/${repo}`
+    : `docker.io/library/${repo}`;
   return `${qualified}@sha256:${sha256Hex(image)}`;
 }
 
@@ -302,12 +312,18 @@ class PodWorker {
     this.startTime = rfc3339();
     const nodeName = this.opts.nodeName;
     let bound = false;
-    const updated = updateWithRetry(this.kubelet.store, RESOURCES.pods, this.pod.metadata.namespace, this.pod.metadata.name, (cur) => {
-      if (cur.metadata.uid !== this.uid) return false;
-      if (specOf(cur).nodeName) return false;
-      cur.spec = { ...specOf(cur), nodeName };
-      bound = true;
-    });
+    const updated = updateWithRetry(
+      this.kubelet.store,
+      RESOURCES.pods,
+      this.pod.metadata.namespace,
+      this.pod.metadata.name,
+      (cur) => {
+        if (cur.metadata.uid !== this.uid) return false;
+        if (specOf(cur).nodeName) return false;
+        cur.spec = { ...specOf(cur), nodeName };
+        bound = true;
+      },
+    );
     if (updated) this.pod = updated;
     if (bound) {
       this.event('Normal', 'Scheduled', `Successfully assigned ${this.describe()} to ${nodeName}`, 'default-scheduler');
@@ -373,7 +389,11 @@ class PodWorker {
         reason: 'CrashLoopBackOff',
         message: `back-off ${Math.round(delay / 1000)}s restarting failed container=${slot.name} pod=${this.pod.metadata.name}_${this.pod.metadata.namespace}(${this.uid})`,
       };
-      this.event('Warning', 'BackOff', `Back-off restarting failed container ${slot.name} in pod ${this.pod.metadata.name}_${this.pod.metadata.namespace}(${this.uid})`);
+      this.event(
+        'Warning',
+        'BackOff',
+        `Back-off restarting failed container ${slot.name} in pod ${this.pod.metadata.name}_${this.pod.metadata.namespace}(${this.uid})`,
+      );
     }
     this.writeStatus();
     await this.sleep(delay);
@@ -401,7 +421,8 @@ class PodWorker {
       slot.startedAt = rfc3339();
       return Promise.resolve({ exitCode: 128, reason: 'StartError' });
     }
-    if (slot.restartCount === 0) this.event('Normal', 'Pulled', `Container image "${image}" already present on machine`);
+    if (slot.restartCount === 0)
+      this.event('Normal', 'Pulled', `Container image "${image}" already present on machine`);
     this.event('Normal', 'Created', `Created container: ${slot.name}`);
     this.event('Normal', 'Started', `Started container ${slot.name}`);
     slot.process = process;
@@ -480,10 +501,17 @@ class PodWorker {
   }
 
   private async killAndRemove(): Promise<void> {
-    const grace = asInt(this.pod.metadata.deletionGracePeriodSeconds, terminationGraceSeconds(this.pod, this.opts.defaultGraceSeconds));
+    const grace = asInt(
+      this.pod.metadata.deletionGracePeriodSeconds,
+      terminationGraceSeconds(this.pod, this.opts.defaultGraceSeconds),
+    );
     const running = [...this.init, ...this.main].filter((s) => s.state === 'running' && s.process);
     for (const slot of running) this.event('Normal', 'Killing', `Stopping container ${slot.name}`);
-    const stops = running.map((s) => Promise.resolve().then(() => (s.process as ContainerProcess).stop()).catch(() => undefined));
+    const stops = running.map((s) =>
+      Promise.resolve()
+        .then(() => (s.process as ContainerProcess).stop())
+        .catch(() => undefined),
+    );
     const timedOut = await Promise.race([
       Promise.all(stops).then(() => false),
       new Promise<boolean>((resolve) => {
@@ -502,7 +530,8 @@ class PodWorker {
     }
     if (this.started && (this.phase === 'Pending' || this.phase === 'Running')) {
       const ran = this.main.filter((s) => s.terminated);
-      this.phase = ran.length === this.main.length && ran.every((s) => s.terminated?.exitCode === 0) ? 'Succeeded' : 'Failed';
+      this.phase =
+        ran.length === this.main.length && ran.every((s) => s.terminated?.exitCode === 0) ? 'Succeeded' : 'Failed';
     }
     if (this.started) this.writeStatus(true);
     this.removeWhenReleased();
@@ -553,7 +582,9 @@ class PodWorker {
     await Promise.all(
       running.map((s) =>
         Promise.race([
-          Promise.resolve().then(() => (s.process as ContainerProcess).stop()).catch(() => undefined),
+          Promise.resolve()
+            .then(() => (s.process as ContainerProcess).stop())
+            .catch(() => undefined),
           new Promise((resolve) => setTimeout(resolve, 1000).unref()),
         ]),
       ),
@@ -588,12 +619,18 @@ class PodWorker {
 
   private writeStatus(final = false): void {
     if (this.frozen || (this.done && !final)) return;
-    const updated = updateWithRetry(this.kubelet.store, RESOURCES.pods, this.pod.metadata.namespace, this.pod.metadata.name, (cur) => {
-      if (cur.metadata.uid !== this.uid) return false;
-      const status = this.buildStatus(cur);
-      if (JSON.stringify(status) === JSON.stringify(cur.status)) return false;
-      cur.status = status;
-    });
+    const updated = updateWithRetry(
+      this.kubelet.store,
+      RESOURCES.pods,
+      this.pod.metadata.namespace,
+      this.pod.metadata.name,
+      (cur) => {
+        if (cur.metadata.uid !== this.uid) return false;
+        const status = this.buildStatus(cur);
+        if (JSON.stringify(status) === JSON.stringify(cur.status)) return false;
+        cur.status = status;
+      },
+    );
     if (updated && updated.metadata.uid === this.uid) this.pod = updated;
   }
 
@@ -607,14 +644,16 @@ class PodWorker {
         type,
         status,
         lastProbeTime: null,
-        lastTransitionTime: before?.status === status ? before.lastTransitionTime ?? now : now,
+        lastTransitionTime: before?.status === status ? (before.lastTransitionTime ?? now) : now,
       };
       if (reason) c.reason = reason;
       if (message) c.message = message;
       return c;
     };
     const terminal = this.phase === 'Succeeded' || this.phase === 'Failed';
-    const incompleteInit = this.init.filter((s) => !(s.state === 'terminated' && s.terminated?.exitCode === 0)).map((s) => s.name);
+    const incompleteInit = this.init
+      .filter((s) => !(s.state === 'terminated' && s.terminated?.exitCode === 0))
+      .map((s) => s.name);
     const unready = this.main.filter((s) => !s.ready).map((s) => s.name);
     const allReady = unready.length === 0 && !terminal && !this.terminating;
     const notReadyReason = terminal ? 'PodCompleted' : 'ContainersNotReady';
@@ -623,9 +662,16 @@ class PodWorker {
       condition('PodReadyToStartContainers', this.sandboxReady && !terminal),
       this.initialized
         ? condition('Initialized', true, terminal && this.init.length ? 'PodCompleted' : undefined)
-        : condition('Initialized', false, 'ContainersNotInitialized', `containers with incomplete status: [${incompleteInit.join(' ')}]`),
+        : condition(
+            'Initialized',
+            false,
+            'ContainersNotInitialized',
+            `containers with incomplete status: [${incompleteInit.join(' ')}]`,
+          ),
       allReady ? condition('Ready', true) : condition('Ready', false, notReadyReason, notReadyMessage),
-      allReady ? condition('ContainersReady', true) : condition('ContainersReady', false, notReadyReason, notReadyMessage),
+      allReady
+        ? condition('ContainersReady', true)
+        : condition('ContainersReady', false, notReadyReason, notReadyMessage),
       condition('PodScheduled', true),
     ];
     const status: Json = {

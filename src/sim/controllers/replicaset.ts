@@ -49,7 +49,8 @@ export class ReplicaSetController {
     const pods = ownedBy(this.ctx.store, RESOURCES.pods, rs);
     const active = pods.filter(isActive);
     if (active.length < desired) this.createPods(rs, found.template, Math.min(BURST, desired - active.length));
-    if (active.length > desired) this.deletePods(rs, rankForDeletion(active).slice(0, Math.min(BURST, active.length - desired)));
+    if (active.length > desired)
+      this.deletePods(rs, rankForDeletion(active).slice(0, Math.min(BURST, active.length - desired)));
     this.updateStatus(rs, found.template);
   }
 
@@ -59,14 +60,26 @@ export class ReplicaSetController {
         RESOURCES.pods,
         podFromTemplate(template, rs, { generateName: `${rs.metadata.name}-` }),
       );
-      this.ctx.events.record(rs, 'Normal', 'SuccessfulCreate', `Created pod: ${pod.metadata.name}`, 'replicaset-controller');
+      this.ctx.events.record(
+        rs,
+        'Normal',
+        'SuccessfulCreate',
+        `Created pod: ${pod.metadata.name}`,
+        'replicaset-controller',
+      );
     }
   }
 
   private deletePods(rs: KubeObject, victims: KubeObject[]): void {
     for (const pod of victims) {
       deletePod(this.ctx.store, pod, this.ctx.defaultGraceSeconds);
-      this.ctx.events.record(rs, 'Normal', 'SuccessfulDelete', `Deleted pod: ${pod.metadata.name}`, 'replicaset-controller');
+      this.ctx.events.record(
+        rs,
+        'Normal',
+        'SuccessfulDelete',
+        `Deleted pod: ${pod.metadata.name}`,
+        'replicaset-controller',
+      );
     }
   }
 

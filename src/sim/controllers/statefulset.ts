@@ -70,7 +70,10 @@ export class StatefulSetController {
         metadata: {
           name,
           namespace: sts.metadata.namespace,
-          labels: { ...(asRecord(asRecord(specOf(sts).selector)?.matchLabels) as Record<string, string> | undefined), [REVISION_LABEL]: name.slice(sts.metadata.name.length + 1) },
+          labels: {
+            ...(asRecord(asRecord(specOf(sts).selector)?.matchLabels) as Record<string, string> | undefined),
+            [REVISION_LABEL]: name.slice(sts.metadata.name.length + 1),
+          },
           ownerReferences: [ownerReference(sts)],
         },
         data: { spec: { template: structuredClone(template) } },
@@ -146,11 +149,16 @@ export class StatefulSetController {
 
   private createPod(sts: KubeObject, ordinal: number, rev: Revision): void {
     const podName = `${sts.metadata.name}-${ordinal}`;
-    const pod = podFromTemplate(rev.template, sts, { name: podName }, {
-      [REVISION_LABEL]: rev.name,
-      'statefulset.kubernetes.io/pod-name': podName,
-      'apps.kubernetes.io/pod-index': String(ordinal),
-    });
+    const pod = podFromTemplate(
+      rev.template,
+      sts,
+      { name: podName },
+      {
+        [REVISION_LABEL]: rev.name,
+        'statefulset.kubernetes.io/pod-name': podName,
+        'apps.kubernetes.io/pod-index': String(ordinal),
+      },
+    );
     const podSpec = pod.spec as Json;
     podSpec.hostname = podName;
     const serviceName = asString(specOf(sts).serviceName);
@@ -162,12 +170,24 @@ export class StatefulSetController {
       this.ctx.log.debug({ pod: podName, err: String(err) }, 'statefulset pod not created yet');
       return;
     }
-    this.ctx.events.record(sts, 'Normal', 'SuccessfulCreate', `create Pod ${podName} in StatefulSet ${sts.metadata.name} successful`, 'statefulset-controller');
+    this.ctx.events.record(
+      sts,
+      'Normal',
+      'SuccessfulCreate',
+      `create Pod ${podName} in StatefulSet ${sts.metadata.name} successful`,
+      'statefulset-controller',
+    );
   }
 
   private deletePod(sts: KubeObject, pod: KubeObject): void {
     deletePod(this.ctx.store, pod, this.ctx.defaultGraceSeconds);
-    this.ctx.events.record(sts, 'Normal', 'SuccessfulDelete', `delete Pod ${pod.metadata.name} in StatefulSet ${sts.metadata.name} successful`, 'statefulset-controller');
+    this.ctx.events.record(
+      sts,
+      'Normal',
+      'SuccessfulDelete',
+      `delete Pod ${pod.metadata.name} in StatefulSet ${sts.metadata.name} successful`,
+      'statefulset-controller',
+    );
   }
 
   private updateStatus(sts: KubeObject, current: Revision, update: Revision): void {

@@ -109,7 +109,12 @@ function matchesName(rule: PolicyRule, name: string | undefined): boolean {
   return name !== undefined && rule.resourceNames.includes(name);
 }
 
-function subjectMatches(subject: Subject, bindingNamespace: string | undefined, user: string, groups: string[]): boolean {
+function subjectMatches(
+  subject: Subject,
+  bindingNamespace: string | undefined,
+  user: string,
+  groups: string[],
+): boolean {
   switch (subject.kind) {
     case 'User':
       return subject.name === user;
@@ -139,7 +144,13 @@ function boundRoles(objects: RbacObjects, user: string, groups: string[]): Bound
     if (b.roleRef.kind !== 'ClusterRole') continue;
     if (!(b.subjects ?? []).some((s) => subjectMatches(s, undefined, user, groups))) continue;
     const role = clusterRole(b.roleRef.name);
-    if (role) out.push({ binding: `ClusterRoleBinding ${b.metadata.name}`, role: `ClusterRole ${role.metadata.name}`, rules: role.rules ?? [], namespace: undefined });
+    if (role)
+      out.push({
+        binding: `ClusterRoleBinding ${b.metadata.name}`,
+        role: `ClusterRole ${role.metadata.name}`,
+        rules: role.rules ?? [],
+        namespace: undefined,
+      });
   }
   for (const b of objects.roleBindings) {
     const ns = b.metadata.namespace;
@@ -152,8 +163,14 @@ function boundRoles(objects: RbacObjects, user: string, groups: string[]): Bound
           ? objects.roles.find((r) => r.metadata.name === b.roleRef.name && r.metadata.namespace === ns)
           : undefined;
     if (role) {
-      const roleName = b.roleRef.kind === 'Role' ? `Role ${ns}/${role.metadata.name}` : `ClusterRole ${role.metadata.name}`;
-      out.push({ binding: `RoleBinding ${ns}/${b.metadata.name}`, role: roleName, rules: role.rules ?? [], namespace: ns });
+      const roleName =
+        b.roleRef.kind === 'Role' ? `Role ${ns}/${role.metadata.name}` : `ClusterRole ${role.metadata.name}`;
+      out.push({
+        binding: `RoleBinding ${ns}/${b.metadata.name}`,
+        role: roleName,
+        rules: role.rules ?? [],
+        namespace: ns,
+      });
     }
   }
   return out;

@@ -23,7 +23,9 @@ describe('confirm', () => {
   it('a revision on neither side is held, nothing changed', async () => {
     const result = await confirm(memoryContext({ revision: '1949afb29106' }), operation('confirm'));
     expect(result).toMatchObject({ event: 'failed', op: { heldFrom: 'confirm' } });
-    expect('event' in result && result.op.heldReason).toMatch(/at revision 1949afb29106, which is neither 3\.1\.0 .* nothing was changed/);
+    expect('event' in result && result.op.heldReason).toMatch(
+      /at revision 1949afb29106, which is neither 3\.1\.0 .* nothing was changed/,
+    );
   });
 
   it('an unreadable database is a stall with backoff, then held after the attempts', async () => {
@@ -33,7 +35,10 @@ describe('confirm', () => {
     expect(ctx.stalls).toEqual(['cannot read the metadata database: connection refused']);
     expect(ctx.backoffs).toEqual([1]);
     const last = await confirm(ctx, operation('confirm', { attempts: 2 }));
-    expect(last).toMatchObject({ event: 'failed', op: { attempts: 3, heldReason: 'cannot read the metadata database: connection refused' } });
+    expect(last).toMatchObject({
+      event: 'failed',
+      op: { attempts: 3, heldReason: 'cannot read the metadata database: connection refused' },
+    });
   });
 
   it('waits while backing off, without reading the database', async () => {

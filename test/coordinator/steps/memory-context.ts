@@ -36,10 +36,22 @@ export interface MemoryContext extends StepContext {
 }
 
 export function workload(name: string, extra: Partial<WorkloadRecord> = {}): WorkloadRecord {
-  return { kind: 'Deployment', namespace: 'airflow', name, release: 'airflow', component: name, role: 'metadata-db', replicas: 1, resourceVersion: '1', ...extra };
+  return {
+    kind: 'Deployment',
+    namespace: 'airflow',
+    name,
+    release: 'airflow',
+    component: name,
+    role: 'metadata-db',
+    replicas: 1,
+    resourceVersion: '1',
+    ...extra,
+  };
 }
 
-export function memoryContext(overrides: Partial<Pick<MemoryContext, 'revision' | 'backingOffNow' | 'confirmAttempts'>> = {}): MemoryContext {
+export function memoryContext(
+  overrides: Partial<Pick<MemoryContext, 'revision' | 'backingOffNow' | 'confirmAttempts'>> = {},
+): MemoryContext {
   const ctx: MemoryContext = {
     revision: FROM_HEAD,
     backingOffNow: false,
@@ -71,7 +83,12 @@ export function memoryContext(overrides: Partial<Pick<MemoryContext, 'revision' 
     },
     async rollForward(op, at, why, failedStep): Promise<StepResult> {
       ctx.rolledForward.push({ at, why });
-      return { event: 'failed', op: { ...op, heldReason: `rolled forward: ${why}`, heldFrom: op.phase }, before: [failedStep], as: 'hold' };
+      return {
+        event: 'failed',
+        op: { ...op, heldReason: `rolled forward: ${why}`, heldFrom: op.phase },
+        before: [failedStep],
+        as: 'hold',
+      };
     },
     releaseWorkloads: () => ctx.workloads,
     async restoreWorkload(_op, w, head) {

@@ -16,12 +16,19 @@ describe('restore', () => {
     ];
     expect(await restore(ctx, op)).toEqual({ event: 'restored', op });
     expect(ctx.restored.sort()).toEqual(['drained', 'held', 'returned']);
-    expect(ctx.reports.at(-1)).toMatchObject({ step: 'restore', outcome: 'ok', detail: 'every drained workload runs 3.1.0 again' });
+    expect(ctx.reports.at(-1)).toMatchObject({
+      step: 'restore',
+      outcome: 'ok',
+      detail: 'every drained workload runs 3.1.0 again',
+    });
   });
 
   it('a member still on another version keeps the step waiting (on a watch event), shown as a stall', async () => {
     const ctx = memoryContext();
-    ctx.workloads = [workload('scheduler', { drained: { operation: op.id, replicas: 2 }, head: TO_HEAD }), workload('api-server', { drained: { operation: op.id }, head: FROM_HEAD })];
+    ctx.workloads = [
+      workload('scheduler', { drained: { operation: op.id, replicas: 2 }, head: TO_HEAD }),
+      workload('api-server', { drained: { operation: op.id }, head: FROM_HEAD }),
+    ];
     expect(await restore(ctx, op)).toMatchObject({ wait: true });
     expect(ctx.stalls).toEqual(['returning to 3.1.0: deployment/scheduler not on 3.1.0; kept at 0 until changed back']);
     expect(ctx.restored).toEqual(['api-server']);
