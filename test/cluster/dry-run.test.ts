@@ -128,7 +128,7 @@ describe('kubectl apply --dry-run=server of a downgrade', () => {
     );
     expect(text).toMatch(
       new RegExp(
-        `Plan: run "airflow db downgrade --to-revision ${TO_HEAD} --yes" \\(Airflow 3\\.0\\.2\\) in pod airflow-api-server-[a-z0-9-]+ \\(api-server, 3\\.1\\.0\\), then check alembic_version\\.`,
+        `Plan \\(order downgrade-first\\): run "airflow db downgrade --to-revision ${TO_HEAD} --yes" \\(Airflow 3\\.0\\.2\\) in pod airflow-api-server-[a-z0-9-]+ \\(api-server, 3\\.1\\.0\\), then check alembic_version\\.`,
       ),
     );
     expect(text).toContain(

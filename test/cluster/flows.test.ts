@@ -9,7 +9,6 @@ import {
   FULL_SEQUENCE,
   expectDowngraded,
   headOf,
-  helmUpgrade,
   killNow,
   releaseReady,
   restartGuard,
@@ -230,7 +229,9 @@ describe('HA: two replicas of the guard', () => {
         }
         noted!();
       });
-      const upgrade = helmUpgrade(e, s, '3.0.2', 'post-upgrade');
+      // The kill lands when the exec starts, which may be before the sync has sent its last update: an
+      // admission in flight to the killed replica fails, and the sync sends it again (as kill-exec does).
+      const upgrade = upgradeRelease(e, s, '3.0.2', { hook: 'post-upgrade', retryUnreachableWebhook: true });
       upgrade.catch(() => undefined); // awaited below
       await inExec;
       expect(killed, 'the Lease holder was known when the exec began').toBeDefined();
