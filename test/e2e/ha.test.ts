@@ -2,7 +2,6 @@
 // certificates): both answer admissions, one drives the release's operation through its Lease, and
 // when that one is SIGKILLed in the middle of the `airflow db downgrade` exec the other takes over
 // within the lease duration (3 s here) plus a resync, and the downgrade still completes cleanly.
-import { spawnSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { headForVersion } from '../../src/core/heads.js';
 import { parseAirflowVersion } from '../../src/core/versions.js';
@@ -11,7 +10,6 @@ import { RESOURCES } from '../../src/sim/resources.js';
 import { helmUpgrade, releaseReady, waitFor, type Guard, type ReleaseSpec } from './harness.js';
 import { kustomize, startInstalledE2E, type InstalledE2E } from './install-harness.js';
 
-const hasKubectl = spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0;
 const head = (v: string): string => headForVersion(parseAirflowVersion(v)!)!;
 
 const LEASE_SECONDS = 3;
@@ -42,7 +40,7 @@ function byIdentity(guards: Guard[], identity: string | undefined): Guard {
   return guard;
 }
 
-describe.skipIf(!hasKubectl)('HA: two replicas of the installed guard', () => {
+describe('HA: two replicas of the installed guard', () => {
   it('both serve admissions; killing the driving replica mid-downgrade hands the operation over', async () => {
     // Slow migration steps: the downgrade exec lasts a few seconds, long enough to kill its driver inside it.
     e2e = await startInstalledE2E(kustomize('base'), { stepDurationMs: 1_500 });

@@ -4,6 +4,7 @@
 // the API server's webhookServiceResolver onto the live guard replicas, round-robin); each guard
 // runs `serve` with the environment of the rendered Deployment, its ServiceAccount token and
 // self-managed certificates (it creates its TLS Secret and injects the caBundle itself).
+import { findKubectl } from '../sim/support.js';
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -44,7 +45,10 @@ export const DEPLOY_DIR = path.join(ROOT, 'deploy');
 
 /** `kubectl kustomize deploy/<dir>`, parsed. */
 export function kustomize(dir: string): Manifest[] {
-  const out = execFileSync('kubectl', ['kustomize', path.join(DEPLOY_DIR, dir)], { encoding: 'utf8', timeout: 30_000 });
+  const out = execFileSync(findKubectl(), ['kustomize', path.join(DEPLOY_DIR, dir)], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
   return parseAllDocuments(out).map((d) => d.toJS() as Manifest);
 }
 

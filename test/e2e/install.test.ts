@@ -3,7 +3,6 @@
 // certificates, its own ServiceAccount), then the 3.1.0 → 3.0.2 Helm downgrade through it.
 // What is applied is checked to equal the `manifests` command's output with the same options
 // (test/install/deploy.test.ts compares every overlay with renderInstallManifests in-process).
-import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { headForVersion } from '../../src/core/heads.js';
@@ -17,7 +16,6 @@ import { readAlembicRevision } from '../../src/db/alembic.js';
 import { DEFAULT_COMPONENTS, helmUpgrade, releaseReady, stepSequence, waitFor, type ReleaseSpec } from './harness.js';
 import { kustomize, manifestsCommand, startInstalledE2E, type InstalledE2E } from './install-harness.js';
 
-const hasKubectl = spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0;
 const head = (v: string): string => headForVersion(parseAirflowVersion(v)!)!;
 
 /**
@@ -157,7 +155,7 @@ function reportUnused(e: InstalledE2E, label: string): string[] {
   return [...stale, ...mine.filter((line) => !ALLOWED_UNUSED.some((a) => a.grant.test(line)))];
 }
 
-describe.skipIf(!hasKubectl)('install from deploy/ with RBAC enforced, then 3.1.0 -> 3.0.2', () => {
+describe('install from deploy/ with RBAC enforced, then 3.1.0 -> 3.0.2', () => {
   it.each([
     ['base', 'cluster-wide RBAC', [], WITH_STATEFUL_WORKER],
     [

@@ -1,7 +1,8 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findKubectl } from '../sim/support.js';
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { DEPLOY_OVERLAYS, objectKey, readablePatch, renderDeployTree } from '../../src/install/deploy-tree.js';
@@ -9,7 +10,6 @@ import { renderInstallManifests, type Manifest } from '../../src/install/manifes
 import jsonpatch from 'fast-json-patch';
 
 const DEPLOY = fileURLToPath(new URL('../../deploy', import.meta.url));
-const hasKubectl = spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0;
 
 function filesUnder(dir: string): string[] {
   return readdirSync(dir, { recursive: true, withFileTypes: true })
@@ -19,7 +19,7 @@ function filesUnder(dir: string): string[] {
 }
 
 function kustomize(dir: string): Manifest[] {
-  const out = execFileSync('kubectl', ['kustomize', join(DEPLOY, dir)], { encoding: 'utf8', timeout: 30_000 });
+  const out = execFileSync(findKubectl(), ['kustomize', join(DEPLOY, dir)], { encoding: 'utf8', timeout: 30_000 });
   return parseAllDocuments(out).map((d) => d.toJS() as Manifest);
 }
 
@@ -51,7 +51,7 @@ describe('deploy/ is generated from renderInstallManifests', () => {
   });
 });
 
-describe.skipIf(!hasKubectl)('kubectl kustomize renders the same objects as the manifests command', () => {
+describe('kubectl kustomize renders the same objects as the manifests command', () => {
   it('base = defaults', () => {
     expectSameObjects(kustomize('base'), renderInstallManifests());
   });
