@@ -891,3 +891,29 @@ export function execDurations(guard: Guard, step: 'downgrade' | 'roll-forward' =
   }
   return out;
 }
+
+/**
+ * What a failed scenario needs to be understood from a CI log alone: the operation record, each
+ * workload's hold-relevant fields, the pods, and the guards' last log lines.
+ */
+export function describeRelease(e: E2E<ClusterUnderTest>, namespace: string, release: string, logLines = 40): string {
+  const out: string[] = [];
+  const op = e.operation(namespace, release);
+  out.push(
+    `operation: ${op ? `${op.id} ${op.phase} steps=${stepSequence(op).join(',')} held=${op.heldReason ?? '-'}` : 'none'}`,
+  );
+  for (const kind of ['deployments', 'statefulsets', 'cronjobs', 'jobs'] as const) {
+    for (const obj of e.sim.store.list(RESOURCES[kind], namespace).items) {
+      const spec = obj.spec as WorkloadShape['spec'] & { template?: unknown };
+      out.push(
+        `${kind} ${obj.metadata.name}: replicas=${spec.replicas ?? '-'} paused=${spec.paused ?? '-'} suspend=${spec.suspend ?? '-'} partition=${spec.updateStrategy?.rollingUpdate?.partition ?? '-'} image=${JSON.stringify(spec.template ?? {}).match(/"image":"([^"]+)"/)?.[1] ?? '-'} guard=${guardAnnotations(obj).join(',') || '-'}`,
+      );
+    }
+  }
+  for (const pod of podsOf(e.sim, namespace, release))
+    out.push(
+      `pod ${pod.metadata.name}: ${podImage(pod)} ready=${isReady(pod)}${pod.metadata.deletionTimestamp ? ' terminating' : ''}`,
+    );
+  for (const g of e.guards) out.push(`--- guard ${g.identity} (last ${logLines} lines)`, ...g.logs.slice(-logLines));
+  return out.join('\n');
+}

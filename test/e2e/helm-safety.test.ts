@@ -5,13 +5,14 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, onTestFailed } from 'vitest';
 import type { OperationState } from '../../src/coordinator/operation.js';
 import { writeAirflowFixtureChart } from '../support/airflow-chart.js';
 import { helmFor, type Helm, type HelmMajor } from '../support/helm.js';
 import { spawnOwned, stopOwned } from '../support/processes.js';
 import { removeKubectlDirs } from '../sim/support.js';
 import {
+  describeRelease,
   eventsOf,
   expectNoViolations,
   FULL_SEQUENCE,
@@ -67,6 +68,7 @@ async function setup(major: HelmMajor, options: { guards?: number; stepDurationM
   const e2e = await startInstalledE2E(kustomize('base'), { stepDurationMs: options.stepDurationMs });
   const helm = helmFor(major, e2e.sim.api.kubeconfig());
   current = { e2e, helm, chart, dir };
+  onTestFailed(() => console.log(`[helm-safety] state at the failure:\n${describeRelease(e2e, 'airflow', 'airflow')}`));
   const names = ['a', 'b'].slice(0, options.guards ?? 1);
   await Promise.all(names.map((n) => e2e.startGuard(`airflow-downgrade-guard-${n}`)));
   await helm.ok([
