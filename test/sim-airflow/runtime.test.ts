@@ -421,6 +421,21 @@ describe('containers of Airflow pods', () => {
     expect(runtime.violations.list().map((v) => v.pod)).toEqual(['example-task-abc']);
   });
 
+  it('a task pod that runs no time at all still reads the schema before it completes (found under load)', async () => {
+    await runtime.close();
+    runtime = createAirflowRuntime({
+      resolveSecret: (namespace, name, key) => secrets.get(`${namespace}/${name}/${key}`),
+      checkIntervalMs: 20,
+      taskDurationMs: 0,
+    });
+    await setRevision(db.url, V310);
+    const task = startMain(
+      pod('example-task-quick', [container('base', '3.0.2', ['airflow', 'tasks', 'run', 'dag', 'task', 'run_id'])]),
+    );
+    expect(await task.exited).toEqual({ exitCode: 0, reason: 'Completed' });
+    expect(runtime.violations.list().map((v) => v.pod)).toEqual(['example-task-quick']);
+  });
+
   it('finds the connection via env value, envFrom, or the chart metadata Secret', async () => {
     await setRevision(db.url, V300);
     const base = { name: 'scheduler', image: 'apache/airflow:3.0.2' };

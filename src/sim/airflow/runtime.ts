@@ -349,7 +349,7 @@ export function createAirflowRuntime(options: AirflowRuntimeOptions): AirflowRun
         inFlight = true;
         await check().finally(() => (inFlight = false));
       };
-      void tick();
+      const firstCheck = tick().catch(() => undefined);
       // Every container checks on the same beat (multiples of the interval), so the containers of
       // one database share a read (SharedSchemaReads) instead of sending one query each.
       let timer = setTimeout(
@@ -366,7 +366,8 @@ export function createAirflowRuntime(options: AirflowRuntimeOptions): AirflowRun
       };
       stopper.signal.addEventListener('abort', cleanup, { once: true });
       if (kind === 'task') {
-        void sleep(taskDurationMs + slowStart, stopper.signal).then(
+        // A task reads the schema before it ends, however loaded the machine: none completes unseen.
+        void Promise.all([sleep(taskDurationMs + slowStart, stopper.signal), firstCheck]).then(
           () => {
             cleanup();
             finish(0, 'Completed');
