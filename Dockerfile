@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # Image of airflow-downgrade-guard. Build from the repository root:
-#   docker build -t ghcr.io/airflow-downgrade-guard/airflow-downgrade-guard:0.1.0 .
+#   docker build -t airflow-downgrade-guard:0.1.0 .
 # (the tag the install manifests use; pass another with `manifests --image`).
 ARG NODE_IMAGE=node:24-slim
 

@@ -16,6 +16,7 @@ export const CONTAINER_PORT = 8443;
 export const SERVICE_PORT = 443;
 /** Keep in step with package.json (a test checks). */
 export const GUARD_VERSION = '0.1.0';
-export const DEFAULT_IMAGE = `ghcr.io/airflow-downgrade-guard/airflow-downgrade-guard:${GUARD_VERSION}`;
+/** The name `docker build -t airflow-downgrade-guard:0.1.0 .` gives: no image is published, so the default claims none. */
+export const DEFAULT_IMAGE = `airflow-downgrade-guard:${GUARD_VERSION}`;
 /** Numeric so runAsNonRoot can be verified by the kubelet without a passwd entry. */
 export const RUN_AS_USER = 10001;
