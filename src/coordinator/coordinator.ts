@@ -3,16 +3,11 @@
 // driven by whichever replica holds the release's Lease. Every step is idempotent and its state is
 // written back to the operation's ConfigMap before the next one starts, so a restarted or other
 // replica resumes where the last one stopped.
-import type { KubeConfig } from '@kubernetes/client-node';
-import type { Logger } from 'pino';
-import type { GuardConfig } from '../core/config.js';
 import { readHoldTarget } from '../core/hold.js';
 import { valueAt, type WorkloadKind } from '../core/objects.js';
 import type { ReleaseState } from '../core/decide.js';
 import { releaseKey } from '../core/release.js';
-import { Cluster, isConflict, resourcePath } from '../k8s/cluster.js';
-import type { ExecRunner } from '../k8s/exec.js';
-import type { KubeRest } from '../k8s/rest.js';
+import { isConflict, resourcePath } from '../k8s/cluster.js';
 import { WatchCache } from '../k8s/watch-cache.js';
 import { EventQueue } from './event-queue.js';
 import { ExecPods } from './exec-pods.js';
@@ -26,6 +21,7 @@ import {
   stallOutcome,
 } from './membership.js';
 import { MetadataDatabase } from './metadata-db.js';
+import type { CoordinatorDeps, CoordinatorOptions } from './options.js';
 import {
   MANAGED_BY,
   MANAGED_BY_LABEL,
@@ -37,7 +33,6 @@ import {
   readOperationConfigMap,
   withStep,
   type OperationState,
-  type Order,
   type Phase,
   type StepName,
   type StepRecord,
@@ -57,74 +52,6 @@ import { STEPS } from './steps/index.js';
 import { rollForward } from './steps/roll-forward.js';
 import { nextPhase, type OperationEvent } from './transitions.js';
 import { WorkloadGateway } from './workloads.js';
-
-export interface CoordinatorOptions {
-  config: GuardConfig;
-  /** This replica's name, written into Leases. */
-  identity: string;
-  /** Namespaces to watch; empty = all. */
-  namespaces: string[];
-  leaseDurationSeconds: number;
-  execTimeoutMs: number;
-  maxConcurrentExecs: number;
-  /** After this long waiting for old pods to go, they are deleted; after twice it, force-deleted. */
-  drainTimeoutMs: number;
-  /** How often every open operation is looked at even without a watch event. */
-  resyncMs: number;
-  /** How long to wait between attempts of a step that waits (pods starting, DB retries). */
-  pollMs: number;
-  /** Written into each new operation: drain before the downgrade (no pod on a schema it does not match), or after it. */
-  order: Order;
-  /** Attempts of `confirm` while the metadata DB is unreachable before the release stays held. */
-  confirmAttempts: number;
-  /**
-   * A wait on something that may never come (a Secret, the database, a pod to exec in, a drain) is
-   * reported at once (Warning Event, `stalled` in the record); after this long the operation is held.
-   */
-  stallTimeoutMs: number;
-  /** The metadata DB of a release: Secret `<release>-metadata`, key `connection`, unless overridden. */
-  metadataSecretName: (release: string) => string;
-  metadataSecretKey: string;
-  /** Used instead of the Secret when set (all releases), e.g. for a DB reached through another address. */
-  databaseUrlOverride?: string;
-}
-
-export const DEFAULT_COORDINATOR_OPTIONS: Omit<CoordinatorOptions, 'config' | 'identity'> = {
-  namespaces: [],
-  leaseDurationSeconds: 15,
-  execTimeoutMs: 15 * 60_000,
-  maxConcurrentExecs: 4,
-  drainTimeoutMs: 10 * 60_000,
-  resyncMs: 2_000,
-  pollMs: 250,
-  order: 'drain-first',
-  confirmAttempts: 20,
-  stallTimeoutMs: 10 * 60_000,
-  metadataSecretName: (release) => `${release}-metadata`,
-  metadataSecretKey: 'connection',
-};
-
-export type { StepReport } from './steps/context.js';
-
-export interface CoordinatorHooks {
-  onStep?: (report: StepReport) => void;
-  onPhase?: (operation: OperationState) => void;
-  /** Something releaseState(namespace, release) reads may have changed (a cached record, the operation, the DB revision). */
-  onReleaseChange?: (namespace: string, release: string) => void;
-  /** An operation started (reason) or stopped (undefined) waiting on something that may never come. */
-  onStall?: (operation: OperationState, reason: string | undefined) => void;
-}
-
-export interface CoordinatorDeps {
-  kubeConfig: KubeConfig;
-  rest: KubeRest;
-  cluster: Cluster;
-  exec: ExecRunner;
-  logger: Logger;
-  hooks?: CoordinatorHooks;
-  readRevision?: (url: string) => Promise<string | null>;
-  migrationRunning?: (url: string) => Promise<boolean>;
-}
 
 interface OperationSummary {
   namespace: string;
