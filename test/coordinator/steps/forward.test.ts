@@ -3,6 +3,7 @@ import { migrateArgv } from '../../../src/core/downgrade-command.js';
 import { forward } from '../../../src/coordinator/steps/forward.js';
 import { canHappen } from '../../../src/coordinator/transitions.js';
 import {
+  DRAIN_TIMEOUT_MS,
   EXEC_POD,
   FROM_HEAD,
   HALFWAY,
@@ -140,5 +141,28 @@ describe('forward', () => {
     ctx.blocking = [];
     expect(await forward(ctx, back)).toMatchObject({ event: 'migrated' });
     expect(ctx.execs).toHaveLength(1);
+  });
+
+  it('a return after done whose target pods outlive the drain timeout: deleted, a stall naming the from-version', async () => {
+    const back = operation('forward', {
+      returnOf: 'dg-aaaaaaaaaaaaaaaa',
+      drainStartedAt: new Date(NOW - DRAIN_TIMEOUT_MS).toISOString(),
+    });
+    const ctx = memoryContext({
+      revision: TO_HEAD,
+      blocking: [pod('airflow-scheduler-0', { version: '3.0.2', head: TO_HEAD })],
+    });
+    expect(await forward(ctx, back)).toMatchObject({ wait: true });
+    expect(ctx.deletedPods).toEqual([{ name: 'airflow-scheduler-0', force: false }]);
+    expect(ctx.stalls).toEqual([
+      'drain: 1 pod(s) of the release still run a version other than 3.1.0 after 60 s (airflow-scheduler-0)',
+    ]);
+    expect(ctx.execs).toEqual([]);
+  });
+
+  it('an unreadable database is an error (the coordinator loop makes it a stall)', async () => {
+    const ctx = memoryContext({ revision: new Error('connection refused') });
+    await expect(forward(ctx, op)).rejects.toThrow('connection refused');
+    expect(ctx.execs).toEqual([]);
   });
 });
