@@ -4,7 +4,9 @@
 //   - no product module imports the simulated cluster, the demo, the benchmarks or the tests;
 //   - the admission worker (src/serve/admission-worker.ts) and every module it loads run no
 //     coordinator code: the worker may import only from the folders listed in WORKER_FOLDERS, and
-//     those folders import nothing from the coordinator's side (type-only imports load nothing).
+//     those folders import nothing from the coordinator's side (type-only imports load nothing);
+//   - a coordinator step (src/coordinator/steps) loads no cluster, database or coordinator adapter:
+//     it uses only its StepContext, so it runs in-process against an in-memory context.
 // The boundaries use @typescript-eslint/no-restricted-imports: it comes with typescript-eslint
 // (no further plugin or import resolver), and it tells `import type` apart. Its patterns match the
 // import specifier gitignore-style (`**/sim/**`: a path through a folder named sim) or by regex.
@@ -41,6 +43,15 @@ const outsideWorkerFolders = {
 const outsideCore = {
   regex: '^\\.\\./',
   message: 'src/core imports nothing else of ours: it is the pure, I/O-free core',
+};
+
+// The coordinator's modules that do I/O or own its state, and the adapter folders behind them.
+const STEP_FORBIDDEN = ['coordinator', 'workloads', 'exec-pods', 'metadata-db', 'lease', 'event-queue', 'release-view'];
+const stepAdapters = {
+  regex: `^(\\.\\./\\.\\./(k8s|db|audit)/|\\.\\./(${STEP_FORBIDDEN.join('|')})\\.js$)`,
+  allowTypeImports: true,
+  message:
+    'a coordinator step uses only its StepContext (steps/context.ts): no cluster, database or coordinator adapter',
 };
 
 /** Later config objects replace a rule's options for the files they match, so each one lists every boundary of its files. */
@@ -85,4 +96,5 @@ export default defineConfig(
     rules: boundaries(testInfrastructure, coordinatorCode, outsideWorkerFolders),
   },
   { files: ['src/core/**/*.ts'], rules: boundaries(testInfrastructure, coordinatorCode, outsideCore) },
+  { files: ['src/coordinator/steps/**/*.ts'], rules: boundaries(testInfrastructure, stepAdapters) },
 );

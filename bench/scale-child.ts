@@ -4,7 +4,8 @@
 //
 //   node --expose-gc dist/bench/scale-child.js <releases>
 import { performance } from 'node:perf_hooks';
-import { Coordinator, DEFAULT_COORDINATOR_OPTIONS } from '../src/coordinator/coordinator.js';
+import { Coordinator } from '../src/coordinator/coordinator.js';
+import { DEFAULT_COORDINATOR_OPTIONS } from '../src/coordinator/options.js';
 import { parseGuardConfig } from '../src/core/config.js';
 import { Cluster } from '../src/k8s/cluster.js';
 import { createExecRunner } from '../src/k8s/exec.js';

@@ -3,41 +3,25 @@
 // driven by whichever replica holds the release's Lease. Every step is idempotent and its state is
 // written back to the operation's ConfigMap before the next one starts, so a restarted or other
 // replica resumes where the last one stopped.
-import { createHash } from 'node:crypto';
-import type { KubeConfig } from '@kubernetes/client-node';
-import type { Logger } from 'pino';
-import { ANNOTATIONS, type GuardConfig } from '../core/config.js';
-import { clearReturnedPatch, holdOperationPatch, releasePatch } from '../core/hold.js';
-import { isJsonObject, valueAt, type WorkloadKind } from '../core/objects.js';
 import { readHoldTarget } from '../core/hold.js';
-import { downgradeArgv, formatArgv, migrateArgv } from '../core/downgrade-command.js';
-import { pointer } from '../core/hold.js';
+import { valueAt, type WorkloadKind } from '../core/objects.js';
 import type { ReleaseState } from '../core/decide.js';
-import { readAlembicRevision } from '../db/alembic.js';
-import { isMigrationRunning } from '../db/migration-lock.js';
-import { DatabasePools } from '../db/pool.js';
-import { Cluster, apiVersionOf, isConflict, resourcePath, type JsonPatchOp } from '../k8s/cluster.js';
-import type { ExecOutcome, ExecRunner } from '../k8s/exec.js';
-import type { KubeRest } from '../k8s/rest.js';
-import { WatchCache } from '../k8s/watch-cache.js';
-import { Semaphore } from './semaphore.js';
 import { releaseKey } from '../core/release.js';
+import { isConflict, resourcePath } from '../k8s/cluster.js';
+import { WatchCache } from '../k8s/watch-cache.js';
 import { EventQueue } from './event-queue.js';
+import { ExecPods } from './exec-pods.js';
 import { LeaseKeeper } from './lease.js';
 import {
-  DRAINED_ANNOTATION,
-  RUNNER_LABEL,
-  chooseExecPod,
-  podsBlockingRelease,
-  projectPod,
-  projectWorkload,
-  readDrainedRecord,
-  releaseKeyOf,
-  ReleaseStateCache,
-  unheldValue,
-  type PodRecord,
-  type WorkloadRecord,
-} from './release-view.js';
+  belongsTo,
+  freshOperationId,
+  returnEvent,
+  returnedFrom,
+  returnsAfterDone,
+  stallOutcome,
+} from './membership.js';
+import { MetadataDatabase } from './metadata-db.js';
+import type { CoordinatorDeps, CoordinatorOptions } from './options.js';
 import {
   MANAGED_BY,
   MANAGED_BY_LABEL,
@@ -49,92 +33,25 @@ import {
   readOperationConfigMap,
   withStep,
   type OperationState,
-  type Order,
   type Phase,
   type StepName,
   type StepRecord,
 } from './operation.js';
-import { nextPhase, type OperationEvent } from './transitions.js';
 import {
-  belongsTo,
-  freshOperationId,
-  returnEvent,
-  returnedFrom,
-  returnsAfterDone,
-  stallOutcome,
-} from './membership.js';
-import { confirm } from './steps/confirm.js';
-import { restore } from './steps/restore.js';
-import { failed, isBetween, type StepContext, type StepReport, type StepResult } from './steps/context.js';
-import { verify } from './steps/verify.js';
-
-export interface CoordinatorOptions {
-  config: GuardConfig;
-  /** This replica's name, written into Leases. */
-  identity: string;
-  /** Namespaces to watch; empty = all. */
-  namespaces: string[];
-  leaseDurationSeconds: number;
-  execTimeoutMs: number;
-  maxConcurrentExecs: number;
-  /** After this long waiting for old pods to go, they are deleted; after twice it, force-deleted. */
-  drainTimeoutMs: number;
-  /** How often every open operation is looked at even without a watch event. */
-  resyncMs: number;
-  /** How long to wait between attempts of a step that waits (pods starting, DB retries). */
-  pollMs: number;
-  /** Written into each new operation: drain before the downgrade (no pod on a schema it does not match), or after it. */
-  order: Order;
-  /** Attempts of `confirm` while the metadata DB is unreachable before the release stays held. */
-  confirmAttempts: number;
-  /**
-   * A wait on something that may never come (a Secret, the database, a pod to exec in, a drain) is
-   * reported at once (Warning Event, `stalled` in the record); after this long the operation is held.
-   */
-  stallTimeoutMs: number;
-  /** The metadata DB of a release: Secret `<release>-metadata`, key `connection`, unless overridden. */
-  metadataSecretName: (release: string) => string;
-  metadataSecretKey: string;
-  /** Used instead of the Secret when set (all releases), e.g. for a DB reached through another address. */
-  databaseUrlOverride?: string;
-}
-
-export const DEFAULT_COORDINATOR_OPTIONS: Omit<CoordinatorOptions, 'config' | 'identity'> = {
-  namespaces: [],
-  leaseDurationSeconds: 15,
-  execTimeoutMs: 15 * 60_000,
-  maxConcurrentExecs: 4,
-  drainTimeoutMs: 10 * 60_000,
-  resyncMs: 2_000,
-  pollMs: 250,
-  order: 'drain-first',
-  confirmAttempts: 20,
-  stallTimeoutMs: 10 * 60_000,
-  metadataSecretName: (release) => `${release}-metadata`,
-  metadataSecretKey: 'connection',
-};
-
-export type { StepReport } from './steps/context.js';
-
-export interface CoordinatorHooks {
-  onStep?: (report: StepReport) => void;
-  onPhase?: (operation: OperationState) => void;
-  /** Something releaseState(namespace, release) reads may have changed (a cached record, the operation, the DB revision). */
-  onReleaseChange?: (namespace: string, release: string) => void;
-  /** An operation started (reason) or stopped (undefined) waiting on something that may never come. */
-  onStall?: (operation: OperationState, reason: string | undefined) => void;
-}
-
-export interface CoordinatorDeps {
-  kubeConfig: KubeConfig;
-  rest: KubeRest;
-  cluster: Cluster;
-  exec: ExecRunner;
-  logger: Logger;
-  hooks?: CoordinatorHooks;
-  readRevision?: (url: string) => Promise<string | null>;
-  migrationRunning?: (url: string) => Promise<boolean>;
-}
+  podsBlockingRelease,
+  projectPod,
+  projectWorkload,
+  releaseKeyOf,
+  ReleaseStateCache,
+  type PodRecord,
+  type WorkloadRecord,
+} from './release-view.js';
+import { Semaphore } from './semaphore.js';
+import type { StepContext, StepReport, StepResult } from './steps/context.js';
+import { STEPS } from './steps/index.js';
+import { rollForward } from './steps/roll-forward.js';
+import { nextPhase, type OperationEvent } from './transitions.js';
+import { WorkloadGateway } from './workloads.js';
 
 interface OperationSummary {
   namespace: string;
@@ -147,16 +64,6 @@ interface OperationSummary {
   resourceVersion: string;
 }
 
-type ExecStep = 'downgrade' | 'roll-forward' | 'forward';
-/** Event reasons of each command the coordinator execs (contracts: users filter on them). */
-const EXEC_EVENT_REASONS: Record<ExecStep, { running: string; succeeded: string; failed: string }> = {
-  downgrade: { running: 'DowngradeRunning', succeeded: 'DowngradeSucceeded', failed: 'DowngradeFailed' },
-  'roll-forward': { running: 'RollForwardRunning', succeeded: 'RollForwardSucceeded', failed: 'RollForwardFailed' },
-  forward: { running: 'MigrateForwardRunning', succeeded: 'MigrateForwardSucceeded', failed: 'MigrateForwardFailed' },
-};
-
-/** How long a metadata URL read from its Secret is reused. */
-const METADATA_URL_TTL_MS = 30_000;
 /** How long stop() waits for queued Events. */
 const EVENT_FLUSH_MS = 2_000;
 
@@ -167,9 +74,6 @@ export class Coordinator {
   pods!: WatchCache<PodRecord>;
   operations!: WatchCache<OperationSummary>;
   private readonly queue = new Map<string, { running: boolean; again: boolean }>();
-  private readonly execSlots: Semaphore;
-  private readonly lastRevision = new Map<string, string>();
-  private readonly runnerStarted = new Map<string, number>();
   /** Per operation: no new attempt of a step failing on something outside us before this time. */
   private readonly retryAt = new Map<string, number>();
   private resyncTimer?: NodeJS.Timeout;
@@ -177,15 +81,16 @@ export class Coordinator {
   private readonly inFlight = new Set<Promise<void>>();
   private readonly events: EventQueue;
   private readonly leases: LeaseKeeper;
-  private readonly dbPools = new DatabasePools();
+  private readonly database: MetadataDatabase;
+  private readonly workloadGateway: WorkloadGateway;
+  private readonly execPods: ExecPods;
   /** Per release: the operation state last written or read here, used while the watch cache has seen nothing newer. */
   private readonly known = new Map<string, { op: OperationState; resourceVersion: string }>();
   /** Releases whose state must be read from the API on the next reconcile (a create lost a race). */
   private readonly readNext = new Set<string>();
-  private readonly metadataUrls = new Map<string, { url: string; at: number }>();
-  /** Admission's view of each release, recomputed only when the release's cached records change. */
   /** What the step modules (steps/) may use of this coordinator. */
   private readonly stepContext: StepContext;
+  /** Admission's view of each release, recomputed only when the release's cached records change. */
   private readonly releaseStates = new ReleaseStateCache(() => ({
     workloads: this.workloads.values(),
     pods: this.pods,
@@ -195,7 +100,6 @@ export class Coordinator {
     private readonly options: CoordinatorOptions,
     private readonly deps: CoordinatorDeps,
   ) {
-    this.execSlots = new Semaphore(options.maxConcurrentExecs);
     this.events = new EventQueue({
       write: (namespace, event) => deps.cluster.create('Event', namespace, event),
       logger: deps.logger,
@@ -206,18 +110,62 @@ export class Coordinator {
       cluster: deps.cluster,
       logger: deps.logger,
     });
-    this.stepContext = {
-      readRevision: (op) => this.readRevision(op),
+    this.database = new MetadataDatabase({
+      cluster: deps.cluster,
+      secretName: options.metadataSecretName,
+      secretKey: options.metadataSecretKey,
+      ...(options.databaseUrlOverride ? { urlOverride: options.databaseUrlOverride } : {}),
+      ...(deps.readRevision ? { readRevision: deps.readRevision } : {}),
+      ...(deps.migrationRunning ? { migrationRunning: deps.migrationRunning } : {}),
+      onRevision: (namespace, release) => deps.hooks?.onReleaseChange?.(namespace, release),
+    });
+    const releaseWorkloads = (namespace: string, release: string): WorkloadRecord[] =>
+      this.releaseWorkloads(namespace, release);
+    this.workloadGateway = new WorkloadGateway({
+      cluster: deps.cluster,
+      config: options.config,
+      events: this.events,
+      identity: options.identity,
+      logger: deps.logger,
+      releaseWorkloads,
+    });
+    this.execPods = new ExecPods({
+      cluster: deps.cluster,
+      config: options.config,
+      exec: deps.exec,
+      execSlots: new Semaphore(options.maxConcurrentExecs),
+      execTimeoutMs: options.execTimeoutMs,
+      logger: deps.logger,
+      pods: () => this.pods,
+      workloads: this.workloadGateway,
+      releaseWorkloads,
       report: (report) => this.report(report),
-      emitEvent: (op, type, reason, message) => this.emitEvent(op, type, reason, message),
+    });
+    const ctx: StepContext = {
+      readRevision: (op) => this.database.revision(op),
+      migrationRunning: (op) => this.database.migrationRunning(op),
+      report: (report) => this.report(report),
+      emitEvent: async (op, type, reason, message) => this.workloadGateway.event(op, type, reason, message),
       stall: (op, reason, on) => this.stall(op, reason, on),
       backingOff: (op) => this.backingOff(op),
       backOff: (op, attempts) => this.backOff(op, attempts),
-      rollForward: (op, at, why, failedStep) => this.rollForward(op, at, why, failedStep),
+      rollForward: (op, at, why, failedStep) => rollForward(ctx, op, at, why, failedStep),
       releaseWorkloads: (op) => this.releaseWorkloads(op.namespace, op.release),
-      restoreWorkload: (op, w, head) => this.restoreWorkload(op, w, head),
+      restoreWorkload: (op, w, head) => this.workloadGateway.restore(op, w, head),
+      scaleToZero: (op, w) => this.workloadGateway.scaleToZero(op, w),
+      suspendCronJob: (op, w) => this.workloadGateway.suspendCronJob(op, w),
+      clearReturnedMarkers: (op) => this.workloadGateway.clearReturnedMarkers(op),
+      execPod: (op) => this.execPods.choose(op),
+      exec: (op, step, argv) => this.execPods.run(op, step, argv),
+      deleteRunner: (op) => this.execPods.deleteRunner(op),
+      podsBlocking: (op, head) =>
+        podsBlockingRelease(this.pods.group(releaseKey(op.namespace, op.release)), op.release, op.namespace, head),
+      deletePod: (pod, force) => deps.cluster.delete('Pod', pod.namespace, pod.name, force ? 0 : undefined),
+      now: () => Date.now(),
       confirmAttempts: options.confirmAttempts,
+      drainTimeoutMs: options.drainTimeoutMs,
     };
+    this.stepContext = ctx;
   }
 
   // ---- lifecycle ---------------------------------------------------------------------------
@@ -284,7 +232,7 @@ export class Coordinator {
     this.operations?.stop();
     await Promise.allSettled([...this.inFlight]);
     await Promise.race([this.events.flush(), new Promise((r) => setTimeout(r, EVENT_FLUSH_MS).unref())]);
-    await this.dbPools.close();
+    await this.database.close();
   }
 
   /** What admission needs to know about a release, from the caches only (never waits). */
@@ -300,12 +248,7 @@ export class Coordinator {
         }
       : undefined;
     const operation = op && !isTerminal(op.phase) ? summary : undefined;
-    const state = this.releaseStates.get(
-      namespace,
-      release,
-      operation,
-      this.lastRevision.get(`${namespace}/${release}`),
-    );
+    const state = this.releaseStates.get(namespace, release, operation, this.database.lastRevision(namespace, release));
     return op && isTerminal(op.phase) ? { ...state, lastOperation: summary } : state;
   }
 
@@ -409,7 +352,7 @@ export class Coordinator {
         // An abort leaves its holds in place on purpose.
         if (op.phase === 'aborted') continue;
         // Joined the downgrade as it finished: the schema is still the target's, so releasing it is safe.
-        if (op.phase === 'done' && (lateMembersOk ??= (await this.readRevision(op)) === op.toRevision)) continue;
+        if (op.phase === 'done' && (lateMembersOk ??= (await this.database.revision(op)) === op.toRevision)) continue;
       }
       opening = w;
       break;
@@ -424,7 +367,7 @@ export class Coordinator {
     if (op.phase === 'done') await this.restoreLateWorkloads(op);
     if (isTerminal(op.phase)) {
       // Changed back after the operation ended (an aborted one's holds): nothing left to return from.
-      if (workloads.some((w) => returnedFrom(op!, w))) await this.clearReturnedMarkers(op);
+      if (workloads.some((w) => returnedFrom(op!, w))) await this.workloadGateway.clearReturnedMarkers(op);
       return;
     }
     await this.joinAdmittedHolds(op, held);
@@ -445,7 +388,7 @@ export class Coordinator {
   ): Promise<{ op: OperationState; resourceVersion: string } | undefined> {
     const event = returnEvent(op, this.releaseWorkloads(op.namespace, op.release), this.cachesReady());
     if (!event) return { op, resourceVersion };
-    if (event === 'reverted') await this.clearReturnedMarkers(op);
+    if (event === 'reverted') await this.workloadGateway.clearReturnedMarkers(op);
     const detail =
       event === 'reverted'
         ? 'no held workload remains: the change was reverted'
@@ -458,10 +401,7 @@ export class Coordinator {
     if (!op.admittedAs) return;
     for (const w of held) {
       if (w.holdOperation !== op.admittedAs) continue;
-      const obj = await this.deps.cluster.find(w.kind, w.namespace, w.name);
-      const patch = obj ? holdOperationPatch(obj, op.id) : [];
-      if (patch.length === 0) continue;
-      await this.deps.cluster.patchUnchanged(w.kind, obj, patch);
+      if (!(await this.workloadGateway.joinHold(op, w))) continue;
       this.deps.logger.info(
         { operationId: op.id, workload: `${w.kind.toLowerCase()}/${w.name}`, admittedAs: op.admittedAs },
         'hold joined the open operation',
@@ -525,9 +465,9 @@ export class Coordinator {
     previous: OperationState | undefined,
     existingVersion: string | undefined,
   ): Promise<{ op: OperationState; resourceVersion: string } | undefined> {
-    const obj = await this.deps.cluster.find(w.kind, w.namespace, w.name);
-    if (!obj) return undefined;
-    const target = readHoldTarget(obj);
+    const read = await this.workloadGateway.read(w);
+    if (!read) return undefined;
+    const target = readHoldTarget(read.obj);
     if (!target?.fromRevision) {
       this.deps.logger.warn(
         { namespace: w.namespace, workload: `${w.kind}/${w.name}` },
@@ -589,14 +529,14 @@ export class Coordinator {
         detail: `opened by ${op.openedBy}: ${fromVersion} -> ${toVersion}${after}`,
       });
       if (op.returnOf) {
-        await this.emitEvent(
+        this.workloadGateway.event(
           op,
           'Warning',
           'ReturnAfterDowngrade',
           `Release changed back to ${fromVersion} after downgrade ${op.returnOf} finished; no migration Job comes with a rollback, so operation ${op.id} moves the schema forward ${toRevision} -> ${fromRevision}; rollout held until it matches`,
         );
       } else {
-        await this.emitEvent(
+        this.workloadGateway.event(
           op,
           'Normal',
           'DowngradeOpened',
@@ -701,86 +641,9 @@ export class Coordinator {
     setTimeout(() => this.schedule(op.namespace, op.release), this.options.pollMs).unref();
   }
 
-  private async runPhase(op: OperationState): Promise<StepResult> {
-    switch (op.phase) {
-      case 'confirm':
-        return confirm(this.stepContext, op);
-      case 'downgrade':
-        return this.downgrade(op);
-      case 'verify':
-        return verify(this.stepContext, op);
-      case 'drain':
-        return this.drain(op);
-      case 'release':
-        return this.release(op);
-      case 'quiesce':
-        return this.drain(op);
-      case 'forward':
-        return this.forward(op);
-      case 'restore':
-        return restore(this.stepContext, op);
-      default:
-        return { wait: true, op };
-    }
-  }
-
-  // ---- steps -------------------------------------------------------------------------------
-
-  /** The release's metadata URL, read from its Secret at most every METADATA_URL_TTL_MS (and again after a DB error). */
-  private async metadataUrl(op: OperationState): Promise<string> {
-    if (this.options.databaseUrlOverride) return this.options.databaseUrlOverride;
-    const key = `${op.namespace}/${op.release}`;
-    const cached = this.metadataUrls.get(key);
-    if (cached && Date.now() - cached.at < METADATA_URL_TTL_MS) return cached.url;
-    const url = await this.readMetadataSecret(op);
-    this.metadataUrls.set(key, { url, at: Date.now() });
-    return url;
-  }
-
-  /** After a failed probe: the next one reads the Secret again (rotated password) and connects afresh. */
-  private async forgetDatabase(op: OperationState, url: string): Promise<void> {
-    this.metadataUrls.delete(`${op.namespace}/${op.release}`);
-    await this.dbPools.discard(url);
-  }
-
-  private async readMetadataSecret(op: OperationState): Promise<string> {
-    const name = this.options.metadataSecretName(op.release);
-    const secret = await this.deps.cluster.find('Secret', op.namespace, name);
-    if (!secret) throw new Error(`metadata Secret ${op.namespace}/${name} not found`);
-    const value = valueAt(secret, ['data', this.options.metadataSecretKey]);
-    if (typeof value !== 'string')
-      throw new Error(`metadata Secret ${op.namespace}/${name} has no key '${this.options.metadataSecretKey}'`);
-    return Buffer.from(value, 'base64').toString('utf8');
-  }
-
-  private async readRevision(op: OperationState): Promise<string | null> {
-    const url = await this.metadataUrl(op);
-    let revision: string | null;
-    try {
-      revision = this.deps.readRevision
-        ? await this.deps.readRevision(url)
-        : (await readAlembicRevision(url, { timeoutMs: 5000, pools: this.dbPools })).revision;
-    } catch (error) {
-      await this.forgetDatabase(op, url);
-      throw error;
-    }
-    if (revision && this.lastRevision.get(`${op.namespace}/${op.release}`) !== revision) {
-      this.lastRevision.set(`${op.namespace}/${op.release}`, revision);
-      this.deps.hooks?.onReleaseChange?.(op.namespace, op.release);
-    }
-    return revision;
-  }
-
-  private async migrationRunning(op: OperationState): Promise<boolean> {
-    const url = await this.metadataUrl(op);
-    try {
-      return this.deps.migrationRunning
-        ? await this.deps.migrationRunning(url)
-        : await isMigrationRunning(url, 5000, this.dbPools);
-    } catch (error) {
-      await this.forgetDatabase(op, url);
-      throw error;
-    }
+  private runPhase(op: OperationState): Promise<StepResult> {
+    const step = STEPS[op.phase];
+    return step ? step(this.stepContext, op) : Promise.resolve({ wait: true, op });
   }
 
   private backingOff(op: OperationState): boolean {
@@ -792,577 +655,11 @@ export class Coordinator {
     this.retryAt.set(op.id, Date.now() + Math.min(this.options.pollMs * 2 ** Math.min(attempts, 10), 5000));
   }
 
-  /** Steps 2 and 3: pick the pod, run the downgrade there, and deal with every way it can end. */
-  private async downgrade(op: OperationState): Promise<StepResult> {
-    if (this.backingOff(op)) return { wait: true, op };
-    if (await this.migrationRunning(op)) {
-      // A downgrade from an earlier attempt (lost connection, restarted guard) is still running.
-      this.report({
-        operation: op,
-        step: 'downgrade',
-        event: 'end',
-        outcome: 'waiting',
-        detail: 'a migration holds the database lock; waiting for it',
-      });
-      return this.stall(op, 'a migration holds the database lock; waiting for it');
-    }
-    const revision = await this.readRevision(op);
-    if (revision === op.toRevision) return { event: 'downgraded', op };
-
-    const pod = await this.execPod(op);
-    if (!pod) return { wait: true, op, on: 'watch' };
-    const withPod: OperationState = { ...op, execPod: pod };
-    const argv = downgradeArgv(op.toRevision);
-    const outcome = await this.runInPod(withPod, 'downgrade', argv);
-    if (outcome.exitCode === 0) return { event: 'downgraded', op: withPod };
-    if (outcome.notStarted && op.attempts + 1 < this.options.confirmAttempts) {
-      // The API server refused the exec (429/5xx, timeout): the command never ran, so try again.
-      this.backOff(op, op.attempts + 1);
-      return { wait: true, op: { ...withPod, attempts: op.attempts + 1 } };
-    }
-
-    // Failed, hung or lost: find out where the schema is before deciding anything.
-    if (await this.migrationRunning(withPod)) return { wait: true, op: withPod };
-    const after = await this.readRevision(withPod);
-    if (after === op.toRevision) return { event: 'downgraded', op: withPod };
-    const why = outcome.error ?? `exit code ${outcome.exitCode}`;
-    if (after === op.fromRevision) {
-      await this.deleteRunner(withPod);
-      const meanwhile =
-        op.order === 'drain-first'
-          ? `the release stays drained while held (changing it back to ${op.fromVersion} restores it)`
-          : 'the release keeps running it';
-      return failed(
-        withPod,
-        `downgrade failed in pod ${pod.name} (${why}); the schema is unchanged at ${op.fromVersion}, ${meanwhile}`,
-      );
-    }
-    return this.rollForward(withPod, after, why, {
-      step: 'downgrade',
-      outcome: 'failed',
-      at: new Date().toISOString(),
-      durationMs: outcome.durationMs,
-      detail: `stopped at ${after ?? '(none)'}: ${why}`.slice(0, 2000),
-    });
-  }
-
-  /** A downgrade that stopped halfway is migrated forward again with the newer image. */
-  // Recorded as: <failed step> failed, roll-forward ok|failed, hold held.
-  private async rollForward(
-    op: OperationState,
-    at: string | null,
-    why: string,
-    failedStep: StepRecord,
-  ): Promise<StepResult> {
-    const argv = migrateArgv(op.fromRevision);
-    const outcome = await this.runInPod(op, 'roll-forward', argv);
-    const after = await this.readRevision(op);
-    await this.deleteRunner(op);
-    const rolled = after === op.fromRevision;
-    const record: StepRecord = {
-      step: 'roll-forward',
-      outcome: rolled ? 'ok' : 'failed',
-      at: new Date().toISOString(),
-      durationMs: outcome.durationMs,
-      detail:
-        `"${formatArgv(argv)}" in pod ${op.execPod?.name ?? '(none)'}: ${outcome.error ?? `exit ${outcome.exitCode}`}; schema now at ${after ?? '(none)'}`.slice(
-          0,
-          2000,
-        ),
-    };
-    const held = rolled
-      ? failed(
-          op,
-          `downgrade stopped at revision ${at ?? '(none)'} (${why}); migrated forward again to ${op.fromRevision} so the running ${op.fromVersion} matches; the release stays held`,
-        )
-      : failed(
-          op,
-          `downgrade stopped at revision ${at ?? '(none)'} (${why}) and rolling forward failed (${outcome.error ?? `exit ${outcome.exitCode}`}, now at ${after ?? '(none)'}); OPERATOR ACTION NEEDED: the release stays held`,
-        );
-    return { ...held, before: [failedStep, record], as: 'hold' };
-  }
-
-  private async runInPod(op: OperationState, step: ExecStep, argv: string[]): Promise<ExecOutcome> {
-    const pod = op.execPod!;
-    const command = formatArgv(argv);
-    const reasons = EXEC_EVENT_REASONS[step];
-    this.report({ operation: op, step, event: 'start', execPod: pod.name, command: argv });
-    await this.emitEvent(op, 'Normal', reasons.running, `Running "${command}" in pod ${pod.name}`);
-    const returnPermit = await this.execSlots.acquire();
-    let outcome: ExecOutcome;
-    try {
-      outcome = await this.deps.exec({
-        namespace: op.namespace,
-        pod: pod.name,
-        container: pod.container,
-        argv,
-        timeoutMs: this.options.execTimeoutMs,
-        onOutput: (stream, text) => {
-          for (const line of text.split('\n')) {
-            if (line.trim())
-              this.deps.logger.info(
-                { operation: op.id, pod: pod.name, stream, line: line.slice(0, 1000) },
-                'exec output',
-              );
-          }
-        },
-      });
-    } finally {
-      returnPermit();
-    }
-    const ok = outcome.exitCode === 0;
-    const output = (outcome.stdout + outcome.stderr).slice(-4096);
-    this.report({
-      operation: op,
-      step,
-      event: 'end',
-      outcome: ok ? 'ok' : 'failed',
-      durationMs: outcome.durationMs,
-      execPod: pod.name,
-      command: argv,
-      ...(outcome.exitCode !== undefined ? { exitCode: outcome.exitCode } : {}),
-      output,
-      ...(outcome.error ? { error: outcome.error } : {}),
-    });
-    await this.emitEvent(
-      op,
-      ok ? 'Normal' : 'Warning',
-      ok ? reasons.succeeded : reasons.failed,
-      ok
-        ? `"${command}" finished in ${outcome.durationMs} ms`
-        : `"${command}" failed: ${outcome.error ?? `exit code ${outcome.exitCode}`}`,
-    );
-    return outcome;
-  }
-
-  /** A Running, Ready pod of the newer version; else a short-lived runner pod from its template. */
-  private async execPod(op: OperationState): Promise<OperationState['execPod'] | undefined> {
-    const chosen = chooseExecPod(
-      this.pods.group(releaseKey(op.namespace, op.release)),
-      op.release,
-      op.namespace,
-      op.fromRevision,
-    );
-    if (chosen) {
-      const runner = chosen.runnerFor === op.release;
-      if (!op.execPod || op.execPod.name !== chosen.name) {
-        this.report({
-          operation: op,
-          step: 'choose-exec-pod',
-          event: 'end',
-          outcome: 'ok',
-          execPod: chosen.name,
-          detail: `${chosen.component} pod ${chosen.name}${runner ? ' (runner)' : ''}`,
-        });
-      }
-      return { name: chosen.name, container: chosen.container!, component: chosen.component, runner };
-    }
-    await this.ensureRunner(op);
-    return undefined;
-  }
-
-  private runnerName(op: OperationState): string {
-    const hash = createHash('sha256').update(`${op.namespace}/${op.release}/${op.id}`).digest('hex').slice(0, 10);
-    return `airflow-downgrade-guard-runner-${hash}`;
-  }
-
-  private async ensureRunner(op: OperationState): Promise<void> {
-    const name = this.runnerName(op);
-    if (this.pods.get(op.namespace, name) || (await this.deps.cluster.find('Pod', op.namespace, name))) return;
-    const template = await this.newerTemplate(op);
-    if (!template) {
-      throw new Error(`no running pod of ${op.fromVersion} and no pod template of it to start a runner from`);
-    }
-    const spec = runnerPodSpec(template.template, template.container);
-    const pod = {
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: {
-        name,
-        namespace: op.namespace,
-        labels: { [RUNNER_LABEL]: op.release.slice(0, 63), [MANAGED_BY_LABEL]: MANAGED_BY },
-        annotations: { [ANNOTATIONS.airflowVersion]: op.fromVersion, [ANNOTATIONS.operation]: op.id },
-      },
-      spec,
-    };
-    await this.deps.cluster.create('Pod', op.namespace, pod);
-    this.runnerStarted.set(op.id, Date.now());
-    this.report({
-      operation: op,
-      step: 'choose-exec-pod',
-      event: 'end',
-      outcome: 'waiting',
-      execPod: name,
-      detail: `no pod of ${op.fromVersion} runs; started runner pod ${name} from ${template.source}`,
-    });
-    await this.emitEvent(
-      op,
-      'Normal',
-      'RunnerPodStarted',
-      `No pod of ${op.fromVersion} is running; started short-lived runner pod ${name} from ${template.source} to run the downgrade`,
-    );
-  }
-
-  private async deleteRunner(op: OperationState): Promise<void> {
-    const name = this.runnerName(op);
-    // Ask the API only when a runner may exist that the pod cache has not shown yet.
-    const mayExist = this.runnerStarted.has(op.id) || op.execPod?.runner === true;
-    if (this.pods.get(op.namespace, name) || (mayExist && (await this.deps.cluster.find('Pod', op.namespace, name)))) {
-      await this.deps.cluster.delete('Pod', op.namespace, name, 0);
-    }
-  }
-
-  /**
-   * The pod template of the newer version: a ReplicaSet that ran it first (it stays as it was, while a
-   * workload still on that version may be changed by the rollout in progress at any moment), else a
-   * workload (StatefulSets have no ReplicaSets) whose spec is, when read, still on it.
-   */
-  private async newerTemplate(
-    op: OperationState,
-  ): Promise<{ template: Record<string, unknown>; container: string; source: string } | undefined> {
-    const replicaSets = await this.deps.cluster.list('ReplicaSet', op.namespace);
-    for (const rs of replicaSets.items) {
-      const rec = projectWorkload('Deployment', rs, this.options.config);
-      const template = valueAt(rs, ['spec', 'template']);
-      if (
-        rec &&
-        rec.release === op.release &&
-        rec.head === op.fromRevision &&
-        rec.role === 'metadata-db' &&
-        isJsonObject(template)
-      ) {
-        const container = mainContainerName(template, rec.component);
-        if (container)
-          return { template, container, source: `replicaset/${String(valueAt(rs, ['metadata', 'name']))}` };
-      }
-    }
-    const candidates = this.releaseWorkloads(op.namespace, op.release).filter(
-      (w) => w.head === op.fromRevision && (w.kind === 'Deployment' || w.kind === 'StatefulSet'),
-    );
-    for (const w of candidates) {
-      const obj = await this.deps.cluster.find(w.kind, w.namespace, w.name);
-      const template = valueAt(obj, ['spec', 'template']);
-      const rec = obj ? projectWorkload(w.kind, obj, this.options.config) : undefined;
-      if (isJsonObject(template) && rec?.head === op.fromRevision) {
-        const container = mainContainerName(template, w.component);
-        if (container) return { template, container, source: `${w.kind.toLowerCase()}/${w.name}` };
-      }
-    }
-    return undefined;
-  }
-
-  /**
-   * Step 5 (order downgrade-first), or step 2 as `quiesce` (drain-first: before the downgrade): scale
-   * every DB-touching workload of the release to 0, suspend CronJobs, wait for old pods.
-   */
-  private async drain(op: OperationState): Promise<StepResult> {
-    const first = op.phase === 'quiesce';
-    // The runner ran the downgrade; in drain-first there is none yet (the downgrade follows).
-    if (!first) await this.deleteRunner(op);
-    await this.scaleReleaseDown(op);
-    const blocking = podsBlockingRelease(
-      this.pods.group(releaseKey(op.namespace, op.release)),
-      op.release,
-      op.namespace,
-      op.toRevision,
-    );
-    if (blocking.length > 0) {
-      const started: OperationState = op.drainStartedAt ? op : { ...op, drainStartedAt: new Date().toISOString() };
-      return this.pressStragglers(started, blocking);
-    }
-    this.report({
-      operation: op,
-      step: first ? 'quiesce' : 'drain',
-      event: 'end',
-      outcome: 'ok',
-      detail: `no pod of ${op.fromVersion} left`,
-    });
-    await this.emitEvent(
-      op,
-      'Normal',
-      'Drained',
-      first
-        ? `No pod of ${op.fromVersion} is left; running the downgrade in a runner pod`
-        : `No pod of ${op.fromVersion} is left; releasing the held rollout`,
-    );
-    return { event: first ? 'quiesced' : 'drained', op };
-  }
-
-  /** Every DB-touching workload of the release at 0, its CronJobs suspended; what to restore recorded. */
-  private async scaleReleaseDown(op: OperationState): Promise<void> {
-    // All at once: every sequential round trip here keeps old pods running on the new schema longer.
-    await Promise.all(
-      this.releaseWorkloads(op.namespace, op.release).map(async (w) => {
-        if (w.role !== 'metadata-db') return;
-        if (w.kind === 'Deployment' || w.kind === 'StatefulSet') {
-          if (w.replicas > 0 || w.drained?.operation !== op.id) await this.scaleToZero(op, w);
-        } else if (w.kind === 'CronJob' && w.drained?.operation !== op.id) {
-          await this.suspendCronJob(op, w);
-        }
-      }),
-    );
-  }
-
-  private async scaleToZero(op: OperationState, w: WorkloadRecord): Promise<void> {
-    const obj = await this.deps.cluster.find(w.kind, w.namespace, w.name);
-    if (!obj) return;
-    const replicas = valueAt(obj, ['spec', 'replicas']);
-    const unheld = unheldValue(obj, ['spec', 'replicas']);
-    const current = typeof unheld === 'number' ? unheld : 1;
-    const earlier = readDrainedRecord(obj);
-    // Drained by this operation already (the cache had not shown it yet): nothing to write.
-    if (earlier?.operation === op.id && replicas === 0) return;
-    const record = earlier?.operation === op.id ? earlier : { operation: op.id, replicas: current };
-    const ops: JsonPatchOp[] = [
-      ...annotationOps(obj, DRAINED_ANNOTATION, JSON.stringify(record)),
-      { op: replicas === undefined ? 'add' : 'replace', path: '/spec/replicas', value: 0 },
-    ];
-    await this.deps.cluster.patchUnchanged(w.kind, obj, ops);
-    this.deps.logger.info(
-      { operationId: op.id, workload: `${w.kind.toLowerCase()}/${w.name}`, replicas: current },
-      'drained to 0 replicas',
-    );
-    await this.emitEventOn(
-      op,
-      w.kind,
-      w.name,
-      'Normal',
-      'Draining',
-      op.returnOf
-        ? `Scaled to 0 (was ${record.replicas}) so no ${op.toVersion} pod runs against the ${op.fromVersion} schema; restored once it is there`
-        : `Scaled to 0 (was ${record.replicas}) so no ${op.fromVersion} pod runs against the ${op.toVersion} schema; restored on release`,
-    );
-  }
-
-  private async suspendCronJob(op: OperationState, w: WorkloadRecord): Promise<void> {
-    const obj = await this.deps.cluster.find(w.kind, w.namespace, w.name);
-    if (!obj) return;
-    // Suspended by this operation already (the cache had not shown it yet): its record holds the
-    // value to restore; recording again would record our own suspend and keep the CronJob suspended.
-    if (readDrainedRecord(obj)?.operation === op.id) return;
-    const suspend = unheldValue(obj, ['spec', 'suspend']) === true;
-    const ops: JsonPatchOp[] = [
-      ...annotationOps(obj, DRAINED_ANNOTATION, JSON.stringify({ operation: op.id, suspend })),
-      { op: 'add', path: '/spec/suspend', value: true },
-    ];
-    await this.deps.cluster.patchUnchanged(w.kind, obj, ops);
-    await this.emitEventOn(
-      op,
-      w.kind,
-      w.name,
-      'Normal',
-      'Suspended',
-      `Suspended during the downgrade to ${op.toVersion}; restored on release`,
-    );
-  }
-
-  /**
-   * Pods that outlive the drain timeout are deleted; past twice the timeout, force-deleted, and the
-   * drain counts as stalled. The clock starts at the record's drainStartedAt (it survives a failover).
-   */
-  private async pressStragglers(op: OperationState, blocking: PodRecord[], onto = op.toVersion): Promise<StepResult> {
-    const waited = Date.now() - Date.parse(op.drainStartedAt ?? new Date().toISOString());
-    if (waited < this.options.drainTimeoutMs) return { wait: true, op, on: 'watch' };
-    const force = waited >= 2 * this.options.drainTimeoutMs;
-    for (const pod of blocking) {
-      if (pod.terminating && !force) continue;
-      await this.deps.cluster.delete('Pod', pod.namespace, pod.name, force ? 0 : undefined);
-      this.report({
-        operation: op,
-        step: 'drain',
-        event: 'end',
-        outcome: 'waiting',
-        detail: `${force ? 'force-' : ''}deleted pod ${pod.name} still running ${pod.version ?? 'an unknown version'} after ${Math.round(waited / 1000)} s`,
-      });
-      await this.emitEvent(
-        op,
-        'Warning',
-        'DrainTimeout',
-        `Pod ${pod.name} was still running after ${Math.round(waited / 1000)} s; ${force ? 'force-' : ''}deleted it`,
-      );
-    }
-    const names = blocking
-      .map((p) => p.name)
-      .sort()
-      .join(', ');
-    return this.stall(
-      op,
-      `drain: ${blocking.length} pod(s) of the release still run a version other than ${onto} after ${Math.round(waited / 1000)} s (${names})`,
-      'watch',
-    );
-  }
-
-  /** Step 6: give the held spec back its replicas and let it roll out. */
-  private async release(op: OperationState): Promise<StepResult> {
-    const mine = this.releaseWorkloads(op.namespace, op.release);
-    const returned = mine.filter((w) => returnedFrom(op, w));
-    if (returned.length > 0) {
-      // Part of the release was changed back to the from-version (a rollback being applied): releasing
-      // the rest onto the target would leave no single schema every workload matches.
-      const names = returned
-        .map((w) => `${w.kind.toLowerCase()}/${w.name}`)
-        .sort()
-        .join(', ');
-      return this.stall(
-        op,
-        `${names} changed back to ${op.fromVersion} while the rest is held for ${op.toVersion}: waiting for every workload to be on one of them`,
-      );
-    }
-    const waiting: string[] = [];
-    // All at once: the outage lasts until the last workload is released.
-    await Promise.all(
-      mine.map(async (w) => {
-        if (!belongsTo(op, w) && w.drained?.operation !== op.id) return;
-        const restored = await this.restoreWorkload(op, w, op.toRevision);
-        if (!restored) waiting.push(`${w.kind.toLowerCase()}/${w.name}`);
-      }),
-    );
-    waiting.sort();
-    const detail = waiting.length
-      ? `released; still on ${op.fromVersion} and kept at 0 until their own update arrives: ${waiting.join(', ')}`
-      : 'released every held workload';
-    this.report({ operation: op, step: 'release', event: 'end', outcome: 'ok', detail });
-    await this.emitEvent(
-      op,
-      'Normal',
-      'Released',
-      `Schema at ${op.toVersion}; rollout released. ${waiting.length ? `Waiting for updates of ${waiting.join(', ')}` : ''}`.trim(),
-    );
-    return { event: 'released', op };
-  }
-
-  /**
-   * Restores one workload whose spec is on `head` (the target on release, the from-version on a
-   * return): its hold undone, its drained replicas or suspend given back, its returned marker
-   * removed. False when it must keep waiting.
-   */
-  private async restoreWorkload(op: OperationState, w: WorkloadRecord, head: string): Promise<boolean> {
-    const obj = await this.deps.cluster.find(w.kind, w.namespace, w.name);
-    if (!obj) return true;
-    const current = projectWorkload(w.kind, obj, this.options.config);
-    const onHead = current?.head === head;
-    const drained = readDrainedRecord(obj);
-    const held = current !== undefined && belongsTo(op, current);
-    if (!onHead && !(held && !drained)) return false;
-    const ops: JsonPatchOp[] = [];
-    if (held) ops.push(...releasePatch(obj));
-    if (drained?.operation === op.id) {
-      ops.push({ op: 'remove', path: pointer(['metadata', 'annotations', DRAINED_ANNOTATION]) });
-      if (drained.replicas !== undefined) ops.push({ op: 'replace', path: '/spec/replicas', value: drained.replicas });
-      if (drained.suspend !== undefined) ops.push({ op: 'add', path: '/spec/suspend', value: drained.suspend });
-    }
-    if (current && returnedFrom(op, current)) ops.push(...clearReturnedPatch(obj));
-    if (ops.length === 0) return true;
-    await this.deps.cluster.patchUnchanged(w.kind, obj, dedupePaths(ops));
-    const onto = head === op.toRevision ? `the ${op.toVersion} schema` : `the ${op.fromVersion} schema again`;
-    await this.emitEventOn(
-      op,
-      w.kind,
-      w.name,
-      'Normal',
-      'Released',
-      `Released onto ${onto}${drained?.replicas !== undefined ? ` with ${drained.replicas} replicas` : ''}`,
-    );
-    return true;
-  }
-
   /** After the operation: a workload drained on the old version comes back once its update arrives. */
   private async restoreLateWorkloads(op: OperationState): Promise<void> {
     for (const w of this.releaseWorkloads(op.namespace, op.release)) {
       if (w.head !== op.toRevision) continue;
-      if (w.drained?.operation === op.id || belongsTo(op, w)) await this.restoreWorkload(op, w, op.toRevision);
-    }
-  }
-
-  // ---- the return to the from-version ------------------------------------------------------
-
-  /**
-   * The release was changed back to the from-version after the schema may have moved: wait for any
-   * migration still running, then migrate forward to the from-version's head in a pod of that version
-   * (a runner pod when none runs). `helm rollback` runs no hooks: nobody else would.
-   */
-  private async forward(op: OperationState): Promise<StepResult> {
-    if (this.backingOff(op)) return { wait: true, op };
-    if (await this.migrationRunning(op)) {
-      return this.stall(
-        op,
-        'a migration holds the database lock (the downgrade may still run in its pod); waiting for it before moving the schema forward',
-      );
-    }
-    const revision = await this.readRevision(op);
-    if (revision === op.fromRevision) {
-      await this.deleteRunner(op);
-      const drained = this.releaseWorkloads(op.namespace, op.release).some((w) => w.drained?.operation === op.id);
-      this.report({
-        operation: op,
-        step: 'forward',
-        event: 'end',
-        outcome: 'ok',
-        detail: `schema at ${op.fromRevision} (${op.fromVersion})${drained ? '; restoring the drained workloads' : '; the downgrade never ran'}`,
-      });
-      // A return after `done` still has its holds to release.
-      if (drained || op.returnOf) return { event: 'migrated', op };
-      await this.clearReturnedMarkers(op);
-      return { event: 'untouched', op };
-    }
-    if (revision !== op.toRevision && !isBetween(revision, op.toRevision, op.fromRevision)) {
-      return failed(
-        op,
-        `returning to ${op.fromVersion}: the metadata database is at revision ${revision ?? '(none)'}, neither ${op.fromRevision} nor on the way to ${op.toRevision}; nothing was changed`,
-      );
-    }
-    const draining = await this.drainForReturn(op);
-    if (draining) return draining;
-    const pod = await this.execPod(op);
-    if (!pod)
-      return this.stall(
-        op,
-        `returning to ${op.fromVersion}: waiting for a pod of ${op.fromVersion} to run "${formatArgv(migrateArgv(op.fromRevision))}" in`,
-        'watch',
-      );
-    const withPod: OperationState = { ...op, execPod: pod };
-    const outcome = await this.runInPod(withPod, 'forward', migrateArgv(op.fromRevision));
-    const after = await this.readRevision(withPod);
-    if (after === op.fromRevision) {
-      await this.deleteRunner(withPod);
-      return { event: 'migrated', op: withPod };
-    }
-    if (outcome.notStarted && op.attempts + 1 < this.options.confirmAttempts) {
-      this.backOff(op, op.attempts + 1);
-      return { wait: true, op: { ...withPod, attempts: op.attempts + 1 } };
-    }
-    await this.deleteRunner(withPod);
-    return failed(
-      withPod,
-      `returning to ${op.fromVersion}: "${formatArgv(migrateArgv(op.fromRevision))}" in pod ${pod.name} failed (${outcome.error ?? `exit code ${outcome.exitCode}`}); schema at ${after ?? '(none)'}; OPERATOR ACTION NEEDED: the release stays drained`,
-    );
-  }
-
-  /**
-   * A return after `done`, in either order: the target's pods still serve, and they cannot run on
-   * the from-version's newer schema; drain them before the schema moves forward (restore gives the
-   * replicas back). Undefined once none is left.
-   */
-  private async drainForReturn(op: OperationState): Promise<StepResult | undefined> {
-    if (!op.returnOf) return undefined;
-    await this.scaleReleaseDown(op);
-    const blocking = podsBlockingRelease(
-      this.pods.group(releaseKey(op.namespace, op.release)),
-      op.release,
-      op.namespace,
-      op.fromRevision,
-    );
-    if (blocking.length === 0) return undefined;
-    const started: OperationState = op.drainStartedAt ? op : { ...op, drainStartedAt: new Date().toISOString() };
-    return this.pressStragglers(started, blocking, op.fromVersion);
-  }
-
-  private async clearReturnedMarkers(op: OperationState): Promise<void> {
-    for (const w of this.releaseWorkloads(op.namespace, op.release)) {
-      if (!returnedFrom(op, w)) continue;
-      const obj = await this.deps.cluster.find(w.kind, w.namespace, w.name);
-      const patch = obj ? clearReturnedPatch(obj) : [];
-      if (patch.length > 0) await this.deps.cluster.patchUnchanged(w.kind, obj, patch);
+      if (w.drained?.operation === op.id || belongsTo(op, w)) await this.workloadGateway.restore(op, w, op.toRevision);
     }
   }
 
@@ -1380,7 +677,7 @@ export class Coordinator {
     this.deps.logger.warn({ operationId: op.id, phase: op.phase, reason }, 'operation stalled');
     this.report({ operation: stalled, step: 'stall', event: 'end', outcome: 'waiting', detail: reason });
     this.deps.hooks?.onStall?.(stalled, reason);
-    await this.emitEvent(
+    this.workloadGateway.event(
       stalled,
       'Warning',
       'DowngradeStalled',
@@ -1458,16 +755,17 @@ export class Coordinator {
           outcome: 'held',
           detail: updated.heldReason ?? '',
         });
-        await this.emitEvent(
+        this.workloadGateway.event(
           updated,
           'Warning',
           'DowngradeHeld',
           `Release held on ${op.fromVersion}: ${updated.heldReason ?? ''}`,
         );
       }
-      if (next === 'cancelled') await this.emitEvent(updated, 'Normal', 'DowngradeCancelled', detail ?? 'cancelled');
+      if (next === 'cancelled')
+        this.workloadGateway.event(updated, 'Normal', 'DowngradeCancelled', detail ?? 'cancelled');
       if (next === 'forward')
-        await this.emitEvent(
+        this.workloadGateway.event(
           updated,
           'Warning',
           'DowngradeReturned',
@@ -1477,7 +775,7 @@ export class Coordinator {
         const undone = op.returnOf
           ? `The downgrade to ${op.toVersion} (operation ${op.returnOf}) is undone`
           : `The downgrade to ${op.toVersion} did not happen`;
-        await this.emitEvent(
+        this.workloadGateway.event(
           updated,
           'Warning',
           'ReturnedToFromVersion',
@@ -1507,50 +805,6 @@ export class Coordinator {
     } catch (error) {
       this.deps.logger.error({ err: (error as Error).message }, 'step hook failed');
     }
-  }
-
-  /** An Event on every workload of the release that the operation holds or drained. */
-  private async emitEvent(
-    op: OperationState,
-    type: 'Normal' | 'Warning',
-    reason: string,
-    message: string,
-  ): Promise<void> {
-    const targets = this.releaseWorkloads(op.namespace, op.release).filter(
-      (w) => w.holdOperation === op.id || w.drained?.operation === op.id,
-    );
-    const [kind, name] = op.openedBy.split('/') as [WorkloadKind, string];
-    if (!targets.some((t) => t.kind === kind && t.name === name)) targets.push({ kind, name } as WorkloadRecord);
-    await Promise.all(targets.map((t) => this.emitEventOn(op, t.kind, t.name, type, reason, message)));
-  }
-
-  private async emitEventOn(
-    op: OperationState,
-    kind: WorkloadKind,
-    name: string,
-    type: 'Normal' | 'Warning',
-    reason: string,
-    message: string,
-  ): Promise<void> {
-    const now = new Date().toISOString();
-    const apiVersion = apiVersionOf(kind);
-    const event = {
-      apiVersion: 'v1',
-      kind: 'Event',
-      metadata: { generateName: `${name.slice(0, 200)}.`, namespace: op.namespace },
-      involvedObject: { apiVersion, kind, name, namespace: op.namespace },
-      reason,
-      message: message.slice(0, 1024),
-      type,
-      source: { component: 'airflow-downgrade-guard' },
-      reportingComponent: 'airflow-downgrade-guard',
-      reportingInstance: this.options.identity,
-      firstTimestamp: now,
-      lastTimestamp: now,
-      count: 1,
-    };
-    // Queued, not awaited: a step never waits for its Events (the recorder logs any it cannot write).
-    this.events.record(op.namespace, event);
   }
 }
 
@@ -1598,50 +852,4 @@ function summariseOperation(obj: unknown): OperationSummary | undefined {
 function isNewerVersion(a: string, b: string): boolean {
   if (/^\d+$/.test(a) && /^\d+$/.test(b)) return BigInt(a) > BigInt(b);
   return a !== b;
-}
-
-function annotationOps(obj: unknown, key: string, value: string): JsonPatchOp[] {
-  const annotations = valueAt(obj, ['metadata', 'annotations']);
-  if (!isJsonObject(annotations)) return [{ op: 'add', path: '/metadata/annotations', value: { [key]: value } }];
-  return [{ op: 'add', path: pointer(['metadata', 'annotations', key]), value }];
-}
-
-/** Later operations on the same path win (release patch + replicas restore may both touch spec). */
-function dedupePaths(ops: JsonPatchOp[]): JsonPatchOp[] {
-  const seen = new Set<string>();
-  const out: JsonPatchOp[] = [];
-  for (let i = ops.length - 1; i >= 0; i--) {
-    const op = ops[i] as JsonPatchOp;
-    const key = `${op.op === 'test' ? 'test:' : ''}${op.path}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    out.unshift(op);
-  }
-  return out;
-}
-
-function mainContainerName(template: Record<string, unknown>, component: string): string | undefined {
-  const containers = valueAt(template, ['spec', 'containers']);
-  if (!Array.isArray(containers)) return undefined;
-  const names = containers.flatMap((c) => (isJsonObject(c) && typeof c.name === 'string' ? [c.name] : []));
-  return names.find((n) => n === component) ?? names[0];
-}
-
-/** The newer version's pod spec, reduced to its main container idling so we can exec into it. */
-function runnerPodSpec(template: Record<string, unknown>, container: string): Record<string, unknown> {
-  const spec = structuredClone(valueAt(template, ['spec']) as Record<string, unknown>);
-  const containers = (spec.containers as Array<Record<string, unknown>>).filter((c) => c.name === container);
-  for (const c of containers) {
-    c.command = ['sleep', 'infinity'];
-    delete c.args;
-    delete c.readinessProbe;
-    delete c.livenessProbe;
-    delete c.startupProbe;
-    delete c.ports;
-  }
-  spec.containers = containers;
-  delete spec.initContainers;
-  spec.restartPolicy = 'Never';
-  delete spec.nodeName;
-  return spec;
 }

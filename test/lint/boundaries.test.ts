@@ -74,6 +74,21 @@ describe('import boundaries (npm run lint)', () => {
       "import { createAuditLog } from '../audit/log.js';\nexport const a = createAuditLog;\n",
       /must not load coordinator code/,
     ],
+    [
+      'src/coordinator/steps/virtual.ts',
+      "import { Cluster } from '../../k8s/cluster.js';\nexport const c = Cluster;\n",
+      /a coordinator step uses only its StepContext/,
+    ],
+    [
+      'src/coordinator/steps/virtual.ts',
+      "import { WorkloadGateway } from '../workloads.js';\nexport const w = WorkloadGateway;\n",
+      /a coordinator step uses only its StepContext/,
+    ],
+    [
+      'src/coordinator/steps/virtual.ts',
+      "import { projectWorkload } from '../release-view.js';\nexport const p = projectWorkload;\n",
+      /a coordinator step uses only its StepContext/,
+    ],
   ])('%s: %s fails', async (file, code, message) => {
     const result = await lint(file, code);
     expect(result.errors).toBeGreaterThan(0);
@@ -89,6 +104,10 @@ describe('import boundaries (npm run lint)', () => {
     [
       'src/serve/admission-worker.ts',
       "import { reviewAdmission } from '../core/review.js';\nimport type { Cluster } from '../k8s/cluster.js';\nexport const r = reviewAdmission;\nexport type C = Cluster;\n",
+    ],
+    [
+      'src/coordinator/steps/virtual.ts',
+      "import { belongsTo } from '../membership.js';\nimport type { PodRecord } from '../release-view.js';\nimport type { ExecOutcome } from '../../k8s/exec.js';\nexport const b = belongsTo;\nexport type P = [PodRecord, ExecOutcome];\n",
     ],
     ['src/sim/virtual.ts', "import { median } from '../../bench/stats.js';\nexport const m = median;\n"],
     [

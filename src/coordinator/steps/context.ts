@@ -1,8 +1,10 @@
-// What a step module may use: the narrow context the coordinator gives it (database, reports, events,
-// waits), so each step is unit-tested in-process against an in-memory context.
+// What a step module may use: the narrow context the coordinator gives it (database, workloads,
+// pods, reports, Events, waits, clock), so each step is unit-tested in-process against an
+// in-memory context.
 import { headIndex } from '../../core/heads.js';
+import type { ExecOutcome } from '../../k8s/exec.js';
 import type { OperationState, StepName, StepRecord } from '../operation.js';
-import type { WorkloadRecord } from '../release-view.js';
+import type { PodRecord, WorkloadRecord } from '../release-view.js';
 import type { OperationEvent } from '../transitions.js';
 
 export interface StepReport {
@@ -29,6 +31,11 @@ export type StepResult =
   | { event: OperationEvent; op: OperationState; before?: StepRecord[]; as?: StepName }
   | { wait: true; op: OperationState; on?: 'watch' };
 
+/** The pod a migration command runs in (a pod of the from-version, or a runner started from its template). */
+export type ExecPod = NonNullable<OperationState['execPod']>;
+/** The commands the coordinator execs: the downgrade, a roll-forward after it, the forward move of a return. */
+export type ExecStep = 'downgrade' | 'roll-forward' | 'forward';
+
 export interface StepContext {
   /** alembic_version of the release's metadata database (null: no table); throws when unreadable. */
   readRevision(op: OperationState): Promise<string | null>;
@@ -51,8 +58,33 @@ export interface StepContext {
    * restored, returned marker removed. False when it is not on `head` and must keep waiting.
    */
   restoreWorkload(op: OperationState, w: WorkloadRecord, head: string): Promise<boolean>;
-  /** Attempts of reading the database before the operation is held. */
+  /** Whether a migration holds the metadata database's lock; throws when unreadable. */
+  migrationRunning(op: OperationState): Promise<boolean>;
+  /**
+   * A Running, Ready pod of the from-version to exec in; else undefined, after starting a runner pod
+   * from that version's template (its pod watch event brings the step back).
+   */
+  execPod(op: OperationState): Promise<ExecPod | undefined>;
+  /** Runs `argv` in `op.execPod`, reported and with Events before and after. */
+  exec(op: OperationState, step: ExecStep, argv: string[]): Promise<ExecOutcome>;
+  /** Deletes the operation's runner pod when there is one. */
+  deleteRunner(op: OperationState): Promise<void>;
+  /** The release's pods that must be gone before its workloads run `head` (see podsBlockingRelease). */
+  podsBlocking(op: OperationState, head: string): PodRecord[];
+  /** Deletes a pod, `force`: without a grace period. */
+  deletePod(pod: PodRecord, force: boolean): Promise<void>;
+  /** A Deployment or StatefulSet at 0 replicas, the replicas to restore recorded on it. */
+  scaleToZero(op: OperationState, w: WorkloadRecord): Promise<void>;
+  /** A CronJob suspended, its own suspend recorded on it. */
+  suspendCronJob(op: OperationState, w: WorkloadRecord): Promise<void>;
+  /** The returned marker removed from every workload of the release changed back from the operation. */
+  clearReturnedMarkers(op: OperationState): Promise<void>;
+  /** Milliseconds since the epoch. */
+  now(): number;
+  /** Attempts of a step failing on something outside us (an unreadable database, a refused exec) before the operation is held. */
   readonly confirmAttempts: number;
+  /** After this long waiting for old pods to go, they are deleted; after twice it, force-deleted. */
+  readonly drainTimeoutMs: number;
 }
 
 /** The step found a state it must not act on: held with the reason, remembering where it stopped. */
