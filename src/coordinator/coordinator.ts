@@ -28,6 +28,7 @@ import {
   DRAINED_ANNOTATION,
   RUNNER_LABEL,
   chooseExecPod,
+  isOnVersion,
   podsBlockingRelease,
   projectPod,
   projectWorkload,
@@ -67,6 +68,7 @@ import { confirm } from './steps/confirm.js';
 import { restore } from './steps/restore.js';
 import { failed, isBetween, type StepContext, type StepReport, type StepResult } from './steps/context.js';
 import { verify } from './steps/verify.js';
+import { ImageHeads } from './image-heads.js';
 
 export interface CoordinatorOptions {
   config: GuardConfig;
@@ -186,6 +188,7 @@ export class Coordinator {
   /** Admission's view of each release, recomputed only when the release's cached records change. */
   /** What the step modules (steps/) may use of this coordinator. */
   private readonly stepContext: StepContext;
+  private readonly imageHeads: ImageHeads;
   private readonly releaseStates = new ReleaseStateCache(() => ({
     workloads: this.workloads.values(),
     pods: this.pods,
@@ -196,6 +199,7 @@ export class Coordinator {
     private readonly deps: CoordinatorDeps,
   ) {
     this.execSlots = new Semaphore(options.maxConcurrentExecs);
+    this.imageHeads = new ImageHeads(deps.exec, deps.logger);
     this.events = new EventQueue({
       write: (namespace, event) => deps.cluster.create('Event', namespace, event),
       logger: deps.logger,
@@ -528,16 +532,26 @@ export class Coordinator {
     const obj = await this.deps.cluster.find(w.kind, w.namespace, w.name);
     if (!obj) return undefined;
     const target = readHoldTarget(obj);
-    if (!target?.fromRevision) {
+    if (!target) {
       this.deps.logger.warn(
         { namespace: w.namespace, workload: `${w.kind}/${w.name}` },
         'held workload lacks operation annotations; not opening',
       );
       return undefined;
     }
-    const { operationId: admittedAs, fromVersion, toVersion, fromRevision, toRevision } = target;
-    const problem = openingProblem({ fromVersion, toVersion, fromRevision, toRevision });
-    if (problem) {
+    const { operationId: admittedAs, fromVersion, toVersion } = target;
+    const resolved = await this.imageHeads.forOpening(target, this.pods.group(releaseKey(w.namespace, w.release)), w);
+    if ('wait' in resolved) {
+      // The resync brings the held workload back; a pod of the from-version becoming Ready ends the wait.
+      this.deps.logger.info({ namespace: w.namespace, release: w.release }, resolved.wait);
+      return undefined;
+    }
+    const { fromRevision, toRevision } = 'heads' in resolved ? resolved : target;
+    const problem =
+      'problem' in resolved
+        ? resolved.problem
+        : openingProblem({ fromVersion, toVersion, fromRevision: fromRevision ?? '', toRevision }, resolved.heads);
+    if (problem || fromRevision === undefined) {
       this.deps.logger.error(
         { namespace: w.namespace, workload: `${w.kind}/${w.name}`, problem },
         'held workload has operation annotations the guard did not write; not opening',
@@ -586,7 +600,7 @@ export class Coordinator {
         event: 'end',
         outcome: 'ok',
         durationMs: 0,
-        detail: `opened by ${op.openedBy}: ${fromVersion} -> ${toVersion}${after}`,
+        detail: `opened by ${op.openedBy}: ${fromVersion} -> ${toVersion}${after}${'detail' in resolved && resolved.detail ? `; ${resolved.detail}` : ''}`,
       });
       if (op.returnOf) {
         await this.emitEvent(
@@ -942,6 +956,7 @@ export class Coordinator {
       op.release,
       op.namespace,
       op.fromRevision,
+      op.fromVersion,
     );
     if (chosen) {
       const runner = chosen.runnerFor === op.release;
@@ -1027,7 +1042,7 @@ export class Coordinator {
       if (
         rec &&
         rec.release === op.release &&
-        rec.head === op.fromRevision &&
+        isOnVersion(rec, op.fromRevision, op.fromVersion) &&
         rec.role === 'metadata-db' &&
         isJsonObject(template)
       ) {
@@ -1037,13 +1052,13 @@ export class Coordinator {
       }
     }
     const candidates = this.releaseWorkloads(op.namespace, op.release).filter(
-      (w) => w.head === op.fromRevision && (w.kind === 'Deployment' || w.kind === 'StatefulSet'),
+      (w) => isOnVersion(w, op.fromRevision, op.fromVersion) && (w.kind === 'Deployment' || w.kind === 'StatefulSet'),
     );
     for (const w of candidates) {
       const obj = await this.deps.cluster.find(w.kind, w.namespace, w.name);
       const template = valueAt(obj, ['spec', 'template']);
       const rec = obj ? projectWorkload(w.kind, obj, this.options.config) : undefined;
-      if (isJsonObject(template) && rec?.head === op.fromRevision) {
+      if (isJsonObject(template) && rec && isOnVersion(rec, op.fromRevision, op.fromVersion)) {
         const container = mainContainerName(template, w.component);
         if (container) return { template, container, source: `${w.kind.toLowerCase()}/${w.name}` };
       }
