@@ -69,6 +69,7 @@ import { restore } from './steps/restore.js';
 import { failed, isBetween, type StepContext, type StepReport, type StepResult } from './steps/context.js';
 import { verify } from './steps/verify.js';
 import { ImageHeads } from './image-heads.js';
+import { MetadataUrls } from './metadata-url.js';
 
 export interface CoordinatorOptions {
   config: GuardConfig;
@@ -94,10 +95,13 @@ export interface CoordinatorOptions {
    * reported at once (Warning Event, `stalled` in the record); after this long the operation is held.
    */
   stallTimeoutMs: number;
-  /** The metadata DB of a release: Secret `<release>-metadata`, key `connection`, unless overridden. */
+  /**
+   * The metadata DB of a release when its pod specs do not say (metadata-url.ts): Secret
+   * `<release>-metadata`, key `connection`, the official chart's default.
+   */
   metadataSecretName: (release: string) => string;
   metadataSecretKey: string;
-  /** Used instead of the Secret when set (all releases), e.g. for a DB reached through another address. */
+  /** Used for every release without the per-release override annotation, e.g. for a DB reached through another address. */
   databaseUrlOverride?: string;
 }
 
@@ -157,8 +161,6 @@ const EXEC_EVENT_REASONS: Record<ExecStep, { running: string; succeeded: string;
   forward: { running: 'MigrateForwardRunning', succeeded: 'MigrateForwardSucceeded', failed: 'MigrateForwardFailed' },
 };
 
-/** How long a metadata URL read from its Secret is reused. */
-const METADATA_URL_TTL_MS = 30_000;
 /** How long stop() waits for queued Events. */
 const EVENT_FLUSH_MS = 2_000;
 
@@ -184,7 +186,7 @@ export class Coordinator {
   private readonly known = new Map<string, { op: OperationState; resourceVersion: string }>();
   /** Releases whose state must be read from the API on the next reconcile (a create lost a race). */
   private readonly readNext = new Set<string>();
-  private readonly metadataUrls = new Map<string, { url: string; at: number }>();
+  private readonly metadataUrls: MetadataUrls;
   /** Admission's view of each release, recomputed only when the release's cached records change. */
   /** What the step modules (steps/) may use of this coordinator. */
   private readonly stepContext: StepContext;
@@ -200,6 +202,11 @@ export class Coordinator {
   ) {
     this.execSlots = new Semaphore(options.maxConcurrentExecs);
     this.imageHeads = new ImageHeads(deps.exec, deps.logger);
+    this.metadataUrls = new MetadataUrls(options, {
+      find: (kind, namespace, name) => deps.cluster.find(kind, namespace, name),
+      exec: deps.exec,
+      logger: deps.logger,
+    });
     this.events = new EventQueue({
       write: (namespace, event) => deps.cluster.create('Event', namespace, event),
       logger: deps.logger,
@@ -740,31 +747,19 @@ export class Coordinator {
 
   // ---- steps -------------------------------------------------------------------------------
 
-  /** The release's metadata URL, read from its Secret at most every METADATA_URL_TTL_MS (and again after a DB error). */
-  private async metadataUrl(op: OperationState): Promise<string> {
-    if (this.options.databaseUrlOverride) return this.options.databaseUrlOverride;
-    const key = `${op.namespace}/${op.release}`;
-    const cached = this.metadataUrls.get(key);
-    if (cached && Date.now() - cached.at < METADATA_URL_TTL_MS) return cached.url;
-    const url = await this.readMetadataSecret(op);
-    this.metadataUrls.set(key, { url, at: Date.now() });
-    return url;
+  /** The release's metadata URL, from what its pods use (metadata-url.ts), reused for a while. */
+  private metadataUrl(op: OperationState): Promise<string> {
+    return this.metadataUrls.url(
+      op,
+      this.releaseWorkloads(op.namespace, op.release),
+      this.pods.group(releaseKey(op.namespace, op.release)),
+    );
   }
 
-  /** After a failed probe: the next one reads the Secret again (rotated password) and connects afresh. */
+  /** After a failed probe: the next one resolves the connection again (rotated password) and connects afresh. */
   private async forgetDatabase(op: OperationState, url: string): Promise<void> {
-    this.metadataUrls.delete(`${op.namespace}/${op.release}`);
+    this.metadataUrls.forget(op);
     await this.dbPools.discard(url);
-  }
-
-  private async readMetadataSecret(op: OperationState): Promise<string> {
-    const name = this.options.metadataSecretName(op.release);
-    const secret = await this.deps.cluster.find('Secret', op.namespace, name);
-    if (!secret) throw new Error(`metadata Secret ${op.namespace}/${name} not found`);
-    const value = valueAt(secret, ['data', this.options.metadataSecretKey]);
-    if (typeof value !== 'string')
-      throw new Error(`metadata Secret ${op.namespace}/${name} has no key '${this.options.metadataSecretKey}'`);
-    return Buffer.from(value, 'base64').toString('utf8');
   }
 
   private async readRevision(op: OperationState): Promise<string | null> {
