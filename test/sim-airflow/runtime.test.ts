@@ -282,6 +282,24 @@ describe('containers of Airflow pods', () => {
     expect(await startInit(p, 1).exited).toEqual({ exitCode: 0, reason: 'Completed' });
   });
 
+  it("the community chart's db-migrations Deployment migrates up to its head, is Ready there, and keeps it there", async () => {
+    await setRevision(db.url, V300);
+    const migrator = container('db-migrations', '3.1.0', ['python', '-u', '/mnt/scripts/db_migrations.py'], {
+      command: ['/usr/bin/dumb-init', '--'],
+    });
+    const p = pod('community-db-migrations-1', [migrator]);
+    const handle = startMain(p);
+    expect(handle.ready()).toBe(false);
+    await waitFor(() => handle.ready(), 5000, 'migrator ready');
+    expect(await getRevision(db.url)).toBe(V310);
+    // Someone moves the schema back while it runs: it migrates it up again, like the real script.
+    await setRevision(db.url, V303);
+    await waitFor(async () => (await getRevision(db.url)) === V310, 5000, 'migrated up again');
+    // A schema newer than its image: alembic cannot locate the revision, the script dies.
+    await setRevision(db.url, '1d6611b6ab7c');
+    expect(await handle.exited).toEqual({ exitCode: 1, reason: 'Error' });
+  });
+
   it("the chart's create-user job completes", async () => {
     const job = pod('airflow-create-user-z', [
       container('create-user', '3.1.0', [
