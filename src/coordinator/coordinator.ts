@@ -21,7 +21,7 @@ import type { ExecOutcome, ExecRunner } from '../k8s/exec.js';
 import type { KubeRest } from '../k8s/rest.js';
 import { WatchCache } from '../k8s/watch-cache.js';
 import { Semaphore } from './semaphore.js';
-import { releaseKey } from '../core/release.js';
+import { migratesSchemaByItself, releaseKey } from '../core/release.js';
 import { EventQueue } from './event-queue.js';
 import { LeaseKeeper } from './lease.js';
 import {
@@ -817,6 +817,9 @@ export class Coordinator {
     }
     const revision = await this.readRevision(op);
     if (revision === op.toRevision) return { event: 'downgraded', op };
+    // downgrade-first leaves the release running, but a workload that migrates the schema up by
+    // itself (the community chart's db-migrations) would undo the downgrade: it goes first.
+    if (op.order === 'downgrade-first' && !(await this.stopSelfMigrating(op))) return { wait: true, op, on: 'watch' };
 
     const pod = await this.execPod(op);
     if (!pod) return { wait: true, op, on: 'watch' };
@@ -1099,11 +1102,19 @@ export class Coordinator {
   }
 
   /** Every DB-touching workload of the release at 0, its CronJobs suspended; what to restore recorded. */
-  private async scaleReleaseDown(op: OperationState): Promise<void> {
+  /** Self-migrating workloads drained (recorded like the drain's); true once none of their pods is left. */
+  private async stopSelfMigrating(op: OperationState): Promise<boolean> {
+    await this.scaleReleaseDown(op, (w) => migratesSchemaByItself(w.component));
+    return ![...this.pods.group(releaseKey(op.namespace, op.release))].some(
+      (p) => migratesSchemaByItself(p.component) && p.phase !== 'Succeeded' && p.phase !== 'Failed',
+    );
+  }
+
+  private async scaleReleaseDown(op: OperationState, only: (w: WorkloadRecord) => boolean = () => true): Promise<void> {
     // All at once: every sequential round trip here keeps old pods running on the new schema longer.
     await Promise.all(
       this.releaseWorkloads(op.namespace, op.release).map(async (w) => {
-        if (w.role !== 'metadata-db') return;
+        if (w.role !== 'metadata-db' || !only(w)) return;
         if (w.kind === 'Deployment' || w.kind === 'StatefulSet') {
           if (w.replicas > 0 || w.drained?.operation !== op.id) await this.scaleToZero(op, w);
         } else if (w.kind === 'CronJob' && w.drained?.operation !== op.id) {

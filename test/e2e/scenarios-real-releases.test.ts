@@ -264,64 +264,70 @@ describe('the community chart (airflow-helm/charts)', () => {
     });
   }
 
-  it('2.9.3 -> 2.8.4: DATABASE_* settings and a _CMD connection, its db-migrations Deployment drained first', async () => {
-    e2e = await startE2E({ order: 'drain-first' });
-    const release = 'community';
-    const url = new URL(e2e.db.url);
-    await e2e.admin.create('Namespace', undefined, {
-      apiVersion: 'v1',
-      kind: 'Namespace',
-      metadata: { name: release },
-    });
-    await createSecret(e2e, release, `${release}-config`, {
-      DATABASE_HOST: url.hostname,
-      DATABASE_PORT: url.port,
-      DATABASE_DB: url.pathname.slice(1),
-      DATABASE_USER: decodeURIComponent(url.username),
-      DATABASE_PROPERTIES: '',
-      DATABASE_SQLALCHEMY_CMD:
-        'echo -n "postgresql://$(eval $DATABASE_USER_CMD):$(eval $DATABASE_PASSWORD_CMD)@${DATABASE_HOST}:${DATABASE_PORT}/${DATABASE_DB}${DATABASE_PROPERTIES}"',
-      AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD: 'bash -c \'eval "$DATABASE_SQLALCHEMY_CMD"\'',
-    });
-    await createSecret(e2e, release, `${release}-postgresql`, {
-      'postgresql-password': decodeURIComponent(url.password),
-    });
-    // A fresh database: the db-migrations Deployment migrates it, the other pods wait for it.
-    for (const component of COMPONENTS)
-      await e2e.admin.create(
-        'Deployment',
-        release,
-        communityWorkload(release, component, 'apache/airflow:2.9.3-python3.11'),
+  it.each([
+    ['drain-first', ['open', 'confirm', 'quiesce', 'downgrade', 'verify', 'drain', 'release']],
+    ['downgrade-first', ['open', 'confirm', 'downgrade', 'verify', 'drain', 'release']],
+  ] as const)(
+    '2.9.3 -> 2.8.4 (%s): DATABASE_* settings and a _CMD connection, a db-migrations Deployment',
+    async (order, steps) => {
+      e2e = await startE2E({ order });
+      const release = 'community';
+      const url = new URL(e2e.db.url);
+      await e2e.admin.create('Namespace', undefined, {
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: { name: release },
+      });
+      await createSecret(e2e, release, `${release}-config`, {
+        DATABASE_HOST: url.hostname,
+        DATABASE_PORT: url.port,
+        DATABASE_DB: url.pathname.slice(1),
+        DATABASE_USER: decodeURIComponent(url.username),
+        DATABASE_PROPERTIES: '',
+        DATABASE_SQLALCHEMY_CMD:
+          'echo -n "postgresql://$(eval $DATABASE_USER_CMD):$(eval $DATABASE_PASSWORD_CMD)@${DATABASE_HOST}:${DATABASE_PORT}/${DATABASE_DB}${DATABASE_PROPERTIES}"',
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD: 'bash -c \'eval "$DATABASE_SQLALCHEMY_CMD"\'',
+      });
+      await createSecret(e2e, release, `${release}-postgresql`, {
+        'postgresql-password': decodeURIComponent(url.password),
+      });
+      // A fresh database: the db-migrations Deployment migrates it, the other pods wait for it.
+      for (const component of COMPONENTS)
+        await e2e.admin.create(
+          'Deployment',
+          release,
+          communityWorkload(release, component, 'apache/airflow:2.9.3-python3.11'),
+        );
+      await waitFor(
+        'community release Ready on 2.9.3',
+        () => communityReady(e2e!, release, '2.9.3-python3.11'),
+        60_000,
+        100,
       );
-    await waitFor(
-      'community release Ready on 2.9.3',
-      () => communityReady(e2e!, release, '2.9.3-python3.11'),
-      60_000,
-      100,
-    );
-    expect(await e2e.revision()).toBe(headOf('2.9.3'));
+      expect(await e2e.revision()).toBe(headOf('2.9.3'));
 
-    const guard = await e2e.startGuard();
-    for (const component of COMPONENTS)
-      await setImage(e2e, 'Deployment', release, `${release}-${component}`, '2.8.4-python3.11');
-    const op = await waitFor(
-      'operation done',
-      () => e2e!.operation(release, release)?.phase === 'done' && e2e!.operation(release, release),
-      60_000,
-      100,
-    );
-    await waitFor(
-      'community release Ready on 2.8.4',
-      () => communityReady(e2e!, release, '2.8.4-python3.11'),
-      60_000,
-      100,
-    );
-    expect(op).toMatchObject({ fromVersion: '2.9.3', toVersion: '2.8.4', toRevision: headOf('2.8.4') });
-    expect(stepSequence(op)).toEqual(['open', 'confirm', 'quiesce', 'downgrade', 'verify', 'drain', 'release']);
-    expect(await e2e.revision()).toBe(headOf('2.8.4'));
-    expect(guard.logs.join('\n')).toMatch(
-      /"source":"the community chart's database settings \(env DATABASE_HOST, DATABASE_DB, DATABASE_USER, DATABASE_PASSWORD\)","msg":"metadata database connection found"/,
-    );
-    await expectNoViolations(e2e);
-  });
+      const guard = await e2e.startGuard();
+      for (const component of COMPONENTS)
+        await setImage(e2e, 'Deployment', release, `${release}-${component}`, '2.8.4-python3.11');
+      const op = await waitFor(
+        'operation done',
+        () => e2e!.operation(release, release)?.phase === 'done' && e2e!.operation(release, release),
+        60_000,
+        100,
+      );
+      await waitFor(
+        'community release Ready on 2.8.4',
+        () => communityReady(e2e!, release, '2.8.4-python3.11'),
+        60_000,
+        100,
+      );
+      expect(op).toMatchObject({ fromVersion: '2.9.3', toVersion: '2.8.4', toRevision: headOf('2.8.4') });
+      expect(stepSequence(op)).toEqual(steps);
+      expect(await e2e.revision()).toBe(headOf('2.8.4'));
+      expect(guard.logs.join('\n')).toMatch(
+        /"source":"the community chart's database settings \(env DATABASE_HOST, DATABASE_DB, DATABASE_USER, DATABASE_PASSWORD\)","msg":"metadata database connection found"/,
+      );
+      await expectNoViolations(e2e);
+    },
+  );
 });
