@@ -62,7 +62,10 @@ export class ImageHeads {
         wait: `${target.fromVersion} is past the guard's table of schema heads: waiting for a Running and Ready pod of ${target.fromVersion} to read its heads map from`,
       };
     const image = pod.imageDigest ?? `of pod ${pod.name}`;
+    const began = Date.now();
+    const cachedBefore = pod.imageDigest !== undefined && this.byDigest.has(pod.imageDigest);
     const map = await this.read(pod);
+    const how = cachedBefore ? 'cached' : `read in pod ${pod.name} in ${Date.now() - began} ms`;
     const heads = imageHeadsSource(map, image);
     const fromRevision = headFromMap(map, from);
     const toRevision = headFromMap(map, to);
@@ -81,7 +84,7 @@ export class ImageHeads {
       heads,
       fromRevision,
       toRevision,
-      detail: `schema heads from ${heads.name} (read in pod ${pod.name})${changed.length > 0 ? `; image wins: ${changed.join(', ')}` : ''}`,
+      detail: `schema heads from ${heads.name} (${how})${changed.length > 0 ? `; image wins: ${changed.join(', ')}` : ''}`,
     };
   }
 

@@ -61,7 +61,9 @@ describe('ImageHeads.forOpening', () => {
     expect(calls).toEqual([
       expect.objectContaining({ pod: 'rel-api-server-1', container: 'api-server', argv: HEADS_MAP_ARGV }),
     ]);
-    await heads.forOpening(pastTable, [pod({ name: 'rel-api-server-2' })], where);
+    expect('detail' in first && first.detail).toMatch(/\(read in pod rel-api-server-1 in \d+ ms\)$/);
+    const again = await heads.forOpening(pastTable, [pod({ name: 'rel-api-server-2' })], where);
+    expect('detail' in again && again.detail).toMatch(/\(cached\)$/);
     expect(calls).toHaveLength(1);
     expect(heads.cached).toBe(1);
     // Another digest is another image: read again.
