@@ -95,6 +95,14 @@ const COMMUNITY_DATABASE_VARIABLES = [
 const MIGRATOR_SCRIPT = 'db_migrations.py';
 /** `airflow db migrate` replaced `db upgrade` in 2.7.0. */
 const MIGRATE_SINCE = parseAirflowVersion('2.7.0') as AirflowVersion;
+/** Bitnami's chart: host, port, database, user, password (its entrypoint composes the URL). */
+const BITNAMI_DATABASE_VARIABLES = [
+  'AIRFLOW_DATABASE_HOST',
+  'AIRFLOW_DATABASE_PORT_NUMBER',
+  'AIRFLOW_DATABASE_NAME',
+  'AIRFLOW_DATABASE_USERNAME',
+  'AIRFLOW_DATABASE_PASSWORD',
+];
 const DEFAULT_CHECK_MIGRATIONS = ['airflow', 'db', 'check-migrations', '--migration-wait-timeout=60'];
 
 interface EnvVar {
@@ -215,6 +223,14 @@ export function createAirflowRuntime(options: AirflowRuntimeOptions): AirflowRun
     for (const variable of DB_URL_VARIABLES) {
       if (env.some((e) => e.name === `${variable}_CMD`))
         return runConnectionCommand(namespace, env, (await envValue(namespace, env, `${variable}_CMD`)) ?? '');
+    }
+    // Bitnami's images build the connection in their entrypoint from AIRFLOW_DATABASE_* (PostgreSQL).
+    const [host, port, name, user, password] = await Promise.all(
+      BITNAMI_DATABASE_VARIABLES.map((variable) => envValue(namespace, env, variable)),
+    );
+    if (host && name && user) {
+      const auth = `${encodeURIComponent(user)}${password !== undefined ? `:${encodeURIComponent(password)}` : ''}`;
+      return `postgresql://${auth}@${host}${port ? `:${port}` : ''}/${name}`;
     }
     // Convenience for chart-shaped manifests without env: the chart's metadata Secret.
     const release = releaseOf(pod);
