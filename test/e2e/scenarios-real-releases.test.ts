@@ -4,9 +4,11 @@ import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { queryAuditRows } from '../../src/audit/store.js';
 import { DEFAULT_IMAGE_CATALOG } from '../../src/sim/airflow/index.js';
+import { RESOURCES } from '../../src/sim/resources.js';
 import type { KubeObject } from '../../src/sim/types.js';
 import { chartWorkload } from '../fixtures/admission/builders.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
+import { setRevision } from '../sim-airflow/helpers.js';
 import {
   eventsOf,
   expectDowngraded,
@@ -330,4 +332,91 @@ describe('the community chart (airflow-helm/charts)', () => {
       await expectNoViolations(e2e);
     },
   );
+});
+
+describe("Bitnami's chart", () => {
+  it('2.10.5 -> 2.9.3: the connection composed from AIRFLOW_DATABASE_*, no <release>-metadata Secret', async () => {
+    e2e = await startE2E({ order: 'drain-first' });
+    const release = 'bitnami';
+    const url = new URL(e2e.db.url);
+    await e2e.admin.create('Namespace', undefined, {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: release },
+    });
+    await createSecret(e2e, release, `${release}-postgresql`, { password: decodeURIComponent(url.password) });
+    // The schema at 2.10.5, as Bitnami's setup would leave it.
+    await setRevision(e2e.db.url, headOf('2.10.5'));
+    const components = ['scheduler', 'web', 'triggerer'];
+    const image = (tag: string) => `bitnami/airflow:${tag}-debian-12-r3`;
+    for (const component of components) {
+      const obj = chartWorkload({
+        kind: 'Deployment',
+        component,
+        release,
+        namespace: release,
+        image: image('2.10.5'),
+        scheme: 'bitnami',
+        containerName: `airflow-${component}`,
+      }) as KubeObject;
+      const spec = (obj.spec as { template: { spec: Record<string, unknown> } }).template.spec;
+      const main = (spec.containers as Array<Record<string, unknown>>)[0] as Record<string, unknown>;
+      delete main.args;
+      main.env = [
+        { name: 'AIRFLOW_DATABASE_HOST', value: url.hostname },
+        { name: 'AIRFLOW_DATABASE_PORT_NUMBER', value: url.port },
+        { name: 'AIRFLOW_DATABASE_NAME', value: url.pathname.slice(1) },
+        { name: 'AIRFLOW_DATABASE_USERNAME', value: decodeURIComponent(url.username) },
+        {
+          name: 'AIRFLOW_DATABASE_PASSWORD',
+          valueFrom: { secretKeyRef: { name: `${release}-postgresql`, key: 'password' } },
+        },
+      ];
+      delete spec.initContainers;
+      await e2e.admin.create('Deployment', release, obj);
+    }
+    const ready = (tag: string) =>
+      components.every((component) => {
+        // Bitnami's pods carry no `release` label: every pod of the namespace.
+        const mine = e2e!.sim.store
+          .list(RESOURCES.pods, release)
+          .items.filter(
+            (p) => p.metadata.labels?.['app.kubernetes.io/component'] === component && !p.metadata.deletionTimestamp,
+          );
+        return (
+          mine.length === 1 &&
+          mine.every((p) => {
+            const status = p.status as { phase?: string; conditions?: Array<{ type: string; status: string }> };
+            return (
+              (p.spec as { containers: Array<{ image: string }> }).containers[0]?.image === image(tag) &&
+              status.phase === 'Running' &&
+              (status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True')
+            );
+          })
+        );
+      });
+    await waitFor('Bitnami release Ready on 2.10.5', () => ready('2.10.5'), 30_000, 100);
+    const guard = await e2e.startGuard();
+    for (const component of components)
+      await e2e.admin.rest.request('PATCH', `/apis/apps/v1/namespaces/${release}/deployments/${release}-${component}`, {
+        body: {
+          spec: { template: { spec: { containers: [{ name: `airflow-${component}`, image: image('2.9.3') }] } } },
+        },
+        contentType: 'application/strategic-merge-patch+json',
+      });
+    const op = await waitFor(
+      'operation done',
+      () => e2e!.operation(release, release)?.phase === 'done' && e2e!.operation(release, release),
+      60_000,
+      100,
+    );
+    await waitFor('Bitnami release Ready on 2.9.3', () => ready('2.9.3'), 60_000, 100);
+    expect(op).toMatchObject({ fromVersion: '2.10.5', toVersion: '2.9.3', toRevision: headOf('2.9.3') });
+    expect(stepSequence(op)).toEqual(['open', 'confirm', 'quiesce', 'downgrade', 'verify', 'drain', 'release']);
+    expect(await e2e.revision()).toBe(headOf('2.9.3'));
+    expect(guard.logs.join('\n')).toMatch(
+      /"source":"the Bitnami chart's database settings[^"]*","msg":"metadata database connection found"/,
+    );
+    await expectNoViolations(e2e);
+  });
 });

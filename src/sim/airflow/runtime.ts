@@ -80,6 +80,12 @@ const SERVER_CONTAINER_NAMES = new Set([
   'dag-processor',
   'worker',
   'execution-api-server',
+  // Bitnami's images start Airflow from their entrypoint by container name, with no command or args.
+  'airflow-scheduler',
+  'airflow-web',
+  'airflow-worker',
+  'airflow-triggerer',
+  'airflow-dag-processor',
 ]);
 const DB_URL_VARIABLES = ['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN', 'AIRFLOW__CORE__SQL_ALCHEMY_CONN'];
 /** The community chart's database settings (its `<release>-config` Secret, through envFrom). */
