@@ -20,7 +20,9 @@ import {
   returnsAfterDone,
   stallOutcome,
 } from './membership.js';
+import { ImageHeads } from './image-heads.js';
 import { MetadataDatabase } from './metadata-db.js';
+import { MetadataUrls } from './metadata-url.js';
 import type { CoordinatorDeps, CoordinatorOptions } from './options.js';
 import {
   MANAGED_BY,
@@ -82,6 +84,7 @@ export class Coordinator {
   private readonly events: EventQueue;
   private readonly leases: LeaseKeeper;
   private readonly database: MetadataDatabase;
+  private readonly imageHeads: ImageHeads;
   private readonly workloadGateway: WorkloadGateway;
   private readonly execPods: ExecPods;
   /** Per release: the operation state last written or read here, used while the watch cache has seen nothing newer. */
@@ -110,11 +113,22 @@ export class Coordinator {
       cluster: deps.cluster,
       logger: deps.logger,
     });
+    this.imageHeads = new ImageHeads(deps.exec, deps.logger);
+    const urls = new MetadataUrls(options, {
+      find: (kind, namespace, name) => deps.cluster.find(kind, namespace, name),
+      exec: deps.exec,
+      logger: deps.logger,
+    });
     this.database = new MetadataDatabase({
-      cluster: deps.cluster,
-      secretName: options.metadataSecretName,
-      secretKey: options.metadataSecretKey,
-      ...(options.databaseUrlOverride ? { urlOverride: options.databaseUrlOverride } : {}),
+      urls: {
+        url: (op) =>
+          urls.url(
+            op,
+            this.releaseWorkloads(op.namespace, op.release),
+            this.pods.group(releaseKey(op.namespace, op.release)),
+          ),
+        forget: (op) => urls.forget(op),
+      },
       ...(deps.readRevision ? { readRevision: deps.readRevision } : {}),
       ...(deps.migrationRunning ? { migrationRunning: deps.migrationRunning } : {}),
       onRevision: (namespace, release) => deps.hooks?.onReleaseChange?.(namespace, release),
@@ -160,6 +174,7 @@ export class Coordinator {
       deleteRunner: (op) => this.execPods.deleteRunner(op),
       podsBlocking: (op, head) =>
         podsBlockingRelease(this.pods.group(releaseKey(op.namespace, op.release)), op.release, op.namespace, head),
+      releasePods: (op) => [...this.pods.group(releaseKey(op.namespace, op.release))],
       deletePod: (pod, force) => deps.cluster.delete('Pod', pod.namespace, pod.name, force ? 0 : undefined),
       now: () => Date.now(),
       confirmAttempts: options.confirmAttempts,
@@ -468,16 +483,26 @@ export class Coordinator {
     const read = await this.workloadGateway.read(w);
     if (!read) return undefined;
     const target = readHoldTarget(read.obj);
-    if (!target?.fromRevision) {
+    if (!target) {
       this.deps.logger.warn(
         { namespace: w.namespace, workload: `${w.kind}/${w.name}` },
         'held workload lacks operation annotations; not opening',
       );
       return undefined;
     }
-    const { operationId: admittedAs, fromVersion, toVersion, fromRevision, toRevision } = target;
-    const problem = openingProblem({ fromVersion, toVersion, fromRevision, toRevision });
-    if (problem) {
+    const { operationId: admittedAs, fromVersion, toVersion } = target;
+    const resolved = await this.imageHeads.forOpening(target, this.pods.group(releaseKey(w.namespace, w.release)), w);
+    if ('wait' in resolved) {
+      // The resync brings the held workload back; a pod of the from-version becoming Ready ends the wait.
+      this.deps.logger.info({ namespace: w.namespace, release: w.release }, resolved.wait);
+      return undefined;
+    }
+    const { fromRevision, toRevision } = 'heads' in resolved ? resolved : target;
+    const problem =
+      'problem' in resolved
+        ? resolved.problem
+        : openingProblem({ fromVersion, toVersion, fromRevision: fromRevision ?? '', toRevision }, resolved.heads);
+    if (problem || fromRevision === undefined) {
       this.deps.logger.error(
         { namespace: w.namespace, workload: `${w.kind}/${w.name}`, problem },
         'held workload has operation annotations the guard did not write; not opening',
@@ -526,7 +551,7 @@ export class Coordinator {
         event: 'end',
         outcome: 'ok',
         durationMs: 0,
-        detail: `opened by ${op.openedBy}: ${fromVersion} -> ${toVersion}${after}`,
+        detail: `opened by ${op.openedBy}: ${fromVersion} -> ${toVersion}${after}${'detail' in resolved && resolved.detail ? `; ${resolved.detail}` : ''}`,
       });
       if (op.returnOf) {
         this.workloadGateway.event(

@@ -11,7 +11,14 @@ import type { Cluster } from '../k8s/cluster.js';
 import type { ExecOutcome, ExecRunner } from '../k8s/exec.js';
 import type { WatchCache } from '../k8s/watch-cache.js';
 import { MANAGED_BY, MANAGED_BY_LABEL, type OperationState } from './operation.js';
-import { RUNNER_LABEL, chooseExecPod, projectWorkload, type PodRecord, type WorkloadRecord } from './release-view.js';
+import {
+  RUNNER_LABEL,
+  chooseExecPod,
+  isOnVersion,
+  projectWorkload,
+  type PodRecord,
+  type WorkloadRecord,
+} from './release-view.js';
 import type { Semaphore } from './semaphore.js';
 import type { ExecPod, ExecStep, StepReport } from './steps/context.js';
 import type { WorkloadGateway } from './workloads.js';
@@ -50,6 +57,7 @@ export class ExecPods {
       op.release,
       op.namespace,
       op.fromRevision,
+      op.fromVersion,
     );
     if (chosen) {
       const runner = chosen.runnerFor === op.release;
@@ -187,7 +195,7 @@ export class ExecPods {
       if (
         rec &&
         rec.release === op.release &&
-        rec.head === op.fromRevision &&
+        isOnVersion(rec, op.fromRevision, op.fromVersion) &&
         rec.role === 'metadata-db' &&
         isJsonObject(template)
       ) {
@@ -198,11 +206,13 @@ export class ExecPods {
     }
     const candidates = this.deps
       .releaseWorkloads(op.namespace, op.release)
-      .filter((w) => w.head === op.fromRevision && (w.kind === 'Deployment' || w.kind === 'StatefulSet'));
+      .filter(
+        (w) => isOnVersion(w, op.fromRevision, op.fromVersion) && (w.kind === 'Deployment' || w.kind === 'StatefulSet'),
+      );
     for (const w of candidates) {
       const read = await this.deps.workloads.read(w);
       const template = valueAt(read?.obj, ['spec', 'template']);
-      if (isJsonObject(template) && read?.rec?.head === op.fromRevision) {
+      if (isJsonObject(template) && read?.rec && isOnVersion(read.rec, op.fromRevision, op.fromVersion)) {
         const container = mainContainerName(template, w.component);
         if (container) return { template, container, source: `${w.kind.toLowerCase()}/${w.name}` };
       }

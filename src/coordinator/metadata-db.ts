@@ -1,23 +1,19 @@
-// A release's metadata database as the coordinator reads it: its URL from the release's Secret
-// (cached a while, read again after any failure: a rotated password), the alembic revision, and
-// whether a migration holds the lock.
-import { valueAt } from '../core/objects.js';
+// A release's metadata database as the coordinator reads it: the alembic revision and whether a
+// migration holds the lock, over the URL metadata-url.ts resolves (resolved again after any failure:
+// a rotated password).
 import { readAlembicRevision } from '../db/alembic.js';
 import { isMigrationRunning } from '../db/migration-lock.js';
 import { DatabasePools } from '../db/pool.js';
-import type { Cluster } from '../k8s/cluster.js';
 import type { OperationState } from './operation.js';
 
-/** How long a metadata URL read from its Secret is reused. */
-const METADATA_URL_TTL_MS = 30_000;
+/** Where a release's metadata URL comes from (metadata-url.ts): resolved, and forgotten after a failure. */
+export interface MetadataUrlSource {
+  url(op: OperationState): Promise<string>;
+  forget(op: OperationState): void;
+}
 
 export interface MetadataDatabaseOptions {
-  cluster: Cluster;
-  /** The metadata DB of a release: this Secret and key, unless overridden. */
-  secretName: (release: string) => string;
-  secretKey: string;
-  /** Used instead of the Secret when set (all releases). */
-  urlOverride?: string;
+  urls: MetadataUrlSource;
   /** Replace the reads (tests). */
   readRevision?: (url: string) => Promise<string | null>;
   migrationRunning?: (url: string) => Promise<boolean>;
@@ -27,7 +23,6 @@ export interface MetadataDatabaseOptions {
 
 export class MetadataDatabase {
   private readonly pools = new DatabasePools();
-  private readonly urls = new Map<string, { url: string; at: number }>();
   private readonly lastRevisions = new Map<string, string>();
 
   constructor(private readonly options: MetadataDatabaseOptions) {}
@@ -39,7 +34,7 @@ export class MetadataDatabase {
 
   /** alembic_version of the operation's release (null: no table); throws when unreadable. */
   async revision(op: OperationState): Promise<string | null> {
-    const url = await this.url(op);
+    const url = await this.options.urls.url(op);
     let revision: string | null;
     try {
       revision = this.options.readRevision
@@ -57,7 +52,7 @@ export class MetadataDatabase {
   }
 
   async migrationRunning(op: OperationState): Promise<boolean> {
-    const url = await this.url(op);
+    const url = await this.options.urls.url(op);
     try {
       return this.options.migrationRunning
         ? await this.options.migrationRunning(url)
@@ -72,30 +67,9 @@ export class MetadataDatabase {
     return this.pools.close();
   }
 
-  /** The release's metadata URL, read from its Secret at most every METADATA_URL_TTL_MS (and again after a DB error). */
-  private async url(op: OperationState): Promise<string> {
-    if (this.options.urlOverride) return this.options.urlOverride;
-    const key = `${op.namespace}/${op.release}`;
-    const cached = this.urls.get(key);
-    if (cached && Date.now() - cached.at < METADATA_URL_TTL_MS) return cached.url;
-    const url = await this.readSecret(op);
-    this.urls.set(key, { url, at: Date.now() });
-    return url;
-  }
-
-  /** After a failed probe: the next one reads the Secret again (rotated password) and connects afresh. */
+  /** After a failed probe: the next one resolves the connection again (rotated password) and connects afresh. */
   private async forget(op: OperationState, url: string): Promise<void> {
-    this.urls.delete(`${op.namespace}/${op.release}`);
+    this.options.urls.forget(op);
     await this.pools.discard(url);
-  }
-
-  private async readSecret(op: OperationState): Promise<string> {
-    const name = this.options.secretName(op.release);
-    const secret = await this.options.cluster.find('Secret', op.namespace, name);
-    if (!secret) throw new Error(`metadata Secret ${op.namespace}/${name} not found`);
-    const value = valueAt(secret, ['data', this.options.secretKey]);
-    if (typeof value !== 'string')
-      throw new Error(`metadata Secret ${op.namespace}/${name} has no key '${this.options.secretKey}'`);
-    return Buffer.from(value, 'base64').toString('utf8');
   }
 }

@@ -2,7 +2,8 @@
 // so that any replica can resume it after a crash. Pure: naming, and the record's one codec
 // (operationConfigMap / readOperationConfigMap). The phases' transitions are in transitions.ts.
 import { z } from 'zod';
-import { headForVersion, headIndex, isValidRevision } from '../core/heads.js';
+import { isValidRevision } from '../core/heads.js';
+import { BUILT_IN_HEADS, type HeadsSource } from '../core/image-heads.js';
 import { ORDERS, type Order } from '../core/config.js';
 import { valueAt } from '../core/objects.js';
 import { parseAirflowVersion } from '../core/versions.js';
@@ -208,17 +209,19 @@ export interface NewOperation {
  * Hold annotations are written by the webhook, but anyone who may edit the workload can write
  * them too: only open an operation whose revisions are the known heads of its versions and whose
  * target is strictly older, so annotations cannot steer `db downgrade` to an arbitrary revision.
+ * Known to `heads`: the built-in table, or the heads map read from the newer image.
  */
 export function openingProblem(
   input: Pick<NewOperation, 'fromVersion' | 'toVersion' | 'fromRevision' | 'toRevision'>,
+  heads: HeadsSource = BUILT_IN_HEADS,
 ): string | undefined {
   const to = parseAirflowVersion(input.toVersion);
-  const toHead = to ? headForVersion(to) : undefined;
+  const toHead = to ? heads.headFor(to) : undefined;
   if (toHead !== input.toRevision)
-    return `to-revision ${input.toRevision} is not the schema head of ${input.toVersion}`;
-  const from = headIndex(input.fromRevision);
-  if (from === -1) return `from-revision ${input.fromRevision} is not a known schema head`;
-  if (headIndex(input.toRevision) >= from)
+    return `to-revision ${input.toRevision} is not the schema head of ${input.toVersion} in ${heads.name}`;
+  const from = heads.indexOf(input.fromRevision);
+  if (from === -1) return `from-revision ${input.fromRevision} is not a known schema head in ${heads.name}`;
+  if (heads.indexOf(input.toRevision) >= from)
     return `to-revision ${input.toRevision} is not older than from-revision ${input.fromRevision}`;
   return undefined;
 }

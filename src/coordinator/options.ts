@@ -33,10 +33,13 @@ export interface CoordinatorOptions {
    * reported at once (Warning Event, `stalled` in the record); after this long the operation is held.
    */
   stallTimeoutMs: number;
-  /** The metadata DB of a release: Secret `<release>-metadata`, key `connection`, unless overridden. */
+  /**
+   * The metadata DB of a release when its pod specs do not say (metadata-url.ts): Secret
+   * `<release>-metadata`, key `connection`, the official chart's default.
+   */
   metadataSecretName: (release: string) => string;
   metadataSecretKey: string;
-  /** Used instead of the Secret when set (all releases), e.g. for a DB reached through another address. */
+  /** Used for every release without the per-release override annotation, e.g. for a DB reached through another address. */
   databaseUrlOverride?: string;
 }
 

@@ -50,6 +50,8 @@ export interface PodRecord {
   ready: boolean;
   terminating: boolean;
   container?: string;
+  /** The main container's image digest (`sha256:…`) once it runs: what image heads maps are cached by. */
+  imageDigest?: string;
   /** A runner pod the coordinator started for this release. */
   runnerFor?: string;
 }
@@ -133,9 +135,22 @@ export function projectPod(object: unknown, config: GuardConfig): PodRecord | un
     ready,
     terminating: valueAt(object, ['metadata', 'deletionTimestamp']) !== undefined,
     ...(container ? { container: container.name } : {}),
+    ...digestOf(object, container?.name),
     ...(runnerFor ? { runnerFor } : {}),
     ...versionFields('Deployment', asWorkload, component),
   };
+}
+
+const DIGEST = /@(sha256:[0-9a-f]{64})$/;
+
+/** The digest the kubelet reports for a container (`status.containerStatuses[].imageID`). */
+function digestOf(pod: unknown, container: string | undefined): { imageDigest?: string } {
+  const statuses = valueAt(pod, ['status', 'containerStatuses']);
+  if (!container || !Array.isArray(statuses)) return {};
+  const status = statuses.find((s) => isJsonObject(s) && s.name === container);
+  const id = isJsonObject(status) ? status.imageID : undefined;
+  const m = typeof id === 'string' ? DIGEST.exec(id) : null;
+  return m ? { imageDigest: m[1] as string } : {};
 }
 
 /** Preference for the pod the downgrade runs in (DESIGN: api-server / webserver first, then scheduler). */
@@ -146,18 +161,27 @@ function execRank(component: string): number {
   return i === -1 ? EXEC_PREFERENCE.length : i;
 }
 
-/** A Running and Ready pod of the release on the given (newer) head, best component first. */
+/** On `head`, or (a version past the built-in table has no head in the records) on `version`. */
+export function isOnVersion(rec: { head?: string; version?: string }, head: string, version?: string): boolean {
+  return rec.head === head || (rec.head === undefined && version !== undefined && rec.version === version);
+}
+
+/**
+ * A Running and Ready pod of the release on the given (newer) head, best component first. A version
+ * past the built-in table has no head in the records: `version` then picks its pods.
+ */
 export function chooseExecPod(
   pods: Iterable<PodRecord>,
   release: string,
   namespace: string,
   head: string,
+  version?: string,
 ): PodRecord | undefined {
   const candidates = [...pods].filter(
     (p) =>
       p.namespace === namespace &&
       p.release === release &&
-      p.head === head &&
+      isOnVersion(p, head, version) &&
       p.phase === 'Running' &&
       p.ready &&
       !p.terminating &&

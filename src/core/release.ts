@@ -125,6 +125,16 @@ const NO_METADATA_DB_COMPONENTS = new Set([
   'postgresql',
 ]);
 
+/**
+ * Long-running components that migrate the schema up to their image's head whenever it is behind:
+ * the community chart's `db-migrations` Deployment. Left running, one of the newer version undoes a downgrade.
+ */
+const SELF_MIGRATING_COMPONENTS = new Set(['db-migrations']);
+
+export function migratesSchemaByItself(component: string): boolean {
+  return SELF_MIGRATING_COMPONENTS.has(component);
+}
+
 export function componentRole(component: string): ComponentRole {
   if (METADATA_DB_COMPONENTS.has(component) || /^worker-[a-z0-9-]+$/.test(component)) return 'metadata-db';
   if (NO_METADATA_DB_COMPONENTS.has(component)) return 'no-metadata-db';

@@ -371,3 +371,28 @@ describe('other commands', () => {
     expect(r.out).toContain('Connection successful.');
   });
 });
+
+describe('airflow config get-value', () => {
+  it('prints the connection the container uses, as the guard asks it (fixed argv)', async () => {
+    const url = 'postgresql://u:p%40ss@db.example:5432/airflow';
+    const r = await run(
+      'apache/airflow:3.1.0',
+      ['airflow', 'config', 'get-value', 'database', 'sql_alchemy_conn'],
+      [],
+      {
+        databaseUrl: async () => url,
+      },
+    );
+    expect(r).toMatchObject({ exitCode: 0, out: `${url}\n` });
+    const legacy = await run('apache/airflow:2.10.5', ['airflow', 'config', 'get-value', 'core', 'sql_alchemy_conn']);
+    expect(legacy).toMatchObject({ exitCode: 0, out: `${db.url}\n` });
+  });
+
+  it('an option it does not know, or missing arguments, fail like Airflow', async () => {
+    const unknown = await run('apache/airflow:3.1.0', ['airflow', 'config', 'get-value', 'core', 'sql_alchemy_conn']);
+    expect(unknown).toMatchObject({ exitCode: 1, err: 'The option [core/sql_alchemy_conn] is not found in config.\n' });
+    const missing = await run('apache/airflow:3.1.0', ['airflow', 'config', 'get-value', 'database']);
+    expect(missing.exitCode).toBe(2);
+    expect(missing.err).toMatch(/required: section, option/);
+  });
+});

@@ -110,3 +110,20 @@ describe('--to-version resolution by the running image', () => {
     expect(resolveToVersion(v302, '2.11.0')).toBeUndefined();
   });
 });
+
+describe('a simulated image newer than the known migration chain', () => {
+  it('carries its own migrations and heads map past the chain', () => {
+    const catalog = new ImageCatalog();
+    catalog.declare('registry.local/airflow:build-9', { 'org.apache.airflow.version': '3.4.0' }, [
+      'aaaa0001',
+      'aaaa0002',
+    ]);
+    const future = airflowImage('registry.local/airflow:build-9', catalog)!;
+    expect(future.head).toBe('aaaa0002');
+    expect(future.chain.slice(-3)).toEqual(['d2f4e1b3c5a7', 'aaaa0001', 'aaaa0002']);
+    expect(future.headsMap['3.4.0']).toBe('aaaa0002');
+    expect(future.headsMap['3.3.0']).toBe('d2f4e1b3c5a7');
+    catalog.declare('registry.local/airflow:old', { 'org.apache.airflow.version': '3.3.0' }, ['aaaa0001']);
+    expect(() => airflowImage('registry.local/airflow:old', catalog)).toThrow(/not newer than 3.3.0/);
+  });
+});

@@ -282,6 +282,58 @@ describe('containers of Airflow pods', () => {
     expect(await startInit(p, 1).exited).toEqual({ exitCode: 0, reason: 'Completed' });
   });
 
+  it("the community chart's db-migrations Deployment migrates up to its head, is Ready there, and keeps it there", async () => {
+    await setRevision(db.url, V300);
+    const migrator = container('db-migrations', '3.1.0', ['python', '-u', '/mnt/scripts/db_migrations.py'], {
+      command: ['/usr/bin/dumb-init', '--'],
+    });
+    const p = pod('community-db-migrations-1', [migrator]);
+    const handle = startMain(p);
+    expect(handle.ready()).toBe(false);
+    await waitFor(() => handle.ready(), 5000, 'migrator ready');
+    expect(await getRevision(db.url)).toBe(V310);
+    // Someone moves the schema back while it runs: it migrates it up again, like the real script.
+    await setRevision(db.url, V303);
+    await waitFor(async () => (await getRevision(db.url)) === V310, 5000, 'migrated up again');
+    // A schema newer than its image: alembic cannot locate the revision, the script dies.
+    await setRevision(db.url, '1d6611b6ab7c');
+    expect(await handle.exited).toEqual({ exitCode: 1, reason: 'Error' });
+  });
+
+  it("Bitnami's layout: the connection from AIRFLOW_DATABASE_* (password from its Secret)", async () => {
+    await setRevision(db.url, V310);
+    const url = new URL(db.url);
+    secrets.set(`${NS}/bitnami-postgresql/password`, decodeURIComponent(url.password));
+    const env = [
+      { name: 'AIRFLOW_DATABASE_HOST', value: url.hostname },
+      { name: 'AIRFLOW_DATABASE_PORT_NUMBER', value: url.port },
+      { name: 'AIRFLOW_DATABASE_NAME', value: url.pathname.slice(1) },
+      { name: 'AIRFLOW_DATABASE_USERNAME', value: decodeURIComponent(url.username) },
+      {
+        name: 'AIRFLOW_DATABASE_PASSWORD',
+        valueFrom: { secretKeyRef: { name: 'bitnami-postgresql', key: 'password' } },
+      },
+    ];
+    const p = pod('bitnami-scheduler-1', [
+      { name: 'airflow-scheduler', image: 'bitnami/airflow:3.1.0-debian-12-r0', env, args: ['airflow', 'db', 'check'] },
+    ]);
+    expect(await startMain(p).exited).toEqual({ exitCode: 0, reason: 'Completed' });
+    const io = recordingIO();
+    const result = await runtime.exec(
+      {
+        namespace: NS,
+        pod: p,
+        container: 'airflow-scheduler',
+        command: ['airflow', 'config', 'get-value', 'database', 'sql_alchemy_conn'],
+        stdin: false,
+        tty: false,
+      },
+      io,
+    );
+    expect(result.exitCode).toBe(0);
+    expect(new URL(io.out().trim()).pathname).toBe(url.pathname);
+  });
+
   it("the chart's create-user job completes", async () => {
     const job = pod('airflow-create-user-z', [
       container('create-user', '3.1.0', [

@@ -55,7 +55,7 @@ export function register(program: Command): void {
     .option('--audit-database-url <url>', 'Postgres URL of the audit store (ADG_AUDIT_DATABASE_URL)')
     .option(
       '--metadata-database-url <url>',
-      "metadata DB for every release instead of the chart's <release>-metadata Secret (ADG_METADATA_DATABASE_URL)",
+      'metadata DB for every release without the metadata-secret annotation, instead of what its pods use (ADG_METADATA_DATABASE_URL)',
     )
     .option('--identity <name>', 'this replica in Leases (POD_NAME, default hostname)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (ADG_LOG_LEVEL)')

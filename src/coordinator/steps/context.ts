@@ -71,6 +71,8 @@ export interface StepContext {
   deleteRunner(op: OperationState): Promise<void>;
   /** The release's pods that must be gone before its workloads run `head` (see podsBlockingRelease). */
   podsBlocking(op: OperationState, head: string): PodRecord[];
+  /** Every pod of the release the pod cache holds. */
+  releasePods(op: OperationState): PodRecord[];
   /** Deletes a pod, `force`: without a grace period. */
   deletePod(pod: PodRecord, force: boolean): Promise<void>;
   /** A Deployment or StatefulSet at 0 replicas, the replicas to restore recorded on it. */

@@ -1,8 +1,10 @@
 // Steps 2 and 3, downgrade: wait for any migration still holding the database lock, pick the pod (or
 // start a runner pod), run the downgrade there, and deal with every way it can end.
 import { downgradeArgv } from '../../core/downgrade-command.js';
+import { migratesSchemaByItself } from '../../core/release.js';
 import type { OperationState } from '../operation.js';
 import { failed, type StepContext, type StepResult } from './context.js';
+import { scaleReleaseDown } from './drain.js';
 
 export async function downgrade(ctx: StepContext, op: OperationState): Promise<StepResult> {
   if (ctx.backingOff(op)) return { wait: true, op };
@@ -19,6 +21,9 @@ export async function downgrade(ctx: StepContext, op: OperationState): Promise<S
   }
   const revision = await ctx.readRevision(op);
   if (revision === op.toRevision) return { event: 'downgraded', op };
+  // downgrade-first leaves the release running, but a workload that migrates the schema up by itself
+  // (the community chart's db-migrations) would undo the downgrade: it goes first.
+  if (op.order === 'downgrade-first' && !(await stopSelfMigrating(ctx, op))) return { wait: true, op, on: 'watch' };
 
   const pod = await ctx.execPod(op);
   if (!pod) return { wait: true, op, on: 'watch' };
@@ -54,4 +59,12 @@ export async function downgrade(ctx: StepContext, op: OperationState): Promise<S
     durationMs: outcome.durationMs,
     detail: `stopped at ${after ?? '(none)'}: ${why}`.slice(0, 2000),
   });
+}
+
+/** Self-migrating workloads drained (recorded like the drain's); true once none of their pods is left. */
+async function stopSelfMigrating(ctx: StepContext, op: OperationState): Promise<boolean> {
+  await scaleReleaseDown(ctx, op, (w) => migratesSchemaByItself(w.component));
+  return !ctx
+    .releasePods(op)
+    .some((p) => migratesSchemaByItself(p.component) && p.phase !== 'Succeeded' && p.phase !== 'Failed');
 }

@@ -2,7 +2,7 @@
 // every DB-touching workload of the release at 0, its CronJobs suspended, then wait for the old pods;
 // those outliving the drain timeout are deleted.
 import type { OperationState } from '../operation.js';
-import type { PodRecord } from '../release-view.js';
+import type { PodRecord, WorkloadRecord } from '../release-view.js';
 import type { StepContext, StepResult } from './context.js';
 
 export async function drain(ctx: StepContext, op: OperationState): Promise<StepResult> {
@@ -31,11 +31,15 @@ export async function drain(ctx: StepContext, op: OperationState): Promise<StepR
 }
 
 /** Every DB-touching workload of the release at 0, its CronJobs suspended; what to restore recorded. */
-export async function scaleReleaseDown(ctx: StepContext, op: OperationState): Promise<void> {
+export async function scaleReleaseDown(
+  ctx: StepContext,
+  op: OperationState,
+  only: (w: WorkloadRecord) => boolean = () => true,
+): Promise<void> {
   // All at once: every sequential round trip here keeps old pods running on the new schema longer.
   await Promise.all(
     ctx.releaseWorkloads(op).map(async (w) => {
-      if (w.role !== 'metadata-db') return;
+      if (w.role !== 'metadata-db' || !only(w)) return;
       if (w.kind === 'Deployment' || w.kind === 'StatefulSet') {
         if (w.replicas > 0 || w.drained?.operation !== op.id) await ctx.scaleToZero(op, w);
       } else if (w.kind === 'CronJob' && w.drained?.operation !== op.id) {

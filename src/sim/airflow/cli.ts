@@ -1,6 +1,6 @@
 // The `airflow` CLI of a simulated image, run as an argv array in a container's context: `db
 // downgrade`, `db migrate` (and 2.x `db upgrade`), `db check-migrations`, `db check`, `version`,
-// and the python one-liner that prints `_REVISION_HEADS_MAP`. Outputs, messages and exit codes
+// `config get-value database sql_alchemy_conn`, and the python one-liner that prints `_REVISION_HEADS_MAP`. Outputs, messages and exit codes
 // follow the real CLI (reference/airflow.md); the database is a real PostgreSQL.
 import { redactConnectionString } from '../../db/connection.js';
 import { compareVersions, parseAirflowVersion, type AirflowVersion } from '../../core/versions.js';
@@ -170,12 +170,32 @@ async function dispatch(ctx: CliContext, argv: readonly string[], io: CliIO): Pr
   ) {
     throw new UsageError(`argument GROUP_OR_COMMAND: invalid choice: '${command}'`);
   }
+  if (command === 'config' && sub === 'get-value') return configGetValue(ctx, options, io);
   if (command !== 'db') {
     // Commands that do not touch the schema (users create, dags reserialize, …) succeed without effect.
     io.stdout(`airflow ${[command, sub].filter(Boolean).join(' ')}: done (simulated image, no effect on the schema)\n`);
     return { exitCode: 0 };
   }
   return runDb(ctx, sub, options, io);
+}
+
+/**
+ * `airflow config get-value SECTION OPTION`: the simulated image's configuration is its metadata
+ * connection (however the container sets it: env, secretKeyRef, _CMD); other options are unknown.
+ */
+async function configGetValue(ctx: CliContext, args: string[], io: CliIO): Promise<ExecResult> {
+  const [section, option, ...extra] = args;
+  if (section === undefined || option === undefined)
+    throw new UsageError('the following arguments are required: section, option');
+  if (extra.length > 0) throw new UsageError(`unrecognized arguments: ${extra.join(' ')}`);
+  const connection =
+    option === 'sql_alchemy_conn' && (section === 'database' || (section === 'core' && ctx.image.version.major < 3));
+  if (!connection) {
+    io.stderr(`The option [${section}/${option}] is not found in config.\n`);
+    return { exitCode: 1 };
+  }
+  io.stdout(`${await ctx.databaseUrl()}\n`);
+  return { exitCode: 0 };
 }
 
 function commandNotFound(io: CliIO, program: string | undefined): ExecResult {

@@ -4,7 +4,7 @@
 // version). Chain and heads come from ./migrations.ts, never from the guard's table.
 import { isAirflowRepository, parseImageReference, versionFromTag } from '../../core/images.js';
 import { compareVersions, parseAirflowVersion, type AirflowVersion } from '../../core/versions.js';
-import { MIGRATIONS, RELEASE_HEADS } from './migrations.js';
+import { MIGRATIONS, RELEASE_HEADS, releaseHeads, type Migration, type ReleaseHead } from './migrations.js';
 
 export interface AirflowImage {
   image: string;
@@ -33,13 +33,24 @@ const GREATEST_LISTED_RESOLVER_SINCE = parseAirflowVersion('3.1.0') as AirflowVe
  */
 export class ImageCatalog {
   private readonly labels = new Map<string, Readonly<Record<string, string>>>();
+  private readonly ownMigrations = new Map<string, readonly string[]>();
 
-  declare(image: string, labels: Readonly<Record<string, string>>): void {
+  /**
+   * `migrations`: revisions the image's own release adds after the known chain (an Airflow newer
+   * than test/fixtures/airflow-migrations.json), so its chain and `_REVISION_HEADS_MAP` go past it.
+   */
+  declare(image: string, labels: Readonly<Record<string, string>>, migrations: readonly string[] = []): void {
     this.labels.set(image, { ...labels });
+    if (migrations.length > 0) this.ownMigrations.set(image, [...migrations]);
+    else this.ownMigrations.delete(image);
   }
 
   labelsOf(image: string): Readonly<Record<string, string>> | undefined {
     return this.labels.get(image);
+  }
+
+  migrationsOf(image: string): readonly string[] {
+    return this.ownMigrations.get(image) ?? [];
   }
 }
 
@@ -80,15 +91,16 @@ export function airflowImage(
   const version = airflowImageVersion(image, catalog);
   if (!version || !image) return undefined;
   const release = releaseOf(version);
-  const own = RELEASE_HEADS.filter((row) => compareVersions(row.release, release) <= 0).at(-1);
+  const { migrations, releaseHeads: heads } = chainOf(image, release, catalog);
+  const own = heads.filter((row) => compareVersions(row.release, release) <= 0).at(-1);
   if (!own) return undefined;
   const first = version.major >= 3 ? AIRFLOW_3_CHAIN_START : undefined;
-  const scripts = MIGRATIONS.filter(
+  const scripts = migrations.filter(
     (m) => compareVersions(m.release, release) <= 0 && (!first || compareVersions(m.release, first) >= 0),
   );
   const headsMap: Record<string, string> = {};
   if (compareVersions(release, SQUASHED_BASE.since) >= 0) headsMap[SQUASHED_BASE.key] = SQUASHED_BASE.head;
-  for (const row of RELEASE_HEADS) {
+  for (const row of heads) {
     if (compareVersions(row.release, release) > 0) break;
     if (!first || compareVersions(row.release, first) >= 0) headsMap[row.release.text] = row.head;
   }
@@ -100,6 +112,22 @@ export function airflowImage(
     releaseOfRevision: new Map(scripts.map((m) => [m.revision, m.release.text])),
     headsMap,
   };
+}
+
+/** The known chain, plus the migrations an image newer than it declares (released by its own version). */
+function chainOf(
+  image: string,
+  release: AirflowVersion,
+  catalog: ImageCatalog,
+): { migrations: readonly Migration[]; releaseHeads: readonly ReleaseHead[] } {
+  const own = catalog.migrationsOf(image);
+  if (own.length === 0) return { migrations: MIGRATIONS, releaseHeads: RELEASE_HEADS };
+  const last = MIGRATIONS.at(-1) as Migration;
+  if (compareVersions(release, last.release) <= 0)
+    throw new Error(`image ${image} declares migrations but ${release.text} is not newer than ${last.release.text}`);
+  const added = own.map((revision, i) => ({ revision, downRevision: own[i - 1] ?? last.revision, release }));
+  const migrations = [...MIGRATIONS, ...added];
+  return { migrations, releaseHeads: releaseHeads(migrations) };
 }
 
 export function knowsRevision(image: AirflowImage, revision: string): boolean {

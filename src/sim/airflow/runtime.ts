@@ -19,6 +19,7 @@ import { createFaultInjector, type FaultInjector, type FaultTarget } from './fau
 import { airflowImage, chainIndex, DEFAULT_IMAGE_CATALOG, type AirflowImage, type ImageCatalog } from './image.js';
 import { AbortedError, PoolCache, sleep } from './metadata.js';
 import { SharedSchemaReads } from './schema-reads.js';
+import { compareVersions, parseAirflowVersion, type AirflowVersion } from '../../core/versions.js';
 import { createViolationRecorder, type ContainerRef, type SchemaState, type ViolationRecorder } from './violations.js';
 
 export type ResolveSecret = (
@@ -63,8 +64,12 @@ export interface AirflowRuntime extends ContainerRuntime {
   close(): Promise<void>;
 }
 
-/** What a container does, from its argv (or, without one, from its name as the chart names them). */
-export type ContainerKind = 'server' | 'task' | 'oneshot' | 'plain';
+/**
+ * What a container does, from its argv (or, without one, from its name as the chart names them).
+ * 'migrator': the community chart's `db-migrations` Deployment (`python -u .../db_migrations.py`),
+ * which migrates the schema up to its image's head whenever it is behind, and keeps checking.
+ */
+export type ContainerKind = 'server' | 'task' | 'oneshot' | 'plain' | 'migrator';
 
 const SERVER_COMMANDS = new Set(['scheduler', 'webserver', 'api-server', 'triggerer', 'dag-processor', 'kerberos']);
 const SERVER_CONTAINER_NAMES = new Set([
@@ -75,6 +80,12 @@ const SERVER_CONTAINER_NAMES = new Set([
   'dag-processor',
   'worker',
   'execution-api-server',
+  // Bitnami's images start Airflow from their entrypoint by container name, with no command or args.
+  'airflow-scheduler',
+  'airflow-web',
+  'airflow-worker',
+  'airflow-triggerer',
+  'airflow-dag-processor',
 ]);
 const DB_URL_VARIABLES = ['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN', 'AIRFLOW__CORE__SQL_ALCHEMY_CONN'];
 /** The community chart's database settings (its `<release>-config` Secret, through envFrom). */
@@ -85,6 +96,18 @@ const COMMUNITY_DATABASE_VARIABLES = [
   'DATABASE_USER',
   'DATABASE_PASSWORD',
   'DATABASE_PROPERTIES',
+];
+/** The community chart's db-migrations script (mounted from its Secret at /mnt/scripts). */
+const MIGRATOR_SCRIPT = 'db_migrations.py';
+/** `airflow db migrate` replaced `db upgrade` in 2.7.0. */
+const MIGRATE_SINCE = parseAirflowVersion('2.7.0') as AirflowVersion;
+/** Bitnami's chart: host, port, database, user, password (its entrypoint composes the URL). */
+const BITNAMI_DATABASE_VARIABLES = [
+  'AIRFLOW_DATABASE_HOST',
+  'AIRFLOW_DATABASE_PORT_NUMBER',
+  'AIRFLOW_DATABASE_NAME',
+  'AIRFLOW_DATABASE_USERNAME',
+  'AIRFLOW_DATABASE_PASSWORD',
 ];
 const DEFAULT_CHECK_MIGRATIONS = ['airflow', 'db', 'check-migrations', '--migration-wait-timeout=60'];
 
@@ -111,6 +134,8 @@ function kindOf(
     if (role === 'main' && SERVER_CONTAINER_NAMES.has(containerName)) return { kind: 'server', argv };
     return { kind: 'plain', argv };
   }
+  if ((name === 'python' || name === 'python3') && argv.some((a) => a.split('/').pop() === MIGRATOR_SCRIPT))
+    return { kind: 'migrator', argv };
   if (name !== 'airflow') return { kind: 'plain', argv };
   const [, command, sub] = argv;
   if (command !== undefined && SERVER_COMMANDS.has(command)) return { kind: 'server', argv };
@@ -204,6 +229,14 @@ export function createAirflowRuntime(options: AirflowRuntimeOptions): AirflowRun
     for (const variable of DB_URL_VARIABLES) {
       if (env.some((e) => e.name === `${variable}_CMD`))
         return runConnectionCommand(namespace, env, (await envValue(namespace, env, `${variable}_CMD`)) ?? '');
+    }
+    // Bitnami's images build the connection in their entrypoint from AIRFLOW_DATABASE_* (PostgreSQL).
+    const [host, port, name, user, password] = await Promise.all(
+      BITNAMI_DATABASE_VARIABLES.map((variable) => envValue(namespace, env, variable)),
+    );
+    if (host && name && user) {
+      const auth = `${encodeURIComponent(user)}${password !== undefined ? `:${encodeURIComponent(password)}` : ''}`;
+      return `postgresql://${auth}@${host}${port ? `:${port}` : ''}/${name}`;
     }
     // Convenience for chart-shaped manifests without env: the chart's metadata Secret.
     const release = releaseOf(pod);
@@ -333,6 +366,48 @@ export function createAirflowRuntime(options: AirflowRuntimeOptions): AirflowRun
           // A dropped halfway migration in a container is a killed process.
           note(source, `killed: ${(error as Error).message}`);
           finish(137, 'Error');
+        }
+      })();
+    }
+
+    if (image && kind === 'migrator') {
+      // Ready once the schema is at the image's head (the chart's readiness waits for the same).
+      readyAt = Number.POSITIVE_INFINITY;
+      const io = containerIO(source, stopper.signal);
+      const migrateArgv = ['airflow', 'db', compareVersions(image.version, MIGRATE_SINCE) < 0 ? 'upgrade' : 'migrate'];
+      void (async () => {
+        try {
+          if (slowStart) await sleep(slowStart, stopper.signal);
+          while (!stopper.signal.aborted && !finished) {
+            const revision = await schemaReads.read(await databaseUrl(namespace, pod, container));
+            if (revision === image.head) {
+              if (readyAt === Number.POSITIVE_INFINITY) readyAt = Date.now();
+            } else if (revision !== null && chainIndex(image, revision) < 0) {
+              // Alembic cannot locate a revision newer than the image: the script dies, the kubelet restarts it.
+              note(source, `Can't locate revision identified by '${revision}'`);
+              finish(1, 'Error');
+              return;
+            } else {
+              note(
+                source,
+                `pending migrations (database at ${revision ?? '(empty)'}): running ${migrateArgv.join(' ')}`,
+              );
+              const result = await runAirflowCommand(
+                cliContext(namespace, pod, container, image, migrateArgv),
+                migrateArgv,
+                io,
+              );
+              if (result.exitCode !== 0) {
+                finish(result.exitCode, 'Error');
+                return;
+              }
+            }
+            await sleep(checkIntervalMs, stopper.signal);
+          }
+        } catch (error) {
+          if (stopper.signal.aborted) return;
+          note(source, `killed: ${redactConnectionString((error as Error).message)}`);
+          finish(1, 'Error');
         }
       })();
     }

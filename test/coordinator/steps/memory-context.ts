@@ -57,6 +57,8 @@ export interface MemoryContext extends StepContext {
   /** Pods blocking a rollout, whatever head is asked for; the heads asked for are recorded. */
   blocking: PodRecord[];
   blockingHeads: string[];
+  /** The release's pods as the cache holds them. */
+  pods: PodRecord[];
   deletedPods: Array<{ name: string; force: boolean }>;
   scaled: string[];
   suspended: string[];
@@ -120,6 +122,7 @@ export function memoryContext(
     runnersDeleted: 0,
     blocking: [],
     blockingHeads: [],
+    pods: [],
     deletedPods: [],
     scaled: [],
     suspended: [],
@@ -176,6 +179,9 @@ export function memoryContext(
     podsBlocking(_op, head) {
       ctx.blockingHeads.push(head);
       return ctx.blocking;
+    },
+    releasePods() {
+      return ctx.pods;
     },
     async deletePod(p, force) {
       ctx.deletedPods.push({ name: p.name, force });
