@@ -57,6 +57,7 @@ import {
 import { nextPhase, type OperationEvent } from './transitions.js';
 import {
   belongsTo,
+  deletedAfterReturn,
   freshOperationId,
   returnEvent,
   returnedFrom,
@@ -408,6 +409,10 @@ export class Coordinator {
       if (op && belongsTo(op, w)) {
         // An abort leaves its holds in place on purpose.
         if (op.phase === 'aborted') continue;
+        if (deletedAfterReturn(op, w)) {
+          await this.deleteLeftBehindJob(op, w);
+          continue;
+        }
         // Joined the downgrade as it finished: the schema is still the target's, so releasing it is safe.
         if (op.phase === 'done' && (lateMembersOk ??= (await this.readRevision(op)) === op.toRevision)) continue;
       }
@@ -467,6 +472,38 @@ export class Coordinator {
         'hold joined the open operation',
       );
     }
+  }
+
+  /**
+   * A Job the return left behind (held since it was created, so it never ran): deleted, unless it
+   * changed since the cache saw it (then the next reconcile looks again).
+   */
+  private async deleteLeftBehindJob(op: OperationState, w: WorkloadRecord): Promise<void> {
+    const obj = await this.deps.cluster.find(w.kind, w.namespace, w.name);
+    const current = obj ? projectWorkload(w.kind, obj, this.options.config) : undefined;
+    if (!current || !deletedAfterReturn(op, current)) return;
+    const uid = String(valueAt(obj, ['metadata', 'uid']) ?? '');
+    try {
+      await this.deps.cluster.delete(w.kind, w.namespace, w.name, undefined, {
+        uid,
+        resourceVersion: current.resourceVersion,
+      });
+    } catch (error) {
+      if (isConflict(error)) return;
+      throw error;
+    }
+    this.deps.logger.warn(
+      { operationId: op.id, workload: `job/${w.name}`, version: w.version },
+      'deleted the held Job the return left behind',
+    );
+    await this.emitEventOn(
+      op,
+      w.kind,
+      w.name,
+      'Warning',
+      'HeldJobDeleted',
+      `Deleted: held for operation ${op.id} since it was created (never ran), on ${w.version ?? 'the target version'}, which the release left (${op.phase}, back at ${op.fromVersion}); it would run ${w.version ?? 'that version'} on a schema that is not its own`,
+    );
   }
 
   private cachesReady(): boolean {
