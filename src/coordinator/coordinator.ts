@@ -57,8 +57,8 @@ import {
 import { nextPhase, type OperationEvent } from './transitions.js';
 import {
   belongsTo,
-  deletedAfterReturn,
   freshOperationId,
+  leftBehind,
   returnEvent,
   returnedFrom,
   returnsAfterDone,
@@ -409,10 +409,6 @@ export class Coordinator {
       if (op && belongsTo(op, w)) {
         // An abort leaves its holds in place on purpose.
         if (op.phase === 'aborted') continue;
-        if (deletedAfterReturn(op, w)) {
-          await this.deleteLeftBehindJob(op, w);
-          continue;
-        }
         // Joined the downgrade as it finished: the schema is still the target's, so releasing it is safe.
         if (op.phase === 'done' && (lateMembersOk ??= (await this.readRevision(op)) === op.toRevision)) continue;
       }
@@ -448,8 +444,10 @@ export class Coordinator {
     op: OperationState,
     resourceVersion: string,
   ): Promise<{ op: OperationState; resourceVersion: string } | undefined> {
-    const event = returnEvent(op, this.releaseWorkloads(op.namespace, op.release), this.cachesReady());
+    const workloads = this.releaseWorkloads(op.namespace, op.release);
+    const event = returnEvent(op, workloads, this.cachesReady());
     if (!event) return { op, resourceVersion };
+    for (const w of workloads) if (leftBehind(op, w) && !(await this.deleteLeftBehindJob(op, w))) return undefined;
     if (event === 'reverted') await this.clearReturnedMarkers(op);
     const detail =
       event === 'reverted'
@@ -475,26 +473,26 @@ export class Coordinator {
   }
 
   /**
-   * A Job the return left behind (held since it was created, so it never ran): deleted, unless it
-   * changed since the cache saw it (then the next reconcile looks again).
+   * A Job the return leaves behind (held since it was created, so it never ran): deleted. False when
+   * it changed since the cache saw it: the return is recorded once a reconcile has looked again.
    */
-  private async deleteLeftBehindJob(op: OperationState, w: WorkloadRecord): Promise<void> {
+  private async deleteLeftBehindJob(op: OperationState, w: WorkloadRecord): Promise<boolean> {
     const obj = await this.deps.cluster.find(w.kind, w.namespace, w.name);
     const current = obj ? projectWorkload(w.kind, obj, this.options.config) : undefined;
-    if (!current || !deletedAfterReturn(op, current)) return;
-    const uid = String(valueAt(obj, ['metadata', 'uid']) ?? '');
+    if (!current) return true;
+    if (!leftBehind(op, current)) return false;
     try {
       await this.deps.cluster.delete(w.kind, w.namespace, w.name, undefined, {
-        uid,
+        uid: String(valueAt(obj, ['metadata', 'uid']) ?? ''),
         resourceVersion: current.resourceVersion,
       });
     } catch (error) {
-      if (isConflict(error)) return;
+      if (isConflict(error)) return false;
       throw error;
     }
     this.deps.logger.warn(
-      { operationId: op.id, workload: `job/${w.name}`, version: w.version },
-      'deleted the held Job the return left behind',
+      { operationId: op.id, workload: `job/${w.name}`, version: current.version },
+      'deleted the held Job the return leaves behind',
     );
     await this.emitEventOn(
       op,
@@ -502,8 +500,9 @@ export class Coordinator {
       w.name,
       'Warning',
       'HeldJobDeleted',
-      `Deleted: held for operation ${op.id} since it was created (never ran), on ${w.version ?? 'the target version'}, which the release left (${op.phase}, back at ${op.fromVersion}); it would run ${w.version ?? 'that version'} on a schema that is not its own`,
+      `Deleted: held for operation ${op.id} since it was created (it never ran), on ${current.version ?? 'the target version'}; the release is changed back to ${op.fromVersion}, and it would run on a schema that is not its own`,
     );
+    return true;
   }
 
   private cachesReady(): boolean {

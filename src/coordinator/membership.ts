@@ -27,22 +27,12 @@ export function returnedFrom(op: OperationState, w: Pick<WorkloadRecord, 'return
 /**
  * A Job held for the operation on a version other than its from-version: its pod template cannot be
  * changed, so no change back reaches it (`helm rollback` leaves the upgrade's hook Job as it was).
- * A return leaves it behind; it never ran (held since it was created).
+ * A return leaves it behind, never having run (held since it was created); the coordinator deletes
+ * it as it records the return: released it would run the version the release left on a schema that
+ * is not its own, and kept it would be a hold naming a finished operation, which opens a new one.
  */
 export function leftBehind(op: OperationState, w: Pick<WorkloadRecord, 'kind' | 'holdOperation' | 'head'>): boolean {
   return w.kind === 'Job' && belongsTo(op, w) && w.head !== op.fromRevision;
-}
-
-/**
- * A Job left behind by an operation that ended in a return (`cancelled`, `returned`): it would run
- * the version the release left on a schema that is not its own, and as a hold it would open a new
- * downgrade; the coordinator deletes it.
- */
-export function deletedAfterReturn(
-  op: OperationState,
-  w: Pick<WorkloadRecord, 'kind' | 'holdOperation' | 'head'>,
-): boolean {
-  return (op.phase === 'cancelled' || op.phase === 'returned') && leftBehind(op, w);
 }
 
 /**

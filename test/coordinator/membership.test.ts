@@ -8,7 +8,6 @@ import {
 } from '../../src/coordinator/operation.js';
 import {
   belongsTo,
-  deletedAfterReturn,
   freshOperationId,
   leftBehind,
   returnEvent,
@@ -141,12 +140,6 @@ describe('leftBehind: a held Job no change back reaches', () => {
     expect(leftBehind(op('downgrade'), { ...job, holdOperation: 'dg-cccccccccccccccc' })).toBe(false);
     // A return after `done` holds the from-version's own hook Job: released with the rest.
     expect(leftBehind(op('restore'), { ...job, head: 'cc92b33c6709' })).toBe(false);
-  });
-
-  it('deleted only once the operation ended in a return (cancelled or returned)', () => {
-    for (const phase of PHASES)
-      expect(deletedAfterReturn(op(phase), job), phase).toBe(phase === 'cancelled' || phase === 'returned');
-    expect(deletedAfterReturn(op('returned'), { ...job, kind: 'CronJob' })).toBe(false);
   });
 });
 

@@ -264,8 +264,16 @@ for (const major of [3, 4] as const) {
           100,
         );
         expect(warnings(s).filter((w) => w.startsWith('HeldJobDeleted: '))).toHaveLength(1);
+        // The same downgrade again (its holds carry the id the cancelled one was admitted under): a
+        // new operation, its hook Job held with it and run, not taken for the one left behind.
+        s.e2e.sim.runtime.violations.clear();
+        await s.helm.ok(upgradeArgs(s, TO, ['--wait']));
+        const again = await ended(s, [after.id], 'the downgrade again ended');
+        expect(again.phase, again.heldReason ?? '').toBe('done');
+        await expectSettledAt(s, TO);
+        expect(warnings(s).filter((w) => w.startsWith('HeldJobDeleted: '))).toHaveLength(1);
         table.push(
-          `${major} | (c) atomic, exec fails | helm exit ${result.code}, history ${history.map((h) => `${h.revision}:${h.status}`).join(' ')}, op ${op?.phase} then ${after.phase}; guard annotations left: none; held hook Job deleted | ${Date.now() - started}`,
+          `${major} | (c) atomic, exec fails | helm exit ${result.code}, history ${history.map((h) => `${h.revision}:${h.status}`).join(' ')}, op ${op?.phase} then ${after.phase}; guard annotations left: none; held hook Job deleted; the downgrade again: ${again.phase} | ${Date.now() - started}`,
         );
       },
     );

@@ -1,7 +1,7 @@
 // The return's last step, restore: after the forward move every workload the operation held, drained
 // or saw changed back runs the from-version again; one still on another version keeps it waiting.
 // A Job left behind (held on the version the release left) is never released: it would run that
-// version on the from-version's schema (the coordinator deletes it once the operation ends).
+// version on the from-version's schema (the coordinator deletes it as it records the return).
 import { belongsTo, leftBehind, returnedFrom } from '../membership.js';
 import type { OperationState } from '../operation.js';
 import type { StepContext, StepResult } from './context.js';
