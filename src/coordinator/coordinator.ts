@@ -15,6 +15,7 @@ import { LeaseKeeper } from './lease.js';
 import {
   belongsTo,
   freshOperationId,
+  leftBehind,
   returnEvent,
   returnedFrom,
   returnsAfterDone,
@@ -401,8 +402,11 @@ export class Coordinator {
     op: OperationState,
     resourceVersion: string,
   ): Promise<{ op: OperationState; resourceVersion: string } | undefined> {
-    const event = returnEvent(op, this.releaseWorkloads(op.namespace, op.release), this.cachesReady());
+    const workloads = this.releaseWorkloads(op.namespace, op.release);
+    const event = returnEvent(op, workloads, this.cachesReady());
     if (!event) return { op, resourceVersion };
+    for (const w of workloads)
+      if (leftBehind(op, w) && !(await this.workloadGateway.deleteLeftBehindJob(op, w))) return undefined;
     if (event === 'reverted') await this.workloadGateway.clearReturnedMarkers(op);
     const detail =
       event === 'reverted'

@@ -25,21 +25,37 @@ export function returnedFrom(op: OperationState, w: Pick<WorkloadRecord, 'return
 }
 
 /**
+ * A Job held for the operation on a version other than its from-version: its pod template cannot be
+ * changed, so no change back reaches it (`helm rollback` leaves the upgrade's hook Job as it was).
+ * A return leaves it behind, never having run (held since it was created); the coordinator deletes
+ * it as it records the return: released it would run the version the release left on a schema that
+ * is not its own, and kept it would be a hold naming a finished operation, which opens a new one.
+ */
+export function leftBehind(op: OperationState, w: Pick<WorkloadRecord, 'kind' | 'holdOperation' | 'head'>): boolean {
+  return w.kind === 'Job' && belongsTo(op, w) && w.head !== op.fromRevision;
+}
+
+/**
  * `reverted` when every held workload was changed back before the schema could have moved;
  * `returned` when the webhook marked them returned after it may have (the schema goes forward
  * again); undefined while any member is still held, while the caches are cold, or mid-return.
+ * Jobs left behind count as changed back once the webhook marked a workload returned.
  */
 export function returnEvent(
   op: OperationState,
-  workloads: ReadonlyArray<Pick<WorkloadRecord, 'holdOperation' | 'returnedFrom'>>,
+  workloads: ReadonlyArray<Pick<WorkloadRecord, 'kind' | 'holdOperation' | 'head' | 'returnedFrom'>>,
   cachesReady: boolean,
 ): OperationEvent | undefined {
   if (op.phase === 'forward' || op.phase === 'restore' || !cachesReady) return undefined;
-  if (workloads.some((w) => belongsTo(op, w))) return undefined;
+  const members = workloads.filter((w) => belongsTo(op, w));
+  if (members.some((w) => !leftBehind(op, w))) return undefined;
+  // Positive evidence only: a release that lost its holds to its own release step is not a return,
+  // and a held Job alone is no return (the rest of its rollout may still come).
+  const marked = workloads.some((w) => returnedFrom(op, w));
+  if (members.length > 0 && !marked) return undefined;
   const where = op.phase === 'held' ? (op.heldFrom ?? 'confirm') : op.phase;
   if (!RETURN_NEEDS_FORWARD.includes(where)) return 'reverted';
-  // Positive evidence only: a release that lost its holds to its own release step is not a return.
-  return workloads.some((w) => returnedFrom(op, w)) ? 'returned' : undefined;
+  return marked ? 'returned' : undefined;
 }
 
 export type StallOutcome =

@@ -6,9 +6,9 @@ import type { Logger } from 'pino';
 import type { GuardConfig } from '../core/config.js';
 import { clearReturnedPatch, holdOperationPatch, pointer, releasePatch, setOps } from '../core/hold.js';
 import { valueAt, type JsonObject, type WorkloadKind } from '../core/objects.js';
-import { apiVersionOf, type Cluster, type JsonPatchOp } from '../k8s/cluster.js';
+import { apiVersionOf, isConflict, type Cluster, type JsonPatchOp } from '../k8s/cluster.js';
 import type { EventQueue } from './event-queue.js';
-import { belongsTo, returnedFrom } from './membership.js';
+import { belongsTo, leftBehind, returnedFrom } from './membership.js';
 import type { OperationState } from './operation.js';
 import {
   DRAINED_ANNOTATION,
@@ -140,6 +140,39 @@ export class WorkloadGateway {
       const read = await this.read(w);
       if (read) await this.patch(w, read.obj, clearReturnedPatch(read.obj));
     }
+  }
+
+  /**
+   * A Job the return leaves behind (held since it was created, so it never ran): deleted, only as it
+   * was read. False when it changed since the cache saw it: the return is recorded once a reconcile
+   * has looked again.
+   */
+  async deleteLeftBehindJob(op: OperationState, w: WorkloadRecord): Promise<boolean> {
+    const read = await this.read(w);
+    if (!read?.rec) return true;
+    const current = read.rec;
+    if (!leftBehind(op, current)) return false;
+    try {
+      await this.deps.cluster.delete(w.kind, w.namespace, w.name, undefined, {
+        uid: String(valueAt(read.obj, ['metadata', 'uid']) ?? ''),
+        resourceVersion: current.resourceVersion,
+      });
+    } catch (error) {
+      if (isConflict(error)) return false;
+      throw error;
+    }
+    this.deps.logger.warn(
+      { operationId: op.id, workload: `job/${w.name}`, version: current.version },
+      'deleted the held Job the return leaves behind',
+    );
+    this.eventOn(
+      op,
+      w,
+      'Warning',
+      'HeldJobDeleted',
+      `Deleted: held for operation ${op.id} since it was created (it never ran), on ${current.version ?? 'the target version'}; the release is changed back to ${op.fromVersion}, and it would run on a schema that is not its own`,
+    );
+    return true;
   }
 
   /** Applies `ops` to the workload as it was read (refused with a 409 when it changed since); false when there are none. */

@@ -68,6 +68,13 @@ export const GUARD_PERMISSIONS: readonly Permission[] = [
   },
   {
     scope: 'airflow-namespaces',
+    apiGroup: 'batch',
+    resources: ['jobs'],
+    verbs: ['delete'],
+    why: 'delete a held Job a return to the from-version left behind (never ran; it would run the version the release left)',
+  },
+  {
+    scope: 'airflow-namespaces',
     apiGroup: '',
     resources: ['pods/exec'],
     // The WebSocket exec (a GET) is authorized as `get`, and since the

@@ -145,19 +145,22 @@ export class Cluster {
     return this.patch<T>(kind, typeof namespace === 'string' ? namespace : undefined, name, [test, ...ops]);
   }
 
+  /** Gone already counts as deleted; with `preconditions`, a changed object answers 409 (isConflict). */
   async delete(
     kind: KindName,
     namespace: string | undefined,
     name: string,
     gracePeriodSeconds?: number,
+    preconditions?: { uid: string; resourceVersion: string },
   ): Promise<void> {
     try {
       await withRetry(
         () =>
           this.rest.request('DELETE', resourcePath(kind, namespace, name), {
             query: { gracePeriodSeconds, propagationPolicy: 'Background' },
+            ...(preconditions ? { body: { apiVersion: 'v1', kind: 'DeleteOptions', preconditions } } : {}),
           }),
-        this.notFoundIsFinal(),
+        preconditions ? this.conflictIsFinal() : this.notFoundIsFinal(),
       );
     } catch (error) {
       if (!isNotFound(error)) throw error;

@@ -1,6 +1,6 @@
 // More scenarios of test/e2e on the real control plane, with their assertions: a release with no
 // pod of the newer version (runner pod), Airflow 2, StatefulSets, changes the guard leaves alone,
-// a failing and a halfway exec, and the guard SIGKILLed mid-operation.
+// a failing and a halfway exec, the guard SIGKILLed mid-operation, and a return to the from-version.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { retryOperation } from '../../src/coordinator/operator-actions.js';
 import { RUNNER_LABEL } from '../../src/coordinator/release-view.js';
@@ -26,6 +26,7 @@ import {
   type E2E,
   type ReleaseSpec,
 } from '../e2e/harness.js';
+import { returnAfterRelease } from '../e2e/return-scenarios.js';
 import { startClusterForE2E, startRealE2E } from './e2e-backend.js';
 import type { RealCluster } from './cluster.js';
 
@@ -237,4 +238,12 @@ describe('when the downgrade goes wrong', () => {
       expect(stepSequence(done)).toEqual(FULL_SEQUENCE);
     },
   );
+});
+
+// Issue 17 item 2 on the real control plane: the body of test/e2e/returns.test.ts's scenario.
+describe('a return to the from-version', () => {
+  it('after release, by helm rollback (order drain-first): a return operation moves the schema forward, then restores the release', async () => {
+    e2e = await startRealE2E(cluster!, { order: 'drain-first' });
+    await returnAfterRelease(e2e, spec('return-after'));
+  });
 });

@@ -9,6 +9,7 @@ import {
 import {
   belongsTo,
   freshOperationId,
+  leftBehind,
   returnEvent,
   returnedFrom,
   returnsAfterDone,
@@ -75,9 +76,11 @@ describe('returnsAfterDone: a held workload back on the from-version after the d
 });
 
 describe('returnEvent: the release changed back to the from-version', () => {
-  const held = { holdOperation: 'dg-aaaaaaaaaaaaaaaa' };
-  const returned = { returnedFrom: 'dg-bbbbbbbbbbbbbbbb' };
-  const unrelated = {};
+  const held = { kind: 'Deployment' as const, holdOperation: 'dg-aaaaaaaaaaaaaaaa' };
+  const returned = { kind: 'Deployment' as const, returnedFrom: 'dg-bbbbbbbbbbbbbbbb' };
+  const unrelated = { kind: 'Deployment' as const };
+  // The upgrade's hook Job on the target version, held: no rollback changes it back.
+  const heldJob = { kind: 'Job' as const, holdOperation: 'dg-aaaaaaaaaaaaaaaa', head: '29ce7909c52b' };
 
   it('nothing while any member is held, while the caches are cold, or while already returning', () => {
     for (const phase of PHASES) {
@@ -105,14 +108,38 @@ describe('returnEvent: the release changed back to the from-version', () => {
     }
   });
 
+  it('a held Job left behind counts as changed back once the webhook marked the rest returned, never alone', () => {
+    expect(returnEvent(op('confirm'), [heldJob, returned], true)).toBe('reverted');
+    expect(returnEvent(op('downgrade'), [heldJob, returned], true)).toBe('returned');
+    expect(returnEvent(op('held', { heldFrom: 'downgrade' }), [heldJob, returned], true)).toBe('returned');
+    // The Job alone, or the Job with a workload still held: its rollout may still come.
+    for (const phase of ['confirm', 'downgrade', 'drain'] as const) {
+      expect(returnEvent(op(phase), [heldJob, unrelated], true), phase).toBeUndefined();
+      expect(returnEvent(op(phase), [heldJob, held, returned], true), phase).toBeUndefined();
+    }
+  });
+
   it('every event it gives is one the table allows in that phase', () => {
     for (const phase of PHASES) {
-      for (const workloads of [[unrelated], [returned]]) {
+      for (const workloads of [[unrelated], [returned], [heldJob, returned]]) {
         const event = returnEvent(op(phase), workloads, true);
         if (event && !['done', 'aborted', 'cancelled', 'returned'].includes(phase))
           expect(canHappen(phase, event), `${phase} ${event}`).toBe(true);
       }
     }
+  });
+});
+
+describe('leftBehind: a held Job no change back reaches', () => {
+  const job = { kind: 'Job' as const, holdOperation: 'dg-bbbbbbbbbbbbbbbb', head: '29ce7909c52b' };
+
+  it('a Job held for the operation on another version than its from-version; no other kind, no Job of another operation', () => {
+    expect(leftBehind(op('downgrade'), job)).toBe(true);
+    expect(leftBehind(op('downgrade'), { ...job, holdOperation: 'dg-aaaaaaaaaaaaaaaa' })).toBe(true);
+    expect(leftBehind(op('downgrade'), { ...job, kind: 'Deployment' })).toBe(false);
+    expect(leftBehind(op('downgrade'), { ...job, holdOperation: 'dg-cccccccccccccccc' })).toBe(false);
+    // A return after `done` holds the from-version's own hook Job: released with the rest.
+    expect(leftBehind(op('restore'), { ...job, head: 'cc92b33c6709' })).toBe(false);
   });
 });
 

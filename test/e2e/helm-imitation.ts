@@ -6,7 +6,7 @@
 //  - `helm rollback`: the previous revision's manifests applied again, and no hooks at all;
 //  - `helm upgrade --atomic` (Helm 4: --rollback-on-failure): the upgrade, then the rollback once
 //    the timeout passes, i.e. at whatever point the guard's operation has reached by then.
-import { upgradeRelease, type E2E, type ReleaseSpec } from './harness.js';
+import { upgradeRelease, type ClusterUnderTest, type E2E, type ReleaseSpec } from './harness.js';
 
 export interface HelmDriver {
   readonly name: string;
@@ -24,7 +24,7 @@ export interface HelmDriver {
   atomicUpgrade(spec: ReleaseSpec, version: string, previous: string, timedOut: Promise<unknown>): Promise<void>;
 }
 
-export function imitatedHelm(e: E2E): HelmDriver {
+export function imitatedHelm(e: E2E<ClusterUnderTest>): HelmDriver {
   const driver: HelmDriver = {
     name: 'imitated helm',
     async upgrade(spec, version, options = {}) {

@@ -175,11 +175,11 @@ for (const major of [3, 4] as const) {
     // Found with real Helm 3 (not the imitation, whose upgrade in returns.test.ts creates no hook Job):
     // `helm upgrade` without --wait creates the 3.0.2 post-upgrade migration Job at once, the guard
     // holds it (suspend), and `helm rollback` never touches hooks, so that Job stays at 3.0.2. The
-    // guard then takes the return as partial ("changed back to 3.1.0 while the rest is held for
-    // 3.0.2"): the exec runs to the end, verify and drain follow, and the operation stalls in `release`
-    // with every workload at 0 and the schema at 3.0.2; the upgrade itself times out on the held Job.
-    it.skip(
-      '(b) `helm rollback` to the from-version while the downgrade exec runs (post-upgrade hook Job created) [bug: the held 3.0.2 hook Job keeps the return partial; operation stalls in release with every workload drained]',
+    // return is still a return (a held Job cannot be changed back): forward, restore, and the Job,
+    // which never ran, is deleted (it would run 3.0.2 on the 3.1.0 schema, and its hold would open a
+    // new downgrade). The upgrade itself times out on the held Job.
+    it(
+      '(b) `helm rollback` to the from-version while the downgrade exec runs (post-upgrade hook Job created)',
       { timeout: 600_000 },
       async () => {
         const started = Date.now();
@@ -189,9 +189,16 @@ for (const major of [3, 4] as const) {
         await s.helm.ok(['rollback', 'airflow', '1', '-n', 'airflow', '--wait', '--timeout', '2m']);
         await upgrade;
         const op = await ended(s, [], 'operation ended');
-        expect(op.phase).toBe('returned');
+        expect(op.phase, JSON.stringify(op)).toBe('returned');
         expect(warnings(s).some((w) => w.startsWith('DowngradeReturned'))).toBe(true);
         await expectSettledAt(s, FROM);
+        await waitFor(
+          'the held 3.0.2 hook Job deleted',
+          () => !s.e2e.workload('Job', 'airflow', 'airflow-run-airflow-migrations'),
+          30_000,
+          100,
+        );
+        expect(warnings(s).filter((w) => w.startsWith('HeldJobDeleted: '))).toHaveLength(1);
         table.push(`${major} | (b) rollback during exec | ${op.phase} | ${Date.now() - started}`);
       },
     );
@@ -246,18 +253,29 @@ for (const major of [3, 4] as const) {
         expect(history.map((h) => h.status)).toEqual(['superseded', 'failed', 'deployed']);
         expect(op?.heldReason).toMatch(/deadlock detected.*schema is unchanged at 3\.1\.0/);
         expect(warnings(s).some((w) => w.startsWith('DowngradeHeld: ') && w.includes('deadlock detected'))).toBe(true);
-        // Never pods on a schema they do not match, and nothing left at 0, whatever Helm did.
-        await waitFor(`release running ${FROM}`, () => releaseReady(s.e2e.sim, spec(FROM)), 90_000, 100);
-        expect(await s.e2e.revision()).toBe(headOf(FROM));
-        for (const w of releaseWorkloads(spec(FROM))) {
-          const obj = s.e2e.workload(w.kind, 'airflow', w.name) as { spec: { replicas?: number; paused?: boolean } };
-          expect(obj.spec.replicas, `${w.name} replicas`).toBe(w.replicas);
-          expect(obj.spec.paused ?? false, `${w.name} paused`).toBe(false);
-        }
-        await expectNoViolations(s.e2e);
-        const after = operation(s);
+        // The rollback changed the release back while held; the upgrade's 3.0.2 hook Job stays held
+        // (no rollback touches hooks). The schema never moved: the operation ends cancelled, nothing
+        // is left at 0, paused or marked, and the held Job, which never ran, is deleted.
+        const after = await ended(s, [], 'operation ended');
+        expect(after.phase, JSON.stringify(after)).toBe('cancelled');
+        await expectSettledAt(s, FROM);
+        await waitFor(
+          'the held 3.0.2 hook Job deleted',
+          () => !s.e2e.workload('Job', 'airflow', 'airflow-run-airflow-migrations'),
+          30_000,
+          100,
+        );
+        expect(warnings(s).filter((w) => w.startsWith('HeldJobDeleted: '))).toHaveLength(1);
+        // The same downgrade again (its holds carry the id the cancelled one was admitted under): a
+        // new operation, its hook Job held with it and run, not taken for the one left behind.
+        s.e2e.sim.runtime.violations.clear();
+        await s.helm.ok(upgradeArgs(s, TO, ['--wait']));
+        const again = await ended(s, [after.id], 'the downgrade again ended');
+        expect(again.phase, again.heldReason ?? '').toBe('done');
+        await expectSettledAt(s, TO);
+        expect(warnings(s).filter((w) => w.startsWith('HeldJobDeleted: '))).toHaveLength(1);
         table.push(
-          `${major} | (c) atomic, exec fails | helm exit ${result.code}, history ${history.map((h) => `${h.revision}:${h.status}`).join(' ')}, op ${op?.phase} then ${after?.phase}; annotations left: ${JSON.stringify(guardAnnotations(s.e2e.workload('Deployment', 'airflow', 'airflow-scheduler')))} | ${Date.now() - started}`,
+          `${major} | (c) atomic, exec fails | helm exit ${result.code}, history ${history.map((h) => `${h.revision}:${h.status}`).join(' ')}, op ${op?.phase} then ${after.phase}; guard annotations left: none; held hook Job deleted; the downgrade again: ${again.phase} | ${Date.now() - started}`,
         );
       },
     );

@@ -324,7 +324,7 @@ for (const major of HELM_MAJORS) {
       );
     });
 
-    // From 3.0.3, not 3.1.x: a second downgrade between the same schema heads hits the bug below.
+    // From 3.0.3: a downgrade to the same head as the first one, between other heads.
     it(
       '`helm rollback` to the older revision (no upgrade hooks run) is guarded like any downgrade',
       { timeout: 360_000 },
@@ -359,6 +359,47 @@ for (const major of HELM_MAJORS) {
       },
     );
 
+    // A second downgrade between the same schema heads is an operation of its own, also when another
+    // downgrade to the same head (3.0.3 -> 3.0.1) finished in between.
+    it('the same downgrade a second time (3.1.0 -> 3.0.2 again) is guarded again', { timeout: 600_000 }, async () => {
+      await helm.ok([
+        'upgrade',
+        'airflow',
+        airflowChart,
+        '-n',
+        'airflow',
+        '--reuse-values',
+        '--set',
+        'airflowVersion=3.1.0',
+        '--timeout',
+        '5m',
+      ]);
+      await waitFor('release running 3.1.0', () => releaseReady(e2e.sim, spec('3.1.0')), 60_000, 50);
+      // The forward upgrade's own exposures (the 3.0.1 pods meet the 3.1.0 schema once the hook has
+      // migrated, as in the forward test above): not the guard's business.
+      e2e.sim.runtime.violations.clear();
+      const before = e2e.operation('airflow', 'airflow');
+      await timed(
+        'rollback to revision 2 (3.1.0 -> 3.0.2, second time)',
+        ['rollback', 'airflow', '2', '-n', 'airflow', '--wait', '--timeout', '5m'],
+        '3.0.2',
+        async () => {
+          const op = await waitFor(
+            'a new operation done',
+            () => {
+              const current = e2e.operation('airflow', 'airflow');
+              return current && current.openedAt !== before?.openedAt && current.phase === 'done' && current;
+            },
+            60_000,
+            100,
+          );
+          await expectDowngraded(e2e, spec('3.1.0'), '3.0.2');
+          return `${op.phase}, ${stepSequence(op).join('>')}`;
+        },
+      );
+    });
+
+    // Last: the release is unguarded from here on.
     it('`helm uninstall` of the guard takes its webhook configuration with it (the TLS Secret it made stays)', async () => {
       const from = e2e.sim.api.requests.length;
       await helm.ok(['uninstall', 'airflow-downgrade-guard', '-n', GUARD_NAMESPACE, '--wait', '--timeout', '2m']);
@@ -380,48 +421,5 @@ for (const major of HELM_MAJORS) {
       );
       expect(e2e.sim.store.get(RESOURCES.secrets, GUARD_NAMESPACE, 'airflow-downgrade-guard-tls')).toBeDefined();
     });
-
-    // A second downgrade between the same schema heads must be an operation of its own. Still failing
-    // after the fresh-id rule when ANOTHER downgrade (3.0.3 -> 3.0.1, same target head) finished in
-    // between: the rollback stays held and Helm times out (test/e2e/repeated.test.ts, where the last
-    // operation is the same pair, passes). Open in issue 17.
-    it.skip(
-      'the same downgrade a second time (3.1.0 -> 3.0.2 again) is guarded again [bug: stays held after an intervening downgrade to the same head]',
-      { timeout: 600_000 },
-      async () => {
-        await helm.ok([
-          'upgrade',
-          'airflow',
-          airflowChart,
-          '-n',
-          'airflow',
-          '--reuse-values',
-          '--set',
-          'airflowVersion=3.1.0',
-          '--timeout',
-          '5m',
-        ]);
-        await waitFor('release running 3.1.0', () => releaseReady(e2e.sim, spec('3.1.0')), 60_000, 50);
-        const before = e2e.operation('airflow', 'airflow');
-        await timed(
-          'rollback to revision 2 (3.1.0 -> 3.0.2, second time)',
-          ['rollback', 'airflow', '2', '-n', 'airflow', '--wait', '--timeout', '5m'],
-          '3.0.2',
-          async () => {
-            const op = await waitFor(
-              'a new operation done',
-              () => {
-                const current = e2e.operation('airflow', 'airflow');
-                return current && current.openedAt !== before?.openedAt && current.phase === 'done' && current;
-              },
-              60_000,
-              100,
-            );
-            await expectDowngraded(e2e, spec('3.1.0'), '3.0.2');
-            return `${op.phase}, ${stepSequence(op).join('>')}`;
-          },
-        );
-      },
-    );
   });
 }

@@ -7,12 +7,9 @@
 // to the simulated API server.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { abortOperation } from '../../src/coordinator/operator-actions.js';
-import type { OperationState } from '../../src/coordinator/operation.js';
 import type { KubeObject } from '../../src/sim/types.js';
 import {
   eventsOf,
-  expectNoViolations,
-  guardAnnotations,
   headOf,
   releaseReady,
   releaseWorkloads,
@@ -23,6 +20,7 @@ import {
   type ReleaseSpec,
 } from './harness.js';
 import { imitatedHelm } from './helm-imitation.js';
+import { expectBackAtFrom, FROM, returnAfterRelease, steps, TO, type WorkloadShape } from './return-scenarios.js';
 
 // Old scheduler pods may be made to hang in Terminating, so the drain cannot finish while the test acts.
 const stuck: { predicate: (pod: KubeObject) => boolean } = { predicate: () => false };
@@ -38,9 +36,6 @@ vi.mock('../../src/sim/cluster.js', async (importOriginal) => {
   };
 });
 
-const FROM = '3.1.0';
-const TO = '3.0.2';
-
 let e2e: E2E | undefined;
 afterEach(async () => {
   stuck.predicate = () => false;
@@ -55,43 +50,8 @@ const spec = (name: string): ReleaseSpec => ({
   replicas: { scheduler: 2 },
 });
 
-interface WorkloadShape {
-  spec: { paused?: boolean; replicas?: number; suspend?: boolean };
-}
-
-/** The release runs FROM again as its last applied spec says, with nothing of the guard left on it. */
-async function expectBackAtFrom(e: E2E, s: ReleaseSpec, phase: OperationState['phase']): Promise<OperationState> {
-  const op = await waitFor(
-    `operation ${phase}`,
-    () => {
-      const o = e.operation(s.namespace, s.release);
-      return o && ['done', 'returned', 'cancelled', 'held', 'aborted'].includes(o.phase) && o;
-    },
-    60_000,
-    100,
-  );
-  expect(op.phase, `${op.phase}: ${op.heldReason ?? ''}`).toBe(phase);
-  await waitFor(`release running ${FROM}`, () => releaseReady(e.sim, s), 60_000, 100);
-  expect(await e.revision()).toBe(headOf(FROM));
-  for (const w of releaseWorkloads(s)) {
-    const obj = e.workload(w.kind, s.namespace, w.name) as WorkloadShape;
-    expect(obj.spec.replicas, `${w.name} replicas`).toBe(w.replicas);
-    expect(obj.spec.paused ?? false, `${w.name} paused`).toBe(false);
-    expect(guardAnnotations(obj), `${w.name} guard annotations`).toEqual([]);
-  }
-  const cron = e.workload('CronJob', s.namespace, `${s.release}-database-cleanup`) as WorkloadShape;
-  expect(cron.spec.suspend ?? false).toBe(false);
-  expect(guardAnnotations(cron)).toEqual([]);
-  await expectNoViolations(e);
-  return op;
-}
-
 function logged(e: E2E, text: string): boolean {
   return e.guards.some((g) => g.logs.some((l) => l.includes(text)));
-}
-
-function steps(op: OperationState): string[] {
-  return op.steps.filter((s) => s.outcome !== 'waiting').map((s) => s.step);
 }
 
 describe('a return to the from-version during the downgrade (order downgrade-first)', () => {
@@ -283,49 +243,13 @@ describe('a return to the from-version during the downgrade (order drain-first)'
   });
 });
 
-// After release (the operation is `done`): `helm rollback` applies the from-version's manifests with
-// no hooks, so no migration Job comes. The guard holds the return, opens a new operation and moves
-// the schema forward itself; without it the from-version pods would wait for migrations forever.
+// After release (the operation is `done`): return-scenarios.ts (also run on the real control plane).
 describe.each(['drain-first', 'downgrade-first'] as const)(
   'a return to the from-version after release (order %s)',
   (order) => {
     it('by helm rollback: held, a new operation migrates the schema forward, the release runs the from-version again', async () => {
       e2e = await startE2E({ order });
-      const e = e2e;
-      const s = spec(`after-${order}`);
-      await e.installRelease(s);
-      await e.startGuard();
-      const helm = imitatedHelm(e);
-      await helm.upgrade(s, TO, { hook: 'post-upgrade' });
-      const done = await waitFor(
-        'downgrade done',
-        () => e.operation(s.namespace, s.release)?.phase === 'done' && e.operation(s.namespace, s.release),
-        60_000,
-        100,
-      );
-      await waitFor(`release running ${TO}`, () => releaseReady(e.sim, { ...s, version: TO }), 60_000, 100);
-      e.sim.runtime.violations.clear();
-      await helm.rollback(s, FROM);
-      const op = await waitFor(
-        'return operation ended',
-        () => {
-          const o = e.operation(s.namespace, s.release);
-          return o && o.id !== done.id && ['done', 'returned', 'cancelled', 'held', 'aborted'].includes(o.phase) && o;
-        },
-        60_000,
-        100,
-      );
-      expect(op.phase, `${op.phase}: ${op.heldReason ?? ''}`).toBe('returned');
-      expect(op.admittedAs).toBe(done.id);
-      expect([op.fromVersion, op.toVersion]).toEqual([FROM, TO]);
-      expect(steps(op)).toEqual(['open', 'confirm', 'forward', 'restore']);
-      await expectBackAtFrom(e, s, 'returned');
-      const reasons = eventsOf(e, s.namespace).map((ev) => `${ev.type} ${ev.reason}`);
-      expect(reasons).toContain('Warning ReturnAfterDowngrade');
-      expect(reasons).toContain('Normal MigrateForwardSucceeded');
-      expect(reasons).toContain('Warning ReturnedToFromVersion');
-      // The target's pods are drained before the schema moves forward under them, in either order.
-      expect(e.sim.runtime.violations.exposures()).toEqual([]);
+      await returnAfterRelease(e2e, spec(`after-${order}`));
     }, 120_000);
   },
 );

@@ -44,6 +44,16 @@ describe('the guard with the default (cluster-wide) install', () => {
     ],
     ['suspend a cronjob', { verb: 'patch', apiGroup: 'batch', resource: 'cronjobs', namespace: 'airflow', name: 'c' }],
     [
+      'delete a held job a return left behind',
+      {
+        verb: 'delete',
+        apiGroup: 'batch',
+        resource: 'jobs',
+        namespace: 'airflow',
+        name: 'airflow-run-airflow-migrations',
+      },
+    ],
+    [
       'read the metadata secret',
       { verb: 'get', apiGroup: '', resource: 'secrets', namespace: 'airflow', name: 'airflow-metadata' },
     ],

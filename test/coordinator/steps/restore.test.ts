@@ -33,4 +33,14 @@ describe('restore', () => {
     expect(ctx.stalls).toEqual(['returning to 3.1.0: deployment/scheduler not on 3.1.0; kept at 0 until changed back']);
     expect(ctx.restored).toEqual(['api-server']);
   });
+
+  it('a Job left behind on the version the release left is not released (it would run that version on the from-version schema)', async () => {
+    const ctx = memoryContext();
+    ctx.workloads = [
+      workload('run-airflow-migrations', { kind: 'Job', holdOperation: op.id, head: TO_HEAD }),
+      workload('scheduler', { drained: { operation: op.id, replicas: 2 }, returnedFrom: op.id, head: FROM_HEAD }),
+    ];
+    expect(await restore(ctx, op)).toEqual({ event: 'restored', op });
+    expect(ctx.restored).toEqual(['scheduler']);
+  });
 });
