@@ -2,7 +2,6 @@
 // against the prometheus-operator CRDs (test/fixtures/prometheus-operator/, upstream v0.93.0): the
 // rendered objects pass `kubectl apply --dry-run=server`, and a broken rule does not (the schema is
 // enforced). That every metric a rule names is exported: test/install/chart.test.ts.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,9 +9,9 @@ import { parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from '../e2e/harness.js';
 import { helmFor, type Helm } from '../support/helm.js';
-import { KUBECTL_ENV } from '../support/kube-tools-env.js';
 import { buildControlPlane } from './components.js';
 import { startControlPlane, type ControlPlane } from './control-plane.js';
+import { kubectlAt, type KubectlRun } from './kubectl-run.js';
 
 const FIXTURES = join(ROOT, 'test/fixtures/prometheus-operator');
 const CRDS = ['servicemonitors', 'prometheusrules'];
@@ -20,32 +19,14 @@ const CRDS = ['servicemonitors', 'prometheusrules'];
 let controlPlane: ControlPlane | undefined;
 let helm: Helm | undefined;
 let dir = '';
-let kubeconfigPath = '';
-
-function kubectl(args: string[], input = ''): Promise<{ code: number; stdout: string; stderr: string }> {
-  const binary = process.env[KUBECTL_ENV];
-  if (!binary) throw new Error(`${KUBECTL_ENV} is not set (vitest global setup)`);
-  return new Promise((resolve) => {
-    const child = execFile(
-      binary,
-      ['--kubeconfig', kubeconfigPath, ...args],
-      { timeout: 120_000, maxBuffer: 16 * 1024 * 1024 },
-      (error, stdout, stderr) =>
-        resolve({
-          code: error ? (typeof error.code === 'number' ? error.code : 1) : 0,
-          stdout: String(stdout),
-          stderr: String(stderr),
-        }),
-    );
-    child.stdin?.end(input);
-  });
-}
+let kubectl: (args: string[], input?: string) => Promise<KubectlRun>;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'adg-chart-monitoring-'));
   controlPlane = await startControlPlane({ binaries: await buildControlPlane() });
-  kubeconfigPath = join(dir, 'kubeconfig');
+  const kubeconfigPath = join(dir, 'kubeconfig');
   writeFileSync(kubeconfigPath, controlPlane.adminKubeconfig, { mode: 0o600 });
+  kubectl = kubectlAt(kubeconfigPath);
   helm = helmFor(4, controlPlane.adminKubeconfig);
   for (const crd of CRDS) {
     const created = await kubectl(['create', '-f', join(FIXTURES, `monitoring.coreos.com_${crd}.yaml`)]);
