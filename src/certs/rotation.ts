@@ -35,9 +35,17 @@ export interface SecretObject {
     resourceVersion?: string;
     labels?: Record<string, string>;
     annotations?: Record<string, string>;
+    ownerReferences?: OwnerReference[];
   };
   type: string;
   data: Record<string, string>;
+}
+
+export interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
 }
 
 export const SECRET_KEYS = { cert: 'tls.crt', key: 'tls.key', caCert: 'ca.crt', caKey: 'ca.key' } as const;
@@ -55,6 +63,8 @@ export function certificateSecret(options: {
   certs: GeneratedCertificates;
   resourceVersion?: string;
   labels?: Record<string, string>;
+  /** The webhook configuration: the Secret goes with it (garbage collection). */
+  owner?: OwnerReference;
 }): SecretObject {
   return {
     apiVersion: 'v1',
@@ -68,6 +78,7 @@ export function certificateSecret(options: {
         'app.kubernetes.io/component': 'serving-certificate',
         ...options.labels,
       },
+      ...(options.owner ? { ownerReferences: [options.owner] } : {}),
     },
     type: 'kubernetes.io/tls',
     data: {

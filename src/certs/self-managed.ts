@@ -13,6 +13,7 @@ import {
   DEFAULT_RENEW_BEFORE_MS,
   injectCaBundle,
   needsRotation,
+  type OwnerReference,
   type SecretObject,
 } from './rotation.js';
 
@@ -26,9 +27,10 @@ export interface CertificateCluster {
   createSecret(namespace: string, secret: SecretObject): Promise<SecretObject>;
   /** Replace with optimistic concurrency: secret.metadata.resourceVersion must match. */
   replaceSecret(namespace: string, name: string, secret: SecretObject): Promise<SecretObject>;
-  getWebhookConfiguration(
-    name: string,
-  ): Promise<{ webhooks?: Array<{ name: string; clientConfig?: { caBundle?: string } }> } | null>;
+  getWebhookConfiguration(name: string): Promise<{
+    metadata?: { uid?: string };
+    webhooks?: Array<{ name: string; clientConfig?: { caBundle?: string } }>;
+  } | null>;
   patchWebhookConfiguration(name: string, patch: Operation[]): Promise<void>;
 }
 
@@ -121,8 +123,9 @@ export async function ensureServingCertificate(
 ): Promise<EnsureResult> {
   const now = (options.now ?? (() => new Date()))();
   let result: { certs: GeneratedCertificates; action: EnsureResult['action'] } | null = null;
+  const owner = await webhookOwner(cluster, options.webhookConfigurationName);
   for (let attempt = 0; attempt < MAX_ATTEMPTS && result === null; attempt++) {
-    result = await reconcileSecret(cluster, options, now);
+    result = await reconcileSecret(cluster, options, now, owner);
   }
   if (result === null)
     throw new Error(
@@ -132,10 +135,30 @@ export async function ensureServingCertificate(
   return { ...result, caBundlePatched };
 }
 
+function missingWebhookConfiguration(name: string): Error {
+  return new Error(
+    `MutatingWebhookConfiguration ${name} not found: install it before starting the guard in self-managed certificate mode`,
+  );
+}
+
+/**
+ * The Secret is owned by the webhook configuration it serves: `helm uninstall` (or any deletion of
+ * the configuration) takes the Secret with it, though Helm never made it.
+ */
+async function webhookOwner(cluster: CertificateCluster, name: string): Promise<OwnerReference | undefined> {
+  const config = await cluster.getWebhookConfiguration(name);
+  if (config === null) throw missingWebhookConfiguration(name);
+  const uid = config.metadata?.uid;
+  return uid
+    ? { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', name, uid }
+    : undefined;
+}
+
 async function reconcileSecret(
   cluster: CertificateCluster,
   options: SelfManagedOptions,
   now: Date,
+  owner: OwnerReference | undefined,
 ): Promise<{ certs: GeneratedCertificates; action: EnsureResult['action'] } | null> {
   const existing = await cluster.getSecret(options.namespace, options.secretName);
   if (existing === null) {
@@ -143,7 +166,12 @@ async function reconcileSecret(
     try {
       await cluster.createSecret(
         options.namespace,
-        certificateSecret({ name: options.secretName, namespace: options.namespace, certs }),
+        certificateSecret({
+          name: options.secretName,
+          namespace: options.namespace,
+          certs,
+          ...(owner ? { owner } : {}),
+        }),
       );
       return { certs, action: 'created' };
     } catch (err) {
@@ -153,8 +181,10 @@ async function reconcileSecret(
   }
   const current = certificatesFromSecret(existing);
   const renewed = renewedCertificates(current, options, now);
-  if (renewed === null && current !== null) return { certs: current, action: 'reused' };
-  const certs = renewed ?? freshCertificates(options, now);
+  const owned = owner === undefined || existing.metadata.ownerReferences?.some((r) => r.uid === owner.uid);
+  if (renewed === null && current !== null && owned) return { certs: current, action: 'reused' };
+  // Not yet owned by the webhook configuration (a Secret from before owners were set): same certificates, owner added.
+  const certs = renewed ?? current ?? freshCertificates(options, now);
   const resourceVersion = existing.metadata.resourceVersion;
   try {
     await cluster.replaceSecret(
@@ -165,9 +195,10 @@ async function reconcileSecret(
         namespace: options.namespace,
         certs,
         ...(resourceVersion !== undefined ? { resourceVersion } : {}),
+        ...(owner ? { owner } : {}),
       }),
     );
-    return { certs, action: current === null ? 'adopted' : 'rotated' };
+    return { certs, action: current === null ? 'adopted' : renewed === null ? 'reused' : 'rotated' };
   } catch (err) {
     if (isConflict(err)) return null;
     throw err;
@@ -176,10 +207,7 @@ async function reconcileSecret(
 
 async function ensureCaBundle(cluster: CertificateCluster, name: string, caPem: string): Promise<boolean> {
   const config = await cluster.getWebhookConfiguration(name);
-  if (config === null)
-    throw new Error(
-      `MutatingWebhookConfiguration ${name} not found: install it before starting the guard in self-managed certificate mode`,
-    );
+  if (config === null) throw missingWebhookConfiguration(name);
   const patch = injectCaBundle(config, caPem);
   if (patch.length === 0) return false;
   await cluster.patchWebhookConfiguration(name, patch);

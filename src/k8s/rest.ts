@@ -7,6 +7,9 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { GUARD_NAME, GUARD_VERSION } from '../install/names.js';
+
+const USER_AGENT = `${GUARD_NAME}/${GUARD_VERSION}`;
 
 export interface KubeStatus {
   kind?: string;
@@ -107,7 +110,12 @@ export class KubeRest {
     for (const [key, value] of Object.entries(options.query ?? {})) {
       if (value !== undefined) url.searchParams.set(key, String(value));
     }
-    const requestOptions: https.RequestOptions = { method, headers: { Accept: 'application/json' } };
+    // The API server names the field manager of an update after the user agent's first segment:
+    // the guard's writes (drain, release) are owned by `airflow-downgrade-guard` (docs/gitops.md).
+    const requestOptions: https.RequestOptions = {
+      method,
+      headers: { Accept: 'application/json', 'User-Agent': USER_AGENT },
+    };
     await this.kubeConfig.applyToHTTPSOptions(requestOptions);
     requestOptions.agent = this.agent;
     const payload = options.body === undefined ? undefined : JSON.stringify(options.body);

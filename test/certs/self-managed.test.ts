@@ -26,7 +26,7 @@ const DAY = 86_400_000;
 const T0 = new Date('2025-01-01T00:00:00Z');
 
 type WebhookConfig = {
-  metadata: { name: string };
+  metadata: { name: string; uid?: string };
   webhooks: Array<{ name: string; clientConfig: { caBundle?: string; service?: object } }>;
 };
 
@@ -172,6 +172,32 @@ describe('ensureServingCertificate', () => {
     expect(second.action).toBe('reused');
     expect(second.caBundlePatched).toBe(false);
     expect(second.certs).toEqual(first.certs);
+  });
+
+  it('makes the Secret owned by the webhook configuration (it goes with the configuration), and adds the owner to a Secret made before, keeping its certificates', async () => {
+    const cluster = new FakeCluster();
+    cluster.webhooks.set('airflow-downgrade-guard', {
+      ...webhookConfig(),
+      metadata: { name: 'airflow-downgrade-guard', uid: 'uid-1' },
+    });
+    const owner = {
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'MutatingWebhookConfiguration',
+      name: 'airflow-downgrade-guard',
+      uid: 'uid-1',
+    };
+    const first = await ensureServingCertificate(cluster, options(T0));
+    expect(cluster.secrets.get('guard/airflow-downgrade-guard-tls')!.metadata.ownerReferences).toEqual([owner]);
+
+    // A Secret without the owner (made before owners were set): the same certificates, owner added once.
+    const secret = cluster.secrets.get('guard/airflow-downgrade-guard-tls')!;
+    delete secret.metadata.ownerReferences;
+    const adopted = await ensureServingCertificate(cluster, options(new Date(T0.getTime() + DAY)));
+    expect(adopted).toMatchObject({ action: 'reused', caBundlePatched: false, certs: first.certs });
+    expect(cluster.secrets.get('guard/airflow-downgrade-guard-tls')!.metadata.ownerReferences).toEqual([owner]);
+    cluster.calls = [];
+    await ensureServingCertificate(cluster, options(new Date(T0.getTime() + 2 * DAY)));
+    expect(cluster.calls.filter((c) => c.startsWith('replace'))).toEqual([]);
   });
 
   it('renews the serving certificate with the same CA inside the renewal window', async () => {

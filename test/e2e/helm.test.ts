@@ -169,7 +169,17 @@ for (const major of HELM_MAJORS) {
       expect(
         e2e.sim.store.get(RESOURCES.secrets, GUARD_NAMESPACE, 'sh.helm.release.v1.airflow-downgrade-guard.v1')?.type,
       ).toBe('helm.sh/release.v1');
-      expect(e2e.sim.store.get(RESOURCES.secrets, GUARD_NAMESPACE, 'airflow-downgrade-guard-tls')).toBeDefined();
+      const config = e2e.sim.store.get(RESOURCES.mutatingwebhookconfigurations, undefined, 'airflow-downgrade-guard');
+      expect(
+        e2e.sim.store.get(RESOURCES.secrets, GUARD_NAMESPACE, 'airflow-downgrade-guard-tls')?.metadata.ownerReferences,
+      ).toEqual([
+        {
+          apiVersion: 'admissionregistration.k8s.io/v1',
+          kind: 'MutatingWebhookConfiguration',
+          name: 'airflow-downgrade-guard',
+          uid: config?.metadata.uid,
+        },
+      ]);
     });
 
     it('dry runs: `helm template | plan -f -` and `kubectl apply --dry-run=server` show the plan and change nothing', async () => {
@@ -399,8 +409,70 @@ for (const major of HELM_MAJORS) {
       );
     });
 
+    it(
+      '`helm upgrade` of the guard chart: every Airflow change made during it is admitted by the guard; the webhook keeps its caBundle',
+      { timeout: 360_000 },
+      async () => {
+        const caBundles = () =>
+          (
+            e2e.sim.store.get(
+              RESOURCES.mutatingwebhookconfigurations,
+              undefined,
+              'airflow-downgrade-guard',
+            ) as unknown as {
+              webhooks: Array<{ clientConfig: { caBundle?: string } }>;
+            }
+          ).webhooks.map((w) => w.clientConfig.caBundle);
+        const webhookCalls = () => [...e2e.webhookCalls.values()].reduce((a, b) => a + b, 0);
+        const before = { caBundles: caBundles(), calls: webhookCalls() };
+        expect(before.caBundles.every(Boolean)).toBe(true);
+        let upgrading = true;
+        const admitted: number[] = [];
+        const refused: string[] = [];
+        const changes = (async () => {
+          for (let i = 0; upgrading; i++) {
+            try {
+              await e2e.admin.patch('Deployment', 'airflow', 'airflow-scheduler', [
+                { op: 'add', path: '/metadata/labels/example.com~1touched', value: String(i) },
+              ]);
+              admitted.push(i);
+            } catch (error) {
+              refused.push((error as Error).message);
+            }
+          }
+        })();
+        const upgrade = await helm.run([
+          'upgrade',
+          'airflow-downgrade-guard',
+          GUARD_CHART,
+          '-n',
+          GUARD_NAMESPACE,
+          '--reuse-values',
+          '--set',
+          'labels.team=platform',
+          '--wait',
+          '--timeout',
+          '2m',
+        ]);
+        upgrading = false;
+        await changes;
+        expect(upgrade.code, upgrade.stderr).toBe(0);
+        expect(refused).toEqual([]);
+        expect(admitted.length).toBeGreaterThan(0);
+        expect(webhookCalls() - before.calls).toBeGreaterThanOrEqual(admitted.length);
+        expect(caBundles()).toEqual(before.caBundles);
+        expect(
+          (e2e.sim.store.get(RESOURCES.deployments, GUARD_NAMESPACE, 'airflow-downgrade-guard') as KubeObject).metadata
+            .labels?.team,
+        ).toBe('platform');
+        table.push(
+          `${major} | helm upgrade of the guard chart (--wait) | ${admitted.length} Airflow changes during it, all admitted by the guard, caBundle kept | ${upgrade.code} | ${Math.round(upgrade.ms)} | -`,
+        );
+      },
+    );
+
     // Last: the release is unguarded from here on.
-    it('`helm uninstall` of the guard takes its webhook configuration with it (the TLS Secret it made stays)', async () => {
+    it('`helm uninstall` of the guard leaves nothing of it: webhook configuration, and the TLS Secret the guard made (owned by the configuration)', async () => {
       const from = e2e.sim.api.requests.length;
       await helm.ok(['uninstall', 'airflow-downgrade-guard', '-n', GUARD_NAMESPACE, '--wait', '--timeout', '2m']);
       expect(
@@ -419,7 +491,22 @@ for (const major of HELM_MAJORS) {
       table.push(
         `${major} | helm uninstall of the guard | webhook configuration deleted; delete order: ${deleted.join(' > ')} | 0 | - | -`,
       );
-      expect(e2e.sim.store.get(RESOURCES.secrets, GUARD_NAMESPACE, 'airflow-downgrade-guard-tls')).toBeDefined();
+      // The Secret is not Helm's: the garbage collector deletes it with the webhook configuration that owns it.
+      await waitFor(
+        'TLS Secret deleted with its owner',
+        () => !e2e.sim.store.get(RESOURCES.secrets, GUARD_NAMESPACE, 'airflow-downgrade-guard-tls'),
+        10_000,
+        20,
+      );
+      const left = Object.values(RESOURCES).flatMap((type) =>
+        e2e.sim.store
+          .list(type, type.namespaced ? GUARD_NAMESPACE : undefined)
+          .items.filter((o) => type.namespaced || o.metadata.name.startsWith('airflow-downgrade-guard'))
+          .filter((o) => !['Namespace', 'Event'].includes(o.kind))
+          .map((o) => `${o.kind}/${o.metadata.name}`),
+      );
+      // The namespace stays (Helm does not delete what --create-namespace made), with its own default ServiceAccount.
+      expect(left).toEqual(['ServiceAccount/default']);
     });
   });
 }
