@@ -41,6 +41,11 @@ export interface ReleaseSpec {
 
 export const DEFAULT_COMPONENTS = ['api-server', 'scheduler', 'dag-processor', 'triggerer', 'worker', 'statsd'];
 
+/** A 3.1.0 release named `name` in its own namespace, with two schedulers. */
+export function releaseSpec(name: string): ReleaseSpec {
+  return { release: name, namespace: name, version: '3.1.0', replicas: { scheduler: 2 } };
+}
+
 export interface Guard {
   process: ChildProcess;
   port: number;
@@ -63,6 +68,8 @@ export interface E2E<C extends ClusterUnderTest = SimCluster> {
   guards: Guard[];
   rbac?: ReturnType<typeof createRbacAuthorizer>;
   caPem: string;
+  /** A kubeconfig of the cluster's administrator (what an operator's kubectl uses). */
+  adminKubeconfig: string;
   startGuard(identity?: string, extraArgs?: string[], options?: { port?: number }): Promise<Guard>;
   installRelease(spec: ReleaseSpec): Promise<void>;
   /** The stored object; typed loosely because tests read kind-specific fields (spec.paused, spec.replicas, ...). */
@@ -229,6 +236,7 @@ export async function startE2EOn<C extends ClusterUnderTest>(
     admin,
     guards,
     caPem: certs.caCert,
+    adminKubeconfig: backend.adminKubeconfig,
     ...(backend.rbac ? { rbac: backend.rbac } : {}),
     async startGuard(identity = `guard-${guards.length + 1}`, extraArgs = [], startOptions = {}) {
       const selfManaged = options.certMode === 'self-managed';
@@ -851,6 +859,36 @@ export async function restartGuard(e: E2E<ClusterUnderTest>, guard: Guard): Prom
 
 export function killNow(guard: Guard): void {
   if (guard.process.exitCode === null && guard.process.signalCode === null) guard.process.kill('SIGKILL');
+}
+
+/**
+ * Calls `then` once, synchronously, when the simulated Airflow starts walking the migrations of an
+ * `airflow db downgrade` (the exec is running and holds the migration lock): a kill point that does
+ * not depend on how long the migration steps take. Returns what undoes it.
+ */
+export function onDowngradeWalk(e: E2E<ClusterUnderTest>, then: () => void): () => void {
+  const faults = e.sim.runtime.faults;
+  const take = faults.take;
+  const restore = (): void => {
+    faults.take = take;
+  };
+  faults.take = ((target, kinds) => {
+    if ((kinds as readonly string[]).includes('exec-halfway') && target.argv?.join(' ').includes('db downgrade')) {
+      restore();
+      then();
+    }
+    return take(target, kinds);
+  }) as typeof take;
+  return restore;
+}
+
+/** The `airflow db downgrade` exec fails once, as on a database deadlock. */
+export function failNextDowngrade(e: E2E<ClusterUnderTest>): void {
+  e.sim.runtime.faults.add({
+    command: 'db downgrade',
+    fault: { kind: 'exec-fail', exitCode: 1, message: 'sqlalchemy.exc.OperationalError: deadlock detected' },
+    times: 1,
+  });
 }
 
 export interface PodEvent {

@@ -263,6 +263,7 @@ export async function startInstalledE2E(
     guardNamespace,
     guardIdentity,
     webhookCalls,
+    adminKubeconfig: sim.api.kubeconfig(),
     get caPem(): string {
       const secret = sim.store.get(RESOURCES.secrets, guardNamespace, TLS_SECRET_NAME) as
         (KubeObject & { data?: Record<string, string> }) | undefined;
