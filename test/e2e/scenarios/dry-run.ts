@@ -141,6 +141,21 @@ export function dryRunScenarios(startOn: StartE2E, adminUser: string): void {
     dir = mkdtempSync(path.join(os.tmpdir(), 'adg-dry-run-'));
   }, 180_000);
 
+  /** The chart's scheduler Deployment at `version`, as a file for `kubectl apply -f`. */
+  function schedulerManifest(version: string): string {
+    const file = path.join(dir!, `scheduler-${version}.yaml`);
+    const scheduler = chartWorkload({
+      kind: 'Deployment',
+      component: 'scheduler',
+      release: spec.release,
+      namespace: spec.namespace,
+      version,
+      replicas: 2,
+    });
+    writeFileSync(file, stringify(scheduler));
+    return file;
+  }
+
   afterAll(async () => {
     await e2e?.stop();
     await auditDb?.drop();
@@ -161,20 +176,7 @@ export function dryRunScenarios(startOn: StartE2E, adminUser: string): void {
     });
 
     it('prints the full plan as warnings, changes nothing and leaves a dryRun audit record', async () => {
-      const manifest = path.join(dir!, 'scheduler-3.0.2.yaml');
-      writeFileSync(
-        manifest,
-        stringify(
-          chartWorkload({
-            kind: 'Deployment',
-            component: 'scheduler',
-            release: spec.release,
-            namespace: spec.namespace,
-            version: '3.0.2',
-            replicas: 2,
-          }),
-        ),
-      );
+      const manifest = schedulerManifest('3.0.2');
       const before = snapshot(e2e!);
       const revisionBefore = await e2e!.revision();
       expect(revisionBefore).toBe(FROM_HEAD);
@@ -253,20 +255,7 @@ export function dryRunScenarios(startOn: StartE2E, adminUser: string): void {
     });
 
     it('a dry run of a same-head change prints no warning', async () => {
-      const manifest = path.join(dir!, 'scheduler-3.1.7.yaml');
-      writeFileSync(
-        manifest,
-        stringify(
-          chartWorkload({
-            kind: 'Deployment',
-            component: 'scheduler',
-            release: spec.release,
-            namespace: spec.namespace,
-            version: '3.1.7',
-            replicas: 2,
-          }),
-        ),
-      );
+      const manifest = schedulerManifest('3.1.7');
       const result = await kubectl(['apply', '--dry-run=server', '-f', manifest]);
       expect(result.code, result.stderr).toBe(0);
       expect(result.stderr).not.toMatch(/airflow-downgrade-guard/);
