@@ -16,7 +16,7 @@ import { RESOURCES } from '../../src/sim/resources.js';
 import { renderInstallManifests } from '../../src/install/manifests.js';
 import { parseOperation, operationConfigMapName, type OperationState } from '../../src/coordinator/operation.js';
 import { readAlembicRevision } from '../../src/db/alembic.js';
-import { chartWorkload, type WorkloadOptions } from '../fixtures/admission/builders.js';
+import { chartComponent, chartWorkload } from '../fixtures/admission/builders.js';
 import { createTestDatabase, freePort, type TestDatabase } from '../support/postgres.js';
 import { spawnOwned, stopOwned } from '../support/processes.js';
 import type { KubeObject } from '../../src/sim/types.js';
@@ -317,32 +317,21 @@ export async function startE2EOn<C extends ClusterUnderTest>(
           metadata: { name: `${spec.release}-${component}`, namespace: spec.namespace },
         });
       }
-      const migrate = chartWorkload({
-        kind: 'Job',
-        component: 'run-airflow-migrations',
-        release: spec.release,
-        namespace: spec.namespace,
-        version: spec.version,
-      }) as KubeObject;
+      const migrate = migrationJob(spec);
       await createObject(admin, migrate);
-      await waitFor(
-        'migration job complete',
-        () => jobComplete(sim, spec.namespace, `${spec.release}-run-airflow-migrations`),
-        30_000,
-      );
-      await admin.delete('Job', spec.namespace, `${spec.release}-run-airflow-migrations`, 0);
+      await waitFor('migration job complete', () => jobComplete(sim, spec.namespace, migrate.metadata.name), 30_000);
+      await admin.delete('Job', spec.namespace, migrate.metadata.name, 0);
       for (const component of spec.components ?? DEFAULT_COMPONENTS) {
         const kind = spec.statefulSets?.includes(component) ? 'StatefulSet' : 'Deployment';
-        const options: WorkloadOptions = {
+        const workload = chartComponent({
           kind,
           component,
           release: spec.release,
           namespace: spec.namespace,
           version: spec.version,
           replicas: spec.replicas?.[component] ?? 1,
-        };
-        if (component === 'statsd') options.image = 'quay.io/prometheus/statsd-exporter:v0.28.0';
-        await createObject(admin, chartShaped(chartWorkload(options) as KubeObject, component));
+        });
+        await createObject(admin, workload as KubeObject);
       }
       if (spec.cronJobs !== false) {
         await createObject(
@@ -379,22 +368,6 @@ export async function startE2EOn<C extends ClusterUnderTest>(
     },
   };
   return e2e;
-}
-
-/** What the official chart renders beyond the generic builder: statsd has no Airflow init container; Celery workers run `airflow celery worker`. */
-function chartShaped(obj: KubeObject, component: string): KubeObject {
-  const spec = (
-    obj.spec as { template: { spec: { containers: Array<Record<string, unknown>>; initContainers?: unknown[] } } }
-  ).template.spec;
-  if (component === 'statsd') {
-    delete spec.initContainers;
-    for (const c of spec.containers) {
-      delete c.env;
-      c.args = ['--statsd.listen-udp=:9125'];
-    }
-  }
-  if (component === 'worker') for (const c of spec.containers) c.args = ['bash', '-c', 'exec airflow celery worker'];
-  return obj;
 }
 
 /**
@@ -513,7 +486,18 @@ async function registerWebhook(
   await createObject(admin, config);
 }
 
-function jobComplete(sim: ClusterUnderTest, namespace: string, name: string): boolean {
+/** The chart's `run-airflow-migrations` Job of the release at `version`. */
+export function migrationJob(spec: ReleaseSpec, version = spec.version): KubeObject {
+  return chartWorkload({
+    kind: 'Job',
+    component: 'run-airflow-migrations',
+    release: spec.release,
+    namespace: spec.namespace,
+    version,
+  }) as KubeObject;
+}
+
+export function jobComplete(sim: ClusterUnderTest, namespace: string, name: string): boolean {
   const job = sim.store.get(RESOURCES.jobs, namespace, name) as
     { status?: { conditions?: Array<{ type: string; status: string }> } } | undefined;
   return job?.status?.conditions?.some((c) => c.type === 'Complete' && c.status === 'True') ?? false;
@@ -592,19 +576,13 @@ export async function upgradeRelease(
 ): Promise<UpgradeResult> {
   const result: UpgradeResult = { applied: [] };
   const runJob = async (): Promise<void> => {
-    const job = chartWorkload({
-      kind: 'Job',
-      component: 'run-airflow-migrations',
-      release: spec.release,
-      namespace: spec.namespace,
-      version,
-    }) as KubeObject;
+    const job = migrationJob(spec, version);
     const started = Date.now();
     await replaceHookJob(e2e, spec, job);
     // Helm waits for the hook Job to complete (pre-upgrade: before it applies the rest of the release).
     await waitFor(
       `${options.hook} hook job complete`,
-      () => jobComplete(e2e.sim, spec.namespace, `${spec.release}-run-airflow-migrations`),
+      () => jobComplete(e2e.sim, spec.namespace, job.metadata.name),
       60_000,
       20,
     );
