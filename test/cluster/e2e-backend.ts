@@ -22,12 +22,12 @@ import type { StartE2E } from '../e2e/scenarios/start.js';
 import { startRealCluster, type RealCluster } from './cluster.js';
 
 /** The same scaled-down timing as the simulated cluster's end-to-end runs (test/e2e/harness.ts). */
-export const E2E_TIMING = {
+const E2E_TIMING = {
   runtime: { stepDurationMs: 40, checkIntervalMs: 25, readyDelayMs: 30, secondMs: 100, taskDurationMs: 200 },
   node: { podStartDelayMs: 40, readyDelayMs: 40, probeIntervalMs: 25, graceUnitMs: 10 },
 };
 
-export function startClusterForE2E(log?: (line: string) => void): Promise<RealCluster> {
+function startClusterForE2E(log?: (line: string) => void): Promise<RealCluster> {
   return startRealCluster({
     runtime: E2E_TIMING.runtime,
     timing: E2E_TIMING.node,
