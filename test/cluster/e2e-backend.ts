@@ -3,6 +3,7 @@
 // node agent's simulated Airflow runtime (violations, faults). One real cluster serves a whole test
 // file; each scenario gets its own database, and its namespaces and webhook are removed after it.
 import { KubeConfig } from '@kubernetes/client-node';
+import { afterAll, beforeAll } from 'vitest';
 import { KubeRest } from '../../src/k8s/rest.js';
 import { WatchCache } from '../../src/k8s/watch-cache.js';
 import { RESOURCES } from '../../src/sim/resources.js';
@@ -17,21 +18,44 @@ import {
   type E2E,
   type E2EOptions,
 } from '../e2e/harness.js';
+import type { StartE2E } from '../e2e/scenarios/start.js';
 import { startRealCluster, type RealCluster } from './cluster.js';
 
 /** The same scaled-down timing as the simulated cluster's end-to-end runs (test/e2e/harness.ts). */
-export const E2E_TIMING = {
+const E2E_TIMING = {
   runtime: { stepDurationMs: 40, checkIntervalMs: 25, readyDelayMs: 30, secondMs: 100, taskDurationMs: 200 },
   node: { podStartDelayMs: 40, readyDelayMs: 40, probeIntervalMs: 25, graceUnitMs: 10 },
 };
 
-export function startClusterForE2E(log?: (line: string) => void): Promise<RealCluster> {
+function startClusterForE2E(log?: (line: string) => void): Promise<RealCluster> {
   return startRealCluster({
     runtime: E2E_TIMING.runtime,
     timing: E2E_TIMING.node,
     ...(log ? { log } : {}),
     ...(process.env.ADG_DEBUG ? { verbose: true } : {}),
   });
+}
+
+/**
+ * One real cluster for the test file (started before its first test, stopped after its last) and
+ * what starts the harness on it: the shared scenarios of test/e2e/scenarios take it.
+ */
+export function realControlPlane(): { start: StartE2E; cluster(): RealCluster } {
+  let running: RealCluster | undefined;
+  beforeAll(async () => {
+    running = await startClusterForE2E((line) => console.log(line));
+    console.log(
+      `start-up: build check ${running.timings.buildMs} ms, control plane ${running.timings.controlPlaneMs} ms, node Ready ${running.timings.nodeMs} ms`,
+    );
+  });
+  afterAll(async () => {
+    await running?.stop();
+  });
+  const cluster = (): RealCluster => {
+    if (!running) throw new Error('the real control plane is not running: use it inside a test or a hook');
+    return running;
+  };
+  return { start: (options) => startRealE2E(cluster(), options), cluster };
 }
 
 const MIRRORED: Array<{ type: ResourceType; path: string }> = [
@@ -90,6 +114,12 @@ async function mirrorOf(kubeconfig: string): Promise<{ store: Store; stop(): voi
  * serving certificate with the 127.0.0.1 IP SAN, caBundle injected by the guard).
  */
 export async function startRealE2E(cluster: RealCluster, options: E2EOptions = {}): Promise<E2E<ClusterUnderTest>> {
+  // These shape the simulated cluster only: the real one runs with E2E_TIMING and its own authorizer.
+  const simulatedOnly = (['rbac', 'stepDurationMs', 'podStartDelayMs', 'stuckTerminating'] as const).filter(
+    (option) => options[option] !== undefined,
+  );
+  if (simulatedOnly.length)
+    throw new Error(`startRealE2E: ${simulatedOnly.join(', ')} only apply to the simulated cluster (startE2E)`);
   const db = await createTestDatabase('cluster');
   const mirror = await mirrorOf(cluster.adminKubeconfig);
   cluster.runtime.violations.clear();

@@ -11,10 +11,9 @@ import { readAlembicRevision } from '../../src/db/alembic.js';
 import { headOf } from '../e2e/harness.js';
 import { KUBECTL_ENV } from '../support/kube-tools-env.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
-import { startClusterForE2E } from './e2e-backend.js';
-import type { RealCluster } from './cluster.js';
+import { realControlPlane } from './e2e-backend.js';
 
-let cluster: RealCluster | undefined;
+const real = realControlPlane();
 let db: TestDatabase | undefined;
 let dir = '';
 let kubeconfigPath = '';
@@ -22,16 +21,11 @@ let kubeconfigPath = '';
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'adg-kubectl-'));
   db = await createTestDatabase('kubectl');
-  cluster = await startClusterForE2E((line) => console.log(line));
-  console.log(
-    `start-up: build check ${cluster.timings.buildMs} ms, control plane ${cluster.timings.controlPlaneMs} ms, node Ready ${cluster.timings.nodeMs} ms`,
-  );
   kubeconfigPath = join(dir, 'kubeconfig');
-  writeFileSync(kubeconfigPath, cluster.adminKubeconfig, { mode: 0o600 });
+  writeFileSync(kubeconfigPath, real.cluster().adminKubeconfig, { mode: 0o600 });
 });
 
 afterAll(async () => {
-  await cluster?.stop();
   await db?.drop();
   rmSync(dir, { recursive: true, force: true });
 });

@@ -16,7 +16,7 @@ import { RESOURCES } from '../../src/sim/resources.js';
 import { renderInstallManifests } from '../../src/install/manifests.js';
 import { parseOperation, operationConfigMapName, type OperationState } from '../../src/coordinator/operation.js';
 import { readAlembicRevision } from '../../src/db/alembic.js';
-import { chartWorkload, type WorkloadOptions } from '../fixtures/admission/builders.js';
+import { chartComponent, chartWorkload } from '../fixtures/admission/builders.js';
 import { createTestDatabase, freePort, type TestDatabase } from '../support/postgres.js';
 import { spawnOwned, stopOwned } from '../support/processes.js';
 import type { KubeObject } from '../../src/sim/types.js';
@@ -41,6 +41,11 @@ export interface ReleaseSpec {
 
 export const DEFAULT_COMPONENTS = ['api-server', 'scheduler', 'dag-processor', 'triggerer', 'worker', 'statsd'];
 
+/** A 3.1.0 release named `name` in its own namespace, with two schedulers. */
+export function releaseSpec(name: string): ReleaseSpec {
+  return { release: name, namespace: name, version: '3.1.0', replicas: { scheduler: 2 } };
+}
+
 export interface Guard {
   process: ChildProcess;
   port: number;
@@ -63,6 +68,8 @@ export interface E2E<C extends ClusterUnderTest = SimCluster> {
   guards: Guard[];
   rbac?: ReturnType<typeof createRbacAuthorizer>;
   caPem: string;
+  /** A kubeconfig of the cluster's administrator (what an operator's kubectl uses). */
+  adminKubeconfig: string;
   startGuard(identity?: string, extraArgs?: string[], options?: { port?: number }): Promise<Guard>;
   installRelease(spec: ReleaseSpec): Promise<void>;
   /** The stored object; typed loosely because tests read kind-specific fields (spec.paused, spec.replicas, ...). */
@@ -229,6 +236,7 @@ export async function startE2EOn<C extends ClusterUnderTest>(
     admin,
     guards,
     caPem: certs.caCert,
+    adminKubeconfig: backend.adminKubeconfig,
     ...(backend.rbac ? { rbac: backend.rbac } : {}),
     async startGuard(identity = `guard-${guards.length + 1}`, extraArgs = [], startOptions = {}) {
       const selfManaged = options.certMode === 'self-managed';
@@ -309,32 +317,21 @@ export async function startE2EOn<C extends ClusterUnderTest>(
           metadata: { name: `${spec.release}-${component}`, namespace: spec.namespace },
         });
       }
-      const migrate = chartWorkload({
-        kind: 'Job',
-        component: 'run-airflow-migrations',
-        release: spec.release,
-        namespace: spec.namespace,
-        version: spec.version,
-      }) as KubeObject;
+      const migrate = migrationJob(spec);
       await createObject(admin, migrate);
-      await waitFor(
-        'migration job complete',
-        () => jobComplete(sim, spec.namespace, `${spec.release}-run-airflow-migrations`),
-        30_000,
-      );
-      await admin.delete('Job', spec.namespace, `${spec.release}-run-airflow-migrations`, 0);
+      await waitFor('migration job complete', () => jobComplete(sim, spec.namespace, migrate.metadata.name), 30_000);
+      await admin.delete('Job', spec.namespace, migrate.metadata.name, 0);
       for (const component of spec.components ?? DEFAULT_COMPONENTS) {
         const kind = spec.statefulSets?.includes(component) ? 'StatefulSet' : 'Deployment';
-        const options: WorkloadOptions = {
+        const workload = chartComponent({
           kind,
           component,
           release: spec.release,
           namespace: spec.namespace,
           version: spec.version,
           replicas: spec.replicas?.[component] ?? 1,
-        };
-        if (component === 'statsd') options.image = 'quay.io/prometheus/statsd-exporter:v0.28.0';
-        await createObject(admin, chartShaped(chartWorkload(options) as KubeObject, component));
+        });
+        await createObject(admin, workload as KubeObject);
       }
       if (spec.cronJobs !== false) {
         await createObject(
@@ -371,22 +368,6 @@ export async function startE2EOn<C extends ClusterUnderTest>(
     },
   };
   return e2e;
-}
-
-/** What the official chart renders beyond the generic builder: statsd has no Airflow init container; Celery workers run `airflow celery worker`. */
-function chartShaped(obj: KubeObject, component: string): KubeObject {
-  const spec = (
-    obj.spec as { template: { spec: { containers: Array<Record<string, unknown>>; initContainers?: unknown[] } } }
-  ).template.spec;
-  if (component === 'statsd') {
-    delete spec.initContainers;
-    for (const c of spec.containers) {
-      delete c.env;
-      c.args = ['--statsd.listen-udp=:9125'];
-    }
-  }
-  if (component === 'worker') for (const c of spec.containers) c.args = ['bash', '-c', 'exec airflow celery worker'];
-  return obj;
 }
 
 /**
@@ -505,7 +486,18 @@ async function registerWebhook(
   await createObject(admin, config);
 }
 
-function jobComplete(sim: ClusterUnderTest, namespace: string, name: string): boolean {
+/** The chart's `run-airflow-migrations` Job of the release at `version`. */
+export function migrationJob(spec: ReleaseSpec, version = spec.version): KubeObject {
+  return chartWorkload({
+    kind: 'Job',
+    component: 'run-airflow-migrations',
+    release: spec.release,
+    namespace: spec.namespace,
+    version,
+  }) as KubeObject;
+}
+
+export function jobComplete(sim: ClusterUnderTest, namespace: string, name: string): boolean {
   const job = sim.store.get(RESOURCES.jobs, namespace, name) as
     { status?: { conditions?: Array<{ type: string; status: string }> } } | undefined;
   return job?.status?.conditions?.some((c) => c.type === 'Complete' && c.status === 'True') ?? false;
@@ -584,19 +576,13 @@ export async function upgradeRelease(
 ): Promise<UpgradeResult> {
   const result: UpgradeResult = { applied: [] };
   const runJob = async (): Promise<void> => {
-    const job = chartWorkload({
-      kind: 'Job',
-      component: 'run-airflow-migrations',
-      release: spec.release,
-      namespace: spec.namespace,
-      version,
-    }) as KubeObject;
+    const job = migrationJob(spec, version);
     const started = Date.now();
     await replaceHookJob(e2e, spec, job);
     // Helm waits for the hook Job to complete (pre-upgrade: before it applies the rest of the release).
     await waitFor(
       `${options.hook} hook job complete`,
-      () => jobComplete(e2e.sim, spec.namespace, `${spec.release}-run-airflow-migrations`),
+      () => jobComplete(e2e.sim, spec.namespace, job.metadata.name),
       60_000,
       20,
     );
@@ -851,6 +837,36 @@ export async function restartGuard(e: E2E<ClusterUnderTest>, guard: Guard): Prom
 
 export function killNow(guard: Guard): void {
   if (guard.process.exitCode === null && guard.process.signalCode === null) guard.process.kill('SIGKILL');
+}
+
+/**
+ * Calls `then` once, synchronously, when the simulated Airflow starts walking the migrations of an
+ * `airflow db downgrade` (the exec is running and holds the migration lock): a kill point that does
+ * not depend on how long the migration steps take. Returns what undoes it.
+ */
+export function onDowngradeWalk(e: E2E<ClusterUnderTest>, then: () => void): () => void {
+  const faults = e.sim.runtime.faults;
+  const take = faults.take;
+  const restore = (): void => {
+    faults.take = take;
+  };
+  faults.take = ((target, kinds) => {
+    if ((kinds as readonly string[]).includes('exec-halfway') && target.argv?.join(' ').includes('db downgrade')) {
+      restore();
+      then();
+    }
+    return take(target, kinds);
+  }) as typeof take;
+  return restore;
+}
+
+/** The `airflow db downgrade` exec fails once, as on a database deadlock. */
+export function failNextDowngrade(e: E2E<ClusterUnderTest>): void {
+  e.sim.runtime.faults.add({
+    command: 'db downgrade',
+    fault: { kind: 'exec-fail', exitCode: 1, message: 'sqlalchemy.exc.OperationalError: deadlock detected' },
+    times: 1,
+  });
 }
 
 export interface PodEvent {

@@ -33,6 +33,8 @@ import { simProtobufConverter } from '../support/sim-protobuf.js';
 import {
   DEFAULT_COMPONENTS,
   ROOT,
+  jobComplete,
+  migrationJob,
   releaseReady,
   spawnGuard,
   waitFor,
@@ -263,6 +265,7 @@ export async function startInstalledE2E(
     guardNamespace,
     guardIdentity,
     webhookCalls,
+    adminKubeconfig: sim.api.kubeconfig(),
     get caPem(): string {
       const secret = sim.store.get(RESOURCES.secrets, guardNamespace, TLS_SECRET_NAME) as
         (KubeObject & { data?: Record<string, string> }) | undefined;
@@ -354,12 +357,6 @@ export async function startInstalledE2E(
   return e2e;
 }
 
-function jobComplete(e2e: E2E, namespace: string, name: string): boolean {
-  const job = e2e.workload('Job', namespace, name) as
-    { status?: { conditions?: Array<{ type: string; status: string }> } } | undefined;
-  return job?.status?.conditions?.some((c) => c.type === 'Complete' && c.status === 'True') ?? false;
-}
-
 /** A fresh Helm install of the official chart at spec.version, through the installed webhook. */
 async function installRelease(e2e: E2E, spec: ReleaseSpec, databaseUrl: string): Promise<void> {
   await createNamespace(e2e.admin, spec.namespace);
@@ -370,15 +367,9 @@ async function installRelease(e2e: E2E, spec: ReleaseSpec, databaseUrl: string):
     type: 'Opaque',
     data: { connection: Buffer.from(databaseUrl).toString('base64') },
   } as KubeObject);
-  const migrate = chartWorkload({
-    kind: 'Job',
-    component: 'run-airflow-migrations',
-    release: spec.release,
-    namespace: spec.namespace,
-    version: spec.version,
-  }) as KubeObject;
+  const migrate = migrationJob(spec);
   await createObject(e2e.admin, migrate);
-  await waitFor('migration job complete', () => jobComplete(e2e, spec.namespace, migrate.metadata.name), 30_000);
+  await waitFor('migration job complete', () => jobComplete(e2e.sim, spec.namespace, migrate.metadata.name), 30_000);
   await e2e.admin.delete('Job', spec.namespace, migrate.metadata.name, 0);
   for (const component of spec.components ?? DEFAULT_COMPONENTS) {
     const kind = spec.statefulSets?.includes(component) ? 'StatefulSet' : 'Deployment';

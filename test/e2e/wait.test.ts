@@ -8,8 +8,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { spawnOwned, stopOwned } from '../support/processes.js';
 import {
   ROOT,
+  failNextDowngrade,
   podImage,
   releaseReady,
+  releaseSpec,
   startE2E,
   upgradeRelease,
   waitFor,
@@ -43,7 +45,7 @@ function startWait(
 ): { stderr: () => string; done: Promise<WaitRun> } {
   dir ??= mkdtempSync(path.join(os.tmpdir(), 'adg-wait-'));
   const kubeconfig = path.join(dir, 'kubeconfig');
-  writeFileSync(kubeconfig, e.sim.api.kubeconfig(), { mode: 0o600 });
+  writeFileSync(kubeconfig, e.adminKubeconfig, { mode: 0o600 });
   const child = spawnOwned(
     process.execPath,
     [
@@ -89,20 +91,13 @@ function runWait(e: E2E, s: ReleaseSpec, target: string, args: string[] = []): P
   return startWait(e, s, target, args).done;
 }
 
-const spec = (name: string): ReleaseSpec => ({
-  release: name,
-  namespace: name,
-  version: '3.1.0',
-  replicas: { scheduler: 2 },
-});
-
 describe('wait after a downgrade was applied', () => {
   it('exits 0 only once the operation is done and every workload runs the target version', async () => {
     // The old pods stay Terminating until the test lets them go: the drain cannot finish before
     // the test has seen `wait` report the open operation.
     let oldPodsStuck = true;
     e2e = await startE2E({ stuckTerminating: (pod) => oldPodsStuck && podImage(pod).endsWith(':3.1.0') });
-    const s = spec('waitok');
+    const s = releaseSpec('waitok');
     await e2e.installRelease(s);
     await e2e.startGuard();
     await upgradeRelease(e2e, s, '3.0.2', { hook: 'none' });
@@ -124,14 +119,10 @@ describe('wait after a downgrade was applied', () => {
 
   it('exits 3 with the reason when the downgrade fails and the operation is held', async () => {
     e2e = await startE2E();
-    const s = spec('waitheld');
+    const s = releaseSpec('waitheld');
     await e2e.installRelease(s);
     await e2e.startGuard();
-    e2e.sim.runtime.faults.add({
-      command: 'db downgrade',
-      fault: { kind: 'exec-fail', exitCode: 1, message: 'sqlalchemy.exc.OperationalError: deadlock detected' },
-      times: 1,
-    });
+    failNextDowngrade(e2e);
     await upgradeRelease(e2e, s, '3.0.2', { hook: 'none' });
     const run = await runWait(e2e, s, '3.0.2', ['--timeout', '60s']);
     expect(run.code, run.stderr).toBe(3);
@@ -143,7 +134,7 @@ describe('wait after a downgrade was applied', () => {
 
   it('exits 124 when the release is not done in time', async () => {
     e2e = await startE2E();
-    const s = spec('waitslow');
+    const s = releaseSpec('waitslow');
     await e2e.installRelease(s);
     await e2e.startGuard();
     // The downgrade command hangs (until the guard's exec timeout, far beyond the wait's).
