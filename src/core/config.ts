@@ -24,6 +24,11 @@ export const ANNOTATIONS = {
    * returned from. The coordinator then moves the schema forward again instead of releasing.
    */
   returned: `${ANNOTATION_PREFIX}returned`,
+  /**
+   * Set by the webhook with a hold whose target version could not be told at admission: the image
+   * the coordinator resolves (registry labels, else a probe pod) before it releases or downgrades.
+   */
+  resolve: `${ANNOTATION_PREFIX}resolve`,
 } as const;
 
 /** Annotations the guard writes with a hold and removes when it releases one. */
@@ -34,6 +39,7 @@ export const HOLD_ANNOTATIONS: readonly string[] = [
   ANNOTATIONS.toVersion,
   ANNOTATIONS.fromRevision,
   ANNOTATIONS.toRevision,
+  ANNOTATIONS.resolve,
 ];
 
 // Kubernetes label keys: optional DNS prefix, then a name of at most 63 characters.
@@ -46,7 +52,11 @@ const markerSchema = z.strictObject({
   value: z.string().max(63).optional(),
 });
 
-export const UNKNOWN_VERSION_POLICIES = ['allow', 'deny'] as const;
+/**
+ * hold (default): held like a downgrade until the coordinator has resolved the version; allow:
+ * admitted with a warning, no downgrade check; deny: refused.
+ */
+export const UNKNOWN_VERSION_POLICIES = ['hold', 'allow', 'deny'] as const;
 export type UnknownVersionPolicy = (typeof UNKNOWN_VERSION_POLICIES)[number];
 
 /**
@@ -72,7 +82,7 @@ export const guardConfigSchema = z
       .default({ release: [], component: [], marker: [] }),
     /** Deprecated alias of `unknownVersion: deny`. */
     strict: z.boolean().default(false),
-    /** A change whose Airflow version cannot be told: admitted with a warning (allow) or denied (deny). */
+    /** A change whose Airflow version cannot be told: held until resolved (hold, default), admitted with a warning (allow) or denied (deny). */
     unknownVersion: z.enum(UNKNOWN_VERSION_POLICIES).optional(),
     /** Users whose changes pass untouched: the guard's own ServiceAccount, so its patches are not held again. */
     trustedUsernames: z.array(z.string().min(1).max(253)).default([]),
@@ -94,7 +104,7 @@ export type GuardConfigInput = z.input<typeof guardConfigSchema>;
 
 /** What to do with a change whose Airflow version cannot be told; `strict` is the deprecated alias of deny. */
 export function unknownVersionPolicy(config: GuardConfig): UnknownVersionPolicy {
-  return config.strict ? 'deny' : (config.unknownVersion ?? 'allow');
+  return config.strict ? 'deny' : (config.unknownVersion ?? 'hold');
 }
 
 /**
