@@ -8,7 +8,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ANNOTATIONS, type GuardConfig } from '../core/config.js';
 import { clearReturnedPatch, holdOperationPatch, releasePatch } from '../core/hold.js';
-import { isJsonObject, valueAt, type WorkloadKind } from '../core/objects.js';
+import { annotationsOf, isJsonObject, valueAt, type WorkloadKind } from '../core/objects.js';
 import { readHoldTarget } from '../core/hold.js';
 import { downgradeArgv, formatArgv, migrateArgv } from '../core/downgrade-command.js';
 import { pointer } from '../core/hold.js';
@@ -63,6 +63,10 @@ import {
   returnsAfterDone,
   stallOutcome,
 } from './membership.js';
+import { ResolutionCache } from '../core/resolution-cache.js';
+import type { RegistryOptions } from '../registry/client.js';
+import { ImageResolver } from './image-resolver.js';
+import { resolvedStep, resolveHeldWorkloads, type ResolutionRecord } from './resolution.js';
 import { confirm } from './steps/confirm.js';
 import { restore } from './steps/restore.js';
 import { failed, isBetween, type StepContext, type StepReport, type StepResult } from './steps/context.js';
@@ -97,6 +101,8 @@ export interface CoordinatorOptions {
   metadataSecretKey: string;
   /** Used instead of the Secret when set (all releases), e.g. for a DB reached through another address. */
   databaseUrlOverride?: string;
+  /** Resolving versions of images held for a resolution: registry mirrors and CAs, probe pod bound, tag TTL. */
+  imageResolution?: { registry?: Omit<RegistryOptions, 'dockerConfigs'>; probeTimeoutMs?: number; tagTtlMs?: number };
 }
 
 export const DEFAULT_COORDINATOR_OPTIONS: Omit<CoordinatorOptions, 'config' | 'identity'> = {
@@ -123,6 +129,8 @@ export interface CoordinatorHooks {
   onReleaseChange?: (namespace: string, release: string) => void;
   /** An operation started (reason) or stopped (undefined) waiting on something that may never come. */
   onStall?: (operation: OperationState, reason: string | undefined) => void;
+  /** A held workload's version was resolved (or could not be): what, how, how long. */
+  onResolution?: (record: ResolutionRecord) => void;
 }
 
 export interface CoordinatorDeps {
@@ -162,6 +170,9 @@ const EVENT_FLUSH_MS = 2_000;
 
 const WORKLOAD_KINDS: WorkloadKind[] = ['Deployment', 'StatefulSet', 'Job', 'CronJob'];
 
+/** What reading a release's database needs of an operation. */
+type ReleaseRef = Pick<OperationState, 'namespace' | 'release'>;
+
 export class Coordinator {
   readonly workloads = new Map<WorkloadKind, WatchCache<WorkloadRecord>>();
   pods!: WatchCache<PodRecord>;
@@ -186,6 +197,8 @@ export class Coordinator {
   /** Admission's view of each release, recomputed only when the release's cached records change. */
   /** What the step modules (steps/) may use of this coordinator. */
   private readonly stepContext: StepContext;
+  /** Versions of images whose tag names none: the resolution cache admission reads, and how they are resolved. */
+  readonly resolver: ImageResolver;
   private readonly releaseStates = new ReleaseStateCache(() => ({
     workloads: this.workloads.values(),
     pods: this.pods,
@@ -205,6 +218,14 @@ export class Coordinator {
       durationSeconds: options.leaseDurationSeconds,
       cluster: deps.cluster,
       logger: deps.logger,
+    });
+    this.resolver = new ImageResolver({
+      cluster: deps.cluster,
+      exec: deps.exec,
+      logger: deps.logger,
+      cache: new ResolutionCache(options.imageResolution?.tagTtlMs),
+      registry: options.imageResolution?.registry ?? {},
+      probeTimeoutMs: options.imageResolution?.probeTimeoutMs ?? 120_000,
     });
     this.stepContext = {
       readRevision: (op) => this.readRevision(op),
@@ -228,12 +249,12 @@ export class Coordinator {
       const cache = new WatchCache<WorkloadRecord>(this.deps.kubeConfig, this.deps.rest, {
         name: kind,
         paths: this.paths(kind),
-        project: (obj) => projectWorkload(kind, obj, config),
+        project: (obj) => projectWorkload(kind, obj, config, this.resolver.lookup),
         groupBy: releaseKeyOf,
         onChange: (_key, rec, prev) => {
           this.releaseChanged(rec, prev);
           const r = rec ?? prev;
-          if (r && (rec?.holdOperation || rec?.drained || prev?.holdOperation || prev?.drained))
+          if (r && (rec?.holdOperation || rec?.drained || rec?.resolving || prev?.holdOperation || prev?.drained))
             this.schedule(r.namespace, r.release);
         },
         logger: this.deps.logger,
@@ -244,7 +265,7 @@ export class Coordinator {
     this.pods = new WatchCache<PodRecord>(this.deps.kubeConfig, this.deps.rest, {
       name: 'Pod',
       paths: this.paths('Pod'),
-      project: (obj) => projectPod(obj, config),
+      project: (obj) => projectPod(obj, config, this.resolver.lookup),
       groupBy: releaseKeyOf,
       onChange: (_key, rec, prev) => {
         this.releaseChanged(rec, prev);
@@ -306,7 +327,9 @@ export class Coordinator {
       operation,
       this.lastRevision.get(`${namespace}/${release}`),
     );
-    return op && isTerminal(op.phase) ? { ...state, lastOperation: summary } : state;
+    const imageVersions = this.resolver.snapshot();
+    const withImages = Object.keys(imageVersions).length > 0 ? { ...state, imageVersions } : state;
+    return op && isTerminal(op.phase) ? { ...withImages, lastOperation: summary } : withImages;
   }
 
   /** Tells the hook which releases a cache change touched (a record may move between releases). */
@@ -340,7 +363,7 @@ export class Coordinator {
   private resync(): void {
     const releases = new Set<string>();
     for (const w of this.allWorkloads())
-      if (w.holdOperation || w.drained) releases.add(`${w.namespace}\u0000${w.release}`);
+      if (w.holdOperation || w.drained || w.resolving) releases.add(`${w.namespace}\u0000${w.release}`);
     for (const op of this.operations.values())
       if (!isTerminal(op.phase)) releases.add(`${op.namespace}\u0000${op.release}`);
     for (const key of releases) {
@@ -393,6 +416,9 @@ export class Coordinator {
     let cmVersion = current.resourceVersion;
     const workloads = this.releaseWorkloads(namespace, release);
     const held = workloads.filter((w) => w.holdOperation);
+    // Held for a resolution: released or turned into a downgrade's hold (whose watch event brings us back).
+    if (workloads.some((w) => w.resolving) && (await this.acquireLease(namespace, release)))
+      await this.resolveHeld(namespace, release, workloads, op && !isTerminal(op.phase) ? op : undefined);
 
     // A hold naming no open operation opens one; a hold naming a finished one opens a new one,
     // unless it is a late member of a finished downgrade whose schema is still where it left it.
@@ -436,6 +462,29 @@ export class Coordinator {
 
     if (!(await this.acquireLease(namespace, release))) return;
     await this.drive(op, cmVersion);
+  }
+
+  private async resolveHeld(
+    namespace: string,
+    release: string,
+    workloads: WorkloadRecord[],
+    open: OperationState | undefined,
+  ): Promise<void> {
+    await resolveHeldWorkloads(
+      {
+        cluster: this.deps.cluster,
+        config: this.options.config,
+        logger: this.deps.logger,
+        resolver: this.resolver,
+        readRevision: (ns, name) => this.readRevision({ namespace: ns, release: name }),
+        emitEvent: (ns, kind, name, type, reason, message) =>
+          this.emitEventOn({ namespace: ns }, kind, name, type, reason, message),
+        ...(this.deps.hooks?.onResolution ? { onResolution: this.deps.hooks.onResolution } : {}),
+      },
+      workloads,
+      open,
+    );
+    this.deps.hooks?.onReleaseChange?.(namespace, release);
   }
 
   /** Records a return to the from-version when one happened (undefined: lost a race on the record). */
@@ -561,6 +610,8 @@ export class Coordinator {
         now,
       });
       if (id !== admittedAs) op = { ...op, admittedAs };
+      const resolved = annotationsOf(obj)[ANNOTATIONS.resolved];
+      if (resolved !== undefined) op = withStep(op, resolvedStep(resolved, now));
       if (previous && returnsAfterDone(previous, w)) op = { ...op, returnOf: previous.id };
     } catch (error) {
       this.deps.logger.error(
@@ -727,7 +778,7 @@ export class Coordinator {
   // ---- steps -------------------------------------------------------------------------------
 
   /** The release's metadata URL, read from its Secret at most every METADATA_URL_TTL_MS (and again after a DB error). */
-  private async metadataUrl(op: OperationState): Promise<string> {
+  private async metadataUrl(op: ReleaseRef): Promise<string> {
     if (this.options.databaseUrlOverride) return this.options.databaseUrlOverride;
     const key = `${op.namespace}/${op.release}`;
     const cached = this.metadataUrls.get(key);
@@ -738,12 +789,12 @@ export class Coordinator {
   }
 
   /** After a failed probe: the next one reads the Secret again (rotated password) and connects afresh. */
-  private async forgetDatabase(op: OperationState, url: string): Promise<void> {
+  private async forgetDatabase(op: ReleaseRef, url: string): Promise<void> {
     this.metadataUrls.delete(`${op.namespace}/${op.release}`);
     await this.dbPools.discard(url);
   }
 
-  private async readMetadataSecret(op: OperationState): Promise<string> {
+  private async readMetadataSecret(op: ReleaseRef): Promise<string> {
     const name = this.options.metadataSecretName(op.release);
     const secret = await this.deps.cluster.find('Secret', op.namespace, name);
     if (!secret) throw new Error(`metadata Secret ${op.namespace}/${name} not found`);
@@ -753,7 +804,7 @@ export class Coordinator {
     return Buffer.from(value, 'base64').toString('utf8');
   }
 
-  private async readRevision(op: OperationState): Promise<string | null> {
+  private async readRevision(op: ReleaseRef): Promise<string | null> {
     const url = await this.metadataUrl(op);
     let revision: string | null;
     try {
@@ -1022,7 +1073,7 @@ export class Coordinator {
   ): Promise<{ template: Record<string, unknown>; container: string; source: string } | undefined> {
     const replicaSets = await this.deps.cluster.list('ReplicaSet', op.namespace);
     for (const rs of replicaSets.items) {
-      const rec = projectWorkload('Deployment', rs, this.options.config);
+      const rec = projectWorkload('Deployment', rs, this.options.config, this.resolver.lookup);
       const template = valueAt(rs, ['spec', 'template']);
       if (
         rec &&
@@ -1042,7 +1093,7 @@ export class Coordinator {
     for (const w of candidates) {
       const obj = await this.deps.cluster.find(w.kind, w.namespace, w.name);
       const template = valueAt(obj, ['spec', 'template']);
-      const rec = obj ? projectWorkload(w.kind, obj, this.options.config) : undefined;
+      const rec = obj ? projectWorkload(w.kind, obj, this.options.config, this.resolver.lookup) : undefined;
       if (isJsonObject(template) && rec?.head === op.fromRevision) {
         const container = mainContainerName(template, w.component);
         if (container) return { template, container, source: `${w.kind.toLowerCase()}/${w.name}` };
@@ -1239,7 +1290,7 @@ export class Coordinator {
   private async restoreWorkload(op: OperationState, w: WorkloadRecord, head: string): Promise<boolean> {
     const obj = await this.deps.cluster.find(w.kind, w.namespace, w.name);
     if (!obj) return true;
-    const current = projectWorkload(w.kind, obj, this.options.config);
+    const current = projectWorkload(w.kind, obj, this.options.config, this.resolver.lookup);
     const onHead = current?.head === head;
     const drained = readDrainedRecord(obj);
     const held = current !== undefined && belongsTo(op, current);
@@ -1525,7 +1576,7 @@ export class Coordinator {
   }
 
   private async emitEventOn(
-    op: OperationState,
+    op: Pick<OperationState, 'namespace'>,
     kind: WorkloadKind,
     name: string,
     type: 'Normal' | 'Warning',

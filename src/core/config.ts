@@ -29,6 +29,8 @@ export const ANNOTATIONS = {
    * the coordinator resolves (registry labels, else a probe pod) before it releases or downgrades.
    */
   resolve: `${ANNOTATION_PREFIX}resolve`,
+  /** Set by the coordinator when a resolution turned a hold into a downgrade's: what it found, how, how long. */
+  resolved: `${ANNOTATION_PREFIX}resolved`,
 } as const;
 
 /** Annotations the guard writes with a hold and removes when it releases one. */
@@ -40,6 +42,7 @@ export const HOLD_ANNOTATIONS: readonly string[] = [
   ANNOTATIONS.fromRevision,
   ANNOTATIONS.toRevision,
   ANNOTATIONS.resolve,
+  ANNOTATIONS.resolved,
 ];
 
 // Kubernetes label keys: optional DNS prefix, then a name of at most 63 characters.

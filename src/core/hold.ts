@@ -249,6 +249,25 @@ export function resolveHoldPatch(
   return { patch, record };
 }
 
+/**
+ * A hold for a resolution turned into a downgrade's: the operation annotations (holdPatch's) and what
+ * the resolution found; the held fields and their record stay as admitted.
+ */
+export function resolvedHoldPatch(object: unknown, target: HoldTarget, resolved: string): JsonPatchOperation[] {
+  const annotations: Record<string, string> = {
+    [ANNOTATIONS.operation]: target.operationId,
+    [ANNOTATIONS.fromVersion]: target.fromVersion,
+    [ANNOTATIONS.toVersion]: target.toVersion,
+    [ANNOTATIONS.toRevision]: target.toRevision,
+    [ANNOTATIONS.resolved]: resolved,
+  };
+  if (target.fromRevision !== undefined) annotations[ANNOTATIONS.fromRevision] = target.fromRevision;
+  const patch = annotationOps(object, annotations);
+  if (annotationAt(object, ANNOTATIONS.resolve) !== undefined)
+    patch.push({ op: 'remove', path: pointer(['metadata', 'annotations', ANNOTATIONS.resolve]) });
+  return patch;
+}
+
 /** The image a hold for a resolution names; undefined when the object is not held for one. */
 export function readResolveTarget(object: unknown): ResolveTarget | undefined {
   if (readHoldRecord(object) === undefined) return undefined;

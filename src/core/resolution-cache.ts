@@ -5,8 +5,11 @@
 import { parseImageReference } from './images.js';
 import { parseAirflowVersion } from './versions.js';
 
-/** How a version was found: the hold's own text, the image's labels in its registry, or a probe pod. */
-export const RESOLUTION_METHODS = ['admission', 'registry', 'probe-pod'] as const;
+/**
+ * How a version was found: the hold's own text, an earlier resolution (cache), the image's labels in
+ * its registry, or a probe pod running `airflow version`.
+ */
+export const RESOLUTION_METHODS = ['admission', 'cache', 'registry', 'probe-pod'] as const;
 export type ResolutionMethod = (typeof RESOLUTION_METHODS)[number];
 
 export interface Resolution {
