@@ -1,5 +1,6 @@
 // Runs the resolve step (steps/resolve.ts) for a release's workloads held for a resolution, with the
 // coordinator's cluster, database and Events behind its ResolveContext.
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { readResolveTarget, releasePatch, resolvedHoldPatch } from '../core/hold.js';
 import { printable } from '../core/images.js';
@@ -32,6 +33,8 @@ export interface ResolutionDeps {
 }
 
 export interface ResolutionRecord {
+  /** The downgrade's operation when the resolution led to one, else the resolution's own id (rv-…). */
+  operationId: string;
   namespace: string;
   release: string;
   workload: string;
@@ -112,6 +115,10 @@ export async function resolveHeldWorkloads(
       const { namespace, release, kind, name } = held.workload;
       const r = outcome.resolution;
       const record: ResolutionRecord = {
+        operationId:
+          outcome.kind === 'downgrade'
+            ? outcome.target.operationId
+            : `rv-${createHash('sha256').update(`${namespace}/${kind}/${name}/${held.target.image}`).digest('hex').slice(0, 16)}`,
         namespace,
         release,
         workload: `${kind.toLowerCase()}/${name}`,

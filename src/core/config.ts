@@ -48,6 +48,7 @@ export const HOLD_ANNOTATIONS: readonly string[] = [
 // Kubernetes label keys: optional DNS prefix, then a name of at most 63 characters.
 const LABEL_KEY = /^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 const labelKey = z.string().regex(LABEL_KEY, 'must be a Kubernetes label key');
+const REGISTRY_HOST = /^[A-Za-z0-9.-]{1,253}(?::\d{1,5})?$/;
 
 const markerSchema = z.strictObject({
   key: labelKey,
@@ -91,6 +92,28 @@ export const guardConfigSchema = z
     trustedUsernames: z.array(z.string().min(1).max(253)).default([]),
     /** The order of an operation's steps; `serve` sets it from its `order` (--order), `plan` reads it here. */
     order: z.enum(ORDERS).default('drain-first'),
+    /** Reading image labels to resolve versions (unknownVersion: hold): registry mirrors and extra CAs. */
+    registry: z
+      .strictObject({
+        /** Registry host -> mirror host read instead (e.g. docker.io -> mirror.corp:5000). */
+        mirrors: z
+          .record(
+            z.string().regex(REGISTRY_HOST, 'must be a registry host'),
+            z.string().regex(REGISTRY_HOST, 'must be a registry host'),
+          )
+          .default({}),
+        /** PEM files of CAs trusted besides the system's. */
+        caFiles: z.array(z.string().min(1)).default([]),
+        /** How long a tag -> digest resolution is trusted (a digest's version never changes). */
+        tagTtlMs: z
+          .number()
+          .int()
+          .min(0)
+          .default(5 * 60_000),
+        /** How long a probe pod may take to start and answer `airflow version`. */
+        probeTimeoutMs: z.number().int().min(1000).default(120_000),
+      })
+      .default({ mirrors: {}, caFiles: [], tagTtlMs: 5 * 60_000, probeTimeoutMs: 120_000 }),
   })
   .superRefine((config, ctx) => {
     if (config.strict && config.unknownVersion !== undefined && config.unknownVersion !== 'deny') {
