@@ -2,6 +2,9 @@
 // build number, a vendor's form) are held at admission, resolved by the coordinator and then
 // released (no downgrade) or downgraded. The simulated containers run the version their image's
 // labels declare (the in-memory image catalog); no registry answers here, so the probe pod resolves.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_IMAGE_CATALOG } from '../../src/sim/airflow/image.js';
 import {
@@ -19,6 +22,7 @@ import {
   type E2E,
   type ReleaseSpec,
 } from './harness.js';
+import { startRegistry, type TestRegistry } from '../support/oci-registry.js';
 
 const REGISTRY = 'registry.corp.invalid/catalog-airflow-airflow';
 const TAGS: Record<string, string> = {
@@ -109,5 +113,74 @@ describe('private-tag releases, versions resolved by a probe pod', () => {
     await waitFor('release running 2.9.2', () => releaseReady(e2e!.sim, { ...s, version: '2.9.2' }), 60_000, 100);
     expect(imageOf(s, '2.9.2')).toBe(privateImage('2.9.2'));
     expect(eventsOf(e2e, s.namespace).filter((ev) => ev.reason.startsWith('VersionResolved'))).toEqual([]);
+  });
+});
+
+describe('private-tag releases, versions read from the image labels in a real registry', () => {
+  let registry: TestRegistry | undefined;
+  let dir: string | undefined;
+  afterEach(async () => {
+    await registry?.stop();
+    registry = undefined;
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    dir = undefined;
+  });
+
+  it('vendor tag rel-agnostic-airflow-main-2.9.3 -> build-4711 (2.8.4): downgraded by labels alone, pull secret from the ServiceAccount', async () => {
+    const auth = { username: 'puller', password: 'pull-secret-password' };
+    registry = await startRegistry({ auth });
+    const repository = `${registry.host}/catalog-airflow-airflow`;
+    const images: Record<string, string> = {
+      '2.9.3': `${repository}:rel-agnostic-airflow-main-2.9.3`,
+      '2.8.4': `${repository}:build-4711`,
+    };
+    const digests: Record<string, string> = {};
+    for (const [version, image] of Object.entries(images)) {
+      const labels = { 'org.apache.airflow.version': version, 'org.opencontainers.image.title': 'airflow' };
+      digests[version] = await registry.push('catalog-airflow-airflow', image.split(':').pop()!, { labels });
+      DEFAULT_IMAGE_CATALOG.declare(image, labels);
+    }
+    dir = mkdtempSync(join(tmpdir(), 'adg-private-images-'));
+    writeFileSync(join(dir, 'registry-ca.pem'), registry.ca);
+    writeFileSync(join(dir, 'guard.yaml'), `guard:\n  registry:\n    caFiles: [${join(dir, 'registry-ca.pem')}]\n`);
+
+    e2e = await startE2E();
+    const s: ReleaseSpec = { ...spec('labels'), image: (version) => images[version] ?? `unknown:${version}` };
+    await e2e.installRelease(s);
+    const dockerconfigjson = JSON.stringify({ auths: { [registry.host]: auth } });
+    await e2e.admin.create('Secret', s.namespace, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'corp-registry', namespace: s.namespace },
+      type: 'kubernetes.io/dockerconfigjson',
+      data: { '.dockerconfigjson': Buffer.from(dockerconfigjson).toString('base64') },
+    });
+    for (const component of [...(s.components ?? []), 'run-airflow-migrations', 'database-cleanup']) {
+      const name = `${s.release}-${component}`;
+      const pullSecrets = [{ name: 'corp-registry' }];
+      if (await e2e.admin.find('ServiceAccount', s.namespace, name))
+        await e2e.admin.patch('ServiceAccount', s.namespace, name, [
+          { op: 'add', path: '/imagePullSecrets', value: pullSecrets },
+        ]);
+      else
+        await e2e.admin.create('ServiceAccount', s.namespace, {
+          apiVersion: 'v1',
+          kind: 'ServiceAccount',
+          metadata: { name, namespace: s.namespace },
+          imagePullSecrets: pullSecrets,
+        });
+    }
+    await e2e.startGuard(undefined, ['--config', join(dir, 'guard.yaml')]);
+    await helmUpgrade(e2e, s, '2.8.4', 'post-upgrade');
+    const op = await expectDowngraded(e2e, s, '2.8.4');
+    const resolved = op.steps.find((step) => step.step === 'resolve');
+    expect(resolved?.detail).toContain(`${images['2.8.4']} is Airflow 2.8.4 (registry, ${digests['2.8.4']}`);
+    // Labels alone: no probe pod was needed.
+    expect(
+      eventsOf(e2e, s.namespace)
+        .map((ev) => ev.message)
+        .join('\n'),
+    ).not.toMatch(/probe-pod/);
+    console.log(`registry resolution: ${resolved?.detail}`);
   });
 });
