@@ -149,3 +149,37 @@ describe('resolve', () => {
     expect(other.released).toEqual([]);
   });
 });
+
+describe('the resolution in the operation it opens', () => {
+  it('status names what was resolved, how and how long; an unreadable record says so', async () => {
+    const { resolvedStep, resolvedAnnotation } = await import('../../../src/coordinator/resolution.js');
+    const { operationStatus } = await import('../../../src/coordinator/operator-actions.js');
+    const { formatStatusTable } = await import('../../../src/cli/commands/status.js');
+    const { operation } = await import('./memory-context.js');
+    const at = new Date('2026-12-01T10:00:01Z');
+    const step = resolvedStep(
+      resolvedAnnotation(IMAGE, {
+        version: '3.0.2',
+        method: 'registry',
+        digest: `sha256:${'c'.repeat(64)}`,
+        durationMs: 713,
+      }),
+      at,
+    );
+    expect(step).toEqual({
+      step: 'resolve',
+      outcome: 'ok',
+      at: at.toISOString(),
+      durationMs: 713,
+      detail: `${IMAGE} is Airflow 3.0.2 (registry, sha256:${'c'.repeat(64)}, 713 ms)`,
+    });
+    const op = operation('confirm');
+    const status = operationStatus({ ...op, steps: [...op.steps, step] }, at);
+    expect(status.resolved).toEqual({ detail: step.detail, durationMs: 713 });
+    expect(formatStatusTable([status])).toContain('3.1.0 -> 3.0.2 (resolved in 713 ms)');
+    expect(resolvedStep('{"image":1}', at)).toMatchObject({
+      durationMs: 0,
+      detail: expect.stringMatching(/unreadable/),
+    });
+  });
+});
