@@ -76,6 +76,24 @@ describe('private-tag releases, versions resolved by a probe pod', () => {
     console.log(`private-tag downgrade held, resolved and downgraded in ${Date.now() - began} ms`);
   });
 
+  it('digest-pinned images 2.9.3 -> 2.8.4: held, resolved by a probe pod, downgraded', async () => {
+    const pinned: Record<string, string> = {
+      '2.9.3': `${REGISTRY}@sha256:${'1'.repeat(64)}`,
+      '2.8.4': `${REGISTRY}@sha256:${'2'.repeat(64)}`,
+    };
+    for (const [version, image] of Object.entries(pinned))
+      DEFAULT_IMAGE_CATALOG.declare(image, { 'org.apache.airflow.version': version });
+    e2e = await startE2E();
+    const s: ReleaseSpec = { ...spec('pinned'), image: (version) => pinned[version] ?? `unknown:${version}` };
+    await e2e.installRelease(s);
+    await e2e.startGuard();
+    await helmUpgrade(e2e, s, '2.8.4', 'post-upgrade');
+    const op = await expectDowngraded(e2e, s, '2.8.4');
+    expect(op.steps.find((step) => step.step === 'resolve')?.detail).toMatch(
+      /@sha256:2{64} is Airflow 2\.8\.4 \((probe-pod|cache), \d+ ms\)/,
+    );
+  });
+
   it('forward (2.9.3 -> 2.10.5) and same head (2.9.3 -> 2.9.2) with private tags: released, no downgrade', async () => {
     e2e = await startE2E();
     const s = spec('forward');
@@ -103,7 +121,8 @@ describe('private-tag releases, versions resolved by a probe pod', () => {
     console.log(resolvedEvents.map((ev) => `${ev.involvedObject.name}: ${ev.message}`).join('\n'));
   });
 
-  it('--unknown-version allow keeps the old behaviour: admitted with its warning, nothing held', async () => {
+  // The warning it is admitted with: test/core/unknown-version.test.ts and test/cli/review.test.ts.
+  it('--unknown-version allow keeps the old behaviour: admitted unheld, nothing resolved', async () => {
     e2e = await startE2E();
     const s = spec('allowed');
     await e2e.installRelease(s);
@@ -113,6 +132,8 @@ describe('private-tag releases, versions resolved by a probe pod', () => {
     await waitFor('release running 2.9.2', () => releaseReady(e2e!.sim, { ...s, version: '2.9.2' }), 60_000, 100);
     expect(imageOf(s, '2.9.2')).toBe(privateImage('2.9.2'));
     expect(eventsOf(e2e, s.namespace).filter((ev) => ev.reason.startsWith('VersionResolved'))).toEqual([]);
+    for (const w of releaseWorkloads(s))
+      expect(guardAnnotations(e2e.workload(w.kind, s.namespace, w.name)), w.name).toEqual([]);
   });
 });
 
