@@ -20,6 +20,9 @@ export const PROBE_LABEL = 'airflow-downgrade-guard/probe-for';
 /** A probe pod outlives a crashed coordinator by at most this long (its own deadline). */
 const PROBE_LIFETIME_SECONDS = 300;
 const PROBE_POLL_MS = 200;
+/** After a failed resolution the image is not tried again (no new probe pod) for this long, doubling up to the cap. */
+const RETRY_AFTER_MS = 15_000;
+const RETRY_CAP_MS = 10 * 60_000;
 
 export interface ImageResolverOptions {
   cluster: Cluster;
@@ -48,6 +51,7 @@ export interface ImageUse {
 export class ImageResolver {
   private readonly now: () => number;
   private readonly readConfig: typeof readImageConfig;
+  private readonly failures = new Map<string, { error: string; attempts: number; retryAt: number }>();
 
   constructor(private readonly options: ImageResolverOptions) {
     this.now = options.now ?? Date.now;
@@ -66,6 +70,23 @@ export class ImageResolver {
     const began = this.now();
     const cached = this.lookup(use.image);
     if (cached !== undefined) return { version: cached, method: 'cache', durationMs: 0 };
+    const failed = this.failures.get(use.image);
+    if (failed && began < failed.retryAt)
+      throw new Error(`${failed.error} (tried again in ${Math.ceil((failed.retryAt - began) / 1000)} s)`);
+    try {
+      const resolution = await this.resolveUncached(use, began);
+      this.failures.delete(use.image);
+      return resolution;
+    } catch (error) {
+      const attempts = (failed?.attempts ?? 0) + 1;
+      const retryAt = this.now() + Math.min(RETRY_AFTER_MS * 2 ** (attempts - 1), RETRY_CAP_MS);
+      this.failures.set(use.image, { error: (error as Error).message, attempts, retryAt });
+      if (this.failures.size > 1000) this.failures.delete(this.failures.keys().next().value as string);
+      throw error;
+    }
+  }
+
+  private async resolveUncached(use: ImageUse, began: number): Promise<Resolution> {
     const reference = parseImageReference(use.image);
     if (!reference) throw new Error(`'${use.image.slice(0, 120)}' is not an image reference`);
     const { template } = use;

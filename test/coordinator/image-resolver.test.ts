@@ -158,15 +158,25 @@ describe.runIf(registryAvailable() || process.env.CI !== undefined)('ImageResolv
     console.log(`resolution latency: probe pod (fake cluster, registry 401 first) ${found.durationMs} ms`);
   });
 
-  it('nothing tells: the registry and the probe pod reasons, the pod deleted', async () => {
+  it('nothing tells: the registry and the probe pod reasons, the pod deleted; no new probe pod before the backoff', async () => {
+    let clock = 5_000_000;
     const image = `${registry.host}/nowhere/airflow:build-2`;
-    const { r, deleted, created } = resolver({}, Date.now, 'not a version');
-    await expect(
-      r.resolve({ namespace: 'airflow', release: 'airflow', source: 'deployment/x', image, template: template(image) }),
-    ).rejects.toThrow(
+    const { r, deleted, created } = resolver({}, () => clock, 'not a version');
+    const use = { namespace: 'airflow', release: 'airflow', source: 'deployment/x', image, template: template(image) };
+    await expect(r.resolve(use)).rejects.toThrow(
       /registry: .*needs credentials|registry: .*401.*; probe pod: "airflow version" printed no Airflow version/,
     );
     expect(deleted).toEqual(created);
+    expect(created).toHaveLength(1);
+    clock += 14_000;
+    await expect(r.resolve(use)).rejects.toThrow(/printed no Airflow version \(tried again in 1 s\)/);
+    expect(created).toHaveLength(1);
+    clock += 1_000;
+    await expect(r.resolve(use)).rejects.toThrow(/printed no Airflow version$/);
+    expect(created).toHaveLength(2);
+    // Backoff doubles: 30 s now.
+    clock += 29_000;
+    await expect(r.resolve(use)).rejects.toThrow(/tried again in 1 s/);
   });
 });
 
