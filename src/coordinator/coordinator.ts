@@ -4,7 +4,8 @@
 // written back to the operation's ConfigMap before the next one starts, so a restarted or other
 // replica resumes where the last one stopped.
 import { readHoldTarget } from '../core/hold.js';
-import { valueAt, type WorkloadKind } from '../core/objects.js';
+import { ANNOTATIONS } from '../core/config.js';
+import { annotationsOf, valueAt, type WorkloadKind } from '../core/objects.js';
 import type { ReleaseState } from '../core/decide.js';
 import { releaseKey } from '../core/release.js';
 import { isConflict, resourcePath } from '../k8s/cluster.js';
@@ -24,6 +25,9 @@ import {
 import { ImageHeads } from './image-heads.js';
 import { MetadataDatabase } from './metadata-db.js';
 import { MetadataUrls } from './metadata-url.js';
+import { ResolutionCache } from '../core/resolution-cache.js';
+import { ImageResolver } from './image-resolver.js';
+import { resolvedStep, resolveHeldWorkloads } from './resolution.js';
 import type { CoordinatorDeps, CoordinatorOptions } from './options.js';
 import {
   MANAGED_BY,
@@ -86,6 +90,8 @@ export class Coordinator {
   private readonly leases: LeaseKeeper;
   private readonly database: MetadataDatabase;
   private readonly imageHeads: ImageHeads;
+  /** Versions of images whose tag names none: the resolution cache admission reads, and how they are resolved. */
+  readonly resolver: ImageResolver;
   private readonly workloadGateway: WorkloadGateway;
   private readonly execPods: ExecPods;
   /** Per release: the operation state last written or read here, used while the watch cache has seen nothing newer. */
@@ -115,6 +121,14 @@ export class Coordinator {
       logger: deps.logger,
     });
     this.imageHeads = new ImageHeads(deps.exec, deps.logger);
+    this.resolver = new ImageResolver({
+      cluster: deps.cluster,
+      exec: deps.exec,
+      logger: deps.logger,
+      cache: new ResolutionCache(options.imageResolution?.tagTtlMs),
+      registry: options.imageResolution?.registry ?? {},
+      probeTimeoutMs: options.imageResolution?.probeTimeoutMs ?? 120_000,
+    });
     const urls = new MetadataUrls(options, {
       find: (kind, namespace, name) => deps.cluster.find(kind, namespace, name),
       exec: deps.exec,
@@ -139,6 +153,7 @@ export class Coordinator {
     this.workloadGateway = new WorkloadGateway({
       cluster: deps.cluster,
       config: options.config,
+      versionLookup: this.resolver.lookup,
       events: this.events,
       identity: options.identity,
       logger: deps.logger,
@@ -147,6 +162,7 @@ export class Coordinator {
     this.execPods = new ExecPods({
       cluster: deps.cluster,
       config: options.config,
+      versionLookup: this.resolver.lookup,
       exec: deps.exec,
       execSlots: new Semaphore(options.maxConcurrentExecs),
       execTimeoutMs: options.execTimeoutMs,
@@ -192,12 +208,12 @@ export class Coordinator {
       const cache = new WatchCache<WorkloadRecord>(this.deps.kubeConfig, this.deps.rest, {
         name: kind,
         paths: this.paths(kind),
-        project: (obj) => projectWorkload(kind, obj, config),
+        project: (obj) => projectWorkload(kind, obj, config, this.resolver.lookup),
         groupBy: releaseKeyOf,
         onChange: (_key, rec, prev) => {
           this.releaseChanged(rec, prev);
           const r = rec ?? prev;
-          if (r && (rec?.holdOperation || rec?.drained || prev?.holdOperation || prev?.drained))
+          if (r && (rec?.holdOperation || rec?.drained || rec?.resolving || prev?.holdOperation || prev?.drained))
             this.schedule(r.namespace, r.release);
         },
         logger: this.deps.logger,
@@ -208,7 +224,7 @@ export class Coordinator {
     this.pods = new WatchCache<PodRecord>(this.deps.kubeConfig, this.deps.rest, {
       name: 'Pod',
       paths: this.paths('Pod'),
-      project: (obj) => projectPod(obj, config),
+      project: (obj) => projectPod(obj, config, this.resolver.lookup),
       groupBy: releaseKeyOf,
       onChange: (_key, rec, prev) => {
         this.releaseChanged(rec, prev);
@@ -265,7 +281,9 @@ export class Coordinator {
       : undefined;
     const operation = op && !isTerminal(op.phase) ? summary : undefined;
     const state = this.releaseStates.get(namespace, release, operation, this.database.lastRevision(namespace, release));
-    return op && isTerminal(op.phase) ? { ...state, lastOperation: summary } : state;
+    const imageVersions = this.resolver.snapshot();
+    const withImages = Object.keys(imageVersions).length > 0 ? { ...state, imageVersions } : state;
+    return op && isTerminal(op.phase) ? { ...withImages, lastOperation: summary } : withImages;
   }
 
   /** Tells the hook which releases a cache change touched (a record may move between releases). */
@@ -299,7 +317,7 @@ export class Coordinator {
   private resync(): void {
     const releases = new Set<string>();
     for (const w of this.allWorkloads())
-      if (w.holdOperation || w.drained) releases.add(`${w.namespace}\u0000${w.release}`);
+      if (w.holdOperation || w.drained || w.resolving) releases.add(`${w.namespace}\u0000${w.release}`);
     for (const op of this.operations.values())
       if (!isTerminal(op.phase)) releases.add(`${op.namespace}\u0000${op.release}`);
     for (const key of releases) {
@@ -352,6 +370,9 @@ export class Coordinator {
     let cmVersion = current.resourceVersion;
     const workloads = this.releaseWorkloads(namespace, release);
     const held = workloads.filter((w) => w.holdOperation);
+    // Held for a resolution: released or turned into a downgrade's hold (whose watch event brings us back).
+    if (workloads.some((w) => w.resolving) && (await this.acquireLease(namespace, release)))
+      await this.resolveHeld(namespace, release, workloads, op && !isTerminal(op.phase) ? op : undefined);
 
     // A hold naming no open operation opens one; a hold naming a finished one opens a new one,
     // unless it is a late member of a finished downgrade whose schema is still where it left it.
@@ -395,6 +416,29 @@ export class Coordinator {
 
     if (!(await this.acquireLease(namespace, release))) return;
     await this.drive(op, cmVersion);
+  }
+
+  private async resolveHeld(
+    namespace: string,
+    release: string,
+    workloads: WorkloadRecord[],
+    open: OperationState | undefined,
+  ): Promise<void> {
+    await resolveHeldWorkloads(
+      {
+        cluster: this.deps.cluster,
+        config: this.options.config,
+        logger: this.deps.logger,
+        resolver: this.resolver,
+        readRevision: (ns, name) => this.database.revision({ namespace: ns, release: name }),
+        emitEvent: (ns, kind, name, type, reason, message) =>
+          this.workloadGateway.eventOn({ namespace: ns }, { kind, name }, type, reason, message),
+        ...(this.deps.hooks?.onResolution ? { onResolution: this.deps.hooks.onResolution } : {}),
+      },
+      workloads,
+      open,
+    );
+    this.deps.hooks?.onReleaseChange?.(namespace, release);
   }
 
   /** Records a return to the from-version when one happened (undefined: lost a race on the record). */
@@ -530,6 +574,8 @@ export class Coordinator {
         now,
       });
       if (id !== admittedAs) op = { ...op, admittedAs };
+      const resolved = annotationsOf(read.obj)[ANNOTATIONS.resolved];
+      if (resolved !== undefined) op = withStep(op, resolvedStep(resolved, now));
       if (previous && returnsAfterDone(previous, w)) op = { ...op, returnOf: previous.id };
     } catch (error) {
       this.deps.logger.error(

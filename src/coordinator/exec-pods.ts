@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ANNOTATIONS, type GuardConfig } from '../core/config.js';
 import { formatArgv } from '../core/downgrade-command.js';
-import { releaseKey } from '../core/release.js';
+import { releaseKey, type ImageVersionLookup } from '../core/release.js';
 import { isJsonObject, valueAt } from '../core/objects.js';
 import type { Cluster } from '../k8s/cluster.js';
 import type { ExecOutcome, ExecRunner } from '../k8s/exec.js';
@@ -31,6 +31,8 @@ const EXEC_EVENT_REASONS: Record<ExecStep, { running: string; succeeded: string;
 };
 
 export interface ExecPodsDeps {
+  /** Versions of images whose tag names none, as resolved so far (release-view.ts projections). */
+  versionLookup?: ImageVersionLookup;
   cluster: Cluster;
   config: GuardConfig;
   exec: ExecRunner;
@@ -190,7 +192,7 @@ export class ExecPods {
   ): Promise<{ template: Record<string, unknown>; container: string; source: string } | undefined> {
     const replicaSets = await this.deps.cluster.list('ReplicaSet', op.namespace);
     for (const rs of replicaSets.items) {
-      const rec = projectWorkload('Deployment', rs, this.deps.config);
+      const rec = projectWorkload('Deployment', rs, this.deps.config, this.deps.versionLookup);
       const template = valueAt(rs, ['spec', 'template']);
       if (
         rec &&

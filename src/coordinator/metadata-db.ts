@@ -8,9 +8,13 @@ import type { OperationState } from './operation.js';
 
 /** Where a release's metadata URL comes from (metadata-url.ts): resolved, and forgotten after a failure. */
 export interface MetadataUrlSource {
-  url(op: OperationState): Promise<string>;
-  forget(op: OperationState): void;
+  url(ref: DatabaseRef): Promise<string>;
+  forget(ref: DatabaseRef): void;
 }
+
+/** A release's database, asked for by an operation or, before one exists, by a version resolution. */
+export type DatabaseRef = Pick<OperationState, 'namespace' | 'release'> &
+  Partial<Pick<OperationState, 'fromVersion' | 'fromRevision'>>;
 
 export interface MetadataDatabaseOptions {
   urls: MetadataUrlSource;
@@ -33,7 +37,7 @@ export class MetadataDatabase {
   }
 
   /** alembic_version of the operation's release (null: no table); throws when unreadable. */
-  async revision(op: OperationState): Promise<string | null> {
+  async revision(op: DatabaseRef): Promise<string | null> {
     const url = await this.options.urls.url(op);
     let revision: string | null;
     try {
@@ -51,7 +55,7 @@ export class MetadataDatabase {
     return revision;
   }
 
-  async migrationRunning(op: OperationState): Promise<boolean> {
+  async migrationRunning(op: DatabaseRef): Promise<boolean> {
     const url = await this.options.urls.url(op);
     try {
       return this.options.migrationRunning
@@ -68,7 +72,7 @@ export class MetadataDatabase {
   }
 
   /** After a failed probe: the next one resolves the connection again (rotated password) and connects afresh. */
-  private async forget(op: OperationState, url: string): Promise<void> {
+  private async forget(op: DatabaseRef, url: string): Promise<void> {
     this.options.urls.forget(op);
     await this.pools.discard(url);
   }

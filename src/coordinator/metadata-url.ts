@@ -41,9 +41,9 @@ export interface MetadataUrlOptions {
 export interface ReleaseRef {
   namespace: string;
   release: string;
-  /** The newer version: its workloads are read first and its pods answer run-time questions. */
-  fromVersion: string;
-  fromRevision: string;
+  /** The newer version: its workloads are read first and its pods answer run-time questions (unknown before an operation opens). */
+  fromVersion?: string;
+  fromRevision?: string;
 }
 
 interface Cached {
@@ -111,8 +111,8 @@ export class MetadataUrls {
   private async workloadSpecs(ref: ReleaseRef, workloads: readonly WorkloadRecord[]): Promise<WorkloadSpec[]> {
     const ordered = [...workloads].sort(
       (a, b) =>
-        Number(isOnVersion(b, ref.fromRevision, ref.fromVersion)) -
-          Number(isOnVersion(a, ref.fromRevision, ref.fromVersion)) || a.name.localeCompare(b.name),
+        Number(isOnVersion(b, ref.fromRevision ?? '', ref.fromVersion)) -
+          Number(isOnVersion(a, ref.fromRevision ?? '', ref.fromVersion)) || a.name.localeCompare(b.name),
     );
     const specs: WorkloadSpec[] = [];
     for (const w of ordered) {
@@ -137,7 +137,7 @@ export class MetadataUrls {
         return composeConnectionUrl(source.parts, (setting) => values.get(setting) as string);
       }
       case 'ask-pod': {
-        const pod = chooseExecPod(pods, ref.release, ref.namespace, ref.fromRevision, ref.fromVersion);
+        const pod = chooseExecPod(pods, ref.release, ref.namespace, ref.fromRevision ?? '', ref.fromVersion);
         if (!pod) throw new NoPodToAsk(ref, describeConnectionSource(source));
         const answer = (await queryPod(this.deps.exec, pod, source.argv)).trim();
         if (answer === '') throw new Error(`pod ${pod.name} answered an empty connection (${source.via})`);

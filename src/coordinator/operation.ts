@@ -65,6 +65,7 @@ export const STEP_NAMES = [
   'restore',
   'stall',
   'quiesce',
+  'resolve',
 ] as const;
 export type StepName = (typeof STEP_NAMES)[number];
 

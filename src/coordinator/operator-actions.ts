@@ -154,10 +154,17 @@ export interface OperationStatus {
   /** What the operation waits on that may never come, and since when. */
   stalled?: { reason: string; since: string };
   execPod?: string;
+  /** Opened by a hold whose version was resolved first: what was found and how (detail), how long. */
+  resolved?: { detail: string; durationMs: number };
   openedAt: string;
   updatedAt: string;
   openedBy: string;
   age: string;
+}
+
+function resolvedOf(op: OperationState): Pick<OperationStatus, 'resolved'> {
+  const step = op.steps.find((s) => s.step === 'resolve');
+  return step?.detail ? { resolved: { detail: step.detail, durationMs: step.durationMs } } : {};
 }
 
 export function operationStatus(op: OperationState, now: Date = new Date()): OperationStatus {
@@ -175,6 +182,7 @@ export function operationStatus(op: OperationState, now: Date = new Date()): Ope
     ...(op.heldReason ? { heldReason: op.heldReason } : {}),
     ...(op.stalled ? { stalled: op.stalled } : {}),
     ...(op.execPod ? { execPod: op.execPod.name } : {}),
+    ...resolvedOf(op),
     openedAt: op.openedAt,
     updatedAt: op.updatedAt,
     openedBy: op.openedBy,

@@ -7,6 +7,8 @@ import type { Cluster } from '../k8s/cluster.js';
 import type { ExecRunner } from '../k8s/exec.js';
 import type { KubeRest } from '../k8s/rest.js';
 import type { OperationState, Order } from './operation.js';
+import type { RegistryOptions } from '../registry/client.js';
+import type { ResolutionRecord } from './resolution.js';
 import type { StepReport } from './steps/context.js';
 
 export interface CoordinatorOptions {
@@ -41,6 +43,8 @@ export interface CoordinatorOptions {
   metadataSecretKey: string;
   /** Used for every release without the per-release override annotation, e.g. for a DB reached through another address. */
   databaseUrlOverride?: string;
+  /** Resolving versions of images held for a resolution: registry mirrors and CAs, probe pod bound, tag TTL. */
+  imageResolution?: { registry?: Omit<RegistryOptions, 'dockerConfigs'>; probeTimeoutMs?: number; tagTtlMs?: number };
 }
 
 export const DEFAULT_COORDINATOR_OPTIONS: Omit<CoordinatorOptions, 'config' | 'identity'> = {
@@ -65,6 +69,8 @@ export interface CoordinatorHooks {
   onReleaseChange?: (namespace: string, release: string) => void;
   /** An operation started (reason) or stopped (undefined) waiting on something that may never come. */
   onStall?: (operation: OperationState, reason: string | undefined) => void;
+  /** A held workload's version was resolved (or could not be): what, how, how long. */
+  onResolution?: (record: ResolutionRecord) => void;
 }
 
 export interface CoordinatorDeps {

@@ -2,15 +2,17 @@
 // questions the admission path and the coordinator ask of them.
 import { ANNOTATIONS, type GuardConfig } from '../core/config.js';
 import { headForVersion } from '../core/heads.js';
-import { pointer, readHoldRecord, readReturnedFrom } from '../core/hold.js';
+import { pointer, readHoldRecord, readResolveTarget, readReturnedFrom } from '../core/hold.js';
 import { annotationsOf, isJsonObject, valueAt, type WorkloadKind } from '../core/objects.js';
 import {
   componentRole,
   identifyRelease,
   mainContainer,
   releaseKey,
+  withResolvedImage,
   workloadVersion,
   type ComponentRole,
+  type ImageVersionLookup,
 } from '../core/release.js';
 import { compareVersions, parseAirflowVersion } from '../core/versions.js';
 import { readDrainedRecord, type DrainedRecord, type ReleaseState } from '../core/decide.js';
@@ -34,6 +36,8 @@ export interface WorkloadRecord {
   drained?: DrainedRecord;
   /** The operation this workload was changed back from (to its from-version) while held. */
   returnedFrom?: string;
+  /** Held for a resolution (unknown version at admission): the image whose version the coordinator resolves. */
+  resolving?: string;
   /** Deployment paused / StatefulSet partition / Job or CronJob suspended (by anyone). */
   resourceVersion: string;
 }
@@ -69,14 +73,25 @@ export function unheldValue(object: unknown, segments: readonly ['spec', 'replic
   return valueAt(object, segments);
 }
 
-function versionFields(kind: WorkloadKind, object: unknown, component: string): { version?: string; head?: string } {
-  const v = workloadVersion(kind, object, component);
+function versionFields(
+  kind: WorkloadKind,
+  object: unknown,
+  component: string,
+  lookup: ImageVersionLookup | undefined,
+): { version?: string; head?: string } {
+  const v = withResolvedImage(workloadVersion(kind, object, component), lookup);
   if (!v.known) return {};
   const head = headForVersion(v.version);
   return { version: v.version.text, ...(head ? { head } : {}) };
 }
 
-export function projectWorkload(kind: WorkloadKind, object: unknown, config: GuardConfig): WorkloadRecord | undefined {
+/** `lookup`: versions resolved from images (the coordinator's resolution cache) for tags that name none. */
+export function projectWorkload(
+  kind: WorkloadKind,
+  object: unknown,
+  config: GuardConfig,
+  lookup?: ImageVersionLookup,
+): WorkloadRecord | undefined {
   if (!isJsonObject(object)) return undefined;
   const identity = identifyRelease(kind, object, config);
   if (!identity) return undefined;
@@ -95,7 +110,7 @@ export function projectWorkload(kind: WorkloadKind, object: unknown, config: Gua
     replicas:
       kind === 'Deployment' || kind === 'StatefulSet' ? (typeof replicasValue === 'number' ? replicasValue : 1) : 0,
     resourceVersion: String(valueAt(object, ['metadata', 'resourceVersion']) ?? ''),
-    ...versionFields(kind, object, identity.component),
+    ...versionFields(kind, object, identity.component, lookup),
   };
   // Held as soon as the hold record and its operation are there (even when other annotations are
   // missing): a held workload never counts as running its spec's version.
@@ -105,10 +120,12 @@ export function projectWorkload(kind: WorkloadKind, object: unknown, config: Gua
   if (returnedFrom) record.returnedFrom = returnedFrom;
   const drained = readDrainedRecord(object);
   if (drained) record.drained = drained;
+  const resolving = readResolveTarget(object)?.image;
+  if (resolving !== undefined) record.resolving = resolving;
   return record;
 }
 
-export function projectPod(object: unknown, config: GuardConfig): PodRecord | undefined {
+export function projectPod(object: unknown, config: GuardConfig, lookup?: ImageVersionLookup): PodRecord | undefined {
   if (!isJsonObject(object)) return undefined;
   const name = valueAt(object, ['metadata', 'name']);
   const namespace = valueAt(object, ['metadata', 'namespace']);
@@ -137,7 +154,7 @@ export function projectPod(object: unknown, config: GuardConfig): PodRecord | un
     ...(container ? { container: container.name } : {}),
     ...digestOf(object, container?.name),
     ...(runnerFor ? { runnerFor } : {}),
-    ...versionFields('Deployment', asWorkload, component),
+    ...versionFields('Deployment', asWorkload, component, lookup),
   };
 }
 

@@ -9,6 +9,7 @@ import { valueAt, type JsonObject, type WorkloadKind } from '../core/objects.js'
 import { apiVersionOf, isConflict, type Cluster, type JsonPatchOp } from '../k8s/cluster.js';
 import type { EventQueue } from './event-queue.js';
 import { belongsTo, leftBehind, returnedFrom } from './membership.js';
+import type { ImageVersionLookup } from '../core/release.js';
 import type { OperationState } from './operation.js';
 import {
   DRAINED_ANNOTATION,
@@ -21,6 +22,8 @@ import {
 export type EventType = 'Normal' | 'Warning';
 
 export interface WorkloadGatewayDeps {
+  /** Versions of images whose tag names none, as resolved so far (release-view.ts projections). */
+  versionLookup?: ImageVersionLookup;
   cluster: Cluster;
   config: GuardConfig;
   events: EventQueue;
@@ -39,7 +42,7 @@ export class WorkloadGateway {
   /** The workload as the API has it now and its projection (undefined: not the release's); undefined when gone. */
   async read(w: WorkloadRef): Promise<{ obj: JsonObject; rec: WorkloadRecord | undefined } | undefined> {
     const obj = await this.deps.cluster.find(w.kind, w.namespace, w.name);
-    return obj ? { obj, rec: projectWorkload(w.kind, obj, this.deps.config) } : undefined;
+    return obj ? { obj, rec: projectWorkload(w.kind, obj, this.deps.config, this.deps.versionLookup) } : undefined;
   }
 
   /** A hold written under the id the webhook derived moves to the operation's id (false: nothing to move). */
@@ -194,7 +197,7 @@ export class WorkloadGateway {
 
   /** An Event on one workload of the operation. */
   eventOn(
-    op: OperationState,
+    op: Pick<OperationState, 'namespace'>,
     w: Pick<WorkloadRef, 'kind' | 'name'>,
     type: EventType,
     reason: string,

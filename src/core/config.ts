@@ -24,6 +24,13 @@ export const ANNOTATIONS = {
    * returned from. The coordinator then moves the schema forward again instead of releasing.
    */
   returned: `${ANNOTATION_PREFIX}returned`,
+  /**
+   * Set by the webhook with a hold whose target version could not be told at admission: the image
+   * the coordinator resolves (registry labels, else a probe pod) before it releases or downgrades.
+   */
+  resolve: `${ANNOTATION_PREFIX}resolve`,
+  /** Set by the coordinator when a resolution turned a hold into a downgrade's: what it found, how, how long. */
+  resolved: `${ANNOTATION_PREFIX}resolved`,
 } as const;
 
 /** Annotations the guard writes with a hold and removes when it releases one. */
@@ -34,11 +41,14 @@ export const HOLD_ANNOTATIONS: readonly string[] = [
   ANNOTATIONS.toVersion,
   ANNOTATIONS.fromRevision,
   ANNOTATIONS.toRevision,
+  ANNOTATIONS.resolve,
+  ANNOTATIONS.resolved,
 ];
 
 // Kubernetes label keys: optional DNS prefix, then a name of at most 63 characters.
 const LABEL_KEY = /^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 const labelKey = z.string().regex(LABEL_KEY, 'must be a Kubernetes label key');
+const REGISTRY_HOST = /^[A-Za-z0-9.-]{1,253}(?::\d{1,5})?$/;
 
 const markerSchema = z.strictObject({
   key: labelKey,
@@ -46,7 +56,11 @@ const markerSchema = z.strictObject({
   value: z.string().max(63).optional(),
 });
 
-export const UNKNOWN_VERSION_POLICIES = ['allow', 'deny'] as const;
+/**
+ * hold (default): held like a downgrade until the coordinator has resolved the version; allow:
+ * admitted with a warning, no downgrade check; deny: refused.
+ */
+export const UNKNOWN_VERSION_POLICIES = ['hold', 'allow', 'deny'] as const;
 export type UnknownVersionPolicy = (typeof UNKNOWN_VERSION_POLICIES)[number];
 
 /**
@@ -72,12 +86,34 @@ export const guardConfigSchema = z
       .default({ release: [], component: [], marker: [] }),
     /** Deprecated alias of `unknownVersion: deny`. */
     strict: z.boolean().default(false),
-    /** A change whose Airflow version cannot be told: admitted with a warning (allow) or denied (deny). */
+    /** A change whose Airflow version cannot be told: held until resolved (hold, default), admitted with a warning (allow) or denied (deny). */
     unknownVersion: z.enum(UNKNOWN_VERSION_POLICIES).optional(),
     /** Users whose changes pass untouched: the guard's own ServiceAccount, so its patches are not held again. */
     trustedUsernames: z.array(z.string().min(1).max(253)).default([]),
     /** The order of an operation's steps; `serve` sets it from its `order` (--order), `plan` reads it here. */
     order: z.enum(ORDERS).default('drain-first'),
+    /** Reading image labels to resolve versions (unknownVersion: hold): registry mirrors and extra CAs. */
+    registry: z
+      .strictObject({
+        /** Registry host -> mirror host read instead (e.g. docker.io -> mirror.corp:5000). */
+        mirrors: z
+          .record(
+            z.string().regex(REGISTRY_HOST, 'must be a registry host'),
+            z.string().regex(REGISTRY_HOST, 'must be a registry host'),
+          )
+          .default({}),
+        /** PEM files of CAs trusted besides the system's. */
+        caFiles: z.array(z.string().min(1)).default([]),
+        /** How long a tag -> digest resolution is trusted (a digest's version never changes). */
+        tagTtlMs: z
+          .number()
+          .int()
+          .min(0)
+          .default(5 * 60_000),
+        /** How long a probe pod may take to start and answer `airflow version`. */
+        probeTimeoutMs: z.number().int().min(1000).default(120_000),
+      })
+      .default({ mirrors: {}, caFiles: [], tagTtlMs: 5 * 60_000, probeTimeoutMs: 120_000 }),
   })
   .superRefine((config, ctx) => {
     if (config.strict && config.unknownVersion !== undefined && config.unknownVersion !== 'deny') {
@@ -94,7 +130,7 @@ export type GuardConfigInput = z.input<typeof guardConfigSchema>;
 
 /** What to do with a change whose Airflow version cannot be told; `strict` is the deprecated alias of deny. */
 export function unknownVersionPolicy(config: GuardConfig): UnknownVersionPolicy {
-  return config.strict ? 'deny' : (config.unknownVersion ?? 'allow');
+  return config.strict ? 'deny' : (config.unknownVersion ?? 'hold');
 }
 
 /**

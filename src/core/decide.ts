@@ -25,6 +25,7 @@ import {
 import {
   holdPatch,
   isHeld,
+  resolveHoldPatch,
   pointer,
   readHoldRecord,
   readHoldTarget,
@@ -36,6 +37,7 @@ import { annotationAt, isJsonObject, isValidObjectName, valueAt, type WorkloadKi
 import {
   componentRole,
   identifyRelease,
+  withResolvedImage,
   workloadVersion,
   type ComponentRole,
   type ReleaseIdentity,
@@ -75,6 +77,11 @@ export interface ReleaseState {
   lastOperation?: ReleaseOperation;
   workloads?: ReleaseWorkload[];
   execPod?: { name: string; component: string };
+  /**
+   * Versions the coordinator resolved for images whose tag does not name one (registry labels or a
+   * probe pod), by image reference as written in the pod spec: a hit answers at admission at once.
+   */
+  imageVersions?: Readonly<Record<string, string>>;
 }
 
 const LABEL_VALUE = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
@@ -165,7 +172,7 @@ export function decide(request: AdmissionRequest, state: ReleaseState, config: G
   const breakGlass = breakGlassReason(request.object);
   if (breakGlass !== undefined) return breakGlassDecision(f, breakGlass);
 
-  const target = workloadVersion(kind, request.object, identity.component);
+  const target = resolvedVersion(workloadVersion(kind, request.object, identity.component), state);
   if (!target.known) return unknownTarget(f, target);
 
   const to: VersionPoint = { version: target.version.text, source: 'object' };
@@ -179,7 +186,7 @@ export function decide(request: AdmissionRequest, state: ReleaseState, config: G
   }
 
   const current = currentVersion(f);
-  if ('unknown' in current) return unknownVersion(f, current.unknown, to);
+  if ('unknown' in current) return unknownVersion(f, current.unknown, to, undefined, target);
   const from = current.point;
   const outcome = compareToCurrent(target.version, current);
   switch (outcome.kind) {
@@ -198,6 +205,14 @@ export function decide(request: AdmissionRequest, state: ReleaseState, config: G
     case 'downgrade':
       return keepDrained(f, downgrade(f, target.version, current, to, from));
   }
+}
+
+/** The versions the coordinator resolved for images (ReleaseState.imageVersions) applied to a workload's. */
+function resolvedVersion(v: WorkloadVersion, state: ReleaseState): WorkloadVersion {
+  const known = state.imageVersions;
+  return known === undefined
+    ? v
+    : withResolvedImage(v, (image) => (Object.hasOwn(known, image) ? known[image] : undefined));
 }
 
 function objectName(request: AdmissionRequest): string {
@@ -258,20 +273,73 @@ function unknownTarget(f: RequestFacts, target: Extract<WorkloadVersion, { known
   if (unchangedVersionSource(f, target)) {
     return keepDrained(f, allowed(f.basis, 'no-version-change', `image unchanged (version unknown: ${target.reason})`));
   }
-  return unknownVersion(f, `cannot tell the Airflow version of ${f.ref}: ${target.reason}`);
+  return unknownVersion(
+    f,
+    `cannot tell the Airflow version of ${f.ref}: ${target.reason}`,
+    undefined,
+    undefined,
+    target,
+  );
+}
+
+/**
+ * Policy hold: held like a downgrade, naming the image to resolve. The coordinator resolves it
+ * (registry labels, else a probe pod), compares it with the database's revision, and releases the
+ * hold unchanged or turns it into a downgrade's. Admission itself never waits on a registry.
+ */
+function holdForResolution(f: RequestFacts, basis: DecisionBasis, why: string, target: WorkloadVersion): Decision {
+  const image = target.image as string;
+  const current = currentVersion(f);
+  const from = 'unknown' in current || current.install ? undefined : current;
+  const hold = resolveHoldPatch(
+    f.kind,
+    f.request.object,
+    {
+      image,
+      ...(target.known ? { toVersion: target.version.text } : {}),
+      ...(from?.version ? { fromVersion: from.version.text } : {}),
+      ...(from?.head ? { fromRevision: from.head } : {}),
+    },
+    f.request.operation as 'CREATE' | 'UPDATE',
+  );
+  const dry = f.request.dryRun ? ' Dry run: nothing is held and nothing is resolved.' : '';
+  // The first line fits the 256 characters the API server keeps: why, and what the guard does.
+  const warnings = [
+    `${TOOL}: ${why}; held until its version is resolved.${dry}`,
+    `${f.ref} is held (${holdSummary(hold.record)}) while the version of '${printable(image)}' is read from its labels in the registry, else from a probe pod running "airflow version"; released at once unless it is a downgrade.`,
+    `To skip the resolution: set annotation ${ANNOTATIONS.airflowVersion} on the workload or use an image tag that names the version.`,
+  ];
+  return {
+    ...allowed(basis, 'unknown-version', `${why}: held until the version is resolved`, {
+      warnings,
+      patch: hold.patch,
+      sideEffect: f.request.dryRun ? 'none' : 'resolve-version',
+    }),
+    hold: hold.record,
+  };
 }
 
 /** An UPDATE whose Airflow image and version annotation did not change can roll out no other version. */
 function unchangedVersionSource(f: RequestFacts, target: Extract<WorkloadVersion, { known: false }>): boolean {
   if (f.request.operation !== 'UPDATE') return false;
-  const old = workloadVersion(f.kind, f.request.oldObject, f.identity.component);
+  const old = resolvedVersion(workloadVersion(f.kind, f.request.oldObject, f.identity.component), f.state);
   return !old.known && old.image === target.image && old.reason === target.reason;
 }
 
-function unknownVersion(f: RequestFacts, why: string, to?: VersionPoint, from?: VersionPoint): Decision {
+function unknownVersion(
+  f: RequestFacts,
+  why: string,
+  to?: VersionPoint,
+  from?: VersionPoint,
+  target?: WorkloadVersion,
+): Decision {
   const basis: DecisionBasis = { ...f.basis, ...(to ? { to } : {}), ...(from ? { from } : {}) };
   const hint = `Set annotation ${ANNOTATIONS.airflowVersion} on the workload or use an image tag that names the version.`;
-  if (unknownVersionPolicy(f.config) === 'deny') {
+  const policy = unknownVersionPolicy(f.config);
+  // Only what the coordinator can find out is held: the image's version, or the database's revision.
+  if (policy === 'hold' && target?.image !== undefined && (!target.known || to?.revision !== undefined))
+    return holdForResolution(f, basis, why, target);
+  if (policy === 'deny') {
     const message = `${TOOL} (strict mode) denied ${f.ref}: ${why}. ${hint}`;
     return denied(basis, 'unknown-version', why, { code: 403, message });
   }
@@ -284,7 +352,7 @@ function currentVersion(f: RequestFacts): Current | { unknown: string } {
   const { request, state } = f;
   let oldReason = '';
   if (request.operation === 'UPDATE') {
-    const old = workloadVersion(f.kind, request.oldObject, f.identity.component);
+    const old = resolvedVersion(workloadVersion(f.kind, request.oldObject, f.identity.component), state);
     if (old.known) return fromVersion(old.version, 'oldObject');
     oldReason = `the current object: ${old.reason}; `;
   }

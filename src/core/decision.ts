@@ -20,7 +20,8 @@ export type DecisionKind =
   | 'unknown-version';
 
 /** What admitting this request asks the coordinator to do; always 'none' for dry-run requests. */
-export type SideEffect = 'none' | 'open-operation' | 'join-operation' | 'cancel-hold';
+/** resolve-version: a hold naming an image whose version the coordinator resolves before it releases or downgrades. */
+export type SideEffect = 'none' | 'open-operation' | 'join-operation' | 'cancel-hold' | 'resolve-version';
 
 export interface VersionPoint {
   version?: string;

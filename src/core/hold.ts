@@ -198,9 +198,90 @@ export function holdPatch(
   if (target.fromRevision !== undefined) annotations[ANNOTATIONS.fromRevision] = target.fromRevision;
   patch.push(...annotationOps(object, annotations));
   // Held again after a return: the object is part of a downgrade again, not of the return.
-  if (annotationAt(object, ANNOTATIONS.returned) !== undefined)
-    patch.push({ op: 'remove', path: pointer(['metadata', 'annotations', ANNOTATIONS.returned]) });
+  // Held before for a resolution: now its target is known.
+  for (const key of [ANNOTATIONS.returned, ANNOTATIONS.resolve])
+    if (annotationAt(object, key) !== undefined)
+      patch.push({ op: 'remove', path: pointer(['metadata', 'annotations', key]) });
   return { patch, record };
+}
+
+/** What a hold for a resolution names: the image to resolve, and the current point when admission knew it. */
+export interface ResolveTarget {
+  image: string;
+  /** Known when only the current point was unknown at admission. */
+  toVersion?: string;
+  fromVersion?: string;
+  fromRevision?: string;
+}
+
+/**
+ * The patch that holds a workload whose target version could not be told at admission: the same
+ * hold as a downgrade's, naming the image to resolve instead of an operation (the coordinator
+ * resolves it, then releases the hold or turns it into a downgrade's).
+ */
+export function resolveHoldPatch(
+  kind: WorkloadKind,
+  object: unknown,
+  target: ResolveTarget,
+  operation: 'CREATE' | 'UPDATE',
+): { patch: JsonPatchOperation[]; record: HoldRecord } {
+  const notes: string[] = [];
+  const changes = keepOriginalValues(holdChanges(kind, object, operation, notes), readHoldRecord(object));
+  const record: HoldRecord = { kind, changes, ...(notes.length > 0 ? { notes } : {}) };
+  const patch: JsonPatchOperation[] = [];
+  for (const c of changes) patch.push(...setOps(object, segmentsOf(c.path), c.held));
+  const annotations: Record<string, string> = {
+    [ANNOTATIONS.hold]: JSON.stringify(record),
+    [ANNOTATIONS.resolve]: target.image,
+  };
+  if (target.toVersion !== undefined) annotations[ANNOTATIONS.toVersion] = target.toVersion;
+  if (target.fromVersion !== undefined) annotations[ANNOTATIONS.fromVersion] = target.fromVersion;
+  if (target.fromRevision !== undefined) annotations[ANNOTATIONS.fromRevision] = target.fromRevision;
+  patch.push(...annotationOps(object, annotations));
+  // An earlier hold's operation and target (or a return marker) no longer describe this object.
+  const stale: string[] = [ANNOTATIONS.operation, ANNOTATIONS.toRevision, ANNOTATIONS.returned];
+  if (target.toVersion === undefined) stale.push(ANNOTATIONS.toVersion);
+  if (target.fromVersion === undefined) stale.push(ANNOTATIONS.fromVersion);
+  if (target.fromRevision === undefined) stale.push(ANNOTATIONS.fromRevision);
+  for (const key of stale)
+    if (annotationAt(object, key) !== undefined)
+      patch.push({ op: 'remove', path: pointer(['metadata', 'annotations', key]) });
+  return { patch, record };
+}
+
+/**
+ * A hold for a resolution turned into a downgrade's: the operation annotations (holdPatch's) and what
+ * the resolution found; the held fields and their record stay as admitted.
+ */
+export function resolvedHoldPatch(object: unknown, target: HoldTarget, resolved: string): JsonPatchOperation[] {
+  const annotations: Record<string, string> = {
+    [ANNOTATIONS.operation]: target.operationId,
+    [ANNOTATIONS.fromVersion]: target.fromVersion,
+    [ANNOTATIONS.toVersion]: target.toVersion,
+    [ANNOTATIONS.toRevision]: target.toRevision,
+    [ANNOTATIONS.resolved]: resolved,
+  };
+  if (target.fromRevision !== undefined) annotations[ANNOTATIONS.fromRevision] = target.fromRevision;
+  const patch = annotationOps(object, annotations);
+  if (annotationAt(object, ANNOTATIONS.resolve) !== undefined)
+    patch.push({ op: 'remove', path: pointer(['metadata', 'annotations', ANNOTATIONS.resolve]) });
+  return patch;
+}
+
+/** The image a hold for a resolution names; undefined when the object is not held for one. */
+export function readResolveTarget(object: unknown): ResolveTarget | undefined {
+  if (readHoldRecord(object) === undefined) return undefined;
+  const image = annotationAt(object, ANNOTATIONS.resolve);
+  if (image === undefined || annotationAt(object, ANNOTATIONS.operation) !== undefined) return undefined;
+  const toVersion = annotationAt(object, ANNOTATIONS.toVersion);
+  const fromVersion = annotationAt(object, ANNOTATIONS.fromVersion);
+  const fromRevision = annotationAt(object, ANNOTATIONS.fromRevision);
+  return {
+    image,
+    ...(toVersion !== undefined ? { toVersion } : {}),
+    ...(fromVersion !== undefined ? { fromVersion } : {}),
+    ...(fromRevision !== undefined ? { fromRevision } : {}),
+  };
 }
 
 /**

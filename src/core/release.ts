@@ -2,7 +2,13 @@
 // code against the metadata database, and the Airflow version its main container runs.
 import { guardedWorkloadKind, type AdmissionRequest } from './admission.js';
 import { ANNOTATIONS, type GuardConfig } from './config.js';
-import { isAirflowRepository, printable, versionFromImage } from './images.js';
+import {
+  isAirflowRepository,
+  isUpstreamRepository,
+  parseImageReference,
+  printable,
+  versionFromImage,
+} from './images.js';
 import {
   annotationAt,
   containersOf,
@@ -142,8 +148,40 @@ export function componentRole(component: string): ComponentRole {
 }
 
 export type WorkloadVersion =
-  | { known: true; version: AirflowVersion; source: 'annotation' | 'image'; container?: string; image?: string }
+  | {
+      known: true;
+      version: AirflowVersion;
+      /** resolved: the coordinator read it from the image (registry labels or a probe pod). */
+      source: 'annotation' | 'image' | 'resolved';
+      container?: string;
+      image?: string;
+    }
   | { known: false; reason: string; container?: string; image?: string };
+
+/** Versions resolved from images (registry labels or a probe pod) by image reference; undefined: not resolved. */
+export type ImageVersionLookup = (image: string) => string | undefined;
+
+/**
+ * The workload's version with a resolved image version applied: used when the tag names none, and
+ * for any repository but the upstream ones (their tags name the version; elsewhere the image's labels
+ * win over version-like text in a tag). A user's annotation always wins.
+ */
+export function withResolvedImage(v: WorkloadVersion, lookup: ImageVersionLookup | undefined): WorkloadVersion {
+  if (!lookup || (v.known && v.source === 'annotation') || v.image === undefined) return v;
+  const text = lookup(v.image);
+  if (text === undefined) return v;
+  const reference = parseImageReference(v.image);
+  if (v.known && reference !== undefined && isUpstreamRepository(reference)) return v;
+  const version = parseAirflowVersion(text);
+  if (!version) return v;
+  return {
+    known: true,
+    version,
+    source: 'resolved',
+    image: v.image,
+    ...(v.container !== undefined ? { container: v.container } : {}),
+  };
+}
 
 function mainContainerNames(component: string): string[] {
   const names = [component, `airflow-${component}`];

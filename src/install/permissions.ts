@@ -87,7 +87,14 @@ export const GUARD_PERMISSIONS: readonly Permission[] = [
     apiGroup: '',
     resources: ['pods'],
     verbs: ['create', 'delete'],
-    why: 'short-lived runner pod when no pod of the newer version runs; delete pods still running the old head after the drain timeout',
+    why: 'short-lived runner pod when no pod of the newer version runs; short-lived probe pod running `airflow version` for an image whose version its registry does not tell; delete pods still running the old head after the drain timeout',
+  },
+  {
+    scope: 'airflow-namespaces',
+    apiGroup: '',
+    resources: ['serviceaccounts'],
+    verbs: ['get'],
+    why: "a held workload's ServiceAccount: its imagePullSecrets, to read the image's labels from a private registry",
   },
   {
     scope: 'airflow-namespaces',
@@ -96,7 +103,7 @@ export const GUARD_PERMISSIONS: readonly Permission[] = [
     // Only the release's metadata-connection Secret is read, but its name differs per release
     // (`<release>-metadata` or a custom name), so resourceNames cannot list it in advance.
     verbs: ['get'],
-    why: 'read the metadata database connection to probe alembic_version',
+    why: "read the metadata database connection to probe alembic_version; a held workload's image pull Secrets (.dockerconfigjson) to read its image's labels",
   },
   {
     scope: 'airflow-namespaces',

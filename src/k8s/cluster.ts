@@ -11,6 +11,7 @@ export type KindName =
   | 'ReplicaSet'
   | 'Pod'
   | 'Secret'
+  | 'ServiceAccount'
   | 'ConfigMap'
   | 'Lease'
   | 'Event'
@@ -31,6 +32,7 @@ const KINDS: Record<KindName, KindPath> = {
   CronJob: { prefix: '/apis/batch/v1', plural: 'cronjobs', namespaced: true },
   Pod: { prefix: '/api/v1', plural: 'pods', namespaced: true },
   Secret: { prefix: '/api/v1', plural: 'secrets', namespaced: true },
+  ServiceAccount: { prefix: '/api/v1', plural: 'serviceaccounts', namespaced: true },
   ConfigMap: { prefix: '/api/v1', plural: 'configmaps', namespaced: true },
   Event: { prefix: '/api/v1', plural: 'events', namespaced: true },
   Namespace: { prefix: '/api/v1', plural: 'namespaces', namespaced: false },

@@ -33,8 +33,13 @@ function headline(r: ReleasePlan): string {
       return `${name}: DOWNGRADE ${point(r.from)} -> ${point(r.to)}${heads(r.from, r.to)}, operation ${r.operationId ?? '?'}`;
     case 'denied':
       return `${name}: DENIED — the guard would refuse ${r.objects.filter((o) => !o.allowed).length} object(s)`;
-    case 'undetermined':
-      return `${name}: UNDETERMINED — the guard cannot tell the Airflow version of ${r.objects.filter((o) => o.decision === 'unknown-version').length} object(s); it would admit them without a downgrade check`;
+    case 'undetermined': {
+      const unknown = r.objects.filter((o) => o.decision === 'unknown-version');
+      const what = unknown.some((o) => o.hold !== undefined)
+        ? 'it would hold them until it has resolved their version from the image (registry labels, else a probe pod); give --registry-config to resolve it here'
+        : 'it would admit them without a downgrade check';
+      return `${name}: UNDETERMINED — the guard cannot tell the Airflow version of ${unknown.length} object(s); ${what}`;
+    }
     case 'no-downgrade': {
       const kinds = [...new Set(r.objects.map((o) => o.decision))].join(', ');
       return `${name}: no downgrade (${kinds}${r.from || r.to ? `; ${point(r.from)} -> ${point(r.to)}` : ''})`;

@@ -1,5 +1,6 @@
 // `serve`: the HTTPS admission endpoint and the coordinator in one process, wired to Kubernetes,
 // the audit log, metrics and certificates.
+import { readFile } from 'node:fs/promises';
 import { createAuditLog, type AuditLog } from '../audit/log.js';
 import { outputExcerpt } from '../audit/records.js';
 import { describeCertificate } from '../certs/generate.js';
@@ -141,6 +142,14 @@ export async function startGuard(
       resyncMs: config.resyncMs,
       pollMs: config.pollMs,
       ...(config.metadataDatabaseUrl ? { databaseUrlOverride: config.metadataDatabaseUrl } : {}),
+      imageResolution: {
+        registry: {
+          mirrors: config.guard.registry.mirrors,
+          ca: await Promise.all(config.guard.registry.caFiles.map((file) => readFile(file, 'utf8'))),
+        },
+        tagTtlMs: config.guard.registry.tagTtlMs,
+        probeTimeoutMs: config.guard.registry.probeTimeoutMs,
+      },
     },
     {
       kubeConfig,
@@ -168,6 +177,25 @@ export async function startGuard(
           }
         },
         onReleaseChange: (namespace, release) => admission?.releaseChanged(namespace, release),
+        onResolution: (record) => {
+          audit?.append({
+            kind: 'operation-step',
+            operationId: record.operationId,
+            namespace: record.namespace,
+            release: record.release,
+            step: 'resolve',
+            event: 'end',
+            outcome: record.outcome === 'kept' ? 'held' : 'ok',
+            ...(record.durationMs !== undefined ? { durationMs: record.durationMs } : {}),
+            detail: `${record.workload}: ${record.reason}${record.digest ? ` (${record.digest})` : ''}`,
+            actor: config.identity,
+          });
+          if (record.durationMs !== undefined && record.method !== undefined)
+            metrics.operationStepDuration.observe(
+              { step: 'resolve', outcome: record.method === 'cache' ? 'cache' : record.outcome },
+              record.durationMs / 1000,
+            );
+        },
         onStall: (op, reason) => {
           if (reason === undefined) stalled.delete(op.id);
           else stalled.add(op.id);

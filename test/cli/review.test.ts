@@ -73,9 +73,22 @@ describe('review', () => {
     expect(sameHead.response).toEqual({ uid: '5c1f2d0a-1b2c-4d3e-8f90-000000000002', allowed: true });
   });
 
-  it('exit 0 with a denial in strict mode, from the flag or a config file', () => {
+  it('answers the hold by default, exit 0 with a denial in strict mode, from the flag or a config file', () => {
     const file = join(fixtures, 'kubectl-set-image-scheduler-latest.json');
-    const lax = cli(['review', '--file', file]);
+    const held = JSON.parse(cli(['review', '--file', file]).stdout).response;
+    expect(held).toMatchObject({
+      allowed: true,
+      patchType: 'JSONPatch',
+      warnings: [
+        expect.stringMatching(/moving tag.*held until its version is resolved/),
+        expect.any(String),
+        expect.any(String),
+      ],
+    });
+    expect(Buffer.from(held.patch, 'base64').toString('utf8')).toMatch(
+      /airflow-downgrade-guard~1resolve","value":"apache\/airflow:latest"/,
+    );
+    const lax = cli(['review', '--file', file, '--unknown-version', 'allow']);
     expect(JSON.parse(lax.stdout).response).toMatchObject({
       allowed: true,
       warnings: [expect.stringMatching(/moving tag/), expect.any(String)],

@@ -134,6 +134,7 @@ describe('parseGuardConfig', () => {
       strict: false,
       trustedUsernames: [],
       order: 'drain-first',
+      registry: { mirrors: {}, caFiles: [], tagTtlMs: 300_000, probeTimeoutMs: 120_000 },
     });
   });
 

@@ -383,13 +383,14 @@ describe('trusted users and break-glass', () => {
 });
 
 describe('unknown versions', () => {
-  it('a moving tag is allowed with a warning, denied in strict mode', () => {
+  it('a moving tag is held for resolution by default, allowed with a warning by allow, denied in strict mode', () => {
     const review = admissionReview({
       operation: 'UPDATE',
       oldObject: chartWorkload({ ...scheduler, version: '3.1.0', stored: true }),
       object: chartWorkload({ ...scheduler, image: 'apache/airflow:latest', stored: true }),
     });
-    const lax = run(review);
+    expect(run(review)).toMatchObject({ kind: 'unknown-version', allowed: true, sideEffect: 'resolve-version' });
+    const lax = run(review, {}, parseGuardConfig({ unknownVersion: 'allow' }));
     expect(lax).toMatchObject({ kind: 'unknown-version', allowed: true, patch: [] });
     expect(lax.warnings[0]).toMatch(/cannot tell the Airflow version of deployment\/airflow-scheduler: .*moving tag/);
     const denied = run(review, {}, strict);

@@ -94,13 +94,21 @@ describe('warnings carry their reason within the first 256 characters (what Helm
         image,
       }),
     });
-    const { response, decision } = reviewAdmission(review, () => ({ runningVersion: '3.1.0' }), DEFAULT_CONFIG);
-    expect(decision.kind).toBe('unknown-version');
-    const first = response.response.warnings?.[0] ?? '';
-    expect(decision.warnings[0]!.length).toBeGreaterThan(256); // the uncut text would be cut
-    expect(first.length).toBeLessThanOrEqual(256);
-    expect(first).toMatch(/does not name an Airflow version; admitted without a downgrade check\.$/);
-    expect(first).toContain('deployment/airflow-production-scheduler');
+    for (const [config, did] of [
+      [DEFAULT_CONFIG, /does not name an Airflow version; held until its version is resolved\.$/],
+      [
+        parseGuardConfig({ unknownVersion: 'allow' }),
+        /does not name an Airflow version; admitted without a downgrade check\.$/,
+      ],
+    ] as const) {
+      const { response, decision } = reviewAdmission(review, () => ({ runningVersion: '3.1.0' }), config);
+      expect(decision.kind).toBe('unknown-version');
+      const first = response.response.warnings?.[0] ?? '';
+      expect(decision.warnings[0]!.length).toBeGreaterThan(256); // the uncut text would be cut
+      expect(first.length).toBeLessThanOrEqual(256);
+      expect(first).toMatch(did);
+      expect(first).toContain('deployment/airflow-production-scheduler');
+    }
   });
 
   it('short warnings and their quoted values stay exactly as written', () => {

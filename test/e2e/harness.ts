@@ -37,6 +37,13 @@ export interface ReleaseSpec {
   statefulSets?: string[];
   replicas?: Record<string, number>;
   cronJobs?: boolean;
+  /** The Airflow image of a version (default `apache/airflow:<version>`), e.g. a private registry's build tag. */
+  image?: (version: string) => string;
+}
+
+/** The image the release's Airflow workloads run at `version`. */
+export function imageOf(spec: ReleaseSpec, version: string): string {
+  return spec.image?.(version) ?? `apache/airflow:${version}`;
 }
 
 export const DEFAULT_COMPONENTS = ['api-server', 'scheduler', 'dag-processor', 'triggerer', 'worker', 'statsd'];
@@ -330,6 +337,7 @@ export async function startE2EOn<C extends ClusterUnderTest>(
           namespace: spec.namespace,
           version: spec.version,
           replicas: spec.replicas?.[component] ?? 1,
+          ...(component === 'statsd' ? {} : { image: imageOf(spec, spec.version) }),
         });
         await createObject(admin, workload as KubeObject);
       }
@@ -342,6 +350,7 @@ export async function startE2EOn<C extends ClusterUnderTest>(
             release: spec.release,
             namespace: spec.namespace,
             version: spec.version,
+            image: imageOf(spec, spec.version),
           }) as KubeObject,
         );
       }
@@ -494,6 +503,7 @@ export function migrationJob(spec: ReleaseSpec, version = spec.version): KubeObj
     release: spec.release,
     namespace: spec.namespace,
     version,
+    image: imageOf(spec, version),
   }) as KubeObject;
 }
 
@@ -525,7 +535,7 @@ export function releaseReady(sim: ClusterUnderTest, spec: ReleaseSpec): boolean 
   for (const component of spec.components ?? DEFAULT_COMPONENTS) {
     const want = spec.replicas?.[component] ?? 1;
     const mine = pods.filter((p) => p.metadata.labels?.component === component);
-    const image = component === 'statsd' ? 'statsd-exporter' : `apache/airflow:${spec.version}`;
+    const image = component === 'statsd' ? 'statsd-exporter' : imageOf(spec, spec.version);
     if (mine.length !== want || !mine.every((p) => isReady(p) && podImage(p).includes(image))) return false;
   }
   return true;
@@ -597,7 +607,11 @@ export async function upgradeRelease(
     // Helm's three-way merge and Argo's apply set every field of the chart, spec.replicas included.
     const admitted = await send(
       `${name} admitted`,
-      () => setImage(e2e, kind, spec.namespace, name, version, { replicas: spec.replicas?.[component] ?? 1 }),
+      () =>
+        setImage(e2e, kind, spec.namespace, name, version, {
+          replicas: spec.replicas?.[component] ?? 1,
+          image: imageOf(spec, version),
+        }),
       options,
     );
     result.applied.push({
@@ -661,7 +675,7 @@ async function updateCronJobs(
         {
           op: 'replace',
           path: '/spec/jobTemplate/spec/template/spec/containers/0/image',
-          value: `apache/airflow:${version}`,
+          value: imageOf(spec, version),
         },
       ]),
     options,
@@ -678,7 +692,7 @@ export async function setImage(
   namespace: string,
   name: string,
   version: string,
-  options: { replicas?: number } = {},
+  options: { replicas?: number; image?: string } = {},
 ): Promise<KubeObject> {
   const obj = e2e.workload(kind, namespace, name) as
     | (KubeObject & {
@@ -693,14 +707,9 @@ export async function setImage(
       })
     | undefined;
   if (!obj) throw new Error(`${kind} ${namespace}/${name} not found`);
-  const containers = obj.spec.template.spec.containers.map((c) => ({
-    name: c.name,
-    image: `apache/airflow:${version}`,
-  }));
-  const initContainers = (obj.spec.template.spec.initContainers ?? []).map((c) => ({
-    name: c.name,
-    image: `apache/airflow:${version}`,
-  }));
+  const image = options.image ?? `apache/airflow:${version}`;
+  const containers = obj.spec.template.spec.containers.map((c) => ({ name: c.name, image }));
+  const initContainers = (obj.spec.template.spec.initContainers ?? []).map((c) => ({ name: c.name, image }));
   const plural = PLURALS[kind];
   const group = kind === 'Job' || kind === 'CronJob' ? '/apis/batch/v1' : '/apis/apps/v1';
   // The response is the object as admitted (after the guard's mutation).

@@ -336,7 +336,7 @@ export function register(program: Command): void {
     .option('--config <file>', 'guard configuration (YAML or JSON), as the webhook runs with')
     .option(
       '--unknown-version <policy>',
-      'decide as a guard with this setting: allow (default; unknown versions exit 4) | deny (exit 1)',
+      'decide as a guard with this setting: hold (default) or allow (unknown versions exit 4) | deny (exit 1)',
     )
     .option('--strict', 'deprecated alias of --unknown-version deny')
     .option(

@@ -133,7 +133,7 @@ export function register(program: Command): void {
     .option('--db-revision <revision>', "the metadata database's alembic revision")
     .option(
       '--unknown-version <policy>',
-      'a change whose Airflow version cannot be told: allow (with a warning, default) | deny',
+      'a change whose Airflow version cannot be told: hold (default: held until the guard resolves it) | allow (with a warning) | deny',
     )
     .option('--strict', 'deprecated alias of --unknown-version deny')
     .option('--config <file>', 'guard configuration (YAML or JSON)')

@@ -77,7 +77,7 @@ export function register(program: Command): void {
     .option('--lease-duration-seconds <s>', 'per-release Lease duration (default 15)')
     .option(
       '--unknown-version <policy>',
-      'a change whose Airflow version cannot be told: allow (with a warning, default) | deny (guard.unknownVersion)',
+      'a change whose Airflow version cannot be told: hold (default: held until resolved from the image) | allow (with a warning) | deny (guard.unknownVersion)',
     )
     .option('--strict', 'deprecated alias of --unknown-version deny')
     .option(

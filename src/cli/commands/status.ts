@@ -29,7 +29,11 @@ const COLUMNS: Array<{ title: string; value: (s: OperationStatus) => string }> =
   { title: 'RELEASE', value: (s) => `${s.namespace}/${s.release}` },
   { title: 'OPERATION', value: (s) => s.id },
   { title: 'PHASE', value: (s) => s.phase },
-  { title: 'FROM -> TO', value: (s) => `${s.fromVersion} -> ${s.toVersion}` },
+  // A target told by a resolution says so (the tag did not); `--output json` has what was found.
+  {
+    title: 'FROM -> TO',
+    value: (s) => `${s.fromVersion} -> ${s.toVersion}${s.resolved ? ` (resolved in ${s.resolved.durationMs} ms)` : ''}`,
+  },
   { title: 'STEP', value: (s) => s.step },
   { title: 'AGE', value: (s) => s.age },
   // A stall (not yet held) shows its reason here too: it becomes the held reason after the stall bound.
