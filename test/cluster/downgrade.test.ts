@@ -17,7 +17,7 @@ import {
   type E2E,
   type ReleaseSpec,
 } from '../e2e/harness.js';
-import { RESOURCES } from '../../src/sim/resources.js';
+import { RESOURCES } from '../../testbed/sim/resources.js';
 import { startClusterForE2E, startRealE2E } from './e2e-backend.js';
 import type { RealCluster } from './cluster.js';
 

@@ -4,7 +4,7 @@
 import net from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { leaseName } from '../../src/coordinator/operation.js';
-import type { AirflowRuntime } from '../../src/sim/airflow/runtime.js';
+import type { AirflowRuntime } from '../../testbed/sim/airflow/runtime.js';
 import {
   FULL_SEQUENCE,
   expectDowngraded,

@@ -4,7 +4,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { retryOperation } from '../../src/coordinator/operator-actions.js';
 import { RUNNER_LABEL } from '../../src/coordinator/release-view.js';
-import { RESOURCES } from '../../src/sim/resources.js';
+import { RESOURCES } from '../../testbed/sim/resources.js';
 import {
   FULL_SEQUENCE,
   eventsOf,

@@ -14,9 +14,9 @@ import { runReview } from '../../src/cli/commands/review.js';
 import { decodePatch } from '../../src/core/response.js';
 import { operationIdFor } from '../../src/core/decide.js';
 import { renderInstallManifests } from '../../src/install/manifests.js';
-import { RESOURCES } from '../../src/sim/resources.js';
+import { RESOURCES } from '../../testbed/sim/resources.js';
 import { chartWorkload } from '../fixtures/admission/builders.js';
-import { kubectlFor, removeKubectlDirs, type Kubectl } from '../sim/support.js';
+import { kubectlFor, removeKubectlDirs, type Kubectl } from '../testbed/sim/support.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 import { startE2E, waitFor, type E2E, type Guard, type ReleaseSpec } from './harness.js';
 

@@ -8,7 +8,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { abortOperation } from '../../src/coordinator/operator-actions.js';
 import type { OperationState } from '../../src/coordinator/operation.js';
-import type { KubeObject } from '../../src/sim/types.js';
+import type { KubeObject } from '../../testbed/sim/types.js';
 import {
   eventsOf,
   expectNoViolations,
@@ -26,8 +26,8 @@ import { imitatedHelm } from './helm-imitation.js';
 
 // Old scheduler pods may be made to hang in Terminating, so the drain cannot finish while the test acts.
 const stuck: { predicate: (pod: KubeObject) => boolean } = { predicate: () => false };
-vi.mock('../../src/sim/cluster.js', async (importOriginal) => {
-  const original = await importOriginal<typeof import('../../src/sim/cluster.js')>();
+vi.mock('../../testbed/sim/cluster.js', async (importOriginal) => {
+  const original = await importOriginal<typeof import('../../testbed/sim/cluster.js')>();
   return {
     ...original,
     startSimCluster: (options: Parameters<typeof original.startSimCluster>[0] = {}) =>

@@ -2,7 +2,7 @@
 // and a release with no pod of the newer version running (the downgrade runs in a runner pod).
 import { afterEach, describe, expect, it } from 'vitest';
 import { RUNNER_LABEL } from '../../src/coordinator/release-view.js';
-import { RESOURCES } from '../../src/sim/resources.js';
+import { RESOURCES } from '../../testbed/sim/resources.js';
 import {
   FULL_SEQUENCE,
   eventsOf,

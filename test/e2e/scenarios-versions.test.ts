@@ -1,6 +1,6 @@
 // Downgrades of other shapes (Airflow 2, StatefulSets) and the changes the guard must leave alone.
 import { afterEach, describe, expect, it } from 'vitest';
-import { RESOURCES } from '../../src/sim/resources.js';
+import { RESOURCES } from '../../testbed/sim/resources.js';
 import {
   FULL_SEQUENCE,
   expectDowngraded,

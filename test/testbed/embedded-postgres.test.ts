@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { startEmbeddedPostgres } from '../../src/db/embedded-postgres.js';
+import { startEmbeddedPostgres } from '../../testbed/embedded-postgres.js';
 
 describe('embedded PostgreSQL', () => {
   it('destroy() after the server was stopped from outside still removes its data directory', async () => {

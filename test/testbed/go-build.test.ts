@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { goBuild, goBuildCacheRoot } from './go-build.js';
+import { goBuild, goBuildCacheRoot } from '../../testbed/go-build.js';
 
 describe('goBuild', () => {
   const root = mkdtempSync(join(tmpdir(), 'adg-go-build-'));

@@ -3,11 +3,11 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { generateCertificates } from '../src/certs/generate.js';
-import { renderInstallManifests } from '../src/install/manifests.js';
-import { startSimCluster, type SimCluster, type SimClusterOptions } from '../src/sim/cluster.js';
-import { RESOURCES } from '../src/sim/resources.js';
-import type { KubeObject } from '../src/sim/types.js';
+import { generateCertificates } from '../../src/certs/generate.js';
+import { renderInstallManifests } from '../../src/install/manifests.js';
+import { startSimCluster, type SimCluster, type SimClusterOptions } from '../sim/cluster.js';
+import { RESOURCES } from '../sim/resources.js';
+import type { KubeObject } from '../sim/types.js';
 import { releaseWorkloads } from './fixtures.js';
 import { GUARD_NAMESPACE, type Tls } from './processes.js';
 

@@ -9,13 +9,13 @@ import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { writeFileSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
-import { ANNOTATIONS } from '../src/core/config.js';
-import { headForVersion } from '../src/core/heads.js';
-import { parseAirflowVersion } from '../src/core/versions.js';
-import { KubeRest } from '../src/k8s/rest.js';
-import { OPERATION_DATA_KEY, parseOperation } from '../src/coordinator/operation.js';
-import { RESOURCES } from '../src/sim/resources.js';
-import type { ExecIO, ExecRequest, KubeObject, WatchEvent } from '../src/sim/types.js';
+import { ANNOTATIONS } from '../../src/core/config.js';
+import { headForVersion } from '../../src/core/heads.js';
+import { parseAirflowVersion } from '../../src/core/versions.js';
+import { KubeRest } from '../../src/k8s/rest.js';
+import { OPERATION_DATA_KEY, parseOperation } from '../../src/coordinator/operation.js';
+import { RESOURCES } from '../sim/resources.js';
+import type { ExecIO, ExecRequest, KubeObject, WatchEvent } from '../sim/types.js';
 import {
   createInStore,
   ensureNamespace,
@@ -48,7 +48,7 @@ const PROBE_WARMUP_MS = 300;
 const TO = '3.0.2';
 const head = (v: string): string => headForVersion(parseAirflowVersion(v)!)!;
 
-/** Timings of the simulation: its defaults (src/sim), stated here so the report can quote them. */
+/** Timings of the simulation: its defaults (testbed/sim), stated here so the report can quote them. */
 export const SIM_TIMINGS = {
   podStartDelayMs: 300,
   kubeletReadyDelayMs: 200,

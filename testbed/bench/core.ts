@@ -2,10 +2,10 @@
 // (validation + release lookup + decide + response) per AdmissionReview, over a corpus of the
 // requests a cluster with Airflow releases sends, with release state as the watch caches give it.
 import { performance } from 'node:perf_hooks';
-import { parseAdmissionReview, type AdmissionRequest } from '../src/core/admission.js';
-import { parseGuardConfig, type GuardConfig } from '../src/core/config.js';
-import { decide, type ReleaseState } from '../src/core/decide.js';
-import { reviewAdmission } from '../src/core/review.js';
+import { parseAdmissionReview, type AdmissionRequest } from '../../src/core/admission.js';
+import { parseGuardConfig, type GuardConfig } from '../../src/core/config.js';
+import { decide, type ReleaseState } from '../../src/core/decide.js';
+import { reviewAdmission } from '../../src/core/review.js';
 import {
   projectPod,
   projectWorkload,
@@ -15,8 +15,8 @@ import {
   type PodRecord,
   type ReleaseRecords,
   type WorkloadRecord,
-} from '../src/coordinator/release-view.js';
-import type { WorkloadKind } from '../src/core/objects.js';
+} from '../../src/coordinator/release-view.js';
+import type { WorkloadKind } from '../../src/core/objects.js';
 import {
   admissionCases,
   admissionReview,

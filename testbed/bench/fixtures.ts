@@ -1,7 +1,7 @@
 // The AdmissionReviews the benchmarks send, built from the chart-rendered workloads of
-// src/sim/chart.ts with src/sim/admission-review.ts.
-import { admissionReview, versionChange } from '../src/sim/admission-review.js';
-import { chartComponent, chartWorkload, type Kind, type WorkloadOptions } from '../src/sim/chart.js';
+// testbed/sim/chart.ts with testbed/sim/admission-review.ts.
+import { admissionReview, versionChange } from '../sim/admission-review.js';
+import { chartComponent, chartWorkload, type Kind, type WorkloadOptions } from '../sim/chart.js';
 
 export { admissionReview, chartComponent, chartWorkload, versionChange, type Kind, type WorkloadOptions };
 

@@ -2,7 +2,7 @@
 // AdmissionReview JSON and answers a fixed "allowed" response. Whatever the guard costs on top of
 // this is what the guard itself adds.
 //
-//   node dist/bench/floor-server.js <cert.pem> <key.pem>   (prints "listening <port>")
+//   node dist-testbed/testbed/bench/floor-server.js <cert.pem> <key.pem>   (prints "listening <port>")
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 

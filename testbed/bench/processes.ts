@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { LoadConfig, LoadResult } from './loadgen.js';
 import { freePort } from './postgres.js';
 
-export const ROOT = path.resolve(import.meta.dirname, '../..');
+export const ROOT = path.resolve(import.meta.dirname, '../../..');
 const BENCH_DIST = import.meta.dirname;
 export const GUARD_NAMESPACE = 'airflow-downgrade-guard';
 export const GUARD_USER = `system:serviceaccount:${GUARD_NAMESPACE}:airflow-downgrade-guard`;

@@ -2,7 +2,7 @@
 // samples longer than a threshold, each with where its time went. A request that arrives during
 // one waits for it, so these are what an admission p99 under load is made of.
 //
-//   node dist/bench/profile-stalls.js <file.cpuprofile> [min-ms=5] [top=15]
+//   node dist-testbed/testbed/bench/profile-stalls.js <file.cpuprofile> [min-ms=5] [top=15]
 import { readFileSync } from 'node:fs';
 
 import type { CpuProfile, ProfileNode } from './profile-summary.js';

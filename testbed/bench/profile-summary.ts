@@ -1,7 +1,7 @@
 // Summarises a V8 .cpuprofile (node --cpu-prof): top functions by self time, and self time per
 // package / source area, so the benchmark note can say where a request's time goes.
 //
-//   node dist/bench/profile-summary.js <file.cpuprofile> [top]
+//   node dist-testbed/testbed/bench/profile-summary.js <file.cpuprofile> [top]
 import { readFileSync } from 'node:fs';
 
 export interface ProfileNode {

@@ -2,16 +2,16 @@
 // into a simulated API server's store, then the real Coordinator lists and watches them. The heap
 // and RSS growth from before the Coordinator starts to after its caches are synced is its cost.
 //
-//   node --expose-gc dist/bench/scale-child.js <releases>
+//   node --expose-gc dist-testbed/testbed/bench/scale-child.js <releases>
 import { performance } from 'node:perf_hooks';
-import { Coordinator, DEFAULT_COORDINATOR_OPTIONS } from '../src/coordinator/coordinator.js';
-import { parseGuardConfig } from '../src/core/config.js';
-import { Cluster } from '../src/k8s/cluster.js';
-import { createExecRunner } from '../src/k8s/exec.js';
-import { KubeRest } from '../src/k8s/rest.js';
+import { Coordinator, DEFAULT_COORDINATOR_OPTIONS } from '../../src/coordinator/coordinator.js';
+import { parseGuardConfig } from '../../src/core/config.js';
+import { Cluster } from '../../src/k8s/cluster.js';
+import { createExecRunner } from '../../src/k8s/exec.js';
+import { KubeRest } from '../../src/k8s/rest.js';
 import { KubeConfig } from '@kubernetes/client-node';
-import { silentLogger } from '../src/log/logger.js';
-import { startSimCluster } from '../src/sim/cluster.js';
+import { silentLogger } from '../../src/log/logger.js';
+import { startSimCluster } from '../sim/cluster.js';
 import { seedRelease } from './cluster.js';
 import { GUARD_USER, waitUntil } from './processes.js';
 import { summarise, type LatencySummary } from './stats.js';

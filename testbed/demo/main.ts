@@ -10,13 +10,17 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { stringify } from 'yaml';
 import { KubeConfig } from '@kubernetes/client-node';
-import { generateCertificates } from '../certs/generate.js';
-import { operationConfigMapName, readOperationConfigMap, type OperationState } from '../coordinator/operation.js';
-import { readAlembicRevision } from '../db/alembic.js';
-import { startEmbeddedPostgres } from '../db/embedded-postgres.js';
-import { renderInstallManifests } from '../install/manifests.js';
-import { Cluster } from '../k8s/cluster.js';
-import { KubeRest } from '../k8s/rest.js';
+import { generateCertificates } from '../../src/certs/generate.js';
+import {
+  operationConfigMapName,
+  readOperationConfigMap,
+  type OperationState,
+} from '../../src/coordinator/operation.js';
+import { readAlembicRevision } from '../../src/db/alembic.js';
+import { startEmbeddedPostgres } from '../embedded-postgres.js';
+import { renderInstallManifests } from '../../src/install/manifests.js';
+import { Cluster } from '../../src/k8s/cluster.js';
+import { KubeRest } from '../../src/k8s/rest.js';
 import { chartComponent, chartWorkload, type Json } from '../sim/chart.js';
 import { startSimCluster, type SimCluster } from '../sim/cluster.js';
 import { RESOURCES } from '../sim/resources.js';

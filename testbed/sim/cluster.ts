@@ -20,7 +20,7 @@ export interface SimClusterOptions {
   api?: Omit<ApiServerOptions, 'store' | 'execHandler'>;
   /** Write an admin kubeconfig here once the API server listens. */
   kubeconfigPath?: string;
-  /** The src/sim/protobuf converter binary: protobuf request bodies are accepted (else 415). */
+  /** The testbed/sim/protobuf converter binary: protobuf request bodies are accepted (else 415). */
   protobufConverter?: string;
 }
 

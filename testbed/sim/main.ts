@@ -4,8 +4,8 @@
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { leaveSignalsToCaller, startEmbeddedPostgres, type EmbeddedServer } from '../db/embedded-postgres.js';
-import { buildSimProtobufConverter } from '../../test/support/sim-protobuf.js';
+import { leaveSignalsToCaller, startEmbeddedPostgres, type EmbeddedServer } from '../embedded-postgres.js';
+import { buildSimProtobufConverter } from './protobuf-converter.js';
 import { startSimCluster, type SimCluster } from './cluster.js';
 
 const GUARD_NAMESPACE = 'airflow-downgrade-guard';
@@ -44,7 +44,7 @@ async function main(argv: string[]): Promise<void> {
     )
     .option(
       '--protobuf-converter <binary>',
-      'the src/sim/protobuf converter (default: built with Go into the cache on first use)',
+      'the testbed/sim/protobuf converter (default: built with Go into the cache on first use)',
       process.env.ADG_SIM_PROTOBUF_CONVERTER,
     )
     .option('--pod-start-delay-ms <ms>', 'delay from scheduling to container start', nonNegativeInt)

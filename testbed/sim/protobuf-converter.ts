@@ -1,19 +1,19 @@
-// The simulated API server's protobuf converter (src/sim/protobuf, a Go module built on k8s.io/api),
+// The simulated API server's protobuf converter (testbed/sim/protobuf, a Go module built on k8s.io/api),
 // built once into the goBuild cache. The vitest global setup hands its path to workers and
 // subprocesses through SIM_PROTOBUF_ENV.
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { goBuild } from './go-build.js';
+import { goBuild } from '../go-build.js';
 
 export const SIM_PROTOBUF_ENV = 'ADG_TEST_SIM_PROTOBUF';
 
-/** src/sim/protobuf of the repository, found upwards from here (this file also runs compiled, from dist/). */
+/** testbed/sim/protobuf of the repository, found upwards from here (this file also runs compiled, from dist-testbed/). */
 function moduleDir(): string {
   for (let dir = import.meta.dirname; dir !== dirname(dir); dir = dirname(dir)) {
-    const candidate = join(dir, 'src', 'sim', 'protobuf');
+    const candidate = join(dir, 'testbed', 'sim', 'protobuf');
     if (existsSync(join(candidate, 'go.mod'))) return candidate;
   }
-  throw new Error(`src/sim/protobuf/go.mod not found above ${import.meta.dirname}`);
+  throw new Error(`testbed/sim/protobuf/go.mod not found above ${import.meta.dirname}`);
 }
 
 const MODULE_DIR = moduleDir();

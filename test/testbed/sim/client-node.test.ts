@@ -3,10 +3,10 @@ import * as k8s from '@kubernetes/client-node';
 import { PassThrough } from 'node:stream';
 import { parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startApiServer, type ApiServer } from '../../src/sim/apiserver/index.js';
-import { RESOURCES } from '../../src/sim/resources.js';
-import { Store } from '../../src/sim/store.js';
-import type { ExecHandler, KubeObject } from '../../src/sim/types.js';
+import { startApiServer, type ApiServer } from '../../../testbed/sim/apiserver/index.js';
+import { RESOURCES } from '../../../testbed/sim/resources.js';
+import { Store } from '../../../testbed/sim/store.js';
+import type { ExecHandler, KubeObject } from '../../../testbed/sim/types.js';
 import { CHART_MANIFESTS, startTestWebhook, type TestWebhook } from './support.js';
 
 const exec: ExecHandler = async (req, io) => {

@@ -2,10 +2,10 @@
 // driven by kubectl: rollouts kubectl can watch to completion, pause/resume, exec into Airflow.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KubeConfig } from '@kubernetes/client-node';
-import { KubeRest } from '../../src/k8s/rest.js';
-import { startSimCluster, type SimCluster } from '../../src/sim/cluster.js';
-import { RESOURCES } from '../../src/sim/resources.js';
-import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
+import { KubeRest } from '../../../src/k8s/rest.js';
+import { startSimCluster, type SimCluster } from '../../../testbed/sim/cluster.js';
+import { RESOURCES } from '../../../testbed/sim/resources.js';
+import { createTestDatabase, type TestDatabase } from '../../support/postgres.js';
 import { CHART_MANIFESTS, kubectlFor, removeKubectlDirs, type Kubectl } from './support.js';
 
 describe('the simulated cluster under kubectl', () => {

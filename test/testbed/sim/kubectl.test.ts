@@ -1,10 +1,10 @@
 // The simulated API server driven by the real kubectl binary: if kubectl cannot tell it from a
 // real cluster for these operations, neither can the guard's tests and demo.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startApiServer, type ApiServer } from '../../src/sim/apiserver/index.js';
-import { RESOURCES } from '../../src/sim/resources.js';
-import { Store } from '../../src/sim/store.js';
-import type { ExecHandler } from '../../src/sim/types.js';
+import { startApiServer, type ApiServer } from '../../../testbed/sim/apiserver/index.js';
+import { RESOURCES } from '../../../testbed/sim/resources.js';
+import { Store } from '../../../testbed/sim/store.js';
+import type { ExecHandler } from '../../../testbed/sim/types.js';
 import {
   CHART_MANIFESTS,
   kubectlFor,

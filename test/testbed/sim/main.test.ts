@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { afterAll, expect, it } from 'vitest';
-import { simProtobufConverter } from '../support/sim-protobuf.js';
+import { simProtobufConverter } from '../../../testbed/sim/protobuf-converter.js';
 import { kubectlFor, removeKubectlDirs } from './support.js';
 
-const MAIN = resolve(import.meta.dirname, '../../dist/src/sim/main.js');
+const MAIN = resolve(import.meta.dirname, '../../../dist-testbed/testbed/sim/main.js');
 const dir = mkdtempSync(join(tmpdir(), 'adg-sim-main-'));
 afterAll(() => {
   removeKubectlDirs();

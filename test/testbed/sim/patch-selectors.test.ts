@@ -1,7 +1,11 @@
 // Unit tests of the patch and selector semantics the API server relies on.
 import { describe, expect, it } from 'vitest';
-import { applyMergePatch, applyStrategicMergePatch } from '../../src/sim/apiserver/patch.js';
-import { matchesLabelRequirements, parseLabelSelector, parseFieldSelector } from '../../src/sim/apiserver/selectors.js';
+import { applyMergePatch, applyStrategicMergePatch } from '../../../testbed/sim/apiserver/patch.js';
+import {
+  matchesLabelRequirements,
+  parseLabelSelector,
+  parseFieldSelector,
+} from '../../../testbed/sim/apiserver/selectors.js';
 
 const pod = {
   spec: {

@@ -6,19 +6,19 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startApiServer } from '../../src/sim/apiserver/index.js';
-import { queryBool } from '../../src/sim/apiserver/query.js';
-import { startSimCluster, type SimCluster } from '../../src/sim/cluster.js';
-import { RESOURCES } from '../../src/sim/resources.js';
-import { Store } from '../../src/sim/store.js';
-import type { KubeObject } from '../../src/sim/types.js';
-import { waitFor } from '../e2e/harness.js';
-import { HELM_MAJORS, helmFor, type Helm } from '../support/helm.js';
-import { simProtobufConverter } from '../support/sim-protobuf.js';
+import { startApiServer } from '../../../testbed/sim/apiserver/index.js';
+import { queryBool } from '../../../testbed/sim/apiserver/query.js';
+import { startSimCluster, type SimCluster } from '../../../testbed/sim/cluster.js';
+import { RESOURCES } from '../../../testbed/sim/resources.js';
+import { Store } from '../../../testbed/sim/store.js';
+import type { KubeObject } from '../../../testbed/sim/types.js';
+import { waitFor } from '../../e2e/harness.js';
+import { HELM_MAJORS, helmFor, type Helm } from '../../support/helm.js';
+import { simProtobufConverter } from '../../../testbed/sim/protobuf-converter.js';
 import { kubectlFor, removeKubectlDirs, type Kubectl } from './support.js';
 
-const WEB_CHART = resolve(import.meta.dirname, '../fixtures/charts/web');
-const PYTHON_CLIENT = resolve(import.meta.dirname, '../fixtures/python/kubernetes_client.py');
+const WEB_CHART = resolve(import.meta.dirname, '../../fixtures/charts/web');
+const PYTHON_CLIENT = resolve(import.meta.dirname, '../../fixtures/python/kubernetes_client.py');
 
 describe('query booleans, converted as the real API server converts them', () => {
   it('reads absent, 0 and false (any case) as false and everything else as true', () => {

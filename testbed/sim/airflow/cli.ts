@@ -2,8 +2,8 @@
 // downgrade`, `db migrate` (and 2.x `db upgrade`), `db check-migrations`, `db check`, `version`,
 // and the python one-liner that prints `_REVISION_HEADS_MAP`. Outputs, messages and exit codes
 // follow the real CLI (reference/airflow.md); the database is a real PostgreSQL.
-import { redactConnectionString } from '../../db/connection.js';
-import { compareVersions, parseAirflowVersion, type AirflowVersion } from '../../core/versions.js';
+import { redactConnectionString } from '../../../src/db/connection.js';
+import { compareVersions, parseAirflowVersion, type AirflowVersion } from '../../../src/core/versions.js';
 import type { ExecResult } from '../types.js';
 import { parseOptions, UsageError, type OptionSpec, type ParsedOptions } from './args.js';
 import type { FaultInjector, FaultTarget } from './faults.js';

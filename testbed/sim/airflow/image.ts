@@ -2,8 +2,8 @@
 // walk (its own migration scripts, revision by revision), its `_REVISION_HEADS_MAP`, and how its
 // CLI resolves `--to-version` (reference/airflow.md: the resolver differs by the RUNNING image's
 // version). Chain and heads come from ./migrations.ts, never from the guard's table.
-import { isAirflowRepository, parseImageReference, versionFromTag } from '../../core/images.js';
-import { compareVersions, parseAirflowVersion, type AirflowVersion } from '../../core/versions.js';
+import { isAirflowRepository, parseImageReference, versionFromTag } from '../../../src/core/images.js';
+import { compareVersions, parseAirflowVersion, type AirflowVersion } from '../../../src/core/versions.js';
 import { MIGRATIONS, RELEASE_HEADS } from './migrations.js';
 
 export interface AirflowImage {

@@ -2,8 +2,8 @@
 // PostgreSQL, changed the way Alembic does (one transaction per migration step), under Airflow's
 // global migration lock (`pg_advisory_lock(1)`).
 import pg from 'pg';
-import { readAlembicRevision } from '../../db/alembic.js';
-import { parseDatabaseUrl } from '../../db/connection.js';
+import { readAlembicRevision } from '../../../src/db/alembic.js';
+import { parseDatabaseUrl } from '../../../src/db/connection.js';
 
 /** Airflow's DBLocks.MIGRATIONS. */
 export const MIGRATIONS_LOCK_ID = 1;

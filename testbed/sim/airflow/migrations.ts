@@ -1,8 +1,8 @@
 // The simulated Airflow's migration scripts: Airflow's real migration chain, read from the copy in
-// test/fixtures/airflow-migrations.json and never from the guard's own table (src/core/heads.ts),
+// testbed/sim/airflow/airflow-migrations.json and never from the guard's own table (src/core/heads.ts),
 // so the simulated cluster is an independent oracle for that table.
-import chainFile from '../../../test/fixtures/airflow-migrations.json' with { type: 'json' };
-import { compareVersions, parseAirflowVersion, type AirflowVersion } from '../../core/versions.js';
+import chainFile from './airflow-migrations.json' with { type: 'json' };
+import { compareVersions, parseAirflowVersion, type AirflowVersion } from '../../../src/core/versions.js';
 
 export interface Migration {
   revision: string;

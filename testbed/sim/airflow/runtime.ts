@@ -2,8 +2,8 @@
 // kubelet starts it, and what `exec` runs in it. Airflow containers act like their image's
 // version against the real metadata database; running servers keep reading `alembic_version`
 // and report what the guard must prevent (violations) or what it should keep short (exposure).
-import { redactConnectionString } from '../../db/connection.js';
-import { readAlembicRevision } from '../../db/alembic.js';
+import { redactConnectionString } from '../../../src/db/connection.js';
+import { readAlembicRevision } from '../../../src/db/alembic.js';
 import type {
   ContainerProcess,
   ContainerRuntime,

@@ -1,6 +1,6 @@
 // Protobuf request bodies (`application/vnd.kubernetes.protobuf`), as client-go sends them for
 // Helm's Secrets driver and kubectl's imperative commands. The schemas live in k8s.io/api, so the
-// decoding is done by a Go program of our own module src/sim/protobuf (built from that dependency),
+// decoding is done by a Go program of our own module testbed/sim/protobuf (built from that dependency),
 // kept running as a subprocess: one length-prefixed request at a time over stdin/stdout.
 // Responses stay JSON: client-go sends `Accept: application/vnd.kubernetes.protobuf, */*` and
 // decodes by the response's Content-Type.
@@ -21,7 +21,7 @@ interface Pending {
   reject(error: Error): void;
 }
 
-/** Starts the converter binary (see src/sim/protobuf/main.go). */
+/** Starts the converter binary (see testbed/sim/protobuf/main.go). */
 export function startProtobufDecoder(binary: string): ProtobufDecoder {
   const child: ChildProcessWithoutNullStreams = spawn(binary, [], { stdio: ['pipe', 'pipe', 'pipe'] });
   const pending: Pending[] = [];

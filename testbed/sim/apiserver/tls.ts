@@ -2,7 +2,7 @@
 // Keys come from node:crypto because forge's pure-JS RSA keygen takes seconds.
 import { generateKeyPairSync } from 'node:crypto';
 import forge from 'node-forge';
-import { serialNumber } from '../../certs/generate.js';
+import { serialNumber } from '../../../src/certs/generate.js';
 
 export interface CertificateAuthority {
   certPem: string;

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { parseOptions, processArgv, shellWords, UsageError, type OptionSpec } from '../../src/sim/airflow/args.js';
+import {
+  parseOptions,
+  processArgv,
+  shellWords,
+  UsageError,
+  type OptionSpec,
+} from '../../../../testbed/sim/airflow/args.js';
 
 const SPECS: OptionSpec[] = [
   { short: '-n', long: '--to-version', dest: 'to_version', metavar: 'VERSION' },

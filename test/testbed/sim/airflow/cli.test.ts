@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { runAirflowCommand, ExecConnectionDropped, type CliContext } from '../../src/sim/airflow/cli.js';
-import { createFaultInjector, type FaultInjector } from '../../src/sim/airflow/faults.js';
-import { airflowImage } from '../../src/sim/airflow/image.js';
-import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
+import { runAirflowCommand, ExecConnectionDropped, type CliContext } from '../../../../testbed/sim/airflow/cli.js';
+import { createFaultInjector, type FaultInjector } from '../../../../testbed/sim/airflow/faults.js';
+import { airflowImage } from '../../../../testbed/sim/airflow/image.js';
+import { createTestDatabase, type TestDatabase } from '../../../support/postgres.js';
 import { getRevision, recordingIO, setRevision, waitFor } from './helpers.js';
 
 const V2105 = '5f2621c13b39';
@@ -59,7 +59,7 @@ describe('airflow db downgrade', () => {
     expect(await getRevision(db.url)).toBe(V300);
     expect(r.out).toContain(`Performing downgrade with database postgresql://postgres:***@127.0.0.1`);
     expect(r.out).toContain(`Attempting downgrade to revision ${V300}`);
-    // Every revision of 3.1.0 and 3.0.3 (test/fixtures/airflow-migrations.json), newest first.
+    // Every revision of 3.1.0 and 3.0.3 (testbed/sim/airflow/airflow-migrations.json), newest first.
     const steps = [...r.out.matchAll(/Running downgrade (\w+) -> (\w+), Downgrade to Airflow ([\d.]+) schema/g)];
     expect(steps).toHaveLength(17);
     expect(steps[0]?.[1]).toBe(V310);

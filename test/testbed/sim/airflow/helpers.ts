@@ -1,7 +1,7 @@
 // Shared by the simulated-Airflow tests: an ExecIO that records output, and alembic_version access.
 import pg from 'pg';
-import { readAlembicRevision } from '../../src/db/alembic.js';
-import type { ExecIO } from '../../src/sim/types.js';
+import { readAlembicRevision } from '../../../../src/db/alembic.js';
+import type { ExecIO } from '../../../../testbed/sim/types.js';
 
 export interface RecordingIO extends ExecIO {
   out(): string;

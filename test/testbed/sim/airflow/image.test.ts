@@ -5,7 +5,7 @@ import {
   ImageCatalog,
   resolveToVersion,
   type AirflowImage,
-} from '../../src/sim/airflow/image.js';
+} from '../../../../testbed/sim/airflow/image.js';
 
 function image(ref: string): AirflowImage {
   const known = airflowImage(ref);
@@ -38,7 +38,7 @@ describe('simulated image versions', () => {
   it('knows its own head and the chain up to it (Airflow 3 from 2.7.0 on)', () => {
     const v310 = image('apache/airflow:3.1.0');
     expect(v310.head).toBe('cc92b33c6709');
-    // The first 2.7.0 migration (test/fixtures/airflow-migrations.json), then every revision in order.
+    // The first 2.7.0 migration (testbed/sim/airflow/airflow-migrations.json), then every revision in order.
     expect(v310.chain[0]).toBe('937cbd173ca1');
     expect(v310.chain).toContain('405de8318b3a');
     expect(v310.chain).not.toContain('c804e5c76e3e');

@@ -1,13 +1,18 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { MIGRATIONS, RELEASE_HEADS, parseMigrationChain, releaseHeads } from '../../src/sim/airflow/migrations.js';
+import {
+  MIGRATIONS,
+  RELEASE_HEADS,
+  parseMigrationChain,
+  releaseHeads,
+} from '../../../../testbed/sim/airflow/migrations.js';
 
-const FIXTURE = fileURLToPath(new URL('../fixtures/airflow-migrations.json', import.meta.url));
+const FIXTURE = fileURLToPath(new URL('../../../../testbed/sim/airflow/airflow-migrations.json', import.meta.url));
 // The shared reference sits beside the repository (../shared/reference from the repository root).
-const SHARED = fileURLToPath(new URL('../../../shared/reference/airflow-migrations.json', import.meta.url));
+const SHARED = fileURLToPath(new URL('../../../../../shared/reference/airflow-migrations.json', import.meta.url));
 
-describe('the simulated Airflow migration chain (test/fixtures/airflow-migrations.json)', () => {
+describe('the simulated Airflow migration chain (testbed/sim/airflow/airflow-migrations.json)', () => {
   it.runIf(existsSync(SHARED))('is an exact copy of ../shared/reference/airflow-migrations.json', () => {
     expect(readFileSync(FIXTURE, 'utf8')).toBe(readFileSync(SHARED, 'utf8'));
   });

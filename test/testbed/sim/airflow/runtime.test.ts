@@ -4,9 +4,9 @@ import {
   ExecConnectionDropped,
   ImageCatalog,
   type AirflowRuntime,
-} from '../../src/sim/airflow/index.js';
-import type { ContainerStart, KubeObject } from '../../src/sim/types.js';
-import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
+} from '../../../../testbed/sim/airflow/index.js';
+import type { ContainerStart, KubeObject } from '../../../../testbed/sim/types.js';
+import { createTestDatabase, type TestDatabase } from '../../../support/postgres.js';
 import { getRevision, recordingIO, setRevision, waitFor } from './helpers.js';
 
 const V300 = '29ce7909c52b';

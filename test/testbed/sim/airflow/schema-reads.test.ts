@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SharedSchemaReads } from '../../src/sim/airflow/schema-reads.js';
+import { SharedSchemaReads } from '../../../../testbed/sim/airflow/schema-reads.js';
 
 function counting(revisionOf: (url: string, n: number) => string | null | Error) {
   const started: string[] = [];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createViolationRecorder } from '../../src/sim/airflow/violations.js';
+import { createViolationRecorder } from '../../../../testbed/sim/airflow/violations.js';
 
 const ref = {
   namespace: 'airflow',

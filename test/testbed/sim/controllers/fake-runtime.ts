@@ -1,9 +1,13 @@
 // A ContainerRuntime for controller tests: containers that exit on command, readiness toggles,
 // slow or never-ending stops. Init containers exit 0 at once unless a rule says otherwise.
-import { RESOURCES } from '../../src/sim/resources.js';
-import type { Store } from '../../src/sim/store.js';
-import type { ContainerProcess, ContainerRuntime, ContainerStart, KubeObject } from '../../src/sim/types.js';
-import { startControllers, type ControllerOptions, type Controllers } from '../../src/sim/controllers/index.js';
+import { RESOURCES } from '../../../../testbed/sim/resources.js';
+import type { Store } from '../../../../testbed/sim/store.js';
+import type { ContainerProcess, ContainerRuntime, ContainerStart, KubeObject } from '../../../../testbed/sim/types.js';
+import {
+  startControllers,
+  type ControllerOptions,
+  type Controllers,
+} from '../../../../testbed/sim/controllers/index.js';
 
 export interface Behaviour {
   /** Exit on its own after this many ms with `exitCode` (default: run until told). */

@@ -1,9 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { RESOURCES } from '../../src/sim/resources.js';
-import { Store } from '../../src/sim/store.js';
-import type { KubeObject } from '../../src/sim/types.js';
-import { TRACKING_FINALIZER, type Controllers } from '../../src/sim/controllers/index.js';
-import { lastScheduleBetween, parseCron } from '../../src/sim/controllers/cron.js';
+import { RESOURCES } from '../../../../testbed/sim/resources.js';
+import { Store } from '../../../../testbed/sim/store.js';
+import type { KubeObject } from '../../../../testbed/sim/types.js';
+import { TRACKING_FINALIZER, type Controllers } from '../../../../testbed/sim/controllers/index.js';
+import { lastScheduleBetween, parseCron } from '../../../../testbed/sim/controllers/cron.js';
 import { FakeRuntime, pods, sleep, start, waitFor } from './fake-runtime.js';
 
 const NS = 'airflow';

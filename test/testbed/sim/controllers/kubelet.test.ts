@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { RESOURCES } from '../../src/sim/resources.js';
-import { Store } from '../../src/sim/store.js';
-import type { KubeObject } from '../../src/sim/types.js';
-import type { ControllerOptions, Controllers } from '../../src/sim/controllers/index.js';
+import { RESOURCES } from '../../../../testbed/sim/resources.js';
+import { Store } from '../../../../testbed/sim/store.js';
+import type { KubeObject } from '../../../../testbed/sim/types.js';
+import type { ControllerOptions, Controllers } from '../../../../testbed/sim/controllers/index.js';
 import { deleteGracefully, FakeRuntime, isReady, sleep, start, waitFor } from './fake-runtime.js';
 
 const NS = 'airflow';

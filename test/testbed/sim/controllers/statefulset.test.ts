@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { RESOURCES } from '../../src/sim/resources.js';
-import { Store } from '../../src/sim/store.js';
-import type { KubeObject } from '../../src/sim/types.js';
-import type { Controllers } from '../../src/sim/controllers/index.js';
+import { RESOURCES } from '../../../../testbed/sim/resources.js';
+import { Store } from '../../../../testbed/sim/store.js';
+import type { KubeObject } from '../../../../testbed/sim/types.js';
+import type { Controllers } from '../../../../testbed/sim/controllers/index.js';
 import {
   deleteGracefully,
   FakeRuntime,
