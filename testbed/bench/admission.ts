@@ -4,10 +4,11 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { admissionCases, BENCH_NAMESPACE, type AdmissionCase } from './fixtures.js';
-import { seedRelease, startBenchCluster, makeTls } from './cluster.js';
+import { seedRelease } from './cluster.js';
 import type { LoadConfig, LoadResult } from './loadgen.js';
 import { cpuMs, rssBytes, runLoadgen, startFloor, startServe } from './processes.js';
 import { median } from './stats.js';
+import { startTestbed } from '../start.js';
 
 export interface AdmissionSettings {
   concurrency: number;
@@ -99,8 +100,8 @@ export async function runAdmissionBench(
   settings: AdmissionSettings,
   log: (line: string) => void,
 ): Promise<AdmissionReport> {
-  const tls = makeTls(dir);
-  const cluster = await startBenchCluster(dir);
+  const cluster = await startTestbed({ prefix: 'adg-bench-admission-' });
+  const tls = cluster.tls;
   // Only the store matters here: no controllers turning the seeded objects into running containers.
   await cluster.sim.controllers.stop();
   seedRelease(cluster.sim, BENCH_NAMESPACE, 'current', '3.1.0');

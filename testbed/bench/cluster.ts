@@ -1,54 +1,9 @@
-// The benchmark's simulated cluster: certificates, the guard's ServiceAccount kubeconfig, the
-// webhook registration, and releases written straight into the store (fast) or through the API.
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { generateCertificates } from '../../src/certs/generate.js';
-import { renderInstallManifests } from '../../src/install/manifests.js';
-import { startSimCluster, type SimCluster, type SimClusterOptions } from '../sim/cluster.js';
+// Releases of the benchmark's simulated cluster (started by the testbed starter, testbed/start.ts)
+// written straight into the store (fast).
+import type { SimCluster } from '../sim/cluster.js';
 import { RESOURCES } from '../sim/resources.js';
 import type { KubeObject } from '../sim/types.js';
 import { releaseWorkloads } from './fixtures.js';
-import { GUARD_NAMESPACE, type Tls } from './processes.js';
-
-export function makeTls(dir: string): Tls {
-  const certs = generateCertificates({
-    service: 'airflow-downgrade-guard',
-    namespace: GUARD_NAMESPACE,
-    dnsNames: ['127.0.0.1', 'localhost'],
-  });
-  const tls: Tls = {
-    dir,
-    certFile: path.join(dir, 'tls.crt'),
-    keyFile: path.join(dir, 'tls.key'),
-    caFile: path.join(dir, 'ca.crt'),
-    caPem: certs.caCert,
-  };
-  writeFileSync(tls.certFile, certs.cert);
-  writeFileSync(tls.keyFile, certs.key, { mode: 0o600 });
-  writeFileSync(tls.caFile, certs.caCert);
-  return tls;
-}
-
-export function tempDir(prefix: string): string {
-  return mkdtempSync(path.join(os.tmpdir(), prefix));
-}
-
-export interface BenchCluster {
-  sim: SimCluster;
-  /** kubeconfig of the guard's ServiceAccount (its own identity, trusted by its own webhook). */
-  guardKubeconfig: string;
-  stop(): Promise<void>;
-}
-
-export async function startBenchCluster(dir: string, options: SimClusterOptions = {}): Promise<BenchCluster> {
-  const sim = await startSimCluster(options);
-  const token = sim.api.tokens.issueServiceAccountToken(GUARD_NAMESPACE, 'airflow-downgrade-guard');
-  const guardKubeconfig = path.join(dir, 'guard-kubeconfig');
-  writeFileSync(guardKubeconfig, sim.api.kubeconfig(token), { mode: 0o600 });
-  ensureNamespace(sim, GUARD_NAMESPACE);
-  return { sim, guardKubeconfig, stop: () => sim.stop() };
-}
 
 export function ensureNamespace(sim: SimCluster, name: string): void {
   if (sim.store.get(RESOURCES.namespaces, undefined, name)) return;
@@ -57,22 +12,6 @@ export function ensureNamespace(sim: SimCluster, name: string): void {
     kind: 'Namespace',
     metadata: { name, labels: { 'kubernetes.io/metadata.name': name } },
   });
-}
-
-/** The install's MutatingWebhookConfiguration, pointed at the guard's local URL. */
-export function registerWebhook(sim: SimCluster, url: string, caPem: string): void {
-  const install = renderInstallManifests({
-    namespace: GUARD_NAMESPACE,
-    watchNamespaces: [],
-    certMode: 'files',
-  } as never) as unknown as KubeObject[];
-  const config = structuredClone(install.find((o) => o.kind === 'MutatingWebhookConfiguration')) as KubeObject & {
-    webhooks: Array<Record<string, unknown>>;
-  };
-  for (const hook of config.webhooks)
-    hook.clientConfig = { url: `${url}/mutate`, caBundle: Buffer.from(caPem).toString('base64') };
-  delete (config.metadata as { annotations?: unknown }).annotations;
-  sim.store.create(RESOURCES.mutatingwebhookconfigurations, config);
 }
 
 const TYPES: Record<string, (typeof RESOURCES)[keyof typeof RESOURCES]> = {

@@ -16,17 +16,10 @@ import { KubeRest } from '../../src/k8s/rest.js';
 import { OPERATION_DATA_KEY, parseOperation } from '../../src/coordinator/operation.js';
 import { RESOURCES } from '../sim/resources.js';
 import type { ExecIO, ExecRequest, KubeObject, WatchEvent } from '../sim/types.js';
-import {
-  createInStore,
-  ensureNamespace,
-  makeTls,
-  registerWebhook,
-  startBenchCluster,
-  type BenchCluster,
-} from './cluster.js';
+import { createInStore, ensureNamespace } from './cluster.js';
 import { admissionCases, releaseWorkloads, RELEASE_COMPONENTS } from './fixtures.js';
 import type { LoadConfig, LoadResult } from './loadgen.js';
-import { seedAlembicRevision, type BenchPostgres } from './postgres.js';
+import { seedAlembicRevision } from './postgres.js';
 import {
   cpuMs,
   niceOf,
@@ -38,9 +31,9 @@ import {
   waitUntil,
   type PreparedLoad,
   type ServeProcess,
-  type Tls,
 } from './processes.js';
 import { median, summarise, type LatencySummary } from './stats.js';
+import { startTestbed, type Testbed, type TestbedPostgres } from '../start.js';
 
 const FROM = '3.1.0';
 /** Each probe run's first requests (connections, the load generator's own warm-up) are not measured. */
@@ -151,7 +144,7 @@ export interface ClusterNice {
  * which a lower priority alone does not achieve on two shared cores. Linux with `taskset` and at
  * least two CPUs; returns how to undo it, or undefined when it could not be done.
  */
-function pinCpus(pg: BenchPostgres, guardSide: number[], log: (line: string) => void): (() => void) | undefined {
+function pinCpus(pg: TestbedPostgres, guardSide: number[], log: (line: string) => void): (() => void) | undefined {
   const cpus = os.availableParallelism();
   if (process.platform !== 'linux' || cpus < 2) {
     log(`  CPU pinning skipped: needs Linux and two CPUs (${process.platform}, ${cpus})`);
@@ -185,7 +178,7 @@ function pinCpus(pg: BenchPostgres, guardSide: number[], log: (line: string) => 
  */
 function lowerClusterPriority(
   nice: number,
-  pg: BenchPostgres,
+  pg: TestbedPostgres,
   keep: number[],
   log: (line: string) => void,
 ): ClusterNice {
@@ -244,7 +237,7 @@ class Timeline {
   readonly held = new Map<string, number>();
   private readonly stops: Array<() => void> = [];
 
-  constructor(private readonly cluster: BenchCluster) {
+  constructor(private readonly cluster: Testbed) {
     const store = cluster.sim.store;
     const readOnly = { readOnly: true };
     this.stops.push(store.watch(RESOURCES.pods, undefined, undefined, (e) => this.onPod(e), readOnly));
@@ -335,7 +328,7 @@ function releaseNamespace(run: number, i: number): string {
   return `bench-c${run}-${i}`;
 }
 
-async function installReleases(cluster: BenchCluster, pg: BenchPostgres, namespaces: string[]): Promise<void> {
+async function installReleases(cluster: Testbed, pg: TestbedPostgres, namespaces: string[]): Promise<void> {
   for (const namespace of namespaces) {
     const url = await pg.createDatabase('release');
     await seedAlembicRevision(url, head(FROM));
@@ -375,7 +368,7 @@ function withInitEnv(obj: Record<string, unknown>): Record<string, unknown> {
   return obj;
 }
 
-function releaseRunning(cluster: BenchCluster, namespace: string, version: string): boolean {
+function releaseRunning(cluster: Testbed, namespace: string, version: string): boolean {
   const pods = cluster.sim.store.list(RESOURCES.pods, namespace).items.filter((p) => !p.metadata.deletionTimestamp);
   return RELEASE_COMPONENTS.every((component) => {
     const mine = pods.filter((p) => p.metadata.labels?.component === component);
@@ -469,7 +462,7 @@ interface RequestLog {
 }
 
 /** One pass over the simulated API server's request log, for these namespaces since `since`. */
-function readRequestLog(cluster: BenchCluster, namespaces: Set<string>, since: number): RequestLog {
+function readRequestLog(cluster: Testbed, namespaces: Set<string>, since: number): RequestLog {
   const log: RequestLog = { userChangeArrivals: new Map(), guardRequests: {}, guardMs: [], userPatchMs: [] };
   for (const r of cluster.sim.api.requests) {
     if (!r.namespace || !namespaces.has(r.namespace)) continue;
@@ -536,7 +529,7 @@ function mergeRounds(releases: number, rounds: RoundResult[]): ConcurrencyResult
   };
 }
 
-async function removeReleases(cluster: BenchCluster, namespaces: string[]): Promise<void> {
+async function removeReleases(cluster: Testbed, namespaces: string[]): Promise<void> {
   const store = cluster.sim.store;
   for (const ns of namespaces) {
     for (const type of [RESOURCES.deployments, RESOURCES.cronjobs]) {
@@ -568,33 +561,36 @@ export interface CoordinatorSettings {
 
 export async function runCoordinatorBench(
   dir: string,
-  pg: BenchPostgres,
+  pg: TestbedPostgres,
   settings: CoordinatorSettings,
   log: (line: string) => void,
 ): Promise<CoordinatorReport> {
-  const tls: Tls = makeTls(dir);
   const defaultDb = await pg.createDatabase('default');
-  const cluster = await startBenchCluster(dir, {
-    databaseUrl: defaultDb,
-    podStartDelayMs: SIM_TIMINGS.podStartDelayMs,
-    controllers: {
-      readyDelayMs: SIM_TIMINGS.kubeletReadyDelayMs,
-      probeIntervalMs: SIM_TIMINGS.probeIntervalMs,
-      graceUnitMs: SIM_TIMINGS.graceUnitMs,
-    },
-    runtime: {
-      stepDurationMs: SIM_TIMINGS.migrationStepMs,
-      checkIntervalMs: SIM_TIMINGS.schemaCheckIntervalMs,
-      readyDelayMs: SIM_TIMINGS.containerReadyDelayMs,
-      secondMs: SIM_TIMINGS.cliSecondMs,
-      ...(process.env.ADG_DEBUG
-        ? {
-            log: (line: string, src: { namespace: string; pod: string; container: string }) =>
-              process.stderr.write(`[sim ${src.namespace}/${src.pod}/${src.container}] ${line}\n`),
-          }
-        : {}),
+  const cluster = await startTestbed({
+    prefix: 'adg-bench-coordinator-',
+    sim: {
+      databaseUrl: defaultDb,
+      podStartDelayMs: SIM_TIMINGS.podStartDelayMs,
+      controllers: {
+        readyDelayMs: SIM_TIMINGS.kubeletReadyDelayMs,
+        probeIntervalMs: SIM_TIMINGS.probeIntervalMs,
+        graceUnitMs: SIM_TIMINGS.graceUnitMs,
+      },
+      runtime: {
+        stepDurationMs: SIM_TIMINGS.migrationStepMs,
+        checkIntervalMs: SIM_TIMINGS.schemaCheckIntervalMs,
+        readyDelayMs: SIM_TIMINGS.containerReadyDelayMs,
+        secondMs: SIM_TIMINGS.cliSecondMs,
+        ...(process.env.ADG_DEBUG
+          ? {
+              log: (line: string, src: { namespace: string; pod: string; container: string }) =>
+                process.stderr.write(`[sim ${src.namespace}/${src.pod}/${src.container}] ${line}\n`),
+            }
+          : {}),
+      },
     },
   });
+  const tls = cluster.tls;
   const timeline = new Timeline(cluster);
   const admin = new KubeConfig();
   admin.loadFromString(cluster.sim.api.kubeconfig());
@@ -611,7 +607,7 @@ export async function runCoordinatorBench(
       extraArgs: ['--max-concurrent-execs', String(settings.maxConcurrentExecs), ...settings.serveArgs],
       ...(settings.nodeFlags ? { nodeFlags: settings.nodeFlags } : {}),
     });
-    registerWebhook(cluster.sim, serve.url, tls.caPem);
+    cluster.registerWebhook(serve.url);
     const probeBody = path.join(dir, 'probe-body.json');
     writeFileSync(probeBody, JSON.stringify(admissionCases('bench-probe').find((c) => c.name === 'no-change')!.review));
     const floor = await startFloor(tls);

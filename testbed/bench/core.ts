@@ -27,7 +27,7 @@ import {
   releaseWorkloads,
   versionChange,
 } from './fixtures.js';
-import { GUARD_USER } from './processes.js';
+import { GUARD_USER } from '../start.js';
 import { summarise, type LatencySummary } from './stats.js';
 
 type Json = Record<string, unknown>;

@@ -2,16 +2,16 @@
 // overhead, and memory per watched release — printed as tables with the targets they are held to.
 //
 //   node dist-testbed/testbed/bench/main.js [--only admission,core,coordinator,scale] [--quick] [--profile DIR] [--json FILE]
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
 import { runAdmissionBench, type AdmissionReport } from './admission.js';
-import { tempDir } from './cluster.js';
 import { runCoordinatorBench, type CoordinatorReport } from './coordinator.js';
 import { runCoreBench, type CoreReport } from './core.js';
-import { startBenchPostgres } from './postgres.js';
 import { runScaleBench, type ScaleReport } from './scale.js';
 import { fmt, mb, median, table, type LatencySummary } from './stats.js';
+import { startTestbedPostgres } from '../start.js';
 
 const SECTIONS = ['admission', 'core', 'coordinator', 'scale', 'outage'] as const;
 /** The orders the outage section compares (serve --order). */
@@ -355,7 +355,9 @@ async function main(): Promise<void> {
   const profileFlags = opts.profile ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(opts.profile)] : [];
   const nodeFlags = extraFlags.length + profileFlags.length > 0 ? [...profileFlags, ...extraFlags] : undefined;
   if (opts.profile) mkdirSync(opts.profile, { recursive: true });
-  const dir = tempDir('adg-bench-');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'adg-bench-'));
+  // However the run ends (main() ends in process.exit, on success and on failure alike).
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   const started = Date.now();
   log(`airflow-downgrade-guard benchmark (node ${process.version}, work dir ${dir})`);
 
@@ -409,7 +411,7 @@ async function main(): Promise<void> {
     const probeRounds = opts.probeRounds === undefined ? (quick ? 1 : 3) : Number(opts.probeRounds);
     if (!Number.isInteger(probeRounds) || probeRounds < 0)
       throw new Error(`--probe-rounds must be a whole number, not '${opts.probeRounds}'`);
-    const pg = await startBenchPostgres();
+    const pg = await startTestbedPostgres({ maxConnections: 400 });
     try {
       coordinator = await runCoordinatorBench(
         dir,
@@ -440,7 +442,7 @@ async function main(): Promise<void> {
     log('5. outage window: drain-first vs downgrade-first');
     const rounds = quick ? 1 : 3;
     const rows: string[][] = [];
-    const pg = await startBenchPostgres();
+    const pg = await startTestbedPostgres({ maxConnections: 400 });
     try {
       for (const order of ORDERS) {
         const outages: number[] = [];

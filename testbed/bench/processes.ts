@@ -6,19 +6,9 @@ import https from 'node:https';
 import path from 'node:path';
 import type { LoadConfig, LoadResult } from './loadgen.js';
 import { freePort } from './postgres.js';
+import { guardEnv, serveArgv, type GuardTls } from '../start.js';
 
-export const ROOT = path.resolve(import.meta.dirname, '../../..');
 const BENCH_DIST = import.meta.dirname;
-export const GUARD_NAMESPACE = 'airflow-downgrade-guard';
-export const GUARD_USER = `system:serviceaccount:${GUARD_NAMESPACE}:airflow-downgrade-guard`;
-
-export interface Tls {
-  dir: string;
-  certFile: string;
-  keyFile: string;
-  caFile: string;
-  caPem: string;
-}
 
 export interface ServeProcess {
   child: ChildProcess;
@@ -69,7 +59,7 @@ export async function waitUntil(
 }
 
 export interface ServeOptions {
-  tls: Tls;
+  tls: GuardTls;
   kubeconfig: string;
   logFile: string;
   extraArgs?: string[];
@@ -83,25 +73,16 @@ export async function startServe(options: ServeOptions): Promise<ServeProcess> {
   const out = openSync(options.logFile, 'a');
   const child = spawn(
     process.execPath,
-    [
-      ...(options.nodeFlags ?? []),
-      path.join(ROOT, 'dist/src/cli/main.js'),
-      'serve',
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      '--tls-cert-file',
-      options.tls.certFile,
-      '--tls-key-file',
-      options.tls.keyFile,
-      '--kubeconfig',
-      options.kubeconfig,
-      '--identity',
-      'bench-guard',
-      ...(options.extraArgs ?? []),
-    ],
-    { env: { ...process.env, POD_NAMESPACE: GUARD_NAMESPACE, ADG_LOG_LEVEL: 'info' }, stdio: ['ignore', out, out] },
+    serveArgv({
+      port,
+      identity: 'bench-guard',
+      kubeconfig: options.kubeconfig,
+      tls: options.tls,
+      ...(options.extraArgs ? { args: options.extraArgs } : {}),
+      ...(options.nodeFlags ? { nodeFlags: options.nodeFlags } : {}),
+    }),
+    // The log goes to a file, not through a pipe to this process: the guard never waits on the bench.
+    { env: guardEnv(), stdio: ['ignore', out, out] },
   );
   closeSync(out);
   const url = `https://127.0.0.1:${port}`;
@@ -136,7 +117,7 @@ export interface FloorProcess {
   stop(): Promise<void>;
 }
 
-export async function startFloor(tls: Tls): Promise<FloorProcess> {
+export async function startFloor(tls: GuardTls): Promise<FloorProcess> {
   const child = spawn(process.execPath, [path.join(BENCH_DIST, 'floor-server.js'), tls.certFile, tls.keyFile], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -13,7 +13,8 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { silentLogger } from '../../src/log/logger.js';
 import { startSimCluster } from '../sim/cluster.js';
 import { seedRelease } from './cluster.js';
-import { GUARD_USER, waitUntil } from './processes.js';
+import { waitUntil } from './processes.js';
+import { GUARD_USER } from '../start.js';
 import { summarise, type LatencySummary } from './stats.js';
 
 export interface ScaleSample {

@@ -2,34 +2,26 @@
 // or DATABASE_URL), the simulated Kubernetes cluster and the guard (`serve`, over TLS), installs a
 // chart-shaped Airflow 3.1.0 release, downgrades it to 3.0.2 the way `helm upgrade` does, and shows
 // the progress and the resulting timeline.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import { stringify } from 'yaml';
 import { KubeConfig } from '@kubernetes/client-node';
-import { generateCertificates } from '../../src/certs/generate.js';
 import {
   operationConfigMapName,
   readOperationConfigMap,
   type OperationState,
 } from '../../src/coordinator/operation.js';
 import { readAlembicRevision } from '../../src/db/alembic.js';
-import { startEmbeddedPostgres } from '../embedded-postgres.js';
-import { renderInstallManifests } from '../../src/install/manifests.js';
 import { Cluster } from '../../src/k8s/cluster.js';
 import { KubeRest } from '../../src/k8s/rest.js';
 import { chartComponent, chartWorkload, type Json } from '../sim/chart.js';
-import { startSimCluster, type SimCluster } from '../sim/cluster.js';
+import type { SimCluster } from '../sim/cluster.js';
 import { RESOURCES } from '../sim/resources.js';
 import type { KubeObject } from '../sim/types.js';
+import { GUARD_CLI, startTestbed, type Testbed } from '../start.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const RELEASE = 'airflow';
 const NAMESPACE = 'airflow';
-const GUARD_NAMESPACE = 'airflow-downgrade-guard';
 const COMPONENTS: Array<{ component: string; kind: 'Deployment' | 'StatefulSet'; replicas: number }> = [
   { component: 'api-server', kind: 'Deployment', replicas: 1 },
   { component: 'scheduler', kind: 'Deployment', replicas: 2 },
@@ -46,26 +38,6 @@ const demoTime = (at: number): string => `${((at - started) / 1000).toFixed(2).p
 const clock = (): string => demoTime(Date.now());
 function say(text: string): void {
   process.stdout.write(`${dim(clock())}  ${text}\n`);
-}
-
-async function startPostgres(): Promise<{ url: string; stop(): Promise<void> }> {
-  if (process.env.DATABASE_URL) return { url: process.env.DATABASE_URL, stop: async () => {} };
-  const server = await startEmbeddedPostgres();
-  return { url: server.url, stop: () => server.destroy() };
-}
-
-async function createDatabase(adminUrl: string, name: string): Promise<string> {
-  const client = new pg.Client({ connectionString: adminUrl });
-  await client.connect();
-  try {
-    await client.query(`DROP DATABASE IF EXISTS ${name}`);
-    await client.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await client.end();
-  }
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  return url.toString();
 }
 
 function kubectlAvailable(): Promise<boolean> {
@@ -184,111 +156,45 @@ function jobComplete(sim: SimCluster): boolean {
 }
 
 async function main(): Promise<void> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'adg-demo-'));
-  const children: ChildProcess[] = [];
-  let sim: SimCluster | undefined;
-  let postgres: { stop(): Promise<void> } | undefined;
+  let testbed: Testbed | undefined;
   const cleanup = async (): Promise<void> => {
-    for (const c of children) c.kill('SIGTERM');
-    await sim?.stop().catch(() => undefined);
-    await postgres?.stop().catch(() => undefined);
-    rmSync(dir, { recursive: true, force: true });
+    await testbed?.stop().catch(() => undefined);
   };
   process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
   try {
     console.log(bold('airflow-downgrade-guard demo: Airflow 3.1.0 -> 3.0.2 with `helm upgrade`, made safe\n'));
-    const pgServer = await startPostgres();
-    postgres = pgServer;
-    const metadataUrl = await createDatabase(pgServer.url, 'airflow_metadata');
-    const auditUrl = await createDatabase(pgServer.url, 'guard_audit');
-    say(`PostgreSQL ready (metadata database and audit database)`);
-
-    sim = await startSimCluster({
-      databaseUrl: metadataUrl,
-      podStartDelayMs: 400,
-      controllers: { readyDelayMs: 300, probeIntervalMs: 50, graceUnitMs: 30 },
-      runtime: { stepDurationMs: 700, checkIntervalMs: 100, readyDelayMs: 300, secondMs: 200 },
+    // PostgreSQL (its metadata database) and the simulated cluster, the guard's namespace, certificate
+    // and ServiceAccount identity: the testbed starter.
+    testbed = await startTestbed({
+      prefix: 'adg-demo-',
+      postgres: true,
+      sim: {
+        podStartDelayMs: 400,
+        controllers: { readyDelayMs: 300, probeIntervalMs: 50, graceUnitMs: 30 },
+        runtime: { stepDurationMs: 700, checkIntervalMs: 100, readyDelayMs: 300, secondMs: 200 },
+      },
     });
-    const kubeconfigPath = path.join(dir, 'kubeconfig');
-    writeFileSync(kubeconfigPath, sim.api.kubeconfig(), { mode: 0o600 });
+    const sim = testbed.sim;
+    const metadataUrl = testbed.metadataUrl!;
+    const auditUrl = await testbed.postgres!.createDatabase('guard_audit');
+    say(`PostgreSQL ready (metadata database and audit database)`);
+    const kubeconfigPath = testbed.adminKubeconfig;
     const kc = new KubeConfig();
     kc.loadFromString(sim.api.kubeconfig());
     const admin = new Cluster(new KubeRest(kc));
     say(`Simulated Kubernetes API server at ${sim.api.url} (kubectl --kubeconfig ${kubeconfigPath})`);
 
-    // The guard: its namespace, certificate, ServiceAccount identity and webhook registration.
-    await admin.create('Namespace', undefined, {
-      apiVersion: 'v1',
-      kind: 'Namespace',
-      metadata: { name: GUARD_NAMESPACE },
-    });
-    const certs = generateCertificates({
-      service: 'airflow-downgrade-guard',
-      namespace: GUARD_NAMESPACE,
-      dnsNames: ['127.0.0.1', 'localhost'],
-    });
-    writeFileSync(path.join(dir, 'tls.crt'), certs.cert);
-    writeFileSync(path.join(dir, 'tls.key'), certs.key, { mode: 0o600 });
-    const guardKubeconfig = path.join(dir, 'guard-kubeconfig');
-    writeFileSync(
-      guardKubeconfig,
-      sim.api.kubeconfig(sim.api.tokens.issueServiceAccountToken(GUARD_NAMESPACE, 'airflow-downgrade-guard')),
-      { mode: 0o600 },
+    // The guard, and its webhook registration.
+    const guardLog = path.join(testbed.dir, 'guard.log');
+    const guard = await testbed
+      .startGuard('guard-0', { args: ['--audit-database-url', auditUrl], spawn: { logFile: guardLog } })
+      .catch((error: unknown) => {
+        throw new Error(`the guard did not start: ${(error as Error).message}`);
+      });
+    testbed.registerWebhook(`https://127.0.0.1:${guard.port}`);
+    say(
+      `Guard serving on https://127.0.0.1:${guard.port} (logs: ${guardLog}); MutatingWebhookConfiguration registered`,
     );
-    const port = 30000 + Math.floor(Math.random() * 20000);
-    const guardLog = path.join(dir, 'guard.log');
-    const logLines: string[] = [];
-    const guard = spawn(
-      process.execPath,
-      [
-        path.join(ROOT, 'dist/src/cli/main.js'),
-        'serve',
-        '--host',
-        '127.0.0.1',
-        '--port',
-        String(port),
-        '--tls-cert-file',
-        path.join(dir, 'tls.crt'),
-        '--tls-key-file',
-        path.join(dir, 'tls.key'),
-        '--kubeconfig',
-        guardKubeconfig,
-        '--identity',
-        'guard-0',
-        '--audit-database-url',
-        auditUrl,
-      ],
-      { env: { ...process.env, POD_NAMESPACE: GUARD_NAMESPACE }, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    children.push(guard);
-    const collect = (chunk: Buffer): void => {
-      for (const line of chunk.toString('utf8').split('\n')) if (line) logLines.push(line);
-    };
-    guard.stdout!.on('data', collect);
-    guard.stderr!.on('data', collect);
-    await waitUntil(
-      'the guard to serve',
-      () => logLines.some((l) => l.includes('airflow-downgrade-guard serving')),
-      30_000,
-    ).catch((error: unknown) => {
-      throw new Error(`${(error as Error).message}; its last log lines:\n${logLines.slice(-10).join('\n')}`);
-    });
-    const webhook = structuredClone(
-      renderInstallManifests({ certMode: 'files' } as never).find(
-        (o) => (o as Json).kind === 'MutatingWebhookConfiguration',
-      ),
-    ) as unknown as Json & {
-      webhooks: Array<Json>;
-      metadata: Json;
-    };
-    for (const hook of webhook.webhooks)
-      hook.clientConfig = {
-        url: `https://127.0.0.1:${port}/mutate`,
-        caBundle: Buffer.from(certs.caCert).toString('base64'),
-      };
-    delete webhook.metadata.annotations;
-    await admin.create('MutatingWebhookConfiguration', undefined, webhook);
-    say(`Guard serving on https://127.0.0.1:${port} (logs: ${guardLog}); MutatingWebhookConfiguration registered`);
 
     // Airflow 3.1.0, as `helm install` would create it.
     await admin.create('Namespace', undefined, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NAMESPACE } });
@@ -318,10 +224,10 @@ async function main(): Promise<void> {
       return '';
     };
     await apply(releaseManifests('3.1.0', { job: true, workloads: false }));
-    await waitUntil('the migration job', () => jobComplete(sim!), 60_000);
+    await waitUntil('the migration job', () => jobComplete(sim), 60_000);
     await admin.delete('Job', NAMESPACE, `${RELEASE}-run-airflow-migrations`, 0);
     await apply(releaseManifests('3.1.0', { job: false, workloads: true }));
-    await waitUntil('Airflow 3.1.0 to run', () => ready(sim!, '3.1.0'));
+    await waitUntil('Airflow 3.1.0 to run', () => ready(sim, '3.1.0'));
     say(
       `Airflow 3.1.0 running: ${podSummary(sim)}; alembic_version = ${(await readAlembicRevision(metadataUrl)).revision}`,
     );
@@ -343,8 +249,8 @@ async function main(): Promise<void> {
     await waitUntil(
       'the downgrade to finish',
       async () => {
-        const op = operation(sim!);
-        const summary = podSummary(sim!);
+        const op = operation(sim);
+        const summary = podSummary(sim);
         if (op && op.phase !== lastPhase) {
           lastPhase = op.phase;
           say(`${bold(`operation ${op.id}: ${op.phase}`)}${op.heldReason ? ` — ${op.heldReason}` : ''}`);
@@ -354,7 +260,7 @@ async function main(): Promise<void> {
           say(dim(`pods: ${summary}`));
         }
         if (op?.phase === 'held') throw new Error(`the release is held: ${op.heldReason ?? ''}`);
-        return op?.phase === 'done' && ready(sim!, '3.0.2') && jobComplete(sim!);
+        return op?.phase === 'done' && ready(sim, '3.0.2') && jobComplete(sim);
       },
       180_000,
     );
@@ -378,21 +284,11 @@ async function main(): Promise<void> {
       );
     }
     console.log(`\n${bold('$ airflow-downgrade-guard audit --release airflow --output timeline')}`);
-    guard.kill('SIGTERM');
-    await new Promise((r) => guard.once('exit', r));
+    await guard.stop('SIGTERM');
     const audit = await new Promise<string>((resolve) =>
       execFile(
         process.execPath,
-        [
-          path.join(ROOT, 'dist/src/cli/main.js'),
-          'audit',
-          '--database-url',
-          auditUrl,
-          '--release',
-          RELEASE,
-          '--output',
-          'timeline',
-        ],
+        [GUARD_CLI, 'audit', '--database-url', auditUrl, '--release', RELEASE, '--output', 'timeline'],
         (_e, out, err) => resolve(`${out}${err}`),
       ),
     );
@@ -411,7 +307,6 @@ async function main(): Promise<void> {
         .map((l) => `  ${l}`)
         .join('\n'),
     );
-    writeFileSync(guardLog, logLines.join('\n'));
     if (violations.length > 0 || revision !== '29ce7909c52b') {
       process.exitCode = 1;
       console.log(bold('The demo found a problem (see above).'));

@@ -7,9 +7,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { leaveSignalsToCaller, startEmbeddedPostgres, type EmbeddedServer } from '../embedded-postgres.js';
 import { buildSimProtobufConverter } from './protobuf-converter.js';
 import { startSimCluster, type SimCluster } from './cluster.js';
-
-const GUARD_NAMESPACE = 'airflow-downgrade-guard';
-const GUARD_SERVICE_ACCOUNT = 'airflow-downgrade-guard';
+import { GUARD_NAMESPACE, GUARD_SERVICE_ACCOUNT } from '../start.js';
 
 function nonNegativeInt(value: string): number {
   const n = Number(value);
