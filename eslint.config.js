@@ -1,20 +1,21 @@
 // `npm run lint`: typescript-eslint's recommended rules, promises that nobody awaits or handles,
 // and the import boundaries of the product:
 //   - src/core imports nothing else of ours (the pure, I/O-free core);
-//   - no product module imports the simulated cluster, the demo, the benchmarks or the tests;
+//   - no product module (src/) imports the testbed (testbed/: the simulated cluster, the demo, the
+//     benchmarks and the testbed starter, an npm workspace of its own) or the tests;
 //   - the admission worker (src/serve/admission-worker.ts) and every module it loads run no
 //     coordinator code: the worker may import only from the folders listed in WORKER_FOLDERS, and
 //     those folders import nothing from the coordinator's side (type-only imports load nothing);
 //   - a coordinator step (src/coordinator/steps) loads no cluster, database or coordinator adapter:
 //     it uses only its StepContext, so it runs in-process against an in-memory context.
+//   - the testbed imports the product, never the tests (it runs without them: npm run sim|demo|bench).
 // The boundaries use @typescript-eslint/no-restricted-imports: it comes with typescript-eslint
 // (no further plugin or import resolver), and it tells `import type` apart. Its patterns match the
-// import specifier gitignore-style (`**/sim/**`: a path through a folder named sim) or by regex.
+// import specifier gitignore-style (`**/testbed/**`: a path through a folder named testbed) or by regex.
 import { defineConfig } from 'eslint/config';
 import tseslint from 'typescript-eslint';
 
 const PRODUCT = ['src/**/*.ts'];
-const NOT_PRODUCT = ['src/sim/**', 'src/demo/**'];
 /** What the admission worker loads (besides its own file and its message types). */
 const WORKER_FOLDERS = ['core', 'webhook', 'metrics', 'log'];
 const WORKER_FILES = [
@@ -25,10 +26,19 @@ const WORKER_FILES = [
 /** The coordinator's side of serve: what the worker thread exists to keep away from admissions. */
 const COORDINATOR_SIDE = ['coordinator', 'k8s', 'db', 'audit'];
 
+// By path (`../../testbed/sim/cluster.js`) or by the workspace's package name.
 const testInfrastructure = {
-  group: ['**/sim', '**/sim/**', '**/demo', '**/demo/**', '**/bench/**', '**/test/**'],
-  message: 'product code must not import the simulated cluster, the demo, the benchmarks or the tests',
+  group: [
+    '**/testbed',
+    '**/testbed/**',
+    '@airflow-downgrade-guard/testbed',
+    '@airflow-downgrade-guard/testbed/**',
+    '**/test/**',
+  ],
+  message:
+    'product code must not import the testbed (the simulated cluster, the demo, the benchmarks, the testbed starter) or the tests',
 };
+const tests = { group: ['**/test/**'], message: 'the testbed must not import the tests: it runs without them' };
 const coordinatorCode = {
   group: COORDINATOR_SIDE.flatMap((f) => [`**/${f}`, `**/${f}/**`]),
   allowTypeImports: true,
@@ -89,7 +99,8 @@ export default defineConfig(
   },
   // Tests poke into untyped API JSON (admission reviews, stored objects) where `any` is the honest type.
   { files: ['test/**/*.ts'], rules: { '@typescript-eslint/no-explicit-any': 'off' } },
-  { files: PRODUCT, ignores: NOT_PRODUCT, rules: boundaries(testInfrastructure) },
+  { files: PRODUCT, rules: boundaries(testInfrastructure) },
+  { files: ['testbed/**/*.ts'], rules: boundaries(tests) },
   { files: WORKER_FILES, rules: boundaries(testInfrastructure, coordinatorCode) },
   {
     files: ['src/serve/admission-worker.ts'],

@@ -20,7 +20,7 @@ import {
 } from '../../src/coordinator/operation.js';
 import { Cluster } from '../../src/k8s/cluster.js';
 import { KubeRest } from '../../src/k8s/rest.js';
-import { startSimCluster, type SimCluster } from '../../src/sim/cluster.js';
+import { startSimCluster, type SimCluster } from '../../testbed/sim/cluster.js';
 import { createTestDatabase, freePort, type TestDatabase } from '../support/postgres.js';
 
 let sim: SimCluster;

@@ -2,8 +2,12 @@
 // node agent (node-agent.ts) running the simulated Airflow containers against a real Postgres.
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeRest } from '../../src/k8s/rest.js';
-import { createAirflowRuntime, type AirflowRuntime, type AirflowRuntimeOptions } from '../../src/sim/airflow/index.js';
-import { defaultDatabaseRuntime } from '../../src/sim/cluster.js';
+import {
+  createAirflowRuntime,
+  type AirflowRuntime,
+  type AirflowRuntimeOptions,
+} from '../../testbed/sim/airflow/index.js';
+import { defaultDatabaseRuntime } from '../../testbed/sim/cluster.js';
 import { buildControlPlane, kubernetesVersion } from './components.js';
 import { startControlPlane, type ControlPlane } from './control-plane.js';
 import { startNodeAgent, type NodeAgent, type NodeAgentOptions } from './node-agent.js';

@@ -3,7 +3,7 @@
 // release build sets (hack/lib/version.sh), so `kubectl version` reports the pinned release.
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { goBuild, type GoOutput } from '../support/go-build.js';
+import { goBuild, type GoOutput } from '../../testbed/go-build.js';
 
 /** The repository's root: this file runs from test/cluster (vitest) or dist-cluster/test/cluster (npm run cluster). */
 export const REPO_ROOT = ((): string => {

@@ -8,13 +8,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../../src/db/embedded-postgres.js';
+import { freePort } from '../../testbed/embedded-postgres.js';
 import {
   createCertificateAuthority,
   issueClientCertificate,
   issueServerCertificate,
   type CertificateAuthority,
-} from '../../src/sim/apiserver/tls.js';
+} from '../../testbed/sim/apiserver/tls.js';
 import type { ControlPlaneBinaries } from './components.js';
 
 export interface ControlPlaneOptions {

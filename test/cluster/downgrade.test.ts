@@ -18,7 +18,7 @@ import {
 } from '../e2e/harness.js';
 import { downgradeScenarios } from '../e2e/scenarios/downgrade.js';
 import { startedPerTest } from '../e2e/scenarios/start.js';
-import { RESOURCES } from '../../src/sim/resources.js';
+import { RESOURCES } from '../../testbed/sim/resources.js';
 import { realControlPlane } from './e2e-backend.js';
 
 const real = realControlPlane();

@@ -6,9 +6,9 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll } from 'vitest';
 import { KubeRest } from '../../src/k8s/rest.js';
 import { WatchCache } from '../../src/k8s/watch-cache.js';
-import { RESOURCES } from '../../src/sim/resources.js';
-import { Store, StoreError } from '../../src/sim/store.js';
-import type { KubeObject, ResourceType } from '../../src/sim/types.js';
+import { RESOURCES } from '../../testbed/sim/resources.js';
+import { Store, StoreError } from '../../testbed/sim/store.js';
+import type { KubeObject, ResourceType } from '../../testbed/sim/types.js';
 import { createTestDatabase } from '../support/postgres.js';
 import {
   GUARD_NAMESPACE,

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chartWorkload } from '../../src/sim/chart.js';
+import { chartWorkload } from '../../testbed/sim/chart.js';
 import { readAlembicRevision } from '../../src/db/alembic.js';
 import { headOf } from '../e2e/harness.js';
 import { KUBECTL_ENV } from '../support/kube-tools-env.js';

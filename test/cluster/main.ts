@@ -8,7 +8,7 @@ import { Command } from 'commander';
 import { parseAllDocuments } from 'yaml';
 import { KubeRest } from '../../src/k8s/rest.js';
 import { redactConnectionString } from '../../src/db/connection.js';
-import { startEmbeddedPostgres, type EmbeddedServer } from '../../src/db/embedded-postgres.js';
+import { startEmbeddedPostgres, type EmbeddedServer } from '../../testbed/embedded-postgres.js';
 import { startRealCluster, type RealCluster } from './cluster.js';
 import { kubernetesVersion, REPO_ROOT } from './components.js';
 

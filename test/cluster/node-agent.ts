@@ -1,5 +1,5 @@
-// Our node agent for the real control plane: the simulated kubelet (src/sim/controllers/kubelet.ts)
-// and the simulated Airflow containers (src/sim/airflow) pointed at a real kube-apiserver.
+// Our node agent for the real control plane: the simulated kubelet (testbed/sim/controllers/kubelet.ts)
+// and the simulated Airflow containers (testbed/sim/airflow) pointed at a real kube-apiserver.
 //
 //   real API server --watch pods--> local mirror Store --> simulated Kubelet --> Airflow runtime
 //   local mirror status changes --PATCH pods/status--> real API server
@@ -17,12 +17,12 @@ import pino from 'pino';
 import { WebSocketServer } from 'ws';
 import { KubeRest } from '../../src/k8s/rest.js';
 import { WatchCache } from '../../src/k8s/watch-cache.js';
-import { EXEC_PROTOCOLS, serveExec } from '../../src/sim/apiserver/exec.js';
-import { EventRecorder } from '../../src/sim/controllers/events.js';
-import { Kubelet } from '../../src/sim/controllers/kubelet.js';
-import { RESOURCES } from '../../src/sim/resources.js';
-import { Store } from '../../src/sim/store.js';
-import type { ContainerRuntime, KubeObject, WatchEvent } from '../../src/sim/types.js';
+import { EXEC_PROTOCOLS, serveExec } from '../../testbed/sim/apiserver/exec.js';
+import { EventRecorder } from '../../testbed/sim/controllers/events.js';
+import { Kubelet } from '../../testbed/sim/controllers/kubelet.js';
+import { RESOURCES } from '../../testbed/sim/resources.js';
+import { Store } from '../../testbed/sim/store.js';
+import type { ContainerRuntime, KubeObject, WatchEvent } from '../../testbed/sim/types.js';
 
 export interface NodeAgentOptions {
   nodeName: string;

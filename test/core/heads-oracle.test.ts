@@ -1,9 +1,9 @@
 // The guard's built-in head table (src/core/heads.ts) checked against Airflow's real migration
-// chain (test/fixtures/airflow-migrations.json), which the simulated Airflow also runs.
+// chain (testbed/sim/airflow/airflow-migrations.json), which the simulated Airflow also runs.
 import { describe, expect, it } from 'vitest';
 import { REVISION_HEADS, headForVersion, headIndex, revisionChain } from '../../src/core/heads.js';
 import { parseAirflowVersion, type AirflowVersion } from '../../src/core/versions.js';
-import { MIGRATIONS, RELEASE_HEADS } from '../../src/sim/airflow/migrations.js';
+import { MIGRATIONS, RELEASE_HEADS } from '../../testbed/sim/airflow/migrations.js';
 
 function version(text: string): AirflowVersion {
   return parseAirflowVersion(text) as AirflowVersion;

@@ -10,7 +10,7 @@ import {
 } from '../../src/core/config.js';
 import { decide } from '../../src/core/decide.js';
 import { readResolveTarget, releasePatch } from '../../src/core/hold.js';
-import { applyJsonPatch } from '../../src/sim/apiserver/patch.js';
+import { applyJsonPatch } from '../../testbed/sim/apiserver/patch.js';
 import { parseAdmissionReview } from '../../src/core/admission.js';
 import { admissionReview, chartWorkload } from '../fixtures/admission/builders.js';
 

@@ -12,11 +12,11 @@ import pg from 'pg';
 import { parse, parseAllDocuments } from 'yaml';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ANNOTATIONS } from '../../src/core/config.js';
-import { RESOURCES } from '../../src/sim/resources.js';
-import type { KubeObject } from '../../src/sim/types.js';
+import { RESOURCES } from '../../testbed/sim/resources.js';
+import type { KubeObject } from '../../testbed/sim/types.js';
 import { writeAirflowFixtureChart } from '../support/airflow-chart.js';
 import { helmFor } from '../support/helm.js';
-import { kubectlFor, removeKubectlDirs, type Kubectl } from '../sim/support.js';
+import { kubectlFor, removeKubectlDirs, type Kubectl } from '../testbed/sim/support.js';
 import {
   FULL_SEQUENCE,
   ROOT,

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { headForVersion } from '../../src/core/heads.js';
 import { parseAirflowVersion } from '../../src/core/versions.js';
 import { TLS_SECRET_NAME } from '../../src/install/names.js';
-import { RESOURCES } from '../../src/sim/resources.js';
+import { RESOURCES } from '../../testbed/sim/resources.js';
 import { helmUpgrade, releaseReady, waitFor, type Guard, type ReleaseSpec } from './harness.js';
 import { kustomize, startInstalledE2E, type InstalledE2E } from './install-harness.js';
 

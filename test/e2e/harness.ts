@@ -1,32 +1,49 @@
 // End-to-end harness: the simulated cluster + a real Postgres + the real guard (`serve` as a
-// subprocess, over TLS, with its own ServiceAccount identity and, optionally, the deploy/ RBAC).
+// subprocess, over TLS, with its own ServiceAccount identity and, optionally, the deploy/ RBAC),
+// brought up by the testbed starter (testbed/start.ts) the demo and the benchmarks use too.
 import type { ChildProcess } from 'node:child_process';
 import { expect } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { generateCertificates } from '../../src/certs/generate.js';
 import { Cluster } from '../../src/k8s/cluster.js';
 import { KubeRest } from '../../src/k8s/rest.js';
 import { KubeConfig } from '@kubernetes/client-node';
-import { startSimCluster, type SimCluster } from '../../src/sim/cluster.js';
-import { simProtobufConverter } from '../support/sim-protobuf.js';
-import { createRbacAuthorizer, rbacObjectsFrom } from '../../src/sim/rbac/authorizer.js';
-import { RESOURCES } from '../../src/sim/resources.js';
+import type { SimCluster } from '../../testbed/sim/cluster.js';
+import {
+  GUARD_NAMESPACE,
+  guardEnv,
+  guardWebhookConfiguration,
+  serveArgv,
+  spawnGuard as spawnTestbedGuard,
+  startTestbed,
+  waitFor,
+  writeGuardTls,
+  type Guard,
+  type GuardTls,
+} from '../../testbed/start.js';
+import { simProtobufConverter } from '../../testbed/sim/protobuf-converter.js';
+import { createRbacAuthorizer, rbacObjectsFrom } from '../../testbed/sim/rbac/authorizer.js';
+import { RESOURCES } from '../../testbed/sim/resources.js';
 import { renderInstallManifests } from '../../src/install/manifests.js';
 import { parseOperation, operationConfigMapName, type OperationState } from '../../src/coordinator/operation.js';
 import { readAlembicRevision } from '../../src/db/alembic.js';
 import { chartComponent, chartWorkload } from '../fixtures/admission/builders.js';
 import { createTestDatabase, freePort, type TestDatabase } from '../support/postgres.js';
 import { spawnOwned, stopOwned } from '../support/processes.js';
-import type { KubeObject } from '../../src/sim/types.js';
+import type { KubeObject } from '../../testbed/sim/types.js';
 import { headForVersion } from '../../src/core/heads.js';
 import { ANNOTATIONS } from '../../src/core/config.js';
 import { parseAirflowVersion } from '../../src/core/versions.js';
 
-export const GUARD_NAMESPACE = 'airflow-downgrade-guard';
-export const GUARD_USER = `system:serviceaccount:${GUARD_NAMESPACE}:airflow-downgrade-guard`;
-export const ROOT = path.resolve(import.meta.dirname, '../..');
+export {
+  GUARD_NAMESPACE,
+  GUARD_USER,
+  REPO_ROOT as ROOT,
+  servingPort,
+  waitFor,
+  type Guard,
+} from '../../testbed/start.js';
 
 export interface ReleaseSpec {
   release: string;
@@ -53,14 +70,6 @@ export function releaseSpec(name: string): ReleaseSpec {
   return { release: name, namespace: name, version: '3.1.0', replicas: { scheduler: 2 } };
 }
 
-export interface Guard {
-  process: ChildProcess;
-  port: number;
-  logs: string[];
-  identity: string;
-  stop(signal?: NodeJS.Signals): Promise<void>;
-}
-
 /**
  * What the scenarios read of the cluster they run on: its objects (the simulated cluster's store, or
  * a watch-fed mirror of a real API server's objects) and the simulated Airflow runtime (violations,
@@ -84,29 +93,6 @@ export interface E2E<C extends ClusterUnderTest = SimCluster> {
   operation(namespace: string, release: string): OperationState | undefined;
   revision(): Promise<string | null>;
   stop(): Promise<void>;
-}
-
-export async function waitFor<T>(
-  what: string,
-  probe: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs = 30_000,
-  everyMs = 50,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`,
-      );
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
 }
 
 function restFor(kubeconfig: string): Cluster {
@@ -156,6 +142,8 @@ export interface E2EBackend<C extends ClusterUnderTest = SimCluster> {
   /** A kubeconfig with a token of the ServiceAccount (called once it exists). */
   serviceAccountKubeconfig(namespace: string, name: string): Promise<string>;
   rbac?: ReturnType<typeof createRbacAuthorizer>;
+  /** The guard's serving certificate, when the backend made one (else the harness does). */
+  tls?: GuardTls;
   stop(): Promise<void>;
 }
 
@@ -166,25 +154,32 @@ export async function startE2E(options: E2EOptions = {}): Promise<E2E> {
   if (options.rbac) {
     holder.rbac = createRbacAuthorizer(() => rbacObjectsFrom(simRef ? allRbacObjects(simRef) : []));
   }
-  const sim = await startSimCluster({
-    databaseUrl: db.url,
-    podStartDelayMs: options.podStartDelayMs ?? 40,
-    controllers: {
-      readyDelayMs: 40,
-      probeIntervalMs: 25,
-      graceUnitMs: 10,
-      ...(options.stuckTerminating ? { stuckTerminating: options.stuckTerminating } : {}),
+  const testbed = await startTestbed({
+    prefix: 'adg-e2e-sim-',
+    sim: {
+      databaseUrl: db.url,
+      podStartDelayMs: options.podStartDelayMs ?? 40,
+      controllers: {
+        readyDelayMs: 40,
+        probeIntervalMs: 25,
+        graceUnitMs: 10,
+        ...(options.stuckTerminating ? { stuckTerminating: options.stuckTerminating } : {}),
+      },
+      runtime: {
+        stepDurationMs: options.stepDurationMs ?? 40,
+        checkIntervalMs: 25,
+        readyDelayMs: 30,
+        secondMs: 100,
+        taskDurationMs: 200,
+      },
+      api: holder.rbac ? { authorize: (req) => holder.rbac!.authorize(req) } : {},
+      protobufConverter: simProtobufConverter(),
     },
-    runtime: {
-      stepDurationMs: options.stepDurationMs ?? 40,
-      checkIntervalMs: 25,
-      readyDelayMs: 30,
-      secondMs: 100,
-      taskDurationMs: 200,
-    },
-    api: holder.rbac ? { authorize: (req) => holder.rbac!.authorize(req) } : {},
-    protobufConverter: simProtobufConverter(),
+  }).catch(async (error: unknown) => {
+    await db.drop();
+    throw error;
   });
+  const sim = testbed.sim;
   simRef = sim;
   const backend: E2EBackend = {
     cluster: sim,
@@ -192,7 +187,8 @@ export async function startE2E(options: E2EOptions = {}): Promise<E2E> {
     serviceAccountKubeconfig: async (namespace, name) =>
       sim.api.kubeconfig(sim.api.tokens.issueServiceAccountToken(namespace, name)),
     ...(holder.rbac ? { rbac: holder.rbac } : {}),
-    stop: () => sim.stop(),
+    tls: testbed.tls,
+    stop: () => testbed.stop(),
   };
   return startE2EOn(backend, db, options);
 }
@@ -206,13 +202,7 @@ export async function startE2EOn<C extends ClusterUnderTest>(
   const sim = backend.cluster;
   const admin = restFor(backend.adminKubeconfig);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'adg-e2e-'));
-  const certs = generateCertificates({
-    service: 'airflow-downgrade-guard',
-    namespace: GUARD_NAMESPACE,
-    dnsNames: ['127.0.0.1', 'localhost'],
-  });
-  writeFileSync(path.join(dir, 'tls.crt'), certs.cert);
-  writeFileSync(path.join(dir, 'tls.key'), certs.key, { mode: 0o600 });
+  const tls = backend.tls ?? writeGuardTls(dir);
 
   await admin
     .create('Namespace', undefined, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: GUARD_NAMESPACE } })
@@ -242,7 +232,7 @@ export async function startE2EOn<C extends ClusterUnderTest>(
     db,
     admin,
     guards,
-    caPem: certs.caCert,
+    caPem: tls.caPem,
     adminKubeconfig: backend.adminKubeconfig,
     ...(backend.rbac ? { rbac: backend.rbac } : {}),
     async startGuard(identity = `guard-${guards.length + 1}`, extraArgs = [], startOptions = {}) {
@@ -255,36 +245,28 @@ export async function startE2EOn<C extends ClusterUnderTest>(
         webhookPort = port;
         await registerWebhook(admin, install, port, undefined);
       }
-      const tls = selfManaged
-        ? ['--cert-mode', 'self-managed', '--cert-extra-names', '127.0.0.1']
-        : ['--tls-cert-file', path.join(dir, 'tls.crt'), '--tls-key-file', path.join(dir, 'tls.key')];
       const guard = await spawnGuard(
         identity,
-        [
-          path.join(ROOT, 'dist/src/cli/main.js'),
-          'serve',
-          '--host',
-          '127.0.0.1',
-          '--port',
-          String(port),
-          ...tls,
-          '--kubeconfig',
-          guardKubeconfig,
-          '--identity',
+        serveArgv({
+          port,
           identity,
-          '--lease-duration-seconds',
-          '3',
-          '--drain-timeout-ms',
-          '20000',
-          '--exec-timeout-ms',
-          '20000',
-          // The scenarios written for the downgrade-first order; drain-first ones pass --order drain-first.
-          '--order',
-          options.order ?? 'downgrade-first',
-          ...(options.watchNamespaces?.length ? ['--watch-namespaces', options.watchNamespaces.join(',')] : []),
-          ...extraArgs,
-        ],
-        { ...process.env, POD_NAMESPACE: GUARD_NAMESPACE, ADG_LOG_LEVEL: 'info' },
+          kubeconfig: guardKubeconfig,
+          tls: selfManaged ? 'self-managed' : tls,
+          args: [
+            '--lease-duration-seconds',
+            '3',
+            '--drain-timeout-ms',
+            '20000',
+            '--exec-timeout-ms',
+            '20000',
+            // The scenarios written for the downgrade-first order; drain-first ones pass --order drain-first.
+            '--order',
+            options.order ?? 'downgrade-first',
+            ...(options.watchNamespaces?.length ? ['--watch-namespaces', options.watchNamespaces.join(',')] : []),
+            ...extraArgs,
+          ],
+        }),
+        guardEnv(),
         undefined,
         (child) => children.add(child),
       );
@@ -295,7 +277,7 @@ export async function startE2EOn<C extends ClusterUnderTest>(
       guards.push(guard);
       if (webhookPort === undefined) {
         webhookPort = guard.port;
-        await registerWebhook(admin, install, guard.port, certs.caCert);
+        await registerWebhook(admin, install, guard.port, tls.caPem);
       }
       return guard;
     },
@@ -385,55 +367,20 @@ export async function startE2EOn<C extends ClusterUnderTest>(
  * with the port it bound. `beforeStop` runs first in `stop()`; `onSpawn` learns of the process at
  * once, so an owner can kill a guard that is still starting.
  */
-export async function spawnGuard(
+export function spawnGuard(
   identity: string,
   args: string[],
   env: NodeJS.ProcessEnv,
   beforeStop?: () => void,
   onSpawn?: (child: ChildProcess) => void,
 ): Promise<Guard> {
-  const child = spawnOwned(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  onSpawn?.(child);
-  const logs: string[] = [];
-  const collect = (chunk: Buffer): void => {
-    for (const line of chunk.toString('utf8').split('\n')) if (line) logs.push(line);
-    if (process.env.ADG_DEBUG) process.stderr.write(chunk);
-  };
-  child.stdout!.on('data', collect);
-  child.stderr!.on('data', collect);
-  const guard: Guard = {
-    process: child,
-    port: 0,
-    logs,
-    identity,
-    async stop(signal = 'SIGTERM') {
-      beforeStop?.();
-      await stopOwned(child, signal);
-    },
-  };
-  try {
-    const serving = await waitFor(
-      `guard ${identity} serving`,
-      () =>
-        logs.find((l) => l.includes('airflow-downgrade-guard serving')) ??
-        (child.exitCode !== null || child.signalCode !== null
-          ? Promise.reject(new Error(`guard exited: ${logs.slice(-5).join('\n')}`))
-          : false),
-      20_000,
-    );
-    guard.port = servingPort(serving);
-    return guard;
-  } catch (error) {
-    await guard.stop('SIGKILL'); // never leave a half-started guard behind
-    throw error;
-  }
-}
-
-/** The port a guard reports in its "serving" log line (it listens on port 0 in tests). */
-export function servingPort(line: string): number {
-  const port = (JSON.parse(line) as { port?: unknown }).port;
-  if (typeof port !== 'number' || port <= 0) throw new Error(`no port in the guard's serving line: ${line}`);
-  return port;
+  return spawnTestbedGuard(identity, args, {
+    env,
+    spawn: spawnOwned,
+    kill: stopOwned,
+    ...(beforeStop ? { beforeStop } : {}),
+    ...(onSpawn ? { onSpawn } : {}),
+  });
 }
 
 function allRbacObjects(sim: SimCluster): KubeObject[] {
@@ -482,17 +429,7 @@ async function registerWebhook(
   port: number,
   caPem: string | undefined,
 ): Promise<void> {
-  const config = structuredClone(install.find((o) => o.kind === 'MutatingWebhookConfiguration')) as KubeObject & {
-    webhooks: Array<Record<string, unknown>>;
-  };
-  for (const hook of config.webhooks) {
-    hook.clientConfig = {
-      url: `https://127.0.0.1:${port}/mutate`,
-      ...(caPem ? { caBundle: Buffer.from(caPem).toString('base64') } : {}),
-    };
-  }
-  delete (config.metadata as Record<string, unknown>).annotations;
-  await createObject(admin, config);
+  await createObject(admin, guardWebhookConfiguration(`https://127.0.0.1:${port}`, caPem, install));
 }
 
 /** The chart's `run-airflow-migrations` Job of the release at `version`. */

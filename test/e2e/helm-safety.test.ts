@@ -10,7 +10,7 @@ import type { OperationState } from '../../src/coordinator/operation.js';
 import { writeAirflowFixtureChart } from '../support/airflow-chart.js';
 import { helmFor, type Helm, type HelmMajor } from '../support/helm.js';
 import { spawnOwned, stopOwned } from '../support/processes.js';
-import { removeKubectlDirs } from '../sim/support.js';
+import { removeKubectlDirs } from '../testbed/sim/support.js';
 import {
   describeRelease,
   eventsOf,

@@ -6,9 +6,9 @@ import pg from 'pg';
 import { parseAllDocuments } from 'yaml';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../src/install/manifests.js';
-import { RESOURCES } from '../../src/sim/resources.js';
+import { RESOURCES } from '../../testbed/sim/resources.js';
 import { HELM_MAJORS, helmFor, type Helm } from '../support/helm.js';
-import { removeKubectlDirs } from '../sim/support.js';
+import { removeKubectlDirs } from '../testbed/sim/support.js';
 import { guardAnnotations, releaseWorkloads, ROOT, upgradeRelease, waitFor, type ReleaseSpec } from './harness.js';
 import { startInstalledE2E, type InstalledE2E } from './install-harness.js';
 

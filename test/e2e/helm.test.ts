@@ -9,11 +9,11 @@ import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../src/install/manifests.js';
-import { RESOURCES } from '../../src/sim/resources.js';
-import type { KubeObject } from '../../src/sim/types.js';
+import { RESOURCES } from '../../testbed/sim/resources.js';
+import type { KubeObject } from '../../testbed/sim/types.js';
 import { writeAirflowFixtureChart } from '../support/airflow-chart.js';
 import { HELM_MAJORS, helmFor, type Helm } from '../support/helm.js';
-import { kubectlFor, removeKubectlDirs } from '../sim/support.js';
+import { kubectlFor, removeKubectlDirs } from '../testbed/sim/support.js';
 import {
   expectDowngraded,
   expectNoViolations,

@@ -4,7 +4,7 @@
 // the API server's webhookServiceResolver onto the live guard replicas, round-robin); each guard
 // runs `serve` with the environment of the rendered Deployment, its ServiceAccount token and
 // self-managed certificates (it creates its TLS Secret and injects the caBundle itself).
-import { findKubectl } from '../sim/support.js';
+import { findKubectl } from '../testbed/sim/support.js';
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -17,19 +17,19 @@ import { GUARD_NAME, TLS_SECRET_NAME } from '../../src/install/names.js';
 import type { Manifest } from '../../src/install/manifests.js';
 import { Cluster } from '../../src/k8s/cluster.js';
 import { KubeRest } from '../../src/k8s/rest.js';
-import { chartComponent, chartWorkload } from '../../src/sim/chart.js';
-import { startSimCluster } from '../../src/sim/cluster.js';
+import { chartComponent, chartWorkload } from '../../testbed/sim/chart.js';
+import { startSimCluster } from '../../testbed/sim/cluster.js';
 import {
   createRbacAuthorizer,
   rbacObjectsFrom,
   serviceAccountIdentity,
   type RbacAuthorizer,
-} from '../../src/sim/rbac/authorizer.js';
-import { RESOURCES } from '../../src/sim/resources.js';
-import type { KubeObject } from '../../src/sim/types.js';
+} from '../../testbed/sim/rbac/authorizer.js';
+import { RESOURCES } from '../../testbed/sim/resources.js';
+import type { KubeObject } from '../../testbed/sim/types.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 import { stopOwned } from '../support/processes.js';
-import { simProtobufConverter } from '../support/sim-protobuf.js';
+import { simProtobufConverter } from '../../testbed/sim/protobuf-converter.js';
 import {
   DEFAULT_COMPONENTS,
   ROOT,

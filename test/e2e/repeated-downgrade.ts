@@ -6,7 +6,7 @@
 import { expect } from 'vitest';
 import { ANNOTATIONS } from '../../src/core/config.js';
 import type { OperationState } from '../../src/coordinator/operation.js';
-import { RESOURCES } from '../../src/sim/resources.js';
+import { RESOURCES } from '../../testbed/sim/resources.js';
 import {
   FULL_SEQUENCE,
   guardAnnotations,

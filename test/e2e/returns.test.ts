@@ -7,7 +7,7 @@
 // to the simulated API server.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { abortOperation } from '../../src/coordinator/operator-actions.js';
-import type { KubeObject } from '../../src/sim/types.js';
+import type { KubeObject } from '../../testbed/sim/types.js';
 import {
   eventsOf,
   headOf,
@@ -24,8 +24,8 @@ import { expectBackAtFrom, FROM, returnAfterRelease, steps, TO, type WorkloadSha
 
 // Old scheduler pods may be made to hang in Terminating, so the drain cannot finish while the test acts.
 const stuck: { predicate: (pod: KubeObject) => boolean } = { predicate: () => false };
-vi.mock('../../src/sim/cluster.js', async (importOriginal) => {
-  const original = await importOriginal<typeof import('../../src/sim/cluster.js')>();
+vi.mock('../../testbed/sim/cluster.js', async (importOriginal) => {
+  const original = await importOriginal<typeof import('../../testbed/sim/cluster.js')>();
   return {
     ...original,
     startSimCluster: (options: Parameters<typeof original.startSimCluster>[0] = {}) =>

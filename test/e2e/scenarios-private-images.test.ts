@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DEFAULT_IMAGE_CATALOG } from '../../src/sim/airflow/image.js';
+import { DEFAULT_IMAGE_CATALOG } from '../../testbed/sim/airflow/image.js';
 import {
   eventsOf,
   expectDowngraded,

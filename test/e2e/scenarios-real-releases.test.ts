@@ -3,12 +3,12 @@
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { queryAuditRows } from '../../src/audit/store.js';
-import { DEFAULT_IMAGE_CATALOG } from '../../src/sim/airflow/index.js';
-import { RESOURCES } from '../../src/sim/resources.js';
-import type { KubeObject } from '../../src/sim/types.js';
+import { DEFAULT_IMAGE_CATALOG } from '../../testbed/sim/airflow/index.js';
+import { RESOURCES } from '../../testbed/sim/resources.js';
+import type { KubeObject } from '../../testbed/sim/types.js';
 import { chartWorkload } from '../fixtures/admission/builders.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
-import { setRevision } from '../sim-airflow/helpers.js';
+import { setRevision } from '../testbed/sim/airflow/helpers.js';
 import {
   eventsOf,
   expectDowngraded,

@@ -3,8 +3,8 @@
 import pg from 'pg';
 import { expect } from 'vitest';
 import { startPrivatePostgres as startPrivate, type EmbeddedServer } from '../support/postgres.js';
-import { RESOURCES } from '../../src/sim/resources.js';
-import type { KubeObject } from '../../src/sim/types.js';
+import { RESOURCES } from '../../testbed/sim/resources.js';
+import type { KubeObject } from '../../testbed/sim/types.js';
 import { startE2E, waitFor, type E2E, type Guard, type ReleaseSpec } from '../e2e/harness.js';
 import {
   ALLOWED_COMMANDS,

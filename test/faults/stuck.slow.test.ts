@@ -1,14 +1,14 @@
 // Pods stuck Terminating during the drain: the simulated kubelet is started with a
 // stuckTerminating predicate (the harness does not expose it, so startSimCluster is wrapped).
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import type { KubeObject } from '../../src/sim/types.js';
+import type { KubeObject } from '../../testbed/sim/types.js';
 import { runScenario, type Scenario } from './scenarios.js';
 import { downgradeRelease, FROM, printReport, saveRows, type FaultRow } from './support.js';
 
 const stuck: { predicate: (pod: KubeObject) => boolean } = { predicate: () => false };
 
-vi.mock('../../src/sim/cluster.js', async (importOriginal) => {
-  const original = await importOriginal<typeof import('../../src/sim/cluster.js')>();
+vi.mock('../../testbed/sim/cluster.js', async (importOriginal) => {
+  const original = await importOriginal<typeof import('../../testbed/sim/cluster.js')>();
   return {
     ...original,
     startSimCluster: (options: Parameters<typeof original.startSimCluster>[0] = {}) =>

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findKubectl } from '../sim/support.js';
+import { findKubectl } from '../testbed/sim/support.js';
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { DEPLOY_OVERLAYS, objectKey, readablePatch, renderDeployTree } from '../../src/install/deploy-tree.js';

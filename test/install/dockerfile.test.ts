@@ -51,9 +51,10 @@ describe('Dockerfile', () => {
     expect(runtime?.some((l) => l.startsWith('COPY . '))).toBe(false);
   });
 
-  it('.dockerignore keeps node_modules, dist, tests and key material out of the context', () => {
+  it('.dockerignore keeps node_modules, dist, tests, the testbed and key material out of the context', () => {
     const ignored = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n');
-    for (const entry of ['node_modules', 'dist', 'test', '.git', '**/*.key']) expect(ignored).toContain(entry);
+    for (const entry of ['node_modules', 'dist', 'test', 'testbed', 'dist-testbed', '.git', '**/*.key'])
+      expect(ignored).toContain(entry);
   });
 });
 

@@ -6,8 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../support/postgres.js';
 import { KubeRest } from '../../src/k8s/rest.js';
 import { WatchCache } from '../../src/k8s/watch-cache.js';
-import { startSimCluster, type SimCluster } from '../../src/sim/cluster.js';
-import { RESOURCES } from '../../src/sim/resources.js';
+import { startSimCluster, type SimCluster } from '../../testbed/sim/cluster.js';
+import { RESOURCES } from '../../testbed/sim/resources.js';
 
 interface Rec {
   namespace: string;

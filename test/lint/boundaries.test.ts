@@ -41,18 +41,33 @@ describe('import boundaries (npm run lint)', () => {
     ],
     [
       'src/coordinator/virtual.ts',
-      "import { startSimCluster } from '../sim/cluster.js';\nexport const s = startSimCluster;\n",
-      /must not import the simulated cluster/,
+      "import { startSimCluster } from '../../testbed/sim/cluster.js';\nexport const s = startSimCluster;\n",
+      /must not import the testbed/,
+    ],
+    [
+      'src/serve/virtual.ts',
+      "import { startTestbed } from '@airflow-downgrade-guard/testbed/start.js';\nexport const s = startTestbed;\n",
+      /must not import the testbed/,
     ],
     [
       'src/cli/commands/virtual.ts',
       "import { waitFor } from '../../../test/e2e/harness.js';\nexport const w = waitFor;\n",
-      /must not import the simulated cluster, the demo, the benchmarks or the tests/,
+      /must not import the testbed \(the simulated cluster, the demo, the benchmarks, the testbed starter\) or the tests/,
     ],
     [
       'src/serve/virtual.ts',
-      "import { median } from '../../bench/stats.js';\nexport const m = median;\n",
+      "import { median } from '../../testbed/bench/stats.js';\nexport const m = median;\n",
       /benchmarks/,
+    ],
+    [
+      'src/core/virtual.ts',
+      "import type { SimCluster } from '../../testbed/sim/cluster.js';\nexport type S = SimCluster;\n",
+      /must not import the testbed/,
+    ],
+    [
+      'testbed/sim/virtual.ts',
+      "import { waitFor } from '../../test/e2e/harness.js';\nexport const w = waitFor;\n",
+      /the testbed must not import the tests/,
     ],
     [
       'src/serve/admission-worker.ts',
@@ -109,10 +124,11 @@ describe('import boundaries (npm run lint)', () => {
       'src/coordinator/steps/virtual.ts',
       "import { belongsTo } from '../membership.js';\nimport type { PodRecord } from '../release-view.js';\nimport type { ExecOutcome } from '../../k8s/exec.js';\nexport const b = belongsTo;\nexport type P = [PodRecord, ExecOutcome];\n",
     ],
-    ['src/sim/virtual.ts', "import { median } from '../../bench/stats.js';\nexport const m = median;\n"],
+    ['testbed/sim/virtual.ts', "import { median } from '../bench/stats.js';\nexport const m = median;\n"],
+    ['testbed/demo/virtual.ts', "import { Cluster } from '../../src/k8s/cluster.js';\nexport const c = Cluster;\n"],
     [
       'test/virtual.test.ts',
-      "import { startSimCluster } from '../src/sim/cluster.js';\nexport const s = startSimCluster;\n",
+      "import { startSimCluster } from '../testbed/sim/cluster.js';\nexport const s = startSimCluster;\n",
     ],
   ])('%s: an allowed import passes', async (file, code) => {
     expect(await lint(file, code)).toEqual({ errors: 0, boundary: [] });

@@ -10,7 +10,7 @@ import {
   serviceAccountIdentity,
   type AuthorizationRequest,
   type RbacObjects,
-} from '../../src/sim/rbac/authorizer.js';
+} from '../../testbed/sim/rbac/authorizer.js';
 
 const guard = serviceAccountIdentity('airflow-downgrade-guard', 'airflow-downgrade-guard');
 const req = (r: Omit<AuthorizationRequest, 'user' | 'groups'>, who = guard): AuthorizationRequest => ({ ...who, ...r });

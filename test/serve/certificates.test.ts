@@ -21,7 +21,7 @@ import { renderInstallManifests } from '../../src/install/manifests.js';
 import { GUARD_NAME, TLS_SECRET_NAME } from '../../src/install/names.js';
 import { Cluster } from '../../src/k8s/cluster.js';
 import { KubeRest } from '../../src/k8s/rest.js';
-import { startSimCluster, type SimCluster } from '../../src/sim/cluster.js';
+import { startSimCluster, type SimCluster } from '../../testbed/sim/cluster.js';
 import { ROOT, spawnGuard, waitFor, type Guard } from '../e2e/harness.js';
 
 const NAMESPACE = 'airflow-downgrade-guard';

@@ -1,5 +1,5 @@
 // A chart-shaped Airflow fixture chart for real Helm, written from the same knowledge as the rest of
-// the suite (src/sim/chart.ts renders the official chart's workloads: labels, component names,
+// the suite (testbed/sim/chart.ts renders the official chart's workloads: labels, component names,
 // `wait-for-airflow-migrations` init containers, commands the simulated Airflow runs). Placeholders
 // in the rendered objects become Helm expressions, so `helm upgrade --set airflowVersion=…` moves the
 // whole release like the official chart's `defaultAirflowTag`. The migration Job is a post-install,
@@ -7,7 +7,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { chartComponent, chartWorkload, type Json, type Kind } from '../../src/sim/chart.js';
+import { chartComponent, chartWorkload, type Json, type Kind } from '../../testbed/sim/chart.js';
 
 const RELEASE = 'xxrelxx';
 const NAMESPACE = 'xxnsxx';

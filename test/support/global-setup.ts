@@ -7,7 +7,7 @@ import type { TestProject } from 'vitest/node';
 import { ADMIN_URL_ENV, startEmbeddedPostgres } from './postgres.js';
 import { kubeTools } from './kube-tools.js';
 import { closeRunScope, openRunScope, type RunScope } from './leftovers.js';
-import { buildSimProtobufConverter, SIM_PROTOBUF_ENV } from './sim-protobuf.js';
+import { buildSimProtobufConverter, SIM_PROTOBUF_ENV } from '../../testbed/sim/protobuf-converter.js';
 import { HELM3_ENV, HELM4_ENV, KUBECTL_132_ENV, KUBECTL_ENV } from './kube-tools-env.js';
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {

@@ -3,9 +3,9 @@
 // Postgres to go away and come back.
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { startEmbeddedPostgres, type EmbeddedServer } from '../../src/db/embedded-postgres.js';
+import { startEmbeddedPostgres, type EmbeddedServer } from '../../testbed/embedded-postgres.js';
 
-export { freePort, startEmbeddedPostgres, type EmbeddedServer } from '../../src/db/embedded-postgres.js';
+export { freePort, startEmbeddedPostgres, type EmbeddedServer } from '../../testbed/embedded-postgres.js';
 
 export const ADMIN_URL_ENV = 'ADG_TEST_ADMIN_DATABASE_URL';
 

@@ -4,7 +4,7 @@
 // (test/cluster/flows.test.ts).
 import { describe, expect, it } from 'vitest';
 import { RUNNER_LABEL } from '../../../src/coordinator/release-view.js';
-import { RESOURCES } from '../../../src/sim/resources.js';
+import { RESOURCES } from '../../../testbed/sim/resources.js';
 import {
   FULL_SEQUENCE,
   eventsOf,

@@ -2,7 +2,7 @@
 // alone. Run on the simulated cluster (test/e2e/scenarios-versions.test.ts) and the real control
 // plane (test/cluster/scenarios.test.ts).
 import { describe, expect, it } from 'vitest';
-import { RESOURCES } from '../../../src/sim/resources.js';
+import { RESOURCES } from '../../../testbed/sim/resources.js';
 import {
   FULL_SEQUENCE,
   expectDowngraded,
