@@ -721,6 +721,10 @@ export async function expectDowngraded(
   );
   await waitFor(`release running ${target}`, () => releaseReady(e.sim, { ...s, version: target }), 60_000, 100);
   expect(await e.revision()).toBe(headOf(target));
+  // A workload whose update arrived after the operation ended (a sync retrying while the guard
+  // restarted) is a late member: the guard restores it moments after `done`. Wait for that, then
+  // assert each field (a workload still held fails below with its name).
+  await waitFor('every workload released', () => releaseSettled(e, s), 30_000, 100).catch(() => undefined);
   for (const w of releaseWorkloads(s)) {
     const obj = e.workload(w.kind, s.namespace, w.name) as WorkloadShape;
     expect(obj.spec.replicas, `${w.name} replicas`).toBe(w.replicas);
@@ -736,6 +740,22 @@ export async function expectDowngraded(
   }
   await expectNoViolations(e);
   return done;
+}
+
+/** Every workload of the release at its replicas, nothing paused, suspended or marked by the guard. */
+function releaseSettled(e: E2E<ClusterUnderTest>, s: ReleaseSpec): boolean {
+  const settled = (obj: WorkloadShape | undefined, replicas?: number): boolean =>
+    obj !== undefined &&
+    (replicas === undefined || obj.spec.replicas === replicas) &&
+    !(obj.spec.paused ?? false) &&
+    !(obj.spec.suspend ?? false) &&
+    (obj.spec.updateStrategy?.rollingUpdate?.partition ?? 0) === 0 &&
+    guardAnnotations(obj).length === 0;
+  return (
+    releaseWorkloads(s).every((w) => settled(e.workload(w.kind, s.namespace, w.name) as WorkloadShape, w.replicas)) &&
+    (s.cronJobs === false ||
+      settled(e.workload('CronJob', s.namespace, `${s.release}-database-cleanup`) as WorkloadShape | undefined))
+  );
 }
 
 export async function expectNoViolations(e: E2E<ClusterUnderTest>): Promise<void> {
