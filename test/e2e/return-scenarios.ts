@@ -87,7 +87,7 @@ export function returnSpec(name: string): ReleaseSpec {
  * The downgrade to TO (its migration Job as `hook`; --atomic applies none, the guard holds it), then
  * the return to FROM by `method` once `when()` resolves.
  */
-export async function downgradeThenReturn(
+async function downgradeThenReturn(
   e: E2E<ClusterUnderTest>,
   s: ReleaseSpec,
   method: ReturnMethod,
@@ -103,7 +103,7 @@ export async function downgradeThenReturn(
 }
 
 /** The operation once it ended (any terminal phase, or held). */
-export function operationEnded(e: E2E<ClusterUnderTest>, s: ReleaseSpec): Promise<OperationState> {
+function operationEnded(e: E2E<ClusterUnderTest>, s: ReleaseSpec): Promise<OperationState> {
   return waitFor(
     'operation ended',
     () => {
@@ -144,7 +144,7 @@ function printRow(at: string, method: ReturnMethod, order: Order, op: OperationS
   );
 }
 
-export function logged(e: E2E<ClusterUnderTest>, text: string): boolean {
+function logged(e: E2E<ClusterUnderTest>, text: string): boolean {
   return e.guards.some((g) => g.logs.some((l) => l.includes(text)));
 }
 
@@ -270,10 +270,11 @@ export async function returnDuringExec(
   await e.installRelease(s);
   await e.startGuard();
   const gate = await lockSchemaRow(e);
-  let undo = (): void => undefined;
-  const walking = new Promise<void>((resolve) => {
-    undo = onDowngradeWalk(e, resolve);
+  let walked = false;
+  const undo = onDowngradeWalk(e, () => {
+    walked = true;
   });
+  const walking = waitFor('the downgrade exec walking the migrations', () => walked, 60_000, 20);
   try {
     // A plain upgrade waits for its hook Job, which waits for the exec: the gate opens meanwhile.
     const opened = walking
