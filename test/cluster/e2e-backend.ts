@@ -115,7 +115,7 @@ async function mirrorOf(kubeconfig: string): Promise<{ store: Store; stop(): voi
  */
 export async function startRealE2E(cluster: RealCluster, options: E2EOptions = {}): Promise<E2E<ClusterUnderTest>> {
   // These shape the simulated cluster only: the real one runs with E2E_TIMING and its own authorizer.
-  const simulatedOnly = (['rbac', 'stepDurationMs', 'podStartDelayMs', 'stuckTerminating'] as const).filter(
+  const simulatedOnly = (['rbac', 'stepDurationMs', 'podStartDelayMs'] as const).filter(
     (option) => options[option] !== undefined,
   );
   if (simulatedOnly.length)
@@ -123,6 +123,8 @@ export async function startRealE2E(cluster: RealCluster, options: E2EOptions = {
   const db = await createTestDatabase('cluster');
   const mirror = await mirrorOf(cluster.adminKubeconfig);
   cluster.runtime.violations.clear();
+  // The node agent runs the simulated kubelet: pods stuck Terminating as on the simulated cluster.
+  cluster.node.stuckTerminating(options.stuckTerminating);
   const kc = new KubeConfig();
   kc.loadFromString(cluster.adminKubeconfig);
   const admin = new KubeRest(kc);
@@ -139,6 +141,7 @@ export async function startRealE2E(cluster: RealCluster, options: E2EOptions = {
           `system:serviceaccount:${namespace}:${name}`,
         ),
       stop: async () => {
+        cluster.node.stuckTerminating(undefined);
         // The next scenario starts from a cluster without this one's webhook, releases and guard state.
         await admin
           .request(

@@ -49,6 +49,11 @@ export interface NodeAgent {
   port: number;
   /** The local mirror of the pods bound to this node (status as this agent last wrote it). */
   pods: Store;
+  /**
+   * Deleted pods for which this says true stay Terminating and running, as on a kubelet that does not
+   * act on the deletion (the simulated cluster's `stuckTerminating`); undefined lets them go.
+   */
+  stuckTerminating(predicate: ((pod: KubeObject) => boolean) | undefined): void;
   stop(): Promise<void>;
 }
 
@@ -73,8 +78,10 @@ export async function startNodeAgent(options: NodeAgentOptions): Promise<NodeAge
     graceUnitMs: 1_000,
     ...options.timing,
   };
+  let stuck: ((pod: KubeObject) => boolean) | undefined;
   const kubelet = new Kubelet(mirror, options.runtime, events, logger, {
     nodeName: options.nodeName,
+    stuckTerminating: (pod) => stuck?.(pod) ?? false,
     podStartDelayMs: timing.podStartDelayMs,
     readyDelayMs: timing.readyDelayMs,
     probeIntervalMs: timing.probeIntervalMs,
@@ -268,6 +275,10 @@ export async function startNodeAgent(options: NodeAgentOptions): Promise<NodeAge
     nodeName: options.nodeName,
     port,
     pods: mirror,
+    stuckTerminating: (predicate) => {
+      stuck = predicate;
+      kubelet.resync();
+    },
     stop: () =>
       (stopping ??= (async () => {
         await kubelet.stop();

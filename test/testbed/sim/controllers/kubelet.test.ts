@@ -242,6 +242,27 @@ describe('kubelet', () => {
     await waitFor('removed', () => getPod('web') === undefined);
   });
 
+  // Why a finalizer cannot keep the guard's drain waiting (it counts terminal pods as gone): as a
+  // kubelet since Kubernetes 1.27, the containers stop and the pod turns terminal while it stays.
+  it('a deleted pod with a finalizer: containers stopped, phase terminal, kept until the finalizer is removed', async () => {
+    boot({ graceUnitMs: 10 });
+    store.create(RESOURCES.pods, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'web', namespace: NS, finalizers: ['example.com/hold'] },
+      spec: { containers: [main()] },
+    });
+    await waitFor('ready', () => isReady(getPod('web')!));
+    deleteGracefully(store, getPod('web')!, 1);
+    await waitFor('terminal', () => ['Succeeded', 'Failed'].includes(statusOf('web').phase ?? ''));
+    expect(runtime.latest('web', 'scheduler')!.running).toBe(false);
+    expect(getPod('web')?.metadata.deletionTimestamp).toBeDefined();
+    const held = getPod('web')!;
+    held.metadata.finalizers = [];
+    store.update(RESOURCES.pods, held);
+    await waitFor('removed', () => getPod('web') === undefined);
+  });
+
   it('skips a pod without containers and keeps running the others', async () => {
     boot();
     createPod('broken', {});
