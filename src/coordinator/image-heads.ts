@@ -18,7 +18,7 @@ import type { HoldTarget } from '../core/hold.js';
 import { parseAirflowVersion } from '../core/versions.js';
 import type { ExecRunner } from '../k8s/exec.js';
 import { queryPod } from './pod-query.js';
-import { chooseExecPod, type PodRecord } from './release-view.js';
+import { chooseExecPod, newestVersionPod, type PodRecord } from './release-view.js';
 
 /** Bound on cached maps (one per image digest seen running a from-version past the table). */
 const MAX_CACHED = 256;
@@ -86,6 +86,25 @@ export class ImageHeads {
       toRevision,
       detail: `schema heads from ${heads.name} (${how})${changed.length > 0 ? `; image wins: ${changed.join(', ')}` : ''}`,
     };
+  }
+
+  /**
+   * For a resolution the table cannot place: the map of a Running and Ready pod of the release's
+   * newest version (the image that runs the database's schema before a downgrade), or undefined
+   * when no such pod runs.
+   */
+  async ofNewestPod(
+    pods: Iterable<PodRecord>,
+    where: { namespace: string; release: string },
+  ): Promise<{ map: HeadsMap; name: string; detail: string } | undefined> {
+    const pod = newestVersionPod(pods, where.release, where.namespace);
+    if (!pod) return undefined;
+    const began = Date.now();
+    const cachedBefore = pod.imageDigest !== undefined && this.byDigest.has(pod.imageDigest);
+    const map = await this.read(pod);
+    const name = imageHeadsSource(map, pod.imageDigest ?? `of pod ${pod.name}`).name;
+    const how = cachedBefore ? 'cached' : `read in pod ${pod.name} in ${Date.now() - began} ms`;
+    return { map, name, detail: `schema heads from ${name} (${how})` };
   }
 
   /** The pod's image map, from the cache when its digest was read before. */

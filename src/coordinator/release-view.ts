@@ -14,7 +14,7 @@ import {
   type ComponentRole,
   type ImageVersionLookup,
 } from '../core/release.js';
-import { compareVersions, parseAirflowVersion } from '../core/versions.js';
+import { compareVersions, parseAirflowVersion, type AirflowVersion } from '../core/versions.js';
 import { readDrainedRecord, type DrainedRecord, type ReleaseState } from '../core/decide.js';
 
 /** Annotation the coordinator writes when it drains a workload: what to restore on release. */
@@ -183,6 +183,23 @@ export function isOnVersion(rec: { head?: string; version?: string }, head: stri
   return rec.head === head || (rec.head === undefined && version !== undefined && rec.version === version);
 }
 
+/** A Running and Ready pod of the release that runs Airflow against its metadata DB (or a runner pod). */
+function isExecCandidate(p: PodRecord, release: string, namespace: string): boolean {
+  return (
+    p.namespace === namespace &&
+    p.release === release &&
+    p.phase === 'Running' &&
+    p.ready &&
+    !p.terminating &&
+    p.container !== undefined &&
+    (p.role === 'metadata-db' || p.runnerFor === release)
+  );
+}
+
+function byExecPreference(a: PodRecord, b: PodRecord): number {
+  return execRank(a.component) - execRank(b.component) || a.name.localeCompare(b.name);
+}
+
 /**
  * A Running and Ready pod of the release on the given (newer) head, best component first. A version
  * past the built-in table has no head in the records: `version` then picks its pods.
@@ -194,19 +211,22 @@ export function chooseExecPod(
   head: string,
   version?: string,
 ): PodRecord | undefined {
-  const candidates = [...pods].filter(
-    (p) =>
-      p.namespace === namespace &&
-      p.release === release &&
-      isOnVersion(p, head, version) &&
-      p.phase === 'Running' &&
-      p.ready &&
-      !p.terminating &&
-      p.container !== undefined &&
-      (p.role === 'metadata-db' || p.runnerFor === release),
-  );
-  candidates.sort((a, b) => execRank(a.component) - execRank(b.component) || a.name.localeCompare(b.name));
+  const candidates = [...pods].filter((p) => isExecCandidate(p, release, namespace) && isOnVersion(p, head, version));
+  candidates.sort(byExecPreference);
   return candidates[0];
+}
+
+/**
+ * A Running and Ready pod of the release's newest known version, best component first: its image's
+ * heads map lists every version up to its own (image-heads.ts).
+ */
+export function newestVersionPod(pods: Iterable<PodRecord>, release: string, namespace: string): PodRecord | undefined {
+  const candidates = [...pods]
+    .filter((p) => isExecCandidate(p, release, namespace) && p.version !== undefined)
+    .map((p) => ({ p, version: parseAirflowVersion(p.version as string) }))
+    .filter((c): c is { p: PodRecord; version: AirflowVersion } => c.version !== undefined);
+  candidates.sort((a, b) => compareVersions(b.version, a.version) || byExecPreference(a.p, b.p));
+  return candidates[0]?.p;
 }
 
 /**

@@ -95,3 +95,29 @@ describe('ImageHeads.forOpening', () => {
     });
   });
 });
+
+describe('ImageHeads.ofNewestPod (a resolution the table cannot place)', () => {
+  it("reads the map of a Ready pod of the release's newest version, once per image digest", async () => {
+    const { heads, calls } = setup();
+    const pods = [
+      pod({ version: '3.3.0', name: 'rel-api-server-old', imageDigest: `sha256:${'b'.repeat(64)}` }),
+      pod({ name: 'rel-scheduler-1', component: 'scheduler' }),
+      pod({ version: '3.5.0', name: 'rel-api-server-new', ready: false }),
+      pod({ version: '3.5.0', name: 'rel-other', release: 'other' }),
+      pod(),
+    ];
+    const read = await heads.ofNewestPod(pods, where);
+    expect(read?.name).toBe(`the heads map of image ${DIGEST}`);
+    expect(read?.detail).toMatch(/\(read in pod rel-api-server-1 in \d+ ms\)$/);
+    expect(read?.map.rows.map((r) => r.version.text)).toEqual(['3.3.0', '3.4.0']);
+    expect(calls.map((c) => c.pod)).toEqual(['rel-api-server-1']);
+    expect((await heads.ofNewestPod(pods, where))?.detail).toMatch(/\(cached\)$/);
+    expect(calls).toHaveLength(1);
+  });
+
+  it('no Running and Ready pod of a known version: undefined, nothing run', async () => {
+    const { heads, calls } = setup();
+    expect(await heads.ofNewestPod([pod({ ready: false }), pod({ version: undefined })], where)).toBeUndefined();
+    expect(calls).toEqual([]);
+  });
+});

@@ -53,6 +53,35 @@ describe('unknownVersion setting', () => {
     });
   });
 
+  it('both versions past the table (3.5.0 -> 3.4.0): held for the coordinator to read the heads from the newer image', () => {
+    const pastTable = parseAdmissionReview(
+      admissionReview({
+        operation: 'UPDATE',
+        oldObject: chartWorkload({ ...scheduler, version: '3.5.0', stored: true }),
+        object: chartWorkload({ ...scheduler, version: '3.4.0', stored: true }),
+      }),
+    );
+    const held = decide(pastTable, {}, DEFAULT_CONFIG);
+    expect(held).toMatchObject({
+      kind: 'unknown-version',
+      allowed: true,
+      sideEffect: 'resolve-version',
+      reason: expect.stringMatching(/no known schema head for Airflow 3\.4\.0.*held until the version is resolved/),
+      warnings: [expect.any(String), expect.stringMatching(/the newer image's own heads map/), expect.any(String)],
+    });
+    const object = applyJsonPatch(pastTable.object, held.patch);
+    expect(readResolveTarget(object)).toEqual({
+      image: 'apache/airflow:3.4.0',
+      toVersion: '3.4.0',
+      fromVersion: '3.5.0',
+    });
+    expect(decide(pastTable, {}, parseGuardConfig({ unknownVersion: 'allow' }))).toMatchObject({
+      kind: 'unknown-version',
+      patch: [],
+      warnings: [expect.stringMatching(/admitted without a downgrade check/), expect.any(String)],
+    });
+  });
+
   it('refuses a file where strict contradicts unknownVersion, and values it does not know', () => {
     expect(() => parseGuardConfig({ strict: true, unknownVersion: 'allow' })).toThrow(
       /unknownVersion: strict: true \(deprecated alias of unknownVersion: deny\) conflicts with unknownVersion: allow/,
