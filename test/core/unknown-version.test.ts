@@ -82,6 +82,29 @@ describe('unknownVersion setting', () => {
     });
   });
 
+  it('a moving tag restarted with the spec unchanged is admitted as "image unchanged" under every policy (README: pin digests)', () => {
+    const latest = chartWorkload({ ...scheduler, image: 'apache/airflow:latest', stored: true });
+    const restarted = structuredClone(latest) as { spec: { template: { metadata: { annotations?: object } } } };
+    // `kubectl rollout restart`: only the template's restartedAt annotation changes.
+    restarted.spec.template.metadata.annotations = { 'kubectl.kubernetes.io/restartedAt': '2026-12-03T17:00:00Z' };
+    const restart = parseAdmissionReview(
+      admissionReview({ operation: 'UPDATE', oldObject: latest, object: restarted }),
+    );
+    for (const policy of ['hold', 'allow', 'deny'] as const) {
+      expect(decide(restart, {}, parseGuardConfig({ unknownVersion: policy })), policy).toMatchObject({
+        kind: 'no-version-change',
+        allowed: true,
+        patch: [],
+        reason: expect.stringMatching(/^image unchanged \(version unknown: /),
+      });
+    }
+    // Once resolved, the same tag on both sides is the same version: still no change to hold.
+    expect(decide(restart, { imageVersions: { 'apache/airflow:latest': '3.1.0' } }, DEFAULT_CONFIG)).toMatchObject({
+      kind: 'no-version-change',
+      patch: [],
+    });
+  });
+
   it('refuses a file where strict contradicts unknownVersion, and values it does not know', () => {
     expect(() => parseGuardConfig({ strict: true, unknownVersion: 'allow' })).toThrow(
       /unknownVersion: strict: true \(deprecated alias of unknownVersion: deny\) conflicts with unknownVersion: allow/,
