@@ -14,7 +14,7 @@ import {
   type ComponentRole,
   type ImageVersionLookup,
 } from '../core/release.js';
-import { compareVersions, parseAirflowVersion, type AirflowVersion } from '../core/versions.js';
+import { compareVersions, parseAirflowVersion } from '../core/versions.js';
 import { readDrainedRecord, type DrainedRecord, type ReleaseState } from '../core/decide.js';
 
 /** Annotation the coordinator writes when it drains a workload: what to restore on release. */
@@ -217,16 +217,18 @@ export function chooseExecPod(
 }
 
 /**
- * A Running and Ready pod of the release's newest known version, best component first: its image's
- * heads map lists every version up to its own (image-heads.ts).
+ * One Running and Ready pod per image the release runs (by digest; a pod without one counts as its
+ * own image), best component first: whose heads map lists the most is read from them (image-heads.ts).
  */
-export function newestVersionPod(pods: Iterable<PodRecord>, release: string, namespace: string): PodRecord | undefined {
-  const candidates = [...pods]
-    .filter((p) => isExecCandidate(p, release, namespace) && p.version !== undefined)
-    .map((p) => ({ p, version: parseAirflowVersion(p.version as string) }))
-    .filter((c): c is { p: PodRecord; version: AirflowVersion } => c.version !== undefined);
-  candidates.sort((a, b) => compareVersions(b.version, a.version) || byExecPreference(a.p, b.p));
-  return candidates[0]?.p;
+export function podPerImage(pods: Iterable<PodRecord>, release: string, namespace: string): PodRecord[] {
+  const candidates = [...pods].filter((p) => isExecCandidate(p, release, namespace)).sort(byExecPreference);
+  const seen = new Set<string>();
+  return candidates.filter((p) => {
+    const key = p.imageDigest ?? `pod:${p.name}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 /**
