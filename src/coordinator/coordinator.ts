@@ -431,6 +431,14 @@ export class Coordinator {
         logger: this.deps.logger,
         resolver: this.resolver,
         readRevision: (ns, name) => this.database.revision({ namespace: ns, release: name }),
+        readHeadsMap: async (ns, name) => {
+          const read = await this.imageHeads.ofNewestPod(this.pods.group(releaseKey(ns, name)), {
+            namespace: ns,
+            release: name,
+          });
+          if (read) this.deps.logger.info({ namespace: ns, release: name }, read.detail);
+          return read;
+        },
         emitEvent: (ns, kind, name, type, reason, message) =>
           this.workloadGateway.eventOn({ namespace: ns }, { kind, name }, type, reason, message),
         ...(this.deps.hooks?.onResolution ? { onResolution: this.deps.hooks.onResolution } : {}),

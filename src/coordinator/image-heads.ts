@@ -15,13 +15,15 @@ import {
   type HeadsSource,
 } from '../core/image-heads.js';
 import type { HoldTarget } from '../core/hold.js';
-import { parseAirflowVersion } from '../core/versions.js';
+import { compareVersions, parseAirflowVersion } from '../core/versions.js';
 import type { ExecRunner } from '../k8s/exec.js';
 import { queryPod } from './pod-query.js';
-import { chooseExecPod, type PodRecord } from './release-view.js';
+import { chooseExecPod, podPerImage, type PodRecord } from './release-view.js';
 
 /** Bound on cached maps (one per image digest seen running a from-version past the table). */
 const MAX_CACHED = 256;
+/** Images of one release whose maps a resolution reads at most (a rollout runs two; more is unusual). */
+const MAX_IMAGES_READ = 4;
 
 export type OperationHeads =
   | { heads: HeadsSource; fromRevision: string; toRevision: string; detail?: string }
@@ -56,7 +58,14 @@ export class ImageHeads {
     if (target.fromRevision !== undefined && headForVersion(from) !== undefined)
       return { heads: BUILT_IN_HEADS, fromRevision: target.fromRevision, toRevision: target.toRevision };
 
-    const pod = chooseExecPod(pods, where.release, where.namespace, target.fromRevision ?? '', target.fromVersion);
+    const candidates = [...pods];
+    let pod = chooseExecPod(candidates, where.release, where.namespace, target.fromRevision ?? '', target.fromVersion);
+    // Pods of a private tag have no version in their records until a pod event re-reads them: the
+    // image whose map gives the from-version the hold's from-revision runs it (or a newer one: as good).
+    if (!pod && target.fromRevision !== undefined) {
+      const newest = await this.newest(candidates, where);
+      if (newest && headFromMap(newest.map, from) === target.fromRevision) pod = newest.pod;
+    }
     if (!pod)
       return {
         wait: `${target.fromVersion} is past the guard's table of schema heads: waiting for a Running and Ready pod of ${target.fromVersion} to read its heads map from`,
@@ -86,6 +95,39 @@ export class ImageHeads {
       toRevision,
       detail: `schema heads from ${heads.name} (${how})${changed.length > 0 ? `; image wins: ${changed.join(', ')}` : ''}`,
     };
+  }
+
+  /**
+   * For a resolution the table cannot place: the map that lists the newest version among the images
+   * the release's Running and Ready pods run (the image that runs the database's schema before a
+   * downgrade; their versions need not be known: a private tag's is not yet), or undefined when no
+   * such pod runs. At most MAX_IMAGES_READ images are read, each once per digest.
+   */
+  async ofNewestPod(
+    pods: Iterable<PodRecord>,
+    where: { namespace: string; release: string },
+  ): Promise<{ map: HeadsMap; name: string; detail: string } | undefined> {
+    const best = await this.newest(pods, where);
+    if (!best) return undefined;
+    const name = imageHeadsSource(best.map, best.pod.imageDigest ?? `of pod ${best.pod.name}`).name;
+    return { map: best.map, name, detail: `schema heads from ${name} (${best.how})` };
+  }
+
+  private async newest(
+    pods: Iterable<PodRecord>,
+    where: { namespace: string; release: string },
+  ): Promise<{ map: HeadsMap; pod: PodRecord; how: string } | undefined> {
+    let best: { map: HeadsMap; pod: PodRecord; how: string } | undefined;
+    for (const pod of podPerImage(pods, where.release, where.namespace).slice(0, MAX_IMAGES_READ)) {
+      const began = Date.now();
+      const cachedBefore = pod.imageDigest !== undefined && this.byDigest.has(pod.imageDigest);
+      const map = await this.read(pod);
+      const how = cachedBefore ? 'cached' : `read in pod ${pod.name} in ${Date.now() - began} ms`;
+      const newest = map.rows.at(-1)?.version;
+      const bestNewest = best?.map.rows.at(-1)?.version;
+      if (!best || (newest && bestNewest && compareVersions(newest, bestNewest) > 0)) best = { map, pod, how };
+    }
+    return best;
   }
 
   /** The pod's image map, from the cache when its digest was read before. */

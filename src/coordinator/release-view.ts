@@ -183,6 +183,23 @@ export function isOnVersion(rec: { head?: string; version?: string }, head: stri
   return rec.head === head || (rec.head === undefined && version !== undefined && rec.version === version);
 }
 
+/** A Running and Ready pod of the release that runs Airflow against its metadata DB (or a runner pod). */
+function isExecCandidate(p: PodRecord, release: string, namespace: string): boolean {
+  return (
+    p.namespace === namespace &&
+    p.release === release &&
+    p.phase === 'Running' &&
+    p.ready &&
+    !p.terminating &&
+    p.container !== undefined &&
+    (p.role === 'metadata-db' || p.runnerFor === release)
+  );
+}
+
+function byExecPreference(a: PodRecord, b: PodRecord): number {
+  return execRank(a.component) - execRank(b.component) || a.name.localeCompare(b.name);
+}
+
 /**
  * A Running and Ready pod of the release on the given (newer) head, best component first. A version
  * past the built-in table has no head in the records: `version` then picks its pods.
@@ -194,19 +211,24 @@ export function chooseExecPod(
   head: string,
   version?: string,
 ): PodRecord | undefined {
-  const candidates = [...pods].filter(
-    (p) =>
-      p.namespace === namespace &&
-      p.release === release &&
-      isOnVersion(p, head, version) &&
-      p.phase === 'Running' &&
-      p.ready &&
-      !p.terminating &&
-      p.container !== undefined &&
-      (p.role === 'metadata-db' || p.runnerFor === release),
-  );
-  candidates.sort((a, b) => execRank(a.component) - execRank(b.component) || a.name.localeCompare(b.name));
+  const candidates = [...pods].filter((p) => isExecCandidate(p, release, namespace) && isOnVersion(p, head, version));
+  candidates.sort(byExecPreference);
   return candidates[0];
+}
+
+/**
+ * One Running and Ready pod per image the release runs (by digest; a pod without one counts as its
+ * own image), best component first: whose heads map lists the most is read from them (image-heads.ts).
+ */
+export function podPerImage(pods: Iterable<PodRecord>, release: string, namespace: string): PodRecord[] {
+  const candidates = [...pods].filter((p) => isExecCandidate(p, release, namespace)).sort(byExecPreference);
+  const seen = new Set<string>();
+  return candidates.filter((p) => {
+    const key = p.imageDigest ?? `pod:${p.name}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 /**

@@ -20,6 +20,8 @@ export interface ResolutionDeps {
   logger: Logger;
   resolver: ImageResolver;
   readRevision(namespace: string, release: string): Promise<string | null>;
+  /** The heads map of the image running the release's newest version (ImageHeads.ofNewestPod). */
+  readHeadsMap: ResolveContext['readHeadsMap'];
   emitEvent(
     namespace: string,
     kind: WorkloadKind,
@@ -98,6 +100,7 @@ export async function resolveHeldWorkloads(
       return deps.resolver.resolve({ namespace, release, image: held.target.image, source, template });
     },
     readRevision: (namespace, release) => deps.readRevision(namespace, release),
+    readHeadsMap: (namespace, release) => deps.readHeadsMap(namespace, release),
     async releaseHold(held) {
       const { kind, namespace, name } = held.workload;
       const object = await deps.cluster.find(kind, namespace, name);

@@ -12,6 +12,7 @@ import { belongsTo, leftBehind, returnedFrom } from './membership.js';
 import type { ImageVersionLookup } from '../core/release.js';
 import type { OperationState } from './operation.js';
 import {
+  isOnVersion,
   DRAINED_ANNOTATION,
   projectWorkload,
   readDrainedRecord,
@@ -112,7 +113,9 @@ export class WorkloadGateway {
     const read = await this.read(w);
     if (!read) return true;
     const { obj, rec: current } = read;
-    const onHead = current?.head === head;
+    // A version past the built-in table has no head in the records: its version tells (isOnVersion).
+    const onHead =
+      current !== undefined && isOnVersion(current, head, head === op.toRevision ? op.toVersion : op.fromVersion);
     const drained = readDrainedRecord(obj);
     const held = current !== undefined && belongsTo(op, current);
     if (!onHead && !(held && !drained)) return false;

@@ -201,7 +201,7 @@ export function decide(request: AdmissionRequest, state: ReleaseState, config: G
     case 'install':
       return allowed({ ...basis, from, to }, outcome.kind, outcome.reason);
     case 'unknown':
-      return unknownVersion(f, outcome.reason, to, from);
+      return unknownVersion(f, outcome.reason, to, from, target);
     case 'downgrade':
       return keepDrained(f, downgrade(f, target.version, current, to, from));
   }
@@ -306,7 +306,9 @@ function holdForResolution(f: RequestFacts, basis: DecisionBasis, why: string, t
   // The first line fits the 256 characters the API server keeps: why, and what the guard does.
   const warnings = [
     `${TOOL}: ${why}; held until its version is resolved.${dry}`,
-    `${f.ref} is held (${holdSummary(hold.record)}) while the version of '${printable(image)}' is read from its labels in the registry, else from a probe pod running "airflow version"; released at once unless it is a downgrade.`,
+    target.known
+      ? `${f.ref} is held (${holdSummary(hold.record)}) while the schema heads are read from the database and the newer image's own heads map; released at once unless it is a downgrade.`
+      : `${f.ref} is held (${holdSummary(hold.record)}) while the version of '${printable(image)}' is read from its labels in the registry, else from a probe pod running "airflow version"; released at once unless it is a downgrade.`,
     `To skip the resolution: set annotation ${ANNOTATIONS.airflowVersion} on the workload or use an image tag that names the version.`,
   ];
   return {
@@ -336,9 +338,9 @@ function unknownVersion(
   const basis: DecisionBasis = { ...f.basis, ...(to ? { to } : {}), ...(from ? { from } : {}) };
   const hint = `Set annotation ${ANNOTATIONS.airflowVersion} on the workload or use an image tag that names the version.`;
   const policy = unknownVersionPolicy(f.config);
-  // Only what the coordinator can find out is held: the image's version, or the database's revision.
-  if (policy === 'hold' && target?.image !== undefined && (!target.known || to?.revision !== undefined))
-    return holdForResolution(f, basis, why, target);
+  // The coordinator finds out what is missing: the image's version, the database's revision, and
+  // heads past the table (from the newer image's own map).
+  if (policy === 'hold' && target?.image !== undefined) return holdForResolution(f, basis, why, target);
   if (policy === 'deny') {
     const message = `${TOOL} (strict mode) denied ${f.ref}: ${why}. ${hint}`;
     return denied(basis, 'unknown-version', why, { code: 403, message });

@@ -105,3 +105,51 @@ export function imageHeadsSource(map: HeadsMap, image: string): HeadsSource {
     name: `the heads map of image ${image}`,
   };
 }
+
+/** compareToCurrent (decide.ts) on an image's own map, for versions the built-in table cannot place. */
+export type MapComparison =
+  | { kind: 'forward' | 'same-head' | 'unknown'; reason: string }
+  | { kind: 'downgrade'; reason: string; fromVersion: string; toHead: string };
+
+/**
+ * The target against the database's revision, both placed by `map` (the image that runs the
+ * revision, so it lists every version up to its own): a target newer than any version it lists can
+ * only move the schema forward. `fromHint`: the version admission believed current, kept when the
+ * map gives it the revision.
+ */
+export function compareWithMap(
+  map: HeadsMap,
+  name: string,
+  target: AirflowVersion,
+  revision: string,
+  fromHint?: AirflowVersion,
+): MapComparison {
+  const current = mapHeadIndex(map, revision);
+  if (current < 0) return { kind: 'unknown', reason: `database revision ${revision} is not in ${name}` };
+  const newest = map.rows.at(-1)?.version;
+  if (newest && compareVersions(target, newest) > 0)
+    return {
+      kind: 'forward',
+      reason: `${target.text} is newer than any version in ${name}: schema can only move forward`,
+    };
+  const toHead = headFromMap(map, target);
+  if (toHead === undefined) return { kind: 'unknown', reason: `${name} lists no head for ${target.text}` };
+  const to = mapHeadIndex(map, toHead);
+  const fromVersion =
+    fromHint && headFromMap(map, fromHint) === revision
+      ? fromHint.text
+      : (map.rows[current] as { version: AirflowVersion }).version.text;
+  if (to === current)
+    return { kind: 'same-head', reason: `${fromVersion} -> ${target.text}: same schema head ${toHead} (${name})` };
+  if (to > current)
+    return {
+      kind: 'forward',
+      reason: `${fromVersion} -> ${target.text}: schema moves forward ${revision} -> ${toHead} (${name})`,
+    };
+  return {
+    kind: 'downgrade',
+    reason: `${fromVersion} -> ${target.text}: schema head ${revision} -> ${toHead} (${name})`,
+    fromVersion,
+    toHead,
+  };
+}

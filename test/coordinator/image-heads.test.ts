@@ -95,3 +95,58 @@ describe('ImageHeads.forOpening', () => {
     });
   });
 });
+
+describe('ImageHeads.ofNewestPod (a resolution the table cannot place)', () => {
+  /** Each pod prints the map of its own image. */
+  function perPod(maps: Record<string, Record<string, string>>) {
+    const calls: ExecCommand[] = [];
+    const exec = async (command: ExecCommand): Promise<ExecOutcome> => {
+      calls.push(command);
+      const map = maps[command.pod] ?? MAP;
+      return { exitCode: 0, timedOut: false, stdout: `${JSON.stringify(map)}\n`, stderr: '', durationMs: 1 };
+    };
+    return { heads: new ImageHeads(exec, pino({ level: 'silent' })), calls };
+  }
+  const NEWER = { ...MAP, '3.5.0': 'f0a1b2c3d4f2' };
+  const newerDigest = `sha256:${'b'.repeat(64)}`;
+
+  it('reads each image the release runs once and keeps the map that lists the newest version; versions need not be known', async () => {
+    const { heads, calls } = perPod({ 'rel-api-server-new': NEWER });
+    const pods = [
+      pod({ version: undefined }),
+      pod({ name: 'rel-scheduler-1', component: 'scheduler', version: undefined }),
+      pod({ name: 'rel-api-server-new', version: undefined, imageDigest: newerDigest }),
+      pod({ name: 'rel-api-server-starting', imageDigest: `sha256:${'c'.repeat(64)}`, ready: false }),
+      pod({ name: 'rel-other', release: 'other', imageDigest: `sha256:${'d'.repeat(64)}` }),
+    ];
+    const read = await heads.ofNewestPod(pods, where);
+    expect(read?.name).toBe(`the heads map of image ${newerDigest}`);
+    expect(read?.detail).toMatch(/\(read in pod rel-api-server-new in \d+ ms\)$/);
+    expect(read?.map.rows.map((r) => r.version.text)).toEqual(['3.3.0', '3.4.0', '3.5.0']);
+    expect(calls.map((c) => c.pod).sort()).toEqual(['rel-api-server-1', 'rel-api-server-new']);
+    expect((await heads.ofNewestPod(pods, where))?.detail).toMatch(/\(cached\)$/);
+    expect(calls).toHaveLength(2);
+  });
+
+  it('opening: pods whose version the records do not know yet (private tags) are found by their map', async () => {
+    const { heads } = perPod({ 'rel-api-server-new': NEWER });
+    const held = { fromVersion: '3.5.0', toVersion: '3.4.0', fromRevision: 'f0a1b2c3d4f2', toRevision: 'f0a1b2c3d4e6' };
+    const pods = [pod({ name: 'rel-api-server-new', version: undefined, imageDigest: newerDigest })];
+    expect(await heads.forOpening(held, pods, where)).toMatchObject({
+      fromRevision: 'f0a1b2c3d4f2',
+      toRevision: 'f0a1b2c3d4e6',
+      detail: expect.stringContaining(`the heads map of image ${newerDigest}`),
+    });
+    // A map that gives the from-version another head is not the from-version's image: wait.
+    const other = perPod({});
+    expect(await other.heads.forOpening(held, [pod({ version: undefined })], where)).toMatchObject({
+      wait: expect.stringMatching(/waiting for a Running and Ready pod of 3\.5\.0/),
+    });
+  });
+
+  it('no Running and Ready pod: undefined, nothing run', async () => {
+    const { heads, calls } = perPod({});
+    expect(await heads.ofNewestPod([pod({ ready: false }), pod({ phase: 'Pending' })], where)).toBeUndefined();
+    expect(calls).toEqual([]);
+  });
+});

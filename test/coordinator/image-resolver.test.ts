@@ -8,7 +8,7 @@ import { ResolutionCache } from '../../src/core/resolution-cache.js';
 import { ImageResolver, PROBE_ARGV, dockerConfigOf, versionInOutput } from '../../src/coordinator/image-resolver.js';
 import type { Cluster } from '../../src/k8s/cluster.js';
 import type { ExecCommand } from '../../src/k8s/exec.js';
-import { registryAvailable, startRegistry, type TestRegistry } from '../support/oci-registry.js';
+import { registryAvailable, startRegistry, type TestRegistry } from '../../testbed/oci-registry.js';
 
 const AUTH = { username: 'puller', password: 'pw:with-colon' };
 const labels = (version: string) => ({ 'org.apache.airflow.version': version });

@@ -154,6 +154,37 @@ describe('the workload gateway', () => {
     expect(await gw.restore(op, { ...record(scheduler), name: 'airflow-gone' }, TO_HEAD)).toBe(true);
   });
 
+  it('a drained workload whose target is past the built-in table is restored by its version (no head in the records)', async () => {
+    const past = {
+      ...op,
+      fromVersion: '3.5.0',
+      toVersion: '3.4.0',
+      fromRevision: 'f0a1b2c3d4f2',
+      toRevision: 'f0a1b2c3d4e6',
+    };
+    const onTarget = chartWorkload({
+      kind: 'Deployment',
+      component: 'scheduler',
+      version: '3.4.0',
+      replicas: 2,
+      stored: true,
+    });
+    const { gw, store } = gateway([onTarget]);
+    await gw.scaleToZero(past, record(onTarget));
+    expect(await gw.restore(past, record(store.get('airflow-scheduler')!), past.toRevision)).toBe(true);
+    expect(store.get('airflow-scheduler')!.spec).toMatchObject({ replicas: 2 });
+    const stillOld = chartWorkload({
+      kind: 'Deployment',
+      component: 'scheduler',
+      version: '3.5.0',
+      replicas: 2,
+      stored: true,
+    });
+    const other = gateway([stillOld]);
+    await other.gw.scaleToZero(past, record(stillOld));
+    expect(await other.gw.restore(past, record(other.store.get('airflow-scheduler')!), past.toRevision)).toBe(false);
+  });
+
   it('releases a held workload, and moves a hold admitted under another id to the operation', async () => {
     const admitted = heldFor('dg-aaaaaaaaaaaaaaaa', scheduler);
     const { gw, store } = gateway([

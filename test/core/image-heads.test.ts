@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { headForVersion } from '../../src/core/heads.js';
 import {
   BUILT_IN_HEADS,
+  compareWithMap,
   disagreements,
   headFromMap,
   HEADS_MAP_ARGV,
@@ -80,5 +81,48 @@ describe('image heads map', () => {
         heads,
       ),
     ).toMatch(/not older/);
+  });
+});
+
+describe('a target placed by the map of the image running the database revision', () => {
+  /** As Airflow 3.5 would print it: 3.4.0 and 3.5.0 both past the table. */
+  const newer = parseHeadsMap(JSON.stringify({ ...JSON.parse(printed), '3.5.0': 'f0a1b2c3d4f2' }));
+  const name = 'the heads map of image sha256:x';
+
+  it("an older head than the revision is a downgrade; the from-version is the map's (or the hint it confirms)", () => {
+    expect(compareWithMap(newer, name, v('3.4.0'), 'f0a1b2c3d4f2')).toEqual({
+      kind: 'downgrade',
+      fromVersion: '3.5.0',
+      toHead: 'f0a1b2c3d4e6',
+      reason: `3.5.0 -> 3.4.0: schema head f0a1b2c3d4f2 -> f0a1b2c3d4e6 (${name})`,
+    });
+    expect(compareWithMap(newer, name, v('3.3.0'), 'f0a1b2c3d4f2', v('3.5.1'))).toMatchObject({
+      kind: 'downgrade',
+      fromVersion: '3.5.1',
+      toHead: 'd2f4e1b3c5a7',
+    });
+    // A hint the map gives another head is not believed.
+    expect(compareWithMap(newer, name, v('3.3.0'), 'f0a1b2c3d4f2', v('3.4.0'))).toMatchObject({ fromVersion: '3.5.0' });
+  });
+
+  it('the same head, a later head, or a version newer than any listed: no downgrade', () => {
+    expect(compareWithMap(newer, name, v('3.4.2'), 'f0a1b2c3d4e6').kind).toBe('same-head');
+    expect(compareWithMap(newer, name, v('3.5.0'), 'f0a1b2c3d4e6').kind).toBe('forward');
+    expect(compareWithMap(newer, name, v('3.6.0'), 'f0a1b2c3d4f2')).toEqual({
+      kind: 'forward',
+      reason: `3.6.0 is newer than any version in ${name}: schema can only move forward`,
+    });
+  });
+
+  it('a revision the map does not list, or a target below it or a pre-release: unknown', () => {
+    expect(compareWithMap(newer, name, v('3.4.0'), 'ffffffffffff')).toEqual({
+      kind: 'unknown',
+      reason: `database revision ffffffffffff is not in ${name}`,
+    });
+    expect(compareWithMap(newer, name, v('2.5.0'), 'f0a1b2c3d4f2').kind).toBe('unknown');
+    expect(compareWithMap(newer, name, v('3.4.0rc1'), 'f0a1b2c3d4f2')).toMatchObject({
+      kind: 'unknown',
+      reason: `${name} lists no head for 3.4.0rc1`,
+    });
   });
 });

@@ -53,6 +53,58 @@ describe('unknownVersion setting', () => {
     });
   });
 
+  it('both versions past the table (3.5.0 -> 3.4.0): held for the coordinator to read the heads from the newer image', () => {
+    const pastTable = parseAdmissionReview(
+      admissionReview({
+        operation: 'UPDATE',
+        oldObject: chartWorkload({ ...scheduler, version: '3.5.0', stored: true }),
+        object: chartWorkload({ ...scheduler, version: '3.4.0', stored: true }),
+      }),
+    );
+    const held = decide(pastTable, {}, DEFAULT_CONFIG);
+    expect(held).toMatchObject({
+      kind: 'unknown-version',
+      allowed: true,
+      sideEffect: 'resolve-version',
+      reason: expect.stringMatching(/no known schema head for Airflow 3\.4\.0.*held until the version is resolved/),
+      warnings: [expect.any(String), expect.stringMatching(/the newer image's own heads map/), expect.any(String)],
+    });
+    const object = applyJsonPatch(pastTable.object, held.patch);
+    expect(readResolveTarget(object)).toEqual({
+      image: 'apache/airflow:3.4.0',
+      toVersion: '3.4.0',
+      fromVersion: '3.5.0',
+    });
+    expect(decide(pastTable, {}, parseGuardConfig({ unknownVersion: 'allow' }))).toMatchObject({
+      kind: 'unknown-version',
+      patch: [],
+      warnings: [expect.stringMatching(/admitted without a downgrade check/), expect.any(String)],
+    });
+  });
+
+  it('a moving tag restarted with the spec unchanged is admitted as "image unchanged" under every policy (README: pin digests)', () => {
+    const latest = chartWorkload({ ...scheduler, image: 'apache/airflow:latest', stored: true });
+    const restarted = structuredClone(latest) as { spec: { template: { metadata: { annotations?: object } } } };
+    // `kubectl rollout restart`: only the template's restartedAt annotation changes.
+    restarted.spec.template.metadata.annotations = { 'kubectl.kubernetes.io/restartedAt': '2026-12-03T17:00:00Z' };
+    const restart = parseAdmissionReview(
+      admissionReview({ operation: 'UPDATE', oldObject: latest, object: restarted }),
+    );
+    for (const policy of ['hold', 'allow', 'deny'] as const) {
+      expect(decide(restart, {}, parseGuardConfig({ unknownVersion: policy })), policy).toMatchObject({
+        kind: 'no-version-change',
+        allowed: true,
+        patch: [],
+        reason: expect.stringMatching(/^image unchanged \(version unknown: /),
+      });
+    }
+    // Once resolved, the same tag on both sides is the same version: still no change to hold.
+    expect(decide(restart, { imageVersions: { 'apache/airflow:latest': '3.1.0' } }, DEFAULT_CONFIG)).toMatchObject({
+      kind: 'no-version-change',
+      patch: [],
+    });
+  });
+
   it('refuses a file where strict contradicts unknownVersion, and values it does not know', () => {
     expect(() => parseGuardConfig({ strict: true, unknownVersion: 'allow' })).toThrow(
       /unknownVersion: strict: true \(deprecated alias of unknownVersion: deny\) conflicts with unknownVersion: allow/,

@@ -22,7 +22,7 @@ import {
   type E2E,
   type ReleaseSpec,
 } from './harness.js';
-import { startRegistry, type TestRegistry } from '../support/oci-registry.js';
+import { startRegistry, type TestRegistry } from '../../testbed/oci-registry.js';
 
 const REGISTRY = 'registry.corp.invalid/catalog-airflow-airflow';
 const TAGS: Record<string, string> = {

@@ -114,6 +114,73 @@ describe('releases past the built-in table of schema heads', () => {
   });
 });
 
+/** Two releases past the table: 3.5.0's image knows 3.4.0's migrations (and lists 3.4.0 in its map). */
+const FURTHER = { version: '3.5.0', migrations: ['f0a1b2c3d4f1', 'f0a1b2c3d4f2'] };
+
+describe('a downgrade with both versions past the built-in table', () => {
+  it('3.5.0 -> 3.4.0: held, both heads read from the 3.5.0 image, downgraded, verified and released', async () => {
+    DEFAULT_IMAGE_CATALOG.declare(
+      `apache/airflow:${FUTURE.version}`,
+      { 'org.apache.airflow.version': FUTURE.version },
+      FUTURE.migrations,
+    );
+    DEFAULT_IMAGE_CATALOG.declare(
+      `apache/airflow:${FURTHER.version}`,
+      { 'org.apache.airflow.version': FURTHER.version },
+      { [FUTURE.version]: FUTURE.migrations, [FURTHER.version]: FURTHER.migrations },
+    );
+    e2e = await startE2E();
+    const s: ReleaseSpec = { release: 'further', namespace: 'further', version: FURTHER.version };
+    await e2e.installRelease(s);
+    expect(await e2e.revision()).toBe(FURTHER.migrations.at(-1));
+    const guard = await e2e.startGuard();
+    await helmUpgrade(e2e, s, FUTURE.version, 'post-upgrade');
+    const op = await expectDowngraded(e2e, s, FUTURE.version, FUTURE.migrations.at(-1)!);
+    expect(stepSequence(op).filter((step) => step !== 'resolve')).toEqual(FULL_SEQUENCE);
+    expect(op.steps.find((step) => step.step === 'resolve')?.detail).toMatch(/Airflow 3\.4\.0/);
+    expect(op).toMatchObject({
+      fromVersion: FURTHER.version,
+      toVersion: FUTURE.version,
+      fromRevision: FURTHER.migrations.at(-1),
+      toRevision: FUTURE.migrations.at(-1),
+    });
+    expect(guard.logs.join('\n')).toMatch(/schema heads from the heads map of image sha256:[0-9a-f]{64}/);
+  });
+
+  it('the same with private tags (build-35 -> build-34): versions by a probe pod, heads from the image build-35 runs', async () => {
+    const tags: Record<string, string> = {
+      [FURTHER.version]: 'registry.corp.invalid/catalog-airflow-airflow:build-35',
+      [FUTURE.version]: 'registry.corp.invalid/catalog-airflow-airflow:build-34',
+    };
+    const image = (version: string): string => tags[version] ?? `unknown:${version}`;
+    DEFAULT_IMAGE_CATALOG.declare(
+      image(FUTURE.version),
+      { 'org.apache.airflow.version': FUTURE.version },
+      FUTURE.migrations,
+    );
+    DEFAULT_IMAGE_CATALOG.declare(
+      image(FURTHER.version),
+      { 'org.apache.airflow.version': FURTHER.version },
+      { [FUTURE.version]: FUTURE.migrations, [FURTHER.version]: FURTHER.migrations },
+    );
+    e2e = await startE2E();
+    const s: ReleaseSpec = { release: 'private', namespace: 'private', version: FURTHER.version, image };
+    await e2e.installRelease(s);
+    const guard = await e2e.startGuard();
+    await helmUpgrade(e2e, s, FUTURE.version, 'post-upgrade');
+    const op = await expectDowngraded(e2e, s, FUTURE.version, FUTURE.migrations.at(-1)!);
+    expect(guard.logs.join('\n')).toMatch(/schema heads from the heads map of image sha256:[0-9a-f]{64}/);
+    expect(op).toMatchObject({
+      fromVersion: FURTHER.version,
+      fromRevision: FURTHER.migrations.at(-1),
+      toRevision: FUTURE.migrations.at(-1),
+    });
+    expect(op.steps.find((step) => step.step === 'resolve')?.detail).toMatch(
+      /build-34 is Airflow 3\.4\.0 \((probe-pod|cache), \d+ ms\)/,
+    );
+  });
+});
+
 describe('the database the pods really use', () => {
   it('official chart with data.metadataSecretName: the connection is read from the Secret its pods name', async () => {
     e2e = await startE2E();

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runPlan } from '../../src/cli/commands/plan.js';
 import { parseImageReference, versionFromLabels, type ImageReference } from '../../src/core/images.js';
 import { readImageConfig, RegistryError } from '../../src/registry/client.js';
-import { registryAvailable, startRegistry, type TestRegistry } from '../support/oci-registry.js';
+import { registryAvailable, startRegistry, type TestRegistry } from '../../testbed/oci-registry.js';
 import { renderChart } from '../plan/fixtures.js';
 
 const AIRFLOW = (version: string) => ({

@@ -1,7 +1,7 @@
 // `npm run bench`: admission speed against the floor, in-process decision cost, coordinator
 // overhead, and memory per watched release — printed as tables with the targets they are held to.
 //
-//   node dist-testbed/testbed/bench/main.js [--only admission,core,coordinator,scale] [--quick] [--profile DIR] [--json FILE]
+//   node dist-testbed/testbed/bench/main.js [--only admission,core,coordinator,scale,outage,resolution] [--quick] [--profile DIR] [--json FILE]
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,11 +9,12 @@ import { Command } from 'commander';
 import { runAdmissionBench, type AdmissionReport } from './admission.js';
 import { runCoordinatorBench, type CoordinatorReport } from './coordinator.js';
 import { runCoreBench, type CoreReport } from './core.js';
+import { runResolutionBench, type ResolutionReport } from './resolution.js';
 import { runScaleBench, type ScaleReport } from './scale.js';
 import { fmt, mb, median, table, type LatencySummary } from './stats.js';
 import { startTestbedPostgres } from '../start.js';
 
-const SECTIONS = ['admission', 'core', 'coordinator', 'scale', 'outage'] as const;
+const SECTIONS = ['admission', 'core', 'coordinator', 'scale', 'outage', 'resolution'] as const;
 /** The orders the outage section compares (serve --order). */
 const ORDERS = ['drain-first', 'downgrade-first'] as const;
 /** The guard's --max-concurrent-execs in the coordinator section: overhead must not grow past it. */
@@ -315,6 +316,21 @@ function targets(a?: AdmissionReport, c?: CoreReport, co?: CoordinatorReport, s?
   return out;
 }
 
+function resolutionTable(r: ResolutionReport): string {
+  const t = table(
+    ['path', 'p50', 'p99', 'max', 'unit', 'samples'],
+    r.rows.map((row) => [
+      row.path,
+      fmt(row.latency.p50, 2),
+      fmt(row.latency.p99, 2),
+      fmt(row.latency.max, 2),
+      row.unit,
+      row.note,
+    ]),
+  );
+  return `${t.text}${r.skipped.map((s) => `\nnot measured: ${s}`).join('')}`;
+}
+
 async function main(): Promise<void> {
   const program = new Command()
     .name('bench')
@@ -501,6 +517,16 @@ async function main(): Promise<void> {
     );
   }
 
+  let resolution: ResolutionReport | undefined;
+  if (only.has('resolution')) {
+    log('6. version resolution latency (cache hit at admission, registry miss, probe pod)');
+    resolution = await runResolutionBench(
+      { rounds: quick ? 5 : 30, probeRounds: quick ? 2 : 5, admissionIterations: quick ? 20_000 : 200_000 },
+      log,
+    );
+    out.push(`## 6. Version resolution latency (images whose tag names no version)\n\n${resolutionTable(resolution)}`);
+  }
+
   const t = targets(admission, core, coordinator, scale);
   const summary = table(
     ['target', 'met', 'figures'],
@@ -508,7 +534,8 @@ async function main(): Promise<void> {
   );
   out.push(`## Targets\n\n${summary.text}`);
   process.stdout.write(`\n${out.join('\n\n')}\n\nfinished in ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
-  if (opts.json) writeFileSync(opts.json, JSON.stringify({ admission, core, coordinator, scale, targets: t }, null, 2));
+  if (opts.json)
+    writeFileSync(opts.json, JSON.stringify({ admission, core, coordinator, scale, resolution, targets: t }, null, 2));
 }
 
 main().then(

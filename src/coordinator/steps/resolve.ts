@@ -6,6 +6,7 @@
 import { compareToCurrent, operationIdFor } from '../../core/decide.js';
 import { firstVersionWithHead, headForVersion, headIndex } from '../../core/heads.js';
 import type { HoldTarget, ResolveTarget } from '../../core/hold.js';
+import { compareWithMap, type HeadsMap } from '../../core/image-heads.js';
 import type { Resolution } from '../../core/resolution-cache.js';
 import { parseAirflowVersion, type AirflowVersion } from '../../core/versions.js';
 import type { WorkloadRecord } from '../release-view.js';
@@ -34,6 +35,11 @@ export interface ResolveContext {
   releaseHold(held: HeldForResolution): Promise<void>;
   /** Turns the hold into a downgrade's (operation annotations, what was resolved), the held fields unchanged. */
   holdForDowngrade(held: HeldForResolution, target: HoldTarget, resolution: Resolution): Promise<void>;
+  /**
+   * The heads map of the image running the release's newest version (image-heads.ts), for versions
+   * past the built-in table; undefined when no pod of it runs. Throws when it cannot be read.
+   */
+  readHeadsMap(namespace: string, release: string): Promise<{ map: HeadsMap; name: string } | undefined>;
   /** Warnings, Events, audit and `status` hear what was resolved, how and how long it took. */
   reportResolution(held: HeldForResolution, outcome: ResolveOutcome): Promise<void>;
 }
@@ -95,23 +101,98 @@ async function decideResolution(
     case 'install':
       return { kind: 'released', resolution, reason: `${what}: ${compared.reason}; no downgrade, released` };
     case 'unknown':
-      return { kind: 'kept', resolution, reason: `${what}, but ${compared.reason}` };
+      return placedByImage(
+        ctx,
+        held,
+        resolution,
+        version,
+        revision as string,
+        fromHint,
+        `${what}, but ${compared.reason}`,
+      );
     case 'downgrade': {
       const fromRevision = revision as string;
-      if (!toHead || headIndex(fromRevision) < 0)
-        return { kind: 'kept', resolution, reason: `${what}: ${compared.reason}, but its schema head is not known` };
       const fromVersion = current.version?.text ?? firstVersionWithHead(fromRevision)?.text;
-      if (!fromVersion)
-        return { kind: 'kept', resolution, reason: `${what}: no Airflow version has schema head ${fromRevision}` };
-      const target: HoldTarget = {
-        operationId: operationIdFor(namespace, release, fromRevision, toHead),
-        fromVersion,
-        toVersion: version.text,
-        fromRevision,
-        toRevision: toHead,
-      };
-      return { kind: 'downgrade', resolution, target, reason: `${what}: ${compared.reason}; held as a downgrade` };
+      if (!toHead || headIndex(fromRevision) < 0 || !fromVersion)
+        return placedByImage(
+          ctx,
+          held,
+          resolution,
+          version,
+          fromRevision,
+          fromHint,
+          `${what}: ${compared.reason}, but its schema head is not known`,
+        );
+      return heldAsDowngrade(
+        held,
+        resolution,
+        { fromVersion, fromRevision, toVersion: version.text, toRevision: toHead },
+        `${what}: ${compared.reason}`,
+      );
     }
+  }
+}
+
+function heldAsDowngrade(
+  held: HeldForResolution,
+  resolution: Resolution,
+  heads: Omit<HoldTarget, 'operationId'>,
+  reason: string,
+): ResolveOutcome {
+  const { namespace, release } = held.workload;
+  const target: HoldTarget = {
+    operationId: operationIdFor(namespace, release, heads.fromRevision as string, heads.toRevision),
+    ...heads,
+  };
+  return { kind: 'downgrade', resolution, target, reason: `${reason}; held as a downgrade` };
+}
+
+/**
+ * A version the built-in table cannot place (past it, or a database revision it does not list):
+ * the heads map of the image running the newest version places both, the image's word winning.
+ */
+async function placedByImage(
+  ctx: ResolveContext,
+  held: HeldForResolution,
+  resolution: Resolution,
+  version: AirflowVersion,
+  revision: string,
+  fromHint: AirflowVersion | undefined,
+  unplaced: string,
+): Promise<ResolveOutcome> {
+  const { namespace, release } = held.workload;
+  let read: { map: HeadsMap; name: string } | undefined;
+  try {
+    read = await ctx.readHeadsMap(namespace, release);
+  } catch (error) {
+    return {
+      kind: 'kept',
+      resolution,
+      reason: `${unplaced}; the newer image's heads map is unreadable: ${(error as Error).message}`,
+    };
+  }
+  if (!read)
+    return { kind: 'kept', resolution, reason: `${unplaced}; no Running and Ready pod to read a heads map from` };
+  const compared = compareWithMap(read.map, read.name, version, revision, fromHint);
+  const what = `${held.target.image} is Airflow ${version.text} (${resolution.method})`;
+  switch (compared.kind) {
+    case 'forward':
+    case 'same-head':
+      return { kind: 'released', resolution, reason: `${what}: ${compared.reason}; no downgrade, released` };
+    case 'unknown':
+      return { kind: 'kept', resolution, reason: `${unplaced}, and ${compared.reason}` };
+    case 'downgrade':
+      return heldAsDowngrade(
+        held,
+        resolution,
+        {
+          fromVersion: compared.fromVersion,
+          fromRevision: revision,
+          toVersion: version.text,
+          toRevision: compared.toHead,
+        },
+        `${what}: ${compared.reason}`,
+      );
   }
 }
 

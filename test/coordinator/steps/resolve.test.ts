@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { operationIdFor } from '../../../src/core/decide.js';
 import { headForVersion } from '../../../src/core/heads.js';
 import type { HoldTarget } from '../../../src/core/hold.js';
+import { parseHeadsMap } from '../../../src/core/image-heads.js';
 import type { Resolution } from '../../../src/core/resolution-cache.js';
 import { parseAirflowVersion } from '../../../src/core/versions.js';
 import {
@@ -21,21 +22,32 @@ interface MemoryResolveContext extends ResolveContext {
   released: string[];
   downgrades: Array<{ name: string; target: HoldTarget }>;
   reports: ResolveOutcome[];
+  /** What readHeadsMap answers: the newest running image's map (as it prints it), none, or a failure. */
+  headsMap: Record<string, string> | undefined | Error;
 }
 
-function memory(overrides: Partial<Pick<MemoryResolveContext, 'resolution' | 'revision'>> = {}): MemoryResolveContext {
+function memory(
+  overrides: Partial<Pick<MemoryResolveContext, 'resolution' | 'revision' | 'headsMap'>> = {},
+): MemoryResolveContext {
   const ctx: MemoryResolveContext = {
     resolution: { version: '2.8.4', method: 'registry', digest: `sha256:${'a'.repeat(64)}`, durationMs: 12 },
     revision: head('2.9.3'),
     released: [],
     downgrades: [],
     reports: [],
+    headsMap: undefined,
     async resolveImage() {
       if (ctx.resolution instanceof Error) throw ctx.resolution;
       return ctx.resolution;
     },
     async readRevision() {
       return ctx.revision;
+    },
+    async readHeadsMap() {
+      if (ctx.headsMap instanceof Error) throw ctx.headsMap;
+      return (
+        ctx.headsMap && { map: parseHeadsMap(JSON.stringify(ctx.headsMap)), name: 'the heads map of image sha256:n' }
+      );
     },
     async releaseHold(held) {
       ctx.released.push(held.workload.name);
@@ -147,6 +159,71 @@ describe('resolve', () => {
       reason: expect.stringMatching(/under operation dg-aaaaaaaaaaaaaaaa/),
     });
     expect(other.released).toEqual([]);
+  });
+});
+
+describe('resolve past the built-in table: heads from the newest running image', () => {
+  /** The 3.5.0 image's map: it lists 3.4.0 (past the table too) and itself. */
+  const MAP = { '3.3.0': head('3.3.0'), '3.4.0': 'f0a1b2c3d4e6', '3.5.0': 'f0a1b2c3d4f2' };
+  const known = (revision: string) => memory({ resolution: new Error('must not be asked'), revision, headsMap: MAP });
+
+  it('3.5.0 -> 3.4.0 (both past the table): held as a downgrade with both heads from the image', async () => {
+    const ctx = known('f0a1b2c3d4f2');
+    const outcome = await resolve(ctx, held({ toVersion: '3.4.0', fromVersion: '3.5.0' }), undefined);
+    const target = {
+      operationId: operationIdFor('airflow', 'airflow', 'f0a1b2c3d4f2', 'f0a1b2c3d4e6'),
+      fromVersion: '3.5.0',
+      toVersion: '3.4.0',
+      fromRevision: 'f0a1b2c3d4f2',
+      toRevision: 'f0a1b2c3d4e6',
+    };
+    expect(outcome).toMatchObject({ kind: 'downgrade', target });
+    expect(outcome.reason).toBe(
+      `${IMAGE} is Airflow 3.4.0 (admission): 3.5.0 -> 3.4.0: schema head f0a1b2c3d4f2 -> f0a1b2c3d4e6 (the heads map of image sha256:n); held as a downgrade`,
+    );
+    expect(ctx.downgrades).toEqual([{ name: 'airflow-scheduler', target }]);
+  });
+
+  it('a version the table knows below a revision it does not: the image places the revision', async () => {
+    const ctx = memory({
+      revision: 'f0a1b2c3d4f2',
+      headsMap: MAP,
+      resolution: { version: '3.3.0', method: 'registry', durationMs: 4 },
+    });
+    expect(await resolve(ctx, held(), undefined)).toMatchObject({
+      kind: 'downgrade',
+      target: { fromVersion: '3.5.0', fromRevision: 'f0a1b2c3d4f2', toRevision: head('3.3.0') },
+    });
+  });
+
+  it('same head or newer than the image knows: released unchanged', async () => {
+    const same = known('f0a1b2c3d4e6');
+    expect(await resolve(same, held({ toVersion: '3.4.1' }), undefined)).toMatchObject({ kind: 'released' });
+    expect(same.released).toEqual(['airflow-scheduler']);
+    const newer = known('f0a1b2c3d4f2');
+    expect(await resolve(newer, held({ toVersion: '3.6.0' }), undefined)).toMatchObject({
+      kind: 'released',
+      reason: expect.stringMatching(/3\.6\.0 is newer than any version in the heads map of image sha256:n/),
+    });
+  });
+
+  it('no pod to read a map from, an unreadable map, a revision the map lacks: kept held, saying why', async () => {
+    const none = memory({ revision: 'f0a1b2c3d4f2', headsMap: undefined });
+    expect((await resolve(none, held({ toVersion: '3.4.0' }), undefined)).reason).toMatch(
+      /no known schema head for Airflow 3\.4\.0.*; no Running and Ready pod to read a heads map from$/,
+    );
+    const failing = memory({ revision: 'f0a1b2c3d4f2', headsMap: new Error('exec: exit 1') });
+    expect((await resolve(failing, held({ toVersion: '3.4.0' }), undefined)).reason).toMatch(
+      /the newer image's heads map is unreadable: exec: exit 1$/,
+    );
+    const lacking = memory({ revision: 'ffffffffffff', headsMap: MAP });
+    const outcome = await resolve(lacking, held({ toVersion: '3.4.0' }), undefined);
+    expect(outcome).toMatchObject({ kind: 'kept' });
+    expect(outcome.reason).toMatch(/database revision ffffffffffff is not in the heads map of image sha256:n$/);
+    for (const ctx of [none, failing, lacking]) {
+      expect(ctx.released).toEqual([]);
+      expect(ctx.downgrades).toEqual([]);
+    }
   });
 });
 

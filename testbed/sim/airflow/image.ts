@@ -26,6 +26,8 @@ const SQUASHED_BASE = { key: '2.6.2', head: '4bc4d934e2bc', since: parseAirflowV
 /** From this version on `--to-version` takes the head of the greatest listed version <= V. */
 const GREATEST_LISTED_RESOLVER_SINCE = parseAirflowVersion('3.1.0') as AirflowVersion;
 
+const VERSION_LABEL = 'org.apache.airflow.version';
+
 /**
  * What images declare, as a registry would serve their config: labels per image reference. The
  * simulated containers read their Airflow version from `org.apache.airflow.version` as real ones
@@ -33,15 +35,24 @@ const GREATEST_LISTED_RESOLVER_SINCE = parseAirflowVersion('3.1.0') as AirflowVe
  */
 export class ImageCatalog {
   private readonly labels = new Map<string, Readonly<Record<string, string>>>();
-  private readonly ownMigrations = new Map<string, readonly string[]>();
+  private readonly ownMigrations = new Map<string, Readonly<Record<string, readonly string[]>>>();
 
   /**
-   * `migrations`: revisions the image's own release adds after the known chain (an Airflow newer
-   * than test/fixtures/airflow-migrations.json), so its chain and `_REVISION_HEADS_MAP` go past it.
+   * `migrations`: revisions past the known chain (./airflow-migrations.json) the image
+   * has scripts for, so its chain and `_REVISION_HEADS_MAP` go past it: a list is added by the
+   * image's own release; a map release -> revisions also lists releases between the chain and it
+   * (an image two releases past the chain knows the migrations of the one in between).
    */
-  declare(image: string, labels: Readonly<Record<string, string>>, migrations: readonly string[] = []): void {
+  declare(
+    image: string,
+    labels: Readonly<Record<string, string>>,
+    migrations: readonly string[] | Readonly<Record<string, readonly string[]>> = [],
+  ): void {
     this.labels.set(image, { ...labels });
-    if (migrations.length > 0) this.ownMigrations.set(image, [...migrations]);
+    const byRelease = Array.isArray(migrations)
+      ? { [labels[VERSION_LABEL] ?? '']: migrations as readonly string[] }
+      : (migrations as Readonly<Record<string, readonly string[]>>);
+    if (Object.values(byRelease).some((revisions) => revisions.length > 0)) this.ownMigrations.set(image, byRelease);
     else this.ownMigrations.delete(image);
   }
 
@@ -49,15 +60,14 @@ export class ImageCatalog {
     return this.labels.get(image);
   }
 
-  migrationsOf(image: string): readonly string[] {
-    return this.ownMigrations.get(image) ?? [];
+  /** Release -> revisions the image declares past the known chain (empty when none). */
+  migrationsOf(image: string): Readonly<Record<string, readonly string[]>> {
+    return this.ownMigrations.get(image) ?? {};
   }
 }
 
 /** The catalog the runtime uses unless given its own (in memory, empty: tags decide). */
 export const DEFAULT_IMAGE_CATALOG = new ImageCatalog();
-
-const VERSION_LABEL = 'org.apache.airflow.version';
 
 /** The Airflow version a simulated image runs, or undefined for anything that is not Airflow. */
 export function airflowImageVersion(
@@ -114,18 +124,31 @@ export function airflowImage(
   };
 }
 
-/** The known chain, plus the migrations an image newer than it declares (released by its own version). */
+/** The known chain, plus the migrations an image newer than it declares, release by release. */
 function chainOf(
   image: string,
   release: AirflowVersion,
   catalog: ImageCatalog,
 ): { migrations: readonly Migration[]; releaseHeads: readonly ReleaseHead[] } {
-  const own = catalog.migrationsOf(image);
-  if (own.length === 0) return { migrations: MIGRATIONS, releaseHeads: RELEASE_HEADS };
+  const declared = Object.entries(catalog.migrationsOf(image));
+  if (declared.length === 0) return { migrations: MIGRATIONS, releaseHeads: RELEASE_HEADS };
   const last = MIGRATIONS.at(-1) as Migration;
-  if (compareVersions(release, last.release) <= 0)
-    throw new Error(`image ${image} declares migrations but ${release.text} is not newer than ${last.release.text}`);
-  const added = own.map((revision, i) => ({ revision, downRevision: own[i - 1] ?? last.revision, release }));
+  const releases = declared
+    .map(([text, revisions]) => {
+      const parsed = parseAirflowVersion(text);
+      if (!parsed) throw new Error(`image ${image} declares migrations of ${JSON.stringify(text)}, not a version`);
+      return { release: releaseOf(parsed), revisions };
+    })
+    .sort((a, b) => compareVersions(a.release, b.release));
+  const added: Migration[] = [];
+  for (const { release: r, revisions } of releases) {
+    if (compareVersions(r, last.release) <= 0)
+      throw new Error(`image ${image} declares migrations but ${r.text} is not newer than ${last.release.text}`);
+    if (compareVersions(r, release) > 0)
+      throw new Error(`image ${image} declares migrations of ${r.text}, newer than its own ${release.text}`);
+    for (const revision of revisions)
+      added.push({ revision, downRevision: added.at(-1)?.revision ?? last.revision, release: r });
+  }
   const migrations = [...MIGRATIONS, ...added];
   return { migrations, releaseHeads: releaseHeads(migrations) };
 }

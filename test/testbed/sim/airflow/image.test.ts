@@ -126,4 +126,20 @@ describe('a simulated image newer than the known migration chain', () => {
     catalog.declare('registry.local/airflow:old', { 'org.apache.airflow.version': '3.3.0' }, ['aaaa0001']);
     expect(() => airflowImage('registry.local/airflow:old', catalog)).toThrow(/not newer than 3.3.0/);
   });
+
+  it('an image two releases past the chain knows the migrations and head of the one in between', () => {
+    const catalog = new ImageCatalog();
+    catalog.declare(
+      'registry.local/airflow:build-10',
+      { 'org.apache.airflow.version': '3.5.0' },
+      { '3.5.0': ['bbbb0001'], '3.4.0': ['aaaa0001', 'aaaa0002'] },
+    );
+    const newer = airflowImage('registry.local/airflow:build-10', catalog)!;
+    expect(newer.head).toBe('bbbb0001');
+    expect(newer.chain.slice(-4)).toEqual(['d2f4e1b3c5a7', 'aaaa0001', 'aaaa0002', 'bbbb0001']);
+    expect(newer.headsMap).toMatchObject({ '3.3.0': 'd2f4e1b3c5a7', '3.4.0': 'aaaa0002', '3.5.0': 'bbbb0001' });
+    expect(newer.releaseOfRevision.get('aaaa0001')).toBe('3.4.0');
+    catalog.declare('registry.local/airflow:bad', { 'org.apache.airflow.version': '3.4.0' }, { '3.5.0': ['x1'] });
+    expect(() => airflowImage('registry.local/airflow:bad', catalog)).toThrow(/3.5.0, newer than its own 3.4.0/);
+  });
 });

@@ -1,6 +1,6 @@
-// A real OCI registry for tests: Debian's `docker-registry` (the CNCF distribution server) on
+// A real OCI registry for the tests and the benchmarks: Debian's `docker-registry` (the CNCF distribution server) on
 // 127.0.0.1 with TLS, anonymous or with htpasswd auth, in a temp directory removed on stop.
-// Test images are pushed through its HTTP API: config blobs carrying labels, single- and multi-arch.
+// Images are pushed through its HTTP API: config blobs carrying labels, single- and multi-arch.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -8,7 +8,7 @@ import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
-import { generateCa, issueServingCertificate } from '../../src/certs/generate.js';
+import { generateCa, issueServingCertificate } from '../src/certs/generate.js';
 
 export const REGISTRY_BINARY = process.env.DOCKER_REGISTRY_BIN ?? '/usr/bin/docker-registry';
 
