@@ -176,11 +176,10 @@ function annotationOps(object: unknown, values: Record<string, string>): JsonPat
   }));
 }
 
-/** The patch that holds this workload's rollout and records the hold and its operation. */
-export function holdPatch(
+/** The spec changes that hold the rollout (original values kept across holds), and their record. */
+function heldSpec(
   kind: WorkloadKind,
   object: unknown,
-  target: HoldTarget,
   operation: 'CREATE' | 'UPDATE',
 ): { patch: JsonPatchOperation[]; record: HoldRecord } {
   const notes: string[] = [];
@@ -188,6 +187,17 @@ export function holdPatch(
   const record: HoldRecord = { kind, changes, ...(notes.length > 0 ? { notes } : {}) };
   const patch: JsonPatchOperation[] = [];
   for (const c of changes) patch.push(...setOps(object, segmentsOf(c.path), c.held));
+  return { patch, record };
+}
+
+/** The patch that holds this workload's rollout and records the hold and its operation. */
+export function holdPatch(
+  kind: WorkloadKind,
+  object: unknown,
+  target: HoldTarget,
+  operation: 'CREATE' | 'UPDATE',
+): { patch: JsonPatchOperation[]; record: HoldRecord } {
+  const { patch, record } = heldSpec(kind, object, operation);
   const annotations: Record<string, string> = {
     [ANNOTATIONS.hold]: JSON.stringify(record),
     [ANNOTATIONS.operation]: target.operationId,
@@ -225,11 +235,7 @@ export function resolveHoldPatch(
   target: ResolveTarget,
   operation: 'CREATE' | 'UPDATE',
 ): { patch: JsonPatchOperation[]; record: HoldRecord } {
-  const notes: string[] = [];
-  const changes = keepOriginalValues(holdChanges(kind, object, operation, notes), readHoldRecord(object));
-  const record: HoldRecord = { kind, changes, ...(notes.length > 0 ? { notes } : {}) };
-  const patch: JsonPatchOperation[] = [];
-  for (const c of changes) patch.push(...setOps(object, segmentsOf(c.path), c.held));
+  const { patch, record } = heldSpec(kind, object, operation);
   const annotations: Record<string, string> = {
     [ANNOTATIONS.hold]: JSON.stringify(record),
     [ANNOTATIONS.resolve]: target.image,
