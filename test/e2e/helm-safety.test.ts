@@ -11,33 +11,20 @@ import { writeAirflowFixtureChart } from '../support/airflow-chart.js';
 import { helmFor, type Helm, type HelmMajor } from '../support/helm.js';
 import { spawnOwned, stopOwned } from '../support/processes.js';
 import { removeKubectlDirs } from '../testbed/sim/support.js';
-import {
-  describeRelease,
-  eventsOf,
-  expectNoViolations,
-  FULL_SEQUENCE,
-  guardAnnotations,
-  headOf,
-  releaseReady,
-  releaseWorkloads,
-  ROOT,
-  stepSequence,
-  waitFor,
-  type ReleaseSpec,
-} from './harness.js';
+import { describeRelease, eventsOf, FULL_SEQUENCE, releaseReady, ROOT, stepSequence, waitFor } from './harness.js';
 import { kustomize, startInstalledE2E, type InstalledE2E } from './install-harness.js';
+import {
+  expectSettledAt,
+  fixtureRelease,
+  HELM_FROM,
+  HELM_TO,
+  helmDowngradeThenRollback,
+  helmInstallFixture,
+} from './scenarios/helm.js';
 
-const FROM = '3.1.0';
-const TO = '3.0.2';
-const COMPONENTS = ['api-server', 'scheduler', 'dag-processor', 'triggerer', 'worker', 'statsd'];
-const spec = (version: string): ReleaseSpec => ({
-  release: 'airflow',
-  namespace: 'airflow',
-  version,
-  components: COMPONENTS,
-  statefulSets: ['triggerer', 'worker'],
-  replicas: { scheduler: 2 },
-});
+const FROM = HELM_FROM;
+const TO = HELM_TO;
+const spec = fixtureRelease;
 const TERMINAL = ['done', 'held', 'aborted', 'cancelled', 'returned'];
 
 /** Helm version × scenario × outcome × time, printed at the end (the report's table). */
@@ -71,22 +58,7 @@ async function setup(major: HelmMajor, options: { guards?: number; stepDurationM
   onTestFailed(() => console.log(`[helm-safety] state at the failure:\n${describeRelease(e2e, 'airflow', 'airflow')}`));
   const names = ['a', 'b'].slice(0, options.guards ?? 1);
   await Promise.all(names.map((n) => e2e.startGuard(`airflow-downgrade-guard-${n}`)));
-  await helm.ok([
-    'install',
-    'airflow',
-    chart,
-    '-n',
-    'airflow',
-    '--create-namespace',
-    '--set',
-    `metadataConnection=${e2e.db.url}`,
-    '--set',
-    `airflowVersion=${FROM}`,
-    '--timeout',
-    '5m',
-  ]);
-  await waitFor(`release running ${FROM}`, () => releaseReady(e2e.sim, spec(FROM)), 60_000, 50);
-  expect(await e2e.revision()).toBe(headOf(FROM));
+  await helmInstallFixture(e2e, helm, chart);
   return current;
 }
 
@@ -123,19 +95,6 @@ function logged(s: Setup, text: string): boolean {
   return s.e2e.guards.some((g) => g.logs.some((l) => l.includes(text)));
 }
 
-/** The release runs `version` as the last spec applied says: replicas as the chart sets them, nothing paused, no guard marks. */
-async function expectSettledAt(s: Setup, version: string): Promise<void> {
-  await waitFor(`release running ${version}`, () => releaseReady(s.e2e.sim, spec(version)), 90_000, 100);
-  expect(await s.e2e.revision()).toBe(headOf(version));
-  for (const w of releaseWorkloads(spec(version))) {
-    const obj = s.e2e.workload(w.kind, 'airflow', w.name) as { spec: { replicas?: number; paused?: boolean } };
-    expect(obj.spec.replicas, `${w.name} replicas`).toBe(w.replicas);
-    expect(obj.spec.paused ?? false, `${w.name} paused`).toBe(false);
-    expect(guardAnnotations(obj), `${w.name} guard annotations`).toEqual([]);
-  }
-  await expectNoViolations(s.e2e);
-}
-
 const warnings = (s: Setup) =>
   eventsOf(s.e2e, 'airflow')
     .filter((e) => e.type === 'Warning')
@@ -158,7 +117,7 @@ for (const major of [3, 4] as const) {
           expect(op.phase, op.heldReason ?? '').toBe('done');
           expect(stepSequence(op)).toEqual(FULL_SEQUENCE);
           if (round > 1) expect(op.admittedAs).toMatch(/^dg-/);
-          await expectSettledAt(s, TO);
+          await expectSettledAt(s.e2e, TO);
           ids.push(op.id);
           if (round === 1) {
             await s.helm.ok(upgradeArgs(s, FROM));
@@ -191,7 +150,7 @@ for (const major of [3, 4] as const) {
         const op = await ended(s, [], 'operation ended');
         expect(op.phase, JSON.stringify(op)).toBe('returned');
         expect(warnings(s).some((w) => w.startsWith('DowngradeReturned'))).toBe(true);
-        await expectSettledAt(s, FROM);
+        await expectSettledAt(s.e2e, FROM);
         await waitFor(
           'the held 3.0.2 hook Job deleted',
           () => !s.e2e.workload('Job', 'airflow', 'airflow-run-airflow-migrations'),
@@ -203,22 +162,12 @@ for (const major of [3, 4] as const) {
       },
     );
 
-    // `helm rollback` runs no hooks, so no chart Job migrates the schema forward to 3.1.0: the guard holds
-    // the return and runs it as an operation of its own (forward, then restore).
+    // The same body on the real control plane: test/cluster/helm.test.ts.
     it('(b) `helm rollback` to the from-version after the downgrade is done', { timeout: 600_000 }, async () => {
       const started = Date.now();
       const s = await setup(major);
-      await s.helm.ok(upgradeArgs(s, TO, ['--wait']));
-      const done = await ended(s, [], 'downgrade ended');
-      expect(done.phase, done.heldReason ?? '').toBe('done');
-      await expectSettledAt(s, TO);
-      const rollback = await s.helm.run(['rollback', 'airflow', '1', '-n', 'airflow', '--wait', '--timeout', '60s']);
-      const op = operation(s);
-      expect(rollback.code, rollback.stderr).toBe(0);
-      await expectSettledAt(s, FROM);
-      table.push(
-        `${major} | (b) rollback after done | exit ${rollback.code}, op ${op?.id} ${op?.phase} | ${Date.now() - started}`,
-      );
+      const { outcome } = await helmDowngradeThenRollback(s.e2e, s.helm, s.chart);
+      table.push(`${major} | (b) rollback after done | ${outcome} | ${Date.now() - started}`);
     });
 
     it(
@@ -258,7 +207,7 @@ for (const major of [3, 4] as const) {
         // is left at 0, paused or marked, and the held Job, which never ran, is deleted.
         const after = await ended(s, [], 'operation ended');
         expect(after.phase, JSON.stringify(after)).toBe('cancelled');
-        await expectSettledAt(s, FROM);
+        await expectSettledAt(s.e2e, FROM);
         await waitFor(
           'the held 3.0.2 hook Job deleted',
           () => !s.e2e.workload('Job', 'airflow', 'airflow-run-airflow-migrations'),
@@ -272,7 +221,7 @@ for (const major of [3, 4] as const) {
         await s.helm.ok(upgradeArgs(s, TO, ['--wait']));
         const again = await ended(s, [after.id], 'the downgrade again ended');
         expect(again.phase, again.heldReason ?? '').toBe('done');
-        await expectSettledAt(s, TO);
+        await expectSettledAt(s.e2e, TO);
         expect(warnings(s).filter((w) => w.startsWith('HeldJobDeleted: '))).toHaveLength(1);
         table.push(
           `${major} | (c) atomic, exec fails | helm exit ${result.code}, history ${history.map((h) => `${h.revision}:${h.status}`).join(' ')}, op ${op?.phase} then ${after.phase}; guard annotations left: none; held hook Job deleted; the downgrade again: ${again.phase} | ${Date.now() - started}`,
@@ -314,7 +263,7 @@ for (const major of [3, 4] as const) {
           ),
         ).finally(() => stopOwned(child, 'SIGKILL'));
         expect(atExit, stderr).toEqual({ code: 0, phase: 'done', ready: true });
-        await expectSettledAt(s, TO);
+        await expectSettledAt(s.e2e, TO);
         table.push(
           `${major} | wait after upgrade --wait | helm returned at phase ${helmReturned}; wait exit 0 at done, all Ready | ${Date.now() - started}`,
         );

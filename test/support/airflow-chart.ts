@@ -101,6 +101,16 @@ export function writeAirflowFixtureChart(dir: string, options: AirflowChartOptio
       '',
     ].join('\n'),
   );
+  // One ServiceAccount per component, as the official chart makes them: a real API server refuses
+  // pods whose serviceAccountName does not exist.
+  writeFileSync(
+    join(templates, 'serviceaccounts.yaml'),
+    [...components.map((c) => c.component), 'run-airflow-migrations', 'database-cleanup']
+      .map((component) =>
+        template({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: `${RELEASE}-${component}` } }),
+      )
+      .join('---\n'),
+  );
   for (const { component, kind } of components) {
     const obj = component === 'pgbouncer' ? pgbouncer(kind) : chartComponent({ ...base, kind, component, replicas: 1 });
     writeFileSync(join(templates, `${component}.yaml`), template(obj, component));
