@@ -227,8 +227,16 @@ for (const tool of TOOLS) {
             },
             30_000,
           );
-          const opened = e2e.operation('airflow', 'airflow');
-          expect(['confirm', 'downgrade']).toContain(opened?.phase);
+          // The webhook holds at admission; the coordinator opens the operation when it sees the holds.
+          const opened = await waitFor(
+            'operation opened',
+            () => {
+              const op = e2e!.operation('airflow', 'airflow');
+              return op;
+            },
+            30_000,
+          );
+          expect(['confirm', 'downgrade']).toContain(opened.phase);
 
           // While held, the tool's diff (every field the desired state sets) shows the hold, and only
           // fields the docs' rules ignore.
