@@ -4,17 +4,13 @@
 import { readAlembicRevision } from '../db/alembic.js';
 import { isMigrationRunning } from '../db/migration-lock.js';
 import { DatabasePools } from '../db/pool.js';
-import type { OperationState } from './operation.js';
+import type { ReleaseRef } from './metadata-url.js';
 
 /** Where a release's metadata URL comes from (metadata-url.ts): resolved, and forgotten after a failure. */
 export interface MetadataUrlSource {
-  url(ref: DatabaseRef): Promise<string>;
-  forget(ref: DatabaseRef): void;
+  url(ref: ReleaseRef): Promise<string>;
+  forget(ref: ReleaseRef): void;
 }
-
-/** A release's database, asked for by an operation or, before one exists, by a version resolution. */
-export type DatabaseRef = Pick<OperationState, 'namespace' | 'release'> &
-  Partial<Pick<OperationState, 'fromVersion' | 'fromRevision'>>;
 
 export interface MetadataDatabaseOptions {
   urls: MetadataUrlSource;
@@ -37,7 +33,7 @@ export class MetadataDatabase {
   }
 
   /** alembic_version of the operation's release (null: no table); throws when unreadable. */
-  async revision(op: DatabaseRef): Promise<string | null> {
+  async revision(op: ReleaseRef): Promise<string | null> {
     const url = await this.options.urls.url(op);
     let revision: string | null;
     try {
@@ -55,7 +51,7 @@ export class MetadataDatabase {
     return revision;
   }
 
-  async migrationRunning(op: DatabaseRef): Promise<boolean> {
+  async migrationRunning(op: ReleaseRef): Promise<boolean> {
     const url = await this.options.urls.url(op);
     try {
       return this.options.migrationRunning
@@ -72,7 +68,7 @@ export class MetadataDatabase {
   }
 
   /** After a failed probe: the next one resolves the connection again (rotated password) and connects afresh. */
-  private async forget(op: DatabaseRef, url: string): Promise<void> {
+  private async forget(op: ReleaseRef, url: string): Promise<void> {
     this.options.urls.forget(op);
     await this.pools.discard(url);
   }

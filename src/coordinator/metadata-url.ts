@@ -37,7 +37,7 @@ export interface MetadataUrlOptions {
   databaseUrlOverride?: string;
 }
 
-/** The release as the coordinator knows it when it needs the URL. */
+/** The release as the coordinator knows it when it needs the URL: an operation, or before one exists, a version resolution. */
 export interface ReleaseRef {
   namespace: string;
   release: string;
