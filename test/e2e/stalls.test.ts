@@ -56,7 +56,13 @@ describe('stalls', () => {
     expect(held.heldReason).toMatch(
       /^stalled for \d+ s: cannot read the metadata database: metadata Secret community\/community-metadata not found/,
     );
-    expect(eventsOf(e, s.namespace).some((ev) => ev.reason === 'DowngradeHeld' && ev.type === 'Warning')).toBe(true);
+    // Events are queued, not awaited, by the coordinator: the Warning follows the record moments later.
+    await waitFor(
+      'DowngradeHeld Warning',
+      () => eventsOf(e, s.namespace).some((ev) => ev.reason === 'DowngradeHeld' && ev.type === 'Warning'),
+      10_000,
+      25,
+    );
     // Held before anything changed: the release still serves 3.1.0.
     expect(releaseReady(e.sim, s)).toBe(true);
     console.log(

@@ -96,8 +96,11 @@ export function failureScenarios(startOn: StartE2E): void {
       expect(held.heldFrom).toBe('downgrade');
       expect(held.heldReason).toMatch(/downgrade failed in pod .*deadlock detected.*schema is unchanged at 3\.1\.0/);
       await expectHeldServing(e2e, s);
-      const heldEvents = eventsOf(e2e, s.namespace).filter((e) => e.reason === 'DowngradeHeld');
-      expect(heldEvents.length).toBeGreaterThan(0);
+      // Events are queued, not awaited, by the coordinator: the Warning follows the record moments later.
+      const heldEvents = await waitFor('DowngradeHeld Warning', () => {
+        const found = eventsOf(e2e, s.namespace).filter((e) => e.reason === 'DowngradeHeld');
+        return found.length > 0 && found;
+      });
       expect(heldEvents[0]?.type).toBe('Warning');
       expect(heldEvents[0]?.message).toMatch(/deadlock detected/);
 
