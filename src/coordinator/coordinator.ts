@@ -196,6 +196,7 @@ export class Coordinator {
       now: () => Date.now(),
       confirmAttempts: options.confirmAttempts,
       drainTimeoutMs: options.drainTimeoutMs,
+      rolloutSettleMs: options.rolloutSettleMs,
     };
     this.stepContext = ctx;
   }

@@ -22,6 +22,11 @@ export interface CoordinatorOptions {
   maxConcurrentExecs: number;
   /** After this long waiting for old pods to go, they are deleted; after twice it, force-deleted. */
   drainTimeoutMs: number;
+  /**
+   * A workload the rollout has not applied yet is scaled down by the guard only this long after the
+   * operation opened (steps/drain.ts): a server-side apply arriving after the guard's would conflict.
+   */
+  rolloutSettleMs: number;
   /** How often every open operation is looked at even without a watch event. */
   resyncMs: number;
   /** How long to wait between attempts of a step that waits (pods starting, DB retries). */
@@ -53,6 +58,7 @@ export const DEFAULT_COORDINATOR_OPTIONS: Omit<CoordinatorOptions, 'config' | 'i
   execTimeoutMs: 15 * 60_000,
   maxConcurrentExecs: 4,
   drainTimeoutMs: 10 * 60_000,
+  rolloutSettleMs: 5_000,
   resyncMs: 2_000,
   pollMs: 250,
   order: 'drain-first',

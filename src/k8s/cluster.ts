@@ -68,10 +68,29 @@ export interface KubeList<T = JsonObject> {
 export type { JsonPatchOp } from '../core/hold.js';
 import type { JsonPatchOp } from '../core/hold.js';
 import { valueAt } from '../core/objects.js';
+import { disownPatch, FIELD_MANAGER } from '../core/managed-fields.js';
+
+/** Every write names the guard's field manager (the API server would otherwise take it from the User-Agent). */
+const WRITE_QUERY = { fieldManager: FIELD_MANAGER };
+
+function namespaceOf(object: unknown): string | undefined {
+  const namespace = valueAt(object, ['metadata', 'namespace']);
+  return typeof namespace === 'string' ? namespace : undefined;
+}
+
+/** A JSON Patch `test` that the object is still at the resourceVersion it was read at. */
+function resourceVersionTest(object: unknown): JsonPatchOp {
+  return { op: 'test', path: '/metadata/resourceVersion', value: valueAt(object, ['metadata', 'resourceVersion']) };
+}
 
 /** The API server answered 409: AlreadyExists, or a stale resourceVersion. */
 export function isConflict(error: unknown): boolean {
   return (error as { code?: number } | undefined)?.code === 409;
+}
+
+/** 422: the request was refused as invalid, e.g. a JSON Patch `test` that failed. */
+export function isInvalid(error: unknown): boolean {
+  return (error as { code?: number } | undefined)?.code === 422;
 }
 
 export function isNotFound(error: unknown): boolean {
@@ -108,14 +127,14 @@ export class Cluster {
   create<T = JsonObject>(kind: KindName, namespace: string | undefined, body: JsonObject): Promise<T> {
     // Not retried on 409: AlreadyExists is an answer the caller handles.
     return withRetry(
-      () => this.rest.request<T>('POST', resourcePath(kind, namespace), { body }),
+      () => this.rest.request<T>('POST', resourcePath(kind, namespace), { body, query: WRITE_QUERY }),
       this.conflictIsFinal(),
     );
   }
 
   replace<T = JsonObject>(kind: KindName, namespace: string | undefined, name: string, body: JsonObject): Promise<T> {
     return withRetry(
-      () => this.rest.request<T>('PUT', resourcePath(kind, namespace, name), { body }),
+      () => this.rest.request<T>('PUT', resourcePath(kind, namespace, name), { body, query: WRITE_QUERY }),
       this.conflictIsFinal(),
     );
   }
@@ -127,24 +146,48 @@ export class Cluster {
         this.rest.request<T>('PATCH', resourcePath(kind, namespace, name), {
           body: ops,
           contentType: 'application/json-patch+json',
+          query: WRITE_QUERY,
         }),
       this.conflictIsFinal(),
     );
   }
 
   /**
-   * Patches `object` as it was read: the patch is refused (409) when the object changed since, so
-   * a decision made on what was read is never applied to something else.
+   * Patches `object` as it was read: the patch is refused (409/422) when the object changed since, so
+   * a decision made on what was read is never applied to something else. The spec fields the patch
+   * changed are then given up by the guard's field manager (core/managed-fields.ts), so the deploy
+   * tool's next server-side apply takes them back without a conflict. Answers the newest object.
    */
-  patchUnchanged<T = JsonObject>(kind: KindName, object: unknown, ops: JsonPatchOp[]): Promise<T> {
-    const namespace = valueAt(object, ['metadata', 'namespace']);
-    const name = String(valueAt(object, ['metadata', 'name']));
-    const test: JsonPatchOp = {
-      op: 'test',
-      path: '/metadata/resourceVersion',
-      value: valueAt(object, ['metadata', 'resourceVersion']),
-    };
-    return this.patch<T>(kind, typeof namespace === 'string' ? namespace : undefined, name, [test, ...ops]);
+  async patchUnchanged<T = JsonObject>(kind: KindName, object: unknown, ops: JsonPatchOp[]): Promise<T> {
+    const patched = await this.patch<T>(kind, namespaceOf(object), String(valueAt(object, ['metadata', 'name'])), [
+      resourceVersionTest(object),
+      ...ops,
+    ]);
+    return this.disownSpec(kind, patched);
+  }
+
+  /**
+   * The guard's ownership of spec fields given up (core/managed-fields.ts). The patch tests the
+   * entries it changes; when they moved meanwhile (another manager's entry came or went), read
+   * again and tried again, a few times.
+   */
+  private async disownSpec<T>(kind: KindName, object: T): Promise<T> {
+    let current: unknown = object;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const ops = disownPatch(valueAt(current, ['metadata', 'managedFields']));
+      if (!ops) break;
+      const namespace = namespaceOf(current);
+      const name = String(valueAt(current, ['metadata', 'name']));
+      try {
+        return await this.patch<T>(kind, namespace, name, ops);
+      } catch (error) {
+        if (!isConflict(error) && !isInvalid(error)) throw error;
+        const again = await this.find(kind, namespace, name);
+        if (!again) break;
+        current = again;
+      }
+    }
+    return current as T;
   }
 
   /** Gone already counts as deleted; with `preconditions`, a changed object answers 409 (isConflict). */

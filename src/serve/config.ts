@@ -44,6 +44,8 @@ export const serveConfigSchema = z.strictObject({
   coordinatorNice: z.coerce.number().int().min(0).max(19).default(5),
   execTimeoutMs: positiveMs.default(15 * 60_000),
   drainTimeoutMs: positiveMs.default(10 * 60_000),
+  /** A workload the rollout has not applied yet is scaled down by the guard only this long after the operation opened. */
+  rolloutSettleMs: positiveMs.default(5_000),
   /** An operation waiting this long on something that may never come (Secret, database, exec pod, drain) is held. */
   stallTimeoutMs: positiveMs.default(10 * 60_000),
   /** drain-first (default): drain, downgrade in a runner pod, verify, release; downgrade-first: downgrade in a serving pod, then drain. */

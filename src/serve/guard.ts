@@ -137,6 +137,7 @@ export async function startGuard(
       execTimeoutMs: config.execTimeoutMs,
       maxConcurrentExecs: config.maxConcurrentExecs,
       drainTimeoutMs: config.drainTimeoutMs,
+      rolloutSettleMs: config.rolloutSettleMs,
       stallTimeoutMs: config.stallTimeoutMs,
       order: config.order,
       resyncMs: config.resyncMs,

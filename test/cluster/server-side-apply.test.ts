@@ -1,7 +1,8 @@
 // Server-side apply on the real kube-apiserver, where docs/helm.md says the simulated cluster
 // differs (test/sim/server-side-apply.test.ts pins the simulated side): managedFields per manager, a
 // conflict (409 naming the manager) when an apply sets a field the guard's client last wrote, taken
-// over with --force-conflicts, and a field an applier stops sending removed.
+// over with --force-conflicts, none after the guard's own writes (they give spec up), and a field an
+// applier stops sending removed.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -78,6 +79,36 @@ describe('server-side apply on the real kube-apiserver', () => {
     const forced = await apply('helm', deployment(2, { tier: 'web', team: 'a' }), true);
     expect(forced.code, forced.stderr).toBe(0);
     expect((await live()).spec.replicas).toBe(2);
+  });
+
+  it('a write by the guard (patchUnchanged) gives spec up: the next apply without force takes the replicas back', async () => {
+    const created = await apply('helm', deployment(2, { tier: 'web' }));
+    expect(created.code, created.stderr).toBe(0);
+    const read = await live();
+    const drained = { 'airflow-downgrade-guard/drained': '{"operation":"dg-0123456789abcdef","replicas":2}' };
+    await guardClient.patchUnchanged('Deployment', read, [
+      { op: 'replace', path: '/spec/replicas', value: 0 },
+      read.metadata.annotations
+        ? {
+            op: 'add',
+            path: '/metadata/annotations/airflow-downgrade-guard~1drained',
+            value: drained['airflow-downgrade-guard/drained'],
+          }
+        : { op: 'add', path: '/metadata/annotations', value: drained },
+    ]);
+    const shown = JSON.parse(
+      (await kubectl(['get', 'deployment', 'web', '-n', 'ssa', '--show-managed-fields', '-o', 'json'])).stdout,
+    );
+    expect(shown.spec.replicas).toBe(0);
+    const guard = shown.metadata.managedFields.filter(
+      (f: { manager: string }) => f.manager === 'airflow-downgrade-guard',
+    );
+    // Its own annotation stays its own; the replicas it set are nobody's.
+    expect(guard.map((f: { fieldsV1: object }) => Object.keys(f.fieldsV1))).toEqual([['f:metadata']]);
+
+    const taken = await apply('helm', deployment(3, { tier: 'web' }));
+    expect(taken.code, taken.stderr).toBe(0);
+    expect((await live()).spec.replicas).toBe(3);
   });
 
   it('a field the applier stops sending is removed', async () => {

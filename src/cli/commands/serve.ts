@@ -22,6 +22,7 @@ interface ServeFlags {
   coordinatorNice?: string;
   execTimeoutMs?: string;
   drainTimeoutMs?: string;
+  rolloutSettleMs?: string;
   stallTimeoutMs?: string;
   order?: string;
   leaseDurationSeconds?: string;
@@ -66,6 +67,10 @@ export function register(program: Command): void {
     )
     .option('--exec-timeout-ms <ms>', 'timeout of one downgrade command (default 900000)')
     .option('--drain-timeout-ms <ms>', 'wait for old pods before deleting them (default 600000)')
+    .option(
+      '--rollout-settle-ms <ms>',
+      'scale down a workload the rollout has not applied only this long after the operation opened (default 5000)',
+    )
     .option(
       '--order <order>',
       'drain-first (default: no pod ever runs on a schema it does not match) or downgrade-first (shorter outage)',

@@ -87,6 +87,8 @@ export interface StepContext {
   readonly confirmAttempts: number;
   /** After this long waiting for old pods to go, they are deleted; after twice it, force-deleted. */
   readonly drainTimeoutMs: number;
+  /** How long after the operation opened a workload its rollout has not applied may be scaled by the guard. */
+  readonly rolloutSettleMs: number;
 }
 
 /** The step found a state it must not act on: held with the reason, remembering where it stopped. */

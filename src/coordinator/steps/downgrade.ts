@@ -63,7 +63,8 @@ export async function downgrade(ctx: StepContext, op: OperationState): Promise<S
 
 /** Self-migrating workloads drained (recorded like the drain's); true once none of their pods is left. */
 async function stopSelfMigrating(ctx: StepContext, op: OperationState): Promise<boolean> {
-  await scaleReleaseDown(ctx, op, (w) => migratesSchemaByItself(w.component));
+  if ((await scaleReleaseDown(ctx, op, (w) => migratesSchemaByItself(w.component))) === 'rollout-unsettled')
+    return false;
   return !ctx
     .releasePods(op)
     .some((p) => migratesSchemaByItself(p.component) && p.phase !== 'Succeeded' && p.phase !== 'Failed');

@@ -1,6 +1,7 @@
 // Step 5, drain (order downgrade-first), or step 2 as `quiesce` (drain-first: before the downgrade):
 // every DB-touching workload of the release at 0, its CronJobs suspended, then wait for the old pods;
 // those outliving the drain timeout are deleted.
+import { belongsTo } from '../membership.js';
 import type { OperationState } from '../operation.js';
 import type { PodRecord, WorkloadRecord } from '../release-view.js';
 import type { StepContext, StepResult } from './context.js';
@@ -9,7 +10,7 @@ export async function drain(ctx: StepContext, op: OperationState): Promise<StepR
   const first = op.phase === 'quiesce';
   // The runner ran the downgrade; in drain-first there is none yet (the downgrade follows).
   if (!first) await ctx.deleteRunner(op);
-  await scaleReleaseDown(ctx, op);
+  if ((await scaleReleaseDown(ctx, op)) === 'rollout-unsettled') return { wait: true, op };
   const blocking = ctx.podsBlocking(op, op.toRevision);
   if (blocking.length > 0) return pressStragglers(ctx, drainClockStarted(ctx, op), blocking, op.toVersion);
   ctx.report({
@@ -30,23 +31,42 @@ export async function drain(ctx: StepContext, op: OperationState): Promise<StepR
   return { event: first ? 'quiesced' : 'drained', op };
 }
 
-/** Every DB-touching workload of the release at 0, its CronJobs suspended; what to restore recorded. */
+/**
+ * Every DB-touching workload of the release at 0, its CronJobs suspended; what to restore recorded.
+ * A workload the rollout may still apply (not held under the operation) waits until the rollout
+ * settled: scaled by the guard first, it would meet a server-side apply without force (Helm 4,
+ * `kubectl apply --server-side`) with a conflict on the replicas the guard set, and the tool's
+ * rollout would fail halfway. `rollout-unsettled` while any waits.
+ */
 export async function scaleReleaseDown(
   ctx: StepContext,
   op: OperationState,
   only: (w: WorkloadRecord) => boolean = () => true,
-): Promise<void> {
+): Promise<'scaled' | 'rollout-unsettled'> {
+  const settled = rolloutSettled(ctx, op);
+  let waiting = false;
   // All at once: every sequential round trip here keeps old pods running on the new schema longer.
   await Promise.all(
     ctx.releaseWorkloads(op).map(async (w) => {
       if (w.role !== 'metadata-db' || !only(w)) return;
-      if (w.kind === 'Deployment' || w.kind === 'StatefulSet') {
-        if (w.replicas > 0 || w.drained?.operation !== op.id) await ctx.scaleToZero(op, w);
-      } else if (w.kind === 'CronJob' && w.drained?.operation !== op.id) {
-        await ctx.suspendCronJob(op, w);
+      const scaled = w.kind === 'Deployment' || w.kind === 'StatefulSet';
+      if (!scaled && w.kind !== 'CronJob') return;
+      const pending = w.drained?.operation !== op.id || (scaled && w.replicas > 0);
+      if (!pending) return;
+      if (!settled && !belongsTo(op, w)) {
+        waiting = true;
+        return;
       }
+      if (scaled) await ctx.scaleToZero(op, w);
+      else await ctx.suspendCronJob(op, w);
     }),
   );
+  return waiting ? 'rollout-unsettled' : 'scaled';
+}
+
+/** Whether the rollout that opened the operation has had its time to apply every workload it changes. */
+export function rolloutSettled(ctx: StepContext, op: OperationState): boolean {
+  return ctx.now() - Date.parse(op.openedAt) >= ctx.rolloutSettleMs;
 }
 
 /** The operation with its drain clock started (kept in the record: it survives a failover). */

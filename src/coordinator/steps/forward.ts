@@ -71,7 +71,7 @@ export async function forward(ctx: StepContext, op: OperationState): Promise<Ste
  */
 async function drainForReturn(ctx: StepContext, op: OperationState): Promise<StepResult | undefined> {
   if (!op.returnOf) return undefined;
-  await scaleReleaseDown(ctx, op);
+  if ((await scaleReleaseDown(ctx, op)) === 'rollout-unsettled') return { wait: true, op };
   const blocking = ctx.podsBlocking(op, op.fromRevision);
   if (blocking.length === 0) return undefined;
   return pressStragglers(ctx, drainClockStarted(ctx, op), blocking, op.fromVersion);

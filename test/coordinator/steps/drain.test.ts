@@ -1,7 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { drain } from '../../../src/coordinator/steps/drain.js';
 import { canHappen } from '../../../src/coordinator/transitions.js';
-import { DRAIN_TIMEOUT_MS, memoryContext, NOW, operation, pod, TO_HEAD, workload } from './memory-context.js';
+import {
+  DRAIN_TIMEOUT_MS,
+  memoryContext,
+  NOW,
+  operation,
+  pod,
+  ROLLOUT_SETTLE_MS,
+  TO_HEAD,
+  workload,
+} from './memory-context.js';
 
 const op = operation('drain');
 const STARTED = new Date(NOW).toISOString();
@@ -20,7 +29,7 @@ function releaseWorkloads() {
 
 describe('drain', () => {
   it('scales every DB-touching workload to 0 and suspends CronJobs; no old pod left: drained', async () => {
-    const ctx = memoryContext();
+    const ctx = memoryContext({ nowMs: NOW + ROLLOUT_SETTLE_MS });
     ctx.workloads = releaseWorkloads();
     expect(await drain(ctx, op)).toEqual({ event: 'drained', op });
     expect(ctx.scaled.sort()).toEqual(['api-server', 'scheduler', 'webserver']);
@@ -34,6 +43,48 @@ describe('drain', () => {
       { type: 'Normal', reason: 'Drained', message: 'No pod of 3.1.0 is left; releasing the held rollout' },
     ]);
     expect(canHappen('drain', 'drained')).toBe(true);
+  });
+
+  it('before the rollout settled: drains what it applied (held under the operation) at once, leaves the rest to it', async () => {
+    // Helm 4 applies server-side without force: a workload the guard scaled before Helm applied it
+    // fails Helm's apply with a conflict on spec.replicas (found on the real control plane).
+    const ctx = memoryContext({ nowMs: NOW + ROLLOUT_SETTLE_MS - 1 });
+    ctx.workloads = [
+      workload('scheduler', { replicas: 2, holdOperation: op.id }),
+      workload('cleanup', { kind: 'CronJob', replicas: 0, holdOperation: op.id }),
+      workload('worker', { kind: 'StatefulSet', replicas: 3 }), // not applied by the rollout yet
+      workload('old-cleanup', { kind: 'CronJob', replicas: 0 }), // nor this one
+    ];
+    expect(await drain(ctx, op)).toEqual({ wait: true, op });
+    expect(ctx.scaled).toEqual(['scheduler']);
+    expect(ctx.suspended).toEqual(['cleanup']);
+    expect(ctx.reports).toEqual([]);
+
+    ctx.nowMs = NOW + ROLLOUT_SETTLE_MS;
+    ctx.workloads = [
+      workload('scheduler', { replicas: 0, holdOperation: op.id, drained: { operation: op.id, replicas: 2 } }),
+      workload('cleanup', {
+        kind: 'CronJob',
+        replicas: 0,
+        holdOperation: op.id,
+        drained: { operation: op.id, suspend: false },
+      }),
+      workload('worker', { kind: 'StatefulSet', replicas: 3 }),
+      workload('old-cleanup', { kind: 'CronJob', replicas: 0 }),
+    ];
+    expect(await drain(ctx, op)).toEqual({ event: 'drained', op });
+    expect(ctx.scaled).toEqual(['scheduler', 'worker']);
+    expect(ctx.suspended).toEqual(['cleanup', 'old-cleanup']);
+  });
+
+  it('before the rollout settled, every workload applied by it: drained without waiting', async () => {
+    const ctx = memoryContext({ nowMs: NOW });
+    ctx.workloads = [
+      workload('scheduler', { replicas: 2, holdOperation: op.id }),
+      workload('statsd', { role: 'no-metadata-db' }),
+    ];
+    expect(await drain(ctx, op)).toEqual({ event: 'drained', op });
+    expect(ctx.scaled).toEqual(['scheduler']);
   });
 
   it('as quiesce (drain-first) before the downgrade: no runner to delete, quiesced', async () => {

@@ -11,6 +11,7 @@ import {
   NOW,
   operation,
   pod,
+  ROLLOUT_SETTLE_MS,
   TO_HEAD,
   workload,
 } from './memory-context.js';
@@ -127,10 +128,27 @@ describe('forward', () => {
       revision: TO_HEAD,
       blocking: [pod('airflow-scheduler-0', { version: '3.0.2', head: TO_HEAD })],
     });
-    ctx.workloads = [workload('scheduler', { replicas: 2, head: TO_HEAD }), workload('cleanup', { kind: 'CronJob' })];
+    // The rollback applied the scheduler (held under the return), not yet the CronJob: scaled by the
+    // guard first, its server-side apply (Helm 4) would conflict on what the guard set.
+    ctx.workloads = [
+      workload('scheduler', { replicas: 2, head: TO_HEAD, holdOperation: back.id }),
+      workload('cleanup', { kind: 'CronJob' }),
+    ];
+    expect(await forward(ctx, back)).toEqual({ wait: true, op: back });
+    expect(ctx.scaled).toEqual(['scheduler']);
+    expect(ctx.suspended).toEqual([]);
+    expect(ctx.execs).toEqual([]);
+
+    ctx.nowMs = NOW + ROLLOUT_SETTLE_MS;
+    ctx.workloads[0] = workload('scheduler', {
+      replicas: 0,
+      head: TO_HEAD,
+      holdOperation: back.id,
+      drained: { operation: back.id, replicas: 2 },
+    });
     expect(await forward(ctx, back)).toEqual({
       wait: true,
-      op: { ...back, drainStartedAt: new Date(NOW).toISOString() },
+      op: { ...back, drainStartedAt: new Date(NOW + ROLLOUT_SETTLE_MS).toISOString() },
       on: 'watch',
     });
     expect(ctx.scaled).toEqual(['scheduler']);

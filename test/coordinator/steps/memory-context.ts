@@ -13,6 +13,7 @@ export const HALFWAY = 'fe199e1abd77';
 /** The memory context's clock: the time `operation()` opens its operations. */
 export const NOW = Date.parse('2026-12-01T10:00:00Z');
 export const DRAIN_TIMEOUT_MS = 60_000;
+export const ROLLOUT_SETTLE_MS = 5_000;
 export const EXEC_POD: ExecPod = {
   name: 'airflow-api-server-0',
   container: 'api-server',
@@ -129,6 +130,7 @@ export function memoryContext(
     returnedCleared: 0,
     nowMs: NOW,
     drainTimeoutMs: DRAIN_TIMEOUT_MS,
+    rolloutSettleMs: ROLLOUT_SETTLE_MS,
     async readRevision() {
       if (ctx.revision instanceof Error) throw ctx.revision;
       return ctx.revision;

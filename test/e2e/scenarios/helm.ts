@@ -52,8 +52,12 @@ export async function helmInstallFixture(e: E2E<ClusterUnderTest>, helm: Helm, c
 }
 
 /** The release runs `version` as the chart sets it: replicas, nothing paused, no guard marks, no violation. */
-export async function expectSettledAt(e: E2E<ClusterUnderTest>, version: string): Promise<void> {
-  const s = fixtureRelease(version);
+export async function expectSettledAt(
+  e: E2E<ClusterUnderTest>,
+  version: string,
+  replicas?: ReleaseSpec['replicas'],
+): Promise<void> {
+  const s = { ...fixtureRelease(version), ...(replicas ? { replicas } : {}) };
   await waitFor(`release running ${version}`, () => releaseReady(e.sim, s), 90_000, 100);
   expect(await e.revision()).toBe(headOf(version));
   for (const w of releaseWorkloads(s)) {
@@ -73,17 +77,50 @@ export interface HelmDowngradeOutcome {
 }
 
 /**
+ * The guard's drain, hold and release wrote spec fields (replicas, suspend, paused) and gave their
+ * ownership up again (core/managed-fields.ts): a `helm upgrade` changing only the chart's replicas
+ * applies (Helm 4 server-side, without --force-conflicts), untouched by the guard.
+ */
+async function expectReplicasChangeApplies(e: E2E<ClusterUnderTest>, helm: Helm, chart: string): Promise<void> {
+  for (const w of releaseWorkloads(fixtureRelease(HELM_FROM))) {
+    const fields = (e.workload(w.kind, 'airflow', w.name) as { metadata: { managedFields?: ManagedFieldsEntry[] } })
+      .metadata.managedFields;
+    const owned = (fields ?? []).filter((m) => m.manager === 'airflow-downgrade-guard' && m.fieldsV1?.['f:spec']);
+    expect(owned, `${w.kind}/${w.name}: spec fields owned by the guard: ${JSON.stringify(owned)}`).toEqual([]);
+  }
+  const upgrade = await helm.run([
+    'upgrade',
+    'airflow',
+    chart,
+    '-n',
+    'airflow',
+    '--reuse-values',
+    '--set',
+    'replicas.scheduler=3',
+    '--wait',
+    '--timeout',
+    '2m',
+  ]);
+  expect(upgrade.code, upgrade.stderr).toBe(0);
+  await expectSettledAt(e, HELM_FROM, { scheduler: 3 });
+}
+
+interface ManagedFieldsEntry {
+  manager?: string;
+  fieldsV1?: Record<string, unknown>;
+}
+
+/**
  * From the installed release at HELM_FROM with the guard running: `helm upgrade --wait --timeout 5m`
  * to HELM_TO is held, downgraded, drained and released (full step sequence, zero violations), Helm
  * succeeds; `helm rollback` to revision 1 runs no hooks, so the guard holds that return and runs it
- * as an operation of its own (forward, then restore), and the release settles at HELM_FROM.
+ * as an operation of its own (forward, then restore), and the release settles at HELM_FROM; a later
+ * upgrade of only the replicas applies as if the guard had never written them.
  */
 export async function helmDowngradeThenRollback(
   e: E2E<ClusterUnderTest>,
   helm: Helm,
   chart: string,
-  /** Added to `helm rollback` (e.g. Helm 4's `--force-conflicts`, see test/cluster/helm.test.ts). */
-  rollbackFlags: string[] = [],
 ): Promise<HelmDowngradeOutcome> {
   e.sim.runtime.violations.clear();
   const started = Date.now();
@@ -105,17 +142,7 @@ export async function helmDowngradeThenRollback(
   const upgradeToReadyMs = Date.now() - started;
   const done = await expectDowngraded(e, fixtureRelease(HELM_FROM), HELM_TO);
   expect(stepSequence(done)).toEqual(FULL_SEQUENCE);
-  const rollback = await helm.run([
-    'rollback',
-    'airflow',
-    '1',
-    '-n',
-    'airflow',
-    ...rollbackFlags,
-    '--wait',
-    '--timeout',
-    '2m',
-  ]);
+  const rollback = await helm.run(['rollback', 'airflow', '1', '-n', 'airflow', '--wait', '--timeout', '2m']);
   expect(rollback.code, rollback.stderr).toBe(0);
   const returned = await waitFor(
     'return operation ended',
@@ -128,6 +155,7 @@ export async function helmDowngradeThenRollback(
   );
   expect(returned.phase, `${returned.phase}: ${returned.heldReason ?? ''}`).toBe('returned');
   await expectSettledAt(e, HELM_FROM);
+  await expectReplicasChangeApplies(e, helm, chart);
   return {
     outcome: `upgrade ${done.phase} (${stepSequence(done).join('>')}), rollback ${returned.phase} (${stepSequence(returned).join('>')}), 0 violations`,
     upgradeToReadyMs,
