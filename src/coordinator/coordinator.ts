@@ -343,6 +343,15 @@ export class Coordinator {
         do {
           state.again = false;
           await this.reconcile(namespace, release).catch((error: unknown) => {
+            // A write refused because its object changed since it was read is a race, not a fault:
+            // the watch event of that change brings the release back.
+            if (isConflict(error)) {
+              this.deps.logger.debug(
+                { namespace, release, err: (error as Error).message },
+                'an object changed while it was acted on; looking again',
+              );
+              return;
+            }
             this.deps.logger.error(
               { namespace, release, err: (error as Error).message },
               'reconcile failed; will retry',

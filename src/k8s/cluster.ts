@@ -1,6 +1,6 @@
 // The cluster as the coordinator sees it: typed paths over the plain-JSON REST client, every
 // call retried with backoff on conflicts, throttling, server errors and network trouble.
-import { KubeRest, isRetryable, withRetry, type RetryOptions } from './rest.js';
+import { KubeApiError, KubeRest, isRetryable, withRetry, type RetryOptions } from './rest.js';
 import type { JsonObject } from '../core/objects.js';
 
 export type KindName =
@@ -153,17 +153,39 @@ export class Cluster {
   }
 
   /**
-   * Patches `object` as it was read: the patch is refused (409/422) when the object changed since, so
+   * Patches `object` as it was read: the patch is refused (409) when the object changed since, so
    * a decision made on what was read is never applied to something else. The spec fields the patch
    * changed are then given up by the guard's field manager (core/managed-fields.ts), so the deploy
    * tool's next server-side apply takes them back without a conflict. Answers the newest object.
    */
   async patchUnchanged<T = JsonObject>(kind: KindName, object: unknown, ops: JsonPatchOp[]): Promise<T> {
-    const patched = await this.patch<T>(kind, namespaceOf(object), String(valueAt(object, ['metadata', 'name'])), [
-      resourceVersionTest(object),
-      ...ops,
-    ]);
+    const namespace = namespaceOf(object);
+    const name = String(valueAt(object, ['metadata', 'name']));
+    let patched: T;
+    try {
+      patched = await this.patch<T>(kind, namespace, name, [resourceVersionTest(object), ...ops]);
+    } catch (error) {
+      throw await this.conflictIfMoved(error, kind, object);
+    }
     return this.disownSpec(kind, patched);
+  }
+
+  /**
+   * A failed JSON Patch `test` is answered 422 like any invalid patch: when the object moved on since
+   * `read` (or is gone), it is the 409 a stale write is (isConflict), else the error as it was.
+   */
+  private async conflictIfMoved(error: unknown, kind: KindName, read: unknown): Promise<unknown> {
+    if (!isInvalid(error)) return error;
+    const name = String(valueAt(read, ['metadata', 'name']));
+    const was = valueAt(read, ['metadata', 'resourceVersion']);
+    const now = await this.find(kind, namespaceOf(read), name);
+    const is = valueAt(now, ['metadata', 'resourceVersion']);
+    if (now !== undefined && is === was) return error;
+    return new KubeApiError(
+      409,
+      'Conflict',
+      `${kind} ${name} changed since it was read (resourceVersion ${String(was)} -> ${now === undefined ? 'deleted' : String(is)})`,
+    );
   }
 
   /**
