@@ -27,7 +27,9 @@ export function flowScenarios(startOn: StartE2E): void {
       const e2e = await start();
       const s: ReleaseSpec = { ...releaseSpec('argo'), replicas: { scheduler: 2, worker: 2 } };
       await e2e.installRelease(s);
-      await e2e.startGuard();
+      // The guard leaves a workload the sync has not applied yet alone for --rollout-settle-ms
+      // (default 5 s, longer than this sync): a short one makes it drain them while the sync goes on.
+      await e2e.startGuard(undefined, ['--rollout-settle-ms', '500']);
       const sync = await upgradeRelease(e2e, s, '3.0.2', { hook: 'post-upgrade', pauseMs: 300 });
       // The operation drained the rest of the release while the sync paused between workloads;
       // every update of a drained workload was admitted at 0 replicas (the count is restored later).
