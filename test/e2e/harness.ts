@@ -772,6 +772,30 @@ export function eventsOf(
   return e.sim.store.list(RESOURCES.events, namespace).items as never;
 }
 
+/**
+ * The namespace's Events as "Type Reason", once each of `wanted` ("Type Reason", or a reason alone)
+ * is among them. The guard queues its Events instead of writing them with the step that causes them,
+ * so an Event may follow the operation record it belongs to by moments.
+ */
+export function eventsIncluding(
+  e: E2E<ClusterUnderTest>,
+  namespace: string,
+  wanted: string[],
+  timeoutMs = 15_000,
+): Promise<string[]> {
+  return waitFor(
+    `Events ${wanted.join(', ')}`,
+    () => {
+      const seen = eventsOf(e, namespace).map((ev) => `${ev.type} ${ev.reason}`);
+      const missing = wanted.filter((w) => !seen.some((s) => s === w || s.endsWith(` ${w}`)));
+      if (missing.length > 0) throw new Error(`missing ${missing.join(', ')}; seen ${[...new Set(seen)].join(', ')}`);
+      return seen;
+    },
+    timeoutMs,
+    50,
+  );
+}
+
 /** Resolves (synchronously with the store write) the first time the release's operation satisfies `when`. */
 export function whenOperation(
   e: E2E<ClusterUnderTest>,

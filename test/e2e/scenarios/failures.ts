@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { retryOperation } from '../../../src/coordinator/operator-actions.js';
 import {
   FULL_SEQUENCE,
+  eventsIncluding,
   eventsOf,
   expectDowngraded,
   expectNoViolations,
@@ -137,8 +138,7 @@ export function failureScenarios(startOn: StartE2E): void {
         expect(held.steps.map((st) => st.outcome).slice(2)).toEqual(['failed', 'ok', 'held']);
         await expectHeldServing(e2e, s);
         // Same pod for both commands: the roll-forward ran where the downgrade stopped.
-        const reasons = eventsOf(e2e, s.namespace).map((e) => e.reason);
-        expect(reasons).toContain('RollForwardSucceeded');
+        await eventsIncluding(e2e, s.namespace, ['RollForwardSucceeded']);
         expect(held.execPod).toMatchObject({ component: 'api-server', runner: false });
 
         await retryOperation(e2e.admin, held, 'operator@example.com');
