@@ -88,7 +88,14 @@ async function expectReplicasChangeApplies(e: E2E<ClusterUnderTest>, helm: Helm,
     const owned = (fields ?? []).filter((m) => m.manager === 'airflow-downgrade-guard' && m.fieldsV1?.['f:spec']);
     expect(owned, `${w.kind}/${w.name}: spec fields owned by the guard: ${JSON.stringify(owned)}`).toEqual([]);
   }
-  const upgrade = await helm.run([
+  const upgrade = await helmUpgradeSet(helm, chart, 'replicas.scheduler=3', '2m');
+  expect(upgrade.code, upgrade.stderr).toBe(0);
+  await expectSettledAt(e, HELM_FROM, { scheduler: 3 });
+}
+
+/** `helm upgrade --wait` of the release `airflow/airflow` with its values and one `--set`. */
+function helmUpgradeSet(helm: Helm, chart: string, set: string, timeout: string): ReturnType<Helm['run']> {
+  return helm.run([
     'upgrade',
     'airflow',
     chart,
@@ -96,13 +103,11 @@ async function expectReplicasChangeApplies(e: E2E<ClusterUnderTest>, helm: Helm,
     'airflow',
     '--reuse-values',
     '--set',
-    'replicas.scheduler=3',
+    set,
     '--wait',
     '--timeout',
-    '2m',
+    timeout,
   ]);
-  expect(upgrade.code, upgrade.stderr).toBe(0);
-  await expectSettledAt(e, HELM_FROM, { scheduler: 3 });
 }
 
 interface ManagedFieldsEntry {
@@ -124,19 +129,7 @@ export async function helmDowngradeThenRollback(
 ): Promise<HelmDowngradeOutcome> {
   e.sim.runtime.violations.clear();
   const started = Date.now();
-  const upgrade = await helm.run([
-    'upgrade',
-    'airflow',
-    chart,
-    '-n',
-    'airflow',
-    '--reuse-values',
-    '--set',
-    `airflowVersion=${HELM_TO}`,
-    '--wait',
-    '--timeout',
-    '5m',
-  ]);
+  const upgrade = await helmUpgradeSet(helm, chart, `airflowVersion=${HELM_TO}`, '5m');
   expect(upgrade.code, upgrade.stderr).toBe(0);
   await waitFor(`release running ${HELM_TO}`, () => releaseReady(e.sim, fixtureRelease(HELM_TO)), 90_000, 50);
   const upgradeToReadyMs = Date.now() - started;
