@@ -237,12 +237,15 @@ async function main(): Promise<void> {
       `\n${bold('$ helm upgrade airflow apache-airflow/airflow --set airflowVersion=3.0.2')}   ${dim(useKubectl ? '(kubectl apply of the rendered chart)' : '(API calls)')}`,
     );
     const upgradeStart = Date.now();
-    const output = await apply(releaseManifests('3.0.2', { job: false, workloads: true }));
+    const output = [
+      await apply(releaseManifests('3.0.2', { job: false, workloads: true })),
+      // The migration Job, a post-upgrade hook: created after the workloads, held with them.
+      await apply(releaseManifests('3.0.2', { job: true, workloads: false })),
+    ].join('\n');
     // Every distinct warning: each held workload's own line, the shared plan once.
     const warnings = output.split('\n').filter((l) => l.startsWith('Warning:'));
     for (const w of new Set(warnings)) console.log(`  ${w}`);
     console.log('');
-    await apply(releaseManifests('3.0.2', { job: true, workloads: false }));
 
     let lastPhase = '';
     let lastPods = '';
