@@ -1,5 +1,5 @@
 // Server-side apply on the real kube-apiserver, where docs/helm.md says the simulated cluster
-// differs (test/sim/server-side-apply.test.ts pins the simulated side): managedFields per manager, a
+// differs (test/testbed/sim/server-side-apply.test.ts pins the simulated side): managedFields per manager, a
 // conflict (409 naming the manager) when an apply sets a field the guard's client last wrote, taken
 // over with --force-conflicts, none after the guard's own writes (they give spec up), and a field an
 // applier stops sending removed.
