@@ -19,6 +19,7 @@ import {
   whenOperation,
   type ClusterUnderTest,
   type E2E,
+  type E2EOptions,
   type ReleaseSpec,
 } from './harness.js';
 import { imitatedHelm } from './helm-imitation.js';
@@ -159,6 +160,20 @@ function stuckOldSchedulers(): { on: boolean; predicate: (pod: KubeObject) => bo
   return stuck;
 }
 
+/** The release at FROM on a cluster started with `options`, with a guard (`guardArgs` added to serve). */
+async function guardedRelease(
+  start: StartE2E,
+  name: string,
+  options: E2EOptions = {},
+  guardArgs: string[] = [],
+): Promise<{ e: E2E<ClusterUnderTest>; s: ReleaseSpec }> {
+  const e = await start(options);
+  const s = returnSpec(name);
+  await e.installRelease(s);
+  await e.startGuard(undefined, guardArgs);
+  return { e, s };
+}
+
 /** The metadata Secret points at a closed port until the returned function puts it back. */
 async function breakMetadataConnection(e: E2E<ClusterUnderTest>, s: ReleaseSpec): Promise<() => Promise<void>> {
   const secret = `${s.release}-metadata`;
@@ -221,10 +236,7 @@ function drainedIn(e: E2E<ClusterUnderTest>, s: ReleaseSpec, phase: OperationSta
  */
 export async function returnBeforeExec(start: StartE2E, name: string, method: ReturnMethod): Promise<void> {
   const began = Date.now();
-  const e = await start();
-  const s = returnSpec(name);
-  await e.installRelease(s);
-  await e.startGuard('guard', ['--stall-timeout-ms', '600000']);
+  const { e, s } = await guardedRelease(start, name, {}, ['--stall-timeout-ms', '600000']);
   const repair = await breakMetadataConnection(e, s);
   // Repaired once the operation ended: a plain upgrade waits for its migration Job, which needs the database.
   const ended = operationEnded(e, s).then(async (op) => {
@@ -266,10 +278,7 @@ export async function returnDuringExec(
   order: Order = 'downgrade-first',
 ): Promise<void> {
   const began = Date.now();
-  const e = await start({ order });
-  const s = returnSpec(name);
-  await e.installRelease(s);
-  await e.startGuard();
+  const { e, s } = await guardedRelease(start, name, { order });
   const gate = await lockSchemaRow(e);
   let walked = false;
   const undo = onDowngradeWalk(e, () => {
@@ -322,10 +331,11 @@ export async function returnAfterVerify(
 ): Promise<void> {
   const began = Date.now();
   const stuck = stuckOldSchedulers();
-  const e = await start(order === 'drain-first' ? { order } : { order, stuckTerminating: stuck.predicate });
-  const s = returnSpec(name);
-  await e.installRelease(s);
-  await e.startGuard();
+  const { e, s } = await guardedRelease(
+    start,
+    name,
+    order === 'drain-first' ? { order } : { order, stuckTerminating: stuck.predicate },
+  );
   stuck.on = true;
   const atDrain = whenOperation(e, s.namespace, s.release, (op) => op.phase === 'drain');
   await downgradeThenReturn(e, s, method, () => atDrain);
@@ -366,10 +376,7 @@ export async function returnDuringDrain(
 ): Promise<void> {
   const began = Date.now();
   const stuck = stuckOldSchedulers();
-  const e = await start({ order, stuckTerminating: stuck.predicate });
-  const s = returnSpec(name);
-  await e.installRelease(s);
-  await e.startGuard();
+  const { e, s } = await guardedRelease(start, name, { order, stuckTerminating: stuck.predicate });
   stuck.on = true;
   const phase = order === 'drain-first' ? 'quiesce' : 'drain';
   await downgradeThenReturn(e, s, method, () =>
